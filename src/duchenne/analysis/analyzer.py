@@ -1,0 +1,208 @@
+"""``Analyzer``: image in, ``Faces`` out. The one entry point of the face pipeline.
+
+Why one object: onnxruntime sessions are expensive to build and cheap to reuse, so the
+analyzer opens each model once and every call (single image, batch, video frame, server
+request) goes through the same stages: detect -> landmarks -> geometry -> smile/emotion.
+Per-face models run on all faces of a call in one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from duchenne.errors import DuchenneError
+from duchenne.face.align import align_batch, crop_as_aligned, eye_centres
+from duchenne.face.detector import Detections, FaceDetector
+from duchenne.face.geometry import geometry_arrays
+from duchenne.face.landmarks import FaceMesh, roi_from_detection
+from duchenne.faces import EMOTION_LABELS, Faces
+from duchenne.io.image import load_image
+from duchenne.models.registry import default_smile_model
+from duchenne.models.smile import SmileModel
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("detect", "landmarks", "geometry", "smile")
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+def normalize_stages(stages: Iterable[str]) -> tuple[str, ...]:
+    """Validate stage names and add what they depend on (geometry needs landmarks)."""
+    wanted = set(stages)
+    unknown = wanted - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stage(s) {sorted(unknown)}; choose from {list(STAGES)}")
+    if "geometry" in wanted:
+        wanted.add("landmarks")
+    wanted.add("detect")
+    return tuple(s for s in STAGES if s in wanted)
+
+
+class Analyzer:
+    """Find faces and measure smiles in images.
+
+    Args:
+        stages: which stages run, from ``("detect", "landmarks", "geometry", "smile")``;
+            detection always runs, geometry implies landmarks. Smile crops are aligned on
+            the Face Mesh eyes when landmarks run, else on the detector's eye keypoints.
+        detector: ``"full"`` (any distance, default) or ``"short"`` (near faces).
+        smile_model: ladder variant name or ``.onnx`` path (None = the default variant).
+        max_faces: keep at most this many faces (highest detector score first).
+        min_face_size: drop faces whose box is smaller than this many pixels (short side).
+        min_score: detector threshold (None = MediaPipe's default for the model).
+        tile: scan large images in tiles for small faces (``"auto"``, True, False).
+        threads: onnxruntime threads per session (None = onnxruntime's default).
+        max_pixels: refuse images larger than this (decompression-bomb guard).
+
+    Example:
+        >>> analyzer = Analyzer()
+        >>> faces = analyzer.analyze("photo.jpg")          # doctest: +SKIP
+        >>> [round(f.smile_score, 1) for f in faces]       # doctest: +SKIP
+        [7.9]
+    """
+
+    def __init__(
+        self,
+        stages: Iterable[str] = STAGES,
+        *,
+        detector: str = "full",
+        smile_model: str | Path | None = None,
+        max_faces: int | None = None,
+        min_face_size: float = 0.0,
+        min_score: float | None = None,
+        tile: bool | str = "auto",
+        threads: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.stages = normalize_stages(stages)
+        self.max_faces, self.min_face_size, self.max_pixels = max_faces, min_face_size, max_pixels
+        self.detector = FaceDetector(detector, min_score=min_score, tile=tile, threads=threads)
+        self.mesh = FaceMesh(threads=threads) if "landmarks" in self.stages else None
+        self.smile_model: SmileModel | None = None
+        if "smile" in self.stages:
+            if smile_model is None and default_smile_model() is None:
+                logger.warning("no smile model ships with this installation; smile stage skipped")
+            else:
+                self.smile_model = SmileModel(smile_model, threads=threads)
+
+    @property
+    def model_names(self) -> dict[str, str]:
+        """Which models produced the results (recorded in every result's meta)."""
+        names = {"detector": self.detector.spec.model}
+        if self.mesh is not None:
+            names["landmarks"] = "face_landmark"
+        if self.smile_model is not None:
+            names["smile"] = self.smile_model.name
+        return names
+
+    def analyze(self, source: Any, *, crop: bool = False) -> Faces:
+        """Analyse one image (path, bytes, file object, PIL image or RGB/gray array).
+
+        Args:
+            source: the image.
+            crop: the image is already a face crop: skip detection and landmarks and run
+                the smile model on the whole image (head-crop classifier mode).
+
+        Raises:
+            ImageLoadError: (and subclasses) when the input cannot be decoded.
+        """
+        return self.analyze_batch([source], crop=crop, on_error="raise")[0]  # type: ignore[return-value]
+
+    def analyze_batch(
+        self,
+        sources: Sequence[Any],
+        *,
+        crop: bool = False,
+        on_error: str = "return",
+        progress: bool = False,
+    ) -> list[Faces | DuchenneError]:
+        """Analyse many images with the same sessions; smile crops of all images share one batch.
+
+        Args:
+            on_error: ``"return"`` puts the ``DuchenneError`` of a bad input in its slot and
+                carries on; ``"raise"`` raises it.
+            progress: show a tqdm progress bar.
+        """
+        results: list[Faces | DuchenneError] = []
+        images: list[np.ndarray | None] = []
+        for source in tqdm(sources, disable=not progress, desc="faces", unit="img"):
+            try:
+                image = load_image(source, max_pixels=self.max_pixels)
+                faces = self._crop_faces(image) if crop else self.faces_in(image)
+            except DuchenneError as exc:
+                if on_error == "raise":
+                    raise
+                results.append(exc)
+                images.append(None)
+                continue
+            faces.meta.update(_describe(source, image), models=self.model_names)
+            results.append(faces)
+            images.append(image)
+        self._add_smiles(results, images, crop)
+        return results
+
+    def faces_in(self, image: np.ndarray) -> Faces:
+        """Detection, landmarks and geometry on a decoded RGB image (no smile stage)."""
+        dets = self._filter(self.detector(image))
+        faces = Faces(dets.xyxy, dets.score, keypoints=dets.keypoints)
+        if self.mesh is not None and len(faces):
+            rois = [roi_from_detection(b, k) for b, k in zip(dets.xyxy, dets.keypoints, strict=True)]
+            faces.landmarks, faces.landmark_score = self.mesh(image, rois)
+            if "geometry" in self.stages:
+                faces.data.update(geometry_arrays(faces.landmarks))
+        return faces
+
+    def _filter(self, dets: Detections) -> Detections:
+        size = np.minimum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
+        dets = dets.select(size >= self.min_face_size)
+        order = np.argsort(-dets.score)
+        if self.max_faces is not None:
+            order = order[: self.max_faces]
+        return dets.select(order)
+
+    def _crop_faces(self, image: np.ndarray) -> Faces:
+        h, w = image.shape[:2]
+        faces = Faces(np.array([[0, 0, w, h]], np.float32), np.ones(1, np.float32))
+        faces.meta["crop_mode"] = True
+        return faces
+
+    def face_crops(self, image: np.ndarray, faces: Faces, crop: bool = False) -> np.ndarray:
+        """Aligned crops (n, S, S, 3) for the smile model: landmark eyes, else keypoint eyes."""
+        assert self.smile_model is not None
+        cfg = self.smile_model.align
+        if crop:
+            return crop_as_aligned(image, cfg)[None]
+        if faces.landmarks is not None:
+            eyes = np.stack([np.stack(eye_centres(lm)) for lm in faces.landmarks]) if len(faces) else np.zeros((0, 2, 2))
+        else:
+            eyes = faces.keypoints[:, :2] if faces.keypoints is not None else np.zeros((0, 2, 2))
+        return align_batch(image, eyes, cfg)
+
+    def _add_smiles(self, results: list[Faces | DuchenneError], images: list[np.ndarray | None], crop: bool) -> None:
+        if self.smile_model is None:
+            return
+        pairs = [(f, im) for f, im in zip(results, images, strict=True) if isinstance(f, Faces) and im is not None]
+        crops = [self.face_crops(im, f, crop) for f, im in pairs]
+        if not crops:
+            return
+        out = self.smile_model(np.concatenate(crops))
+        start = 0
+        for (faces, _), c in zip(pairs, crops, strict=True):
+            stop = start + len(c)
+            faces.smile, faces.smile_score = out.smile[start:stop], out.smile_score[start:stop]
+            faces.emotion = out.emotion[start:stop]
+            faces.meta["emotion_labels"] = list(EMOTION_LABELS)
+            start = stop
+
+
+def _describe(source: Any, image: np.ndarray) -> dict[str, Any]:
+    meta: dict[str, Any] = {"width": int(image.shape[1]), "height": int(image.shape[0])}
+    if isinstance(source, (str, Path)):
+        meta["source"] = str(source)
+    return meta

@@ -1,0 +1,1 @@
+"""The ``duchenne`` command line."""

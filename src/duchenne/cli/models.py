@@ -1,0 +1,51 @@
+"""``duchenne models``: the shipped models with size, parameters, accuracy and latency."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from duchenne.models.registry import default_smile_model, get_model_cfg, list_models
+from duchenne.io.sinks import to_json_text
+
+COLUMNS = ("name", "task", "bytes", "params", "input", "accuracy", "latency_ms")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the shipped models")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def model_rows() -> list[dict[str, object]]:
+    """One row per registered model, facts taken from the shipped manifests."""
+    rows = []
+    default = default_smile_model()
+    for name in list_models():
+        cfg = get_model_cfg(name)
+        info = cfg.info
+        metrics = info.get("metrics", {})
+        rows.append(
+            {
+                "name": name + (" (default)" if name == default else ""),
+                "task": cfg.task,
+                "bytes": cfg.path.stat().st_size if cfg.path.is_file() else None,
+                "params": info.get("params"),
+                "input": info.get("input_size") or info.get("input", {}).get("shape"),
+                "accuracy": metrics.get("summary"),
+                "latency_ms": info.get("latency_ms"),
+            }
+        )
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = model_rows()
+    if args.json:
+        print(to_json_text(rows, indent=2))
+        return 0
+    table = [[str(r[c]) if r[c] is not None else "-" for c in COLUMNS] for r in rows]
+    widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(COLUMNS)]
+    line = "  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True))
+    sys.stdout.write(line + "\n" + "\n".join("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)) for t in table) + "\n")
+    return 0

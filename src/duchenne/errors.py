@@ -1,0 +1,76 @@
+"""The typed errors every part of duchenne raises.
+
+Why a hierarchy: callers (the CLI, the server, batch jobs) catch ``DuchenneError``
+to report one bad input and carry on, and map each subclass to an exit status or an
+HTTP code, without ever catching unrelated bugs. Each class also subclasses the
+builtin it refines (``ValueError``, ``OSError`` ...) so generic handlers still work.
+"""
+
+from __future__ import annotations
+
+
+class DuchenneError(Exception):
+    """Base class of every error duchenne raises on purpose."""
+
+
+class ImageLoadError(DuchenneError, ValueError):
+    """An input could not be decoded as an image (missing, empty, corrupt, truncated, not an image)."""
+
+
+class UnsupportedFormatError(ImageLoadError):
+    """The file is a valid file of a kind duchenne does not read (e.g. a PDF or an SVG)."""
+
+
+class ImageTooLargeError(ImageLoadError):
+    """The image has more pixels than the configured limit (decompression-bomb guard)."""
+
+
+class VideoOpenError(DuchenneError, OSError):
+    """A video file or device could not be opened or has no decodable frames."""
+
+
+class VideoDecodeError(DuchenneError, OSError):
+    """A video stopped decoding part way (truncated or corrupt); frames before it were analysed."""
+
+
+class NoFaceDetectedError(DuchenneError):
+    """Raised only where a face is required (e.g. ``enhance`` on a face index that does not exist)."""
+
+
+class InvalidFacesError(DuchenneError, ValueError):
+    """A ``Faces`` object was built with arrays of inconsistent shapes."""
+
+
+class UnknownModelError(DuchenneError, KeyError):
+    """A model name is not in the registry; the message lists close matches."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class UnrecognizedModelError(DuchenneError):
+    """An ONNX file lacks the metadata duchenne needs to know how to run it."""
+
+
+class ModelIntegrityError(DuchenneError):
+    """A shipped model file does not match the sha256 in its manifest."""
+
+
+class MissingExtraError(DuchenneError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+class DatasetError(DuchenneError, ValueError):
+    """A dataset folder or label file does not have the expected layout."""
+
+
+def require_extra(module: str, extra: str):
+    """Import ``module`` or raise ``MissingExtraError`` naming ``pip install 'duchenne[extra]'``."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingExtraError(
+            f"{module} is required for this feature: pip install 'duchenne[{extra}]'"
+        ) from exc

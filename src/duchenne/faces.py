@@ -1,0 +1,279 @@
+"""``Faces``: the one result data model of duchenne.
+
+Why parallel arrays: every per-face model (landmarks, smile, emotion) runs on all faces of
+an image in one batch, and filtering (``faces[faces.score > 0.8]``) is numpy indexing.
+``Face`` is a frozen per-face view with plain Python scalars for people who iterate, and
+``to_dict`` is the single JSON schema used by the API, the CLI and the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from duchenne.errors import InvalidFacesError
+
+EMOTION_LABELS: tuple[str, ...] = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+)
+
+#: BlazeFace keypoint order ("right" is the subject's right, i.e. the image's left side).
+KEYPOINT_NAMES: tuple[str, ...] = (
+    "right_eye",
+    "left_eye",
+    "nose_tip",
+    "mouth_center",
+    "right_ear_tragion",
+    "left_ear_tragion",
+)
+
+# name -> expected trailing shape (None = any) of optional per-face arrays
+_OPTIONAL_SHAPES: dict[str, tuple[int | None, ...]] = {
+    "keypoints": (6, 2),
+    "landmarks": (None, 3),
+    "landmark_score": (),
+    "smile": (),
+    "smile_score": (),
+    "emotion": (len(EMOTION_LABELS),),
+    "track_id": (),
+}
+
+
+def _check(name: str, value: np.ndarray, n: int, tail: tuple[int | None, ...]) -> None:
+    """Raise ``InvalidFacesError`` unless ``value`` has shape ``(n, *tail)``."""
+    shape = value.shape
+    ok = len(shape) == 1 + len(tail) and shape[0] == n
+    ok = ok and all(t is None or t == s for t, s in zip(tail, shape[1:], strict=False))
+    if not ok:
+        want = ", ".join(["n"] + ["_" if t is None else str(t) for t in tail])
+        raise InvalidFacesError(f"{name} must have shape ({want}) with n={n}, but got {shape}")
+
+
+@dataclass(eq=False)
+class Faces:
+    """All faces found in one image (or one video frame), as parallel arrays.
+
+    Args:
+        xyxy: (n, 4) float32 boxes in original image pixels.
+        score: (n,) detector confidence in [0, 1].
+        keypoints: (n, 6, 2) BlazeFace keypoints in pixels (order in ``KEYPOINT_NAMES``).
+        landmarks: (n, 468, 3) Face Mesh landmarks; x, y in pixels, z in pixels relative to
+            the face centre (smaller = closer to the camera).
+        landmark_score: (n,) Face Mesh face-presence probability.
+        smile: (n,) calibrated probability that the face smiles.
+        smile_score: (n,) smile intensity on 1..10 (see ``duchenne.models.smile``).
+        emotion: (n, 8) emotion probabilities in ``EMOTION_LABELS`` order.
+        track_id: (n,) stable identity across video frames.
+        data: per-face extras, each an array with first dimension n (e.g. geometry values).
+        meta: per-image facts: ``width``, ``height``, ``source``, model names, frame index.
+
+    Example:
+        >>> faces = Faces.empty()
+        >>> len(faces)
+        0
+    """
+
+    xyxy: np.ndarray
+    score: np.ndarray
+    keypoints: np.ndarray | None = None
+    landmarks: np.ndarray | None = None
+    landmark_score: np.ndarray | None = None
+    smile: np.ndarray | None = None
+    smile_score: np.ndarray | None = None
+    emotion: np.ndarray | None = None
+    track_id: np.ndarray | None = None
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        self.score = np.asarray(self.score, dtype=np.float32).reshape(-1)
+        n = len(self.xyxy)
+        _check("score", self.score, n, ())
+        for name, tail in _OPTIONAL_SHAPES.items():
+            value = getattr(self, name)
+            if value is not None:
+                value = np.asarray(value)
+                _check(name, value, n, tail)
+                setattr(self, name, value)
+        for key, value in self.data.items():
+            arr = np.asarray(value)
+            if arr.ndim == 0 or arr.shape[0] != n:
+                raise InvalidFacesError(f"data[{key!r}] must have first dimension n={n}, got {arr.shape}")
+            self.data[key] = arr
+
+    @classmethod
+    def empty(cls, **meta: Any) -> Faces:
+        """No faces; ``meta`` still records the image facts."""
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), meta=dict(meta))
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: int | slice | np.ndarray | Sequence[int]) -> Faces:
+        """Select faces by int, slice, boolean mask or index array; returns ``Faces``."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        fields = {name: getattr(self, name) for name in _OPTIONAL_SHAPES}
+        picked = {k: (None if v is None else v[index]) for k, v in fields.items()}
+        return Faces(
+            xyxy=self.xyxy[index],
+            score=self.score[index],
+            data={k: v[index] for k, v in self.data.items()},
+            meta=dict(self.meta),
+            **picked,
+        )
+
+    def __iter__(self) -> Iterator[Face]:
+        for i in range(len(self)):
+            yield self.face(i)
+
+    @classmethod
+    def merge(cls, items: Sequence[Faces]) -> Faces:
+        """Concatenate several ``Faces`` (optional fields kept only where all have them)."""
+        items = [f for f in items if len(f)] or list(items[:1])
+        if not items:
+            return cls.empty()
+
+        def cat(name: str) -> np.ndarray | None:
+            values = [getattr(f, name) for f in items]
+            return None if any(v is None for v in values) else np.concatenate(values)
+
+        keys = set.intersection(*(set(f.data) for f in items))
+        return cls(
+            xyxy=np.concatenate([f.xyxy for f in items]),
+            score=np.concatenate([f.score for f in items]),
+            data={k: np.concatenate([f.data[k] for f in items]) for k in sorted(keys)},
+            meta=dict(items[0].meta),
+            **{name: cat(name) for name in _OPTIONAL_SHAPES},
+        )
+
+    def face(self, i: int) -> Face:
+        """The i-th face as a frozen ``Face`` view of plain Python values."""
+        emotions = None
+        if self.emotion is not None:
+            emotions = {k: float(v) for k, v in zip(EMOTION_LABELS, self.emotion[i], strict=True)}
+        return Face(
+            index=i,
+            box=tuple(float(v) for v in self.xyxy[i]),  # type: ignore[arg-type]
+            score=float(self.score[i]),
+            keypoints=None if self.keypoints is None else self.keypoints[i].astype(float).tolist(),
+            landmarks=None if self.landmarks is None else self.landmarks[i],
+            smile=_opt_float(self.smile, i),
+            smile_score=_opt_float(self.smile_score, i),
+            emotions=emotions,
+            track_id=None if self.track_id is None else int(self.track_id[i]),
+            geometry={k: float(v[i]) for k, v in self.data.items() if v.ndim == 1},
+        )
+
+    def to_dict(self, *, landmarks: bool = False) -> dict[str, Any]:
+        """JSON-safe dict: ``{"image": meta, "faces": [face dicts]}`` (the public schema)."""
+        return {
+            "image": _json_safe(self.meta),
+            "faces": [face.to_dict(landmarks=landmarks) for face in self],
+        }
+
+    def to_records(self, *, landmarks: bool = False) -> list[dict[str, Any]]:
+        """One flat dict per face (for CSV/Parquet), image facts repeated on each row."""
+        image = {k: v for k, v in _json_safe(self.meta).items() if not isinstance(v, (dict, list))}
+        return [{**image, **face.to_record(landmarks=landmarks)} for face in self]
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face, as plain Python values (a view made by ``Faces.face``)."""
+
+    index: int
+    box: tuple[float, float, float, float]
+    score: float
+    keypoints: list[list[float]] | None = None
+    landmarks: np.ndarray | None = None
+    smile: float | None = None
+    smile_score: float | None = None
+    emotions: dict[str, float] | None = None
+    track_id: int | None = None
+    geometry: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def top_emotion(self) -> str | None:
+        """The most probable emotion label, or None when emotions were not computed."""
+        if not self.emotions:
+            return None
+        return max(self.emotions, key=self.emotions.__getitem__)
+
+    @property
+    def is_smiling(self) -> bool | None:
+        """``smile >= 0.5``; None when the smile model did not run."""
+        return None if self.smile is None else self.smile >= 0.5
+
+    def to_dict(self, *, landmarks: bool = False) -> dict[str, Any]:
+        """JSON-safe nested dict (the per-face part of the public schema)."""
+        x1, y1, x2, y2 = self.box
+        out: dict[str, Any] = {
+            "id": self.index,
+            "box": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
+            "score": self.score,
+        }
+        if self.track_id is not None:
+            out["track_id"] = self.track_id
+        if self.keypoints is not None:
+            out["keypoints"] = dict(zip(KEYPOINT_NAMES, self.keypoints, strict=True))
+        if self.smile is not None:
+            out["smile"] = self.smile
+            out["smiling"] = self.is_smiling
+        if self.smile_score is not None:
+            out["smile_score"] = self.smile_score
+        if self.emotions is not None:
+            out["top_emotion"] = self.top_emotion
+            out["emotions"] = self.emotions
+        if self.geometry:
+            out["geometry"] = self.geometry
+        if landmarks and self.landmarks is not None:
+            out["landmarks"] = np.round(self.landmarks.astype(float), 2).tolist()
+        return _json_safe(out)
+
+    def to_record(self, *, landmarks: bool = False) -> dict[str, Any]:
+        """A flat dict: nested keys joined with dots (``emotions.happiness``)."""
+        return _flatten(self.to_dict(landmarks=landmarks))
+
+
+def _opt_float(values: np.ndarray | None, i: int) -> float | None:
+    return None if values is None else float(values[i])
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _json_safe(obj: Any) -> Any:
+    """Convert numpy scalars/arrays and non-finite floats into JSON-safe values."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)

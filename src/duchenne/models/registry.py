@@ -1,0 +1,123 @@
+"""The model registry: every model duchenne ships, by name, with its config.
+
+Why a registry: the smile size ladder (and the face models) are chosen by name in the
+API, CLI and server; the registry is the one place that knows which file a name means,
+its sha256 (checked before the file is trusted), its input size and its measured
+accuracy/latency. Configs come from two manifests shipped beside the files:
+``assets/manifest.json`` (MediaPipe face models, written by ``scripts/convert_mediapipe.py``)
+and ``assets/models.json`` (our smile/emotion ladder, written by the training pipeline).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from duchenne.errors import ModelIntegrityError, UnknownModelError
+from duchenne.models.session import OnnxModel
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+@dataclass(frozen=True)
+class ModelCfg:
+    """What duchenne knows about one shipped model.
+
+    Args:
+        name: registry name (e.g. ``face_detection_short_range``, ``smile_s``).
+        task: ``face_detection``, ``face_landmarks`` or ``smile_emotion``.
+        file: file name inside ``duchenne/models/assets``.
+        sha256: expected digest of the file.
+        info: everything else from the manifest (decode options, metrics, latency...).
+    """
+
+    name: str
+    task: str
+    file: str
+    sha256: str = ""
+    info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def path(self) -> Path:
+        return ASSETS / self.file
+
+
+def _read_json(name: str) -> dict[str, Any]:
+    path = ASSETS / name
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=1)
+def _registry() -> dict[str, ModelCfg]:
+    cfgs: dict[str, ModelCfg] = {}
+    for name, entry in _read_json("manifest.json").get("models", {}).items():
+        cfgs[name] = ModelCfg(name, entry.get("task", "face"), entry["file"], entry.get("sha256", ""), entry)
+    smile = _read_json("models.json")
+    for entry in smile.get("models", []):
+        cfgs[entry["name"]] = ModelCfg(
+            entry["name"], "smile_emotion", entry["file"], entry.get("sha256", ""), entry
+        )
+    return cfgs
+
+
+def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
+    """Registered model names matching a glob ``pattern`` (and ``task`` if given), sorted.
+
+    Example:
+        >>> "face_landmark" in list_models("face_*")
+        True
+    """
+    return sorted(
+        name
+        for name, cfg in _registry().items()
+        if fnmatch.fnmatch(name, pattern) and (task is None or cfg.task == task)
+    )
+
+
+def default_smile_model() -> str | None:
+    """The ladder variant marked default in ``models.json`` (None if no smile model ships)."""
+    default = _read_json("models.json").get("default")
+    return default if default in _registry() else None
+
+
+def get_model_cfg(name: str) -> ModelCfg:
+    """The config of ``name``; raises ``UnknownModelError`` listing close matches."""
+    try:
+        return _registry()[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_registry()), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(
+            f"unknown model {name!r}{hint} (known: {', '.join(list_models())})"
+        ) from None
+
+
+@functools.lru_cache(maxsize=32)
+def _verified(path: Path, sha256: str) -> bool:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if sha256 and digest != sha256:
+        raise ModelIntegrityError(f"{path.name}: sha256 {digest} does not match manifest {sha256}")
+    return True
+
+
+def create_model(name_or_path: str | Path, *, threads: int | None = None, verify: bool = True) -> OnnxModel:
+    """Open a registered model by name (sha256-checked) or any ``.onnx`` file by path.
+
+    Example:
+        >>> model = create_model("face_landmark", threads=1)
+    """
+    path = Path(name_or_path)
+    if path.suffix == ".onnx" and path.is_file():
+        return OnnxModel(path, threads=threads)
+    cfg = get_model_cfg(str(name_or_path))
+    if verify:
+        _verified(cfg.path, cfg.sha256)
+    return OnnxModel(cfg.path, threads=threads)

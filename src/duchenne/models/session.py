@@ -1,0 +1,93 @@
+"""A thin, picklable wrapper around one onnxruntime ``InferenceSession``.
+
+Why a wrapper: every model in duchenne needs the same three things: a session built with
+an explicit thread count (so batch workers and servers do not oversubscribe cores), the
+input/output signature read once, and pickling by path (so worker processes rebuild their
+own session instead of failing to pickle a C++ object).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+
+def default_providers() -> list[str]:
+    """CPU always; other providers only when explicitly asked for (predictable by default)."""
+    return ["CPUExecutionProvider"]
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """Session options with ``threads`` intra-op threads (None = onnxruntime's default).
+
+    ``DUCHENNE_THREADS`` in the environment sets the default, so a batch launcher can pin
+    every worker to one thread without code changes.
+    """
+    opts = ort.SessionOptions()
+    if threads is None and os.environ.get("DUCHENNE_THREADS"):
+        threads = int(os.environ["DUCHENNE_THREADS"])
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return opts
+
+
+class OnnxModel:
+    """One ONNX model file, ready to run.
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: intra-op threads (None = default; see ``session_options``).
+        providers: onnxruntime execution providers (default: CPU).
+
+    Example:
+        >>> from duchenne.models import create_model
+        >>> model = create_model("face_detection_short_range")
+        >>> model.input_shape
+        (1, 128, 128, 3)
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        threads: int | None = None,
+        providers: Sequence[str] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.threads = threads
+        self.providers = list(providers or default_providers())
+        self.session = ort.InferenceSession(
+            str(self.path), sess_options=session_options(threads), providers=self.providers
+        )
+        inp = self.session.get_inputs()[0]
+        self.input_name: str = inp.name
+        self.input_shape: tuple[Any, ...] = tuple(inp.shape)
+        self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    @property
+    def dynamic_batch(self) -> bool:
+        """True when the first input dimension is symbolic (several items per call)."""
+        return not isinstance(self.input_shape[0], int)
+
+    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run on one input batch; returns outputs by name."""
+        outputs = self.session.run(self.output_names, {self.input_name: batch})
+        return dict(zip(self.output_names, outputs, strict=True))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "threads": self.threads, "providers": self.providers}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], threads=state["threads"], providers=state["providers"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"OnnxModel({self.path.name!r}, input={self.input_shape}, outputs={self.output_names})"

@@ -1,0 +1,47 @@
+"""BlazeFace decoding pieces that need no model: anchors, letterbox, weighted NMS."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from duchenne.face.detector import FULL_RANGE, SHORT_RANGE, Detections, letterbox, make_anchors, weighted_nms
+
+
+def test_anchor_counts_match_mediapipe() -> None:
+    assert make_anchors(SHORT_RANGE).shape == (896, 2)
+    assert make_anchors(FULL_RANGE).shape == (2304, 2)
+
+
+def test_anchor_order_and_centres() -> None:
+    a = make_anchors(SHORT_RANGE)
+    # 16x16 grid with 2 anchors per cell first, then 8x8 with 6 per cell
+    np.testing.assert_allclose(a[0], [0.5 / 16, 0.5 / 16])
+    np.testing.assert_allclose(a[1], a[0])
+    np.testing.assert_allclose(a[2], [1.5 / 16, 0.5 / 16])
+    np.testing.assert_allclose(a[512], [0.5 / 8, 0.5 / 8])
+    np.testing.assert_allclose(a[517], a[512])
+    np.testing.assert_allclose(a[-1], [7.5 / 8, 7.5 / 8])
+
+
+def test_letterbox_roundtrip() -> None:
+    img = np.zeros((100, 300, 3), np.uint8)
+    out, scale, px, py = letterbox(img, 128)
+    assert out.shape == (128, 128, 3)
+    assert px == 0 and py > 0
+    # image point (150, 50) -> letterbox -> back
+    lx, ly = 150 * scale + px, 50 * scale + py
+    assert np.allclose([(lx - px) / scale, (ly - py) / scale], [150, 50])
+
+
+def test_weighted_nms_averages_cluster_and_keeps_separate_faces() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    kps = np.repeat(boxes[:, None, :2], 6, axis=1)
+    dets = weighted_nms(Detections(boxes, kps, np.array([0.9, 0.3, 0.8], np.float32)), 0.3)
+    assert len(dets) == 2
+    np.testing.assert_allclose(dets.score, [0.9, 0.8])
+    np.testing.assert_allclose(dets.xyxy[0], (boxes[0] * 0.9 + boxes[1] * 0.3) / 1.2, rtol=1e-5)
+    np.testing.assert_allclose(dets.xyxy[1], boxes[2])
+
+
+def test_weighted_nms_empty() -> None:
+    assert len(weighted_nms(Detections.empty(), 0.3)) == 0
