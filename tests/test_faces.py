@@ -18,10 +18,22 @@ from tests.helpers import mock_faces
     [
         ({"xyxy": [[0, 0, 10, 10]], "score": [0.9]}, DoesNotRaise()),
         ({"xyxy": [[0, 0, 10, 10]], "score": [0.9, 0.8]}, pytest.raises(InvalidFacesError)),
-        ({"xyxy": [[0, 0, 10, 10]], "score": [0.9], "smile": [0.1, 0.2]}, pytest.raises(InvalidFacesError)),
-        ({"xyxy": [[0, 0, 10, 10]], "score": [0.9], "emotion": np.ones((1, 7))}, pytest.raises(InvalidFacesError)),
-        ({"xyxy": [[0, 0, 10, 10]], "score": [0.9], "keypoints": np.ones((1, 5, 2))}, pytest.raises(InvalidFacesError)),
-        ({"xyxy": [[0, 0, 10, 10]], "score": [0.9], "data": {"x": np.ones(2)}}, pytest.raises(InvalidFacesError)),
+        (
+            {"xyxy": [[0, 0, 10, 10]], "score": [0.9], "smile": [0.1, 0.2]},
+            pytest.raises(InvalidFacesError),
+        ),
+        (
+            {"xyxy": [[0, 0, 10, 10]], "score": [0.9], "emotion": np.ones((1, 7))},
+            pytest.raises(InvalidFacesError),
+        ),
+        (
+            {"xyxy": [[0, 0, 10, 10]], "score": [0.9], "keypoints": np.ones((1, 5, 2))},
+            pytest.raises(InvalidFacesError),
+        ),
+        (
+            {"xyxy": [[0, 0, 10, 10]], "score": [0.9], "data": {"x": np.ones(2)}},
+            pytest.raises(InvalidFacesError),
+        ),
     ],
 )
 def test_validation(kwargs, expectation) -> None:
@@ -30,7 +42,9 @@ def test_validation(kwargs, expectation) -> None:
 
 
 def test_error_message_names_expected_shape() -> None:
-    with pytest.raises(InvalidFacesError, match=r"smile must have shape \(n\) with n=1, but got \(2,\)"):
+    with pytest.raises(
+        InvalidFacesError, match=r"smile must have shape \(n\) with n=1, but got \(2,\)"
+    ):
         Faces(xyxy=[[0, 0, 1, 1]], score=[1.0], smile=[0.1, 0.2])
 
 
@@ -72,4 +86,8 @@ def test_records_are_flat_and_nan_safe() -> None:
     assert rec["box.x1"] == pytest.approx(float(faces.xyxy[0, 0]))
     assert "emotions.happiness" in rec
     assert rec["geometry.mouth_width"] is None
-    assert all(not isinstance(v, (dict, list, np.generic)) for k, v in rec.items() if not k.startswith("keypoints."))
+    assert all(
+        not isinstance(v, (dict, list, np.generic))
+        for k, v in rec.items()
+        if not k.startswith("keypoints.")
+    )

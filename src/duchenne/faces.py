@@ -109,7 +109,9 @@ class Faces:
         for key, value in self.data.items():
             arr = np.asarray(value)
             if arr.ndim == 0 or arr.shape[0] != n:
-                raise InvalidFacesError(f"data[{key!r}] must have first dimension n={n}, got {arr.shape}")
+                raise InvalidFacesError(
+                    f"data[{key!r}] must have first dimension n={n}, got {arr.shape}"
+                )
             self.data[key] = arr
 
     @classmethod
@@ -218,26 +220,27 @@ class Face:
 
     def to_dict(self, *, landmarks: bool = False) -> dict[str, Any]:
         """JSON-safe nested dict (the per-face part of the public schema)."""
-        x1, y1, x2, y2 = self.box
+        x1, y1, x2, y2 = (round(v, 2) for v in self.box)
         out: dict[str, Any] = {
             "id": self.index,
             "box": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
-            "score": self.score,
+            "score": round(self.score, 4),
         }
         if self.track_id is not None:
             out["track_id"] = self.track_id
         if self.keypoints is not None:
-            out["keypoints"] = dict(zip(KEYPOINT_NAMES, self.keypoints, strict=True))
+            points = [[round(x, 2), round(y, 2)] for x, y in self.keypoints]
+            out["keypoints"] = dict(zip(KEYPOINT_NAMES, points, strict=True))
         if self.smile is not None:
-            out["smile"] = self.smile
+            out["smile"] = round(self.smile, 4)
             out["smiling"] = self.is_smiling
         if self.smile_score is not None:
-            out["smile_score"] = self.smile_score
+            out["smile_score"] = round(self.smile_score, 2)
         if self.emotions is not None:
             out["top_emotion"] = self.top_emotion
-            out["emotions"] = self.emotions
+            out["emotions"] = {k: round(v, 4) for k, v in self.emotions.items()}
         if self.geometry:
-            out["geometry"] = self.geometry
+            out["geometry"] = {k: round(v, 4) for k, v in self.geometry.items()}
         if landmarks and self.landmarks is not None:
             out["landmarks"] = np.round(self.landmarks.astype(float), 2).tolist()
         return _json_safe(out)

@@ -39,7 +39,9 @@ def test_align_face_pixels_follow_geometry() -> None:
     img = np.zeros((400, 400, 3), np.uint8)
     img[148:153, 98:103] = 255
     img[148:153, 198:203] = 255
-    crop = align_face(img, (np.array([100.0, 150.0]), np.array([200.0, 150.0])), AlignConfig(size=100))
+    crop = align_face(
+        img, (np.array([100.0, 150.0]), np.array([200.0, 150.0])), AlignConfig(size=100)
+    )
     gray = crop[..., 0].astype(float)
     ys, xs = np.nonzero(gray > 40)
     assert abs(ys.mean() - 33) < 1.5
@@ -53,7 +55,9 @@ def test_big_face_downscale_is_antialiased() -> None:
     yy, xx = np.mgrid[0:2000, 0:2000]
     board = (((yy + xx) % 2) * 255).astype(np.uint8)
     img = np.repeat(board[..., None], 3, axis=2)
-    crop = align_face(img, (np.array([700.0, 800.0]), np.array([1300.0, 800.0])), AlignConfig(size=48))
+    crop = align_face(
+        img, (np.array([700.0, 800.0]), np.array([1300.0, 800.0])), AlignConfig(size=48)
+    )
     assert abs(crop.mean() - 127.5) < 10 and crop.std() < 20
 
 

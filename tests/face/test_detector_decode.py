@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from duchenne.face.detector import FULL_RANGE, SHORT_RANGE, Detections, letterbox, make_anchors, weighted_nms
+from duchenne.face.detector import (
+    FULL_RANGE,
+    SHORT_RANGE,
+    Detections,
+    letterbox,
+    make_anchors,
+    weighted_nms,
+)
 
 
 def test_anchor_counts_match_mediapipe() -> None:

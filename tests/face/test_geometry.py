@@ -48,7 +48,13 @@ def transform(p: np.ndarray, angle_deg: float, scale: float, shift) -> np.ndarra
 def test_invariant_to_roll_scale_translation() -> None:
     base = g.smile_geometry(synthetic_face(smile=0.5))
     moved = g.smile_geometry(transform(synthetic_face(smile=0.5), 25, 3.0, [400, 300]))
-    for key in ("mouth_width", "lip_corner_elevation", "mouth_open", "eye_aperture", "cheek_eye_distance"):
+    for key in (
+        "mouth_width",
+        "lip_corner_elevation",
+        "mouth_open",
+        "eye_aperture",
+        "cheek_eye_distance",
+    ):
         assert moved[key] == pytest.approx(base[key], abs=1e-6), key
     assert moved["roll"] == pytest.approx(25, abs=1e-6)
 
@@ -62,7 +68,10 @@ def test_known_values() -> None:
 
 
 def test_smile_and_squint_move_the_proxies_the_right_way() -> None:
-    neutral, smile = g.smile_geometry(synthetic_face()), g.smile_geometry(synthetic_face(smile=1, squint=0.5))
+    neutral, smile = (
+        g.smile_geometry(synthetic_face()),
+        g.smile_geometry(synthetic_face(smile=1, squint=0.5)),
+    )
     assert smile["mouth_width"] > neutral["mouth_width"]
     assert smile["lip_corner_elevation"] > neutral["lip_corner_elevation"] > -1e-9
     assert smile["eye_aperture"] < neutral["eye_aperture"]

@@ -152,7 +152,9 @@ class Analyzer:
         dets = self._filter(self.detector(image))
         faces = Faces(dets.xyxy, dets.score, keypoints=dets.keypoints)
         if self.mesh is not None and len(faces):
-            rois = [roi_from_detection(b, k) for b, k in zip(dets.xyxy, dets.keypoints, strict=True)]
+            rois = [
+                roi_from_detection(b, k) for b, k in zip(dets.xyxy, dets.keypoints, strict=True)
+            ]
             faces.landmarks, faces.landmark_score = self.mesh(image, rois)
             if "geometry" in self.stages:
                 faces.data.update(geometry_arrays(faces.landmarks))
@@ -179,15 +181,25 @@ class Analyzer:
         if crop:
             return crop_as_aligned(image, cfg)[None]
         if faces.landmarks is not None:
-            eyes = np.stack([np.stack(eye_centres(lm)) for lm in faces.landmarks]) if len(faces) else np.zeros((0, 2, 2))
+            eyes = (
+                np.stack([np.stack(eye_centres(lm)) for lm in faces.landmarks])
+                if len(faces)
+                else np.zeros((0, 2, 2))
+            )
         else:
             eyes = faces.keypoints[:, :2] if faces.keypoints is not None else np.zeros((0, 2, 2))
         return align_batch(image, eyes, cfg)
 
-    def _add_smiles(self, results: list[Faces | DuchenneError], images: list[np.ndarray | None], crop: bool) -> None:
+    def _add_smiles(
+        self, results: list[Faces | DuchenneError], images: list[np.ndarray | None], crop: bool
+    ) -> None:
         if self.smile_model is None:
             return
-        pairs = [(f, im) for f, im in zip(results, images, strict=True) if isinstance(f, Faces) and im is not None]
+        pairs = [
+            (f, im)
+            for f, im in zip(results, images, strict=True)
+            if isinstance(f, Faces) and im is not None
+        ]
         crops = [self.face_crops(im, f, crop) for f, im in pairs]
         if not crops:
             return

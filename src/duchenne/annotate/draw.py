@@ -40,8 +40,8 @@ class FaceAnnotator:
     def annotate(self, image: np.ndarray, faces: Faces) -> np.ndarray:
         """A copy of ``image`` with every face drawn."""
         out = np.ascontiguousarray(image.copy())
-        t = self.thickness or max(1, round(max(out.shape[:2]) / 400))
         for face in faces:
+            t = self.thickness or max(1, round((face.box[2] - face.box[0]) / 80))
             color = self.smile_color if face.is_smiling else self.neutral_color
             x1, y1, x2, y2 = (round(v) for v in face.box)
             cv2.rectangle(out, (x1, y1), (x2, y2), color, t, cv2.LINE_AA)
@@ -58,15 +58,29 @@ class FaceAnnotator:
         else:
             return
         for x, y in pts:
-            cv2.circle(out, (round(float(x)), round(float(y))), t + 1, (255, 230, 0), -1, cv2.LINE_AA)
+            cv2.circle(
+                out, (round(float(x)), round(float(y))), t + 1, (255, 230, 0), -1, cv2.LINE_AA
+            )
 
-    def _label(self, out: np.ndarray, face: Face, origin: tuple[int, int], color: tuple[int, int, int], t: int) -> None:
+    def _label(
+        self,
+        out: np.ndarray,
+        face: Face,
+        origin: tuple[int, int],
+        color: tuple[int, int, int],
+        t: int,
+    ) -> None:
         text = face_label(face)
-        scale = max(0.4, t * 0.45)
-        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, t))
+        scale = float(
+            np.clip((face.box[2] - face.box[0]) / 160, 0.3, 1.2)
+        )  # label sized to its face
+        t = max(1, round(scale * 1.5))
+        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, t)
         x, y = origin[0], max(h + base, origin[1])
         cv2.rectangle(out, (x, y - h - base), (x + w, y), color, -1)
-        cv2.putText(out, text, (x, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, t), cv2.LINE_AA)
+        cv2.putText(
+            out, text, (x, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), t, cv2.LINE_AA
+        )
 
 
 def face_label(face: Face) -> str:

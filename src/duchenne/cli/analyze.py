@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from duchenne import data
 from duchenne.analysis.analyzer import STAGES, Analyzer
 from duchenne.annotate import FaceAnnotator
 from duchenne.errors import DuchenneError
@@ -22,23 +22,45 @@ FORMATS = ("json", "jsonl", "csv", "parquet")
 
 def demo_image_path() -> Path:
     """The bundled demo photo (NASA astronaut Eileen Collins, public domain; via scikit-image)."""
-    return Path(str(resources.files("duchenne") / "data" / DEMO_IMAGE))
+    return data.path(DEMO_IMAGE)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="find faces and measure smiles in photos")
     p.add_argument("inputs", nargs="*", help="image files, folders (recursive) or glob patterns")
-    p.add_argument("--demo", action="store_true", help="run on the bundled public-domain example photo")
-    p.add_argument("--format", choices=FORMATS, default=None, help="output format (default: from --output suffix, else json)")
-    p.add_argument("--output", "-o", type=Path, help="write results to this file (atomically) instead of stdout")
+    p.add_argument(
+        "--demo", action="store_true", help="run on the bundled public-domain example photo"
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="output format (default: from --output suffix, else json)",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        help="write results to this file (atomically) instead of stdout",
+    )
     p.add_argument("--draw", type=Path, metavar="DIR", help="save annotated images into DIR")
-    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated stages from {','.join(STAGES)}")
+    p.add_argument(
+        "--stages", default=",".join(STAGES), help=f"comma-separated stages from {','.join(STAGES)}"
+    )
     p.add_argument("--detector", choices=("full", "short"), default="full", help="BlazeFace model")
-    p.add_argument("--model", default=None, help="smile model name (see `duchenne models`) or .onnx path")
+    p.add_argument(
+        "--model", default=None, help="smile model name (see `duchenne models`) or .onnx path"
+    )
     p.add_argument("--max-faces", type=int, default=None)
-    p.add_argument("--min-face-size", type=float, default=0.0, help="minimum face box side in pixels")
-    p.add_argument("--crop", action="store_true", help="inputs are face crops: no detection (head-crop mode)")
-    p.add_argument("--landmarks", action="store_true", help="include the 468 landmarks in JSON output")
+    p.add_argument(
+        "--min-face-size", type=float, default=0.0, help="minimum face box side in pixels"
+    )
+    p.add_argument(
+        "--crop", action="store_true", help="inputs are face crops: no detection (head-crop mode)"
+    )
+    p.add_argument(
+        "--landmarks", action="store_true", help="include the 468 landmarks in JSON output"
+    )
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -49,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
     inputs = [str(demo_image_path())] if args.demo else list(args.inputs)
     paths = iter_image_paths(inputs) if inputs else []
     if not paths:
-        print("duchenne analyze: no input images (give files, folders or globs, or --demo)", file=sys.stderr)
+        print(
+            "duchenne analyze: no input images (give files, folders or globs, or --demo)",
+            file=sys.stderr,
+        )
         return 2
     analyzer = Analyzer(
         stages=[s.strip() for s in args.stages.split(",") if s.strip()],
@@ -59,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         min_face_size=args.min_face_size,
         threads=args.threads,
     )
-    results = analyzer.analyze_batch(paths, crop=args.crop, progress=len(paths) > 1 and not args.quiet)
+    results = analyzer.analyze_batch(
+        paths, crop=args.crop, progress=len(paths) > 1 and not args.quiet
+    )
     fmt = args.format or _format_from(args.output)
     _emit(paths, results, fmt, args.output, args.landmarks)
     if args.draw:
@@ -72,25 +99,45 @@ def _format_from(output: Path | None) -> str:
     return suffix if suffix in FORMATS else "json"
 
 
-def _rows(paths: Sequence[Path], results: Sequence[Faces | DuchenneError], landmarks: bool) -> list[dict[str, Any]]:
+def _rows(
+    paths: Sequence[Path], results: Sequence[Faces | DuchenneError], landmarks: bool
+) -> list[dict[str, Any]]:
     """One row per face; an image with no face or an error still gets one row (nothing silently lost)."""
     rows: list[dict[str, Any]] = []
     for path, result in zip(paths, results, strict=True):
         if isinstance(result, DuchenneError):
-            rows.append({"source": str(path), "face": None, "error": f"{type(result).__name__}: {result}"})
+            rows.append(
+                {"source": str(path), "face": None, "error": f"{type(result).__name__}: {result}"}
+            )
             continue
         face_rows = result.to_records(landmarks=landmarks)
-        rows += [{"source": str(path), "face": i, **r, "error": None} for i, r in enumerate(face_rows)]
+        rows += [
+            {"source": str(path), "face": i, **r, "error": None} for i, r in enumerate(face_rows)
+        ]
         if not face_rows:
-            rows.append({"source": str(path), "face": None, "width": result.meta.get("width"), "error": None})
+            rows.append(
+                {
+                    "source": str(path),
+                    "face": None,
+                    "width": result.meta.get("width"),
+                    "error": None,
+                }
+            )
     return rows
 
 
-def _documents(paths: Sequence[Path], results: Sequence[Faces | DuchenneError], landmarks: bool) -> list[dict[str, Any]]:
+def _documents(
+    paths: Sequence[Path], results: Sequence[Faces | DuchenneError], landmarks: bool
+) -> list[dict[str, Any]]:
     docs = []
     for path, result in zip(paths, results, strict=True):
         if isinstance(result, DuchenneError):
-            docs.append({"image": {"source": str(path)}, "error": {"type": type(result).__name__, "message": str(result)}})
+            docs.append(
+                {
+                    "image": {"source": str(path)},
+                    "error": {"type": type(result).__name__, "message": str(result)},
+                }
+            )
         else:
             docs.append(result.to_dict(landmarks=landmarks))
     return docs

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from duchenne.models.registry import default_smile_model, get_model_cfg, list_models
 from duchenne.io.sinks import to_json_text
+from duchenne.models.registry import default_smile_model, get_model_cfg, list_models
 
 COLUMNS = ("name", "task", "bytes", "params", "input", "accuracy", "latency_ms")
 
@@ -47,5 +47,10 @@ def run(args: argparse.Namespace) -> int:
     table = [[str(r[c]) if r[c] is not None else "-" for c in COLUMNS] for r in rows]
     widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(COLUMNS)]
     line = "  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True))
-    sys.stdout.write(line + "\n" + "\n".join("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)) for t in table) + "\n")
+    sys.stdout.write(
+        line
+        + "\n"
+        + "\n".join("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)) for t in table)
+        + "\n"
+    )
     return 0

@@ -76,13 +76,19 @@ def align_face(
     # multiple of the output first, then area-average down (no aliasing on big photos).
     factor = min(8, int(np.ceil(1.0 / max(_scale(m), 1e-6))))
     if factor <= 1:
-        return cv2.warpAffine(image, m, (cfg.size, cfg.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.warpAffine(
+            image, m, (cfg.size, cfg.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
     big = cfg.size * factor
-    up = cv2.warpAffine(image, m * factor, (big, big), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    up = cv2.warpAffine(
+        image, m * factor, (big, big), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     return cv2.resize(up, (cfg.size, cfg.size), interpolation=cv2.INTER_AREA)
 
 
-def align_from_landmarks(image: np.ndarray, landmarks: np.ndarray, cfg: AlignConfig | None = None) -> np.ndarray:
+def align_from_landmarks(
+    image: np.ndarray, landmarks: np.ndarray, cfg: AlignConfig | None = None
+) -> np.ndarray:
     """Canonical crop from 468 Face Mesh landmarks."""
     return align_face(image, eye_centres(landmarks), cfg)
 

@@ -76,7 +76,9 @@ class Detections:
 
     @classmethod
     def empty(cls) -> Detections:
-        return cls(np.zeros((0, 4), np.float32), np.zeros((0, 6, 2), np.float32), np.zeros(0, np.float32))
+        return cls(
+            np.zeros((0, 4), np.float32), np.zeros((0, 6, 2), np.float32), np.zeros(0, np.float32)
+        )
 
     def __len__(self) -> int:
         return len(self.score)
@@ -88,7 +90,12 @@ class Detections:
     def concat(cls, items: list[Detections]) -> Detections:
         if not items:
             return cls.empty()
-        return cls(*(np.concatenate([getattr(d, f) for d in items]) for f in ("xyxy", "keypoints", "score")))
+        return cls(
+            *(
+                np.concatenate([getattr(d, f) for d in items])
+                for f in ("xyxy", "keypoints", "score")
+            )
+        )
 
 
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, float, float]:
@@ -141,7 +148,9 @@ def weighted_nms(dets: Detections, iou_threshold: float) -> Detections:
         remaining &= ~cluster
     if not out_s:
         return Detections.empty()
-    return Detections(np.array(out_b, np.float32), np.array(out_k, np.float32), np.array(out_s, np.float32))
+    return Detections(
+        np.array(out_b, np.float32), np.array(out_k, np.float32), np.array(out_s, np.float32)
+    )
 
 
 class FaceDetector:
@@ -151,10 +160,12 @@ class FaceDetector:
         model: ``"short"`` (faces within ~2 m, filling much of the frame), ``"full"``
             (any distance; the default) or a ``BlazeFaceSpec``.
         min_score: detection threshold (default: MediaPipe's for the model).
-        tile: scan overlapping tiles too: ``True``, ``False`` or ``"auto"`` (when the
-            image's long side is at least ``tile_min_side``).
-        tile_size: tile side in image pixels; faces from about ``tile_size / 16`` px up
-            are found in tiles, larger ones by the whole-image pass.
+        tile: also scan overlapping tiles: ``True``, ``False`` or ``"auto"`` (when the
+            image's long side is at least ``tile_min_side``). Tiles form a pyramid of sides
+            ``tile_size * 2**k`` below the image size, so every face size has a level where
+            it is neither too small for the detector nor cut by a tile edge.
+        tile_size: smallest tile side in pixels. Measured on the 1927 Solvay photo
+            (1600x1101, faces 40-60 px): 384 finds 28 of 29 faces, 640 finds 12, no tiling 0.
         threads: onnxruntime intra-op threads.
 
     Example:
@@ -169,8 +180,8 @@ class FaceDetector:
         *,
         min_score: float | None = None,
         tile: bool | str = "auto",
-        tile_size: int = 640,
-        tile_min_side: int = 1280,
+        tile_size: int = 384,
+        tile_min_side: int = 1400,
         tile_overlap: float = 0.35,
         threads: int | None = None,
     ) -> None:
@@ -184,44 +195,51 @@ class FaceDetector:
     def __call__(self, image: np.ndarray) -> Detections:
         """Detect faces; boxes and keypoints are in ``image`` pixel coordinates."""
         h, w = image.shape[:2]
-        parts = [self._detect_window(image, 0, 0, full_frame=True)]
-        if self._use_tiles(w, h):
-            parts += [self._detect_window(image[y0:y1, x0:x1], x0, y0) for x0, y0, x1, y1 in self._tiles(w, h)]
-            parts = [self._drop_cut(p, t, w, h) for p, t in zip(parts, [(0, 0, w, h), *self._tiles(w, h)], strict=True)]
+        windows = [(0, 0, w, h), *self.tiles(w, h)]
+        parts = []
+        for x0, y0, x1, y1 in windows:
+            found = self._detect_window(image[y0:y1, x0:x1], x0, y0)
+            parts.append(self._keep_whole(found, (x0, y0, x1, y1), w, h))
         dets = Detections.concat([p for p in parts if len(p)])
         return weighted_nms(dets, self.spec.nms_iou) if len(dets) else Detections.empty()
 
-    def _use_tiles(self, w: int, h: int) -> bool:
-        if self.tile == "auto":
-            return max(w, h) >= self.tile_min_side
-        return bool(self.tile) and max(w, h) > self.tile_size
+    def tiles(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
+        """Tile windows (x0, y0, x1, y1) of every pyramid level (none when tiling is off)."""
+        use = max(w, h) >= self.tile_min_side if self.tile == "auto" else bool(self.tile)
+        out: list[tuple[int, int, int, int]] = []
+        side = self.tile_size
+        while use and side < max(w, h):
+            step = max(1, int(side * (1 - self.tile_overlap)))
+            out += [
+                (x, y, min(x + side, w), min(y + side, h))
+                for y in _starts(h, side, step)
+                for x in _starts(w, side, step)
+            ]
+            side *= 2
+        return out
 
-    def _tiles(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
-        """Overlapping tile windows (x0, y0, x1, y1) covering the image."""
-        step = max(1, int(self.tile_size * (1 - self.tile_overlap)))
-        xs = _starts(w, self.tile_size, step)
-        ys = _starts(h, self.tile_size, step)
-        return [(x, y, min(x + self.tile_size, w), min(y + self.tile_size, h)) for y in ys for x in xs]
-
-    def _drop_cut(self, dets: Detections, tile: tuple[int, int, int, int], w: int, h: int) -> Detections:
-        """Drop tile detections touching an inner tile edge: that face is cut, another tile has it whole."""
-        x0, y0, x1, y1 = tile
-        if not len(dets) or (x0, y0, x1, y1) == (0, 0, w, h):
+    @staticmethod
+    def _keep_whole(
+        dets: Detections, window: tuple[int, int, int, int], w: int, h: int
+    ) -> Detections:
+        """Drop detections touching an inner window edge: that face is cut, another window has it whole."""
+        x0, y0, x1, y1 = window
+        if not len(dets) or window == (0, 0, w, h):
             return dets
-        m = 2.0
-        b = dets.xyxy
+        b, m = dets.xyxy, 2.0
         cut = ((b[:, 0] <= x0 + m) & (x0 > 0)) | ((b[:, 1] <= y0 + m) & (y0 > 0))
         cut |= ((b[:, 2] >= x1 - m) & (x1 < w)) | ((b[:, 3] >= y1 - m) & (y1 < h))
         return dets.select(~cut)
 
-    def _detect_window(self, window: np.ndarray, x0: int, y0: int, full_frame: bool = False) -> Detections:
+    def _detect_window(self, window: np.ndarray, x0: int, y0: int) -> Detections:
         size = self.spec.input_size
         boxed, scale, pad_x, pad_y = letterbox(window, size)
         x = (boxed.astype(np.float32) / 127.5 - 1.0)[None]
         out = self.model(x)
         reg = _output(out, "regressors", 16)[0]
         logits = _output(out, "classificators", 1)[0, :, 0]
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -self.spec.score_clip, self.spec.score_clip)))
+        clipped = np.clip(logits.astype(np.float64), -self.spec.score_clip, self.spec.score_clip)
+        scores = 1.0 / (1.0 + np.exp(-clipped))
         keep = scores >= self.min_score
         if not keep.any():
             return Detections.empty()
@@ -233,7 +251,9 @@ class FaceDetector:
         offset = np.array([pad_x, pad_y], np.float32)
         boxes = (boxes - np.tile(offset, 2)) / scale + np.array([x0, y0, x0, y0], np.float32)
         kps = (kps - offset) / scale + np.array([x0, y0], np.float32)
-        return Detections(boxes.astype(np.float32), kps.astype(np.float32), scores.astype(np.float32))
+        return Detections(
+            boxes.astype(np.float32), kps.astype(np.float32), scores.astype(np.float32)
+        )
 
 
 def _output(out: dict[str, np.ndarray], name: str, last_dim: int) -> np.ndarray:

@@ -88,7 +88,8 @@ def smile_geometry(landmarks: np.ndarray) -> dict[str, float]:
         "mouth_open": _dist(pts[LIP_UPPER_INNER], pts[LIP_LOWER_INNER]),
         "eye_aperture": (_aperture(pts, RIGHT_EYE) + _aperture(pts, LEFT_EYE)) / 2,
         "cheek_eye_distance": (
-            _dist(pts[CHEEK_RIGHT], pts[RIGHT_EYE["lower"]]) + _dist(pts[CHEEK_LEFT], pts[LEFT_EYE["lower"]])
+            _dist(pts[CHEEK_RIGHT], pts[RIGHT_EYE["lower"]])
+            + _dist(pts[CHEEK_LEFT], pts[LEFT_EYE["lower"]])
         )
         / 2,
         "yaw": yaw,

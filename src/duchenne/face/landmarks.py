@@ -45,7 +45,10 @@ def roi_from_detection(box: np.ndarray, keypoints: np.ndarray) -> FaceRoi:
     rotation = (rotation + math.pi) % (2 * math.pi) - math.pi
     w, h = box[2] - box[0], box[3] - box[1]
     return FaceRoi(
-        float((box[0] + box[2]) / 2), float((box[1] + box[3]) / 2), float(max(w, h) * ROI_SCALE), rotation
+        float((box[0] + box[2]) / 2),
+        float((box[1] + box[3]) / 2),
+        float(max(w, h) * ROI_SCALE),
+        rotation,
     )
 
 
@@ -83,12 +86,21 @@ class FaceMesh:
         if not rois:
             return np.zeros((0, NUM_LANDMARKS, 3), np.float32), np.zeros(0, np.float32)
         mats = [roi.crop_matrix() for roi in rois]
-        crops = np.stack(
-            [
-                cv2.warpAffine(image, m, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-                for m in mats
-            ]
-        ).astype(np.float32) / 255.0
+        crops = (
+            np.stack(
+                [
+                    cv2.warpAffine(
+                        image,
+                        m,
+                        (INPUT_SIZE, INPUT_SIZE),
+                        flags=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT,
+                    )
+                    for m in mats
+                ]
+            ).astype(np.float32)
+            / 255.0
+        )
         raw, presence = self._run(crops)
         points = np.stack([_to_image(p, m, roi) for p, m, roi in zip(raw, mats, rois, strict=True)])
         return points.astype(np.float32), presence.astype(np.float32)

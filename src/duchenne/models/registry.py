@@ -59,7 +59,9 @@ def _read_json(name: str) -> dict[str, Any]:
 def _registry() -> dict[str, ModelCfg]:
     cfgs: dict[str, ModelCfg] = {}
     for name, entry in _read_json("manifest.json").get("models", {}).items():
-        cfgs[name] = ModelCfg(name, entry.get("task", "face"), entry["file"], entry.get("sha256", ""), entry)
+        cfgs[name] = ModelCfg(
+            name, entry.get("task", "face"), entry["file"], entry.get("sha256", ""), entry
+        )
     smile = _read_json("models.json")
     for entry in smile.get("models", []):
         cfgs[entry["name"]] = ModelCfg(
@@ -108,7 +110,9 @@ def _verified(path: Path, sha256: str) -> bool:
     return True
 
 
-def create_model(name_or_path: str | Path, *, threads: int | None = None, verify: bool = True) -> OnnxModel:
+def create_model(
+    name_or_path: str | Path, *, threads: int | None = None, verify: bool = True
+) -> OnnxModel:
     """Open a registered model by name (sha256-checked) or any ``.onnx`` file by path.
 
     Example:

@@ -90,4 +90,6 @@ class OnnxModel:
         self.__init__(state["path"], threads=state["threads"], providers=state["providers"])  # type: ignore[misc]
 
     def __repr__(self) -> str:
-        return f"OnnxModel({self.path.name!r}, input={self.input_shape}, outputs={self.output_names})"
+        return (
+            f"OnnxModel({self.path.name!r}, input={self.input_shape}, outputs={self.output_names})"
+        )

@@ -61,7 +61,9 @@ class SmileModel:
         self.model = create_model(name, threads=threads)
         meta = self.model.metadata
         if meta.get("duchenne.task") != TASK:
-            raise UnrecognizedModelError(f"{name}: not a duchenne smile model (metadata duchenne.task missing)")
+            raise UnrecognizedModelError(
+                f"{name}: not a duchenne smile model (metadata duchenne.task missing)"
+            )
         self.input_size = int(meta["duchenne.input_size"])
         self.mean = float(meta.get("duchenne.mean", 0.5))
         self.std = float(meta.get("duchenne.std", 0.5))
@@ -77,12 +79,19 @@ class SmileModel:
     def __call__(self, crops: np.ndarray, batch_size: int = 64) -> SmileOutputs:
         """Run on aligned crops (n, S, S, 3) in chunks of ``batch_size``."""
         if len(crops) == 0:
-            return SmileOutputs(np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros((0, 8), np.float32))
-        parts = [self.model(self.preprocess(crops[i : i + batch_size])) for i in range(0, len(crops), batch_size)]
+            return SmileOutputs(
+                np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros((0, 8), np.float32)
+            )
+        parts = [
+            self.model(self.preprocess(crops[i : i + batch_size]))
+            for i in range(0, len(crops), batch_size)
+        ]
         logit = np.concatenate([p["smile_logit"] for p in parts]).reshape(-1)
         intensity = np.concatenate([p["intensity"] for p in parts]).reshape(-1)
         emotion = _softmax(np.concatenate([p["emotion_logits"] for p in parts]))
         smile = 1.0 / (1.0 + np.exp(-logit / self.temperature))
         return SmileOutputs(
-            smile.astype(np.float32), intensity_to_score(intensity).astype(np.float32), emotion.astype(np.float32)
+            smile.astype(np.float32),
+            intensity_to_score(intensity).astype(np.float32),
+            emotion.astype(np.float32),
         )

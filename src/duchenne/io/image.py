@@ -1,0 +1,700 @@
+"""Load any still-image input into the library's one image type: RGB ``uint8`` (H, W, 3).
+
+Why one loader: every entry point (CLI, server, batch analysis, training) gets images
+from somewhere different -- paths, upload bytes, file objects, PIL images, arrays -- and
+each of those can be broken in its own way. Funnelling them all through
+:func:`load_image` means decoding, EXIF rotation, mode conversion and error reporting
+are done once, and callers only ever have to catch :class:`~duchenne.errors.ImageLoadError`
+(and its subclasses) to report one bad input and carry on.
+
+Pixel conventions applied on load (documented here because they change pixel values):
+
+* Transparency (RGBA, LA, PA, palette or grey/RGB with a transparent colour) is
+  composited onto a **white** background, as an image viewer would show it.
+* 16-bit and 32-bit integer images are scaled by their bit depth (``65535 -> 255``),
+  never clipped; float images must hold values in ``[0, 1]``.
+* CMYK is converted through its embedded ICC profile when there is one, else with the
+  standard ``(255 - C) * (255 - K) / 255`` formula. ICC profiles of RGB images are
+  ignored: their values are taken as sRGB.
+* Multi-frame files (animated GIF/WebP/PNG, multi-page TIFF, MPO) give their first frame.
+
+Global Pillow state is never modified: truncated files are rejected because
+``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is left at its default ``False`` (if other code
+in the process sets it to ``True``, truncated files will decode partially), and the
+decompression-bomb guard is our own ``max_pixels`` check, not ``Image.MAX_IMAGE_PIXELS``.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import re
+import struct
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from duchenne.errors import ImageLoadError, ImageTooLargeError, UnsupportedFormatError
+from duchenne.io.sinks import atomic_write
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "SUPPORTED_EXTENSIONS",
+    "ImageInfo",
+    "ImageSource",
+    "encode_image",
+    "image_info",
+    "iter_image_paths",
+    "load_image",
+    "save_image_atomic",
+]
+
+ImageSource = (
+    str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes] | Image.Image | np.ndarray
+)
+"""Everything :func:`load_image` accepts."""
+
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Largest image decoded by default (50 MP: above any phone camera, far below a bomb)."""
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+)
+"""Suffixes (lowercase, with the dot, as ``Path.suffix.lower()`` gives) picked up when
+expanding folders and glob patterns. Explicitly named files are read whatever their suffix."""
+
+# Exceptions Pillow's pure-Python plugins raise on corrupt data, besides OSError.
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+)
+
+# Formats Pillow can identify but not decode in a stock install.
+_UNDECODABLE_PIL_FORMATS = frozenset({"EPS", "MPEG", "WMF", "BUFR", "GRIB", "HDF5", "IPTC"})
+
+_SNIFF_BYTES = 1024
+_FLOAT_TOLERANCE = 0.05  # overshoot of float images clipped silently (resampling ringing)
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode ``source`` into a new RGB ``uint8`` array of shape (H, W, 3), C-contiguous.
+
+    The result never shares memory with the input, so callers may draw on it freely.
+
+    Args:
+        source: A path (``str`` or ``os.PathLike``), encoded bytes (``bytes``,
+            ``bytearray``, ``memoryview``), a binary file-like object (read from its
+            current position), a ``PIL.Image.Image`` (its current frame; not closed), or
+            a numpy array: (H, W) grey, (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA, of
+            dtype ``uint8``, ``uint16`` (scaled by 16 bits), ``bool`` (0/255) or float
+            in ``[0, 1]``.
+        max_pixels: Largest accepted ``width * height``. For encoded inputs it is checked
+            from the header, before any pixel is decoded. Pillow's own hard limit
+            (``2 * Image.MAX_IMAGE_PIXELS``, about 179 MP) still applies above it.
+
+    Returns:
+        The image as RGB ``uint8`` (H, W, 3), EXIF orientation applied.
+
+    Raises:
+        ImageLoadError: Missing file, directory, empty (0 bytes), truncated or corrupt
+            data, data that is not an image, or an array of unsupported shape/dtype.
+        UnsupportedFormatError: A recognised file of a kind duchenne does not read
+            (PDF, SVG, HEIC, a video ...).
+        ImageTooLargeError: More than ``max_pixels`` pixels.
+        TypeError: ``source`` is of none of the accepted types (a programming error).
+    """
+    if isinstance(source, np.ndarray):
+        return _load_array(source, max_pixels)
+    if isinstance(source, Image.Image):
+        return _decode_pil(source, "<PIL.Image>", max_pixels)
+    if isinstance(source, (str, os.PathLike)):
+        with _open_path(Path(source), str(source)) as fh:
+            return _load_stream(fh, str(source), max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _load_stream(io.BytesIO(bytes(source)), "<bytes>", max_pixels)
+    if hasattr(source, "read"):
+        return _load_stream(source, _stream_label(source), max_pixels)
+    raise TypeError(f"cannot load an image from {type(source).__name__}")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """Header facts about an image, read without decoding its pixels.
+
+    Attributes:
+        width: Displayed width (after EXIF orientation).
+        height: Displayed height (after EXIF orientation).
+        format: Pillow format name (``"JPEG"``, ``"PNG"`` ...) or ``"ARRAY"``.
+        mode: Pillow pixel mode as stored (``"RGB"``, ``"I;16"`` ...) or the numpy dtype.
+        frames: Number of frames (1 for still images).
+        orientation: EXIF orientation tag (1 = upright).
+    """
+
+    width: int
+    height: int
+    format: str
+    mode: str
+    frames: int
+    orientation: int
+
+
+def image_info(source: ImageSource) -> ImageInfo:
+    """Read an image's size and format cheaply, e.g. to list or pre-check inputs.
+
+    Args:
+        source: Anything :func:`load_image` accepts.
+
+    Returns:
+        The :class:`ImageInfo` of ``source``.
+
+    Raises:
+        ImageLoadError: As :func:`load_image` for unreadable inputs (truncated pixel data
+            is not detected, since pixels are not decoded).
+        UnsupportedFormatError: As :func:`load_image`.
+        ImageTooLargeError: Only for images so large Pillow refuses to open them.
+        TypeError: ``source`` is of none of the accepted types.
+    """
+    if isinstance(source, np.ndarray):
+        h, w = (source.shape + (0, 0))[:2]
+        return ImageInfo(int(w), int(h), "ARRAY", str(source.dtype), 1, 1)
+    if isinstance(source, Image.Image):
+        return _pil_info(source)
+    if isinstance(source, (str, os.PathLike)):
+        with _open_path(Path(source), str(source)) as fh:
+            return _stream_info(fh, str(source))
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _stream_info(io.BytesIO(bytes(source)), "<bytes>")
+    if hasattr(source, "read"):
+        return _stream_info(source, _stream_label(source))
+    raise TypeError(f"cannot read image info from {type(source).__name__}")
+
+
+def iter_image_paths(
+    inputs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], recursive: bool = True
+) -> list[Path]:
+    """Expand files, folders and glob patterns into the list of image files to process.
+
+    Folders and glob matches keep only files with a :data:`SUPPORTED_EXTENSIONS` suffix
+    and skip hidden entries (names starting with ``.``, e.g. macOS ``._IMG.jpg``
+    resource forks); files named explicitly are kept whatever their suffix. Each input's
+    expansion is sorted in natural order (``img2`` before ``img10``), and a path reached
+    twice is listed once.
+
+    An input that does not exist (and is not a glob pattern matching something) is
+    returned **as-is**, so the caller can report it as a per-file error through
+    :func:`load_image` instead of losing it silently.
+
+    Args:
+        inputs: Paths, folders or glob patterns (``**`` allowed); a single one is fine.
+        recursive: Descend into sub-folders of folder inputs.
+
+    Returns:
+        Paths in input order, each input's expansion sorted.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for item in inputs:
+        for path in _expand_input(str(item), recursive):
+            if path not in seen:
+                seen.add(path)
+                out.append(path)
+    return out
+
+
+def encode_image(rgb: np.ndarray, format: str = "jpeg", quality: int = 90) -> bytes:
+    """Encode an image array (e.g. an annotated result) to JPEG or PNG bytes.
+
+    Args:
+        rgb: RGB ``uint8`` (H, W, 3); any array :func:`load_image` accepts also works.
+        format: ``"jpeg"`` (or ``"jpg"``) or ``"png"``, case-insensitive.
+        quality: JPEG quality 1-100 (ignored for PNG).
+
+    Returns:
+        The encoded file content.
+
+    Raises:
+        ValueError: Unknown format or quality out of range.
+        ImageLoadError: ``rgb`` has an unsupported shape or dtype.
+    """
+    pil_format = _pil_save_format(format)
+    if pil_format == "JPEG" and not 1 <= int(quality) <= 100:
+        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+    img = Image.fromarray(_array_to_rgb(np.asarray(rgb), "image"), mode="RGB")
+    buf = io.BytesIO()
+    if pil_format == "JPEG":
+        img.save(buf, format="JPEG", quality=int(quality))
+    else:
+        img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_image_atomic(
+    rgb: np.ndarray, path: str | os.PathLike[str], *, quality: int = 90, format: str | None = None
+) -> Path:
+    """Write an image so readers never see a half-written file.
+
+    The file is encoded in memory, written to a temporary file in the destination folder,
+    fsynced and moved over ``path`` with ``os.replace``; on failure the previous file
+    (if any) is left untouched. Missing parent folders are created.
+
+    Args:
+        rgb: Image array, as for :func:`encode_image`.
+        path: Destination; its suffix (``.jpg``, ``.jpeg``, ``.png``) picks the format.
+        quality: JPEG quality 1-100.
+        format: Overrides the format inferred from the suffix.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        ValueError: The format is unknown or cannot be inferred.
+        ImageLoadError: ``rgb`` has an unsupported shape or dtype.
+        OSError: The file cannot be written.
+    """
+    path = Path(path)
+    fmt = format or path.suffix.lstrip(".")
+    if not fmt:
+        raise ValueError(f"{path}: cannot infer the image format; pass format='jpeg' or 'png'")
+    data = encode_image(rgb, fmt, quality)
+    with atomic_write(path) as fh:
+        fh.write(data)
+    return path
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _open_path(path: Path, label: str) -> IO[bytes]:
+    """Open ``path`` for reading, mapping OS errors to one-line ``ImageLoadError``s."""
+    try:
+        return open(path, "rb")  # closed by the caller's with-block
+    except FileNotFoundError:
+        hint = " (URLs are not supported; download the file first)" if "://" in label else ""
+        raise ImageLoadError(f"{label}: no such file{hint}") from None
+    except IsADirectoryError:
+        raise ImageLoadError(f"{label}: is a directory, not an image file") from None
+    except PermissionError:
+        if path.is_dir():  # Windows reports directories this way
+            raise ImageLoadError(f"{label}: is a directory, not an image file") from None
+        raise ImageLoadError(f"{label}: permission denied") from None
+    except OSError as exc:
+        raise ImageLoadError(f"{label}: cannot open ({exc.strerror or exc})") from None
+
+
+def _stream_label(fh: object) -> str:
+    """Name a file-like object in messages: its file name when it has one."""
+    name = getattr(fh, "name", None)
+    return str(name) if isinstance(name, (str, os.PathLike)) else f"<{type(fh).__name__}>"
+
+
+def _seekable(fh: IO[bytes]) -> IO[bytes]:
+    """Return a seekable stream: Pillow and our sniffing both need to rewind."""
+    seekable = getattr(fh, "seekable", None)
+    if callable(seekable) and seekable():
+        return fh
+    return io.BytesIO(fh.read())
+
+
+def _sniff(fh: IO[bytes], label: str) -> bytes:
+    """Peek at the first bytes (for error messages) and reject empty inputs."""
+    start = fh.tell()
+    head = fh.read(_SNIFF_BYTES)
+    fh.seek(start)
+    if not isinstance(head, bytes):
+        raise TypeError(f"{label}: file object must be opened in binary mode")
+    if not head:
+        raise ImageLoadError(f"{label} is empty (0 bytes)")
+    return head
+
+
+def _load_stream(fh: IO[bytes], label: str, max_pixels: int) -> np.ndarray:
+    """Decode an encoded image from a binary stream."""
+    fh = _seekable(fh)
+    head = _sniff(fh, label)
+    with _open_pil(fh, head, label) as img:
+        return _decode_pil(img, label, max_pixels)
+
+
+def _stream_info(fh: IO[bytes], label: str) -> ImageInfo:
+    """Header-only counterpart of :func:`_load_stream`."""
+    fh = _seekable(fh)
+    head = _sniff(fh, label)
+    with _open_pil(fh, head, label) as img:
+        return _pil_info(img)
+
+
+def _load_array(arr: np.ndarray, max_pixels: int) -> np.ndarray:
+    """Convert a caller's array, guaranteeing the result does not alias it."""
+    if arr.ndim >= 2:
+        _check_pixels(arr.shape[1], arr.shape[0], "array", max_pixels)
+    rgb = _array_to_rgb(arr, "array")
+    return rgb.copy() if np.may_share_memory(rgb, arr) else rgb
+
+
+# --------------------------------------------------------------------------- Pillow
+
+
+def _open_pil(fh: IO[bytes], head: bytes, label: str) -> Image.Image:
+    """``Image.open`` with duchenne errors and Pillow's bomb warning kept local."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(fh)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{label}: image too large to decode safely ({exc})") from None
+    except UnidentifiedImageError:
+        raise _unidentified_error(head, label) from None
+    except _DECODE_ERRORS as exc:
+        raise ImageLoadError(f"{label}: corrupt image header ({_reason(exc)})") from None
+    if img.format in _UNDECODABLE_PIL_FORMATS:
+        img.close()
+        raise UnsupportedFormatError(f"{label}: {img.format} files are not supported")
+    return img
+
+
+def _decode_pil(img: Image.Image, label: str, max_pixels: int) -> np.ndarray:
+    """Check the size, decode the pixels, apply EXIF orientation, convert to RGB."""
+    _check_pixels(img.width, img.height, label, max_pixels)
+    try:
+        img.load()
+    except _DECODE_ERRORS as exc:
+        raise ImageLoadError(f"{label}: corrupt or truncated image data ({_reason(exc)})") from None
+    return _pil_to_rgb(_exif_upright(img), label)
+
+
+def _pil_info(img: Image.Image) -> ImageInfo:
+    """Build :class:`ImageInfo` from an opened (not necessarily loaded) image."""
+    orientation = _orientation(img)
+    w, h = img.size
+    if orientation in (5, 6, 7, 8):  # 90-degree rotations swap the displayed axes
+        w, h = h, w
+    frames = int(getattr(img, "n_frames", 1) or 1)
+    return ImageInfo(w, h, img.format or "PIL", img.mode, frames, orientation)
+
+
+def _orientation(img: Image.Image) -> int:
+    """EXIF orientation tag, 1 when absent or unreadable."""
+    try:
+        value = img.getexif().get(0x0112, 1)
+    except _DECODE_ERRORS:
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _exif_upright(img: Image.Image) -> Image.Image:
+    """Apply EXIF orientation; skip the copy for upright images (the common case).
+
+    A malformed EXIF block is a metadata problem, not a pixel problem, so it leaves the
+    image as stored rather than failing the load.
+    """
+    if _orientation(img) == 1:
+        return img
+    try:
+        return ImageOps.exif_transpose(img)
+    except _DECODE_ERRORS:
+        return img
+
+
+def _check_pixels(width: int, height: int, label: str, max_pixels: int) -> None:
+    """Reject empty images and images above ``max_pixels`` before decoding."""
+    if width <= 0 or height <= 0:
+        raise ImageLoadError(f"{label}: image has zero size ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{label}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
+            f"{max_pixels:,} (max_pixels)"
+        )
+
+
+def _pil_to_rgb(img: Image.Image, label: str) -> np.ndarray:
+    """Convert any Pillow mode to RGB ``uint8`` (see the module docstring for rules)."""
+    mode = img.mode
+    if mode.startswith("I;16") or mode == "I":
+        arr = np.asarray(img)
+        return _array_to_rgb(arr, label, bits=_bit_depth(img) or _container_bits(arr))
+    if mode == "F":
+        return _array_to_rgb(np.asarray(img), label)
+    if mode == "CMYK":
+        img = _cmyk_to_rgb(img)
+    elif "A" in mode or "a" in mode or "transparency" in img.info:
+        img = img.convert("RGBA")
+    elif mode in ("1", "L"):
+        return _array_to_rgb(np.asarray(img), label)  # bool / uint8 grey
+    elif mode != "RGB":
+        img = _convert_rgb(img, label)
+    arr = np.array(img)  # one copy, writable, C-contiguous
+    return arr if arr.shape[2] == 3 else _array_to_rgb(arr, label)
+
+
+def _convert_rgb(img: Image.Image, label: str) -> Image.Image:
+    """Pillow's own conversion for the remaining modes (P, YCbCr, LAB, HSV, RGBX ...)."""
+    try:
+        return img.convert("RGB")
+    except ValueError:
+        raise UnsupportedFormatError(f"{label}: unsupported pixel mode {img.mode!r}") from None
+
+
+def _cmyk_to_rgb(img: Image.Image) -> Image.Image:
+    """Convert CMYK via its ICC profile when present (print CMYK is not device CMYK)."""
+    icc = img.info.get("icc_profile")
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            dst = ImageCms.createProfile("sRGB")
+            return ImageCms.profileToProfile(img, src, dst, outputMode="RGB")
+        except (ImportError, OSError, ValueError, ImageCms.PyCMSError):
+            pass  # broken or unusable profile: fall back to the formula
+    return img.convert("RGB")  # Pillow: (255 - C) * (255 - K) / 255
+
+
+def _bit_depth(img: Image.Image) -> int | None:
+    """Bits per sample declared by a TIFF (e.g. 12-bit data in 16-bit words), else None."""
+    tags = getattr(img, "tag_v2", None)
+    bits = tags.get(258) if tags is not None else None
+    if isinstance(bits, tuple):
+        bits = bits[0] if bits else None
+    if isinstance(bits, int) and 1 <= bits <= 32:
+        return bits
+    return 16 if img.mode.startswith("I;16") else None
+
+
+def _unidentified_error(head: bytes, label: str) -> ImageLoadError:
+    """Explain why Pillow did not recognise the data, as precisely as the bytes allow."""
+    kind = _unsupported_kind(head)
+    if kind:
+        return UnsupportedFormatError(f"{label}: {kind} files are not supported")
+    image_kind = _image_kind(head)
+    if image_kind:
+        return ImageLoadError(f"{label}: looks like a {image_kind} but is corrupt or truncated")
+    if _looks_like_text(head):
+        return ImageLoadError(f"{label}: contains text, not image data")
+    return ImageLoadError(f"{label}: not an image file (unrecognised data)")
+
+
+def _unsupported_kind(head: bytes) -> str | None:
+    """Name recognised file kinds that are not raster images Pillow reads."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if b"%PDF-" in head:
+        return "PDF"
+    if text.startswith(b"<svg") or (
+        text.startswith((b"<?xml", b"<!doctype svg")) and b"<svg" in text
+    ):
+        return "SVG"
+    if head[4:8] == b"ftyp":
+        return "HEIC/HEIF" if head[8:12] in _HEIF_BRANDS else "video (MP4/MOV)"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "video (AVI)"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video (Matroska/WebM)"
+    if head.startswith(b"PK\x03\x04"):
+        return "ZIP archive"
+    return None
+
+
+def _image_kind(head: bytes) -> str | None:
+    """Name the image format whose magic bytes ``head`` starts with, if any."""
+    magics = {
+        b"\xff\xd8\xff": "JPEG",
+        b"\x89PNG\r\n\x1a\n": "PNG",
+        b"GIF8": "GIF",
+        b"BM": "BMP",
+        b"II*\x00": "TIFF",
+        b"MM\x00*": "TIFF",
+    }
+    for magic, name in magics.items():
+        if head.startswith(magic):
+            return name
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WebP"
+    return None
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """True for data that decodes as UTF-8 text without control bytes."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return not any(ord(c) < 32 and c not in "\t\r\n\f" for c in text)
+
+
+def _reason(exc: BaseException) -> str:
+    """One-line reason from a Pillow exception (some have empty messages)."""
+    msg = str(exc).splitlines()[0] if str(exc) else ""
+    return msg or type(exc).__name__
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def _array_to_rgb(arr: np.ndarray, label: str, bits: int | None = None) -> np.ndarray:
+    """Convert a grey/RGB/RGBA array of a supported dtype to RGB ``uint8``.
+
+    Args:
+        arr: (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array.
+        label: Name used in error messages.
+        bits: Bit depth of integer data wider than 8 bits, when known.
+
+    Returns:
+        RGB ``uint8`` (H, W, 3), C-contiguous and writable (may be ``arr`` itself).
+
+    Raises:
+        ImageLoadError: Unsupported shape, dtype, or float values outside ``[0, 1]``.
+    """
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageLoadError(
+            f"{label}: expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageLoadError(f"{label}: image has zero size (shape {arr.shape})")
+    u8 = _to_uint8(arr, label, bits)
+    if u8.ndim == 2:
+        return np.repeat(u8[:, :, None], 3, axis=2)
+    if u8.shape[2] == 4:
+        return _composite_on_white(u8)
+    if u8.flags.c_contiguous and u8.flags.writeable:
+        return u8
+    return np.array(u8, order="C")
+
+
+def _to_uint8(arr: np.ndarray, label: str, bits: int | None) -> np.ndarray:
+    """Scale any supported dtype to ``uint8`` without clipping meaningful range."""
+    kind, size = arr.dtype.kind, arr.dtype.itemsize
+    if kind == "u" and size == 1:
+        return arr
+    if kind == "b":
+        return arr.astype(np.uint8) * np.uint8(255)
+    if kind == "u" and size == 2:
+        return _scale_bits(arr, bits or 16)
+    if kind == "f":
+        return _float_to_uint8(arr, label)
+    if kind in "iu" and bits is not None:  # Pillow "I" modes; plain int arrays are ambiguous
+        return _scale_bits(arr, bits)
+    raise ImageLoadError(
+        f"{label}: unsupported dtype {arr.dtype}; use uint8, uint16, bool or float in [0, 1]"
+    )
+
+
+def _container_bits(arr: np.ndarray) -> int:
+    """Smallest of 8/16/32 bits holding the data (Pillow mode "I" has no declared depth)."""
+    peak = int(arr.max())
+    return 8 if peak <= 0xFF else 16 if peak <= 0xFFFF else 32
+
+
+def _scale_bits(arr: np.ndarray, bits: int) -> np.ndarray:
+    """Map ``[0, 2**bits - 1]`` onto ``[0, 255]`` with rounding (``65535 -> 255``)."""
+    top = (1 << bits) - 1
+    if bits == 8:
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    if bits <= 16:  # x * 255 fits in uint32
+        x = np.clip(arr, 0, top).astype(np.uint32)
+        return ((x * 255 + top // 2) // top).astype(np.uint8)
+    x = np.clip(arr, 0, top).astype(np.float64)
+    return np.floor(x * (255.0 / top) + 0.5).astype(np.uint8)
+
+
+def _float_to_uint8(arr: np.ndarray, label: str) -> np.ndarray:
+    """Scale ``[0, 1]`` floats to ``uint8``; refuse NaN/inf and the 0-255 float mistake."""
+    if not np.isfinite(arr).all():
+        raise ImageLoadError(f"{label}: float image contains NaN or infinity")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -_FLOAT_TOLERANCE or hi > 1 + _FLOAT_TOLERANCE:
+        raise ImageLoadError(
+            f"{label}: float image values must be in [0, 1], got [{lo:g}, {hi:g}] "
+            "(for 0-255 data pass a uint8 array)"
+        )
+    work = np.float64 if arr.dtype.itemsize > 4 else np.float32
+    x = np.clip(arr.astype(work, copy=False), 0.0, 1.0)
+    return np.floor(x * 255.0 + 0.5).astype(np.uint8)
+
+
+def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
+    """Blend ``uint8`` RGBA onto white: ``rgb * a + 255 * (1 - a)``, rounded."""
+    rgb = rgba[:, :, :3].astype(np.uint16)
+    alpha = rgba[:, :, 3:4].astype(np.uint16)
+    out = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
+    return out.astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def _expand_input(text: str, recursive: bool) -> list[Path]:
+    """Expand one input (file, folder, glob or missing path) into paths."""
+    path = Path(text)
+    if path.is_dir():
+        return _natural_sorted(_walk_images(path, recursive))
+    if path.exists() or not glob.has_magic(text):
+        return [path]
+    matches = [Path(m) for m in glob.glob(text, recursive=True)]
+    if not matches:
+        return [path]
+    found: list[Path] = []
+    for match in matches:
+        if match.is_dir():
+            found.extend(_walk_images(match, recursive))
+        elif _is_image_name(match.name):
+            found.append(match)
+    return _natural_sorted(found)
+
+
+def _walk_images(root: Path, recursive: bool) -> Iterator[Path]:
+    """Yield image files under ``root``, skipping hidden files and folders."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
+        for name in filenames:
+            if _is_image_name(name):
+                yield Path(dirpath, name)
+
+
+def _is_image_name(name: str) -> bool:
+    """Supported suffix and not a hidden file."""
+    return not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def _natural_sorted(paths: Sequence[Path] | Iterator[Path]) -> list[Path]:
+    """Sort paths part by part, numbers numerically (``img2`` before ``img10``)."""
+
+    def key(path: Path) -> tuple[tuple[list[str | int], str], ...]:
+        return tuple((_natural_key(part), part) for part in path.parts)
+
+    return sorted(paths, key=key)
+
+
+def _natural_key(text: str) -> list[str | int]:
+    """Alternating text/number tokens; text at even positions, ints at odd ones."""
+    tokens = re.split(r"(\d+)", text.lower())
+    return [int(tok) if i % 2 else tok for i, tok in enumerate(tokens)]
+
+
+def _pil_save_format(format: str) -> str:
+    """Map a user format name to Pillow's."""
+    name = format.lower().lstrip(".")
+    if name in ("jpg", "jpeg"):
+        return "JPEG"
+    if name == "png":
+        return "PNG"
+    raise ValueError(f"unsupported output image format {format!r}; use 'jpeg' or 'png'")

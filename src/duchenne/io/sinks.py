@@ -1,0 +1,654 @@
+"""Write per-face result records to JSON, JSON Lines, CSV or Parquet -- atomically.
+
+Why atomic: results files are read by other programs (spreadsheets, notebooks, the next
+pipeline stage), often while a long batch is still running or after it crashed. Every
+writer here writes to a hidden temporary file *in the destination folder*, fsyncs it and
+moves it over the destination with ``os.replace``, so a reader sees either the previous
+complete file or the new complete file, never a half-written one. On failure the
+temporary file is removed and the previous file is left untouched.
+
+Records are mappings of ``str`` to ``str``/``int``/``float``/``bool``/``None``, lists of
+numbers, or nested mappings; numpy scalars and arrays, tuples and paths are converted.
+Non-finite floats (NaN, +-inf) are written as null in every format (JSON has no NaN, and
+one rule for all formats means they read back alike). CSV flattens nesting into dotted
+columns (``emotions.happiness``, ``box.0``); JSON and Parquet keep the nesting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import math
+import os
+import secrets
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import numpy as np
+
+from duchenne.errors import require_extra
+
+__all__ = [
+    "FORMATS",
+    "RecordWriter",
+    "atomic_write",
+    "flatten_record",
+    "infer_format",
+    "to_json_text",
+    "to_jsonable",
+    "write_records",
+]
+
+FORMATS = ("json", "jsonl", "csv", "parquet")
+"""Record file formats, by name."""
+
+_SUFFIX_FORMATS = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+Record = Mapping[str, Any]
+
+
+# --------------------------------------------------------------------------- JSON values
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert ``obj`` to plain JSON-compatible Python (what ``json.dumps`` accepts).
+
+    Numpy scalars and arrays become Python numbers and lists, tuples become lists,
+    paths become strings, dataclasses become dicts, mapping keys become strings, and
+    non-finite floats become ``None``.
+
+    Args:
+        obj: The value to convert.
+
+    Returns:
+        An equivalent value made of dict/list/str/int/float/bool/None.
+
+    Raises:
+        TypeError: A value of a type with no JSON meaning (bytes, arbitrary objects).
+    """
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None  # np.float64 -> float
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
+
+
+def to_json_text(obj: Any, *, indent: int | None = None) -> str:
+    """Serialise ``obj`` (numpy values included) to strict JSON text.
+
+    Args:
+        obj: Any value :func:`to_jsonable` accepts.
+        indent: Pretty-print indentation, or ``None`` for one line.
+
+    Returns:
+        JSON text (UTF-8 characters kept as is, NaN/inf written as ``null``).
+
+    Raises:
+        TypeError: ``obj`` contains a value with no JSON meaning.
+    """
+    return json.dumps(to_jsonable(obj), ensure_ascii=False, allow_nan=False, indent=indent)
+
+
+def flatten_record(record: Record, sep: str = ".") -> dict[str, Any]:
+    """Flatten nested mappings and lists into one level of scalar columns.
+
+    ``{"box": [1, 2], "emotions": {"happiness": 0.9}}`` becomes
+    ``{"box.0": 1, "box.1": 2, "emotions.happiness": 0.9}``. Empty lists and mappings
+    produce no columns.
+
+    Args:
+        record: The record; values are first passed through :func:`to_jsonable`.
+        sep: Separator between name parts.
+
+    Returns:
+        A new flat dict, keys in depth-first order.
+    """
+    flat: dict[str, Any] = {}
+    _flatten_into(flat, "", to_jsonable(record), sep)
+    return flat
+
+
+def _flatten_into(flat: dict[str, Any], prefix: str, value: Any, sep: str) -> None:
+    """Depth-first helper of :func:`flatten_record`."""
+    if isinstance(value, dict):
+        items: Iterable[tuple[str, Any]] = value.items()
+    elif isinstance(value, list):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        flat[prefix] = value
+        return
+    for key, item in items:
+        _flatten_into(flat, f"{prefix}{sep}{key}" if prefix else key, item, sep)
+
+
+# --------------------------------------------------------------------------- atomic files
+
+
+def _create_temp(path: Path) -> tuple[Path, int]:
+    """Create a unique hidden temp file next to ``path``; return it and its fd.
+
+    ``os.open`` with mode 0o666 lets the process umask decide the final permissions,
+    which ``tempfile`` (always 0o600) would not.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return tmp, os.open(tmp, flags, 0o666)
+        except FileExistsError:  # pragma: no cover - 32-bit random collision
+            continue
+
+
+def _fsync_close(fh: IO[Any]) -> None:
+    """Flush Python and OS buffers to disk, then close."""
+    fh.flush()
+    os.fsync(fh.fileno())
+    fh.close()
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """Move the finished temp file over ``path`` and persist the rename."""
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist a rename on POSIX; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: Path) -> None:
+    """Remove a temp file, ignoring that it may already be gone."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+@contextlib.contextmanager
+def atomic_write(
+    path: str | os.PathLike[str],
+    mode: str = "wb",
+    *,
+    encoding: str | None = None,
+    newline: str | None = None,
+) -> Iterator[IO[Any]]:
+    """Open a temporary file that replaces ``path`` only if the block succeeds.
+
+    Missing parent folders are created. If the block raises, the temporary file is
+    deleted and any previous ``path`` is left as it was.
+
+    Args:
+        path: Final destination.
+        mode: ``"wb"`` or ``"w"`` (text).
+        encoding: Text encoding (text mode; defaults to UTF-8).
+        newline: As for :func:`open` (text mode).
+
+    Yields:
+        The open temporary file.
+
+    Raises:
+        ValueError: ``mode`` is not a write mode.
+        OSError: The file cannot be created, written or renamed.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
+    final = Path(path)
+    tmp, fd = _create_temp(final)
+    text = {"encoding": encoding or "utf-8", "newline": newline} if mode == "w" else {}
+    try:
+        with os.fdopen(fd, mode, **text) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    _commit(tmp, final)
+
+
+# --------------------------------------------------------------------------- backends
+
+
+class _Backend(Protocol):
+    """One output format: writes records into a temp file it owns."""
+
+    tmp: Path
+
+    def write(self, record: Record) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+class _JsonLinesBackend:
+    """One JSON object per line; the streaming-friendly format."""
+
+    def __init__(self, path: Path, **_: Any) -> None:
+        self.tmp, fd = _create_temp(path)
+        self._fh = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+
+    def write(self, record: Record) -> None:
+        self._fh.write(to_json_text(record) + "\n")
+
+    def finish(self) -> None:
+        _fsync_close(self._fh)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        _unlink_quietly(self.tmp)
+
+
+class _JsonBackend(_JsonLinesBackend):
+    """One JSON list, one record per line so large files stay diff- and grep-friendly."""
+
+    def __init__(self, path: Path, **_: Any) -> None:
+        super().__init__(path)
+        self._count = 0
+
+    def write(self, record: Record) -> None:
+        self._fh.write(("[\n" if self._count == 0 else ",\n") + to_json_text(record))
+        self._count += 1
+
+    def finish(self) -> None:
+        self._fh.write("\n]\n" if self._count else "[]\n")
+        super().finish()
+
+
+class _CsvBackend:
+    """Flattened rows; columns = union of keys in first-seen order.
+
+    Rows are streamed to disk. A key first seen after the header was written is added
+    as a new last column, and the file is rewritten once at :meth:`finish` with the full
+    header (earlier rows padded with empty cells), so no record is ever dropped.
+    """
+
+    def __init__(self, path: Path, columns: Sequence[str] | None = None, **_: Any) -> None:
+        self.tmp, fd = _create_temp(path)
+        self._path = path
+        self._fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self._writer = csv.writer(self._fh)
+        self._columns: dict[str, None] = dict.fromkeys(columns or ())
+        self._header_len: int | None = None
+
+    def write(self, record: Record) -> None:
+        flat = flatten_record(record)
+        self._columns.update(dict.fromkeys(flat))
+        if self._header_len is None:
+            self._writer.writerow(self._columns)
+            self._header_len = len(self._columns)
+        self._writer.writerow([_csv_cell(flat.get(col)) for col in self._columns])
+
+    def finish(self) -> None:
+        if self._header_len is None and self._columns:  # no rows: header only
+            self._writer.writerow(self._columns)
+            self._header_len = len(self._columns)
+        _fsync_close(self._fh)
+        if self._header_len is not None and len(self._columns) > self._header_len:
+            self._rewrite_with_full_header()
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        _unlink_quietly(self.tmp)
+
+    def _rewrite_with_full_header(self) -> None:
+        """Copy rows into a new temp file under the complete header."""
+        old = self.tmp
+        self.tmp, fd = _create_temp(self._path)
+        width = len(self._columns)
+        try:
+            with (
+                open(old, encoding="utf-8", newline="") as src,
+                os.fdopen(fd, "w", encoding="utf-8", newline="") as dst,
+            ):
+                reader, writer = csv.reader(src), csv.writer(dst)
+                next(reader)
+                writer.writerow(self._columns)
+                for row in reader:
+                    writer.writerow(row + [""] * (width - len(row)))
+                dst.flush()
+                os.fsync(dst.fileno())
+        except BaseException:
+            _unlink_quietly(self.tmp)
+            self.tmp = old
+            raise
+        _unlink_quietly(old)
+
+
+def _csv_cell(value: Any) -> str:
+    """CSV text of a flattened value: null -> empty, booleans as JSON spells them."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)  # float str() is the shortest round-tripping repr
+
+
+class _ParquetBackend:
+    """Buffered row groups through ``pyarrow.parquet.ParquetWriter``.
+
+    The schema is inferred from the first row group. If a later group brings a new
+    column or needs a wider type (e.g. a column that was all null becomes float), the
+    rows already written are copied once into a new file with the unified schema.
+    """
+
+    def __init__(self, path: Path, row_group_size: int = 10_000, **_: Any) -> None:
+        self._pa = require_extra("pyarrow", "parquet")
+        self._pq = require_extra("pyarrow.parquet", "parquet")
+        self._path = path
+        self._group = max(1, int(row_group_size))
+        self._rows: list[dict[str, Any]] = []
+        self._writer: Any = None
+        self._schema: Any = None
+        self.tmp, fd = _create_temp(path)
+        self._fh: IO[bytes] = os.fdopen(fd, "wb")
+
+    def write(self, record: Record) -> None:
+        self._rows.append(to_jsonable(record))
+        if len(self._rows) >= self._group:
+            self._flush()
+
+    def finish(self) -> None:
+        if self._rows or self._writer is None:
+            self._flush()
+        self._writer.close()
+        _fsync_close(self._fh)
+
+    def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._writer is not None:
+                self._writer.close()
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        _unlink_quietly(self.tmp)
+
+    def _flush(self) -> None:
+        table = self._rows_to_table(self._rows)
+        self._rows = []
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = self._pq.ParquetWriter(self._fh, self._schema)
+        elif table.schema != self._schema:
+            table = self._conform(table)
+        self._writer.write_table(table)
+
+    def _rows_to_table(self, rows: list[dict[str, Any]]) -> Any:
+        """Build a table column by column so a type clash names its column."""
+        names: dict[str, None] = {}
+        for row in rows:
+            names.update(dict.fromkeys(row))
+        columns = {}
+        for name in names:
+            try:
+                columns[name] = self._pa.array([row.get(name) for row in rows])
+            except (self._pa.ArrowInvalid, self._pa.ArrowTypeError) as exc:
+                raise TypeError(
+                    f"parquet column {name!r} has values of mixed types: {exc}"
+                ) from None
+        return self._pa.table(columns)
+
+    def _conform(self, table: Any) -> Any:
+        """Fit ``table`` to the file schema, widening the file's schema if needed."""
+        try:
+            unified = self._pa.unify_schemas(
+                [self._schema, table.schema], promote_options="permissive"
+            )
+        except (self._pa.ArrowInvalid, self._pa.ArrowTypeError) as exc:
+            raise TypeError(f"records do not fit the parquet schema: {exc}") from None
+        if unified != self._schema:
+            self._rewrite(unified)
+        return _cast_to(self._pa, table, self._schema)
+
+    def _rewrite(self, schema: Any) -> None:
+        """Copy what was written so far into a new temp file with ``schema``."""
+        self._writer.close()
+        _fsync_close(self._fh)
+        old = self.tmp
+        self.tmp, fd = _create_temp(self._path)
+        self._fh = os.fdopen(fd, "wb")
+        self._writer = self._pq.ParquetWriter(self._fh, schema)
+        self._schema = schema
+        for batch in self._pq.ParquetFile(old).iter_batches():
+            table = self._pa.Table.from_batches([batch])
+            self._writer.write_table(_cast_to(self._pa, table, schema))
+        _unlink_quietly(old)
+
+
+def _cast_to(pa: Any, table: Any, schema: Any) -> Any:
+    """Add missing columns as nulls, order columns as ``schema`` and cast."""
+    columns = [
+        table.column(field.name)
+        if field.name in table.column_names
+        else pa.nulls(table.num_rows, field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(columns, names=schema.names).cast(schema)
+
+
+_BACKENDS: dict[str, type] = {
+    "json": _JsonBackend,
+    "jsonl": _JsonLinesBackend,
+    "csv": _CsvBackend,
+    "parquet": _ParquetBackend,
+}
+
+
+# --------------------------------------------------------------------------- public writers
+
+
+def infer_format(path: str | os.PathLike[str], format: str | None = None) -> str:
+    """Pick the record format from ``format`` or the file suffix.
+
+    Args:
+        path: Destination file.
+        format: Explicit format name (case-insensitive); wins over the suffix.
+
+    Returns:
+        One of :data:`FORMATS`.
+
+    Raises:
+        ValueError: Unknown format, or no format given and an unknown suffix.
+    """
+    if format is not None:
+        name = format.lower().lstrip(".")
+        if name == "ndjson":
+            name = "jsonl"
+        if name not in FORMATS:
+            raise ValueError(f"unknown record format {format!r}; choose from {FORMATS}")
+        return name
+    suffix = Path(path).suffix.lower()
+    if suffix not in _SUFFIX_FORMATS:
+        raise ValueError(
+            f"{path}: cannot infer the format from suffix {suffix!r}; "
+            f"use one of {sorted(_SUFFIX_FORMATS)} or pass format="
+        )
+    return _SUFFIX_FORMATS[suffix]
+
+
+class RecordWriter:
+    """Stream records into a file that appears (atomically) only when closed.
+
+    Use as a context manager. Records go to a hidden temporary file next to ``path``.
+    On a clean exit (or :meth:`close`) the file is completed, fsynced and moved over
+    ``path``. If the block raises:
+
+    * ``keep_partial=False`` (default): the temporary file is deleted and any previous
+      ``path`` is left intact -- nothing half-written ever appears;
+    * ``keep_partial=True``: the records written so far are completed into a valid file
+      that replaces ``path`` (even if no record was written), e.g. to keep the frames a
+      video analysis got through before a decode error. The exception still propagates.
+
+    Always use it in a ``with`` block or call :meth:`close` / :meth:`abort`: a writer that
+    is simply dropped leaves its hidden temporary file behind. Not thread-safe.
+
+    Args:
+        path: Destination file; missing parent folders are created.
+        format: ``"json"``, ``"jsonl"``, ``"csv"`` or ``"parquet"``; default from suffix.
+        keep_partial: See above.
+        columns: CSV only: leading columns in this order (others follow as first seen).
+        row_group_size: Parquet only: records buffered per row group.
+
+    Raises:
+        ValueError: Unknown format.
+        MissingExtraError: Parquet requested and pyarrow is not installed.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        format: str | None = None,
+        *,
+        keep_partial: bool = False,
+        columns: Sequence[str] | None = None,
+        row_group_size: int = 10_000,
+    ) -> None:
+        self.path = Path(path)
+        self.format = infer_format(self.path, format)
+        self.keep_partial = keep_partial
+        self.rows_written = 0
+        self._closed = False
+        backend_cls = _BACKENDS[self.format]
+        self._backend: _Backend = backend_cls(
+            self.path, columns=columns, row_group_size=row_group_size
+        )
+
+    def write(self, record: Record) -> None:
+        """Append one record.
+
+        Raises:
+            ValueError: The writer is closed.
+            TypeError: ``record`` is not a mapping or holds unserialisable values.
+        """
+        if self._closed:
+            raise ValueError(f"{self.path}: RecordWriter is closed")
+        if not isinstance(record, Mapping):
+            raise TypeError(f"records must be mappings, got {type(record).__name__}")
+        self._backend.write(record)
+        self.rows_written += 1
+
+    def write_many(self, records: Iterable[Record]) -> None:
+        """Append every record of ``records`` (which may be a generator)."""
+        for record in records:
+            self.write(record)
+
+    def close(self) -> Path:
+        """Complete the file and move it into place; idempotent.
+
+        Returns:
+            The final path.
+
+        Raises:
+            OSError: The file could not be completed or renamed (the temporary file is
+                removed and any previous ``path`` left intact).
+        """
+        if self._closed:
+            return self.path
+        self._closed = True
+        try:
+            self._backend.finish()
+        except BaseException:
+            self._backend.discard()
+            raise
+        _commit(self._backend.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Discard everything written; any previous ``path`` stays as it was."""
+        if not self._closed:
+            self._closed = True
+            self._backend.discard()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        elif self.keep_partial:
+            with contextlib.suppress(Exception):  # the original exception matters more
+                self.close()
+        else:
+            self.abort()
+
+
+def write_records(
+    records: Iterable[Record],
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    *,
+    columns: Sequence[str] | None = None,
+) -> Path:
+    """Write all ``records`` to ``path`` atomically (all or nothing).
+
+    Args:
+        records: Mappings (a list, or a generator -- if it raises, nothing is written
+            and any previous file is kept).
+        path: Destination; the suffix picks the format unless ``format`` is given
+            (``.json``, ``.jsonl``/``.ndjson``, ``.csv``, ``.parquet``/``.pq``).
+        format: ``"json"`` (one list), ``"jsonl"``, ``"csv"`` (flattened) or
+            ``"parquet"``.
+        columns: CSV only: leading columns in this order.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        ValueError: Unknown format.
+        TypeError: A record is not a mapping or holds unserialisable values.
+        MissingExtraError: Parquet requested and pyarrow is not installed.
+        OSError: The file cannot be written.
+    """
+    group = 10_000
+    if isinstance(records, Sequence):
+        # Known up front: one CSV pass with the full header, one parquet row group
+        # so the schema is inferred from every record.
+        if columns is None and infer_format(path, format) == "csv":
+            columns = list(_union_columns(records))
+        group = min(max(len(records), 1), 1_000_000)
+    with RecordWriter(path, format, columns=columns, row_group_size=group) as writer:
+        writer.write_many(records)
+    return Path(path)
+
+
+def _union_columns(records: Iterable[Record]) -> dict[str, None]:
+    """Flattened keys of all records in first-seen order."""
+    columns: dict[str, None] = {}
+    for record in records:
+        if isinstance(record, Mapping):
+            columns.update(dict.fromkeys(flatten_record(record)))
+    return columns
