@@ -11,6 +11,10 @@ from duchenne import __version__
 from duchenne.cli import analyze, models
 
 
+#: modules under duchenne.cli that each define ``add_parser(sub)``; absent ones are skipped
+OPTIONAL_COMMANDS = ("video", "enhance", "batch", "serve", "train", "train_authenticity", "evaluate")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="duchenne",
@@ -29,7 +33,7 @@ def _add_optional(sub: argparse._SubParsersAction) -> None:
     """Subcommands whose modules are imported only to declare their arguments (no torch here)."""
     import importlib
 
-    for name in ("train", "evaluate", "video"):
+    for name in OPTIONAL_COMMANDS:
         try:
             module = importlib.import_module(f"duchenne.cli.{name}")
         except ModuleNotFoundError as exc:

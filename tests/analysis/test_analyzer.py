@@ -1,0 +1,122 @@
+"""The face pipeline end to end on real public-domain photos (no shared data needed)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from duchenne import Analyzer, Faces, data
+from duchenne.errors import DuchenneError, ImageLoadError
+from duchenne.face.align import eye_centres
+from tests.helpers import TEST_DATA
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer(stages=("detect", "landmarks", "geometry"), threads=1)
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return data.astronaut()
+
+
+def test_demo_photo_one_face_with_landmarks(analyzer: Analyzer, astronaut: np.ndarray) -> None:
+    faces = analyzer.analyze(astronaut)
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces.xyxy[0]
+    # the face of the astronaut is around x 175-280, y 65-175 of the 512x512 photo
+    assert 150 < x1 < 200 and 250 < x2 < 300 and 40 < y1 < 90 and 150 < y2 < 200
+    assert faces.landmarks.shape == (1, 468, 3)
+    assert faces.landmark_score[0] > 0.9
+    # the mesh eyes agree with the detector's eye keypoints within 10% of the face width
+    right, left = eye_centres(faces.landmarks[0])
+    width = x2 - x1
+    assert np.linalg.norm(right - faces.keypoints[0, 0]) < 0.1 * width
+    assert np.linalg.norm(left - faces.keypoints[0, 1]) < 0.1 * width
+    assert set(faces.data) >= {"mouth_width", "lip_corner_elevation", "eye_aperture", "yaw", "pitch", "roll"}
+    assert abs(faces.data["roll"][0]) < 10 and abs(faces.data["yaw"][0]) < 20
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_rotated_photo_landmarks_follow(analyzer: Analyzer, astronaut: np.ndarray, k: int) -> None:
+    """Rotating the photo by +-90 degrees (a phone photo without EXIF) rotates the measured roll with it.
+
+    Upside-down faces are out of scope: BlazeFace, like MediaPipe itself, rarely detects them.
+    """
+    base = analyzer.analyze(astronaut).data["roll"][0]
+    faces = analyzer.analyze(np.ascontiguousarray(np.rot90(astronaut, k)))
+    assert len(faces) == 1
+    expected = (base - 90 * k + 180) % 360 - 180  # np.rot90 turns counter-clockwise
+    diff = (faces.data["roll"][0] - expected + 180) % 360 - 180
+    assert abs(diff) < 5
+
+
+def test_group_photo_finds_every_visible_face(analyzer: Analyzer) -> None:
+    """The 1927 Solvay photo shows 29 faces of 40-60 px; tiling must find nearly all of them."""
+    faces = analyzer.analyze(TEST_DATA / "solvay_1927.jpg")
+    assert len(faces) >= 27
+    widths = faces.xyxy[:, 2] - faces.xyxy[:, 0]
+    assert np.all((widths > 25) & (widths < 90))
+    assert not _overlapping(faces)
+
+
+def _overlapping(faces: Faces) -> bool:
+    from duchenne.face.detector import box_iou
+
+    return any((box_iou(b, np.delete(faces.xyxy, i, 0)) > 0.3).any() for i, b in enumerate(faces.xyxy))
+
+
+def test_options_max_faces_and_min_size(astronaut: np.ndarray) -> None:
+    group = Analyzer(stages=("detect",), max_faces=5, threads=1).analyze(TEST_DATA / "solvay_1927.jpg")
+    assert len(group) == 5
+    assert np.all(np.diff(group.score) <= 0)
+    none = Analyzer(stages=("detect",), min_face_size=200, threads=1).analyze(astronaut)
+    assert len(none) == 0
+    det_only = Analyzer(stages=("detect",), threads=1).analyze(astronaut)
+    assert det_only.landmarks is None and not det_only.data
+
+
+def test_every_input_kind_gives_the_same_faces(analyzer: Analyzer, astronaut: np.ndarray, tmp_path) -> None:
+    path = tmp_path / "a.png"
+    Image.fromarray(astronaut).save(path)
+    sources = [astronaut, path, str(path), path.read_bytes(), Image.fromarray(astronaut), io.BytesIO(path.read_bytes())]
+    boxes = [analyzer.analyze(s).xyxy for s in sources]
+    for b in boxes[1:]:
+        np.testing.assert_allclose(b, boxes[0], atol=1e-3)
+
+
+def test_exif_rotated_photo_is_upright(analyzer: Analyzer, astronaut: np.ndarray, tmp_path) -> None:
+    """A camera-rotated JPEG (pixels sideways + EXIF Orientation=6) is analysed upright."""
+    sideways = Image.fromarray(np.ascontiguousarray(np.rot90(astronaut, 1)))  # stored rotated 90 CCW
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    path = tmp_path / "exif.jpg"
+    sideways.save(path, exif=exif, quality=95)
+    faces = analyzer.analyze(path)
+    assert len(faces) == 1 and abs(faces.data["roll"][0]) < 10
+
+
+def test_batch_keeps_going_after_bad_input(analyzer: Analyzer, astronaut: np.ndarray, tmp_path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image at all")
+    results = analyzer.analyze_batch([astronaut, bad, tmp_path / "missing.png", astronaut])
+    assert isinstance(results[1], ImageLoadError) and isinstance(results[2], DuchenneError)
+    assert len(results[0]) == 1 and len(results[3]) == 1
+    with pytest.raises(ImageLoadError):
+        analyzer.analyze(bad)
+
+
+def test_grayscale_and_blank_images(analyzer: Analyzer, astronaut: np.ndarray) -> None:
+    gray = np.asarray(Image.fromarray(astronaut).convert("L"))
+    assert len(analyzer.analyze(gray)) == 1
+    assert len(analyzer.analyze(np.zeros((300, 500, 3), np.uint8))) == 0
+    assert len(analyzer.analyze(np.zeros((1, 1, 3), np.uint8))) == 0
+
+
+def test_unknown_stage_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown stage"):
+        Analyzer(stages=("detect", "smiles"))

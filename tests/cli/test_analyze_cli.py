@@ -1,0 +1,103 @@
+"""``duchenne analyze``: formats, drawing, demo, and per-file errors with a non-zero exit."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from duchenne import data
+from duchenne.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A folder with two good photos and every kind of bad file, plus a nested folder."""
+    root = tmp_path_factory.mktemp("photos")
+    astronaut = data.astronaut()
+    Image.fromarray(astronaut).save(root / "a.jpg", quality=90)
+    (root / "nested").mkdir()
+    Image.fromarray(astronaut[:, ::-1]).save(root / "nested" / "b.png")
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "text.png").write_text("hello, not a picture")
+    good = (root / "a.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (root / "doc.pdf.jpg").write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n")
+    return root
+
+
+BAD = {"empty.jpg", "text.png", "truncated.jpg", "doc.pdf.jpg"}
+
+
+def test_folder_json_reports_bad_files_and_keeps_good(photos, tmp_path, capsys) -> None:
+    out = tmp_path / "faces.json"
+    code = main(["analyze", str(photos), "--output", str(out), "--quiet", "--stages", "detect,landmarks,geometry"])
+    err = capsys.readouterr().err
+    assert code == 1
+    docs = json.loads(out.read_text())
+    by_name = {d["image"]["source"].rsplit("/", 1)[-1]: d for d in docs}
+    assert set(by_name) == BAD | {"a.jpg", "b.png"}
+    for name in BAD:
+        assert "error" in by_name[name] and by_name[name]["error"]["type"].endswith("Error")
+        assert f"{name}:" in err
+    assert len(by_name["a.jpg"]["faces"]) == 1 and len(by_name["b.png"]["faces"]) == 1
+    assert "4 of 6 input(s) failed" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_tabular_formats_one_row_per_face(photos, tmp_path, fmt) -> None:
+    out = tmp_path / f"faces.{fmt}"
+    code = main(["analyze", str(photos / "a.jpg"), str(photos / "empty.jpg"), "-o", str(out), "-q", "--stages", "detect,landmarks,geometry"])
+    assert code == 1
+    if fmt == "csv":
+        rows = list(csv.DictReader(out.open()))
+    elif fmt == "jsonl":
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+    else:
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(out).to_pylist()
+    assert len(rows) == 2
+    face = next(r for r in rows if r["source"].endswith("a.jpg"))
+    assert float(face["box.x1"]) > 100 and "geometry.lip_corner_elevation" in face
+    failed = next(r for r in rows if r["source"].endswith("empty.jpg"))
+    assert "empty" in failed["error"]
+
+
+def test_draw_writes_annotated_images(photos, tmp_path) -> None:
+    code = main(["analyze", str(photos / "a.jpg"), "--draw", str(tmp_path / "drawn"), "-q", "--format", "jsonl"])
+    assert code == 0
+    drawn = np.asarray(Image.open(tmp_path / "drawn" / "a.jpg"))
+    assert drawn.shape == (512, 512, 3)
+    assert np.abs(drawn.astype(int) - data.astronaut().astype(int)).sum() > 0
+
+
+def test_glob_and_no_inputs(photos, capsys) -> None:
+    assert main(["analyze", str(photos / "nested" / "*.png"), "-q", "--stages", "detect"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["faces"]
+    assert main(["analyze"]) == 2
+
+
+def test_installed_entry_point_demo() -> None:
+    """The console script runs the bundled demo and prints one face (as the README says)."""
+    exe = shutil.which("duchenne") or None
+    cmd = [exe] if exe else [sys.executable, "-m", "duchenne.cli.main"]
+    proc = subprocess.run([*cmd, "analyze", "--demo", "--format", "json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert len(doc) == 1 and len(doc[0]["faces"]) == 1
+    assert doc[0]["image"]["source"].endswith("astronaut.jpg")
+
+
+def test_help_lists_commands(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "analyze" in capsys.readouterr().out
