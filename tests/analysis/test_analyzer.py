@@ -120,3 +120,29 @@ def test_grayscale_and_blank_images(analyzer: Analyzer, astronaut: np.ndarray) -
 def test_unknown_stage_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown stage"):
         Analyzer(stages=("detect", "smiles"))
+
+
+def test_smile_stage_batches_all_faces(tiny_smile_onnx, astronaut: np.ndarray) -> None:
+    """Smile outputs land on the right faces when several images share one model batch."""
+    an = Analyzer(smile_model=tiny_smile_onnx, threads=1)
+    blank = np.zeros((200, 200, 3), np.uint8)
+    results = an.analyze_batch([astronaut, blank, TEST_DATA / "grace_hopper.jpg"])
+    assert [len(r) for r in results] == [1, 0, 1]
+    for faces in results:
+        if len(faces):
+            assert faces.smile.shape == (1,) and faces.emotion.shape == (1, 8)
+            assert 1 <= faces.smile_score[0] <= 10
+            assert faces.meta["models"]["smile"] == "tiny_smile"
+    # the same face analysed alone gives the same numbers (no cross-talk inside the batch)
+    alone = an.analyze(astronaut)
+    np.testing.assert_allclose(alone.smile, results[0].smile, rtol=1e-5)
+
+
+def test_crop_mode_skips_detection(tiny_smile_onnx) -> None:
+    an = Analyzer(smile_model=tiny_smile_onnx, threads=1)
+    crop = np.zeros((64, 64, 3), np.uint8)
+    crop[32:] = 255  # bright lower half: the tiny model's "smile"
+    faces = an.analyze(crop, crop=True)
+    assert len(faces) == 1 and faces.meta["crop_mode"] is True
+    np.testing.assert_allclose(faces.xyxy[0], [0, 0, 64, 64])
+    assert faces.smile[0] > 0.99

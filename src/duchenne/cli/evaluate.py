@@ -1,0 +1,104 @@
+"""``duchenne evaluate``: accuracy, F1, ROC-AUC, calibration and score correlation with CIs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from duchenne.io.sinks import to_json_text, write_records
+
+FORMATS = ("json", "md", "csv")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a smile model on a labelled dataset")
+    p.add_argument("--model", required=True, help="model name (see `duchenne models`) or .onnx path")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder or CSV (FER+, SMILEsmileD, GENKI-4K, class folders, CSV)")
+    p.add_argument("--split", default=None, help="split: FER+ Train/Valid/Test, SMILEsmileD train/test/all, or a sub-folder")
+    p.add_argument("--compare", default=None, metavar="OTHER", help="second model: paired McNemar + bootstrap AUC test")
+    p.add_argument("--crops", default="auto", choices=("auto", "canvas", "photo", "resize"), help="how face crops are made")
+    p.add_argument("--format", default="md", choices=FORMATS, help="printed/written format")
+    p.add_argument("--output", "-o", type=Path, help="write the report here (json/csv/md)")
+    p.add_argument("--plots", type=Path, metavar="DIR", help="write ROC / reliability / confusion PNGs here")
+    p.add_argument("--limit", type=int, default=None, help="only the first N samples (quick checks)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    p.add_argument("--processes", type=int, default=2, help="worker processes for the crops")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from duchenne.evaluation.runner import evaluate, summary_rows
+
+    report = evaluate(
+        args.model,
+        args.data,
+        split=args.split,
+        compare=args.compare,
+        crop_mode=args.crops,
+        limit=args.limit,
+        n_boot=args.n_boot,
+        plots=args.plots,
+        processes=args.processes,
+    )
+    if args.format == "json":
+        text = to_json_text(report, indent=2)
+    elif args.format == "csv":
+        if args.output:
+            write_records(summary_rows(report), args.output, format="csv")
+            return 0
+        text = _csv(summary_rows(report))
+    else:
+        text = markdown(report)
+    if args.output:
+        from duchenne.io.sinks import atomic_write
+
+        with atomic_write(args.output, mode="w") as fh:
+            fh.write(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+    return 0
+
+
+def _csv(rows: list[dict]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().rstrip()
+
+
+def _fmt(est: dict | None) -> str:
+    if not est or est.get("value") is None:
+        return "-"
+    lo, hi = est["ci"]
+    return f"{est['value']:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{est['value']:.3f}"
+
+
+def markdown(report: dict) -> str:
+    """Headline table (value [95% CI]) and, with --compare, the paired test results."""
+    lines = [
+        f"Dataset `{report['data']}` split `{report['split']}`: n = {report['n']}, crops `{report['crops']['mode']}`, "
+        f"face found in {100 * (report['crops']['detected_rate'] or 0):.1f}%",
+        "",
+        "| model | smile accuracy | smile F1 | ROC-AUC | ECE | score Spearman | emotion accuracy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in report["models"].items():
+        s = r["smile"]
+        lines.append(
+            f"| {name} | {_fmt(s['accuracy'])} | {_fmt(s['f1'])} | {_fmt(s['roc_auc'])} | {_fmt(s['ece'])} "
+            f"| {_fmt(r.get('smile_score_spearman'))} | {_fmt(r.get('emotion', {}).get('accuracy'))} |"
+        )
+    if "compare" in report:
+        c = report["compare"]
+        m = c["mcnemar"]
+        lines += [
+            "",
+            f"Paired comparison {c['names'][0]} - {c['names'][1]}: accuracy difference {_fmt(c['delta_accuracy'])}, "
+            f"McNemar p = {m['p_value']:.4g} ({m['method']}); ROC-AUC difference {_fmt(c['delta_roc_auc'])}.",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,180 @@
+"""Evaluate smile/emotion models on any supported dataset layout.
+
+Why crops are computed here once per dataset: every model of the ladder shares the same
+48x48 aligned crop, so a comparison runs both models on identical inputs (a paired test
+needs that) and a ladder evaluation pays for detection once. Small face crops (FER2013,
+SMILEsmileD: long side <= ``SMALL_IMAGE``) go through the training crop pipeline
+(upscaled canvas -> detector -> Face Mesh -> aligner); photos go through the ordinary
+``Analyzer`` and its most confident face, exactly as at inference.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from duchenne.datasets import FERPLUS_EMOTIONS, Sample, read_dataset
+from duchenne.evaluation.metrics import binary_report, compare_report, multiclass_report
+from duchenne.face.align import AlignConfig, align_from_landmarks, crop_as_aligned
+from duchenne.io.image import load_image
+from duchenne.models.smile import SmileModel, SmileOutputs
+
+logger = logging.getLogger(__name__)
+
+SMALL_IMAGE = 128
+CROP_MODES = ("auto", "canvas", "photo", "resize")
+
+
+@dataclass
+class DatasetCrops:
+    """Aligned crops of a dataset and how each was obtained."""
+
+    crops: np.ndarray  # (n, S, S) gray or (n, S, S, 3)
+    detected: np.ndarray  # (n,) bool: the face pipeline found the face (else fallback crop)
+    mode: str
+    seconds: float
+
+
+def dataset_crops(samples: list[Sample], size: int, mode: str = "auto", processes: int = 2) -> DatasetCrops:
+    """Crops for every sample (see module docstring for the modes)."""
+    start = time.perf_counter()
+    paths = [str(s.path) for s in samples]
+    if mode == "auto":
+        first = load_image(paths[0]) if paths else np.zeros((1, 1, 3), np.uint8)
+        mode = "canvas" if max(first.shape[:2]) <= SMALL_IMAGE else "photo"
+    if mode == "canvas":
+        from duchenne.analysis.crops import build_crops
+
+        result = build_crops(paths, mode="pipeline", processes=processes)
+        return DatasetCrops(result.images, result.detected, mode, time.perf_counter() - start)
+    cfg = AlignConfig(size=size)
+    if mode == "resize":
+        crops = np.stack([crop_as_aligned(load_image(p), cfg) for p in paths])
+        return DatasetCrops(crops, np.zeros(len(paths), bool), mode, time.perf_counter() - start)
+    from duchenne.analysis.analyzer import Analyzer
+
+    analyzer = Analyzer(stages=("detect", "landmarks"), max_faces=1)
+    crops, detected = [], []
+    for path in tqdm(paths, desc="crops", unit="img", disable=len(paths) < 50):
+        image = load_image(path)
+        faces = analyzer.faces_in(image)
+        found = len(faces) > 0
+        crops.append(align_from_landmarks(image, faces.landmarks[0], cfg) if found else crop_as_aligned(image, cfg))
+        detected.append(found)
+    return DatasetCrops(np.stack(crops), np.array(detected), mode, time.perf_counter() - start)
+
+
+def _targets(samples: list[Sample]) -> dict[str, np.ndarray | None]:
+    labels = np.array([-1 if s.label is None else int(s.label) for s in samples])
+    intensity = [s.intensity for s in samples]
+    emotions = [s.emotion for s in samples]
+    return {
+        "label": labels,
+        "graded": None if any(v is None for v in intensity) else np.array(intensity, float),
+        "emotion": None if any(v is None for v in emotions) else np.array(emotions, int),
+    }
+
+
+def model_report(out: SmileOutputs, targets: dict[str, Any], n_boot: int, seed: int) -> dict[str, Any]:
+    """Smile (binary, calibration, score-vs-graded) and emotion metrics of one model."""
+    keep = targets["label"] >= 0
+    graded = targets["graded"][keep] if targets["graded"] is not None else None
+    report: dict[str, Any] = {
+        "smile": binary_report(
+            targets["label"][keep], out.smile[keep], graded=graded, n_boot=n_boot, seed=seed
+        )
+    }
+    if graded is not None:  # the 1-10 score against the graded label (e.g. FER+ happiness votes)
+        from duchenne.evaluation.metrics import bootstrap_ci, spearman
+
+        est = bootstrap_ci(spearman, out.smile_score[keep], graded, n_boot=n_boot, seed=seed)
+        report["smile_score_spearman"] = est.as_dict()
+    if targets["emotion"] is not None:
+        report["emotion"] = multiclass_report(
+            targets["emotion"], out.emotion, labels=FERPLUS_EMOTIONS, n_boot=n_boot, seed=seed
+        )
+    return report
+
+
+def evaluate(
+    model: str,
+    data: str | Path,
+    *,
+    split: str | None = None,
+    compare: str | None = None,
+    crop_mode: str = "auto",
+    limit: int | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    plots: str | Path | None = None,
+    processes: int = 2,
+) -> dict[str, Any]:
+    """Evaluate ``model`` (and optionally ``compare`` against it, paired) on a dataset.
+
+    Returns:
+        A JSON-safe report: dataset facts, crop detection rate, per-model metrics with 95%
+        bootstrap CIs, and the paired comparison (McNemar, paired bootstrap of AUC).
+    """
+    samples = list(read_dataset(data, split))[:limit]
+    models = [SmileModel(model)] + ([SmileModel(compare)] if compare else [])
+    crops = dataset_crops(samples, models[0].input_size, crop_mode, processes)
+    targets = _targets(samples)
+    outputs = {m.name: m(crops.crops) for m in models}
+    report: dict[str, Any] = {
+        "data": str(data),
+        "split": split,
+        "n": len(samples),
+        "crops": {"mode": crops.mode, "detected_rate": float(crops.detected.mean()) if len(samples) else None},
+        "models": {name: model_report(out, targets, n_boot, seed) for name, out in outputs.items()},
+    }
+    if compare:
+        a, b = (outputs[m.name] for m in models)
+        keep = targets["label"] >= 0
+        report["compare"] = compare_report(
+            targets["label"][keep], a.smile[keep], b.smile[keep], n_boot=n_boot, seed=seed, names=(models[0].name, models[1].name)
+        )
+    if plots:
+        report["plots"] = _plots(Path(plots), outputs, targets)
+    return report
+
+
+def _plots(folder: Path, outputs: dict[str, SmileOutputs], targets: dict[str, Any]) -> list[str]:
+    from duchenne.evaluation import plots
+    from duchenne.evaluation.metrics import confusion_matrix
+
+    folder.mkdir(parents=True, exist_ok=True)
+    keep = targets["label"] >= 0
+    y = targets["label"][keep]
+    paths = [plots.plot_roc(y, {n: o.smile[keep] for n, o in outputs.items()}, folder / "roc.png")]
+    for name, out in outputs.items():
+        paths.append(plots.plot_reliability(y, out.smile[keep], folder / f"reliability_{name}.png"))
+        cm = confusion_matrix(y, (out.smile[keep] >= 0.5).astype(int), 2)
+        paths.append(plots.plot_confusion_matrix(cm, folder / f"confusion_smile_{name}.png", labels=["no smile", "smile"]))
+        if targets["emotion"] is not None:
+            cm = confusion_matrix(targets["emotion"], out.emotion.argmax(1), len(FERPLUS_EMOTIONS))
+            paths.append(plots.plot_confusion_matrix(cm, folder / f"confusion_emotion_{name}.png", labels=list(FERPLUS_EMOTIONS)))
+    return [str(p) for p in paths]
+
+
+def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per model: the headline numbers with their 95% CIs."""
+    rows = []
+    for name, r in report["models"].items():
+        row: dict[str, Any] = {"model": name, "data": report["data"], "split": report["split"], "n": report["n"]}
+        for key in ("accuracy", "f1", "roc_auc", "ece"):
+            est = r["smile"][key]
+            row[f"smile_{key}"], row[f"smile_{key}_ci"] = est["value"], est["ci"]
+        if "smile_score_spearman" in r:
+            est = r["smile_score_spearman"]
+            row["score_spearman"], row["score_spearman_ci"] = est["value"], est["ci"]
+        if "emotion" in r:
+            est = r["emotion"]["accuracy"]
+            row["emotion_accuracy"], row["emotion_accuracy_ci"] = est["value"], est["ci"]
+        rows.append(row)
+    return rows

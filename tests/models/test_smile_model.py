@@ -1,0 +1,73 @@
+"""SmileModel plumbing on a hand-built ONNX with known outputs, and the shipped ladder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from duchenne.errors import UnknownModelError, UnrecognizedModelError
+from duchenne.models.registry import default_smile_model, get_model_cfg, list_models
+from duchenne.models.smile import SmileModel, intensity_to_score
+
+
+def _crops(top: int, bottom: int, n: int = 1) -> np.ndarray:
+    crops = np.zeros((n, 48, 48, 3), np.uint8)
+    crops[:, :24] = top
+    crops[:, 24:] = bottom
+    return crops
+
+
+def test_outputs_follow_the_graph(tiny_smile_onnx) -> None:
+    model = SmileModel(tiny_smile_onnx)
+    out = model(np.concatenate([_crops(0, 255), _crops(255, 0), _crops(128, 128)]))
+    # logit = 8 * (mean_bottom - mean_top) on (x/255 - .5)/.5 normalised pixels = +-16 or 0
+    np.testing.assert_allclose(out.smile, [1 / (1 + np.exp(-16)), 1 / (1 + np.exp(16)), 0.5], rtol=1e-3, atol=1e-9)
+    np.testing.assert_allclose(out.smile_score, 1 + 9 * out.smile, rtol=1e-5)
+    np.testing.assert_allclose(out.emotion.sum(1), 1.0, rtol=1e-6)
+    assert out.emotion[0].argmax() == 1 and out.emotion[1].argmax() != 1
+
+
+def test_batching_and_gray_input_agree(tiny_smile_onnx) -> None:
+    model = SmileModel(tiny_smile_onnx)
+    crops = np.random.default_rng(0).integers(0, 255, (70, 48, 48, 3), dtype=np.uint8)
+    full = model(crops, batch_size=64)
+    small = model(crops, batch_size=7)
+    np.testing.assert_allclose(full.smile, small.smile, rtol=1e-5)
+    gray = np.stack([c[..., 0] for c in crops])  # gray crops are accepted as is
+    assert model(gray).smile.shape == (70,)
+    assert model(crops[:0]).smile.shape == (0,)
+
+
+def test_temperature_from_metadata_softens(tmp_path) -> None:
+    from tests.conftest import make_tiny_smile_onnx
+
+    hot = SmileModel(make_tiny_smile_onnx(tmp_path / "t4.onnx", temperature=4.0))
+    out = hot(_crops(0, 255))
+    np.testing.assert_allclose(out.smile, 1 / (1 + np.exp(-16 / 4)), rtol=1e-5)
+
+
+def test_score_mapping_is_monotone_and_bounded() -> None:
+    x = np.linspace(-0.5, 1.5, 50)
+    s = intensity_to_score(x)
+    assert s.min() == 1 and s.max() == 10 and np.all(np.diff(s) >= 0)
+
+
+def test_non_smile_onnx_is_rejected(tmp_path) -> None:
+    from duchenne.models.registry import get_model_cfg as cfg
+
+    with pytest.raises(UnrecognizedModelError):
+        SmileModel(cfg("face_landmark").path)
+
+
+def test_unknown_name_suggests_close_matches() -> None:
+    with pytest.raises(UnknownModelError, match="did you mean"):
+        get_model_cfg("face_landmarks")
+
+
+@pytest.mark.skipif(default_smile_model() is None, reason="no smile model ships yet")
+@pytest.mark.parametrize("name", list_models("smile_*"))
+def test_every_shipped_variant_runs(name: str) -> None:
+    model = SmileModel(name)
+    out = model(np.random.default_rng(1).integers(0, 255, (3, model.input_size, model.input_size, 3), dtype=np.uint8))
+    assert out.smile.shape == (3,) and np.all((out.smile >= 0) & (out.smile <= 1))
+    assert np.all((out.smile_score >= 1) & (out.smile_score <= 10))
