@@ -94,7 +94,7 @@ class FaceMesh:
                         m,
                         (INPUT_SIZE, INPUT_SIZE),
                         flags=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_CONSTANT,
+                        borderMode=cv2.BORDER_REPLICATE,
                     )
                     for m in mats
                 ]
