@@ -1,0 +1,127 @@
+"""Evaluate every shipped smile variant and write MODEL_CARD.md tables, models.json metrics and
+the README metrics block, so every number there comes from this script.
+
+Numbers are exactly what ``duchenne evaluate`` prints for the same model, data and split
+(both call ``duchenne.evaluation.runner``); crops are computed once per dataset and shared.
+
+    python scripts/make_model_card.py [--data ../shared/datasets] [--fer-only artifacts/.../smile_x_feronly.onnx]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_models import measure  # noqa: E402
+from common import update_readme  # noqa: E402
+
+from duchenne.datasets import read_dataset  # noqa: E402
+from duchenne.evaluation.runner import _targets, dataset_crops, model_report  # noqa: E402
+from duchenne.io.sinks import atomic_write  # noqa: E402
+from duchenne.models.registry import ASSETS, default_smile_model, list_models  # noqa: E402
+from duchenne.models.smile import SmileModel  # noqa: E402
+
+CARD = REPO / "MODEL_CARD.md"
+
+
+def evaluate_sets(data: Path, models: dict[str, SmileModel], n_boot: int) -> dict[str, dict[str, dict]]:
+    """{dataset: {model: report}} on FER+ Test and the SMILEsmileD held-out split."""
+    sets = {"FER+ Test": (data / "ferplus", "Test"), "SMILEsmileD test (seed 0, 20%)": (data / "smilesmiled", "test")}
+    out: dict[str, dict[str, dict]] = {}
+    for label, (path, split) in sets.items():
+        samples = list(read_dataset(path, split))
+        crops = dataset_crops(samples, 48, "canvas")
+        targets = _targets(samples)
+        out[label] = {name: model_report(m(crops.crops), targets, n_boot, 0) for name, m in models.items()}
+        out[label]["_detected_rate"] = float(crops.detected.mean())
+    return out
+
+
+def _ci(est: dict | None) -> str:
+    if not est or est.get("value") is None:
+        return "-"
+    lo, hi = est["ci"]
+    return f"{est['value']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def metrics_table(results: dict[str, dict[str, dict]]) -> str:
+    lines = [
+        "| model | data | smile acc | smile F1 | ROC-AUC | ECE | score Spearman | emotion acc (8 cl.) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for data, per_model in results.items():
+        for name, r in per_model.items():
+            if name.startswith("_"):
+                continue
+            s = r["smile"]
+            lines.append(
+                f"| {name} | {data} | {_ci(s['accuracy'])} | {_ci(s['f1'])} | {_ci(s['roc_auc'])} | {_ci(s['ece'])} "
+                f"| {_ci(r.get('smile_score_spearman'))} | {_ci(r.get('emotion', {}).get('accuracy'))} |"
+            )
+    rates = ", ".join(f"{d}: {100 * r['_detected_rate']:.1f}%" for d, r in results.items())
+    lines += ["", f"Face found by the crop pipeline (else fixed-template fallback crop): {rates}. 95% percentile-bootstrap CIs."]
+    return "\n".join(lines)
+
+
+def latency_table(names: list[str]) -> str:
+    from common import markdown_table
+
+    rows = [measure(n, 200) for n in names]
+    return markdown_table(list(rows[0]), [list(r.values()) for r in rows])
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    return re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: f"{start}\n{body}\n{end}", text, flags=re.S)
+
+
+def update_models_json(results: dict[str, dict[str, dict]]) -> None:
+    path = ASSETS / "models.json"
+    doc = json.loads(path.read_text())
+    fer, smile = results["FER+ Test"], results["SMILEsmileD test (seed 0, 20%)"]
+    for entry in doc["models"]:
+        name = entry["name"]
+        if name not in fer:
+            continue
+        f1 = fer[name]["smile"]["f1"]["value"]
+        acc = smile[name]["smile"]["accuracy"]["value"]
+        emo = fer[name].get("emotion", {}).get("accuracy", {}).get("value")
+        entry.setdefault("metrics", {})["test"] = {"ferplus_test": fer[name], "smilesmiled_test": smile[name]}
+        entry["metrics"]["summary"] = f"FER+ F1 {f1:.3f}, emo {emo:.3f}; SMILEs acc {acc:.3f}"
+    with atomic_write(path, mode="w") as fh:
+        fh.write(json.dumps(doc, indent=2) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "datasets")
+    parser.add_argument("--fer-only", type=Path, help="ONNX of the variant trained on FER+ only (cross-dataset row)")
+    parser.add_argument("--n-boot", type=int, default=1000)
+    args = parser.parse_args()
+    names = list_models("smile_*", task="smile_emotion")
+    models = {n: SmileModel(n, threads=1) for n in names}
+    if args.fer_only:
+        models[f"{args.fer_only.stem} (FER+ only)"] = SmileModel(args.fer_only, threads=1)
+    results = evaluate_sets(args.data, models, args.n_boot)
+    metrics = metrics_table(results)
+    latency = latency_table(names)
+    update_models_json(results)
+    card = CARD.read_text()
+    card = replace_block(card, "card-metrics", metrics)
+    card = replace_block(card, "card-latency", latency)
+    with atomic_write(CARD, mode="w") as fh:
+        fh.write(card)
+    update_readme("metrics", metrics + f"\n\nDefault variant: `{default_smile_model()}`. Details in MODEL_CARD.md.")
+    print(metrics)
+    print()
+    print(latency)
+
+
+if __name__ == "__main__":
+    main()
