@@ -1,0 +1,163 @@
+"""Duchenne marker, the unvalidated heuristic, logistic regression, fusion and CV."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from duchenne.analysis.authenticity import (
+    AuthenticityClassifier,
+    DuchenneThresholds,
+    LogisticRegression,
+    assess_episode,
+    cross_validate,
+    duchenne_marker,
+    episode_deep_features,
+    genuineness,
+)
+from duchenne.analysis.dynamics import compute_signals, find_episodes
+
+from .test_dynamics import smile_profile, synthetic_landmarks
+
+FPS = 30.0
+
+
+def _smile(au6: float, onset: int = 20, offset: int = 25, left_gain: float = 1.0):
+    profile = smile_profile(onset=onset, offset=offset)
+    sig = compute_signals(synthetic_landmarks(profile, au6=au6, left_gain=left_gain)).smoothed(FPS)
+    (ep,) = find_episodes(sig.lip, FPS)
+    return sig, ep
+
+
+def _separable(n: int = 80, d: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = rng.normal(0, 1, (n, d))
+    X[:, 0] += np.where(y == 1, 3.0, -3.0)
+    return X, y
+
+
+# ------------------------------------------------------------------------- AU6 marker
+
+
+def test_duchenne_marker_with_and_without_au6() -> None:
+    genuine = duchenne_marker(*_smile(au6=1.0))
+    lips_only = duchenne_marker(*_smile(au6=0.0))
+    assert genuine.duchenne_marker and not lips_only.duchenne_marker
+    assert genuine.eye_narrowing == pytest.approx(3.0 / 8.0, rel=0.1)  # 8 px lid -> 5 px
+    assert genuine.cheek_raise > 0.05
+    assert abs(lips_only.eye_narrowing) < 1e-6 and abs(lips_only.cheek_raise) < 1e-6
+    assert genuine.au6_index > 0.9 and lips_only.au6_index == pytest.approx(0.0, abs=1e-9)
+    json.dumps(genuine.to_dict())
+
+
+def test_thresholds_are_configurable() -> None:
+    sig, ep = _smile(au6=0.3)  # eyelid drop ~11 %, cheek raise ~2.4 %
+    assert not duchenne_marker(sig, ep).duchenne_marker
+    loose = DuchenneThresholds(eye_narrowing=0.05, cheek_raise=0.01)
+    assert duchenne_marker(sig, ep, loose).duchenne_marker
+
+
+def test_genuineness_heuristic_is_flagged_and_ordered() -> None:
+    slow_au6 = genuineness(*_smile(au6=1.0, onset=24, offset=30), FPS)
+    fast_lips = genuineness(*_smile(au6=0.0, onset=6, offset=8, left_gain=0.4), FPS)
+    assert slow_au6.method == fast_lips.method == "heuristic-unvalidated"
+    assert 0.0 < fast_lips.score < 0.5 < slow_au6.score < 1.0
+    assert fast_lips.cues["symmetry"] < 0.8 < slow_au6.cues["symmetry"]
+    assert fast_lips.cues["onset_relative_speed"] > slow_au6.cues["onset_relative_speed"]
+    assert set(slow_au6.contributions) == {"au6", "onset", "offset", "speed", "symmetry"}
+    out = assess_episode(*_smile(au6=1.0), FPS).to_dict()
+    assert out["duchenne_marker"] and out["genuineness_method"] == "heuristic-unvalidated"
+    json.dumps(out)
+
+
+# ------------------------------------------------------------------------- classifiers
+
+
+def test_logistic_regression_learns_separable_problem() -> None:
+    X, y = _separable()
+    clf = LogisticRegression(l2=0.1).fit(X, y)
+    assert np.mean(clf.predict(X) == y) == 1.0
+    p = clf.predict_proba(X)
+    assert np.all((p > 0) & (p < 1)) and p[y == 1].min() > p[y == 0].max()
+    assert np.abs(clf.coef_[0]) > np.abs(clf.coef_[1:]).max()
+    strong = LogisticRegression(l2=1e3).fit(X, y)
+    assert np.linalg.norm(strong.coef_) < np.linalg.norm(clf.coef_)
+
+
+def test_logistic_regression_optimum_has_zero_gradient() -> None:
+    rng = np.random.default_rng(5)
+    X = rng.normal(0, 1, (60, 3))
+    y = (X[:, 0] + rng.normal(0, 1, 60) > 0).astype(int)
+    clf = LogisticRegression(l2=2.0, tol=1e-10).fit(X, y)
+    Z = (X - clf.mean_) / clf.scale_
+    p = clf.predict_proba(X)
+    np.testing.assert_allclose(Z.T @ (p - y) + 2.0 * clf.coef_, 0.0, atol=1e-7)
+    assert abs(np.sum(p - y)) < 1e-7
+
+
+def test_logistic_regression_validation() -> None:
+    X, y = _separable(10)
+    with pytest.raises(ValueError, match="labels"):
+        LogisticRegression().fit(X, y + 1)
+    with pytest.raises(ValueError, match="NaN"):
+        LogisticRegression().fit(np.full((10, 2), np.nan), y)
+    with pytest.raises(RuntimeError):
+        LogisticRegression().predict(X)
+
+
+@pytest.mark.parametrize("projection", ["random", "pca"])
+def test_fusion_model_runs_and_round_trips(projection: str, tmp_path) -> None:
+    X, y = _separable(60, 10)
+    rng = np.random.default_rng(1)
+    deep = rng.normal(0, 1, (60, 32)) + y[:, None] * 0.5
+    clf = AuthenticityClassifier("fusion", proj_dim=16, projection=projection).fit(X, y, deep)
+    p = clf.predict_proba(X, deep)
+    assert p.shape == (60,) and np.all((p >= 0) & (p <= 1))
+    assert clf.score(X, y, deep) > 0.8
+    path = tmp_path / "auth.json"
+    clf.save(path)
+    loaded = AuthenticityClassifier.load(path)
+    np.testing.assert_allclose(loaded.predict_proba(X, deep), p)
+    with pytest.raises(ValueError, match="deep"):
+        clf.predict_proba(X)
+
+
+def test_dmarker_classifier_round_trip(tmp_path) -> None:
+    X, y = _separable()
+    clf = AuthenticityClassifier().fit(X, y)
+    clf.save(tmp_path / "m.json")
+    np.testing.assert_array_equal(
+        AuthenticityClassifier.load(tmp_path / "m.json").predict(X), clf.predict(X)
+    )
+    with pytest.raises(ValueError):
+        AuthenticityClassifier("svm")
+
+
+def test_cross_validate_fold_descriptions() -> None:
+    X, y = _separable(50)
+    by_k = cross_validate(5, X, y)
+    assert len(by_k.fold_accuracy) == 5 and sum(by_k.fold_size) == 50
+    assert by_k.mean_accuracy > 0.9
+    ids = np.arange(50) % 4
+    by_ids = cross_validate(ids, X, y)
+    assert len(by_ids.fold_accuracy) == 4
+    lists = [list(range(0, 25)), list(range(25, 50))]
+    by_lists = cross_validate(lists, X, y, l2=0.5)
+    assert by_lists.fold_size == [25, 25]
+    deep = np.random.default_rng(0).normal(0, 1, (50, 8))
+    fused = cross_validate(5, X, y, deep=deep, kind="fusion", proj_dim=8)
+    assert len(fused.fold_accuracy) == 5 and 0.0 <= fused.mean_accuracy <= 1.0
+    json.dumps(fused.to_dict())
+
+
+def test_episode_deep_features() -> None:
+    sig, ep = _smile(au6=1.0)
+    frames = np.tile(np.arange(len(sig.lip), dtype=float)[:, None], (1, 4))
+    frames[ep.start_frame] = np.nan
+    mean = episode_deep_features(frames, ep)
+    assert mean == pytest.approx(
+        np.full(4, np.mean(np.arange(ep.start_frame + 1, ep.end_frame + 1)))
+    )
