@@ -1,0 +1,174 @@
+"""Smile enhancement: per-face warp latency and the smile change it causes.
+
+On a 1280x720 photo (the public-domain astronaut portrait scaled to 720 px high on a grey
+canvas), one core (onnxruntime threads=1, cv2.setNumThreads(1)): the median latency of the
+warp of one face (``warp_face``: displacement model + mesh + dense map + remap) and of the
+whole ``Analyzer.enhance`` call (analysis before, warp, re-analysis after), and the smile
+score and smile geometry before -> after, re-measured by the Analyzer on the output.
+
+    python benchmarks/bench_enhance.py [--runs 30] [--strip docs/images/enhance_strip.jpg] [--readme]
+
+``--strip`` writes a before/after strip of the astronaut at amounts 0, 0.25, 0.5, 0.75, 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_note, markdown_table, time_calls, update_readme  # noqa: E402
+from duchenne import data  # noqa: E402
+from duchenne.analysis.analyzer import Analyzer  # noqa: E402
+from duchenne.analysis.enhance import warp_face  # noqa: E402
+from duchenne.io.image import save_image_atomic  # noqa: E402
+
+STRIP_AMOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+TABLE_AMOUNTS = (0.25, 0.5, 1.0)
+
+
+def photo_1280x720() -> np.ndarray:
+    """The astronaut scaled to 720 px high, centred on a 1280x720 grey canvas."""
+    canvas = np.full((720, 1280, 3), 128, np.uint8)
+    face = cv2.resize(data.astronaut(), (720, 720), interpolation=cv2.INTER_CUBIC)
+    canvas[:, 280:1000] = face
+    return canvas
+
+
+def two_faces_1280x720() -> np.ndarray:
+    """Two astronauts side by side (the second mirrored), 1280x720."""
+    canvas = np.full((720, 1280, 3), 128, np.uint8)
+    face = cv2.resize(data.astronaut(), (620, 620), interpolation=cv2.INTER_AREA)
+    canvas[50:670, 10:630] = face
+    canvas[50:670, 650:1270] = face[:, ::-1]
+    return canvas
+
+
+def _fmt(before: float | None, after: float | None, digits: int) -> str:
+    if before is None or after is None:
+        return "n/a"
+    return f"{before:.{digits}f} -> {after:.{digits}f}"
+
+
+def measure(analyzer: Analyzer, name: str, image: np.ndarray, runs: int) -> list[list[object]]:
+    """One table row per amount: latency per face and the measured change (first face)."""
+    faces = analyzer.analyze(image)
+    rows: list[list[object]] = []
+    for amount in TABLE_AMOUNTS:
+        warp_ms = np.concatenate(
+            [
+                time_calls(lambda lm=lm, a=amount: warp_face(image, lm, a), runs, warmup=10)
+                for lm in faces.landmarks
+            ]
+        )
+        call_ms = time_calls(
+            lambda a=amount: analyzer.enhance(image, a), max(3, runs // 6), warmup=1
+        )
+        change = analyzer.enhance(image, amount).changes()
+
+        def mean(key: str, when: str, change: list = change) -> float:
+            return float(np.mean([c[f"{key}_{when}"] for c in change]))
+
+        score_b, score_a = change[0]["smile_score_before"], change[0]["smile_score_after"]
+        rows.append(
+            [
+                f"{name} ({image.shape[1]}x{image.shape[0]})",
+                len(faces),
+                f"{amount:g}",
+                float(np.median(warp_ms)),
+                float(np.percentile(warp_ms, 90)),
+                float(np.median(call_ms)),
+                _fmt(score_b, score_a, 2),
+                _fmt(
+                    mean("lip_corner_elevation", "before"), mean("lip_corner_elevation", "after"), 3
+                ),
+                _fmt(mean("mouth_width", "before"), mean("mouth_width", "after"), 3),
+                _fmt(mean("eye_aperture", "before"), mean("eye_aperture", "after"), 3),
+            ]
+        )
+    return rows
+
+
+def make_strip(analyzer: Analyzer, path: Path, panel: int = 300) -> None:
+    """Before/after strip of the astronaut's face at ``STRIP_AMOUNTS``, labelled."""
+    image = data.astronaut()
+    tiles = []
+    for amount in STRIP_AMOUNTS:
+        result = analyzer.enhance(image, amount)
+        row = result.changes()[0]
+        xy = result.before.landmarks[0][:, :2]
+        lo, hi = xy.min(0), xy.max(0)
+        centre, half = (lo + hi) / 2, (hi - lo).max() * 0.62
+        x0, y0 = np.maximum(np.round(centre - half).astype(int), 0)
+        x1, y1 = np.round(centre + half).astype(int)
+        crop = result.image[y0:y1, x0:x1]
+        tile = cv2.resize(crop, (panel, panel), interpolation=cv2.INTER_CUBIC)
+        label = np.full((56, panel, 3), 255, np.uint8)
+        score = row["smile_score_after"]
+        lines = [f"amount {amount:.2f}"]
+        lines.append(
+            f"smile {score:.1f}/10"
+            if score is not None
+            else f"lip corners {row['lip_corner_elevation_after']:+.3f} IOD"
+        )
+        for k, text in enumerate(lines):
+            cv2.putText(
+                label, text, (10, 22 + 24 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (20, 20, 20), 1,
+                cv2.LINE_AA,
+            )  # fmt: skip
+        tiles.append(np.vstack([tile, label]))
+        tiles.append(np.full((panel + 56, 4, 3), 255, np.uint8))
+    save_image_atomic(np.hstack(tiles[:-1]), path, quality=92)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=30, help="timed warp calls per face")
+    parser.add_argument("--strip", type=Path, help="write the before/after strip image here")
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    analyzer = Analyzer(threads=1)
+    if args.strip:
+        make_strip(analyzer, args.strip)
+    rows = measure(analyzer, "one face", photo_1280x720(), args.runs)
+    rows += measure(analyzer, "two faces", two_faces_1280x720(), args.runs)
+    header = [
+        "photo",
+        "faces",
+        "amount",
+        "warp ms/face (median)",
+        "warp p90",
+        "enhance() ms (median)",
+        "smile_score",
+        "lip_corner_elevation",
+        "mouth_width",
+        "eye_aperture",
+    ]
+    note = (
+        "Warp = `warp_face` for one face; `enhance()` = analysis + warp of every face + "
+        "re-analysis of the output. Before -> after values are re-measured by the Analyzer "
+        "on the output (mean over faces; smile_score of the first face, n/a while no smile "
+        "model ships). One core: threads=1 and cv2.setNumThreads(1)."
+    )
+    text = "\n\n".join(
+        [
+            markdown_table(header, rows),
+            note,
+            machine_note().format(script="benchmarks/bench_enhance.py"),
+        ]
+    )
+    print(text)
+    if args.readme:
+        update_readme("bench-enhance", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""``duchenne enhance``: write a happier version of a photo and print the smile change per face."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from duchenne.errors import DuchenneError
+
+OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _amount(text: str) -> float:
+    """argparse type: a float in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "enhance",
+        help="make faces in a photo smile more (landmark-driven warp)",
+        description="Move each face's landmarks toward a Duchenne smile (lip corners up and "
+        "out, cheeks and lower eyelids raised) and warp the photo; everything else is kept. "
+        "Prints smile score and smile geometry before -> after for every face.",
+    )
+    p.add_argument("input", type=Path, help="photo to enhance")
+    p.add_argument("output", type=Path, help="where to write the result (.jpg, .jpeg or .png)")
+    p.add_argument(
+        "--amount", type=_amount, default=0.5, help="0 (unchanged) .. 1 (strongest); default 0.5"
+    )
+    p.add_argument(
+        "--face",
+        type=int,
+        action="append",
+        dest="faces",
+        metavar="N",
+        help="enhance only face N (repeatable; faces are numbered as `duchenne analyze` lists them)",
+    )
+    p.add_argument("--quality", type=int, default=92, help="JPEG quality 1-100 (default 92)")
+    p.add_argument(
+        "--json", action="store_true", help="print the result as JSON instead of a table"
+    )
+    p.add_argument("--detector", choices=("full", "short"), default="full", help="BlazeFace model")
+    p.add_argument(
+        "--model", default=None, help="smile model name (see `duchenne models`) or .onnx path"
+    )
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Enhance one photo; 0 on success, 1 for a bad input, 2 for a bad output name."""
+    if args.output.suffix.lower() not in OUTPUT_SUFFIXES:
+        print(
+            f"duchenne enhance: {args.output}: output must end in {', '.join(OUTPUT_SUFFIXES)}",
+            file=sys.stderr,
+        )
+        return 2
+    if not 1 <= args.quality <= 100:
+        print(f"duchenne enhance: --quality must be 1-100, got {args.quality}", file=sys.stderr)
+        return 2
+    from duchenne.analysis.analyzer import Analyzer
+    from duchenne.io.image import save_image_atomic
+
+    analyzer = Analyzer(detector=args.detector, smile_model=args.model, threads=args.threads)
+    try:
+        result = analyzer.enhance(args.input, amount=args.amount, faces=args.faces)
+        save_image_atomic(result.image, args.output, quality=args.quality)
+    except (DuchenneError, ValueError, OSError) as exc:
+        print(f"duchenne enhance: {_message(exc, args.input)}", file=sys.stderr)
+        return 1
+    if args.json:
+        from duchenne.io.sinks import to_json_text
+
+        print(to_json_text(result.to_dict(), indent=2))
+    else:
+        print(format_table(result.changes(), args.input, args.output, args.amount))
+    return 0
+
+
+def _message(exc: Exception, path: Path) -> str:
+    """One line that names the file (load errors already start with it)."""
+    text = str(exc) or type(exc).__name__
+    return text if str(path) in text else f"{path}: {text}"
+
+
+def format_table(rows: list[dict[str, Any]], source: Path, output: Path, amount: float) -> str:
+    """Plain-text before -> after table, one line per face."""
+    lines = [f"{source} -> {output} (amount {amount:g})"]
+    header = ("face", "enhanced", "smile_score", "lip_corner_elev", "mouth_width", "eye_aperture")
+    table = [header]
+    for row in rows:
+        table.append(
+            (
+                str(row["face"]),
+                "yes" if row["enhanced"] else "no",
+                _change(row, "smile_score", 1),
+                _change(row, "lip_corner_elevation", 3),
+                _change(row, "mouth_width", 3),
+                _change(row, "eye_aperture", 3),
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
+    if rows and rows[0]["smile_score_before"] is None:
+        lines.append("(no smile model installed: smile_score not measured; geometry shown)")
+    return "\n".join(lines)
+
+
+def _change(row: dict[str, Any], key: str, digits: int) -> str:
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.{digits}f}"
+
+    return f"{fmt(row[f'{key}_before'])} -> {fmt(row[f'{key}_after'])}"

@@ -1,0 +1,82 @@
+"""``duchenne enhance``: writes the happier photo, prints before -> after, clear one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from duchenne import data
+from duchenne.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("enhance")
+    astronaut = data.astronaut()
+    Image.fromarray(astronaut).save(root / "astronaut.png")
+    Image.fromarray(np.full((200, 300, 3), 90, np.uint8)).save(root / "blank.png")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    return root
+
+
+def test_writes_photo_and_prints_change(photos, tmp_path, capsys) -> None:
+    out = tmp_path / "happier.jpg"
+    code = main(["enhance", str(photos / "astronaut.png"), str(out), "--amount", "0.6"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    result = np.asarray(Image.open(out))
+    assert result.shape == (512, 512, 3)
+    assert "amount 0.6" in printed and "lip_corner_elev" in printed and "smile_score" in printed
+    face_line = next(line for line in printed.splitlines() if line.startswith("0 "))
+    before, after = (float(v) for v in face_line.split()[5:8:2])  # lip_corner_elev before -> after
+    assert after > before
+
+
+def test_amount_zero_png_is_identical(photos, tmp_path) -> None:
+    out = tmp_path / "same.png"
+    assert main(["enhance", str(photos / "astronaut.png"), str(out), "--amount", "0"]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), data.astronaut())
+
+
+def test_json_output(photos, tmp_path, capsys) -> None:
+    out = tmp_path / "happier.png"
+    code = main(["enhance", str(photos / "astronaut.png"), str(out), "--json", "--face", "0"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["amount"] == 0.5
+    (face,) = doc["faces"]
+    assert face["enhanced"] and face["mouth_width_after"] > face["mouth_width_before"]
+
+
+@pytest.mark.parametrize(
+    ("name", "extra", "message"),
+    [
+        ("missing.jpg", [], "missing.jpg: no such file"),
+        ("broken.jpg", [], "broken.jpg"),
+        ("blank.png", [], "no face"),
+        ("astronaut.png", ["--face", "4"], "face 4 does not exist"),
+    ],
+)
+def test_bad_input_one_line_exit_1(photos, tmp_path, capsys, name, extra, message) -> None:
+    out = tmp_path / "out.jpg"
+    code = main(["enhance", str(photos / name), str(out), *extra])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("duchenne enhance:")]
+    assert code == 1 and len(lines) == 1 and message in lines[0]
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_bad_output_name_exit_2(photos, tmp_path, capsys) -> None:
+    code = main(["enhance", str(photos / "astronaut.png"), str(tmp_path / "out.gif")])
+    assert code == 2 and "out.gif" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("amount", ["1.5", "-0.1", "lots"])
+def test_amount_out_of_range_is_a_usage_error(photos, tmp_path, amount) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(
+            ["enhance", str(photos / "astronaut.png"), str(tmp_path / "o.jpg"), "--amount", amount]
+        )
+    assert info.value.code == 2
