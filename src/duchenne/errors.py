@@ -64,6 +64,10 @@ class DatasetError(DuchenneError, ValueError):
     """A dataset folder or label file does not have the expected layout."""
 
 
+class BatchError(DuchenneError, ValueError):
+    """A batch job cannot start or resume (e.g. its output holds results of other settings)."""
+
+
 def require_extra(module: str, extra: str):
     """Import ``module`` or raise ``MissingExtraError`` naming ``pip install 'duchenne[extra]'``."""
     import importlib

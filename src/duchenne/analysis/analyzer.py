@@ -149,6 +149,33 @@ class Analyzer:
         self._add_smiles(results, images, crop)
         return results
 
+    def analyze_video(self, source: Any, **kwargs: Any) -> Any:
+        """Analyse a video file, camera index or frame iterable, streaming; returns a
+        ``VideoResult`` (per-face tracks, smile episodes, D-Markers, Duchenne assessment).
+
+        Thin wrapper of ``duchenne.analysis.video.analyze_video`` (options documented there
+        and in ``docs/video.md``).
+        """
+        from duchenne.analysis.video import analyze_video
+
+        return analyze_video(self, source, **kwargs)
+
+    def enhance(
+        self,
+        source: Any,
+        amount: float = 0.5,
+        faces: int | Sequence[int] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Make the selected faces smile more; returns an ``EnhanceResult`` (image + scores).
+
+        Thin wrapper of ``duchenne.analysis.enhance.enhance`` (displacement model, warp,
+        errors and keyword options documented there and in ``docs/enhance.md``).
+        """
+        from duchenne.analysis.enhance import enhance
+
+        return enhance(self, source, amount=amount, faces=faces, **kwargs)
+
     def faces_in(self, image: np.ndarray) -> Faces:
         """Detection, landmarks and geometry on a decoded RGB image (no smile stage)."""
         dets = self._filter(self.detector(image))
