@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from duchenne.errors import DatasetError
+from duchenne.faces import EMOTION_LABELS
 
 __all__ = [
     "FERPLUS_EMOTIONS",
@@ -55,16 +56,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FERPLUS_EMOTIONS: tuple[str, ...] = (
-    "neutral",
-    "happiness",
-    "surprise",
-    "sadness",
-    "anger",
-    "disgust",
-    "fear",
-    "contempt",
-)
+FERPLUS_EMOTIONS: tuple[str, ...] = EMOTION_LABELS
 """FER+ emotion order; every ``Sample.votes`` vector and model output uses it."""
 
 FERPLUS_SPLITS: tuple[str, ...] = ("Train", "Valid", "Test")
