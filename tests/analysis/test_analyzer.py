@@ -146,3 +146,13 @@ def test_crop_mode_skips_detection(tiny_smile_onnx) -> None:
     assert len(faces) == 1 and faces.meta["crop_mode"] is True
     np.testing.assert_allclose(faces.xyxy[0], [0, 0, 64, 64])
     assert faces.smile[0] > 0.99
+
+
+def test_with_options_shares_sessions_and_only_drops_stages(analyzer: Analyzer, astronaut: np.ndarray) -> None:
+    lighter = analyzer.with_options(stages=("detect",), max_faces=1)
+    assert lighter.detector is analyzer.detector and lighter.mesh is None
+    faces = lighter.analyze(astronaut)
+    assert len(faces) == 1 and faces.landmarks is None
+    assert analyzer.analyze(astronaut).landmarks is not None  # the original is untouched
+    with pytest.raises(ValueError, match="not loaded"):
+        Analyzer(stages=("detect",), threads=1).with_options(stages=("detect", "landmarks"))

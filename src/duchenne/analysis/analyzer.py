@@ -8,6 +8,7 @@ Per-face models run on all faces of a call in one batch.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -92,6 +93,42 @@ class Analyzer:
                 logger.warning("no smile model ships with this installation; smile stage skipped")
             else:
                 self.smile_model = SmileModel(smile_model, threads=threads)
+
+    def with_options(
+        self,
+        *,
+        stages: Iterable[str] | None = None,
+        max_faces: int | None = None,
+        min_face_size: float | None = None,
+    ) -> Analyzer:
+        """A lighter ``Analyzer`` sharing this one's ONNX sessions, with fewer stages or other limits.
+
+        Why: a server holds one analyzer with every stage loaded and serves requests that
+        ask for subsets (e.g. detection only); building new sessions per request would cost
+        far more than the request. Stages can only be dropped, never added.
+
+        Raises:
+            ValueError: if ``stages`` asks for a stage this analyzer did not load.
+        """
+        view = copy.copy(self)
+        if stages is not None:
+            wanted = normalize_stages(stages)
+            missing = [
+                s
+                for s in wanted
+                if s not in self.stages or (s == "smile" and self.smile_model is None)
+            ]
+            if missing:
+                raise ValueError(
+                    f"stage(s) {missing} not loaded by this analyzer (loaded: {list(self.stages)})"
+                )
+            view.stages = wanted
+            view.mesh = self.mesh if "landmarks" in wanted else None
+            view.smile_model = self.smile_model if "smile" in wanted else None
+        view.max_faces = max_faces
+        if min_face_size is not None:
+            view.min_face_size = min_face_size
+        return view
 
     @property
     def model_names(self) -> dict[str, str]:

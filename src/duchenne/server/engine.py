@@ -1,0 +1,173 @@
+"""The analysis engine behind the routes: one ``Analyzer``, a thread pool and the batcher.
+
+Why a separate object: routes stay thin (parse, call, format) and everything that costs
+CPU -- decoding, the face pipeline, drawing, encoding -- runs here, in the pool, never on
+the event loop. Per-request options (stages, max faces, minimum face size) are served by
+shallow copies of the one ``Analyzer`` that share its onnxruntime sessions (concurrent
+``InferenceSession.run`` on one session is thread-safe), so no request builds a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from duchenne.analysis.analyzer import STAGES, Analyzer, normalize_stages
+from duchenne.annotate import FaceAnnotator
+from duchenne.errors import DuchenneError
+from duchenne.faces import Faces
+from duchenne.io.image import encode_image, load_image
+from duchenne.server.batcher import MicroBatcher
+from duchenne.server.metrics import Metrics
+from duchenne.server.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """Per-request options; equal options share a batch.
+
+    Args:
+        stages: stages to run (normalised, e.g. geometry adds landmarks).
+        max_faces: keep at most this many faces (highest detector score first).
+        min_face_size: drop faces smaller than this many pixels (short box side).
+        crop: the image is already a face crop (no detection).
+    """
+
+    stages: tuple[str, ...] = STAGES
+    max_faces: int | None = None
+    min_face_size: float = 0.0
+    crop: bool = False
+
+    @classmethod
+    def parse(
+        cls,
+        stages: str | Sequence[str] | None = None,
+        max_faces: int | None = None,
+        min_face_size: float = 0.0,
+        crop: bool = False,
+    ) -> AnalyzeOptions:
+        """Build options from query values; ``ValueError`` names an unknown stage."""
+        if stages is None:
+            names: Sequence[str] = STAGES
+        elif isinstance(stages, str):
+            names = [s.strip() for s in stages.split(",") if s.strip()]
+        else:
+            names = list(stages)
+        return cls(normalize_stages(names), max_faces, float(min_face_size), bool(crop))
+
+
+def build_analyzer(settings: Settings) -> Analyzer:
+    """The service's one ``Analyzer`` (all stages; requests pick subsets).
+
+    Raises:
+        UnknownModelError: ``settings.model`` names no shipped model or file.
+    """
+    return Analyzer(
+        detector=settings.detector,
+        smile_model=settings.model,
+        threads=settings.threads,
+        max_pixels=settings.max_pixels,
+    )
+
+
+class Engine:
+    """Runs analyses for the service.
+
+    Args:
+        settings: the service settings (threads, model, batching, limits).
+        metrics: where images, faces and batch sizes are counted.
+        analyzer: use this analyzer instead of building one (tests).
+    """
+
+    def __init__(
+        self, settings: Settings, metrics: Metrics, analyzer: Analyzer | None = None
+    ) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.analyzer = analyzer or build_analyzer(settings)
+        self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="duchenne-cpu")
+        self.batcher: MicroBatcher[AnalyzeOptions, np.ndarray, Faces] = MicroBatcher(
+            self._run_batch,
+            self.executor,
+            slots=settings.workers,
+            max_size=settings.batch_max_size,
+            max_wait_s=settings.batch_max_wait_ms / 1000.0,
+            max_pending=settings.max_queue,
+            enabled=settings.batching,
+            on_batch=lambda n: self.metrics.batch_size.observe(n),
+        )
+        self.annotator = FaceAnnotator()
+        self._variants: dict[tuple[Any, ...], Analyzer] = {}
+
+    async def start(self) -> None:
+        await self.batcher.start()
+
+    async def close(self, timeout: float) -> None:
+        """Finish queued and running images, then stop the pool."""
+        await self.batcher.close(timeout)
+        self.executor.shutdown(wait=True, cancel_futures=False)
+
+    # ------------------------------------------------------------------ work in the pool
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` in the CPU pool (decode, draw, encode, video probing)."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decode upload bytes (typed ``ImageLoadError``s, pixel limit checked from the header)."""
+        return load_image(data, max_pixels=self.settings.max_pixels)
+
+    async def analyze(
+        self, image: np.ndarray, options: AnalyzeOptions, *, reserved: bool = False
+    ) -> Faces:
+        """Analyse one decoded image, micro-batched with concurrent requests.
+
+        Args:
+            reserved: the caller holds a queue place (``self.batcher.reserve()``).
+        """
+        return await self.batcher.submit(options, image, reserved=reserved)
+
+    def annotate_jpeg(self, image: np.ndarray, faces: Faces, quality: int = 85) -> bytes:
+        """The image with boxes and labels drawn, as JPEG bytes."""
+        return encode_image(self.annotator.annotate(image, faces), "jpeg", quality)
+
+    def variant(self, options: AnalyzeOptions) -> Analyzer:
+        """An ``Analyzer`` sharing this one's sessions, restricted to ``options``."""
+        key = (options.stages, options.max_faces, options.min_face_size)
+        found = self._variants.get(key)
+        if found is None:
+            stages = [s for s in options.stages if s != "smile" or self.analyzer.smile_model is not None]
+            found = self.analyzer.with_options(
+                stages=stages, max_faces=options.max_faces, min_face_size=options.min_face_size
+            )
+            self._variants[key] = found  # a benign race: two equal copies at worst
+        return found
+
+    def _run_batch(
+        self, options: AnalyzeOptions, images: list[np.ndarray]
+    ) -> list[Faces | DuchenneError]:
+        """One shared ``analyze_batch`` call (smile crops of all images in one ONNX batch)."""
+        results = self.variant(options).analyze_batch(images, crop=options.crop)
+        found = [r for r in results if isinstance(r, Faces)]
+        self.metrics.images.inc(len(found))
+        self.metrics.faces.inc(sum(len(f) for f in found))
+        return results
+
+    # ------------------------------------------------------------------ facts
+
+    def models(self) -> dict[str, Any]:
+        """Which models this service runs, and the stages it can offer."""
+        smile = self.analyzer.smile_model
+        return {
+            "models": self.analyzer.model_names,
+            "stages": list(self.analyzer.stages),
+            "smile_available": smile is not None,
+            "detector": self.settings.detector,
+        }

@@ -1,0 +1,128 @@
+"""One place that turns every failure into an HTTP status and a JSON error body.
+
+Why one mapping: the pipeline raises typed ``duchenne.errors`` classes for bad input; the
+server must answer those with a 4xx and a readable reason, answer overload with 429/503,
+and never leak a traceback. Every error body has the same shape::
+
+    {"error": {"status": 422, "type": "ImageLoadError", "message": "<bytes>: not an image"}}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from duchenne import errors
+from duchenne.server.batcher import QueueFullError, ShuttingDownError
+from duchenne.server.jobs import JobsClosedError, TooManyJobsError, VideoUnavailableError
+
+logger = logging.getLogger(__name__)
+
+#: duchenne.errors class -> HTTP status. The most specific class in an error's MRO wins.
+ERROR_STATUS: dict[type[BaseException], int] = {
+    errors.ImageTooLargeError: 413,
+    errors.UnsupportedFormatError: 415,
+    errors.ImageLoadError: 422,
+    errors.VideoOpenError: 422,
+    errors.VideoDecodeError: 422,
+    errors.NoFaceDetectedError: 422,
+    errors.DatasetError: 422,
+    errors.UnknownModelError: 404,
+    errors.MissingExtraError: 501,
+    errors.InvalidFacesError: 500,
+    errors.UnrecognizedModelError: 500,
+    errors.ModelIntegrityError: 500,
+    errors.DuchenneError: 400,
+    # the service's own conditions
+    QueueFullError: 503,
+    ShuttingDownError: 503,
+    JobsClosedError: 503,
+    TooManyJobsError: 429,
+    VideoUnavailableError: 501,
+}
+
+#: seconds a client should wait before retrying an overloaded (429) or busy (503) server
+RETRY_AFTER = {429: "5", 503: "1"}
+
+
+class ApiError(Exception):
+    """A service-level refusal with its status, e.g. ``ApiError(413, "PayloadTooLarge", ...)``."""
+
+    def __init__(self, status: int, type: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.type, self.message, self.headers = status, type, message, headers
+
+
+def status_for(exc: BaseException) -> int:
+    """The HTTP status of an exception: its nearest class in ``ERROR_STATUS``, else 500."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_STATUS:
+            return ERROR_STATUS[cls]
+    return 500
+
+
+def error_body(status: int, type: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The JSON error document."""
+    return {"error": {"status": status, "type": type, "message": message, **extra}}
+
+
+def error_response(
+    status: int, type: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """A JSON error response, with ``Retry-After`` on 429/503."""
+    headers = dict(headers or {})
+    if status in RETRY_AFTER:
+        headers.setdefault("Retry-After", RETRY_AFTER[status])
+    return JSONResponse(error_body(status, type, message, **extra), status, headers=headers)
+
+
+async def _known(request: Request, exc: Exception) -> JSONResponse:
+    status = status_for(exc)
+    if status >= 500 and status not in (501, 503):
+        logger.error("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        return error_response(status, "InternalError", "the server could not process the request")
+    return error_response(status, type(exc).__name__, str(exc))
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.type, exc.message, exc.headers)
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    name = {401: "Unauthorized", 404: "NotFound", 405: "MethodNotAllowed"}.get(
+        exc.status_code, "HTTPError"
+    )
+    return error_response(exc.status_code, name, str(exc.detail), getattr(exc, "headers", None))
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"loc": [str(p) for p in e.get("loc", ())], "message": str(e.get("msg", ""))}
+        for e in exc.errors()
+    ]
+    first = details[0] if details else {"loc": [], "message": "invalid request"}
+    message = f"{'.'.join(first['loc'])}: {first['message']}".lstrip(": ")
+    return error_response(422, "ValidationError", message, details=details)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "InternalError", "the server could not process the request")
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register every handler on ``app``."""
+    for cls in ERROR_STATUS:
+        app.add_exception_handler(cls, _known)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,137 @@
+"""``/v1/videos``: upload a video, poll its job, fetch the result as JSON or CSV."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from duchenne.server.deps import ApiKeyDep, EngineDep, JobsDep, SettingsDep
+from duchenne.server.handlers import ApiError
+from duchenne.server.jobs import Job, probe_video, rows_to_csv, video_support
+from duchenne.server.schemas import JobCreated, JobStatus, error_responses
+from duchenne.server.uploads import ONE_FILE_BODY, save_to
+
+router = APIRouter(prefix="/v1/videos", tags=["videos"], dependencies=[ApiKeyDep])
+
+
+@router.post(
+    "",
+    summary="Upload a video for analysis",
+    status_code=202,
+    response_model=JobCreated,
+    responses=error_responses(401, 413, 422, 429, 501, 503),
+    openapi_extra=ONE_FILE_BODY,
+)
+async def create_job(
+    request: Request,
+    engine: EngineDep,
+    jobs: JobsDep,
+    settings: SettingsDep,
+    every: Annotated[int, Query(ge=1, le=1000, description="analyse every n-th frame")] = 1,
+) -> JSONResponse:
+    """Start analysing an uploaded video (multipart field `file`, or the raw body).
+
+    Answers 202 with the job id at once; poll `GET /v1/videos/{id}`. Refused with 413
+    when the file or its duration is over the limits, 422 when it is not a decodable
+    video, and 429 when the job queue is full.
+    """
+    if video_support() is None:
+        raise ApiError(501, "NotAvailable", "video analysis is not available in this build")
+    jobs.check_room()  # refuse before receiving a large upload we could not run
+    path, filename = await save_to(request, jobs.folder)
+    try:
+        probe = await engine.run(probe_video, path)
+        seconds = probe.seconds
+        if seconds is not None and seconds > settings.max_video_seconds:
+            raise ApiError(
+                413,
+                "VideoTooLong",
+                f"video lasts {seconds:.1f} s; the limit is {settings.max_video_seconds:g} s",
+            )
+        job = jobs.submit(path, {"every": every, "filename": filename}, probe)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    url = f"/v1/videos/{job.id}"
+    return JSONResponse(
+        {"id": job.id, "status": job.status, "url": url}, 202, headers={"Location": url}
+    )
+
+
+def _job(jobs: JobsDep, job_id: str) -> Job:
+    job = jobs.get(job_id)
+    if job is None:
+        raise ApiError(404, "NotFound", f"no video job {job_id!r} (unknown or expired)")
+    return job
+
+
+@router.get(
+    "/{job_id}",
+    summary="Job progress and result",
+    response_model=JobStatus,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "status JSON, or the frame table"},
+        **error_responses(401, 404, 409),
+    },
+)
+async def get_job(
+    job_id: str,
+    jobs: JobsDep,
+    format: Annotated[
+        Literal["json", "csv"],
+        Query(description="json: status and result; csv: the per-frame table (when done)"),
+    ] = "json",
+) -> Response:
+    """Progress while the job runs; when done, `result` is the video result's `to_dict()`
+    (per-face tracks with their smile episodes and best frame). `format=csv` gives the
+    per-frame table instead (as `GET /v1/videos/{id}/frames?format=csv`)."""
+    job = _job(jobs, job_id)
+    if format == "csv":
+        return await frames(job_id, jobs, "csv")
+    return JSONResponse(job.public())
+
+
+@router.get(
+    "/{job_id}/frames",
+    summary="Per-frame table of a finished job",
+    responses={
+        200: {
+            "content": {"application/json": {}, "text/csv": {}},
+            "description": "one row per face per analysed frame",
+        },
+        **error_responses(401, 404, 409),
+    },
+)
+async def frames(
+    job_id: str,
+    jobs: JobsDep,
+    format: Annotated[Literal["json", "csv"], Query(description="table format")] = "json",
+) -> Response:
+    """One row per face per analysed frame: time, frame, face (track id), box, smile,
+    emotions, geometry and smile dynamics. 409 until the job is done."""
+    job = _job(jobs, job_id)
+    if job.status != "done":
+        raise ApiError(409, "NotReady", f"job is {job.status}; the table exists when done")
+    rows = job.table()
+    if format == "json":
+        return JSONResponse({"rows": rows})
+    return Response(
+        rows_to_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{job.id}.csv"'},
+    )
+
+
+@router.delete(
+    "/{job_id}",
+    summary="Cancel and delete a job",
+    status_code=204,
+    responses=error_responses(401, 404),
+)
+async def delete_job(job_id: str, jobs: JobsDep) -> Response:
+    """Cancel the job if it has not finished, and forget it and its result."""
+    if not jobs.delete(job_id):
+        raise ApiError(404, "NotFound", f"no video job {job_id!r} (unknown or expired)")
+    return Response(status_code=204)

@@ -1,0 +1,94 @@
+"""Service configuration: one pydantic-settings class, read from ``DUCHENNE_*`` variables.
+
+Why a settings object (not module globals): ``create_app(settings)`` builds a complete,
+independent service from it, so tests run several differently-limited apps in one process
+and the CLI only has to turn its flags into a ``Settings``. Every limit that protects the
+server from a client (body size, pixels, video length, queue depth, jobs) lives here with a
+default safe for a small machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+
+
+def _default_workers() -> int:
+    """One inference thread per core: onnxruntime sessions run single-threaded here."""
+    return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    """Everything the service can be configured with.
+
+    Each field can be set from the environment as ``DUCHENNE_<FIELD>`` (upper case), e.g.
+    ``DUCHENNE_API_KEY=secret`` or ``DUCHENNE_MAX_BODY_BYTES=5000000``.
+
+    Example:
+        >>> Settings(port=9000, batching=False).port
+        9000
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DUCHENNE_", extra="ignore")
+
+    # --- process and models
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(default_factory=_default_workers, ge=1, le=64)
+    threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads per session")
+    model: str | None = Field(None, description="smile model name or .onnx path (None = default)")
+    detector: str = Field("full", pattern="^(full|short)$")
+    log_level: str = "info"
+
+    # --- access
+    api_key: SecretStr | None = Field(None, description="require this key (X-API-Key or Bearer)")
+    cors_origins: str = Field("", description="comma-separated allowed origins ('*' for any)")
+    docs: bool = True
+
+    # --- image limits
+    max_body_bytes: int = Field(20 * MB, ge=1024)
+    max_pixels: int = Field(40_000_000, ge=1)
+    max_batch_images: int = Field(16, ge=1)
+
+    # --- micro-batching and overload
+    batching: bool = True
+    batch_max_size: int = Field(8, ge=1, le=256)
+    batch_max_wait_ms: float = Field(3.0, ge=0.0, le=1000.0)
+    max_queue: int = Field(64, ge=1, description="images waiting or running before 503")
+    request_timeout_s: float = Field(30.0, gt=0, description="per request, video uploads aside")
+    max_connections: int = Field(1000, ge=1, description="uvicorn limit_concurrency backstop")
+
+    # --- video jobs
+    max_video_bytes: int = Field(200 * MB, ge=1024)
+    max_video_seconds: float = Field(600.0, gt=0)
+    upload_timeout_s: float = Field(600.0, gt=0, description="time allowed for a video upload")
+    max_jobs: int = Field(1, ge=1, description="video jobs analysed at the same time")
+    max_queued_jobs: int = Field(4, ge=0, description="accepted jobs waiting for a slot")
+    max_stored_jobs: int = Field(100, ge=1)
+    job_ttl_s: float = Field(3600.0, gt=0, description="finished results expire after this")
+    job_dir: Path | None = Field(None, description="folder for uploaded videos (default: temp)")
+
+    # --- shutdown
+    shutdown_timeout_s: float = Field(30.0, ge=0)
+
+    @field_validator("model")
+    @classmethod
+    def _empty_model_is_default(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """``cors_origins`` split on commas, blanks dropped."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def api_key_value(self) -> str | None:
+        """The configured API key in clear, or None when auth is off."""
+        if self.api_key is None:
+            return None
+        return self.api_key.get_secret_value() or None

@@ -1,0 +1,265 @@
+"""End to end: the real server (``duchenne serve``, uvicorn) driven by headless Chromium.
+
+Skips unless Debian's ``chromium`` (``/usr/bin/chromium``, or ``DUCHENNE_CHROMIUM``) and the
+PyPI ``playwright`` package are installed; Playwright's own browser download is never used.
+Screenshots go to ``artifacts/server/`` (git-ignored) and the test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from duchenne import data
+from duchenne.models.registry import default_smile_model
+
+from .conftest import require_server_deps
+
+require_server_deps()
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("DUCHENNE_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+    pytest.skip(
+        f"no Chromium at {CHROMIUM} (apt-get install chromium, or set DUCHENNE_CHROMIUM)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the e2e test needs the PyPI 'playwright' package"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``duchenne serve`` on 127.0.0.1:<free port>; stopped with SIGTERM (graceful)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "DUCHENNE_API_KEY": "", "DUCHENNE_WORKERS": "2"}
+    cmd = [sys.executable, "-m", "duchenne.cli.main", "serve", "--host", "127.0.0.1"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
+                if json.load(resp)["status"] == "ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"server did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+    yield url
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=30)  # uvicorn re-raises SIGTERM after a clean shutdown
+    assert code in (0, -signal.SIGTERM), log.read_text()
+    assert "Application shutdown complete" in log.read_text()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS + FAKE_CAMERA)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def save_screenshot(page, tmp_path: Path, name: str) -> Path:
+    """Screenshot into the test's tmp folder and ``artifacts/server/`` (git-ignored)."""
+    shot = tmp_path / name
+    page.screenshot(path=str(shot), full_page=True)
+    folder = REPO / "artifacts" / "server"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, folder / name)
+    return shot
+
+
+def test_upload_the_demo_photo_shows_boxes_and_scores(server, page, tmp_path):
+    page.goto(server + "/")
+    assert page.title().startswith("duchenne")
+    page.wait_for_selector("#health:has-text('Service ok')")
+    page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
+    page.wait_for_selector("#overlay rect.face-box")
+    assert page.locator("#overlay rect.face-box").count() == 1
+    assert page.locator("#faces li.face-card").count() == 1
+    card = page.inner_text("#faces li.face-card")
+    assert "Face 1" in card and "detector" in card
+    if default_smile_model() is not None:
+        assert "/10" in card and "/10" in page.locator(".badge").first.inner_text()
+    else:
+        assert "no smile score" in card
+    assert "Found 1 face in astronaut.jpg" in page.inner_text("#message")
+    badge = page.locator(".badge").first
+    assert badge.is_visible() and badge.inner_text().startswith("#1")
+    box = page.locator("#overlay rect.face-box").bounding_box()
+    image = page.locator("#photo").bounding_box()
+    assert image["x"] <= box["x"] and box["x"] + box["width"] <= image["x"] + image["width"]
+    shot = save_screenshot(page, tmp_path, "dashboard-photo.png")
+    assert shot.stat().st_size > 10_000
+
+
+def test_keyboard_only_use_and_phone_layout(server, browser, tmp_path):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True)
+    page = context.new_page()
+    page.goto(server + "/")
+    focused = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+    assert {"file-input", "webcam-button", "demo-button"} <= set(focused)
+    page.focus("#demo-button")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#overlay rect.face-box")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, "no horizontal scrolling on a phone-sized screen"
+    for control in ("#file-input", "#opt-max-faces", "#opt-every", "#opt-key"):
+        assert page.locator(f"label[for='{control[1:]}']").count() == 1, control
+    save_screenshot(page, tmp_path, "dashboard-phone.png")
+    context.close()
+
+
+def test_webcam_frames_go_to_the_api(server, page):
+    page.goto(server + "/")
+    with page.expect_response(lambda r: "/v1/analyze" in r.url and r.status == 200):
+        page.click("#webcam-button")
+    assert page.get_attribute("#webcam-button", "aria-pressed") == "true"
+    assert page.locator("#webcam").is_visible()
+    page.click("#webcam-button")
+    assert page.get_attribute("#webcam-button", "aria-pressed") == "false"
+
+
+MOCK_FACES = {
+    "image": {"width": 512, "height": 512, "models": {"smile": "smile_s"}},
+    "faces": [
+        {
+            "id": 0,
+            "box": {"x1": 170.0, "y1": 60.0, "x2": 280.0, "y2": 175.0},
+            "score": 0.95,
+            "smile": 0.97,
+            "smiling": True,
+            "smile_score": 8.4,
+            "top_emotion": "happiness",
+            "emotions": {
+                "neutral": 0.02,
+                "happiness": 0.9,
+                "surprise": 0.03,
+                "sadness": 0.01,
+                "anger": 0.01,
+                "disgust": 0.01,
+                "fear": 0.01,
+                "contempt": 0.01,
+            },
+        }
+    ],
+}
+
+
+def test_smile_scores_and_emotion_bars_render(server, page, tmp_path):
+    """The rendering of smile fields, with the API answer stubbed (no smile model needed)."""
+    page.route(
+        "**/v1/analyze*",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(MOCK_FACES)
+        ),
+    )
+    page.goto(server + "/")
+    page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
+    page.wait_for_selector("#overlay rect.face-box.smiling")
+    assert page.locator(".badge").first.inner_text() == "#1 8.4/10"
+    card = page.inner_text("#faces li.face-card")
+    assert "8.4/10" in card and "smiling" in card and "mostly happiness" in card
+    assert page.locator("#faces dl.bars dt").count() == 8
+    assert "90%" in page.inner_text("#faces dl.bars")
+    save_screenshot(page, tmp_path, "dashboard-smile.png")
+
+
+def test_video_timeline_with_episodes_and_best_frame(server, page, tmp_path):
+    """A video job end to end on the real server, then the chart with stubbed episodes."""
+    import cv2
+    import numpy as np
+
+    clip = tmp_path / "clip.webm"
+    face = cv2.resize(data.astronaut(), (256, 256))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"VP80"), 10, (256, 256))
+    for i in range(20):
+        writer.write(cv2.cvtColor(np.roll(face, i, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+    from duchenne.server.jobs import video_support
+
+    if video_support() is None:
+        pytest.skip("duchenne.analysis.video is not in this build")
+
+    def add_episode(route):
+        response = route.fetch()
+        job = response.json()
+        if job.get("status") == "done":
+            job["result"]["tracks"][0]["episodes"] = [
+                {"start_time": 0.3, "end_time": 1.2, "peak_time": 0.8}
+            ]
+        route.fulfill(response=response, body=json.dumps(job))
+
+    def route_job(route):
+        if "/frames" in route.request.url:
+            route.continue_()
+        else:
+            add_episode(route)
+
+    page.route("**/v1/videos/*", route_job)
+    page.goto(server + "/")
+    page.click(".options summary")  # the options panel opens like any <details>
+    page.fill("#opt-every", "1")
+    page.set_input_files("#file-input", str(clip))
+    try:
+        page.wait_for_selector(".track svg.chart path.line", timeout=60_000)
+    except sync_api.TimeoutError:
+        pytest.fail(f"{page.inner_text('#message')!r} {page.inner_text('#video-result')!r}")
+    assert page.locator(".track").count() == 1
+    assert page.locator(".track svg.chart rect.episode").count() == 1
+    assert "1 smile episode" in page.inner_text(".track")
+    page.wait_for_function(
+        "() => { const c = document.querySelector('.best-frame canvas'); return c && c.width > 0; }"
+    )
+    assert page.locator("#downloads").is_visible()
+    save_screenshot(page, tmp_path, "dashboard-video.png")

@@ -1,0 +1,204 @@
+"""Health, models, metrics, OpenAPI, auth, CORS, the error mapping, dashboard files, shutdown."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+
+from duchenne import errors
+
+from .conftest import SlowAnalyzer, require_server_deps
+
+require_server_deps()
+
+from duchenne.server.handlers import ERROR_STATUS, status_for  # noqa: E402
+from duchenne.server.schemas import Health, ModelsInfo  # noqa: E402
+
+from .test_analyze import assert_error  # noqa: E402
+
+ENDPOINTS = {
+    ("post", "/v1/analyze"),
+    ("post", "/v1/analyze/batch"),
+    ("post", "/v1/videos"),
+    ("get", "/v1/videos/{job_id}"),
+    ("get", "/v1/videos/{job_id}/frames"),
+    ("delete", "/v1/videos/{job_id}"),
+    ("get", "/v1/models"),
+    ("get", "/healthz"),
+    ("get", "/metrics"),
+}
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    health = Health.model_validate(response.json())
+    assert health.status == "ok" and health.queue == 0
+
+
+def test_healthz_reports_shutdown_with_503(client):
+    client.app.state.closing = True
+    response = client.get("/healthz")
+    assert response.status_code == 503 and response.json()["status"] == "shutting down"
+
+
+def test_models_lists_active_and_shipped_models(client):
+    info = ModelsInfo.model_validate(client.get("/v1/models").json())
+    assert info.active["detector"] == "face_detection_full_range"
+    assert "face_landmark" in {m["name"] for m in info.available}
+    assert info.smile_available == ("smile" in info.active)
+
+
+def test_metrics_in_prometheus_text_format(client, demo_jpeg):
+    client.post("/v1/analyze", content=demo_jpeg)
+    client.post("/v1/analyze", content=b"junk")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = response.text
+    assert 'duchenne_http_requests_total{method="POST",route="/v1/analyze",status="200"} 1' in text
+    assert 'duchenne_http_requests_total{method="POST",route="/v1/analyze",status="422"} 1' in text
+    assert re.search(r'duchenne_http_request_duration_seconds_count\{route="/v1/analyze"\} 2', text)
+    assert "duchenne_queue_depth 0" in text
+    assert "duchenne_images_analyzed_total 1" in text
+    assert "duchenne_faces_detected_total 1" in text
+    assert 'duchenne_video_jobs{state="running"} 0' in text
+    for line in text.splitlines():  # every sample line: name{labels} value
+        assert line.startswith("#") or re.fullmatch(r"[a-z_]+(\{.*\})? [0-9.e+Inf-]+", line), line
+
+
+def test_every_endpoint_is_documented(client):
+    spec = client.get("/openapi.json").json()
+    found = {(m, p) for p, ops in spec["paths"].items() for m in ops}
+    assert ENDPOINTS <= found
+    analyze = spec["paths"]["/v1/analyze"]["post"]
+    assert {"multipart/form-data", "application/octet-stream"} <= set(
+        analyze["requestBody"]["content"]
+    )
+    assert {"200", "413", "415", "422", "503"} <= set(analyze["responses"])
+    assert {p["name"] for p in analyze["parameters"]} >= {
+        "stages",
+        "max_faces",
+        "min_face_size",
+        "crop",
+        "landmarks",
+        "draw",
+    }
+    assert "FacesResult" in spec["components"]["schemas"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_docs_can_be_turned_off(make_client):
+    client = make_client(docs=False)
+    assert_error(client.get("/docs"), 404)
+    assert_error(client.get("/openapi.json"), 404)
+
+
+def test_unknown_routes_and_methods_answer_json(client):
+    assert_error(client.get("/nope"), 404, "NotFound")
+    assert_error(client.get("/v1/analyze"), 405, "MethodNotAllowed")
+
+
+def test_api_key(make_client, small_jpeg, monkeypatch):
+    monkeypatch.setenv("DUCHENNE_API_KEY", "s3cret")
+    client = make_client()
+    assert_error(client.post("/v1/analyze", content=small_jpeg), 401, "Unauthorized")
+    wrong = client.post("/v1/analyze", content=small_jpeg, headers={"X-API-Key": "nope"})
+    assert_error(wrong, 401)
+    assert wrong.headers["www-authenticate"].startswith("Bearer")
+    ok = client.post("/v1/analyze", content=small_jpeg, headers={"X-API-Key": "s3cret"})
+    assert ok.status_code == 200
+    bearer = client.get("/v1/models", headers={"Authorization": "Bearer s3cret"})
+    assert bearer.status_code == 200
+    assert_error(client.get("/metrics"), 401)
+    assert_error(client.get("/v1/videos/abc"), 401)
+    assert client.get("/healthz").status_code == 200  # probes need no key
+    assert client.get("/").status_code == 200  # the dashboard asks for the key itself
+
+
+def test_cors_is_off_by_default_and_configurable(client, make_client):
+    plain = client.get("/healthz", headers={"Origin": "https://example.org"})
+    assert "access-control-allow-origin" not in plain.headers
+    cors = make_client(cors_origins="https://example.org")
+    allowed = cors.options(
+        "/v1/analyze",
+        headers={"Origin": "https://example.org", "Access-Control-Request-Method": "POST"},
+    )
+    assert allowed.headers["access-control-allow-origin"] == "https://example.org"
+    other = cors.get("/healthz", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_dashboard_and_its_files_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+        assert client.get(asset).status_code == 200, asset
+    assert (
+        client.get("/static/app.js")
+        .headers["content-type"]
+        .startswith(("text/javascript", "application/javascript"))
+    )
+    assert client.get("/demo.jpg").headers["content-type"] == "image/jpeg"
+    assert_error(client.get("/static/../settings.py"), 404)
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (errors.ImageTooLargeError("x"), 413),
+        (errors.UnsupportedFormatError("x"), 415),
+        (errors.ImageLoadError("x"), 422),
+        (errors.VideoOpenError("x"), 422),
+        (errors.VideoDecodeError("x"), 422),
+        (errors.NoFaceDetectedError("x"), 422),
+        (errors.UnknownModelError("x"), 404),
+        (errors.MissingExtraError("x"), 501),
+        (errors.InvalidFacesError("x"), 500),
+        (errors.DuchenneError("x"), 400),
+        (RuntimeError("x"), 500),
+    ],
+)
+def test_error_classes_map_to_status_codes(exc, status):
+    assert status_for(exc) == status
+
+
+def test_every_duchenne_error_class_has_a_status():
+    classes = [
+        c
+        for c in vars(errors).values()
+        if isinstance(c, type) and issubclass(c, errors.DuchenneError)
+    ]
+    for cls in classes:
+        assert any(issubclass(cls, known) for known in ERROR_STATUS), cls
+
+
+def test_internal_errors_do_not_leak_details(make_client, small_jpeg):
+    class Broken(SlowAnalyzer):
+        def analyze_batch(self, images, **kw):
+            raise RuntimeError("secret internals /home/user")
+
+    client = make_client(Broken())
+    body = assert_error(client.post("/v1/analyze", content=small_jpeg), 500, "InternalError")
+    assert "secret" not in body["message"]
+
+
+def test_shutdown_finishes_in_flight_requests(make_client, small_jpeg):
+    fake = SlowAnalyzer()
+    fake.gate = threading.Event()
+    client = make_client(fake, workers=1)
+    codes: list[int] = []
+    worker = threading.Thread(
+        target=lambda: codes.append(client.post("/v1/analyze", content=small_jpeg).status_code)
+    )
+    worker.start()
+    for _ in range(200):
+        if fake.calls:
+            break
+        threading.Event().wait(0.01)
+    threading.Timer(0.3, fake.gate.set).start()
+    client.__exit__(None, None, None)  # lifespan shutdown while the request is running
+    worker.join(10)
+    assert codes == [200]

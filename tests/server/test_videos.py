@@ -1,0 +1,310 @@
+"""Video jobs: the job manager, the ``/v1/videos`` endpoints and their limits.
+
+The HTTP layer and the job pool are tested with a stand-in analysis function, so they
+are covered whatever state ``duchenne.analysis.video`` is in; the tests at the end run the
+real ``Analyzer.analyze_video`` and skip when that module is not installed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from duchenne.errors import VideoDecodeError, VideoOpenError
+from duchenne.server.jobs import JobManager, TooManyJobsError, probe_video, video_support
+
+from .conftest import require_server_deps, write_video
+
+require_server_deps()
+
+from duchenne.server.schemas import JobCreated, JobStatus  # noqa: E402
+
+from .test_analyze import assert_error  # noqa: E402
+
+
+class FakeResult:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def to_dict(self) -> dict:
+        return {
+            "faces": [{"track_id": 0, "episodes": [{"start_time": 0.1, "end_time": 0.5}]}],
+            "frames": [{"t": i / 10, "track_id": 0, "smile_score": 5.0} for i in range(self.n)],
+        }
+
+    def to_records(self) -> list[dict]:
+        return [{"t": i / 10, "track_id": 0, "emotions": {"happiness": 0.5}} for i in range(self.n)]
+
+
+def fake_runner(
+    gate: threading.Event | None = None, fail: Exception | None = None, table: bool = False
+):
+    """A stand-in for the analysis: 4 frames of progress, then a result (and a table file)."""
+
+    def run(path: Path, params: dict, on_progress, table_path: Path) -> FakeResult:
+        assert path.is_file()
+        for i in range(4):
+            if gate is not None:
+                gate.wait(10)
+            on_progress(i + 1)
+        if fail is not None:
+            raise fail
+        if table:
+            rows = [{"time": 0.0, "face": 0, "smile": None}, {"time": 0.1, "face": 0, "x": 1}]
+            table_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return FakeResult(3)
+
+    return run
+
+
+def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def video(tmp_path) -> Path:
+    return write_video(tmp_path / "clip.avi")
+
+
+@pytest.fixture
+def fake_video_client(make_client, monkeypatch):
+    """``make(runner, **settings)``: a client whose jobs run ``runner`` instead of analysis."""
+    monkeypatch.setattr("duchenne.server.routes.videos.video_support", lambda: object())
+
+    def make(runner, **settings):
+        client = make_client(**settings)
+        client.app.state.jobs.run_video = runner
+        return client
+
+    return make
+
+
+# ----------------------------------------------------------------------------- job manager
+
+
+def test_probe_reads_rate_frames_and_size(video):
+    probe = probe_video(video)
+    assert (probe.width, probe.height, probe.frames) == (160, 160, 12)
+    assert probe.seconds == pytest.approx(1.2)
+
+
+def test_manager_runs_reports_progress_and_deletes_the_upload(tmp_path, video):
+    jobs = JobManager(fake_runner(), tmp_path, max_jobs=1, max_queued=1)
+    job = jobs.submit(video, {"every": 1}, probe_video(video))
+    wait_for(lambda: job.status == "done")
+    assert job.progress == 1.0 and job.frames_done == 4 and job.frames_total == 12
+    assert not video.exists()
+    assert job.public()["result"]["frames"][0]["smile_score"] == 5.0
+    assert job.table()[0] == {"t": 0.0, "track_id": 0, "emotions.happiness": 0.5}
+    jobs.close(1)
+
+
+def test_manager_bounds_running_and_queued_jobs(tmp_path, video):
+    gate = threading.Event()
+    jobs = JobManager(fake_runner(gate), tmp_path, max_jobs=1, max_queued=1)
+    probe = probe_video(video)
+    first = jobs.submit(video, {}, probe)
+    second = jobs.submit(write_video(tmp_path / "b.avi"), {}, probe)
+    with pytest.raises(TooManyJobsError):
+        jobs.submit(write_video(tmp_path / "c.avi"), {}, probe)
+    wait_for(lambda: first.status == "running")
+    assert second.status == "queued"
+    gate.set()
+    wait_for(lambda: second.status == "done")
+    jobs.close(1)
+
+
+def test_manager_failures_cancel_and_expiry(tmp_path, video):
+    probe = probe_video(video)
+    jobs = JobManager(
+        fake_runner(fail=VideoDecodeError("stopped at frame 3")), tmp_path, ttl_s=0.05
+    )
+    job = jobs.submit(video, {}, probe)
+    wait_for(lambda: job.status == "failed")
+    assert job.error == {"type": "VideoDecodeError", "message": "stopped at frame 3"}
+    time.sleep(0.1)
+    assert jobs.get(job.id) is None  # expired
+    jobs.close(1)
+
+    gate = threading.Event()
+    jobs = JobManager(fake_runner(gate), tmp_path)
+    job = jobs.submit(write_video(tmp_path / "b.avi"), {}, probe)
+    wait_for(lambda: job.status == "running")
+    assert jobs.delete(job.id) and jobs.get(job.id) is None
+    gate.set()
+    wait_for(lambda: job.status == "cancelled")
+    jobs.close(1)
+
+
+def test_error_messages_name_the_client_file_not_the_server_path(tmp_path, video):
+    def cannot_open(path, params, on_progress, table_path):
+        raise VideoOpenError(f"{path}: cannot open")
+
+    jobs = JobManager(cannot_open, tmp_path)
+    job = jobs.submit(video, {"filename": "mine.avi"}, probe_video(video))
+    wait_for(lambda: job.status == "failed")
+    assert job.error == {"type": "VideoOpenError", "message": "mine.avi: cannot open"}
+    jobs.close(1)
+
+
+def test_manager_hides_internal_errors(tmp_path, video):
+    jobs = JobManager(fake_runner(fail=RuntimeError("/secret/path")), tmp_path)
+    job = jobs.submit(video, {}, probe_video(video))
+    wait_for(lambda: job.status == "failed")
+    assert job.error["type"] == "InternalError" and "secret" not in job.error["message"]
+    jobs.close(1)
+
+
+def test_shutdown_lets_the_running_job_finish(tmp_path, video):
+    gate = threading.Event()
+    jobs = JobManager(fake_runner(gate), tmp_path, max_jobs=1, max_queued=2)
+    probe = probe_video(video)
+    running = jobs.submit(video, {}, probe)
+    queued = jobs.submit(write_video(tmp_path / "c.avi"), {}, probe)
+    wait_for(lambda: running.status == "running")
+    threading.Timer(0.2, gate.set).start()
+    jobs.close(10)
+    assert running.status == "done" and queued.status == "cancelled"
+
+
+# ----------------------------------------------------------------------------- HTTP layer
+
+
+def test_upload_poll_and_fetch_csv(fake_video_client, video):
+    client = fake_video_client(fake_runner())
+    response = client.post("/v1/videos?every=2", files={"file": ("clip.avi", video.read_bytes())})
+    assert response.status_code == 202
+    created = JobCreated.model_validate(response.json())
+    assert response.headers["location"] == created.url == f"/v1/videos/{created.id}"
+    wait_for(lambda: client.get(created.url).json()["status"] == "done")
+    status = JobStatus.model_validate(client.get(created.url).json())
+    assert status.progress == 1.0 and status.params["every"] == 2
+    assert status.params["filename"] == "clip.avi" and status.video.frames == 12
+    assert status.result["faces"][0]["episodes"]
+    table = client.get(f"{created.url}?format=csv")
+    assert table.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(table.text)))
+    assert len(rows) == 3 and rows[0]["emotions.happiness"] == "0.5"
+    assert client.delete(created.url).status_code == 204
+    assert_error(client.get(created.url), 404, "NotFound")
+    assert_error(client.delete(created.url), 404, "NotFound")
+
+
+def test_raw_body_upload(fake_video_client, video):
+    client = fake_video_client(fake_runner())
+    response = client.post("/v1/videos", content=video.read_bytes())
+    assert response.status_code == 202
+
+
+def test_frame_table_as_json_and_csv(fake_video_client, video):
+    client = fake_video_client(fake_runner(table=True))
+    url = client.post("/v1/videos", content=video.read_bytes()).json()["url"]
+    wait_for(lambda: client.get(url).json()["status"] == "done")
+    assert client.get(url).json()["frames_url"] == f"{url}/frames"
+    rows = client.get(f"{url}/frames").json()["rows"]
+    assert rows == [{"time": 0.0, "face": 0, "smile": None}, {"time": 0.1, "face": 0, "x": 1}]
+    table = list(csv.DictReader(io.StringIO(client.get(f"{url}/frames?format=csv").text)))
+    assert [r["x"] for r in table] == ["", "1"]
+    assert client.get(f"{url}?format=csv").text == client.get(f"{url}/frames?format=csv").text
+    folder = client.app.state.jobs.folder
+    assert list(folder.glob("*-frames.jsonl"))
+    client.delete(url)
+    assert not list(folder.glob("*-frames.jsonl"))  # deleting a job deletes its table
+
+
+def test_csv_before_done_is_409(fake_video_client, video):
+    gate = threading.Event()
+    client = fake_video_client(fake_runner(gate))
+    url = client.post("/v1/videos", content=video.read_bytes()).json()["url"]
+    assert_error(client.get(f"{url}?format=csv"), 409, "NotReady")
+    assert_error(client.get(f"{url}/frames"), 409, "NotReady")
+    assert client.get(url).json()["status"] in ("queued", "running")
+    gate.set()
+
+
+def test_video_limits_and_bad_uploads(fake_video_client, video, tmp_path):
+    gate = threading.Event()
+    client = fake_video_client(
+        fake_runner(gate), max_jobs=1, max_queued_jobs=0, max_video_seconds=1.0
+    )
+    long_clip = write_video(tmp_path / "long.avi", frames=20)  # 2 s at 10 fps
+    assert_error(client.post("/v1/videos", content=long_clip.read_bytes()), 413, "VideoTooLong")
+    assert_error(client.post("/v1/videos", content=b"not a video"), 415, "UnsupportedFormatError")
+    playlist = b"#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n"  # FFmpeg would follow it
+    assert_error(client.post("/v1/videos", content=playlist), 415, "UnsupportedFormatError")
+    concat = b"ffconcat version 1.0\nfile /etc/passwd\n"
+    assert_error(client.post("/v1/videos", content=concat), 415, "UnsupportedFormatError")
+    fake_avi = b"RIFF\x00\x10\x00\x00AVI LIST" + b"\x00" * 200
+    assert_error(client.post("/v1/videos", content=fake_avi), 422, "VideoOpenError")
+    assert_error(client.post("/v1/videos", content=b""), 422, "EmptyUpload")
+    assert_error(client.get("/v1/videos?every=0"), 405)
+    assert_error(client.post("/v1/videos?every=0", content=b"x"), 422, "ValidationError")
+    short = write_video(tmp_path / "short.avi", frames=5)
+    assert client.post("/v1/videos", content=short.read_bytes()).status_code == 202
+    busy = client.post("/v1/videos", content=short.read_bytes())
+    assert_error(busy, 429, "TooManyJobsError")
+    assert busy.headers["retry-after"]
+    gate.set()
+
+
+def test_video_body_limit(fake_video_client, video):
+    client = fake_video_client(fake_runner(), max_video_bytes=2048)
+    assert_error(client.post("/v1/videos", content=video.read_bytes()), 413, "PayloadTooLarge")
+    assert not list(client.app.state.jobs.folder.glob("upload-*"))
+
+
+def test_unknown_job_is_404(client):
+    assert_error(client.get("/v1/videos/does-not-exist"), 404, "NotFound")
+
+
+def test_missing_video_module_is_501(make_client, monkeypatch, video):
+    monkeypatch.setattr("duchenne.server.routes.videos.video_support", lambda: None)
+    client = make_client()
+    assert_error(client.post("/v1/videos", content=video.read_bytes()), 501, "NotAvailable")
+
+
+# ----------------------------------------------------------------------------- real analysis
+
+needs_video = pytest.mark.skipif(
+    video_support() is None,
+    reason="duchenne.analysis.video (Analyzer.analyze_video) is not in this build yet",
+)
+
+
+@needs_video
+def test_real_video_job_end_to_end(client, video):
+    response = client.post("/v1/videos?every=3", files={"file": ("clip.avi", video.read_bytes())})
+    assert response.status_code == 202, response.text
+    url = response.json()["url"]
+    wait_for(lambda: client.get(url).json()["status"] in ("done", "failed"), timeout=120)
+    status = client.get(url).json()
+    assert status["status"] == "done", status["error"]
+    JobStatus.model_validate(status)
+    result = status["result"]
+    assert "/tmp" not in str(result) and "outputs" not in result  # no server paths leak
+    assert result["source"] == "clip.avi"
+    assert result["complete"] is True and result["frames_analysed"] == 4  # frames 0,3,6,9
+    assert [t["track_id"] for t in result["tracks"]] == [0]
+    assert status["progress"] == 1.0 and status["frames_done"] == 4
+    rows = client.get(f"{url}/frames").json()["rows"]
+    assert len(rows) == 4 and {r["face"] for r in rows} == {0}
+    assert [r["frame"] for r in rows] == [0, 3, 6, 9]
+    table = client.get(f"{url}?format=csv")
+    assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
+    assert len(list(csv.DictReader(io.StringIO(table.text)))) == 4
+
+
+@needs_video
+def test_real_video_is_cut_at_the_length_limit(make_client, tmp_path):
+    client = make_client(max_video_seconds=0.5)
+    clip = write_video(tmp_path / "unknown_length.avi", frames=12)  # 1.2 s, over the limit
+    assert_error(client.post("/v1/videos", content=clip.read_bytes()), 413, "VideoTooLong")
