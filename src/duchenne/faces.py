@@ -250,6 +250,28 @@ class Face:
         return _flatten(self.to_dict(landmarks=landmarks))
 
 
+def result_rows(
+    source: Any, result: Faces | Exception, *, landmarks: bool = False
+) -> list[dict[str, Any]]:
+    """Table rows for one input: one per face, and one row even with no face or an error.
+
+    Why a row for nothing: in tabular output (CSV, Parquet, batch jobs) an image without a
+    face, or one that failed to load, must still appear, or it looks like it was never run.
+    Columns: ``source``, ``face`` (index or None), the face's flat record, ``error``.
+    """
+    if isinstance(result, Exception):
+        return [
+            {"source": str(source), "face": None, "error": f"{type(result).__name__}: {result}"}
+        ]
+    rows = [
+        {"source": str(source), "face": i, **record, "error": None}
+        for i, record in enumerate(result.to_records(landmarks=landmarks))
+    ]
+    return rows or [
+        {"source": str(source), "face": None, "width": result.meta.get("width"), "error": None}
+    ]
+
+
 def _opt_float(values: np.ndarray | None, i: int) -> float | None:
     return None if values is None else float(values[i])
 

@@ -12,7 +12,7 @@ from duchenne import data
 from duchenne.analysis.analyzer import STAGES, Analyzer
 from duchenne.annotate import FaceAnnotator
 from duchenne.errors import DuchenneError
-from duchenne.faces import Faces
+from duchenne.faces import Faces, result_rows
 from duchenne.io.image import iter_image_paths, load_image, save_image_atomic
 from duchenne.io.sinks import to_json_text, write_records
 
@@ -99,33 +99,6 @@ def _format_from(output: Path | None) -> str:
     return suffix if suffix in FORMATS else "json"
 
 
-def _rows(
-    paths: Sequence[Path], results: Sequence[Faces | DuchenneError], landmarks: bool
-) -> list[dict[str, Any]]:
-    """One row per face; an image with no face or an error still gets one row (nothing silently lost)."""
-    rows: list[dict[str, Any]] = []
-    for path, result in zip(paths, results, strict=True):
-        if isinstance(result, DuchenneError):
-            rows.append(
-                {"source": str(path), "face": None, "error": f"{type(result).__name__}: {result}"}
-            )
-            continue
-        face_rows = result.to_records(landmarks=landmarks)
-        rows += [
-            {"source": str(path), "face": i, **r, "error": None} for i, r in enumerate(face_rows)
-        ]
-        if not face_rows:
-            rows.append(
-                {
-                    "source": str(path),
-                    "face": None,
-                    "width": result.meta.get("width"),
-                    "error": None,
-                }
-            )
-    return rows
-
-
 def _documents(
     paths: Sequence[Path], results: Sequence[Faces | DuchenneError], landmarks: bool
 ) -> list[dict[str, Any]]:
@@ -151,7 +124,11 @@ def _emit(paths, results, fmt: str, output: Path | None, landmarks: bool) -> Non
         else:
             print(to_json_text(docs, indent=2))
         return
-    rows = _rows(paths, results, landmarks)
+    rows = [
+        row
+        for p, r in zip(paths, results, strict=True)
+        for row in result_rows(p, r, landmarks=landmarks)
+    ]
     if output:
         write_records(rows, output, format=fmt)
     elif fmt == "jsonl":
