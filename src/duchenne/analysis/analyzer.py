@@ -215,18 +215,18 @@ class Analyzer:
 
     def faces_in(self, image: np.ndarray) -> Faces:
         """Detection, landmarks and geometry on a decoded RGB image (no smile stage)."""
-        dets = self._filter(self.detector(image))
+        dets = self.select_faces(self.detector(image))
         faces = Faces(dets.xyxy, dets.score, keypoints=dets.keypoints)
         if self.mesh is not None and len(faces):
             rois = [
                 roi_from_detection(b, k) for b, k in zip(dets.xyxy, dets.keypoints, strict=True)
             ]
-            faces.landmarks, faces.landmark_score = self._landmarks(image, rois)
+            faces.landmarks, faces.landmark_score = self.landmarks_for(image, rois)
             if "geometry" in self.stages:
                 faces.data.update(geometry_arrays(faces.landmarks))
         return faces
 
-    def _landmarks(self, image: np.ndarray, rois: list[FaceRoi]) -> tuple[np.ndarray, np.ndarray]:
+    def landmarks_for(self, image: np.ndarray, rois: list[FaceRoi]) -> tuple[np.ndarray, np.ndarray]:
         """Face Mesh on each ROI, re-run on landmark-based ROIs while the head roll is off.
 
         BlazeFace's eye keypoints are coarse on strongly rolled heads (measured: a portrait
@@ -249,7 +249,8 @@ class Analyzer:
             rois = refined
         return landmarks, presence
 
-    def _filter(self, dets: Detections) -> Detections:
+    def select_faces(self, dets: Detections) -> Detections:
+        """Apply ``min_face_size`` and ``max_faces`` (highest score first) to raw detections."""
         size = np.minimum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
         dets = dets.select(size >= self.min_face_size)
         order = np.argsort(-dets.score)

@@ -1,0 +1,151 @@
+"""One PNG per face: smile score and smile dynamics over time, with the smile episodes.
+
+Why a picture: a table of thousands of per-frame rows does not show *how* a person smiled;
+a timeline with the onset, apex and offset of each smile shaded does, at a glance.
+
+Top panel: the smile score (1-10) when a smile model ran, else nothing but the episodes.
+Bottom panel: the three D-Marker amplitude signals as changes from the track's first frame
+(the neutral reference of the signals):
+``D_lip`` (lip-corner displacement, rises in a smile) and ``D_eyelid`` / ``D_cheek`` (eye
+aperture and eye-to-cheek distance, relative change in %, fall with AU6). Each episode is
+labelled with its Duchenne marker and heuristic genuineness. matplotlib is an optional
+extra (``pip install 'duchenne[plot]'``) imported only here, with no global state touched
+(an ``Agg`` canvas, no ``pyplot``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from duchenne.errors import require_extra
+from duchenne.io.sinks import atomic_write
+
+__all__ = ["plot_track"]
+
+_PHASE_COLOURS = {"onset": "#9ad19a", "apex": "#3c9b4a", "offset": "#f2b774"}
+
+
+def plot_track(
+    timeline: np.ndarray,
+    summary: Any,
+    path: str | os.PathLike[str],
+    *,
+    fps: float | None = None,
+    title: str | None = None,
+) -> Path:
+    """Write the timeline PNG of one face track (atomically).
+
+    Args:
+        timeline: (n, 6) rows ``time, smile_score, smile, d_lip, d_eyelid, d_cheek`` (NaN
+            where unknown), e.g. the decimated timeline the video analyzer keeps.
+        summary: the track's :class:`~duchenne.analysis.video.TrackSummary` (episodes,
+            best frame time).
+        path: destination ``.png``.
+        fps: analysed frame rate, shown in the title.
+        title: overrides the default title.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        MissingExtraError: matplotlib is not installed.
+    """
+    require_extra("matplotlib", "plot")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    data = np.asarray(timeline, dtype=np.float64).reshape(-1, 6)
+    t = data[:, 0]
+    has_score = bool(np.isfinite(data[:, 1]).any())
+    fig = Figure(figsize=(10, 5.2 if has_score else 3.4), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2 if has_score else 1, 1, sharex=True, squeeze=False)[:, 0]
+    if has_score:
+        _score_panel(axes[0], t, data[:, 1], summary)
+    _signal_panel(axes[-1], t, data[:, 3:6])
+    for ax in axes:
+        _episodes(ax, summary.episodes)
+    _episode_labels(axes[0], summary.episodes)
+    rate = f", {fps:.3g} fps analysed" if fps else ""
+    fig.suptitle(
+        title
+        or f"face {summary.track_id}: {summary.n_frames} frames, "
+        f"{len(summary.episodes)} smile episode(s){rate}"
+    )
+    axes[-1].set_xlabel("time (s)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    with atomic_write(path) as fh:
+        fh.write(buf.getvalue())
+    return Path(path)
+
+
+def _score_panel(ax: Any, t: np.ndarray, score: np.ndarray, summary: Any) -> None:
+    ax.plot(t, score, color="#1f5fa8", lw=1.4, label="smile score")
+    ax.set_ylim(0.8, 10.2)
+    ax.set_ylabel("smile score (1-10)")
+    if summary.best_time is not None:
+        ax.axvline(summary.best_time, color="#1f5fa8", ls=":", lw=1)
+    ax.grid(alpha=0.3)
+
+
+def _signal_panel(ax: Any, t: np.ndarray, d: np.ndarray) -> None:
+    """Changes of the D signals from the track's first frame (its neutral reference)."""
+    lip, eyelid, cheek = d[:, 0], d[:, 1], d[:, 2]
+    ax.plot(
+        t, (lip - _first(lip)) * 100, color="#c2452d", lw=1.4, label="lip corners (% mouth width)"
+    )
+    ax.plot(t, _relative(eyelid), color="#6a3d9a", lw=1.1, label="eye aperture (% change)")
+    ax.plot(t, _relative(cheek), color="#b8860b", lw=1.1, label="eye-cheek distance (% change)")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_ylabel("change from first frame (%)")
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+    ax.grid(alpha=0.3)
+
+
+def _first(x: np.ndarray) -> float:
+    finite = x[np.isfinite(x)]
+    return float(finite[0]) if len(finite) else 0.0
+
+
+def _relative(x: np.ndarray) -> np.ndarray:
+    base = _first(x)
+    return (x - base) / abs(base) * 100 if abs(base) > 1e-9 else x * 0
+
+
+def _episodes(ax: Any, episodes: list[Any]) -> None:
+    for ep in episodes:
+        for phase in ("onset", "apex", "offset"):
+            a, b = getattr(ep, phase)
+            if b > a:
+                ax.axvspan(a, b, color=_PHASE_COLOURS[phase], alpha=0.35, lw=0)
+
+
+def _episode_labels(ax: Any, episodes: list[Any]) -> None:
+    for ep in episodes:
+        marker = "Duchenne" if ep.duchenne_marker else "no AU6"
+        text = f"{marker}\ngenuine* {ep.genuineness.score:.2f}"
+        ax.annotate(
+            text,
+            xy=(ep.peak_time, 1.0),
+            xycoords=("data", "axes fraction"),
+            ha="center",
+            va="top",
+            fontsize=7,
+        )
+    if episodes:
+        ax.annotate(
+            "* heuristic, not validated",
+            xy=(1.0, 1.0),
+            xycoords="axes fraction",
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="grey",
+        )

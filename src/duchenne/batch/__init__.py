@@ -1,0 +1,286 @@
+"""Batch processing at scale: many images and videos into one results file, resumably.
+
+``run`` expands the inputs, skips those an earlier run of the same output already
+finished, analyses the rest on a local process pool or on Ray, commits the rows in parts
+as it goes and finally merges everything into one Parquet, CSV or JSONL file. See
+``docs/batch.md`` for the layout on disk and how to run on a Ray cluster.
+
+Example:
+    >>> from duchenne import batch
+    >>> summary = batch.run(["photos/"], out="faces.parquet", workers=2)   # doctest: +SKIP
+    >>> summary.processed, summary.failed, round(summary.throughput)        # doctest: +SKIP
+    (3000, 12, 41)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from duchenne.analysis.analyzer import STAGES, normalize_stages
+from duchenne.batch.inputs import InputItem, expand_inputs
+from duchenne.batch.ledger import Ledger, PartWriter
+from duchenne.batch.local import EngineReport, run_local
+from duchenne.batch.worker import Row, WorkerConfig
+from duchenne.errors import BatchError
+from duchenne.io.sinks import infer_format
+
+__all__ = ["ENGINES", "OUTPUT_FORMATS", "BatchSummary", "WorkerConfig", "default_workers", "run"]
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
+
+
+@dataclass
+class BatchSummary:
+    """What a batch run did.
+
+    Attributes:
+        output: The results file (None if nothing was ever written).
+        format: ``"parquet"``, ``"csv"`` or ``"jsonl"``.
+        engine: ``"local"`` or ``"ray"``.
+        workers: Worker processes or Ray actors used.
+        inputs: Inputs found (images, videos, archive members).
+        skipped: Inputs already done by an earlier run (not analysed again).
+        processed: Inputs analysed by this run (including those that failed).
+        failed: Inputs of this run whose row carries an error.
+        faces: Face rows written by this run.
+        rows: Rows written by this run.
+        seconds: Wall time of the analysis (workers' start-up included).
+        startup_seconds: Time until the first results arrived.
+        interrupted: The run was stopped by Ctrl-C (finished inputs were kept).
+        failures: ``(source, error)`` of every failed input of this run.
+        peak_rss_mb: Peak resident memory of each worker process (MiB).
+        crashed_workers: Worker processes that died and were replaced.
+    """
+
+    output: Path | None
+    format: str
+    engine: str
+    workers: int
+    inputs: int
+    skipped: int
+    processed: int = 0
+    failed: int = 0
+    faces: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+    startup_seconds: float = 0.0
+    interrupted: bool = False
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    crashed_workers: int = 0
+
+    @property
+    def throughput(self) -> float:
+        """Inputs analysed per second by this run (0 when none were)."""
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def remaining(self) -> int:
+        """Inputs neither done before nor by this run (after an interruption)."""
+        return self.inputs - self.skipped - self.processed
+
+    def describe(self) -> str:
+        """One line for people: counts, rate and where the results are."""
+        if self.processed:
+            text = (
+                f"{self.processed} analysed ({self.failed} failed, {self.faces} faces), "
+                f"{self.skipped} already done, in {self.seconds:.1f} s = "
+                f"{self.throughput:.1f} inputs/s on {self.workers} {self.engine} worker(s)"
+            )
+        else:
+            text = f"nothing to analyse: all {self.inputs} inputs already done"
+        if self.output is not None:
+            text += f" -> {self.output}"
+        if self.interrupted:
+            text += f"; interrupted with {self.remaining} left: rerun the same command to finish"
+        return text
+
+
+def default_workers() -> int:
+    """One worker per core available to this process."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def output_format(out: str | os.PathLike[str], format: str | None = None) -> str:
+    """``format``, else from the suffix of ``out``, else Parquet.
+
+    Raises:
+        ValueError: A format batch does not write (``json``: not streamable).
+    """
+    if format is None:
+        try:
+            format = infer_format(out)
+        except ValueError:
+            return "parquet"
+    fmt = infer_format(out, format)
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"batch writes {', '.join(OUTPUT_FORMATS)}, not {fmt!r}")
+    return fmt
+
+
+def run(
+    inputs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    engine: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    format: str | None = None,
+    list_files: Sequence[str | os.PathLike[str]] = (),
+    stages: Sequence[str] = STAGES,
+    detector: str = "full",
+    smile_model: str | None = None,
+    max_faces: int | None = None,
+    min_face_size: float = 0.0,
+    crop: bool = False,
+    landmarks: bool = False,
+    threads: int = 1,
+    video_summary: bool = False,
+    video_fps: float | None = 5.0,
+    chunk_size: int = 8,
+    part_size: int = 256,
+    keep_parts: bool = False,
+    overwrite: bool = False,
+    retry_errors: bool = False,
+    fingerprint: str = "stat",
+    progress: bool = False,
+) -> BatchSummary:
+    """Analyse every input into one results file; resume what an earlier run left.
+
+    Args:
+        inputs: Files, folders (recursive), globs, ``@list.txt`` files, zip/tar archives
+            and fsspec URIs, images and videos mixed.
+        out: Results file (``.parquet``, ``.csv``, ``.jsonl``). Parts are kept in
+            ``OUT.parts/`` while the job runs.
+        engine: ``"local"`` (worker processes) or ``"ray"`` (Ray Data actor pool).
+        workers: Processes or actors (None: one per core; for Ray on a cluster: the
+            cluster's CPUs / ``threads``). ``0`` with the local engine analyses in this
+            process.
+        address: Ray cluster address (``engine="ray"`` only; None = local Ray).
+        format: Output format (None: from the suffix of ``out``, else Parquet).
+        list_files: Text files listing more inputs, one a line.
+        stages, detector, smile_model, max_faces, min_face_size, crop, landmarks: As for
+            :class:`~duchenne.analysis.analyzer.Analyzer` and ``duchenne analyze``.
+        threads: onnxruntime (and OpenCV) threads per worker.
+        video_summary: One row per face track per video instead of one per sampled frame.
+        video_fps: Frames per second sampled from videos (None: every frame).
+        chunk_size: Inputs per task sent to a worker.
+        part_size: Inputs per committed part (what a crash can lose at most).
+        keep_parts: Keep ``OUT.parts/`` after writing ``out``.
+        overwrite: Start again, ignoring unfinished parts and the previous ``out``.
+        retry_errors: Analyse again inputs that failed in an earlier run.
+        fingerprint: ``"stat"`` (path + size + mtime) or ``"content"`` (sha256) to
+            decide that an input is unchanged since an earlier run.
+        progress: Show a progress bar (rate and ETA) on stderr.
+
+    Returns:
+        A :class:`BatchSummary`; ``interrupted`` is set after Ctrl-C (finished inputs are
+        in ``out``; running again continues).
+
+    Raises:
+        BatchError: No inputs, unfinished parts with other settings, an output that
+            is not a batch output, or workers that cannot start.
+        MissingExtraError: ``engine="ray"`` without Ray, or Parquet without pyarrow.
+        ValueError: Unknown engine, format or fingerprint mode.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if chunk_size < 1 or part_size < 1:
+        raise ValueError("chunk_size and part_size must be >= 1")
+    fmt = output_format(out, format)
+    config = WorkerConfig(
+        stages=normalize_stages(stages),
+        detector=detector,
+        smile_model=smile_model,
+        max_faces=max_faces,
+        min_face_size=min_face_size,
+        crop=crop,
+        landmarks=landmarks,
+        threads=max(1, int(threads)),
+        video_summary=video_summary,
+        video_fps=video_fps,
+    )
+    items = expand_inputs(inputs, list_files=list_files, fingerprint=fingerprint)
+    if not items:
+        raise BatchError("no inputs found (give files, folders, globs, archives or @list.txt)")
+    ledger = Ledger(out, fmt, config.results_key(), overwrite=overwrite)
+    pending = [
+        i for i in items if not ledger.is_done(i.source, i.fingerprint, retry_errors=retry_errors)
+    ]
+    skipped = len(items) - len(pending)
+    summary = BatchSummary(None, fmt, engine, 0, inputs=len(items), skipped=skipped)
+    writer = PartWriter(ledger, part_size=part_size)
+    if pending:
+        report = _analyse(
+            pending, config, writer, summary, engine, workers, address, chunk_size, progress
+        )
+        summary.workers, summary.interrupted = report.workers, report.interrupted
+        summary.peak_rss_mb, summary.crashed_workers = report.peak_rss_mb, report.crashed_workers
+    summary.output = ledger.finalize(keep_parts=keep_parts)
+    summary.processed, summary.failed, summary.faces = writer.processed, writer.failed, writer.faces
+    summary.rows, summary.failures = writer.rows, writer.failures
+    return summary
+
+
+def _analyse(
+    pending: list[InputItem],
+    config: WorkerConfig,
+    writer: PartWriter,
+    summary: BatchSummary,
+    engine: str,
+    workers: int | None,
+    address: str | None,
+    chunk_size: int,
+    progress: bool,
+) -> EngineReport:
+    """Run the engine with a progress bar; commit whatever finished, whatever happens."""
+    bar = tqdm(
+        total=summary.inputs,
+        initial=summary.skipped,
+        disable=not progress,
+        desc="batch",
+        unit="input",
+        smoothing=0.05,
+        dynamic_ncols=True,
+    )
+    t0 = time.perf_counter()
+
+    def on_result(items: Sequence[InputItem], rows: Sequence[Sequence[Row]]) -> None:
+        if not summary.startup_seconds:
+            summary.startup_seconds = time.perf_counter() - t0
+        writer.add(rows)
+        bar.update(len(items))
+        bar.set_postfix(failed=writer.failed, refresh=False)
+
+    try:
+        if engine == "ray":
+            from duchenne.batch.ray_engine import run_ray
+
+            return run_ray(
+                pending, config, on_result, workers=workers, chunk_size=chunk_size, address=address
+            )
+        n = default_workers() if workers is None else workers
+        n = min(n, -(-len(pending) // chunk_size))  # no idle workers on small jobs
+        return run_local(_chunks(pending, chunk_size), config, on_result, workers=n)
+    finally:
+        summary.seconds = time.perf_counter() - t0
+        bar.close()
+        writer.flush()
+
+
+def _chunks(items: list[InputItem], size: int) -> Iterator[list[InputItem]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,334 @@
+"""Resume bookkeeping: which inputs are done, committed parts, and the final single file.
+
+Layout of an output ``results.parquet`` while a job runs::
+
+    results.parquet            the previous complete output, if any (never touched mid-run)
+    results.parquet.parts/
+        _job.json              format and analysis settings of the unfinished run
+        part-00000.parquet     rows of the first ``part_size`` inputs, committed atomically
+        part-00001.parquet     ...
+
+Why this design:
+
+* **The rows are the ledger.** Every input gets at least one row (a face, a no-face row
+  or an error row) carrying its ``source`` and ``fingerprint``, so "what is done" is read
+  back from the committed parts and the previous output. There is no second record that
+  could disagree with the data.
+* **A part is committed by a rename.** Parts are written with ``write_records`` (temp
+  file, fsync, ``os.replace``), so a part either exists complete or not at all. A crash or
+  ``kill -9`` loses at most the rows buffered for the part in flight; stray temp files
+  are removed on the next start.
+* **Parts form a prefix.** Engines hand rows over in input order, so the parts of a run
+  always hold a prefix of its pending inputs, and a resumed run appends the rest: the
+  final table of an interrupted-then-resumed job equals that of an uninterrupted one.
+* **One file at the end.** :meth:`Ledger.finalize` streams the previous output (minus
+  sources that were redone) and the parts, in order, into one new file that replaces the
+  output atomically, then deletes the parts (unless asked to keep them). Parts win over
+  the previous output for the same source, so a crash between the replace and the
+  clean-up cannot duplicate rows. Memory stays flat: one part (or row group) at a time.
+
+Parts are Parquet for Parquet output and JSON Lines for CSV and JSONL output (typed,
+schema-free and needing no pyarrow).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from duchenne import __version__
+from duchenne.errors import BatchError, require_extra
+from duchenne.io.sinks import RecordWriter, atomic_write, to_json_text, write_records
+
+logger = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+JOB_FILE = "_job.json"  # leading "_": pyarrow.dataset skips it when reading the parts
+PARTS_SUFFIX = ".parts"
+_PART_RE = re.compile(r"^part-(\d{5,})\.(parquet|jsonl)$")
+
+
+@dataclass(frozen=True)
+class DoneEntry:
+    """What the ledger knows about one finished source."""
+
+    fingerprint: str
+    failed: bool
+
+
+class Ledger:
+    """The committed state of one batch output, and the only code that writes it.
+
+    Args:
+        out: The final output file.
+        format: ``"parquet"``, ``"csv"`` or ``"jsonl"``.
+        settings: What makes rows differ between runs (format excluded); a resumed run
+            must match the unfinished run's settings.
+        overwrite: Start again: drop unfinished parts and ignore the previous output
+            (it is replaced when this run finalizes).
+
+    Raises:
+        BatchError: Unfinished parts were made with other settings, or ``out`` exists
+            but was not written by ``duchenne batch``.
+    """
+
+    def __init__(
+        self, out: str | Path, format: str, settings: dict[str, Any], *, overwrite: bool = False
+    ) -> None:
+        self.out = Path(out)
+        self.format = format
+        self.parts_dir = self.out.with_name(self.out.name + PARTS_SUFFIX)
+        self.part_format = "parquet" if format == "parquet" else "jsonl"
+        self.job = {"format": format, "settings": settings, "duchenne_version": __version__}
+        self.done: dict[str, DoneEntry] = {}
+        if overwrite:
+            self._remove_parts()
+            self.job["use_previous_output"] = False
+            self._write_job()  # so an interrupted --overwrite run is never resumed onto `out`
+        self._check_job()
+        self._clean_temp_files()
+        self._next = max((i for i, _ in self.parts()), default=-1) + 1
+        if self.use_previous_output and self.out.exists():
+            self._read_done(self.out, self.format, label=str(self.out))
+        for _, part in self.parts():
+            self._read_done(part, self.part_format, label=str(part))
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def use_previous_output(self) -> bool:
+        """False after ``overwrite``: the previous output is replaced, not extended."""
+        return bool(self.job.get("use_previous_output", True))
+
+    def is_done(self, source: str, fingerprint: str, *, retry_errors: bool = False) -> bool:
+        """True if ``source`` was finished with the same fingerprint (and, with
+        ``retry_errors``, without an error)."""
+        entry = self.done.get(source)
+        if entry is None or entry.fingerprint != fingerprint:
+            return False
+        return not (retry_errors and entry.failed)
+
+    def parts(self) -> list[tuple[int, Path]]:
+        """Committed parts, in order."""
+        if not self.parts_dir.is_dir():
+            return []
+        found = []
+        for path in self.parts_dir.iterdir():
+            m = _PART_RE.match(path.name)
+            if m and m.group(2) == self.part_format:
+                found.append((int(m.group(1)), path))
+        return sorted(found)
+
+    # ------------------------------------------------------------------ writing
+
+    def commit_part(self, rows: Sequence[Row]) -> Path:
+        """Write ``rows`` as the next part, atomically; returns its path."""
+        if not (self.parts_dir / JOB_FILE).exists():
+            self._write_job()
+        path = self.parts_dir / f"part-{self._next:05d}.{self.part_format}"
+        write_records(rows, path, format=self.part_format)
+        self._next += 1
+        for source, entry in _done_of(rows).items():
+            self.done[source] = entry
+        return path
+
+    def finalize(self, *, keep_parts: bool = False) -> Path | None:
+        """Merge the previous output and the parts into ``out`` (atomically).
+
+        Returns:
+            ``out``, or None when there is nothing to write (no parts, no output).
+        """
+        parts = self.parts()
+        if not parts:
+            self._remove_parts()
+            return self.out if self.out.exists() else None
+        latest: dict[str, int] = {}
+        for index, part in parts:
+            for row in iter_rows(part, self.part_format, columns=["source"]):
+                latest[row["source"]] = index
+        with RecordWriter(self.out, self.format) as writer:
+            if self.use_previous_output and self.out.exists():
+                for row in iter_rows(self.out, self.format):
+                    if row.get("source") not in latest:
+                        writer.write(row)
+            for index, part in parts:
+                for row in iter_rows(part, self.part_format):
+                    if latest.get(row["source"]) == index:
+                        writer.write(row)
+        if not keep_parts:
+            self._remove_parts()
+        return self.out
+
+    # ------------------------------------------------------------------ helpers
+
+    def _write_job(self) -> None:
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.parts_dir / JOB_FILE, "w") as fh:
+            fh.write(to_json_text(self.job, indent=2) + "\n")
+
+    def _check_job(self) -> None:
+        path = self.parts_dir / JOB_FILE
+        if not path.exists():
+            return
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BatchError(f"{path}: unreadable job file ({exc}); pass --overwrite") from None
+        for key in ("format", "settings"):
+            if old.get(key) != self.job[key]:
+                raise BatchError(
+                    f"{self.parts_dir} holds an unfinished run with other {key} "
+                    f"({_diff(old.get(key), self.job[key])}); rerun with the same options "
+                    "to resume, or pass --overwrite to start again"
+                )
+        if old.get("duchenne_version") != __version__:
+            logger.warning(
+                "%s was started by duchenne %s, resuming with %s",
+                self.parts_dir,
+                old.get("duchenne_version"),
+                __version__,
+            )
+        self.job["use_previous_output"] = old.get("use_previous_output", True)
+
+    def _read_done(self, path: Path, fmt: str, label: str) -> None:
+        try:
+            rows = iter_rows(path, fmt, columns=["source", "fingerprint", "error"])
+            entries = _done_of(rows)
+        except (KeyError, ValueError, OSError) as exc:
+            raise BatchError(
+                f"{label} is not a duchenne batch output ({exc}); "
+                "choose another --out or pass --overwrite to replace it"
+            ) from None
+        self.done.update(entries)
+
+    def _clean_temp_files(self) -> None:
+        """Remove hidden temp files left by a writer that was killed."""
+        if self.parts_dir.is_dir():
+            for path in self.parts_dir.glob(".*.tmp"):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def _remove_parts(self) -> None:
+        """Delete the parts folder (only files this module writes, then the folder)."""
+        if not self.parts_dir.is_dir():
+            return
+        for path in self.parts_dir.iterdir():
+            if _PART_RE.match(path.name) or path.name == JOB_FILE or path.name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        try:
+            self.parts_dir.rmdir()
+        except OSError:
+            logger.warning(
+                "%s: left in place (it holds files duchenne did not write)", self.parts_dir
+            )
+
+
+def _done_of(rows: Any) -> dict[str, DoneEntry]:
+    """Fingerprint and failure per source, from rows that carry them."""
+    out: dict[str, DoneEntry] = {}
+    for row in rows:
+        source, fp, err = row["source"], row["fingerprint"], row.get("error")
+        failed = err not in (None, "")
+        prev = out.get(source)
+        out[source] = DoneEntry(str(fp), failed or (prev is not None and prev.failed))
+    return out
+
+
+def _diff(old: Any, new: Any) -> str:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        return ", ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys)
+    return f"{old!r} then, {new!r} now"
+
+
+def iter_rows(path: Path, fmt: str, columns: Sequence[str] | None = None) -> Iterator[Row]:
+    """Stream the rows of a parquet, jsonl or csv file (CSV values are strings).
+
+    Raises:
+        KeyError: A requested column is missing.
+    """
+    if fmt == "parquet":
+        pq = require_extra("pyarrow.parquet", "parquet")
+        pf = pq.ParquetFile(path)
+        if columns is not None:
+            missing = [c for c in columns if c not in pf.schema_arrow.names and c != "error"]
+            if missing:
+                raise KeyError(f"no column {missing[0]!r}")
+            columns = [c for c in columns if c in pf.schema_arrow.names]
+        for batch in pf.iter_batches(batch_size=4096, columns=columns):
+            yield from batch.to_pylist()
+    elif fmt == "jsonl":
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    row = json.loads(line)
+                    _require(row, columns)
+                    yield row
+    elif fmt == "csv":
+        with open(path, encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                _require(row, columns)
+                yield row
+    else:
+        raise ValueError(f"cannot read back {fmt!r} batch output")
+
+
+def _require(row: Row, columns: Sequence[str] | None) -> None:
+    for c in columns or ():
+        if c not in row and c != "error":
+            raise KeyError(f"no column {c!r}")
+
+
+@dataclass
+class PartWriter:
+    """Buffers rows in input order and commits a part every ``part_size`` inputs (or
+    every ``flush_seconds``, so slow inputs such as long videos lose little on a crash),
+    counting what the run did for its summary."""
+
+    ledger: Ledger
+    part_size: int = 256
+    flush_seconds: float = 60.0
+    processed: int = 0
+    failed: int = 0
+    faces: int = 0
+    rows: int = 0
+    parts_written: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    _buffer: list[Row] = field(default_factory=list)
+    _buffered_inputs: int = 0
+    _last: float = field(default_factory=time.monotonic)
+
+    def add(self, results: Sequence[Sequence[Row]]) -> None:
+        """Rows of consecutive inputs (one list per input, in input order)."""
+        for rows in results:
+            self.processed += 1
+            error = next((r.get("error") for r in rows if r.get("error")), None)
+            if error:
+                self.failed += 1
+                self.failures.append((str(rows[0]["source"]), str(error)))
+            self.faces += sum(1 for r in rows if r.get("face") is not None)
+            self._buffer.extend(rows)
+            self._buffered_inputs += 1
+        if self._buffered_inputs >= self.part_size or (
+            self._buffer and time.monotonic() - self._last >= self.flush_seconds
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the buffered rows as one part (the buffer is kept if that fails)."""
+        if self._buffer:
+            self.ledger.commit_part(self._buffer)
+            self.rows += len(self._buffer)
+            self.parts_written += 1
+            self._buffer, self._buffered_inputs = [], 0
+        self._last = time.monotonic()

@@ -1,0 +1,118 @@
+"""``duchenne batch``: thousands of photos and videos into one results file, resumably.
+
+Only argument parsing and reporting live here; the work is :func:`duchenne.batch.run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from duchenne.analysis.analyzer import STAGES
+
+MAX_LISTED_FAILURES = 20
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch",
+        help="analyse many images/videos in parallel into one Parquet/CSV/JSONL file (resumable)",
+        description=(
+            "Analyse files, folders (recursive), globs, @list.txt files, zip/tar archives and "
+            "URIs into one results file: one row per face per image (and per sampled video "
+            "frame), with an error column for inputs that failed. Results are committed in "
+            "parts as the job runs; running the same command again skips finished inputs."
+        ),
+    )
+    p.add_argument("inputs", nargs="*", help="files, folders, globs, archives, URIs, @list.txt")
+    p.add_argument("--out", "-o", type=Path, required=True, help="results file")
+    p.add_argument("--list", dest="list_files", action="append", default=[], metavar="FILE",
+                   help="text file of inputs, one per line (repeatable)")  # fmt: skip
+    p.add_argument("--format", choices=("parquet", "csv", "jsonl"), default=None,
+                   help="output format (default: from the --out suffix, else parquet)")  # fmt: skip
+    run = p.add_argument_group("engine")
+    run.add_argument("--engine", choices=("local", "ray"), default="local")
+    run.add_argument("--address", default=None,
+                     help="Ray cluster address (--engine ray; default: start Ray here)")  # fmt: skip
+    run.add_argument("--workers", "-j", type=int, default=None,
+                     help="worker processes / Ray actors (default: one per core)")  # fmt: skip
+    run.add_argument("--threads", type=int, default=1, help="onnxruntime threads per worker")
+    run.add_argument("--chunk-size", type=int, default=8, help="inputs per worker task")
+    run.add_argument("--part-size", type=int, default=256,
+                     help="inputs per committed part (at most this is lost on a crash)")  # fmt: skip
+    run.add_argument("--keep-parts", action="store_true",
+                     help="keep OUT.parts/ (a dataset of part files) after writing OUT")  # fmt: skip
+    run.add_argument("--overwrite", action="store_true",
+                     help="start again instead of resuming / appending to OUT")  # fmt: skip
+    run.add_argument("--retry-errors", action="store_true",
+                     help="analyse again the inputs that failed in an earlier run")  # fmt: skip
+    run.add_argument("--fingerprint", choices=("stat", "content"), default="stat",
+                     help="how an unchanged input is recognised: size+mtime or sha256")  # fmt: skip
+    an = p.add_argument_group("analysis")
+    an.add_argument("--stages", default=",".join(STAGES),
+                    help=f"comma-separated stages from {','.join(STAGES)}")  # fmt: skip
+    an.add_argument("--detector", choices=("full", "short"), default="full")
+    an.add_argument("--model", default=None, help="smile model name or .onnx path")
+    an.add_argument("--max-faces", type=int, default=None)
+    an.add_argument("--min-face-size", type=float, default=0.0)
+    an.add_argument("--crop", action="store_true", help="inputs are face crops (no detection)")
+    an.add_argument("--landmarks", action="store_true", help="include the 468 landmarks")
+    an.add_argument("--video-fps", type=float, default=5.0,
+                    help="frames per second sampled from videos (0 = every frame)")  # fmt: skip
+    an.add_argument("--video-summary", action="store_true",
+                    help="one row per face track per video instead of one per frame")  # fmt: skip
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """0: all inputs done; 1: some failed; 2: no inputs / bad options; 130: interrupted."""
+    from duchenne import batch
+    from duchenne.errors import DuchenneError
+
+    if not args.inputs and not args.list_files:
+        print(
+            "duchenne batch: no inputs (give files, folders, globs or --list FILE)", file=sys.stderr
+        )
+        return 2
+    try:
+        summary = batch.run(
+            args.inputs,
+            args.out,
+            engine=args.engine,
+            workers=args.workers,
+            address=args.address,
+            format=args.format,
+            list_files=args.list_files,
+            stages=[s.strip() for s in args.stages.split(",") if s.strip()],
+            detector=args.detector,
+            smile_model=args.model,
+            max_faces=args.max_faces,
+            min_face_size=args.min_face_size,
+            crop=args.crop,
+            landmarks=args.landmarks,
+            threads=args.threads,
+            video_summary=args.video_summary,
+            video_fps=args.video_fps or None,
+            chunk_size=args.chunk_size,
+            part_size=args.part_size,
+            keep_parts=args.keep_parts,
+            overwrite=args.overwrite,
+            retry_errors=args.retry_errors,
+            fingerprint=args.fingerprint,
+            progress=not args.quiet,
+        )
+    except (DuchenneError, ValueError) as exc:  # bad options or an unusable output
+        print(f"duchenne batch: {exc}", file=sys.stderr)
+        return 2
+    for source, error in summary.failures[:MAX_LISTED_FAILURES]:
+        print(f"error: {source}: {error}", file=sys.stderr)
+    if len(summary.failures) > MAX_LISTED_FAILURES:
+        more = len(summary.failures) - MAX_LISTED_FAILURES
+        print(f"... and {more} more failed input(s): see the error column", file=sys.stderr)
+    if not args.quiet or summary.interrupted:
+        print(summary.describe(), file=sys.stderr)
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed else 0

@@ -1,0 +1,185 @@
+"""``duchenne video``: a video (or camera) in; per-face smile episodes, tables, plots out."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from duchenne.analysis.analyzer import STAGES
+from duchenne.errors import DuchenneError, require_extra
+from duchenne.io.sinks import FORMATS, atomic_write, to_json_text
+
+if TYPE_CHECKING:
+    from duchenne.analysis.video import EpisodeResult, VideoResult
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "video",
+        help="smile episodes, Duchenne marker and genuineness per face in a video",
+        description=(
+            "Analyse a video file (or a camera: give its index, e.g. 0) frame by frame. "
+            "Prints a per-face summary (smile episodes with onset/apex/offset, peak score, "
+            "Duchenne marker, heuristic genuineness) and writes the requested outputs."
+        ),
+    )
+    p.add_argument("source", help="video file, or a camera index such as 0")
+    p.add_argument(
+        "--output", "-o", type=Path, help="per-frame table (.csv, .jsonl, .parquet, .json)"
+    )
+    p.add_argument("--format", choices=FORMATS, default=None, help="table format (default: suffix)")
+    p.add_argument("--summary", type=Path, help="write the per-face summary and episodes as JSON")
+    p.add_argument(
+        "--dmarkers", action="store_true", help="include the 225 D-Markers per episode in --summary"
+    )
+    p.add_argument("--plot", type=Path, metavar="DIR", help="one timeline PNG per face into DIR")
+    p.add_argument("--draw", type=Path, metavar="OUT.mp4", help="write an annotated video")
+    p.add_argument("--best", type=Path, metavar="DIR", help="save each face's smiliest frame")
+    sampling = p.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=int, default=1, help="analyse every N-th frame")
+    sampling.add_argument("--fps", type=float, default=None, help="analyse about F frames/s")
+    p.add_argument("--start", type=float, default=None, help="start time (s)")
+    p.add_argument("--end", type=float, default=None, help="end time (s)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N analysed frames")
+    p.add_argument(
+        "--detect-every",
+        type=int,
+        default=10,
+        help="run the face detector every N frames; faces are tracked in between (1 = always)",
+    )
+    p.add_argument(
+        "--authenticity-model",
+        type=Path,
+        default=None,
+        help="classifier JSON from `duchenne train-authenticity` (adds a trained P(spontaneous))",
+    )
+    p.add_argument(
+        "--stages", default=",".join(STAGES), help=f"comma-separated stages from {','.join(STAGES)}"
+    )
+    p.add_argument("--detector", choices=("full", "short"), default="full", help="BlazeFace model")
+    p.add_argument("--model", default=None, help="smile model name or .onnx path")
+    p.add_argument("--max-faces", type=int, default=None)
+    p.add_argument("--min-face-size", type=float, default=0.0, help="minimum face side (px)")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """0 on success; 1 if the video could not be opened or stopped decoding part way."""
+    from duchenne.analysis.analyzer import Analyzer
+    from duchenne.analysis.video import VideoAnalyzer, VideoOptions
+
+    if args.plot is not None:
+        require_extra("matplotlib", "plot")
+    if not args.verbose:  # FFmpeg's own decoder chatter; read when the first video opens
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    analyzer = Analyzer(
+        stages=[s.strip() for s in args.stages.split(",") if s.strip()],
+        detector=args.detector,
+        smile_model=args.model,
+        max_faces=args.max_faces,
+        min_face_size=args.min_face_size,
+        threads=args.threads,
+    )
+    video = VideoAnalyzer(
+        analyzer,
+        VideoOptions(detect_every=args.detect_every),
+        classifier=args.authenticity_model,
+    )
+    try:
+        result = video.analyze(
+            args.source,
+            output=args.output,
+            format=args.format,
+            draw=args.draw,
+            plot_dir=args.plot,
+            best_dir=args.best,
+            every=args.every,
+            fps=args.fps,
+            start=args.start,
+            end=args.end,
+            max_frames=args.max_frames,
+            on_error="return",
+            progress=not args.quiet,
+        )
+    except (DuchenneError, ValueError) as exc:
+        print(f"duchenne video: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if args.summary is not None:
+        with atomic_write(args.summary, "w") as fh:
+            fh.write(to_json_text(result.to_dict(dmarkers=args.dmarkers), indent=2) + "\n")
+        result.outputs["summary"] = str(args.summary)
+    print(format_summary(result))
+    if result.error is not None:
+        kept = (
+            f"{result.frames_analysed} frames analysed before it "
+            f"({_t(result.first_time)}-{_t(result.last_time)} s) were kept"
+        )
+        print(f"duchenne video: {result.error}; {kept}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _t(x: float | None) -> str:
+    return "?" if x is None else f"{x:.2f}"
+
+
+def format_summary(result: VideoResult) -> str:
+    """The human-readable per-face summary printed by ``duchenne video``."""
+    lines = [
+        f"{result.source}: {result.frames_analysed} frames analysed "
+        f"({_t(result.first_time)}-{_t(result.last_time)} s at {result.fps:.3g} fps), "
+        f"{len(result.tracks)} face(s)" + ("" if result.complete else " [INCOMPLETE]")
+    ]
+    for track in result.tracks:
+        peak = (
+            f"peak smile {track.peak_smile_score:.1f}/10"
+            if track.peak_smile_score is not None
+            else "no smile model"
+        )
+        lines.append(
+            f"face {track.track_id}: {_t(track.first_time)}-{_t(track.last_time)} s, "
+            f"{track.n_frames} frames, {peak}, {len(track.episodes)} smile episode(s)"
+        )
+        for ep in track.episodes:
+            lines.append("  " + _episode_line(ep))
+        for key, label in (("best_image", "best frame"), ("plot", "plot")):
+            value = getattr(track, key)
+            if value:
+                lines.append(f"  {label}: {value}")
+    if result.episodes:
+        lines.append(
+            "genuineness* = hand-set heuristic over AU6, onset/offset timing and symmetry; "
+            "NOT validated on labelled data."
+        )
+    if result.classifier is not None:
+        info = result.classifier
+        lines.append(
+            f"trained P(spontaneous) from {info.get('path', 'a classifier')}: "
+            f"{info.get('reliability', 'no provenance recorded: reliability unknown')}"
+        )
+    for name, path in result.outputs.items():
+        lines.append(f"{name}: {path}")
+    return "\n".join(lines)
+
+
+def _episode_line(ep: EpisodeResult) -> str:
+    score = f", peak smile {ep.peak_smile_score:.1f}/10" if ep.peak_smile_score is not None else ""
+    duchenne = "yes" if ep.duchenne_marker else "no"
+    trained = (
+        f", trained P(spontaneous) {ep.classifier_probability:.2f}"
+        if ep.classifier_probability is not None
+        else ""
+    )
+    cut = " (cut by the clip's start/end)" if ep.truncated else ""
+    return (
+        f"smile {ep.index + 1}: {ep.start_time:.2f}-{ep.end_time:.2f} s{cut} "
+        f"(onset {ep.onset[0]:.2f}-{ep.onset[1]:.2f}, apex to {ep.apex[1]:.2f}, "
+        f"offset to {ep.offset[1]:.2f}), lip-corner rise {ep.peak_amplitude:+.3f}{score}, "
+        f"Duchenne marker: {duchenne} (AU6 {ep.duchenne.au6_index:.2f}), "
+        f"genuineness* {ep.genuineness.score:.2f}{trained}"
+    )

@@ -1,0 +1,181 @@
+"""Fold files, video lookup, feature cache and the fold protocol of train-authenticity."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from duchenne.analysis import authenticity_data as ad
+from duchenne.analysis.authenticity import AuthenticityClassifier
+from duchenne.analysis.video import VideoAnalyzer, frame_feature_names
+from duchenne.errors import DatasetError, DuchenneError
+from tests.video_factory import SmileProfile, SyntheticFaceStage
+
+NAMES = [f"{s:03d}_{kind}_smile_1" for s in range(1, 5) for kind in ("deliberate", "spontaneous")]
+
+
+def _label(name: str) -> int:
+    return int("spontaneous" in name)
+
+
+def _write(path: Path, obj: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+    return path
+
+
+@pytest.fixture
+def fold_dirs(tmp_path: Path) -> Path:
+    """The public fold-file layout: labels/<k>/train.json + test.json, {name: 0|1}."""
+    for k in (1, 2):
+        test = [n for i, n in enumerate(NAMES) if (i // 2) % 2 == k - 1]
+        train = [n for n in NAMES if n not in test]
+        _write(tmp_path / "labels" / str(k) / "train.json", {n: _label(n) for n in train})
+        _write(tmp_path / "labels" / str(k) / "test.json", {n: _label(n) for n in test})
+    return tmp_path / "labels"
+
+
+def test_reads_the_fold_folder_layout(fold_dirs: Path) -> None:
+    protocol = ad.read_folds(fold_dirs)
+    assert [f.name for f in protocol.folds] == ["1", "2"]
+    assert sorted(protocol.names) == sorted(NAMES)
+    assert protocol.labels["001_spontaneous_smile_1"] == 1
+    assert protocol.labels["001_deliberate_smile_1"] == 0
+    assert set(protocol.folds[0].test) | set(protocol.folds[1].test) == set(NAMES)
+    assert "2 folds, 8 videos (4 spontaneous, 4 posed)" in protocol.describe()
+
+
+def test_reads_fold_files_and_single_json_forms(tmp_path: Path) -> None:
+    # one JSON file per fold, splits as lists of names (labels from the names)
+    _write(tmp_path / "a" / "fold1.json", {"train": NAMES[:4], "test": NAMES[4:]})
+    _write(tmp_path / "a" / "fold2.json", {"train": NAMES[4:], "test": NAMES[:4]})
+    assert len(ad.read_folds(tmp_path / "a").folds) == 2
+    # one JSON: {"folds": [...]} with {"video", "label"} objects and label words
+    split = [{"video": f"{n}.mp4", "label": "spontaneous" if _label(n) else "posed"} for n in NAMES]
+    single = _write(tmp_path / "b.json", {"folds": [{"train": split[:6], "test": split[6:]}]})
+    protocol = ad.read_folds(single)
+    assert protocol.labels["004_spontaneous_smile_1.mp4"] == 1 and len(protocol.folds) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ([{"train": {"a": 0, "b": 1}, "test": {"a": 1}}], "in both train and test"),
+        (
+            [{"train": {"a": 0}, "test": {"b": 1}}, {"train": {"b": 0}, "test": {"a": 0}}],
+            "labelled",
+        ),
+        ([{"train": {"a": "maybe"}, "test": {"b": 1}}], "label 'maybe'"),
+        ([{"train": ["clip_a"], "test": ["clip_b"]}], "cannot tell the label"),
+        ([{"test": {"a": 1}}], "needs 'train' and 'test'"),
+        ("not folds", "expected a list of folds"),
+    ],
+)
+def test_bad_fold_files_raise_dataset_errors(tmp_path: Path, content, message: str) -> None:
+    with pytest.raises(DatasetError, match=message):
+        ad.read_folds(_write(tmp_path / "folds.json", content))
+
+
+def test_missing_fold_path_and_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="no such"):
+        ad.read_folds(tmp_path / "nope")
+    with pytest.raises(DatasetError, match="no folds found"):
+        ad.read_folds(tmp_path)
+
+
+def test_videos_are_found_by_name_or_stem_and_missing_ones_reported(
+    fold_dirs: Path, tmp_path: Path
+) -> None:
+    videos = tmp_path / "videos" / "nested"
+    videos.mkdir(parents=True)
+    for name in NAMES[:-1]:
+        (videos / f"{name}.mp4").write_bytes(b"x")
+    protocol = ad.read_folds(fold_dirs)
+    with pytest.raises(DatasetError, match=r"1 of 8 videos .* missing, e\.g\. 004_spontaneous"):
+        ad.resolve_videos(protocol, tmp_path / "videos")
+    found = ad.resolve_videos(protocol, tmp_path / "videos", skip_missing=True)
+    assert len(found) == 7 and found[NAMES[0]].name == f"{NAMES[0]}.mp4"
+
+
+def _table(protocol: ad.FoldProtocol, seed: int = 0) -> ad.FeatureTable:
+    """Separable synthetic features (20 columns stand in for the 225 D-Markers: the
+    protocol works on any feature matrix, and small ones keep the fits fast)."""
+    rng = np.random.default_rng(seed)
+    y = np.array([protocol.labels[n] for n in protocol.names])
+    X = rng.normal(0, 1, (len(y), 20))
+    X[:, :8] += 3.0 * y[:, None]
+    D = rng.normal(0, 1, (len(y), 8)) + 2.0 * y[:, None]
+    return ad.FeatureTable(protocol.names, X, D, y, frame_feature_names(False))
+
+
+def test_protocol_reports_per_fold_and_mean_accuracy(fold_dirs: Path) -> None:
+    protocol = ad.read_folds(fold_dirs)
+    report = ad.evaluate_protocol(_table(protocol), protocol)
+    assert list(report.accuracy) == ["dmarkers", "fusion"]
+    assert report.accuracy["dmarkers"] == [1.0, 1.0] and report.mean("fusion") >= 0.75
+    assert [f["n_test"] for f in report.folds] == [4, 4]
+    assert "mean ± std" in report.markdown()
+    json.dumps(report.to_dict())
+
+
+def test_a_fold_without_both_classes_is_an_error(fold_dirs: Path) -> None:
+    protocol = ad.read_folds(fold_dirs)
+    table = _table(protocol)
+    keep = [i for i, n in enumerate(table.names) if "spontaneous" not in n or n.startswith("001")]
+    small = ad.FeatureTable(
+        [table.names[i] for i in keep], table.X[keep], table.D[keep], table.y[keep], ()
+    )
+    with pytest.raises(DatasetError, match="both classes"):
+        ad.evaluate_protocol(small, protocol, ("dmarkers",))
+
+
+def test_feature_cache_round_trip_and_invalidation(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"abc")
+    cache = ad.FeatureCache(tmp_path / "cache.npz", {"every": 1})
+    cache.put(video, np.arange(225.0), np.ones(8))
+    cache.save()
+    again = ad.FeatureCache(tmp_path / "cache.npz", {"every": 1})
+    dm, feats = again.get(video)
+    assert np.array_equal(dm, np.arange(225.0)) and np.array_equal(feats, np.ones(8))
+    assert ad.FeatureCache(tmp_path / "cache.npz", {"every": 2}).get(video) is None
+    os.utime(video, ns=(1, 1))  # the file changed: features are recomputed
+    assert again.get(video) is None
+
+
+def test_saved_model_carries_its_provenance(fold_dirs: Path, tmp_path: Path) -> None:
+    protocol = ad.read_folds(fold_dirs)
+    table = _table(protocol)
+    report = ad.evaluate_protocol(table, protocol)
+    clf = ad.train_final(table, "fusion")
+    path = ad.save_model(clf, tmp_path / "model.json", report=report, table=table, extraction={})
+    prov = json.loads(path.read_text())["provenance"]
+    assert prov["cross_validation"]["mean_accuracy"] == pytest.approx(report.mean("fusion"))
+    assert "this dataset only" in prov["reliability"] and prov["n_videos"] == 8
+    loaded = AuthenticityClassifier.load(path)
+    assert np.array_equal(loaded.predict(table.X, table.D), clf.predict(table.X, table.D))
+    # the video analyzer reports the provenance of the model it applies
+    stage = SyntheticFaceStage(SmileProfile(), 3.0)
+    video = VideoAnalyzer(stage=stage, classifier=path)
+    assert video.classifier_info["reliability"] == prov["reliability"]
+
+
+def test_fusion_model_with_other_frame_features_is_refused(fold_dirs: Path, tmp_path) -> None:
+    protocol = ad.read_folds(fold_dirs)
+    table = _table(protocol)
+    table.feature_names = frame_feature_names(True)  # as if trained with a smile model
+    table.D = np.hstack([table.D, np.zeros((len(table.D), 10))])
+    report = ad.evaluate_protocol(table, protocol, ("fusion",))
+    path = ad.save_model(
+        ad.train_final(table, "fusion"),
+        tmp_path / "m.json",
+        report=report,
+        table=table,
+        extraction={},
+    )
+    with pytest.raises(DuchenneError, match="trained on per-frame features"):
+        VideoAnalyzer(stage=SyntheticFaceStage(SmileProfile(), 3.0), classifier=path)

@@ -1,0 +1,132 @@
+"""``duchenne batch`` on the command line; archive members and videos through the worker."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tarfile
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from duchenne.batch.inputs import expand_inputs
+from duchenne.batch.worker import (
+    VIDEO_UNAVAILABLE,
+    BatchWorker,
+    WorkerConfig,
+    video_analysis_available,
+)
+from duchenne.cli.main import main
+
+from .conftest import STAGES, rows_of
+
+VOLATILE = ("source", "fingerprint")
+
+
+@pytest.fixture(scope="module")
+def worker() -> BatchWorker:
+    return BatchWorker(WorkerConfig(stages=STAGES))
+
+
+def test_cli_csv_with_bad_files_then_nothing_left(photo_set, reference, tmp_path, capsys) -> None:
+    root = photo_set["root"]
+    inputs = [str(root / n) for n in photo_set["good"][:4]] + [str(root / "bad" / "empty.jpg")]
+    out = tmp_path / "faces.csv"
+    args = ["batch", *inputs, "--out", str(out), "-j", "0", "--stages", ",".join(STAGES)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"error: {root / 'bad' / 'empty.jpg'}: ImageLoadError" in err
+    assert "5 analysed (1 failed, 4 faces)" in err and "Traceback" not in err
+    rows = list(csv.DictReader(out.open()))
+    assert [r["source"] for r in rows] == inputs
+    want = {r["source"]: r for r in rows_of(reference["rows"], set(inputs))}
+    assert all(float(r["score"]) == want[r["source"]]["score"] for r in rows[:4])
+    assert rows[4]["face"] == "" and rows[4]["error"].startswith("ImageLoadError")
+
+    before = out.read_bytes()
+    assert main(args) == 0
+    assert "nothing to analyse: all 5 inputs already done" in capsys.readouterr().err
+    assert out.read_bytes() == before
+
+
+def test_cli_reports_bad_usage_in_one_line(tmp_path, capsys) -> None:
+    assert main(["batch", "--out", str(tmp_path / "x.parquet")]) == 2
+    assert main(["batch", str(tmp_path / "nothing-*.jpg"), "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert "no inputs" in err and "not 'json'" in err and "Traceback" not in err
+
+
+def test_archive_members_give_the_rows_of_the_files(photo_set, worker, tmp_path) -> None:
+    root = photo_set["root"]
+    names = photo_set["good"][:3] + ["bad/empty.jpg"]
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as zf:
+        for name in names:
+            zf.write(root / name, name)
+    with tarfile.open(tmp_path / "photos.tar.gz", "w:gz") as tf:
+        for name in names:
+            tf.add(root / name, name)
+    files = worker.process(expand_inputs([str(root / n) for n in names]))
+    for archive in ("photos.zip", "photos.tar.gz"):
+        items = expand_inputs([str(tmp_path / archive)])
+        assert [i.source for i in items] == [f"{tmp_path / archive}::{n}" for n in names]
+        members = worker.process(items)
+        for file_rows, member_rows in zip(files, members, strict=True):
+            strip = lambda rows: [  # noqa: E731
+                {k: v for k, v in r.items() if k not in VOLATILE and k != "error"} for r in rows
+            ]
+            assert strip(member_rows) == strip(file_rows)
+        assert "is empty" in members[-1][0]["error"] and archive in members[-1][0]["error"]
+
+
+def _video(path: Path, frames: int = 12) -> None:
+    from duchenne import data
+
+    face = cv2.resize(data.astronaut(), (160, 160), interpolation=cv2.INTER_AREA)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 160))
+    for i in range(frames):
+        writer.write(cv2.cvtColor(np.roll(face, i, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def test_videos_mixed_with_images(tmp_path) -> None:
+    _video(tmp_path / "clip.avi")
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    items = expand_inputs([str(tmp_path)])
+    assert [(Path(i.source).name, i.kind) for i in items] == [
+        ("broken.mp4", "video"),
+        ("clip.avi", "video"),
+    ]
+    worker = BatchWorker(WorkerConfig(stages=("detect",), video_fps=5.0))
+    broken, clip = worker.process(items)
+    if not video_analysis_available():
+        assert VIDEO_UNAVAILABLE in clip[0]["error"] and VIDEO_UNAVAILABLE in broken[0]["error"]
+        return
+    assert broken[0]["error"].startswith("VideoOpenError") and broken[0]["face"] is None
+    assert len(clip) == 6 and all(r["error"] is None for r in clip)
+    assert [r["frame"] for r in clip] == [0, 2, 4, 6, 8, 10] and clip[0]["face"] == 0
+    summary = BatchWorker(WorkerConfig(stages=("detect",), video_summary=True)).process(items[1:])
+    (track,) = summary[0]
+    assert track["face"] == 0 and track["n_frames"] == 6 and track["frames_analysed"] == 6
+    json.dumps(track)  # JSON-safe
+
+
+def test_worker_survives_unexpected_exceptions(photo_set, worker, monkeypatch) -> None:
+    from duchenne.io.image import load_image
+
+    root = photo_set["root"]
+    items = expand_inputs([str(root / n) for n in photo_set["good"][:3]])
+    cursed = load_image(items[1].location)
+    original = worker.analyzer.faces_in
+
+    def faces_in(image):
+        if np.array_equal(image, cursed):
+            raise RuntimeError("boom")
+        return original(image)
+
+    monkeypatch.setattr(worker.analyzer, "faces_in", faces_in)
+    rows = worker.process(items)
+    assert [r[0]["error"] for r in rows] == [None, "RuntimeError: boom", None]
+    assert rows[0][0]["face"] == 0 and rows[2][0]["face"] == 0

@@ -1,0 +1,123 @@
+"""Expanding batch inputs: folders, globs, list files, archives, URIs, fingerprints."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from duchenne.batch.inputs import InputItem, expand_inputs, read_list_file
+from duchenne.errors import ImageLoadError
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "a" / "deep").mkdir(parents=True)
+    for name in ("a/1.jpg", "a/10.jpg", "a/2.png", "a/deep/3.jpg", "a/clip.mp4", "a/notes.txt"):
+        (tmp_path / name).write_bytes(b"x" * 10)
+    (tmp_path / "a" / ".hidden.jpg").write_bytes(b"x")
+    return tmp_path
+
+
+def sources(items: list[InputItem]) -> list[str]:
+    return [i.source for i in items]
+
+
+def test_folder_recursive_images_then_videos(tree: Path) -> None:
+    items = expand_inputs([str(tree / "a")])
+    names = [Path(s).relative_to(tree).as_posix() for s in sources(items)]
+    assert names == ["a/1.jpg", "a/2.png", "a/10.jpg", "a/deep/3.jpg", "a/clip.mp4"]
+    assert [i.kind for i in items] == ["image"] * 4 + ["video"]
+    assert all(os.path.isabs(i.location) for i in items)
+    assert all(i.fingerprint.startswith("size=10;mtime_ns=") for i in items)
+
+
+def test_glob_list_file_and_duplicates(tree: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tree)
+    Path("list.txt").write_text("# comment\n\na/1.jpg\n  a/deep/3.jpg  \na/missing.jpg\n")
+    Path("more.txt").write_text("a/2.png\n")
+    items = expand_inputs(["a/*.jpg", "@list.txt"], list_files=["more.txt"])
+    assert sources(items) == ["a/1.jpg", "a/10.jpg", "a/deep/3.jpg", "a/missing.jpg", "a/2.png"]
+    assert items[3].fingerprint == "missing"
+    assert read_list_file("list.txt") == ["a/1.jpg", "a/deep/3.jpg", "a/missing.jpg"]
+    with pytest.raises(ImageLoadError, match="nope.txt"):
+        expand_inputs(["@nope.txt"])
+
+
+def test_content_fingerprint_ignores_touch(tree: Path) -> None:
+    path = tree / "a" / "1.jpg"
+    before = expand_inputs([str(path)], fingerprint="content")[0].fingerprint
+    stat_before = expand_inputs([str(path)])[0].fingerprint
+    os.utime(path, (1, 1))
+    assert expand_inputs([str(path)], fingerprint="content")[0].fingerprint == before
+    assert expand_inputs([str(path)])[0].fingerprint != stat_before
+    assert before.startswith("sha256=")
+
+
+def _zip(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("x/one.jpg", b"1111")
+        zf.writestr("x/two.png", b"22")
+        zf.writestr("x/readme.txt", b"skip")
+        zf.writestr("__MACOSX/x/._one.jpg", b"skip")
+        zf.writestr("x/clip.avi", b"vid")
+
+
+def _tar(path: Path, mode: str) -> None:
+    with tarfile.open(path, mode) as tf:
+        for name, data in (("p/one.jpg", b"1111"), ("p/.hidden.jpg", b"h"), ("p/two.png", b"22")):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1_700_000_000
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_zip_and_tar_members(tmp_path: Path) -> None:
+    _zip(tmp_path / "photos.zip")
+    _tar(tmp_path / "photos.tar.gz", "w:gz")
+    items = expand_inputs([str(tmp_path / "photos.zip"), str(tmp_path / "*.tar.gz")])
+    assert sources(items) == [
+        f"{tmp_path}/photos.zip::x/one.jpg",
+        f"{tmp_path}/photos.zip::x/two.png",
+        f"{tmp_path}/photos.zip::x/clip.avi",
+        f"{tmp_path}/photos.tar.gz::p/one.jpg",
+        f"{tmp_path}/photos.tar.gz::p/two.png",
+    ]
+    assert items[2].kind == "video" and items[0].archive == "zip" and items[3].archive == "tar"
+    assert items[0].fingerprint.startswith("size=4;crc=")
+    assert items[3].fingerprint == "size=4;mtime=1700000000" and items[3].offset is not None
+
+
+def test_corrupt_archive_is_one_failed_item(tmp_path: Path) -> None:
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
+    (item,) = expand_inputs([str(tmp_path / "broken.zip")])
+    assert item.error is not None and "cannot read the archive" in item.error
+
+
+def test_file_uris_through_fsspec(tree: Path) -> None:
+    pytest.importorskip("fsspec")
+    _zip(tree / "photos.zip")
+    items = expand_inputs([f"file://{tree}/a", f"file://{tree}/photos.zip"])
+    names = [s.split(str(tree))[-1] for s in sources(items)]
+    assert names == [
+        "/a/1.jpg",
+        "/a/10.jpg",
+        "/a/2.png",
+        "/a/clip.mp4",
+        "/a/deep/3.jpg",
+        "/photos.zip::x/one.jpg",
+        "/photos.zip::x/two.png",
+        "/photos.zip::x/clip.avi",
+    ]
+    assert all(s.startswith("file://") for s in sources(items))
+    assert items[0].fingerprint.startswith("size=10;changed=")
+    (missing,) = expand_inputs([f"file://{tree}/nope.jpg"])
+    assert missing.fingerprint == "missing"
+
+
+def test_item_round_trips_through_a_dict() -> None:
+    item = InputItem("a.zip::b.jpg", "image", "size=1", "/x/a.zip", "b.jpg", "zip", None, 1)
+    assert InputItem.from_dict(item.to_dict()) == item

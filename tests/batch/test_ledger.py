@@ -1,0 +1,121 @@
+"""Resume bookkeeping without any analysis: parts, finalize, supersede, settings checks."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from duchenne.batch.ledger import Ledger, PartWriter, iter_rows
+from duchenne.errors import BatchError
+
+SETTINGS = {"stages": ["detect"]}
+
+
+def row(source: str, fp: str = "size=1", face: int | None = 0, error: str | None = None) -> dict:
+    return {"source": source, "face": face, "score": 0.5, "error": error, "fingerprint": fp}
+
+
+def table(path: Path, fmt: str) -> list[dict]:
+    return list(iter_rows(path, fmt))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl", "csv"])
+def test_parts_then_one_file(tmp_path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    out = tmp_path / f"r.{fmt}"
+    ledger = Ledger(out, fmt, SETTINGS)
+    writer = PartWriter(ledger, part_size=2)
+    writer.add([[row("a"), row("a", face=1)], [row("b", face=None, error="ImageLoadError: bad")]])
+    writer.add([[row("c")]])
+    assert len(ledger.parts()) == 1 and not out.exists()
+    writer.flush()
+    assert [p.name for _, p in ledger.parts()] == [
+        f"part-00000.{ledger.part_format}",
+        f"part-00001.{ledger.part_format}",
+    ]
+    assert json.loads((ledger.parts_dir / "_job.json").read_text())["settings"] == SETTINGS
+    assert ledger.finalize() == out
+    assert not ledger.parts_dir.exists()
+    got = table(out, fmt)
+    assert [(r["source"], str(r["face"])) for r in got] == [
+        ("a", "0"),
+        ("a", "1"),
+        ("b", "None" if fmt != "csv" else ""),
+        ("c", "0"),
+    ]
+    assert (writer.processed, writer.failed, writer.faces, writer.rows) == (3, 1, 3, 4)
+
+    again = Ledger(out, fmt, SETTINGS)
+    assert again.is_done("a", "size=1") and again.is_done("b", "size=1")
+    assert not again.is_done("b", "size=1", retry_errors=True)
+    assert not again.is_done("a", "size=2") and not again.is_done("z", "size=1")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_redone_sources_replace_their_old_rows(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"r.{fmt}"
+    first = Ledger(out, fmt, SETTINGS)
+    first.commit_part([row("a"), row("b"), row("b", face=1), row("c")])
+    first.finalize()
+    before = out.read_text()
+
+    second = Ledger(out, fmt, SETTINGS)
+    second.commit_part([row("b", fp="size=2"), row("d")])
+    second.finalize(keep_parts=True)
+    got = [(r["source"], r["fingerprint"]) for r in table(out, fmt)]
+    assert got == [("a", "size=1"), ("c", "size=1"), ("b", "size=2"), ("d", "size=1")]
+
+    # a crash after the output was replaced but before the parts were removed:
+    # finalizing again must not duplicate the parts' rows
+    third = Ledger(out, fmt, SETTINGS)
+    third.finalize()
+    assert [(r["source"], r["fingerprint"]) for r in table(out, fmt)] == got
+    if fmt == "csv":
+        header = next(csv.reader(before.splitlines()))
+        assert next(csv.reader(out.read_text().splitlines())) == header
+
+
+def test_other_settings_refuse_to_resume(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    Ledger(out, "jsonl", SETTINGS).commit_part([row("a")])
+    with pytest.raises(BatchError, match="other settings.*--overwrite"):
+        Ledger(out, "jsonl", {"stages": ["detect", "landmarks"]})
+    fresh = Ledger(out, "jsonl", {"stages": ["detect", "landmarks"]}, overwrite=True)
+    assert fresh.parts() == [] and fresh.done == {}
+
+
+def test_overwrite_ignores_the_previous_output_until_it_is_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    old = Ledger(out, "jsonl", SETTINGS)
+    old.commit_part([row("a"), row("b")])
+    old.finalize()
+    Ledger(out, "jsonl", SETTINGS, overwrite=True).commit_part([row("a", fp="size=9")])
+    resumed = Ledger(out, "jsonl", SETTINGS)  # an interrupted --overwrite run, resumed
+    assert not resumed.is_done("b", "size=1") and resumed.is_done("a", "size=9")
+    resumed.finalize()
+    assert [(r["source"], r["fingerprint"]) for r in table(out, "jsonl")] == [("a", "size=9")]
+
+
+def test_an_output_not_written_by_batch_is_not_touched(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    out.write_text('{"image": "x"}\n')
+    with pytest.raises(BatchError, match="not a duchenne batch output"):
+        Ledger(out, "jsonl", SETTINGS)
+    assert out.read_text() == '{"image": "x"}\n'
+
+
+def test_stray_temp_files_and_foreign_parts_are_ignored(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    ledger = Ledger(out, "jsonl", SETTINGS)
+    ledger.commit_part([row("a")])
+    (ledger.parts_dir / ".part-00001.jsonl.1234.tmp").write_text('{"source": "torn"')
+    (ledger.parts_dir / "part-00005.parquet").write_text("other format")
+    again = Ledger(out, "jsonl", SETTINGS)
+    assert list(again.done) == ["a"]
+    assert not (ledger.parts_dir / ".part-00001.jsonl.1234.tmp").exists()
+    again.commit_part([row("b")])
+    assert [p.name for _, p in again.parts()] == ["part-00000.jsonl", "part-00001.jsonl"]

@@ -1,0 +1,176 @@
+"""Video decoding: header facts, sampling, time range, frame iterables and typed errors."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack as DoesNotRaise
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from duchenne.errors import VideoDecodeError, VideoOpenError
+from duchenne.io.video import Frame, Sampling, VideoReader, iter_frames, video_info
+from tests.video_factory import truncate_file, write_video
+
+FPS = 25.0
+N = 50
+
+
+def _numbered(n: int = N, size: tuple[int, int] = (64, 48)):
+    """Frames showing their index in binary (8 black/white bars), robust to lossy codecs."""
+    w, h = size
+    for i in range(n):
+        bits = (i >> np.arange(8)) & 1
+        row = np.repeat(bits * 255, w // 8).astype(np.uint8)
+        yield np.ascontiguousarray(np.broadcast_to(row[None, :, None], (h, w, 3)))
+
+
+def _index_of(frame: Frame) -> int:
+    w = frame.image.shape[1] // 8
+    centres = frame.image[:, w // 2 :: w, 0].mean(axis=0)[:8]
+    return int(sum(1 << k for k, v in enumerate(centres) if v > 127))
+
+
+@pytest.fixture(scope="module")
+def avi(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("v") / "numbered.avi", _numbered(), FPS)
+
+
+@pytest.fixture(scope="module")
+def mp4(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("v") / "numbered.mp4", _numbered(), FPS)
+
+
+def test_info_reads_the_header(avi: Path) -> None:
+    info = video_info(avi)
+    assert (info.width, info.height, info.fps, info.frame_count) == (64, 48, FPS, N)
+    assert info.duration == pytest.approx(N / FPS)
+    assert info.codec == "MJPG" and not info.is_live
+    assert info.to_dict()["duration"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("fixture", ["avi", "mp4"])
+def test_all_frames_in_order_with_timestamps(fixture: str, request) -> None:
+    path = request.getfixturevalue(fixture)
+    frames = list(iter_frames(path))
+    assert [f.index for f in frames] == list(range(N))
+    assert [_index_of(f) for f in frames] == list(range(N))
+    assert np.allclose([f.time for f in frames], np.arange(N) / FPS)
+    assert frames[0].image.dtype == np.uint8 and frames[0].image.shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"every": 5}, list(range(0, N, 5))),
+        ({"every": 4, "start": 1.0}, [25, 29, 33, 37, 41, 45, 49]),
+        ({"start": 0.4, "end": 0.6}, [10, 11, 12, 13, 14]),
+        ({"fps": 5.0, "end": 1.0}, [0, 5, 10, 15, 20]),
+        ({"max_frames": 3, "start": 1.2}, [30, 31, 32]),
+    ],
+)
+def test_sampling_and_time_range(avi: Path, kwargs: dict, expected: list[int]) -> None:
+    frames = list(iter_frames(avi, **kwargs))
+    assert [f.index for f in frames] == expected
+    assert [_index_of(f) for f in frames] == expected  # the seek lands on the right frame
+
+
+def test_prefetch_gives_the_same_frames_and_stops_cleanly(avi: Path) -> None:
+    assert [f.index for f in iter_frames(avi, every=3, prefetch=2)] == list(range(0, N, 3))
+    gen = iter_frames(avi, prefetch=2)
+    first = next(gen)
+    gen.close()  # the decode thread stops; nothing hangs
+    assert first.index == 0
+
+
+def test_reader_is_reusable_as_context_manager(avi: Path) -> None:
+    with VideoReader(avi) as reader:
+        assert reader.info.frame_count == N
+        assert len(list(reader.frames(Sampling(every=10)))) == 5
+    with pytest.raises(ValueError, match="closed"):
+        list(reader.frames())
+
+
+def test_frame_iterables_get_the_same_sampling() -> None:
+    frames = list(iter_frames(_numbered(20), every=2, start=0.2, source_fps=10))
+    assert [f.index for f in frames] == [2, 4, 6, 8, 10, 12, 14, 16, 18]
+    assert frames[0].time == pytest.approx(0.2)
+    given = [Frame(i, 0.5 * i, np.zeros((4, 4, 3), np.uint8)) for i in range(4)]
+    assert [f.time for f in iter_frames(given, end=1.2)] == [0.0, 0.5, 1.0]
+
+
+def test_bad_frames_in_an_iterable_are_reported() -> None:
+    with pytest.raises(VideoDecodeError, match="frame 1"):
+        list(iter_frames([np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.float32)]))
+    with pytest.raises(TypeError):
+        list(iter_frames(np.zeros((4, 4, 3), np.uint8)))  # one image is not a video
+
+
+def test_truncated_avi_yields_the_frames_before_then_raises(avi: Path, tmp_path: Path) -> None:
+    cut = truncate_file(avi, tmp_path / "cut.avi", 0.6)
+    seen: list[int] = []
+    with pytest.raises(VideoDecodeError, match=r"cut\.avi: decoding stopped at frame \d+ of 50"):
+        for frame in iter_frames(cut, prefetch=2):
+            seen.append(frame.index)
+    assert 20 <= len(seen) < N and seen == list(range(len(seen)))
+
+
+def test_end_before_the_truncation_is_not_an_error(avi: Path, tmp_path: Path) -> None:
+    cut = truncate_file(avi, tmp_path / "cut.avi", 0.6)
+    assert len(list(iter_frames(cut, end=0.4))) == 10
+
+
+def _garbage(tmp: Path) -> Path:
+    path = tmp / "garbage.mp4"
+    path.write_bytes(np.random.default_rng(0).bytes(4000))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda tmp, mp4: tmp / "missing.mp4", VideoOpenError, "no such file"),
+        (lambda tmp, mp4: tmp, VideoOpenError, "is a directory"),
+        (lambda tmp, mp4: _touch(tmp / "empty.mp4"), VideoOpenError, "empty"),
+        (lambda tmp, mp4: _garbage(tmp), VideoOpenError, "cannot open as a video"),
+        (lambda tmp, mp4: _photo(tmp), VideoOpenError, "duchenne analyze"),
+        (
+            lambda tmp, mp4: truncate_file(mp4, tmp / "cut.mp4", 0.5),  # index at the end: gone
+            VideoOpenError,
+            "truncated",
+        ),
+        (lambda tmp, mp4: 97, VideoOpenError, "camera:97"),
+        (lambda tmp, mp4: mp4, None, None),
+    ],
+)
+def test_open_errors_are_typed_and_name_the_source(tmp_path, mp4, make, error, message) -> None:
+    source = make(tmp_path, mp4)
+    expect = pytest.raises(error, match=message) if error else DoesNotRaise()
+    with expect:
+        next(iter_frames(source))
+
+
+def _touch(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
+def _photo(tmp: Path) -> Path:
+    path = tmp / "photo.jpg"
+    cv2.imwrite(str(path), np.zeros((8, 8, 3), np.uint8))
+    return path
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"every": 0}, {"fps": -1}, {"every": 2, "fps": 5}, {"start": 2, "end": 1}, {"max_frames": 0}],
+)
+def test_invalid_sampling_is_rejected(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        Sampling(**kwargs)
+
+
+def test_start_beyond_the_end_is_a_decode_error(avi: Path) -> None:
+    with pytest.raises(VideoDecodeError, match="beyond the end"):
+        list(iter_frames(avi, start=5.0))
