@@ -11,12 +11,18 @@ Stages (each a thin wrapper over ``duchenne train ...``):
 
 Examples:
     # everything on this machine (CPU works, slowly; add --device cuda on a GPU box)
-    python scripts/train_ladder.py all --device cpu --threads 2
-    # on a GPU machine: the whole ladder + the FER+-only variant in parallel
-    python scripts/train_ladder.py parallel --cache-dir cache/pack --device cuda \
-        --jobs smile_n:120 smile_s:100 smile_m:90 smile_l:80 smile_l:80:fer --out OUT
-    # back here: calibrate on FER+ Valid, export ONNX, write models.json
-    python scripts/train_ladder.py export OUT/*.pt --default smile_m
+    python scripts/train_ladder.py all --device cpu --threads 2 --default smile_m
+    # what produced the shipped files (one H100 call, 5 runs in parallel, ~7 min):
+    python scripts/train_ladder.py crops && python scripts/train_ladder.py pack
+    #   on the GPU machine, with cache/pack carried over:
+    python3 scripts/train_ladder.py parallel --isolated --cache-dir cache/pack --device cuda \
+        --time-budget 420 --patience 15 \
+        --jobs smile_n smile_s smile_m smile_l smile_l::fer --out /tmp/run
+    #   back here: calibrate on FER+ Valid, export ONNX, write models.json
+    python scripts/train_ladder.py export /tmp/run/*.pt --default smile_m
+    # a longer GPU run (fixed 120-epoch cosine schedule per net, no time cut):
+    python3 scripts/train_ladder.py parallel --isolated --cache-dir cache/pack --device cuda \
+        --jobs smile_m:120 smile_l:120 --out /tmp/run
 """
 
 from __future__ import annotations
@@ -80,10 +86,11 @@ def run_parallel(args: argparse.Namespace) -> int:
         cmd = _cli("fit", "--net", net, "--no-export", isolated=args.isolated)
         cmd += ["--device", args.device, "--cache-dir", args.cache_dir]
         cmd += ["--out", str(out), "--seed", str(args.seed)]
-        cmd += ["--epochs", str(epochs)] if epochs else []
+        cmd += ["--epochs", str(epochs)] if epochs is not None else []
         cmd += ["--fer-only"] if fer else []
         cmd += ["--time-budget", str(args.time_budget)] if args.time_budget else []
         cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+        cmd += ["--patience", str(args.patience)] if args.patience else []
         name = f"{net}_ferplus" if fer else net
         fh = (logs / f"{name}.log").open("w")
         log.info("start %s: %s", name, " ".join(cmd))
@@ -141,7 +148,7 @@ def run_all(args: argparse.Namespace) -> int:
     for spec in args.jobs or [*LADDER, "smile_l::fer"]:
         net, epochs, fer = parse_job(spec)
         cmd = _cli("fit", "--net", net, *common)
-        cmd += ["--epochs", str(epochs)] if epochs else []
+        cmd += ["--epochs", str(epochs)] if epochs is not None else []
         cmd += ["--fer-only"] if fer else ["--register"]
         _run(cmd)
     if args.default:
@@ -180,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-budget", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--patience", type=int, default=None, help="early-stopping patience (epochs)")
     p.add_argument("--out", required=True)
     p.add_argument("--isolated", action="store_true", help="skip duchenne/__init__ (GPU box)")
     p = sub.add_parser("export")

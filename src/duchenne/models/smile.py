@@ -53,7 +53,9 @@ class SmileModel:
         (2,)
     """
 
-    def __init__(self, name: str | Path | None = None, *, threads: int | None = None) -> None:
+    def __init__(
+        self, name: str | Path | None = None, *, threads: int | None = None, flip: bool = True
+    ) -> None:
         name = name or default_smile_model()
         if name is None:
             raise UnrecognizedModelError("no smile model ships with this installation")
@@ -69,6 +71,7 @@ class SmileModel:
         self.std = float(meta.get("duchenne.std", 0.5))
         self.temperature = float(meta.get("duchenne.temperature", 1.0))
         self.align = AlignConfig(size=self.input_size)
+        self.flip = flip
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """RGB uint8 crops (n, S, S, 3) -> normalised gray NCHW float32 (n, 1, S, S)."""
@@ -77,18 +80,29 @@ class SmileModel:
         return ((x - self.mean) / self.std)[:, None]
 
     def __call__(self, crops: np.ndarray, batch_size: int = 64) -> SmileOutputs:
-        """Run on aligned crops (n, S, S, 3) in chunks of ``batch_size``."""
+        """Run on aligned crops (n, S, S, 3) in chunks of ``batch_size``.
+
+        With ``flip=True`` each crop is also run mirrored and the two outputs' logits are
+        averaged (test-time augmentation): faces are left-right symmetric, so this halves
+        the model's sensitivity to which side a small artefact falls on, at twice the cost.
+        """
         if len(crops) == 0:
             return SmileOutputs(
                 np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros((0, 8), np.float32)
             )
-        parts = [
-            self.model(self.preprocess(crops[i : i + batch_size]))
-            for i in range(0, len(crops), batch_size)
-        ]
+        x = self.preprocess(crops)
+        if self.flip:
+            x = np.concatenate([x, x[..., ::-1]])
+        parts = [self.model(np.ascontiguousarray(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
         logit = np.concatenate([p["smile_logit"] for p in parts]).reshape(-1)
         intensity = np.concatenate([p["intensity"] for p in parts]).reshape(-1)
-        emotion = _softmax(np.concatenate([p["emotion_logits"] for p in parts]))
+        emotion_logits = np.concatenate([p["emotion_logits"] for p in parts])
+        if self.flip:
+            n = len(crops)
+            logit = (logit[:n] + logit[n:]) / 2
+            intensity = (intensity[:n] + intensity[n:]) / 2
+            emotion_logits = (emotion_logits[:n] + emotion_logits[n:]) / 2
+        emotion = _softmax(emotion_logits)
         smile = 1.0 / (1.0 + np.exp(-logit / self.temperature))
         return SmileOutputs(
             smile.astype(np.float32),

@@ -1,0 +1,326 @@
+"""``duchenne train ...``: build crops, train, export and register the smile ladder.
+
+The lead wires ``add_train_parser`` / ``run_train`` into the main CLI. Subcommands:
+
+    crops    build cache/crops/<dataset>_<split>.npz with the face pipeline (--tune: canvas search)
+    pack     write compact (WebP) copies of caches, to carry them to a GPU machine
+    fit      train one net; by default also calibrate, export and write the report
+    export   calibrate + export + report (+ register) from a checkpoint
+    ladder   fit + export every ladder variant (and the FER+-only one) in turn
+
+torch is imported only inside the subcommands that need it, so ``duchenne --help``
+works without the ``train`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE = "cache/crops"
+DEFAULT_REPORTS = "artifacts/train"
+DEFAULT_DATA_ROOT = "../shared/datasets"
+
+
+def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``train`` command (with its subcommands) to a main CLI's subparsers."""
+    parser = subparsers.add_parser(
+        "train", help="train/export the smile & emotion models (needs torch)"
+    )
+    sub = parser.add_subparsers(dest="train_command", required=True)
+    _add_crops(sub)
+    _add_pack(sub)
+    _add_fit(sub)
+    _add_export(sub)
+    _add_ladder(sub)
+    return parser
+
+
+def _add_crops(sub: Any) -> None:
+    p = sub.add_parser("crops", help="build the aligned crops cache")
+    p.add_argument("--data-root", default=DEFAULT_DATA_ROOT)
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE)
+    p.add_argument("--datasets", nargs="+", default=["ferplus", "smilesmiled"])
+    p.add_argument("--splits", nargs="+", default=None, help="default: every split of each dataset")
+    p.add_argument("--mode", choices=["pipeline", "resize"], default="pipeline")
+    p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--limit", type=int, default=None, help="first N samples only (debugging)")
+    p.add_argument(
+        "--tune", action="store_true", help="search the canvas for detection rate and exit"
+    )
+
+
+def _add_pack(sub: Any) -> None:
+    p = sub.add_parser("pack", help="WebP-packed copies of caches (to carry to a GPU machine)")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE)
+    p.add_argument("--out", default="cache/pack")
+    p.add_argument(
+        "--sets", nargs="+", default=["ferplus_train", "ferplus_valid", "smilesmiled_train"]
+    )
+    p.add_argument("--quality", type=int, default=100)
+
+
+def _add_common_fit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE)
+    p.add_argument(
+        "--fer-only", action="store_true", help="train on FER+ Train only (cross-dataset report)"
+    )
+    p.add_argument("--epochs", type=int, default=None, help="0 = as many as fit --time-budget")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--patience", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--time-budget", type=float, default=None, help="seconds per net; best epoch kept"
+    )
+    p.add_argument("--limit", type=int, default=None, help="train on N rows only (smoke runs)")
+    p.add_argument("--out", default=DEFAULT_REPORTS, help="checkpoints and reports")
+    p.add_argument(
+        "--onnx-dir",
+        default=None,
+        help="default: package assets (ladder) / artifacts/models (FER+-only)",
+    )
+    p.add_argument(
+        "--no-export", action="store_true", help="checkpoint only (e.g. on a GPU machine)"
+    )
+    p.add_argument("--register", action="store_true", help="add/replace the entry in models.json")
+
+
+def _add_fit(sub: Any) -> None:
+    p = sub.add_parser("fit", help="train one net")
+    p.add_argument("--net", required=True)
+    _add_common_fit(p)
+
+
+def _add_export(sub: Any) -> None:
+    p = sub.add_parser("export", help="calibrate + export + report from a checkpoint")
+    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE)
+    p.add_argument("--out", default=DEFAULT_REPORTS)
+    p.add_argument("--onnx-dir", default=None)
+    p.add_argument("--register", action="store_true")
+    p.add_argument("--default", default=None, help="also mark this variant as the default")
+
+
+def _add_ladder(sub: Any) -> None:
+    p = sub.add_parser("ladder", help="fit + export several nets in turn")
+    p.add_argument("--nets", nargs="+", default=None, help="default: the whole ladder")
+    p.add_argument("--fer-only-net", default=None, help="also train this net on FER+ only")
+    p.add_argument("--default", default=None, help="mark this variant as the default")
+    _add_common_fit(p)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run the parsed ``train`` subcommand; returns the process exit status."""
+    handlers = {
+        "crops": _run_crops,
+        "pack": _run_pack,
+        "fit": _run_fit,
+        "export": _run_export,
+        "ladder": _run_ladder,
+    }
+    return handlers[args.train_command](args)
+
+
+# ----------------------------------------------------------------- crops / pack
+
+
+def _run_crops(args: argparse.Namespace) -> int:
+    from duchenne.train import crops
+
+    if args.tune:
+        return _run_tune(args)
+    metas = []
+    for dataset in args.datasets:
+        for split in args.splits or crops.DATASET_SPLITS[dataset]:
+            if split not in crops.DATASET_SPLITS[dataset]:
+                continue
+            metas.append(
+                crops.build_cache(
+                    dataset,
+                    split,
+                    data_root=args.data_root,
+                    cache_dir=args.cache_dir,
+                    mode=args.mode,
+                    processes=args.processes,
+                    limit=args.limit,
+                )
+            )
+    print(crops.failure_table(metas))
+    return 0
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from duchenne.train import crops
+
+    grid = [
+        crops.CanvasConfig(upscale=u, border=b, border_mode=m, detector=d)
+        for d in ("short", "full")
+        for m in ("replicate", "constant")
+        for u in (96, 128, 160)
+        for b in (0, u // 4, u // 2)
+    ]
+    for dataset in args.datasets:
+        split = crops.DATASET_SPLITS[dataset][0]
+        samples = crops.read_split(dataset, split, args.data_root)
+        pick = np.random.default_rng(0).permutation(len(samples))[: args.limit or 300]
+        rows = crops.tune_canvas([samples[i].path for i in pick], grid, processes=args.processes)
+        rows.sort(key=lambda r: -r["detection_rate"])
+        print(f"{dataset} ({len(pick)} images of {split})")
+        for r in rows:
+            print(
+                f"  {r['detector']:<5} {r['border_mode']:<9} up={r['upscale']:<4} border={r['border']:<4}"
+                f" detected {100 * r['detection_rate']:5.1f}%  {r['seconds']:.1f}s"
+            )
+    return 0
+
+
+def _run_pack(args: argparse.Namespace) -> int:
+    from duchenne.train.data import cache_path, load_cache, save_cache
+
+    total = 0
+    for name in args.sets:
+        dst = save_cache(
+            cache_path(args.out, name),
+            load_cache(cache_path(args.cache_dir, name)),
+            pack_quality=args.quality,
+        )
+        total += dst.stat().st_size
+        print(f"{dst}: {dst.stat().st_size / 2**20:.1f} MiB")
+    print(f"total {total / 2**20:.1f} MiB")
+    return 0
+
+
+# ----------------------------------------------------------------- fit / export
+
+
+def _config(args: argparse.Namespace, net: str, fer_only: bool) -> Any:
+    from duchenne.train.loop import FER_AND_SMILES, FER_ONLY, TrainConfig
+
+    cfg = TrainConfig(
+        net=net,
+        cache_dir=args.cache_dir,
+        train_sets=FER_ONLY if fer_only else FER_AND_SMILES,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        time_budget_s=args.time_budget,
+        limit=args.limit,
+    )
+    for key in ("epochs", "batch_size", "lr", "patience"):
+        if getattr(args, key) is not None:
+            setattr(cfg, key, getattr(args, key))
+    return cfg
+
+
+def _onnx_path(args: argparse.Namespace, name: str, fer_only: bool) -> Path:
+    from duchenne.train.ladder import ASSETS
+
+    if args.onnx_dir:
+        return Path(args.onnx_dir) / f"{name}.onnx"
+    return (Path("artifacts/models") if fer_only else ASSETS) / f"{name}.onnx"
+
+
+def _fit_one(args: argparse.Namespace, net: str, fer_only: bool) -> dict[str, Any]:
+    from duchenne.train import ladder, loop
+
+    cfg = _config(args, net, fer_only)
+    result = loop.train(cfg)
+    ckpt = loop.save_checkpoint(result, Path(args.out) / f"{cfg.name}.pt")
+    summary = loop.run_summary(result)
+    if args.no_export:
+        import json
+
+        (Path(args.out) / f"{cfg.name}.json").write_text(
+            json.dumps(summary, indent=2) + "\n", encoding="utf-8"
+        )
+        log.info("checkpoint %s", ckpt)
+        return summary
+    return ladder.finish(
+        result.net,
+        summary,
+        onnx_path=_onnx_path(args, cfg.name, fer_only),
+        cache_dir=args.cache_dir,
+        report_dir=args.out,
+        register=args.register and not fer_only,
+    )
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    print(_summary_table([_fit_one(args, args.net, args.fer_only)]))
+    return 0
+
+
+def _run_ladder(args: argparse.Namespace) -> int:
+    from duchenne.train import LADDER, ladder
+
+    reports = [_fit_one(args, net, args.fer_only) for net in (args.nets or LADDER)]
+    if args.fer_only_net:
+        reports.append(_fit_one(args, args.fer_only_net, True))
+    if args.default and args.register:
+        ladder.set_default(args.default)
+    print(_summary_table(reports))
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from duchenne.train import ladder, loop
+
+    reports = []
+    for path in args.checkpoints:
+        net, summary = loop.load_checkpoint(path)
+        fer_only = "smilesmiled_train" not in summary["config"]["train_sets"]
+        reports.append(
+            ladder.finish(
+                net,
+                summary,
+                onnx_path=_onnx_path(args, summary["name"], fer_only),
+                cache_dir=args.cache_dir,
+                report_dir=args.out,
+                register=args.register and not fer_only,
+            )
+        )
+    if args.default and args.register:
+        ladder.set_default(args.default)
+    print(_summary_table(reports))
+    return 0
+
+
+def _summary_table(reports: list[dict[str, Any]]) -> str:
+    head = f"{'name':<18} {'params':>9} {'KB':>7} {'ep':>4} {'best':>4} {'acc8':>6} {'f1':>6} {'auc':>6} {'rho':>6} {'T':>5} {'ms':>6}"
+    lines = [head]
+    for r in reports:
+        m = r.get("valid_metrics_final", r.get("valid_metrics", {}))
+        kb = r.get("onnx", {}).get("bytes", 0) / 1024
+        lines.append(
+            f"{r['name']:<18} {r['params']:>9} {kb:>7.0f} {r['epochs_run']:>4} {r['best_epoch']:>4}"
+            f" {m.get('emotion_acc', float('nan')):>6.4f} {m.get('smile_f1', float('nan')):>6.4f}"
+            f" {m.get('smile_auc', float('nan')):>6.4f} {m.get('intensity_spearman', float('nan')):>6.4f}"
+            f" {r.get('temperature', float('nan')):>5.2f} {r.get('latency_ms_b1_1thread', float('nan')):>6.3f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m duchenne.train.cli ...``) until the main CLI wires it in."""
+    parser = argparse.ArgumentParser(prog="duchenne")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    add_train_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(message)s",
+    )
+    return run_train(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""The aligned-crops cache the ladder trains on (crops made by ``duchenne.analysis.crops``).
+
+Cache files ``<cache_dir>/<dataset>_<split>.npz`` hold the crops, the targets and per-split
+metadata (face-pipeline failure rate, canvas, template eyes), printed by ``failure_table``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from duchenne.analysis.crops import (  # noqa: F401  (re-exported: the crop API lives there)
+    CROP_SIZE,
+    DEFAULT_CANVAS,
+    MODES,
+    CanvasConfig,
+    CropResult,
+    FaceFinder,
+    PipelineFinder,
+    aligned_gray,
+    build_crops,
+    default_finder,
+    load_gray,
+    make_canvas,
+    plausible_eyes,
+    resize_crop,
+    template_eyes,
+)
+
+log = logging.getLogger(__name__)
+
+DATASET_SPLITS: dict[str, tuple[str, ...]] = {
+    "ferplus": ("train", "valid", "test"),
+    "smilesmiled": ("train", "test"),
+}
+
+
+def read_split(dataset: str, split: str, root: str | Path) -> list[Any]:
+    """Samples of one dataset split through ``duchenne.datasets`` (FER+ splits any case)."""
+    from duchenne import datasets
+
+    if dataset == "ferplus":
+        return list(datasets.read_ferplus(Path(root) / "ferplus", split.capitalize()))
+    if dataset == "smilesmiled":
+        return list(
+            datasets.read_smilesmiled(Path(root) / "smilesmiled", split, seed=0, test_fraction=0.2)
+        )
+    raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASET_SPLITS)}")
+
+
+def targets_from_samples(samples: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Label, normalised vote distribution, vote mask and intensity arrays from ``Sample``s."""
+    n = len(samples)
+    votes = np.zeros((n, 8), np.float32)
+    has = np.zeros(n, bool)
+    intensity = np.zeros(n, np.float32)
+    for i, s in enumerate(samples):
+        if s.votes is not None and np.sum(s.votes) > 0:
+            v = np.asarray(s.votes, np.float32)[:8]
+            votes[i], has[i] = v / v.sum(), True
+            intensity[i] = float(s.intensity or 0.0)
+    label = np.array([float(s.label or 0) for s in samples], np.float32)
+    return {"label": label, "votes": votes, "has_votes": has, "intensity": intensity}
+
+
+def build_cache(
+    dataset: str,
+    split: str,
+    *,
+    data_root: str | Path,
+    cache_dir: str | Path,
+    mode: str = "pipeline",
+    processes: int = 2,
+    limit: int | None = None,
+    canvas: CanvasConfig | None = None,
+    finder_factory: Callable[[CanvasConfig], FaceFinder] = default_finder,
+) -> dict[str, Any]:
+    """Build ``<cache_dir>/<dataset>_<split>.npz``; returns its metadata (failure rate etc.)."""
+    from duchenne.train.data import CropSet, cache_path, save_cache
+
+    samples = read_split(dataset, split, data_root)[:limit]
+    canvas = canvas or DEFAULT_CANVAS.get(dataset, CanvasConfig())
+    result = build_crops(
+        [s.path for s in samples],
+        mode=mode,
+        canvas=canvas,
+        processes=processes,
+        finder_factory=finder_factory,
+    )
+    root = Path(data_root).resolve()
+    files = np.array([_relative(s.path, root) for s in samples], dtype=str)
+    name = f"{dataset}_{split.lower()}"
+    meta = _meta(name, mode, canvas, result)
+    crops = CropSet(
+        images=result.images,
+        detected=result.detected,
+        source=np.full(len(samples), name),
+        files=files,
+        meta=[meta],
+        **targets_from_samples(samples),
+    )
+    extra = {
+        "eyes": result.eyes,
+        "found": result.found if result.found is not None else result.detected,
+    }
+    save_cache(cache_path(cache_dir, name), crops, extra=extra)
+    log.info(
+        "%s: %d crops, %.1f%% not detected, %.0fs",
+        name,
+        meta["n"],
+        100 * meta["failure_rate"],
+        result.seconds,
+    )
+    return meta
+
+
+def _relative(path: str | Path, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _meta(name: str, mode: str, canvas: CanvasConfig, result: CropResult) -> dict[str, Any]:
+    n = len(result.images)
+    failed = int(n - result.detected.sum()) if mode == "pipeline" else n
+    return {
+        "name": name,
+        "mode": mode,
+        "n": n,
+        "detected": n - failed if mode == "pipeline" else 0,
+        "failed": failed,
+        "rejected": result.rejected,
+        "failure_rate": failed / n if n else 0.0,
+        "canvas": asdict(canvas) if mode == "pipeline" else None,
+        "template_eyes": result.template_eyes,
+        "seconds": round(result.seconds, 1),
+        "crop_size": CROP_SIZE,
+    }
+
+
+def tune_canvas(
+    paths: Sequence[str | Path],
+    candidates: Iterable[CanvasConfig],
+    *,
+    processes: int = 2,
+    finder_factory: Callable[[CanvasConfig], FaceFinder] = default_finder,
+) -> list[dict[str, Any]]:
+    """Detection rate of each canvas candidate on ``paths`` (pick the best per dataset)."""
+    rows = []
+    for cand in candidates:
+        res = build_crops(paths, canvas=cand, processes=processes, finder_factory=finder_factory)
+        rows.append(
+            {**asdict(cand), "detection_rate": float(res.detected.mean()), "seconds": res.seconds}
+        )
+        log.info("canvas %s: %.1f%% detected", cand, 100 * rows[-1]["detection_rate"])
+    return rows
+
+
+def failure_table(metas: Sequence[dict[str, Any]]) -> str:
+    """A plain-text table of detection failures per cache (printed by the CLI)."""
+    lines = [f"{'cache':<20} {'mode':<9} {'n':>7} {'failed':>7} {'rejected':>8} {'rate':>7}"]
+    for m in metas:
+        lines.append(
+            f"{m['name']:<20} {m['mode']:<9} {m['n']:>7} {m['failed']:>7} {m.get('rejected', 0):>8}"
+            f" {100 * m['failure_rate']:>6.2f}%"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""From a trained net to a shipped model: calibrate, export, measure, register.
+
+Why separate from the loop: training may run on a GPU machine that returns only
+checkpoints; calibration, export and registration then run where the package lives,
+from the checkpoint alone, with the same code as a local CPU run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from duchenne.train.calibrate import expected_calibration_error, fit_temperature
+from duchenne.train.data import DeviceData, load_sets
+from duchenne.train.export import OPSET, export_onnx
+from duchenne.train.loop import predict
+from duchenne.train.metrics import head_metrics, sigmoid
+from duchenne.train.nets import NETS
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parents[1] / "models" / "assets"
+TRAIN_DATA = {
+    "ferplus_train": "FER+ Train (all 3 heads)",
+    "smilesmiled_train": "SMILEsmileD train split (80%, seed 0; smile head only)",
+}
+
+
+def calibrate_on_valid(net: nn.Module, cache_dir: str | Path, valid_set: str) -> dict[str, Any]:
+    """Fit the smile temperature on Valid; returns T, metrics and ECE before/after."""
+    crops = load_sets(cache_dir, [valid_set])
+    pred = predict(net.eval(), DeviceData.from_crops(crops, torch.device("cpu")))
+    temperature = fit_temperature(pred["smile_logit"], crops.label)
+    metrics = head_metrics(
+        crops.label,
+        pred["smile_logit"],
+        pred["intensity"],
+        pred["emotion_logits"],
+        crops.votes,
+        crops.has_votes,
+    )
+    metrics["smile_ece_raw"] = expected_calibration_error(sigmoid(pred["smile_logit"]), crops.label)
+    metrics["smile_ece_calibrated"] = expected_calibration_error(
+        sigmoid(pred["smile_logit"] / temperature), crops.label
+    )
+    return {"temperature": temperature, "metrics": metrics, "rows": len(crops)}
+
+
+def onnx_latency_ms(path: str | Path, input_size: int = 48, runs: int = 200) -> float:
+    """Median batch-1 latency on one CPU thread (the tiny variant's budget is 0.3 ms)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    x = np.zeros((1, 1, input_size, input_size), np.float32)
+    for _ in range(20):
+        sess.run(None, {"input": x})
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sess.run(None, {"input": x})
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
+
+
+def finish(
+    net: nn.Module,
+    summary: dict[str, Any],
+    *,
+    onnx_path: str | Path,
+    cache_dir: str | Path,
+    report_dir: str | Path = "artifacts/train",
+    register: bool = False,
+    models_json: str | Path = ASSETS / "models.json",
+) -> dict[str, Any]:
+    """Calibrate, export, time and record one run; optionally add it to models.json."""
+    cfg = summary["config"]
+    name = summary["name"]
+    cal = calibrate_on_valid(net, cache_dir, cfg["valid_set"])
+    exported = export_onnx(net, onnx_path, name=name, temperature=cal["temperature"])
+    report = {
+        **summary,
+        "temperature": cal["temperature"],
+        "valid_metrics_final": cal["metrics"],
+        "onnx": {"file": str(onnx_path), **exported},
+        "latency_ms_b1_1thread": onnx_latency_ms(onnx_path),
+    }
+    report_path = Path(report_dir) / f"{name}.json"
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+    log.info("%s: T=%.3f, report %s", name, cal["temperature"], report_path)
+    if register:
+        register_model(report, models_json)
+    return report
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return str(value)
+
+
+def models_entry(report: dict[str, Any]) -> dict[str, Any]:
+    """The models.json entry of one exported run (test metrics are added by evaluation)."""
+    cfg = report["config"]
+    onnx_info = report["onnx"]
+    return {
+        "name": report["name"],
+        "file": Path(onnx_info["file"]).name,
+        "task": "smile_emotion",
+        "sha256": onnx_info["sha256"],
+        "bytes": onnx_info["bytes"],
+        "params": report["params"],
+        "arch": NETS[cfg["net"]].arch,
+        "net": cfg["net"],
+        "input_size": 48,
+        "channels": 1,
+        "opset": OPSET,
+        "temperature": round(float(report["temperature"]), 6),
+        "training": {
+            "data": [TRAIN_DATA.get(s, s) for s in cfg["train_sets"]],
+            "rows": report.get("train_rows"),
+            "epochs_run": report["epochs_run"],
+            "best_epoch": report["best_epoch"],
+            "stopped": report["stopped"],
+            "seconds": report["train_seconds"],
+            "device": report["device"],
+            "seed": cfg["seed"],
+            "torch": report.get("torch"),
+        },
+        "metrics": {"valid": _rounded(report["valid_metrics_final"])},
+        "latency": {"cpu_1thread_batch1_ms": round(report["latency_ms_b1_1thread"], 4)},
+    }
+
+
+def _rounded(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: round(float(v), 5) for k, v in metrics.items()}
+
+
+def register_model(
+    report: dict[str, Any], models_json: str | Path = ASSETS / "models.json"
+) -> None:
+    """Insert or replace this run's entry in models.json, keeping other entries.
+
+    An entry for the same file digest keeps keys other tools added (e.g. test metrics);
+    a retrained file replaces the entry, since old test numbers would be stale.
+    """
+    path = Path(models_json)
+    doc = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    doc.setdefault("models", [])
+    entry = models_entry(report)
+    for i, old in enumerate(doc["models"]):
+        if old.get("name") == entry["name"]:
+            if old.get("sha256") == entry["sha256"]:
+                metrics = {**old.get("metrics", {}), **entry["metrics"]}
+                entry = {**old, **entry, "metrics": metrics}
+            doc["models"][i] = entry
+            break
+    else:
+        doc["models"].append(entry)
+    doc["models"].sort(key=lambda e: _ladder_rank(e["name"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    log.info("registered %s in %s", entry["name"], path)
+
+
+def set_default(name: str, models_json: str | Path = ASSETS / "models.json") -> None:
+    """Mark ``name`` as the variant ``Analyzer`` uses when none is asked for."""
+    path = Path(models_json)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc = {"default": name, **{k: v for k, v in doc.items() if k != "default"}}
+    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+def _ladder_rank(name: str) -> tuple[int, str]:
+    order = list(NETS)
+    return (order.index(name) if name in order else len(order), name)

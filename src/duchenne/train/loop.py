@@ -1,0 +1,479 @@
+"""The seeded multi-task training loop (smile + intensity + emotion) with early stopping.
+
+Losses, per batch:
+    smile: BCE-with-logits on the 0/1 smile label, positive class weighted
+        (``data.smile_pos_weight``) - every sample.
+    intensity: BCE-with-logits against the happiness vote fraction (a soft target in
+        [0, 1]; the graph's sigmoid turns the logit into the fraction) - FER+ rows only.
+    emotion: soft cross-entropy against the normalised 8-emotion vote distribution
+        (FER+ "probability distribution" training) - FER+ rows only.
+SMILEsmileD rows have no votes, so their intensity/emotion terms are masked out.
+
+Why EMA weights: with ~40k small images the raw weights are noisy from epoch to epoch;
+an exponential moving average is a free ensemble that validates better and makes early
+stopping less jumpy. The EMA copy is what gets evaluated, checkpointed and exported.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from duchenne.train.data import (
+    AugmentConfig,
+    CropSet,
+    DeviceData,
+    augment,
+    load_sets,
+    normalize,
+    smile_pos_weight,
+)
+from duchenne.train.metrics import head_metrics, selection_score
+from duchenne.train.nets import build_net, count_params
+
+log = logging.getLogger(__name__)
+
+FER_AND_SMILES = ("ferplus_train", "smilesmiled_train")
+FER_ONLY = ("ferplus_train",)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (saved with the checkpoint).
+
+    ``time_budget_s`` stops training early (best epoch kept) so one GPU call can hold the
+    whole ladder; the epoch at which it stopped is recorded, so a run can be repeated
+    deterministically with ``epochs`` set to it.
+    """
+
+    net: str = "smile_s"
+    cache_dir: str = "cache/crops"
+    train_sets: tuple[str, ...] = FER_AND_SMILES
+    valid_set: str = "ferplus_valid"
+    epochs: int = 60
+    max_epochs: int = 300
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 2.0
+    patience: int = 25
+    ema_decay: float = 0.999
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    amp: bool = True
+    pos_weight: str = "sqrt"
+    loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    augment: bool = True
+    limit: int | None = None
+    time_budget_s: float | None = None
+    run_name: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Run name: the net name, suffixed ``_ferplus`` when trained on FER+ only."""
+        if self.run_name:
+            return self.run_name
+        return self.net if "smilesmiled_train" in self.train_sets else f"{self.net}_ferplus"
+
+
+@dataclass
+class TrainResult:
+    """A finished run: the best (EMA) net in eval mode and what happened."""
+
+    net: nn.Module
+    config: TrainConfig
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_metrics: dict[str, float]
+    params: int
+    train_seconds: float
+    device: str
+    stopped: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (all devices): same seed, same run on CPU."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+
+
+# ----------------------------------------------------------------- losses
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.float()
+    return (values * m).sum() / m.sum().clamp_min(1.0)
+
+
+def multitask_loss(
+    outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    targets: dict[str, torch.Tensor],
+    pos_weight: torch.Tensor,
+    weights: tuple[float, float, float],
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the three head losses (emotion/intensity masked to FER+ rows)."""
+    smile, intensity, emotion = (o.float() for o in outputs)
+    mask = targets["has_votes"]
+    l_smile = F.binary_cross_entropy_with_logits(
+        smile[:, 0], targets["label"], pos_weight=pos_weight
+    )
+    l_int = masked_mean(
+        F.binary_cross_entropy_with_logits(intensity[:, 0], targets["intensity"], reduction="none"),
+        mask,
+    )
+    l_emo = masked_mean(-(targets["votes"] * F.log_softmax(emotion, dim=1)).sum(1), mask)
+    total = weights[0] * l_smile + weights[1] * l_int + weights[2] * l_emo
+    return total, {
+        "smile": l_smile.detach(),
+        "intensity": l_int.detach(),
+        "emotion": l_emo.detach(),
+    }
+
+
+# ----------------------------------------------------------------- EMA, optimiser
+
+
+class Ema:
+    """Exponential moving average of all weights and BN buffers (decay warmed up).
+
+    The source tensors are collected once: optimisers and BatchNorm update them in
+    place, so one fused ``_foreach_lerp_`` per step suffices (cheap on a GPU).
+    """
+
+    def __init__(self, net: nn.Module, decay: float) -> None:
+        self.net = copy.deepcopy(net).eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.decay, self.steps = decay, 0
+        src, dst = net.state_dict(keep_vars=True), self.net.state_dict(keep_vars=True)
+        floats = [k for k, v in dst.items() if v.dtype.is_floating_point]
+        self._src = [src[k].detach() for k in floats]
+        self._dst = [dst[k].detach() for k in floats]
+        self._int_pairs = [(dst[k], src[k]) for k in dst if k not in set(floats)]
+
+    @torch.no_grad()
+    def update(self, net: nn.Module) -> None:
+        self.steps += 1
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        torch._foreach_lerp_(self._dst, self._src, 1.0 - d)
+        for dst, src in self._int_pairs:
+            dst.copy_(src)
+
+
+def make_optimizer(net: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and BatchNorm (1-D parameters)."""
+    decay = [p for p in net.parameters() if p.ndim > 1]
+    no_decay = [p for p in net.parameters() if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up then cosine decay to 1% of the peak."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+# ----------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def predict(net: nn.Module, data: DeviceData, batch_size: int = 1024) -> dict[str, np.ndarray]:
+    """Smile logits, intensity (sigmoid) and emotion logits of every row, in order."""
+    net.eval()
+    outs: list[list[torch.Tensor]] = [[], [], []]
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)), device=data.images.device)
+        x, _ = data.batch(idx)
+        s, i, e = net(normalize(x))
+        for acc, t in zip(outs, (s[:, 0], torch.sigmoid(i[:, 0]), e), strict=True):
+            acc.append(t.float().cpu())
+    s, i, e = (torch.cat(o).numpy() for o in outs)
+    return {"smile_logit": s, "intensity": i, "emotion_logits": e}
+
+
+def evaluate(net: nn.Module, data: DeviceData, crops: CropSet) -> dict[str, float]:
+    p = predict(net, data)
+    return head_metrics(
+        crops.label,
+        p["smile_logit"],
+        p["intensity"],
+        p["emotion_logits"],
+        crops.votes,
+        crops.has_votes,
+    )
+
+
+# ----------------------------------------------------------------- the loop
+
+
+def load_data(cfg: TrainConfig) -> tuple[CropSet, CropSet]:
+    """Train (optionally the first ``limit`` rows after a seeded shuffle) and valid crop sets."""
+    train = load_sets(cfg.cache_dir, list(cfg.train_sets))
+    if cfg.limit is not None and cfg.limit < len(train):
+        keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.limit])
+        train = train.subset(keep)
+    valid = load_sets(cfg.cache_dir, [cfg.valid_set])
+    return train, valid
+
+
+def _run_epoch(
+    net: nn.Module,
+    ema: Ema,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LambdaLR,
+    data: DeviceData,
+    cfg: TrainConfig,
+    pos_weight: torch.Tensor,
+    gen: torch.Generator,
+) -> dict[str, float]:
+    """One pass over the training rows in a seeded random order; returns mean losses."""
+    net.train()
+    dev = data.images.device
+    order = torch.randperm(len(data), generator=gen).to(dev)
+    n_batches = max(1, len(data) // cfg.batch_size)
+    sums = {"loss": torch.zeros((), device=dev), "smile": 0.0, "intensity": 0.0, "emotion": 0.0}
+    aug_cfg = AugmentConfig()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda")
+    for b in range(n_batches):
+        x, t = data.batch(order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
+        if cfg.augment:
+            x = augment(x, aug_cfg)
+        x = normalize(x)
+        if dev.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            out = net(x)
+        loss, parts = multitask_loss(out, t, pos_weight, cfg.loss_weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        ema.update(net)
+        sums["loss"] += loss.detach()
+        for k, v in parts.items():
+            sums[k] = sums[k] + v
+    return {k: float(v) / n_batches for k, v in sums.items()}
+
+
+class CosineSchedule:
+    """Per-step LR factor whose length can be fixed after the first epoch (auto epochs)."""
+
+    def __init__(self, steps_per_epoch: int, epochs: int, warmup_epochs: float) -> None:
+        self.steps_per_epoch = steps_per_epoch
+        self.warmup = int(warmup_epochs * steps_per_epoch)
+        self.set_epochs(max(epochs, 1))
+
+    def set_epochs(self, epochs: int) -> None:
+        self.total = self.steps_per_epoch * epochs
+
+    def __call__(self, step: int) -> float:
+        return lr_factor(step, self.total, self.warmup)
+
+
+def auto_epochs(cfg: TrainConfig, first_epoch_s: float, setup_s: float) -> int:
+    """Epochs that fit ``time_budget_s`` at the first epoch's pace (5% margin, <= max_epochs).
+
+    Why: one GPU call must hold the whole ladder, and a cosine schedule only anneals
+    properly if its length is known; the first (warm-up) epoch does not depend on it.
+    """
+    if not cfg.time_budget_s:
+        raise ValueError("epochs <= 0 (auto) needs time_budget_s")
+    fit = int(0.95 * (cfg.time_budget_s - setup_s) / max(first_epoch_s, 1e-3))
+    return max(2, min(cfg.max_epochs, fit))
+
+
+def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str, Any]:
+    """Seeded net, EMA, optimiser, schedule and device tensors for a run."""
+    seed_everything(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    train_set, valid_set = data if data is not None else load_data(cfg)
+    net = build_net(cfg.net).to(device)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    opt = make_optimizer(net, cfg)
+    steps = max(1, len(train_set) // cfg.batch_size)
+    schedule = CosineSchedule(steps, cfg.epochs, cfg.warmup_epochs)
+    return {
+        "device": device,
+        "train_set": train_set,
+        "valid_set": valid_set,
+        "tdata": DeviceData.from_crops(train_set, device),
+        "vdata": DeviceData.from_crops(valid_set, device),
+        "net": net,
+        "ema": Ema(net, cfg.ema_decay),
+        "opt": opt,
+        "schedule": schedule,
+        "sched": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
+        "pos_weight": torch.tensor(
+            smile_pos_weight(train_set.label, cfg.pos_weight), device=device
+        ),
+        "gen": torch.Generator().manual_seed(cfg.seed),
+    }
+
+
+def _log_epoch(name: str, row: dict[str, Any]) -> None:
+    log.info(
+        "%s ep %d loss %.4f | valid acc8 %.4f f1 %.4f auc %.4f rho %.4f score %.4f (%.1fs)",
+        name,
+        row["epoch"],
+        row["train_loss"],
+        row.get("valid_emotion_acc", float("nan")),
+        row["valid_smile_f1"],
+        row["valid_smile_auc"],
+        row.get("valid_intensity_spearman", float("nan")),
+        row["score"],
+        row["seconds"],
+    )
+
+
+def train(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None = None) -> TrainResult:
+    """Train ``cfg.net``; keeps the EMA weights of the best FER+ Valid epoch.
+
+    Stops at ``cfg.epochs`` (``<= 0``: as many as fit ``time_budget_s``, decided after
+    epoch 1 and written back into the config), after ``cfg.patience`` epochs without a
+    better selection score, or when another epoch would exceed ``time_budget_s``.
+    """
+    t_setup = time.perf_counter()
+    run = _prepare(cfg, data)
+    net, ema, vdata = run["net"], run["ema"], run["vdata"]
+    log.info(
+        "%s: %d params, %d train / %d valid rows, %s, pos_weight %.2f",
+        cfg.name, count_params(net), len(run["tdata"]), len(vdata), run["device"],
+        float(run["pos_weight"]),
+    )  # fmt: skip
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"score": -math.inf, "epoch": 0, "state": None, "metrics": {}}
+    start = time.perf_counter()
+    stopped, epochs, epoch = "epochs", cfg.epochs, 0
+    while epoch < max(epochs, 1):
+        epoch += 1
+        t0 = time.perf_counter()
+        losses = _run_epoch(
+            net, ema, run["opt"], run["sched"], run["tdata"], cfg, run["pos_weight"], run["gen"]
+        )
+        metrics = evaluate(ema.net, vdata, run["valid_set"])
+        row = {"epoch": epoch, "lr": run["opt"].param_groups[0]["lr"]}
+        row |= {"seconds": time.perf_counter() - t0, "score": selection_score(metrics)}
+        row |= {f"train_{k}": v for k, v in losses.items()}
+        history.append(row | {f"valid_{k}": v for k, v in metrics.items()})
+        _log_epoch(cfg.name, history[-1])
+        if epoch == 1 and epochs <= 0:
+            epochs = cfg.epochs = auto_epochs(cfg, row["seconds"], start - t_setup)
+            run["schedule"].set_epochs(epochs)
+            log.info("%s: %d epochs fit the %.0fs budget", cfg.name, epochs, cfg.time_budget_s)
+        if row["score"] > best["score"]:
+            state = {k: v.detach().cpu().clone() for k, v in ema.net.state_dict().items()}
+            best = {"score": row["score"], "epoch": epoch, "state": state, "metrics": metrics}
+        elapsed = time.perf_counter() - start
+        if epoch - best["epoch"] >= cfg.patience:
+            stopped = f"early stop (patience {cfg.patience})"
+            break
+        if cfg.time_budget_s is not None and elapsed + elapsed / epoch > cfg.time_budget_s:
+            stopped = f"time budget {cfg.time_budget_s:.0f}s"
+            break
+    return _result(cfg, best, history, time.perf_counter() - start, run, stopped)
+
+
+def _result(
+    cfg: TrainConfig,
+    best: dict[str, Any],
+    history: list[dict[str, Any]],
+    seconds: float,
+    run: dict[str, Any],
+    stopped: str,
+) -> TrainResult:
+    final = build_net(cfg.net)
+    final.load_state_dict(best["state"])
+    return TrainResult(
+        net=final.eval(),
+        config=cfg,
+        history=history,
+        best_epoch=int(best["epoch"]),
+        best_metrics=best["metrics"],
+        params=count_params(final),
+        train_seconds=seconds,
+        device=device_description(run["device"]),
+        stopped=stopped,
+        extra={
+            "epochs_run": len(history),
+            "torch": str(torch.__version__),
+            "train_rows": len(run["tdata"]),
+            "valid_rows": len(run["vdata"]),
+        },
+    )
+
+
+# ----------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(result: TrainResult, path: str | Path) -> Path:
+    """Best weights + config + history (plain types only: loads with ``weights_only=True``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": result.net.state_dict(), "summary": run_summary(result)}, path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The net (eval mode) and the summary saved by ``save_checkpoint``."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    summary = ckpt["summary"]
+    net = build_net(summary["config"]["net"])
+    net.load_state_dict(ckpt["state_dict"])
+    return net.eval(), summary
+
+
+def run_summary(result: TrainResult) -> dict[str, Any]:
+    """JSON-able record of a run (what ``artifacts/train/<name>.json`` holds)."""
+    cfg = asdict(result.config)
+    cfg["train_sets"] = list(cfg["train_sets"])
+    cfg["loss_weights"] = list(cfg["loss_weights"])
+    return {
+        "name": result.config.name,
+        "config": cfg,
+        "params": result.params,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.extra.get("epochs_run"),
+        "stopped": result.stopped,
+        "train_seconds": round(result.train_seconds, 1),
+        "device": result.device,
+        "valid_metrics": result.best_metrics,
+        "history": result.history,
+        **{k: v for k, v in result.extra.items() if k != "epochs_run"},
+    }

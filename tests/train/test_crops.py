@@ -1,0 +1,133 @@
+"""Crops cache builder on a few generated images (no shared datasets, no face models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from duchenne.train import crops
+from duchenne.train.crops import CanvasConfig
+
+pytest.importorskip("torch")  # data.py (cache I/O) lives beside the torch Dataset
+
+from duchenne.train.data import cache_path, load_cache, save_cache  # noqa: E402
+
+
+def _face(rng: np.random.Generator, size: int, bright: bool) -> np.ndarray:
+    img = rng.integers(0, 60, (size, size), dtype=np.uint8) + (150 if bright else 20)
+    cv2.circle(img, (size // 3, size // 3), max(1, size // 12), 0, -1)
+    cv2.circle(img, (2 * size // 3, size // 3), max(1, size // 12), 0, -1)
+    return img.astype(np.uint8)
+
+
+def make_ferplus(root: Path, n: int = 6) -> Path:
+    """A FER+ layout with ``n`` generated 48x48 images per split."""
+    rng = np.random.default_rng(0)
+    for split in ("Train", "Valid", "Test"):
+        folder = root / "ferplus" / f"FER2013{split}"
+        folder.mkdir(parents=True)
+        rows = []
+        for i in range(n):
+            name = f"fer{i:07d}.png"
+            cv2.imwrite(str(folder / name), _face(rng, 48, bright=i % 2 == 0))
+            votes = [0] * 10
+            votes[1 if i % 3 == 0 else 0] = 7
+            votes[2] = 3
+            rows.append(f'{name},"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
+        (folder / "label.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def make_smilesmiled(root: Path, n: int = 5) -> Path:
+    rng = np.random.default_rng(1)
+    for cls in ("positives", "negatives"):
+        folder = root / "smilesmiled" / "SMILEs" / cls / f"{cls}7"
+        folder.mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(folder / f"{i}.jpg"), _face(rng, 64, bright=cls == "positives"))
+    return root
+
+
+class BrightFinder:
+    """Stub face finder: 'detects' bright images only, eyes where the generator drew them."""
+
+    def __init__(self, canvas: CanvasConfig) -> None:
+        self.canvas = canvas
+
+    def __call__(self, canvas_rgb: np.ndarray) -> np.ndarray | None:
+        c = self.canvas
+        inner = canvas_rgb[c.border : c.border + c.upscale, c.border : c.border + c.upscale]
+        if inner.mean() < 100:
+            return None
+        s = c.upscale
+        return np.array(
+            [[c.border + s / 3, c.border + s / 3], [c.border + 2 * s / 3, c.border + s / 3]],
+            np.float32,
+        )
+
+
+def test_resize_mode_builds_cache(tmp_path: Path) -> None:
+    root = make_ferplus(tmp_path / "data")
+    meta = crops.build_cache(
+        "ferplus", "train", data_root=root, cache_dir=tmp_path / "cache", mode="resize", processes=1
+    )
+    assert meta["n"] == 6 and meta["mode"] == "resize"
+    c = load_cache(cache_path(tmp_path / "cache", "ferplus_train"))
+    assert c.images.shape == (6, 48, 48) and c.images.dtype == np.uint8
+    assert c.has_votes.all() and np.allclose(c.votes.sum(1), 1.0)
+    assert c.label.tolist() == [1, 0, 0, 1, 0, 0]
+    np.testing.assert_allclose(c.intensity[0], 0.7)
+    assert c.files[0] == "ferplus/FER2013Train/fer0000000.png"
+
+
+def test_pipeline_mode_records_failures_and_uses_template(tmp_path: Path) -> None:
+    root = make_smilesmiled(tmp_path / "data")
+    meta = crops.build_cache(
+        "smilesmiled",
+        "train",
+        data_root=root,
+        cache_dir=tmp_path / "cache",
+        processes=1,
+        finder_factory=BrightFinder,
+    )
+    c = load_cache(cache_path(tmp_path / "cache", "smilesmiled_train"))
+    assert meta["n"] == 8  # 80% of 5 + 5
+    assert meta["failed"] == int((~c.detected).sum()) == 4  # the dark negatives
+    assert meta["failure_rate"] == pytest.approx(0.5)
+    assert c.meta[0]["template_eyes"] is not None
+    assert not c.has_votes.any() and set(c.label.tolist()) == {0.0, 1.0}
+    assert c.images.shape == (8, 48, 48)
+    assert "smilesmiled_train" in crops.failure_table([meta])
+
+
+def test_template_eyes_without_detections_is_canonical() -> None:
+    cfg = CanvasConfig(upscale=100, border=10)
+    eyes = crops.template_eyes(np.zeros((3, 2, 2), np.float32), np.zeros(3, bool), cfg)
+    assert eyes[0, 1] == eyes[1, 1] == pytest.approx(10 + 33)
+    assert eyes[1, 0] - eyes[0, 0] == pytest.approx(36)
+
+
+def test_pack_roundtrip_is_near_lossless(tmp_path: Path) -> None:
+    root = make_ferplus(tmp_path / "data", n=10)
+    crops.build_cache(
+        "ferplus", "valid", data_root=root, cache_dir=tmp_path / "cache", mode="resize", processes=1
+    )
+    raw = load_cache(cache_path(tmp_path / "cache", "ferplus_valid"))
+    save_cache(tmp_path / "pack" / "ferplus_valid.npz", raw, pack_quality=100)
+    packed = load_cache(tmp_path / "pack" / "ferplus_valid.npz")
+    assert packed.images.shape == raw.images.shape
+    assert np.abs(packed.images.astype(int) - raw.images.astype(int)).mean() < 3
+    np.testing.assert_array_equal(packed.label, raw.label)
+    assert packed.meta[0]["packed_webp_quality"] == 100
+
+
+def test_implausible_detections_are_rejected() -> None:
+    cfg = CanvasConfig()
+    base = np.array([[70.0, 80.0], [118.0, 80.0]], np.float32)
+    eyes = np.stack([base, base + 1, base * 0.2, base + 60, base])
+    found = np.array([True, True, True, True, False])
+    ok = crops.plausible_eyes(eyes, found, cfg)
+    assert ok.tolist() == [True, True, False, False, False]

@@ -1,0 +1,169 @@
+"""Smoke training through the real loop + export, reproducibility, calibration, metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+import onnxruntime as ort  # noqa: E402
+
+from duchenne.train import ladder, loop  # noqa: E402
+from duchenne.train.calibrate import fit_temperature, nll  # noqa: E402
+from duchenne.train.data import CropSet, augment, cache_path, save_cache  # noqa: E402
+from duchenne.train.metrics import rankdata, roc_auc, spearman  # noqa: E402
+
+
+def _crops(name: str, n: int, seed: int, votes: bool) -> CropSet:
+    """Generated crops whose smile label is visible (a bright 'mouth' bar)."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(40, 120, (n, 48, 48), dtype=np.uint8)
+    label = (np.arange(n) % 3 == 0).astype(np.float32)
+    images[label > 0, 32:38, 14:34] = 230
+    v = np.zeros((n, 8), np.float32)
+    v[:, 0] = 1 - 0.8 * label
+    v[:, 1] = 0.8 * label
+    has = np.full(n, votes)
+    return CropSet(
+        images=images,
+        label=label,
+        votes=v if votes else np.zeros((n, 8), np.float32),
+        has_votes=has,
+        intensity=(0.8 * label) if votes else np.zeros(n, np.float32),
+        detected=np.ones(n, bool),
+        source=np.full(n, name),
+        files=np.array([f"{name}/{i}.png" for i in range(n)]),
+        meta=[{"name": name}],
+    )
+
+
+@pytest.fixture()
+def cache_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "cache"
+    save_cache(cache_path(d, "ferplus_train"), _crops("ferplus_train", 28, 0, True))
+    save_cache(cache_path(d, "smilesmiled_train"), _crops("smilesmiled_train", 12, 1, False))
+    save_cache(cache_path(d, "ferplus_valid"), _crops("ferplus_valid", 16, 2, True))
+    return d
+
+
+def _cfg(cache_dir: Path, **kw) -> loop.TrainConfig:
+    base = dict(
+        net="smile_n",
+        cache_dir=str(cache_dir),
+        epochs=2,
+        batch_size=8,
+        device="cpu",
+        threads=1,
+        seed=3,
+    )
+    return loop.TrainConfig(**{**base, **kw})
+
+
+def test_smoke_train_and_export(cache_dir: Path, tmp_path: Path) -> None:
+    result = loop.train(_cfg(cache_dir))
+    assert len(result.history) == 2 and 1 <= result.best_epoch <= 2
+    assert result.extra["train_rows"] == 40
+    ckpt = loop.save_checkpoint(result, tmp_path / "out" / "smile_n.pt")
+    net, summary = loop.load_checkpoint(ckpt)
+    assert summary["name"] == "smile_n" and summary["params"] == result.params
+    models_json = tmp_path / "models.json"
+    report = ladder.finish(
+        net,
+        summary,
+        onnx_path=tmp_path / "out" / "smile_n.onnx",
+        cache_dir=cache_dir,
+        report_dir=tmp_path / "out",
+        register=True,
+        models_json=models_json,
+    )
+    assert report["temperature"] > 0
+    sess = ort.InferenceSession(
+        str(tmp_path / "out" / "smile_n.onnx"), providers=["CPUExecutionProvider"]
+    )
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert float(meta["duchenne.temperature"]) == pytest.approx(report["temperature"], rel=1e-4)
+    entry = json.loads(models_json.read_text())["models"][0]
+    for key in (
+        "name",
+        "file",
+        "sha256",
+        "bytes",
+        "params",
+        "arch",
+        "input_size",
+        "training",
+        "temperature",
+    ):
+        assert key in entry
+    assert "valid" in entry["metrics"]
+    assert (
+        json.loads((tmp_path / "out" / "smile_n.json").read_text())["best_epoch"]
+        == result.best_epoch
+    )
+
+
+def test_fer_only_run_name(cache_dir: Path) -> None:
+    cfg = _cfg(cache_dir, train_sets=loop.FER_ONLY, epochs=1)
+    assert cfg.name == "smile_n_ferplus"
+    assert loop.train(cfg).extra["train_rows"] == 28
+
+
+def test_same_seed_same_loss(cache_dir: Path) -> None:
+    a = loop.train(_cfg(cache_dir, epochs=1))
+    b = loop.train(_cfg(cache_dir, epochs=1))
+    assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
+    for k, v in a.net.state_dict().items():
+        assert torch.equal(v, b.net.state_dict()[k])
+
+
+def test_masked_heads_ignore_smilesmiled_rows() -> None:
+    torch.manual_seed(0)
+    outs = (torch.randn(4, 1), torch.randn(4, 1), torch.randn(4, 8))
+    t = {
+        "label": torch.tensor([1.0, 0, 1, 0]),
+        "votes": torch.softmax(torch.randn(4, 8), 1),
+        "has_votes": torch.tensor([True, True, False, False]),
+        "intensity": torch.rand(4),
+    }
+    _, parts = loop.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1))
+    t2 = dict(t, votes=t["votes"].clone(), intensity=t["intensity"].clone())
+    t2["votes"][2:] = 0.0
+    t2["intensity"][2:] = 0.5
+    _, parts2 = loop.multitask_loss(outs, t2, torch.tensor(1.0), (1, 1, 1))
+    assert parts["emotion"] == parts2["emotion"] and parts["intensity"] == parts2["intensity"]
+
+
+def test_augment_keeps_shape_and_range() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 48, 48)
+    y = augment(x)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert not torch.equal(x, y)
+
+
+def test_temperature_recovers_known_scale() -> None:
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 3, 20000)
+    y = (rng.random(20000) < 1 / (1 + np.exp(-z))).astype(float)
+    t = fit_temperature(z * 2.5, y)  # logits 2.5x over-confident
+    assert t == pytest.approx(2.5, rel=0.08)
+    assert nll(z * 2.5, y, t) <= nll(z * 2.5, y, 1.0)
+
+
+def test_rank_metrics_match_definitions() -> None:
+    np.testing.assert_allclose(rankdata(np.array([3.0, 1.0, 3.0, 2.0])), [3.5, 1.0, 3.5, 2.0])
+    assert spearman(np.arange(10), np.arange(10) ** 3) == pytest.approx(1.0)
+    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
+
+
+def test_auto_epochs_fit_the_budget(cache_dir: Path) -> None:
+    cfg = _cfg(cache_dir, epochs=0, time_budget_s=600.0, max_epochs=3, patience=100)
+    result = loop.train(cfg)
+    assert cfg.epochs == 3 and len(result.history) == 3
+    with pytest.raises(ValueError):
+        loop.auto_epochs(_cfg(cache_dir, epochs=0), 1.0, 0.0)

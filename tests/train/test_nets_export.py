@@ -1,0 +1,96 @@
+"""Ladder nets: forward shapes and ONNX export (parity, BN folded, dynamic batch, metadata)."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+
+from duchenne.train import LADDER  # noqa: E402
+from duchenne.train.export import EMOTION_LABELS, OUTPUT_NAMES, export_onnx  # noqa: E402
+from duchenne.train.nets import NETS, build_net, count_params, fold_batchnorm  # noqa: E402
+
+
+def _randomise_bn(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Non-trivial BN statistics, so folding is actually exercised."""
+    g = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
+    return net.eval()
+
+
+def test_ladder_names_match_registry() -> None:
+    assert list(LADDER) == list(NETS)
+
+
+@pytest.mark.parametrize("name", LADDER)
+def test_forward_shapes(name: str) -> None:
+    torch.manual_seed(0)
+    net = build_net(name).eval()
+    smile, intensity, emotion = net(torch.randn(3, 1, 48, 48))
+    assert smile.shape == (3, 1) and intensity.shape == (3, 1) and emotion.shape == (3, 8)
+
+
+def test_ladder_sizes_increase_and_tiny_is_small() -> None:
+    params = [count_params(build_net(n)) for n in LADDER]
+    assert params[0] * 4 < 200_000  # tiny: well under 200 KB of fp32 weights
+    assert params == sorted(params)
+
+
+def test_fold_batchnorm_is_exact() -> None:
+    torch.manual_seed(0)
+    net = _randomise_bn(build_net("smile_s"))
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        want = net(x)
+        got = fold_batchnorm(net)(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    for a, b in zip(got, want, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", LADDER)
+def test_export_parity_no_bn_dynamic_batch(name: str, tmp_path) -> None:
+    torch.manual_seed(1)
+    net = _randomise_bn(build_net(name))
+    path = tmp_path / f"{name}.onnx"
+    info = export_onnx(net, path, name=name, temperature=1.25)
+    assert info["parity_max_abs_diff"] < 1e-4
+    model = onnx.load(str(path))
+    assert "BatchNormalization" not in {n.op_type for n in model.graph.node}
+    assert any(o.domain in ("", "ai.onnx") and o.version == 17 for o in model.opset_import)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["duchenne.task"] == "smile_emotion"
+    assert meta["duchenne.name"] == name
+    assert meta["duchenne.input_size"] == "48" and meta["duchenne.channels"] == "1"
+    assert float(meta["duchenne.mean"]) == 0.5 and float(meta["duchenne.std"]) == 0.5
+    assert meta["duchenne.emotion_labels"].split(",") == list(EMOTION_LABELS)
+    assert float(meta["duchenne.temperature"]) == pytest.approx(1.25)
+    assert meta["duchenne.opset"] == "17" and meta["duchenne.version"]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == list(OUTPUT_NAMES)
+    assert not isinstance(sess.get_inputs()[0].shape[0], int)
+    rng = np.random.default_rng(0)
+    for batch in (1, 5):
+        x = rng.uniform(-1, 1, (batch, 1, 48, 48)).astype(np.float32)
+        smile, intensity, emotion = sess.run(None, {"input": x})
+        with torch.no_grad():
+            ref = [t.numpy() for t in net(torch.from_numpy(x))]
+        assert (
+            smile.shape == (batch, 1)
+            and intensity.shape == (batch, 1)
+            and emotion.shape == (batch, 8)
+        )
+        np.testing.assert_allclose(smile, ref[0], atol=1e-4)
+        np.testing.assert_allclose(intensity, 1 / (1 + np.exp(-ref[1])), atol=1e-4)
+        np.testing.assert_allclose(emotion, ref[2], atol=1e-4)
+        assert np.all((intensity >= 0) & (intensity <= 1))
