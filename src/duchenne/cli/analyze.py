@@ -76,14 +76,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    analyzer = Analyzer(
-        stages=[s.strip() for s in args.stages.split(",") if s.strip()],
-        detector=args.detector,
-        smile_model=args.model,
-        max_faces=args.max_faces,
-        min_face_size=args.min_face_size,
-        threads=args.threads,
-    )
+    analyzer = analyzer_from_args(args)
     results = analyzer.analyze_batch(
         paths, crop=args.crop, progress=len(paths) > 1 and not args.quiet
     )
@@ -92,6 +85,18 @@ def run(args: argparse.Namespace) -> int:
     if args.draw:
         _draw(paths, results, args.draw)
     return _report_errors(paths, results)
+
+
+def analyzer_from_args(args: argparse.Namespace) -> Analyzer:
+    """The ``Analyzer`` the shared options ask for (stages, detector, model, limits, threads)."""
+    return Analyzer(
+        stages=[s.strip() for s in args.stages.split(",") if s.strip()],
+        detector=args.detector,
+        smile_model=args.model,
+        max_faces=args.max_faces,
+        min_face_size=args.min_face_size,
+        threads=args.threads,
+    )
 
 
 def _format_from(output: Path | None) -> str:

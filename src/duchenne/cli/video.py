@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from duchenne.analysis.analyzer import STAGES
+from duchenne.cli.analyze import analyzer_from_args
 from duchenne.errors import DuchenneError, require_extra
 from duchenne.io.sinks import FORMATS, atomic_write, to_json_text
 
@@ -70,21 +71,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """0 on success; 1 if the video could not be opened or stopped decoding part way."""
-    from duchenne.analysis.analyzer import Analyzer
     from duchenne.analysis.video import VideoAnalyzer, VideoOptions
 
     if args.plot is not None:
         require_extra("matplotlib", "plot")
     if not args.verbose:  # FFmpeg's own decoder chatter; read when the first video opens
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    analyzer = Analyzer(
-        stages=[s.strip() for s in args.stages.split(",") if s.strip()],
-        detector=args.detector,
-        smile_model=args.model,
-        max_faces=args.max_faces,
-        min_face_size=args.min_face_size,
-        threads=args.threads,
-    )
+    analyzer = analyzer_from_args(args)
     video = VideoAnalyzer(
         analyzer,
         VideoOptions(detect_every=args.detect_every),

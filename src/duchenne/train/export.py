@@ -26,6 +26,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from duchenne.faces import EMOTION_LABELS
 from duchenne.train.nets import ExportWrapper, fold_batchnorm
 
 log = logging.getLogger(__name__)
@@ -33,16 +34,6 @@ log = logging.getLogger(__name__)
 OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAMES = ("smile_logit", "intensity", "emotion_logits")
-EMOTION_LABELS = (
-    "neutral",
-    "happiness",
-    "surprise",
-    "sadness",
-    "anger",
-    "disgust",
-    "fear",
-    "contempt",
-)
 MEAN = 0.5
 STD = 0.5
 
