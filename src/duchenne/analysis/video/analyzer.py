@@ -1,0 +1,275 @@
+"""Entry points: :class:`VideoAnalyzer` (reusable) and :func:`analyze_video` (one call)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from duchenne.analysis.authenticity import (
+    AuthenticityClassifier,
+)
+from duchenne.analysis.video.options import VideoOptions, frame_feature_names
+from duchenne.analysis.video.results import VideoResult
+from duchenne.analysis.video.session import VideoSession
+from duchenne.analysis.video.tracking_stage import TrackingFaceStage
+from duchenne.errors import DuchenneError, VideoDecodeError
+from duchenne.faces import Faces
+from duchenne.io.sinks import RecordWriter
+from duchenne.io.video import Frame, Sampling, VideoInfo, VideoReader, iter_frames
+
+# the package's logger (not this module's): log records keep the name they had when the
+# package was one module
+logger = logging.getLogger(__package__)
+
+
+class VideoAnalyzer:
+    """Analyse videos with one set of models and options (the sessions are reused).
+
+    Args:
+        analyzer: a :class:`~duchenne.analysis.analyzer.Analyzer` (None = a default one).
+        options: :class:`VideoOptions`.
+        stage: replace the face stage (image -> ``Faces``), e.g. in tests.
+        classifier: a trained authenticity model (path to its JSON, or the object).
+
+    Example:
+        >>> result = VideoAnalyzer().analyze("clip.mp4", output="frames.csv")  # doctest: +SKIP
+        >>> [(t.track_id, len(t.episodes)) for t in result.tracks]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        analyzer: Any = None,
+        options: VideoOptions | None = None,
+        *,
+        stage: Callable[[np.ndarray], Faces] | None = None,
+        classifier: AuthenticityClassifier | str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.options = options or VideoOptions()
+        if stage is None:
+            if analyzer is None:
+                from duchenne.analysis.analyzer import Analyzer
+
+                analyzer = Analyzer()
+            stage = TrackingFaceStage(
+                analyzer, self.options.detect_every, self.options.min_presence
+            )
+        self.analyzer = analyzer
+        self.stage = stage
+        self.classifier, self.classifier_info = _load_classifier(classifier)
+        trained_on = (self.classifier_info or {}).get("frame_features")
+        if self.classifier is not None and self.classifier.kind == "fusion" and trained_on:
+            if tuple(trained_on) != self.feature_names:
+                raise DuchenneError(
+                    f"{self.classifier_info.get('path', 'the classifier')}: trained on per-frame "
+                    f"features {trained_on}, but this analyzer gives {list(self.feature_names)} "
+                    "(a smile model present at training time and not now, or the reverse)"
+                )
+
+    @property
+    def with_smile(self) -> bool:
+        """Whether a smile model runs (it decides the per-frame feature vector)."""
+        return bool(getattr(self.stage, "with_smile", False))
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Names of the per-frame feature vector (:func:`frame_feature_names`)."""
+        return frame_feature_names(self.with_smile)
+
+    def analyze(
+        self,
+        source: Any,
+        *,
+        output: str | os.PathLike[str] | RecordWriter | None = None,
+        format: str | None = None,
+        draw: str | os.PathLike[str] | None = None,
+        plot_dir: str | os.PathLike[str] | None = None,
+        best_dir: str | os.PathLike[str] | None = None,
+        every: int = 1,
+        fps: float | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        max_frames: int | None = None,
+        source_fps: float | None = None,
+        on_error: str = "raise",
+        callback: Callable[[Frame, Faces], None] | None = None,
+        prefetch: int = 2,
+        progress: bool = False,
+    ) -> VideoResult:
+        """Analyse one video; see :func:`analyze_video` for the arguments."""
+        if on_error not in ("raise", "return"):
+            raise ValueError("on_error must be 'raise' or 'return'")
+        sampling = Sampling(every=every, fps=fps, start=start, end=end, max_frames=max_frames)
+        reader, info, rate = _open(source, sampling, source_fps)
+        if hasattr(self.stage, "reset"):
+            self.stage.reset()
+        own_writer = output is not None and not hasattr(output, "write")
+        writer = (
+            RecordWriter(output, format, keep_partial=True, row_group_size=2000)  # type: ignore[arg-type]
+            if own_writer
+            else output
+        )
+        session = VideoSession(
+            self.stage,
+            rate,
+            self.options,
+            geometry=self.analyzer is None or "geometry" in getattr(self.analyzer, "stages", ()),
+            with_smile=self.with_smile,
+            writer=writer,
+            draw=draw,
+            plot_dir=plot_dir,
+            best_dir=best_dir,
+            classifier=self.classifier,
+            classifier_info=self.classifier_info,
+            source=_source_label(source, info),
+            info=info,
+            models=getattr(self.analyzer, "model_names", {}) if self.analyzer else {},
+        )
+        frames = iter_frames(
+            reader if reader is not None else source,
+            every=every,
+            fps=fps,
+            start=start,
+            end=end,
+            max_frames=max_frames,
+            source_fps=source_fps,
+            prefetch=prefetch,
+        )
+        try:
+            result, error = self._run(session, frames, callback, progress, info)
+        except BaseException:
+            session.abort()
+            if own_writer:
+                writer.abort()  # type: ignore[union-attr]
+            raise
+        finally:
+            frames.close()  # stops the decode thread before the reader is released
+            if reader is not None:
+                reader.close()
+        if own_writer:
+            writer.close()  # type: ignore[union-attr]
+            result.outputs["frames"] = str(writer.path)  # type: ignore[union-attr]
+        if error is not None and on_error == "raise":
+            error.result = result  # type: ignore[attr-defined]
+            raise error
+        return result
+
+    def _run(
+        self,
+        session: VideoSession,
+        frames: Iterable[Frame],
+        callback: Callable[[Frame, Faces], None] | None,
+        progress: bool,
+        info: VideoInfo | None,
+    ) -> tuple[VideoResult, VideoDecodeError | None]:
+        """The frame loop; a decode error ends it with a partial result."""
+        from tqdm.auto import tqdm
+
+        total = None if info is None or info.frame_count is None else info.frame_count
+        bar = tqdm(total=total, disable=not progress, desc="frames", unit="frame")
+        try:
+            for frame in frames:
+                faces = session.process(frame)
+                if callback is not None:
+                    callback(frame, faces)
+                bar.update(frame.index + 1 - bar.n if total else 1)
+        except VideoDecodeError as exc:
+            logger.info("%s", exc)
+            return session.finish(error=exc), exc
+        except KeyboardInterrupt:
+            if info is None or not info.is_live:
+                raise
+            logger.info("stopped by the user")  # a camera ends with Ctrl-C: keep the results
+        finally:
+            bar.close()
+        return session.finish(), None
+
+
+def analyze_video(
+    analyzer: Any,
+    source: Any,
+    *,
+    options: VideoOptions | None = None,
+    classifier: AuthenticityClassifier | str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> VideoResult:
+    """Analyse a video file, camera or frame iterable, streaming (see the module docstring).
+
+    Args:
+        analyzer: the :class:`~duchenne.analysis.analyzer.Analyzer` whose models run.
+        source: a path, a camera index, a :class:`~duchenne.io.video.VideoReader`, or an
+            iterable of RGB frames / :class:`~duchenne.io.video.Frame` (a generator is fine).
+        options: :class:`VideoOptions` (``detect_every``, episode settings ...).
+        classifier: optional trained authenticity model (JSON path or object) applied to
+            every episode (``EpisodeResult.classifier_probability``).
+        output: per-frame table (``.csv``, ``.jsonl``, ``.parquet``, ``.json`` or a
+            :class:`~duchenne.io.sinks.RecordWriter`); rows are streamed, and on a decode
+            error the rows written so far are kept (``keep_partial=True``).
+        format: table format when the suffix does not say it.
+        draw: annotated output video (``.mp4`` or ``.avi``).
+        plot_dir: one timeline PNG per face (needs matplotlib: ``duchenne[plot]``).
+        best_dir: the smiliest frame of each face (a crop around the face), as JPEG.
+        every, fps, start, end, max_frames: frame sampling and time range (seconds).
+        source_fps: frame rate of a frame iterable (default 30).
+        on_error: ``"raise"`` (default): a decode error is raised as ``VideoDecodeError``
+            *after* everything analysed before it was finished and written, with the
+            partial result as ``exc.result``; ``"return"``: the partial result is returned
+            with ``complete=False`` and ``error`` set.
+        callback: called with each frame and its faces.
+        prefetch: frames decoded ahead in a background thread.
+        progress: show a progress bar.
+
+    Returns:
+        :class:`VideoResult`: per-face summaries with their smile episodes.
+
+    Raises:
+        VideoOpenError: the source cannot be opened or has no decodable frame.
+        VideoDecodeError: decoding stopped part way (with ``on_error="raise"``).
+
+    Example:
+        >>> from duchenne import Analyzer
+        >>> result = Analyzer().analyze_video("clip.mp4", output="frames.csv")  # doctest: +SKIP
+        >>> result.tracks[0].episodes[0].genuineness.score  # doctest: +SKIP
+    """
+    return VideoAnalyzer(analyzer, options, classifier=classifier).analyze(source, **kwargs)
+
+
+def _open(
+    source: Any, sampling: Sampling, source_fps: float | None
+) -> tuple[VideoReader | None, VideoInfo | None, float]:
+    """Open a path/camera source once (for its info); the analysis rate of the frames."""
+    if isinstance(source, VideoReader):
+        return None, source.info, sampling.effective_fps(source.info.fps) or 30.0
+    if isinstance(source, (str, os.PathLike, int)) and not isinstance(source, bool):
+        reader = VideoReader(source)
+        rate = sampling.effective_fps(reader.info.fps) or 30.0
+        return reader, reader.info, rate
+    return None, None, sampling.effective_fps(float(source_fps or 30.0))
+
+
+def _source_label(source: Any, info: VideoInfo | None) -> str:
+    return info.source if info is not None else "<frames>"
+
+
+def _load_classifier(
+    classifier: AuthenticityClassifier | str | os.PathLike[str] | None,
+) -> tuple[AuthenticityClassifier | None, dict[str, Any] | None]:
+    """A classifier object and its provenance (``{"path": ...}`` plus what the file records)."""
+    if classifier is None:
+        return None, None
+    if isinstance(classifier, AuthenticityClassifier):
+        return classifier, {"kind": classifier.kind, "provenance": "passed in by the caller"}
+    import json
+
+    path = Path(classifier)
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+        model = AuthenticityClassifier.from_dict(content)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DuchenneError(f"{path}: not a duchenne authenticity model ({exc})") from None
+    info = {"path": str(path), "kind": model.kind, **content.get("provenance", {})}
+    return model, info

@@ -1,0 +1,82 @@
+"""Settings of the video analysis and the names of the per-frame feature vector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from duchenne.face.geometry import GEOMETRY_KEYS
+from duchenne.faces import EMOTION_LABELS
+
+#: Per-frame feature vector (fusion classifier input) when a smile model runs.
+FRAME_FEATURES: tuple[str, ...] = (
+    "smile",
+    "smile_score",
+    *(f"emotion.{e}" for e in EMOTION_LABELS),
+    *(f"geometry.{g}" for g in GEOMETRY_KEYS),
+)
+
+
+def frame_feature_names(with_smile: bool) -> tuple[str, ...]:
+    """Names of the per-frame feature vector: :data:`FRAME_FEATURES` or geometry only."""
+    if with_smile:
+        return FRAME_FEATURES
+    return tuple(f"geometry.{g}" for g in GEOMETRY_KEYS)
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """Settings of the video analysis (defaults suit 25-60 fps video of people).
+
+    Attributes:
+        detect_every: run the face detector every N analysed frames (1 = every frame);
+            between, faces are tracked by their landmark ROI.
+        min_presence: Face Mesh face-presence probability below which a tracked face is
+            lost (the detector then runs on that frame).
+        occlusion_s: a face missing for up to this long keeps its ID when it comes back.
+        smooth: One-Euro-filter the landmarks of each track (output rows, geometry, drawing).
+        signal_landmarks: landmarks the smile signals are computed from: ``"raw"`` (default;
+            the signals are then smoothed by the zero-phase Gaussian of
+            :func:`~duchenne.analysis.dynamics.smooth_signal`, which does not delay them)
+            or ``"smoothed"`` (One Euro; causal, so slow movements lag by 2-4 frames and
+            onsets are measured late).
+        episodes: ``"auto"`` (segment smiles with ``find_episodes``), ``"single"`` (each
+            track is one pre-cut smile clip, the D-Marker dataset protocol; keeps the whole
+            track's signals), or ``"none"``.
+        window_s: signal window per track before finished smiles are flushed (``auto``).
+        context_s: seconds of signal kept after a flush (the neutral lead-in of the next smile).
+        episode_threshold: rise of ``D_lip`` above its rest level that starts a smile.
+        min_episode_s: shortest smile counted.
+        min_track_frames: tracks seen on fewer frames are left out of the summaries
+            (their rows are still written).
+        collect_features: keep per-frame feature vectors and report each episode's mean
+            (the fusion classifier's deep features).
+        timeline_points: resolution of the per-track timeline kept for the plot.
+        best_margin: margin around the face, as a fraction of its box, in best-frame crops.
+    """
+
+    detect_every: int = 10
+    min_presence: float = 0.5
+    occlusion_s: float = 1.0
+    smooth: bool = True
+    signal_landmarks: str = "raw"
+    episodes: str = "auto"
+    window_s: float = 60.0
+    context_s: float = 5.0
+    episode_threshold: float = 0.03
+    min_episode_s: float = 0.25
+    min_track_frames: int = 3
+    collect_features: bool = False
+    timeline_points: int = 2000
+    best_margin: float = 0.4
+
+    def __post_init__(self) -> None:
+        if self.detect_every < 1:
+            raise ValueError("detect_every must be >= 1")
+        if self.signal_landmarks not in ("raw", "smoothed"):
+            raise ValueError("signal_landmarks must be 'raw' or 'smoothed'")
+        if self.episodes not in ("auto", "single", "none"):
+            raise ValueError("episodes must be 'auto', 'single' or 'none'")
+        if self.window_s <= 2 * self.context_s:
+            raise ValueError("window_s must be more than twice context_s")
+        if self.timeline_points < 16:
+            raise ValueError("timeline_points must be >= 16")

@@ -1,0 +1,248 @@
+"""The per-frame state machine of one video: faces, tracks, rows, side outputs, result."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from duchenne.analysis.authenticity import (
+    AuthenticityClassifier,
+)
+from duchenne.analysis.video.options import VideoOptions, frame_feature_names
+from duchenne.analysis.video.outputs import _AnnotatedVideo
+from duchenne.analysis.video.results import TrackSummary, VideoResult
+from duchenne.analysis.video.track import _Track
+from duchenne.errors import DuchenneError
+from duchenne.face.geometry import GEOMETRY_KEYS, geometry_arrays
+from duchenne.face.track import FaceTracker
+from duchenne.faces import EMOTION_LABELS, Faces
+from duchenne.io.image import save_image_atomic
+from duchenne.io.sinks import flatten_record
+from duchenne.io.video import Frame, VideoInfo
+
+# the package's logger (not this module's): log records keep the name they had when the
+# package was one module
+logger = logging.getLogger(__package__)
+
+
+class VideoSession:
+    """The per-frame state machine behind :func:`analyze_video` (one video at a time).
+
+    ``process`` takes frames in time order and returns each frame's ``Faces`` (with track
+    IDs, smoothed landmarks and geometry); ``finish`` ends every track and returns the
+    :class:`VideoResult`. Use it directly to drive the analysis from your own frame loop
+    (e.g. to display a webcam feed).
+
+    Args:
+        stage: callable image -> ``Faces`` (e.g. :class:`TrackingFaceStage`).
+        fps: rate of the analysed frames (for the dynamics; the timestamps place them).
+        options: :class:`VideoOptions`.
+        geometry: compute the geometry values on the smoothed landmarks.
+        writer: per-frame record sink (anything with ``write(record)``), or None.
+        draw: annotated output video path, or None.
+        plot_dir, best_dir: folders for the per-face timeline PNG and smiliest frame.
+        classifier: a trained :class:`AuthenticityClassifier` applied to every episode.
+        classifier_info: its provenance (from the saved model), reported with results.
+        source, info, models: facts reported in the result.
+    """
+
+    def __init__(
+        self,
+        stage: Callable[[np.ndarray], Faces],
+        fps: float,
+        options: VideoOptions | None = None,
+        *,
+        geometry: bool = True,
+        with_smile: bool = False,
+        writer: Any = None,
+        draw: str | os.PathLike[str] | None = None,
+        plot_dir: str | os.PathLike[str] | None = None,
+        best_dir: str | os.PathLike[str] | None = None,
+        classifier: AuthenticityClassifier | None = None,
+        classifier_info: dict[str, Any] | None = None,
+        source: str = "<frames>",
+        info: VideoInfo | None = None,
+        models: dict[str, str] | None = None,
+    ) -> None:
+        self.stage = stage
+        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self.options = options or VideoOptions()
+        self.geometry = geometry
+        self.with_smile = with_smile
+        self.feature_names = frame_feature_names(with_smile)
+        if classifier is not None and classifier.kind == "fusion":
+            self.options = replace(self.options, collect_features=True)
+        self.classifier = classifier
+        self.classifier_info = classifier_info
+        self.writer = writer
+        self.draw = _AnnotatedVideo(Path(draw), self.fps) if draw else None
+        self.plot_dir = Path(plot_dir) if plot_dir else None
+        self.best_dir = Path(best_dir) if best_dir else None
+        self.keep_best = self.best_dir is not None
+        self.source, self.info, self.models = source, info, dict(models or {})
+        opts = self.options
+        self.tracker = FaceTracker(
+            max_missed=max(3, math.ceil(opts.occlusion_s * self.fps)),
+            max_gap_s=opts.occlusion_s,
+            fps=self.fps,
+            smooth=opts.smooth,
+        )
+        self.tracks: dict[int, _Track] = {}
+        self.summaries: list[TrackSummary] = []
+        self.short_tracks = 0
+        self.samples = 0
+        self.rows = 0
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+        self._t0 = time.perf_counter()
+
+    # -- per frame ---------------------------------------------------------------------
+
+    def process(self, frame: Frame) -> Faces:
+        """Analyse one frame; returns its faces with ``track_id`` set."""
+        faces = self.stage(frame.image)
+        detected = np.asarray(faces.meta.get("detected", np.zeros(len(faces), bool)))
+        raw = faces.landmarks
+        ids, smoothed = self.tracker.update(faces.xyxy, raw, t=frame.time)
+        faces.track_id = ids
+        if smoothed is not None and len(faces):
+            faces.landmarks = smoothed.astype(np.float32)
+            if self.geometry:
+                faces.data.update(geometry_arrays(faces.landmarks))
+        faces.meta.update(frame=frame.index, time=frame.time)
+        for i, tid in enumerate(ids.tolist()):
+            track = self.tracks.get(tid)
+            if track is None:
+                track = self.tracks[tid] = _Track(tid, self)
+            track.add(self.samples, frame, faces, i, None if raw is None else raw[i])
+            if self.writer is not None:
+                self.writer.write(self._row(frame, faces, i, bool(detected[i])))
+                self.rows += 1
+        self._end_lost_tracks()
+        if self.draw is not None:
+            self.draw.write(frame, faces)
+        self.samples += 1
+        if self.first_time is None:
+            self.first_time = frame.time
+        self.last_time = frame.time
+        return faces
+
+    def _row(self, frame: Frame, faces: Faces, i: int, detected: bool) -> dict[str, Any]:
+        face = faces.face(i).to_dict()
+        face.pop("id", None)
+        face.pop("keypoints", None)
+        face.pop("track_id", None)
+        row: dict[str, Any] = {
+            "time": round(frame.time, 4),
+            "frame": frame.index,
+            "face": int(faces.track_id[i]),  # type: ignore[index]
+            "detected": detected,
+        }
+        row.update(face)
+        return flatten_record(row)
+
+    def _end_lost_tracks(self) -> None:
+        alive = set(self.tracker.active_ids)
+        for tid in [t for t in self.tracks if t not in alive]:
+            self._end(tid)
+
+    def _end(self, tid: int) -> None:
+        track = self.tracks.pop(tid)
+        summary = track.finish()
+        if summary.n_frames >= self.options.min_track_frames:
+            self.summaries.append(summary)
+        else:
+            self.short_tracks += 1
+
+    def frame_features(self, faces: Faces, i: int) -> np.ndarray:
+        """The per-frame feature vector of face ``i`` (:func:`frame_feature_names`)."""
+        geo = [float(faces.data[g][i]) if g in faces.data else math.nan for g in GEOMETRY_KEYS]
+        if not self.with_smile:
+            return np.array(geo)
+        if faces.smile is None or faces.emotion is None or faces.smile_score is None:
+            head = [math.nan] * (2 + len(EMOTION_LABELS))
+        else:
+            head = [float(faces.smile[i]), float(faces.smile_score[i]), *faces.emotion[i].tolist()]
+        return np.array(head + geo)
+
+    def classify(self, dmarkers: np.ndarray, features: np.ndarray | None) -> float | None:
+        """The trained classifier's P(spontaneous) for one episode, if one is loaded."""
+        if self.classifier is None:
+            return None
+        deep = None
+        if self.classifier.kind == "fusion":
+            if features is None or not np.all(np.isfinite(features)):
+                return None
+            deep = features[None].astype(np.float64)
+        return float(self.classifier.predict_proba(dmarkers[None].astype(np.float64), deep)[0])
+
+    def write_track_outputs(self, track: _Track, summary: TrackSummary) -> None:
+        """Plot and best frame of a finished track.
+
+        A failure here (disk full, unwritable folder) is logged and leaves the field None:
+        these are side outputs, and raising would discard the analysis of the whole video.
+        """
+        if self.best_dir is not None and track.best_crop is not None:
+            path = self.best_dir / f"face_{track.id}.jpg"
+            try:
+                save_image_atomic(track.best_crop, path)
+                summary.best_image = str(path)
+            except (OSError, ValueError) as exc:
+                logger.warning("%s: best frame not written (%s)", path, exc)
+        if self.plot_dir is not None:
+            from duchenne.analysis.timeline_plot import plot_track
+
+            path = self.plot_dir / f"face_{track.id}.png"
+            try:
+                plot_track(track.timeline.values(), summary, path, fps=self.fps)
+                summary.plot = str(path)
+            except (OSError, ValueError, DuchenneError) as exc:
+                logger.warning("%s: plot not written (%s)", path, exc)
+
+    # -- end ---------------------------------------------------------------------------
+
+    def finish(self, error: BaseException | None = None) -> VideoResult:
+        """End every track; close the annotated video; return the result."""
+        for tid in list(self.tracks):
+            self._end(tid)
+        if self.draw is not None:
+            self.draw.close(commit=True)
+        outputs = {}
+        if self.draw is not None and self.draw.path.exists():
+            outputs["video"] = str(self.draw.path)
+        if self.plot_dir is not None:
+            outputs["plots"] = str(self.plot_dir)
+        if self.best_dir is not None:
+            outputs["best"] = str(self.best_dir)
+        return VideoResult(
+            source=self.source,
+            info=self.info,
+            fps=self.fps,
+            frames_analysed=self.samples,
+            first_time=self.first_time,
+            last_time=self.last_time,
+            tracks=sorted(self.summaries, key=lambda s: s.track_id),
+            complete=error is None,
+            error=None if error is None else f"{type(error).__name__}: {error}",
+            rows_written=self.rows,
+            detector_runs=int(getattr(self.stage, "detector_runs", 0)),
+            elapsed_s=time.perf_counter() - self._t0,
+            short_tracks=self.short_tracks,
+            models=self.models,
+            feature_names=self.feature_names if self.options.collect_features else (),
+            classifier=self.classifier_info,
+            outputs=outputs,
+        )
+
+    def abort(self) -> None:
+        """Discard the annotated video (on an unexpected error)."""
+        if self.draw is not None:
+            self.draw.close(commit=False)

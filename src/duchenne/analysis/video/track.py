@@ -1,0 +1,307 @@
+"""Compact running state of one face track: signal window, episodes, timeline, best frame."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from duchenne.analysis.authenticity import (
+    assess_episode,
+    episode_deep_features,
+)
+from duchenne.analysis.dmarkers import dmarker_vector
+from duchenne.analysis.dynamics import (
+    LANDMARKS,
+    SmileEpisode,
+    SmileSignals,
+    compute_signals,
+    find_episodes,
+    single_episode,
+)
+from duchenne.analysis.video.buffers import _Column, _Decimator
+from duchenne.analysis.video.outputs import _crop
+from duchenne.analysis.video.results import EpisodeResult, TrackSummary
+from duchenne.faces import Faces
+from duchenne.io.video import Frame
+
+if TYPE_CHECKING:
+    from duchenne.analysis.video.session import VideoSession
+
+
+SIGNAL_FIELDS: tuple[str, ...] = (
+    "lip",
+    "eyelid",
+    "cheek",
+    "lip_left",
+    "lip_right",
+    "eyelid_left",
+    "eyelid_right",
+    "cheek_left",
+    "cheek_right",
+)
+
+
+# column layout of the per-track buffer: time, frame, smile score, smile, then x, y of the
+# Face Mesh points the smile signals use
+_USED = np.array(sorted(set(LANDMARKS.values())), dtype=np.intp)
+_T, _F, _SCORE, _SMILE, _PTS = 0, 1, 2, 3, 4
+_WIDTH = _PTS + 2 * len(_USED)
+_CHUNK = 64  # frames per compute_signals call (bounds its temporary arrays to ~2 MB)
+
+
+def _signals_of(points: np.ndarray, reference: np.ndarray | None) -> SmileSignals:
+    """Raw D signals of (T, len(_USED), 2) points against the reference frame's points.
+
+    ``compute_signals`` takes full Face Mesh arrays; the points it does not use are NaN,
+    and it runs on chunks with the reference frame prepended (frame 0 of each call).
+    """
+    n = len(points)
+    out = {name: np.full(n, np.nan) for name in SIGNAL_FIELDS}
+    if reference is None or n == 0:
+        return SmileSignals(**out)
+    for a in range(0, n, _CHUNK):
+        chunk = points[a : a + _CHUNK]
+        full = np.full((len(chunk) + 1, 468, 2), np.nan)
+        full[0, _USED] = reference
+        full[1:, _USED] = chunk
+        try:
+            sig = compute_signals(full, reference_frame=0)
+        except ValueError:  # degenerate reference: no signal
+            return SmileSignals(**out)
+        for name in SIGNAL_FIELDS:
+            out[name][a : a + len(chunk)] = getattr(sig, name)[1:]
+    return SmileSignals(**out)
+
+
+class _Track:
+    """Compact running state of one face track (see the module docstring)."""
+
+    def __init__(self, track_id: int, session: VideoSession) -> None:
+        self.id = track_id
+        self.s = session
+        opts = session.options
+        self.buffer = _Column(_WIDTH)
+        self.features = _Column(len(session.feature_names)) if opts.collect_features else None
+        self.timeline = _Decimator(opts.timeline_points, 6)
+        self._fed = 0  # leading buffer rows already added to the timeline
+        self.reference: np.ndarray | None = None
+        self.last_sample: int | None = None
+        self.first_time = self.last_time = math.nan
+        self.first_frame = self.last_frame = -1
+        self.n_frames = 0
+        self.smile_sum = 0.0
+        self.smile_n = 0
+        self.peak_smile: float | None = None
+        self.best: tuple[float, float, int] | None = None  # value, time, frame
+        self.best_crop: np.ndarray | None = None
+        self.episodes: list[EpisodeResult] = []
+
+    # -- per frame ---------------------------------------------------------------------
+
+    def add(self, sample: int, frame: Frame, faces: Faces, i: int, raw: np.ndarray | None) -> None:
+        """Record face ``i`` of ``faces`` on ``frame``.
+
+        ``raw``: the face's unfiltered landmarks, used for the signals when
+        ``signal_landmarks="raw"``.
+        """
+        self._fill_gap(sample, frame)
+        use_raw = self.s.options.signal_landmarks == "raw" and raw is not None
+        lm = raw if use_raw else (None if faces.landmarks is None else faces.landmarks[i])
+        row = np.full(_WIDTH, np.nan)
+        row[_T], row[_F] = frame.time, frame.index
+        score = None if faces.smile_score is None else float(faces.smile_score[i])
+        if score is not None:
+            row[_SCORE] = score
+        if faces.smile is not None:
+            row[_SMILE] = float(faces.smile[i])
+        if lm is not None and len(lm) > _USED[-1]:
+            pts = np.asarray(lm[_USED, :2], np.float64)
+            if np.all(np.isfinite(pts)):
+                row[_PTS:] = pts.ravel()
+                if self.reference is None:
+                    self.reference = pts
+        self.buffer.append(row)
+        if self.features is not None:
+            self.features.append(self.s.frame_features(faces, i))
+        self._count(frame, score)
+        if score is not None:
+            self._maybe_best(frame, faces, i, score)
+        elif "lip_corner_elevation" in faces.data:
+            self._maybe_best(frame, faces, i, float(faces.data["lip_corner_elevation"][i]))
+        self.last_sample = sample
+        windowed = self.s.options.episodes in ("auto", "none")
+        if windowed and self._span() >= self.s.options.window_s:
+            self.flush(final=False)
+
+    def _fill_gap(self, sample: int, frame: Frame) -> None:
+        """NaN rows for the analysed frames where this face was missing (times interpolated)."""
+        if self.last_sample is None or sample - self.last_sample <= 1 or not self.buffer.n:
+            return
+        missing = sample - self.last_sample - 1
+        last = self.buffer.view()[-1]
+        for k in range(1, missing + 1):
+            frac = k / (missing + 1)
+            row = np.full(_WIDTH, np.nan)
+            row[_T] = last[_T] + frac * (frame.time - last[_T])
+            row[_F] = round(last[_F] + frac * (frame.index - last[_F]))
+            self.buffer.append(row)
+            if self.features is not None:
+                self.features.append(np.full(self.features.data.shape[1], np.nan))
+
+    def _count(self, frame: Frame, score: float | None) -> None:
+        if self.n_frames == 0:
+            self.first_time, self.first_frame = frame.time, frame.index
+        self.last_time, self.last_frame = frame.time, frame.index
+        self.n_frames += 1
+        if score is not None and math.isfinite(score):
+            self.smile_sum += score
+            self.smile_n += 1
+            self.peak_smile = score if self.peak_smile is None else max(self.peak_smile, score)
+
+    def _maybe_best(self, frame: Frame, faces: Faces, i: int, value: float) -> None:
+        if not math.isfinite(value) or (self.best is not None and value <= self.best[0]):
+            return
+        self.best = (value, frame.time, frame.index)
+        if self.s.keep_best:
+            self.best_crop = _crop(frame.image, faces.xyxy[i], self.s.options.best_margin)
+
+    def _span(self) -> float:
+        view = self.buffer.view()
+        return float(view[-1, _T] - view[0, _T]) if len(view) > 1 else 0.0
+
+    # -- episodes ----------------------------------------------------------------------
+
+    def flush(self, final: bool) -> None:
+        """Segment and measure the smiles in the buffer; cut it (or empty it if ``final``)."""
+        data = self.buffer.view()
+        n = len(data)
+        if n == 0:
+            return
+        fps = self.s.fps
+        raw = _signals_of(data[:, _PTS:].reshape(n, -1, 2), self.reference)
+        usable = n >= 3 and bool(np.isfinite(raw.lip).any())
+        signals = raw.smoothed(fps) if usable else raw
+        mode = self.s.options.episodes
+        episodes: list[SmileEpisode] = []
+        if usable and mode == "single":
+            episodes = [single_episode(signals.lip, fps)]
+        elif usable and mode == "auto":
+            episodes = find_episodes(
+                signals.lip,
+                fps,
+                threshold=self.s.options.episode_threshold,
+                min_duration=self.s.options.min_episode_s,
+            )
+        cut = n
+        if not final:
+            episodes, cut = self._finished(episodes, n)
+        for ep in episodes:
+            self.episodes.append(self._measure(ep, signals, data))
+        self._feed_timeline(data, raw, cut)
+        self._cut(cut)
+
+    def _feed_timeline(self, data: np.ndarray, raw: SmileSignals, upto: int) -> None:
+        """Add rows ``[_fed, upto)`` to the decimated timeline (raw signals)."""
+        for k in range(self._fed, upto):
+            self.timeline.add(
+                np.array(
+                    [
+                        data[k, _T],
+                        data[k, _SCORE],
+                        data[k, _SMILE],
+                        raw.lip[k],
+                        raw.eyelid[k],
+                        raw.cheek[k],
+                    ]
+                )  # fmt: skip
+            )
+        self._fed = max(self._fed, upto)
+
+    def _finished(self, episodes: list[SmileEpisode], n: int) -> tuple[list[SmileEpisode], int]:
+        """Episodes that ended before the last ``context_s``, and where to cut the buffer."""
+        keep = self._context_rows()
+        done = [e for e in episodes if e.end_frame < n - keep]
+        pending = [e for e in episodes if e.end_frame >= n - keep]
+        cut = n - keep if not pending else min(n - keep, pending[0].start_frame)
+        if cut <= 0 and pending:  # one smile longer than the window: report it cut short
+            first = pending[0]
+            first.truncated = True
+            done.append(first)
+            cut = first.end_frame + 1
+        return done, max(cut, 0)
+
+    def _context_rows(self) -> int:
+        return max(1, int(round(self.s.options.context_s * self.s.fps)))
+
+    def _cut(self, k: int) -> None:
+        self.buffer.drop_first(k)
+        if self.features is not None:
+            self.features.drop_first(k)
+        self._fed = max(0, self._fed - k)
+
+    def _measure(self, ep: SmileEpisode, signals: SmileSignals, data: np.ndarray) -> EpisodeResult:
+        fps = self.s.fps
+        t, frames = data[:, _T], data[:, _F]
+        assessed = assess_episode(signals, ep, fps)
+        dm = dmarker_vector(signals, ep, fps).astype(np.float32)
+        scores = data[ep.start_frame : ep.end_frame + 1, _SCORE]
+        peak_score = float(np.nanmax(scores)) if np.isfinite(scores).any() else None
+        feats = None
+        if self.features is not None:
+            try:
+                feats = episode_deep_features(self.features.view(), ep).astype(np.float32)
+            except ValueError:
+                feats = None
+        prob = self.s.classify(dm, feats)
+
+        def span(phase: tuple[int, int]) -> tuple[float, float]:
+            return float(t[phase[0]]), float(t[phase[1]])
+
+        return EpisodeResult(
+            track_id=self.id,
+            index=len(self.episodes),
+            start_time=float(t[ep.start_frame]),
+            end_time=float(t[ep.end_frame]),
+            onset=span(ep.onset),
+            apex=span(ep.apex),
+            offset=span(ep.offset),
+            start_frame=int(frames[ep.start_frame]),
+            end_frame=int(frames[ep.end_frame]),
+            peak_time=float(t[ep.peak_frame]),
+            peak_frame=int(frames[ep.peak_frame]),
+            peak_amplitude=float(ep.peak_amplitude),
+            peak_smile_score=peak_score,
+            truncated=bool(ep.truncated),
+            duchenne=assessed.duchenne,
+            genuineness=assessed.genuineness,
+            dmarkers=dm,
+            features=feats,
+            classifier_probability=prob,
+        )
+
+    # -- end ---------------------------------------------------------------------------
+
+    def finish(self) -> TrackSummary:
+        """Flush the last smiles, write the plot and best frame, free the buffers."""
+        self.flush(final=True)
+        summary = TrackSummary(
+            track_id=self.id,
+            first_time=self.first_time,
+            last_time=self.last_time,
+            first_frame=self.first_frame,
+            last_frame=self.last_frame,
+            n_frames=self.n_frames,
+            peak_smile_score=self.peak_smile,
+            mean_smile_score=self.smile_sum / self.smile_n if self.smile_n else None,
+            best_time=None if self.best is None else self.best[1],
+            best_frame=None if self.best is None else self.best[2],
+            best_value=None if self.best is None else self.best[0],
+            episodes=self.episodes,
+        )
+        if self.n_frames >= self.s.options.min_track_frames:
+            self.s.write_track_outputs(self, summary)
+        self.best_crop = None
+        self.timeline = _Decimator(16, 6)
+        return summary
