@@ -17,7 +17,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_note, markdown_table, time_calls, update_readme  # noqa: E402
-
 from duchenne.models.registry import default_smile_model, get_model_cfg, list_models  # noqa: E402
 from duchenne.models.smile import SmileModel  # noqa: E402
 
@@ -27,7 +26,13 @@ def count_params(path: Path) -> int:
     import onnx
 
     model = onnx.load(str(path))
-    return int(sum(np.prod(t.dims) for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT))
+    return int(
+        sum(
+            np.prod(t.dims)
+            for t in model.graph.initializer
+            if t.data_type == onnx.TensorProto.FLOAT
+        )
+    )
 
 
 def measure(name: str, runs: int) -> dict[str, object]:
@@ -56,7 +61,9 @@ def measure(name: str, runs: int) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args()
@@ -69,6 +76,27 @@ def main() -> None:
     print(text)
     if args.readme:
         update_readme("bench-models", text)
+        record_latency(rows)
+
+
+def record_latency(rows: list[dict[str, object]]) -> None:
+    """Store each variant's measured batch-1 latency in models.json (shown by `duchenne models`)."""
+    import json
+
+    from duchenne.io.sinks import atomic_write
+    from duchenne.models.registry import ASSETS
+
+    path = ASSETS / "models.json"
+    doc = json.loads(path.read_text())
+    measured = {str(r["model"]).split(" ")[0]: r["batch-1 median ms (1 thread)"] for r in rows}
+    for entry in doc["models"]:
+        if entry["name"] in measured:
+            entry["latency"] = {
+                "cpu_1thread_batch1_ms": round(float(measured[entry["name"]]), 3),
+                "by": "benchmarks/bench_models.py",
+            }
+    with atomic_write(path, mode="w") as fh:
+        fh.write(json.dumps(doc, indent=2) + "\n")
 
 
 if __name__ == "__main__":

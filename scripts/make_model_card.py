@@ -20,7 +20,6 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_models import measure  # noqa: E402
 from common import update_readme  # noqa: E402
-
 from duchenne.datasets import read_dataset  # noqa: E402
 from duchenne.evaluation.runner import _targets, dataset_crops, model_report  # noqa: E402
 from duchenne.io.sinks import atomic_write  # noqa: E402
@@ -30,15 +29,22 @@ from duchenne.models.smile import SmileModel  # noqa: E402
 CARD = REPO / "MODEL_CARD.md"
 
 
-def evaluate_sets(data: Path, models: dict[str, SmileModel], n_boot: int) -> dict[str, dict[str, dict]]:
+def evaluate_sets(
+    data: Path, models: dict[str, SmileModel], n_boot: int
+) -> dict[str, dict[str, dict]]:
     """{dataset: {model: report}} on FER+ Test and the SMILEsmileD held-out split."""
-    sets = {"FER+ Test": (data / "ferplus", "Test"), "SMILEsmileD test (seed 0, 20%)": (data / "smilesmiled", "test")}
+    sets = {
+        "FER+ Test": (data / "ferplus", "Test"),
+        "SMILEsmileD test (seed 0, 20%)": (data / "smilesmiled", "test"),
+    }
     out: dict[str, dict[str, dict]] = {}
     for label, (path, split) in sets.items():
         samples = list(read_dataset(path, split))
         crops = dataset_crops(samples, 48, "canvas")
         targets = _targets(samples)
-        out[label] = {name: model_report(m(crops.crops), targets, n_boot, 0) for name, m in models.items()}
+        out[label] = {
+            name: model_report(m(crops.crops), targets, n_boot, 0) for name, m in models.items()
+        }
         out[label]["_detected_rate"] = float(crops.detected.mean())
     return out
 
@@ -65,7 +71,10 @@ def metrics_table(results: dict[str, dict[str, dict]]) -> str:
                 f"| {_ci(r.get('smile_score_spearman'))} | {_ci(r.get('emotion', {}).get('accuracy'))} |"
             )
     rates = ", ".join(f"{d}: {100 * r['_detected_rate']:.1f}%" for d, r in results.items())
-    lines += ["", f"Face found by the crop pipeline (else fixed-template fallback crop): {rates}. 95% percentile-bootstrap CIs."]
+    lines += [
+        "",
+        f"Face found by the crop pipeline (else fixed-template fallback crop): {rates}. 95% percentile-bootstrap CIs.",
+    ]
     return "\n".join(lines)
 
 
@@ -78,7 +87,12 @@ def latency_table(names: list[str]) -> str:
 
 def replace_block(text: str, name: str, body: str) -> str:
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    return re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: f"{start}\n{body}\n{end}", text, flags=re.S)
+    return re.sub(
+        re.escape(start) + r".*?" + re.escape(end),
+        lambda _: f"{start}\n{body}\n{end}",
+        text,
+        flags=re.S,
+    )
 
 
 def update_models_json(results: dict[str, dict[str, dict]]) -> None:
@@ -92,16 +106,23 @@ def update_models_json(results: dict[str, dict[str, dict]]) -> None:
         f1 = fer[name]["smile"]["f1"]["value"]
         acc = smile[name]["smile"]["accuracy"]["value"]
         emo = fer[name].get("emotion", {}).get("accuracy", {}).get("value")
-        entry.setdefault("metrics", {})["test"] = {"ferplus_test": fer[name], "smilesmiled_test": smile[name]}
+        entry.setdefault("metrics", {})["test"] = {
+            "ferplus_test": fer[name],
+            "smilesmiled_test": smile[name],
+        }
         entry["metrics"]["summary"] = f"FER+ F1 {f1:.3f}, emo {emo:.3f}; SMILEs acc {acc:.3f}"
     with atomic_write(path, mode="w") as fh:
         fh.write(json.dumps(doc, indent=2) + "\n")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "datasets")
-    parser.add_argument("--fer-only", type=Path, help="ONNX of the variant trained on FER+ only (cross-dataset row)")
+    parser.add_argument(
+        "--fer-only", type=Path, help="ONNX of the variant trained on FER+ only (cross-dataset row)"
+    )
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args()
     names = list_models("smile_*", task="smile_emotion")
@@ -117,7 +138,10 @@ def main() -> None:
     card = replace_block(card, "card-latency", latency)
     with atomic_write(CARD, mode="w") as fh:
         fh.write(card)
-    update_readme("metrics", metrics + f"\n\nDefault variant: `{default_smile_model()}`. Details in MODEL_CARD.md.")
+    update_readme(
+        "metrics",
+        metrics + f"\n\nDefault variant: `{default_smile_model()}`. Details in MODEL_CARD.md.",
+    )
     print(metrics)
     print()
     print(latency)

@@ -37,7 +37,14 @@ def test_demo_photo_one_face_with_landmarks(analyzer: Analyzer, astronaut: np.nd
     width = x2 - x1
     assert np.linalg.norm(right - faces.keypoints[0, 0]) < 0.1 * width
     assert np.linalg.norm(left - faces.keypoints[0, 1]) < 0.1 * width
-    assert set(faces.data) >= {"mouth_width", "lip_corner_elevation", "eye_aperture", "yaw", "pitch", "roll"}
+    assert set(faces.data) >= {
+        "mouth_width",
+        "lip_corner_elevation",
+        "eye_aperture",
+        "yaw",
+        "pitch",
+        "roll",
+    }
     assert abs(faces.data["roll"][0]) < 10 and abs(faces.data["yaw"][0]) < 20
 
 
@@ -67,11 +74,15 @@ def test_group_photo_finds_every_visible_face(analyzer: Analyzer) -> None:
 def _overlapping(faces: Faces) -> bool:
     from duchenne.face.detector import box_iou
 
-    return any((box_iou(b, np.delete(faces.xyxy, i, 0)) > 0.3).any() for i, b in enumerate(faces.xyxy))
+    return any(
+        (box_iou(b, np.delete(faces.xyxy, i, 0)) > 0.3).any() for i, b in enumerate(faces.xyxy)
+    )
 
 
 def test_options_max_faces_and_min_size(astronaut: np.ndarray) -> None:
-    group = Analyzer(stages=("detect",), max_faces=5, threads=1).analyze(TEST_DATA / "solvay_1927.jpg")
+    group = Analyzer(stages=("detect",), max_faces=5, threads=1).analyze(
+        TEST_DATA / "solvay_1927.jpg"
+    )
     assert len(group) == 5
     assert np.all(np.diff(group.score) <= 0)
     none = Analyzer(stages=("detect",), min_face_size=200, threads=1).analyze(astronaut)
@@ -80,10 +91,19 @@ def test_options_max_faces_and_min_size(astronaut: np.ndarray) -> None:
     assert det_only.landmarks is None and not det_only.data
 
 
-def test_every_input_kind_gives_the_same_faces(analyzer: Analyzer, astronaut: np.ndarray, tmp_path) -> None:
+def test_every_input_kind_gives_the_same_faces(
+    analyzer: Analyzer, astronaut: np.ndarray, tmp_path
+) -> None:
     path = tmp_path / "a.png"
     Image.fromarray(astronaut).save(path)
-    sources = [astronaut, path, str(path), path.read_bytes(), Image.fromarray(astronaut), io.BytesIO(path.read_bytes())]
+    sources = [
+        astronaut,
+        path,
+        str(path),
+        path.read_bytes(),
+        Image.fromarray(astronaut),
+        io.BytesIO(path.read_bytes()),
+    ]
     boxes = [analyzer.analyze(s).xyxy for s in sources]
     for b in boxes[1:]:
         np.testing.assert_allclose(b, boxes[0], atol=1e-3)
@@ -91,7 +111,9 @@ def test_every_input_kind_gives_the_same_faces(analyzer: Analyzer, astronaut: np
 
 def test_exif_rotated_photo_is_upright(analyzer: Analyzer, astronaut: np.ndarray, tmp_path) -> None:
     """A camera-rotated JPEG (pixels sideways + EXIF Orientation=6) is analysed upright."""
-    sideways = Image.fromarray(np.ascontiguousarray(np.rot90(astronaut, 1)))  # stored rotated 90 CCW
+    sideways = Image.fromarray(
+        np.ascontiguousarray(np.rot90(astronaut, 1))
+    )  # stored rotated 90 CCW
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to display"
     path = tmp_path / "exif.jpg"
@@ -100,7 +122,9 @@ def test_exif_rotated_photo_is_upright(analyzer: Analyzer, astronaut: np.ndarray
     assert len(faces) == 1 and abs(faces.data["roll"][0]) < 10
 
 
-def test_batch_keeps_going_after_bad_input(analyzer: Analyzer, astronaut: np.ndarray, tmp_path) -> None:
+def test_batch_keeps_going_after_bad_input(
+    analyzer: Analyzer, astronaut: np.ndarray, tmp_path
+) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image at all")
     results = analyzer.analyze_batch([astronaut, bad, tmp_path / "missing.png", astronaut])
@@ -148,7 +172,9 @@ def test_crop_mode_skips_detection(tiny_smile_onnx) -> None:
     assert faces.smile[0] > 0.99
 
 
-def test_with_options_shares_sessions_and_only_drops_stages(analyzer: Analyzer, astronaut: np.ndarray) -> None:
+def test_with_options_shares_sessions_and_only_drops_stages(
+    analyzer: Analyzer, astronaut: np.ndarray
+) -> None:
     lighter = analyzer.with_options(stages=("detect",), max_faces=1)
     assert lighter.detector is analyzer.detector and lighter.mesh is None
     faces = lighter.analyze(astronaut)

@@ -37,7 +37,17 @@ BAD = {"empty.jpg", "text.png", "truncated.jpg", "doc.pdf.jpg"}
 
 def test_folder_json_reports_bad_files_and_keeps_good(photos, tmp_path, capsys) -> None:
     out = tmp_path / "faces.json"
-    code = main(["analyze", str(photos), "--output", str(out), "--quiet", "--stages", "detect,landmarks,geometry"])
+    code = main(
+        [
+            "analyze",
+            str(photos),
+            "--output",
+            str(out),
+            "--quiet",
+            "--stages",
+            "detect,landmarks,geometry",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     docs = json.loads(out.read_text())
@@ -54,7 +64,18 @@ def test_folder_json_reports_bad_files_and_keeps_good(photos, tmp_path, capsys) 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_tabular_formats_one_row_per_face(photos, tmp_path, fmt) -> None:
     out = tmp_path / f"faces.{fmt}"
-    code = main(["analyze", str(photos / "a.jpg"), str(photos / "empty.jpg"), "-o", str(out), "-q", "--stages", "detect,landmarks,geometry"])
+    code = main(
+        [
+            "analyze",
+            str(photos / "a.jpg"),
+            str(photos / "empty.jpg"),
+            "-o",
+            str(out),
+            "-q",
+            "--stages",
+            "detect,landmarks,geometry",
+        ]
+    )
     assert code == 1
     if fmt == "csv":
         rows = list(csv.DictReader(out.open()))
@@ -72,7 +93,17 @@ def test_tabular_formats_one_row_per_face(photos, tmp_path, fmt) -> None:
 
 
 def test_draw_writes_annotated_images(photos, tmp_path) -> None:
-    code = main(["analyze", str(photos / "a.jpg"), "--draw", str(tmp_path / "drawn"), "-q", "--format", "jsonl"])
+    code = main(
+        [
+            "analyze",
+            str(photos / "a.jpg"),
+            "--draw",
+            str(tmp_path / "drawn"),
+            "-q",
+            "--format",
+            "jsonl",
+        ]
+    )
     assert code == 0
     drawn = np.asarray(Image.open(tmp_path / "drawn" / "a.jpg"))
     assert drawn.shape == (512, 512, 3)
@@ -89,7 +120,9 @@ def test_installed_entry_point_demo() -> None:
     """The console script runs the bundled demo and prints one face (as the README says)."""
     exe = shutil.which("duchenne") or None
     cmd = [exe] if exe else [sys.executable, "-m", "duchenne.cli.main"]
-    proc = subprocess.run([*cmd, "analyze", "--demo", "--format", "json"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*cmd, "analyze", "--demo", "--format", "json"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert len(doc) == 1 and len(doc[0]["faces"]) == 1

@@ -21,7 +21,9 @@ def test_outputs_follow_the_graph(tiny_smile_onnx) -> None:
     model = SmileModel(tiny_smile_onnx)
     out = model(np.concatenate([_crops(0, 255), _crops(255, 0), _crops(128, 128)]))
     # logit = 8 * (mean_bottom - mean_top) on (x/255 - .5)/.5 normalised pixels = +-16 or 0
-    np.testing.assert_allclose(out.smile, [1 / (1 + np.exp(-16)), 1 / (1 + np.exp(16)), 0.5], rtol=1e-3, atol=1e-9)
+    np.testing.assert_allclose(
+        out.smile, [1 / (1 + np.exp(-16)), 1 / (1 + np.exp(16)), 0.5], rtol=1e-3, atol=1e-9
+    )
     np.testing.assert_allclose(out.smile_score, 1 + 9 * out.smile, rtol=1e-5)
     np.testing.assert_allclose(out.emotion.sum(1), 1.0, rtol=1e-6)
     assert out.emotion[0].argmax() == 1 and out.emotion[1].argmax() != 1
@@ -68,6 +70,10 @@ def test_unknown_name_suggests_close_matches() -> None:
 @pytest.mark.parametrize("name", list_models("smile_*"))
 def test_every_shipped_variant_runs(name: str) -> None:
     model = SmileModel(name)
-    out = model(np.random.default_rng(1).integers(0, 255, (3, model.input_size, model.input_size, 3), dtype=np.uint8))
+    out = model(
+        np.random.default_rng(1).integers(
+            0, 255, (3, model.input_size, model.input_size, 3), dtype=np.uint8
+        )
+    )
     assert out.smile.shape == (3,) and np.all((out.smile >= 0) & (out.smile <= 1))
     assert np.all((out.smile_score >= 1) & (out.smile_score <= 10))

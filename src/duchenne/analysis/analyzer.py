@@ -226,7 +226,9 @@ class Analyzer:
                 faces.data.update(geometry_arrays(faces.landmarks))
         return faces
 
-    def landmarks_for(self, image: np.ndarray, rois: list[FaceRoi]) -> tuple[np.ndarray, np.ndarray]:
+    def landmarks_for(
+        self, image: np.ndarray, rois: list[FaceRoi]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Face Mesh on each ROI, re-run on landmark-based ROIs while the head roll is off.
 
         BlazeFace's eye keypoints are coarse on strongly rolled heads (measured: a portrait

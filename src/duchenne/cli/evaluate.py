@@ -13,15 +13,40 @@ FORMATS = ("json", "md", "csv")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a smile model on a labelled dataset")
-    p.add_argument("--model", required=True, help="model name (see `duchenne models`) or .onnx path")
-    p.add_argument("--data", required=True, type=Path, help="dataset folder or CSV (FER+, SMILEsmileD, GENKI-4K, class folders, CSV)")
-    p.add_argument("--split", default=None, help="split: FER+ Train/Valid/Test, SMILEsmileD train/test/all, or a sub-folder")
-    p.add_argument("--compare", default=None, metavar="OTHER", help="second model: paired McNemar + bootstrap AUC test")
-    p.add_argument("--crops", default="auto", choices=("auto", "canvas", "photo", "resize"), help="how face crops are made")
+    p.add_argument(
+        "--model", required=True, help="model name (see `duchenne models`) or .onnx path"
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="dataset folder or CSV (FER+, SMILEsmileD, GENKI-4K, class folders, CSV)",
+    )
+    p.add_argument(
+        "--split",
+        default=None,
+        help="split: FER+ Train/Valid/Test, SMILEsmileD train/test/all, or a sub-folder",
+    )
+    p.add_argument(
+        "--compare",
+        default=None,
+        metavar="OTHER",
+        help="second model: paired McNemar + bootstrap AUC test",
+    )
+    p.add_argument(
+        "--crops",
+        default="auto",
+        choices=("auto", "canvas", "photo", "resize"),
+        help="how face crops are made",
+    )
     p.add_argument("--format", default="md", choices=FORMATS, help="printed/written format")
     p.add_argument("--output", "-o", type=Path, help="write the report here (json/csv/md)")
-    p.add_argument("--plots", type=Path, metavar="DIR", help="write ROC / reliability / confusion PNGs here")
-    p.add_argument("--limit", type=int, default=None, help="only the first N samples (quick checks)")
+    p.add_argument(
+        "--plots", type=Path, metavar="DIR", help="write ROC / reliability / confusion PNGs here"
+    )
+    p.add_argument(
+        "--limit", type=int, default=None, help="only the first N samples (quick checks)"
+    )
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     p.add_argument("--processes", type=int, default=2, help="worker processes for the crops")
     p.set_defaults(func=run)

@@ -10,9 +10,16 @@ from collections.abc import Sequence
 from duchenne import __version__
 from duchenne.cli import analyze, models
 
-
 #: modules under duchenne.cli that each define ``add_parser(sub)``; absent ones are skipped
-OPTIONAL_COMMANDS = ("video", "enhance", "batch", "serve", "train", "train_authenticity", "evaluate")
+OPTIONAL_COMMANDS = (
+    "video",
+    "enhance",
+    "batch",
+    "serve",
+    "train",
+    "train_authenticity",
+    "evaluate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,7 +33,7 @@ def model_rows() -> list[dict[str, object]]:
                 "params": info.get("params"),
                 "input": info.get("input_size") or info.get("input", {}).get("shape"),
                 "accuracy": metrics.get("summary"),
-                "latency_ms": info.get("latency_ms"),
+                "latency_ms": info.get("latency", {}).get("cpu_1thread_batch1_ms"),
             }
         )
     return rows

@@ -41,7 +41,9 @@ class DatasetCrops:
     seconds: float
 
 
-def dataset_crops(samples: list[Sample], size: int, mode: str = "auto", processes: int = 2) -> DatasetCrops:
+def dataset_crops(
+    samples: list[Sample], size: int, mode: str = "auto", processes: int = 2
+) -> DatasetCrops:
     """Crops for every sample (see module docstring for the modes)."""
     start = time.perf_counter()
     paths = [str(s.path) for s in samples]
@@ -65,7 +67,11 @@ def dataset_crops(samples: list[Sample], size: int, mode: str = "auto", processe
         image = load_image(path)
         faces = analyzer.faces_in(image)
         found = len(faces) > 0
-        crops.append(align_from_landmarks(image, faces.landmarks[0], cfg) if found else crop_as_aligned(image, cfg))
+        crops.append(
+            align_from_landmarks(image, faces.landmarks[0], cfg)
+            if found
+            else crop_as_aligned(image, cfg)
+        )
         detected.append(found)
     return DatasetCrops(np.stack(crops), np.array(detected), mode, time.perf_counter() - start)
 
@@ -81,7 +87,9 @@ def _targets(samples: list[Sample]) -> dict[str, np.ndarray | None]:
     }
 
 
-def model_report(out: SmileOutputs, targets: dict[str, Any], n_boot: int, seed: int) -> dict[str, Any]:
+def model_report(
+    out: SmileOutputs, targets: dict[str, Any], n_boot: int, seed: int
+) -> dict[str, Any]:
     """Smile (binary, calibration, score-vs-graded) and emotion metrics of one model."""
     keep = targets["label"] >= 0
     graded = targets["graded"][keep] if targets["graded"] is not None else None
@@ -130,14 +138,22 @@ def evaluate(
         "data": str(data),
         "split": split,
         "n": len(samples),
-        "crops": {"mode": crops.mode, "detected_rate": float(crops.detected.mean()) if len(samples) else None},
+        "crops": {
+            "mode": crops.mode,
+            "detected_rate": float(crops.detected.mean()) if len(samples) else None,
+        },
         "models": {name: model_report(out, targets, n_boot, seed) for name, out in outputs.items()},
     }
     if compare:
         a, b = (outputs[m.name] for m in models)
         keep = targets["label"] >= 0
         report["compare"] = compare_report(
-            targets["label"][keep], a.smile[keep], b.smile[keep], n_boot=n_boot, seed=seed, names=(models[0].name, models[1].name)
+            targets["label"][keep],
+            a.smile[keep],
+            b.smile[keep],
+            n_boot=n_boot,
+            seed=seed,
+            names=(models[0].name, models[1].name),
         )
     if plots:
         report["plots"] = _plots(Path(plots), outputs, targets)
@@ -155,10 +171,18 @@ def _plots(folder: Path, outputs: dict[str, SmileOutputs], targets: dict[str, An
     for name, out in outputs.items():
         paths.append(plots.plot_reliability(y, out.smile[keep], folder / f"reliability_{name}.png"))
         cm = confusion_matrix(y, (out.smile[keep] >= 0.5).astype(int), 2)
-        paths.append(plots.plot_confusion_matrix(cm, folder / f"confusion_smile_{name}.png", labels=["no smile", "smile"]))
+        paths.append(
+            plots.plot_confusion_matrix(
+                cm, folder / f"confusion_smile_{name}.png", labels=["no smile", "smile"]
+            )
+        )
         if targets["emotion"] is not None:
             cm = confusion_matrix(targets["emotion"], out.emotion.argmax(1), len(FERPLUS_EMOTIONS))
-            paths.append(plots.plot_confusion_matrix(cm, folder / f"confusion_emotion_{name}.png", labels=list(FERPLUS_EMOTIONS)))
+            paths.append(
+                plots.plot_confusion_matrix(
+                    cm, folder / f"confusion_emotion_{name}.png", labels=list(FERPLUS_EMOTIONS)
+                )
+            )
     return [str(p) for p in paths]
 
 
@@ -166,7 +190,12 @@ def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One flat row per model: the headline numbers with their 95% CIs."""
     rows = []
     for name, r in report["models"].items():
-        row: dict[str, Any] = {"model": name, "data": report["data"], "split": report["split"], "n": report["n"]}
+        row: dict[str, Any] = {
+            "model": name,
+            "data": report["data"],
+            "split": report["split"],
+            "n": report["n"],
+        }
         for key in ("accuracy", "f1", "roc_auc", "ece"):
             est = r["smile"][key]
             row[f"smile_{key}"], row[f"smile_{key}_ci"] = est["value"], est["ci"]

@@ -93,7 +93,10 @@ class SmileModel:
         x = self.preprocess(crops)
         if self.flip:
             x = np.concatenate([x, x[..., ::-1]])
-        parts = [self.model(np.ascontiguousarray(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        parts = [
+            self.model(np.ascontiguousarray(x[i : i + batch_size]))
+            for i in range(0, len(x), batch_size)
+        ]
         logit = np.concatenate([p["smile_logit"] for p in parts]).reshape(-1)
         intensity = np.concatenate([p["intensity"] for p in parts]).reshape(-1)
         emotion_logits = np.concatenate([p["emotion_logits"] for p in parts])

@@ -143,7 +143,9 @@ class Engine:
         key = (options.stages, options.max_faces, options.min_face_size)
         found = self._variants.get(key)
         if found is None:
-            stages = [s for s in options.stages if s != "smile" or self.analyzer.smile_model is not None]
+            stages = [
+                s for s in options.stages if s != "smile" or self.analyzer.smile_model is not None
+            ]
             found = self.analyzer.with_options(
                 stages=stages, max_faces=options.max_faces, min_face_size=options.min_face_size
             )
