@@ -255,7 +255,8 @@ def main() -> None:
                     "episodes",
                     "rows written",
                     "peak RSS (MB)",
-                    "seconds",
+                    "peak traced by tracemalloc (MB)",
+                    "seconds (with tracemalloc)",
                 ],
                 memory,
             ),  # fmt: skip

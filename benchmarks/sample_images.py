@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -17,30 +19,11 @@ def one_face_640x480() -> np.ndarray:
     return canvas
 
 
+GROUP_PHOTO = Path(__file__).resolve().parents[1] / "tests" / "data" / "solvay_1927.jpg"
+
+
 def group_photo() -> np.ndarray:
-    """The bundled group photo if the package ships one, else a 2400x1600 collage of 12 faces."""
-    try:
-        return data.group()  # type: ignore[attr-defined]
-    except (AttributeError, FileNotFoundError):
-        return collage(12, (1600, 2400))
+    """The 1927 Solvay conference photo (1600x1101, 29 faces; provenance in tests/data/SOURCES.md)."""
+    from duchenne.io.image import load_image
 
-
-def collage(n: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """``n`` copies of the astronaut at different sizes/positions on a ``size`` (h, w) canvas."""
-    rng = np.random.default_rng(seed)
-    h, w = size
-    canvas = np.full((h, w, 3), 90, np.uint8)
-    src = data.astronaut()[:300, 60:360]
-    cols = int(np.ceil(np.sqrt(n * w / h)))
-    rows = int(np.ceil(n / cols))
-    cell_w, cell_h = w // cols, h // rows
-    for i in range(n):
-        r, c = divmod(i, cols)
-        side = int(min(cell_w, cell_h) * rng.uniform(0.45, 0.9))
-        tile = cv2.resize(src, (side, side), interpolation=cv2.INTER_AREA)
-        if rng.random() < 0.5:
-            tile = tile[:, ::-1]
-        y = r * cell_h + (cell_h - side) // 2
-        x = c * cell_w + (cell_w - side) // 2
-        canvas[y : y + side, x : x + side] = tile
-    return canvas
+    return load_image(GROUP_PHOTO)
