@@ -9,7 +9,7 @@ Modules:
     crops: builds the aligned 48x48 crops cache with the project's own face pipeline.
     data: the crops cache as tensors, class balancing and on-device face augmentation.
     loop: the seeded training loop with EMA weights and early stopping on FER+ Valid.
-    calibrate: temperature scaling of the smile logit.
+    ladder: temperature scaling on Valid (duchenne.evaluation.metrics), export and registration.
     export: ONNX export with BatchNorm folded, parity check and metadata.
     cli: the ``duchenne train`` subcommand.
 """

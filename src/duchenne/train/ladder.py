@@ -18,11 +18,11 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from duchenne.train.calibrate import expected_calibration_error, fit_temperature
+from duchenne.evaluation.metrics import expected_calibration_error, fit_temperature, sigmoid
 from duchenne.train.data import DeviceData, load_sets
 from duchenne.train.export import OPSET, export_onnx
 from duchenne.train.loop import predict
-from duchenne.train.metrics import head_metrics, sigmoid
+from duchenne.train.metrics import head_metrics
 from duchenne.train.nets import NETS
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def calibrate_on_valid(net: nn.Module, cache_dir: str | Path, valid_set: str) ->
     """Fit the smile temperature on Valid; returns T, metrics and ECE before/after."""
     crops = load_sets(cache_dir, [valid_set])
     pred = predict(net.eval(), DeviceData.from_crops(crops, torch.device("cpu")))
-    temperature = fit_temperature(pred["smile_logit"], crops.label)
+    temperature = fit_temperature(crops.label.astype(int), pred["smile_logit"].reshape(-1))
     metrics = head_metrics(
         crops.label,
         pred["smile_logit"],
@@ -47,9 +47,11 @@ def calibrate_on_valid(net: nn.Module, cache_dir: str | Path, valid_set: str) ->
         crops.votes,
         crops.has_votes,
     )
-    metrics["smile_ece_raw"] = expected_calibration_error(sigmoid(pred["smile_logit"]), crops.label)
+    metrics["smile_ece_raw"] = expected_calibration_error(
+        crops.label.astype(int), sigmoid(pred["smile_logit"].reshape(-1))
+    )
     metrics["smile_ece_calibrated"] = expected_calibration_error(
-        sigmoid(pred["smile_logit"] / temperature), crops.label
+        crops.label.astype(int), sigmoid(pred["smile_logit"].reshape(-1) / temperature)
     )
     return {"temperature": temperature, "metrics": metrics, "rows": len(crops)}
 

@@ -10,48 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
-
-
-def rankdata(x: np.ndarray) -> np.ndarray:
-    """Average ranks (1-based) with ties sharing their mean rank, like scipy's default."""
-    x = np.asarray(x, np.float64)
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    ranks = np.empty(len(x), np.float64)
-    boundaries = np.flatnonzero(np.diff(xs)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(x)]])
-    for s, e in zip(starts, ends, strict=True):
-        ranks[order[s:e]] = (s + e + 1) / 2.0
-    return ranks
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (Pearson on average ranks); nan if either is constant."""
-    ra, rb = rankdata(a), rankdata(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denom = np.sqrt((ra**2).sum() * (rb**2).sum())
-    return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC via the Mann-Whitney U statistic (ties count one half)."""
-    labels = np.asarray(labels) > 0.5
-    pos, neg = labels.sum(), (~labels).sum()
-    if pos == 0 or neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
-def binary_f1(labels: np.ndarray, pred: np.ndarray) -> float:
-    labels, pred = np.asarray(labels) > 0.5, np.asarray(pred) > 0.5
-    tp = float((labels & pred).sum())
-    denom = float(labels.sum() + pred.sum())
-    return 2 * tp / denom if denom else 0.0
+# the one numpy implementation of each metric lives in duchenne.evaluation.metrics
+from duchenne.evaluation.metrics import f1_score, roc_auc, sigmoid, spearman
 
 
 def smile_metrics(
@@ -64,8 +24,8 @@ def smile_metrics(
     nll = -np.mean(np.where(y, np.log(p + eps), np.log(1 - p + eps)))
     return {
         f"{prefix}acc": float(((p >= 0.5) == y).mean()),
-        f"{prefix}f1": binary_f1(y, p >= 0.5),
-        f"{prefix}auc": roc_auc(y, logits),
+        f"{prefix}f1": f1_score(y.astype(int), (p >= 0.5).astype(int)),
+        f"{prefix}auc": roc_auc(y.astype(int), logits),
         f"{prefix}nll": float(nll),
     }
 
