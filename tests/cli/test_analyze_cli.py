@@ -134,3 +134,16 @@ def test_help_lists_commands(capsys) -> None:
         main(["--help"])
     assert exc.value.code == 0
     assert "analyze" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_printed_table_matches_written_file(photos, tmp_path, capsys, fmt) -> None:
+    """Printing and writing give the same cells (flattened lists, null as empty, ...)."""
+    args = ["analyze", str(photos / "a.jpg"), str(photos / "empty.jpg"), "-q", "--stages", "detect"]
+    main([*args, "--format", fmt])
+    printed = capsys.readouterr().out
+    out = tmp_path / f"t.{fmt}"
+    main([*args, "-o", str(out)])
+    assert printed == out.read_bytes().decode()  # byte-identical, CRLF rows included
+    if fmt == "csv":
+        assert "keypoints.right_eye.0" in printed.splitlines()[0]

@@ -14,7 +14,7 @@ from duchenne.annotate import FaceAnnotator
 from duchenne.errors import DuchenneError
 from duchenne.faces import Faces, result_rows
 from duchenne.io.image import iter_image_paths, load_image, save_image_atomic
-from duchenne.io.sinks import to_json_text, write_records
+from duchenne.io.sinks import records_to_text, to_json_text, write_records
 
 DEMO_IMAGE = "astronaut.jpg"
 FORMATS = ("json", "jsonl", "csv", "parquet")
@@ -136,15 +136,8 @@ def _emit(paths, results, fmt: str, output: Path | None, landmarks: bool) -> Non
     ]
     if output:
         write_records(rows, output, format=fmt)
-    elif fmt == "jsonl":
-        sys.stdout.write("".join(to_json_text(r) + "\n" for r in rows))
-    elif fmt == "csv":
-        import csv
-
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        writer = csv.DictWriter(sys.stdout, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
+    elif fmt in ("jsonl", "csv"):
+        sys.stdout.write(records_to_text(rows, fmt))
     else:
         raise SystemExit("duchenne analyze: --format parquet needs --output FILE")
 

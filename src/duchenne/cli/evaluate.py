@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from duchenne.io.sinks import to_json_text, write_records
+from duchenne.io.sinks import records_to_text, to_json_text, write_records
 
 FORMATS = ("json", "md", "csv")
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if args.output:
             write_records(summary_rows(report), args.output, format="csv")
             return 0
-        text = _csv(summary_rows(report))
+        text = records_to_text(summary_rows(report), "csv").rstrip()
     else:
         text = markdown(report)
     if args.output:
@@ -83,17 +83,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text + "\n")
     return 0
-
-
-def _csv(rows: list[dict]) -> str:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue().rstrip()
 
 
 def _fmt(est: dict | None) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -643,6 +644,26 @@ def write_records(
     with RecordWriter(path, format, columns=columns, row_group_size=group) as writer:
         writer.write_many(records)
     return Path(path)
+
+
+def records_to_text(records: Sequence[Record], format: str) -> str:
+    """``records`` as JSON Lines or CSV text (for stdout), with exactly the cells a file gets.
+
+    Why: printed and written tables must not differ; CSV cells are flattened
+    (``box.x1``, ``keypoints.right_eye.0``) and formatted as ``write_records`` does.
+    """
+    if format == "jsonl":
+        return "".join(to_json_text(r) + "\n" for r in records)
+    if format != "csv":
+        raise ValueError(f"records_to_text supports jsonl and csv, not {format!r}")
+    columns = list(_union_columns(records))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(columns)
+    for record in records:
+        flat = flatten_record(record)
+        writer.writerow([_csv_cell(flat.get(col)) for col in columns])
+    return buf.getvalue()
 
 
 def _union_columns(records: Iterable[Record]) -> dict[str, None]:
