@@ -402,6 +402,63 @@ def test_bad_arrays_raise_image_load_error(arr: np.ndarray, text: str) -> None:
     assert text in str(info.value)
 
 
+# --------------------------------------------------------------------------- JPEG fast path
+
+PHOTO = np.clip(
+    np.linspace(0, 255, 96)[None, :, None] + RNG.normal(0, 20, (64, 96, 3)), 0, 255
+).astype(np.uint8)
+
+
+def pillow_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Disable the OpenCV JPEG path so load_image decodes with Pillow alone."""
+    monkeypatch.setattr("duchenne.io.image._decode_plain_jpeg", lambda *a: None)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"quality": 90},
+        {"quality": 95, "subsampling": 0},
+        {"quality": 80, "progressive": True},
+        {"quality": 90, "mode": "L"},
+    ],
+    ids=["420", "444", "progressive", "grey"],
+)
+def test_plain_jpeg_fast_path_gives_pillows_pixels(
+    kwargs: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kwargs = dict(kwargs)
+    img = Image.fromarray(PHOTO).convert(kwargs.pop("mode", "RGB"))
+    data = encode(img, "JPEG", **kwargs)
+    fast = load_image(data)
+    pillow_only(monkeypatch)
+    np.testing.assert_array_equal(fast, load_image(data))
+
+
+def test_jpeg_fast_path_is_taken_for_plain_jpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: calls.append(1) or real(self))
+    load_image(encode(Image.fromarray(PHOTO), "JPEG", quality=90))
+    assert not calls  # OpenCV decoded it; a PNG goes through Pillow
+    load_image(encode(Image.fromarray(PHOTO), "PNG"))
+    assert calls
+
+
+def test_jpeg_with_trailing_bytes_or_truncation_keeps_pillow_behaviour() -> None:
+    data = encode(Image.fromarray(PHOTO), "JPEG", quality=90)
+    np.testing.assert_array_equal(load_image(data + b"camera-trailer"), load_image(data))
+    with pytest.raises(ImageLoadError, match="truncated"):
+        load_image(data[: len(data) // 2])
+
+
+def test_jpeg_read_from_the_streams_current_position() -> None:
+    data = encode(Image.fromarray(PHOTO), "JPEG", quality=90)
+    stream = io.BytesIO(b"header-to-skip" + data)
+    stream.seek(len(b"header-to-skip"))
+    np.testing.assert_array_equal(load_image(stream), load_image(data))
+
+
 # --------------------------------------------------------------------------- source kinds
 
 

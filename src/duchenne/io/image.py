@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -307,9 +308,13 @@ def _stream_label(fh: object) -> str:
 
 
 def _seekable(fh: IO[bytes]) -> IO[bytes]:
-    """Return a seekable stream: Pillow and our sniffing both need to rewind."""
+    """Return a seekable stream that starts at ``fh``'s current position.
+
+    Why: Pillow and our sniffing both rewind, and Pillow rewinds to offset 0, so a stream
+    positioned past a container header is copied from where it stands.
+    """
     seekable = getattr(fh, "seekable", None)
-    if callable(seekable) and seekable():
+    if callable(seekable) and seekable() and fh.tell() == 0:
         return fh
     return io.BytesIO(fh.read())
 
@@ -329,9 +334,36 @@ def _sniff(fh: IO[bytes], label: str) -> bytes:
 def _load_stream(fh: IO[bytes], label: str, max_pixels: int) -> np.ndarray:
     """Decode an encoded image from a binary stream."""
     fh = _seekable(fh)
+    start = fh.tell()
     head = _sniff(fh, label)
     with _open_pil(fh, head, label) as img:
-        return _decode_pil(img, label, max_pixels)
+        _check_pixels(img.width, img.height, label, max_pixels)
+        fast = _decode_plain_jpeg(img, fh, start)
+        return fast if fast is not None else _decode_pil(img, label, max_pixels)
+
+
+def _decode_plain_jpeg(img: Image.Image, fh: IO[bytes], start: int) -> np.ndarray | None:
+    """Decode an upright, complete RGB/grey JPEG with OpenCV; ``None`` means "use Pillow".
+
+    Why: JPEG is what cameras, browsers and clients send, and OpenCV's libjpeg-turbo path
+    decodes a 640x480 photo about 3x faster than ``Image.load`` with identical pixels (both
+    use libjpeg-turbo's default IDCT and upsampling; tested equal). Everything unusual --
+    CMYK, EXIF rotation, multi-picture files, data that does not end in the EOI marker
+    (truncated: OpenCV would return grey-filled pixels where Pillow raises) -- keeps the
+    Pillow path and its errors. Called after the header's pixel check.
+    """
+    if img.format != "JPEG" or img.mode not in ("RGB", "L") or _orientation(img) != 1:
+        return None
+    fh.seek(start)
+    data = np.frombuffer(fh.read(), np.uint8)
+    fh.seek(start)
+    if data.size < 4 or data[-2] != 0xFF or data[-1] != 0xD9:
+        return None
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    bgr = cv2.imdecode(data, flags)
+    if bgr is None or bgr.shape[:2] != (img.height, img.width):
+        return None
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _stream_info(fh: IO[bytes], label: str) -> ImageInfo:
