@@ -20,11 +20,11 @@ import numpy as np
 
 from duchenne.analysis.analyzer import STAGES, Analyzer, normalize_stages
 from duchenne.annotate import FaceAnnotator
-from duchenne.errors import DuchenneError
 from duchenne.faces import Faces
 from duchenne.io.image import encode_image, load_image
 from duchenne.server.batcher import MicroBatcher
 from duchenne.server.metrics import Metrics
+from duchenne.server.processes import ProcessAnalysis
 from duchenne.server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -63,6 +63,27 @@ class AnalyzeOptions:
             names = list(stages)
         return cls(normalize_stages(names), max_faces, float(min_face_size), bool(crop))
 
+    def analyzer_from(self, analyzer: Analyzer) -> Analyzer:
+        """``analyzer`` restricted to these options, sharing its onnxruntime sessions.
+
+        The smile stage is dropped when the analyzer has no smile model, so a service
+        without one still answers (faces without smile fields) instead of failing.
+        """
+        stages = [s for s in self.stages if s != "smile" or analyzer.smile_model is not None]
+        return analyzer.with_options(
+            stages=stages, max_faces=self.max_faces, min_face_size=self.min_face_size
+        )
+
+
+def analyzer_kwargs(settings: Settings) -> dict[str, Any]:
+    """``Analyzer`` arguments of the service (the same in worker processes)."""
+    return {
+        "detector": settings.detector,
+        "smile_model": settings.model,
+        "threads": settings.threads,
+        "max_pixels": settings.max_pixels,
+    }
+
 
 def build_analyzer(settings: Settings) -> Analyzer:
     """The service's one ``Analyzer`` (all stages; requests pick subsets).
@@ -70,12 +91,7 @@ def build_analyzer(settings: Settings) -> Analyzer:
     Raises:
         UnknownModelError: ``settings.model`` names no shipped model or file.
     """
-    return Analyzer(
-        detector=settings.detector,
-        smile_model=settings.model,
-        threads=settings.threads,
-        max_pixels=settings.max_pixels,
-    )
+    return Analyzer(**analyzer_kwargs(settings))
 
 
 class Engine:
@@ -92,11 +108,17 @@ class Engine:
     ) -> None:
         self.settings, self.metrics = settings, metrics
         self.analyzer = analyzer or build_analyzer(settings)
-        self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="duchenne-cpu")
+        self.processes: ProcessAnalysis | None = None
+        slots = threads = settings.workers
+        if settings.processes:
+            self.processes = ProcessAnalysis(settings.processes, analyzer_kwargs(settings))
+            # one pool thread waits on each worker process; the rest decode and draw
+            slots, threads = settings.processes, settings.processes + settings.workers
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="duchenne-cpu")
         self.batcher: MicroBatcher[AnalyzeOptions, np.ndarray, Faces] = MicroBatcher(
             self._run_batch,
             self.executor,
-            slots=settings.workers,
+            slots=slots,
             max_size=settings.batch_max_size,
             max_wait_s=settings.batch_max_wait_ms / 1000.0,
             max_pending=settings.max_queue,
@@ -107,12 +129,17 @@ class Engine:
         self._variants: dict[tuple[Any, ...], Analyzer] = {}
 
     async def start(self) -> None:
+        if self.processes is not None:
+            pids = await self.run(self.processes.warm_up)
+            logger.info("analysis worker processes ready: %s", pids)
         await self.batcher.start()
 
     async def close(self, timeout: float) -> None:
-        """Finish queued and running images, then stop the pool."""
+        """Finish queued and running images, then stop the pools."""
         await self.batcher.close(timeout)
         self.executor.shutdown(wait=True, cancel_futures=False)
+        if self.processes is not None:
+            self.processes.close()
 
     # ------------------------------------------------------------------ work in the pool
 
@@ -143,20 +170,19 @@ class Engine:
         key = (options.stages, options.max_faces, options.min_face_size)
         found = self._variants.get(key)
         if found is None:
-            stages = [
-                s for s in options.stages if s != "smile" or self.analyzer.smile_model is not None
-            ]
-            found = self.analyzer.with_options(
-                stages=stages, max_faces=options.max_faces, min_face_size=options.min_face_size
-            )
+            found = options.analyzer_from(self.analyzer)
             self._variants[key] = found  # a benign race: two equal copies at worst
         return found
 
     def _run_batch(
         self, options: AnalyzeOptions, images: list[np.ndarray]
-    ) -> list[Faces | DuchenneError]:
-        """One shared ``analyze_batch`` call (smile crops of all images in one ONNX batch)."""
-        results = self.variant(options).analyze_batch(images, crop=options.crop)
+    ) -> list[Faces | Exception]:
+        """One shared ``analyze_batch`` call (smile crops of all images in one ONNX batch),
+        here or in a worker process."""
+        if self.processes is not None:
+            results = self.processes.run(options, images)
+        else:
+            results = self.variant(options).analyze_batch(images, crop=options.crop)
         found = [r for r in results if isinstance(r, Faces)]
         self.metrics.images.inc(len(found))
         self.metrics.faces.inc(sum(len(f) for f in found))

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(default_factory=_default_workers, ge=1, le=64)
+    processes: int = Field(
+        0, ge=0, le=64, description="analysis worker processes (0: threads in this process)"
+    )
     threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads per session")
     model: str | None = Field(None, description="smile model name or .onnx path (None = default)")
     detector: str = Field("full", pattern="^(full|short)$")
