@@ -1,13 +1,15 @@
 """Load benchmark of the REST service: ``POST /v1/analyze`` at rising concurrency.
 
-Starts ``duchenne serve`` on 127.0.0.1 (a free port) once with micro-batching and once
-without, sends a bounded number of requests of one 640x480 one-face JPEG at each
+Starts ``duchenne serve`` on 127.0.0.1 (a free port) once per server mode -- micro-batching
+on or off, analysis in threads or in worker processes, full- or short-range detector --
+sends a bounded number of requests of one 640x480 one-face JPEG at each
 concurrency level (bounded in count and time), and prints requests/s, p50/p99 latency,
-refusals (429/503, the intended overload answer), errors (anything else) and the server's
-RSS before and after. The client is a few lines of raw HTTP/1.1 over keep-alive asyncio
+refusals (429/503, the intended overload answer), errors (anything else) and the RSS of
+the server with its worker processes before and after. The client is a few lines of raw HTTP/1.1 over keep-alive asyncio
 connections, so it costs the shared CPU as little as possible.
 
     python benchmarks/bench_server.py [--levels 1,4,16,64] [--requests 400] [--readme]
+    python benchmarks/bench_server.py --modes on,on+p2,on+p2+short   # mode = tokens joined by +
     python benchmarks/bench_server.py --url http://127.0.0.1:8000   # an already running server
 
 Only loopback addresses are accepted: this is a benchmark, not a load-testing tool.
@@ -25,7 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,7 +40,7 @@ from sample_images import one_face_640x480  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 HEADER = [
-    "batching",
+    "server mode",
     "concurrency",
     "requests",
     "ok",
@@ -152,16 +154,72 @@ def free_port() -> int:
 
 
 def rss_mb(pid: int | None) -> float | None:
-    """Resident memory of ``pid`` in MB (Linux), None when unknown."""
+    """Resident memory of ``pid`` and its child processes in MB (Linux), None when unknown."""
     if pid is None:
         return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    total = 0.0
+    for proc in [pid, *child_pids(pid)]:
+        try:
+            for line in Path(f"/proc/{proc}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            if proc == pid:
+                return None
+    return total
+
+
+def child_pids(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (worker processes, their helpers), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@dataclass(frozen=True)
+class ServerMode:
+    """How one server of the benchmark is started (parsed from e.g. ``on+p2+short``)."""
+
+    batching: bool = True
+    processes: int = 0
+    detector: str = "full"
+
+    @classmethod
+    def parse(cls, spec: str) -> ServerMode:
+        tokens = [t.strip() for t in spec.split("+") if t.strip()]
+        mode = cls()
+        for token in tokens:
+            if token in ("on", "off"):
+                mode = replace(mode, batching=token == "on")
+            elif token in ("full", "short"):
+                mode = replace(mode, detector=token)
+            elif token.startswith("p") and token[1:].isdigit():
+                mode = replace(mode, processes=int(token[1:]))
+            else:
+                raise SystemExit(f"unknown server mode token {token!r} in {spec!r}")
+        return mode
+
+    def label(self, workers: int) -> str:
+        where = f"{self.processes} processes" if self.processes else f"{workers} threads"
+        text = f"batching {'on' if self.batching else 'off'}, {where}"
+        return text + (", short-range detector" if self.detector == "short" else "")
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DUCHENNE_BATCHING": "1" if self.batching else "0",
+            "DUCHENNE_PROCESSES": str(self.processes),
+            "DUCHENNE_DETECTOR": self.detector,
+        }
 
 
 def wait_healthy(url: str, timeout: float = 60.0) -> None:
@@ -176,8 +234,8 @@ def wait_healthy(url: str, timeout: float = 60.0) -> None:
     raise SystemExit(f"server at {url} did not become healthy")
 
 
-def start_server(port: int, batching: bool, extra_env: dict[str, str]) -> subprocess.Popen:
-    env = {**os.environ, **extra_env, "DUCHENNE_BATCHING": "1" if batching else "0"}
+def start_server(port: int, mode: ServerMode, extra_env: dict[str, str]) -> subprocess.Popen:
+    env = {**os.environ, **extra_env, **mode.env()}
     cmd = [sys.executable, "-m", "duchenne.cli.main", "serve", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--log-level", "warning"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -195,29 +253,29 @@ def stop_server(proc: subprocess.Popen) -> None:
 # --------------------------------------------------------------------------- ceiling
 
 
-def ceiling(body: bytes, workers: int, seconds: float = 8.0) -> float:
-    """Images/s of decode + ``Analyzer.analyze_batch`` in ``workers`` threads, no HTTP:
-    the most the service could answer on this machine."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def _analyze_for(body: bytes, seconds: float, detector: str) -> tuple[int, float]:
+    """Decode + ``analyze_batch`` of ``body`` in a loop for ``seconds``; (images, seconds)."""
     from duchenne.analysis.analyzer import Analyzer
     from duchenne.io.image import load_image
 
-    analyzer = Analyzer(threads=1)
+    analyzer = Analyzer(threads=1, detector=detector)
     analyzer.analyze_batch([load_image(body)])
-    deadline = time.perf_counter() + seconds
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        analyzer.analyze_batch([load_image(body)])
+        n += 1
+    return n, time.perf_counter() - t0
 
-    def loop() -> int:
-        n = 0
-        while time.perf_counter() < deadline:
-            analyzer.analyze_batch([load_image(body)])
-            n += 1
-        return n
 
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        done = sum(pool.map(lambda _: loop(), range(workers)))
-    return done / (time.perf_counter() - t0)
+def ceiling(body: bytes, workers: int, processes: bool, detector: str = "full") -> float:
+    """Images/s of decode + ``Analyzer.analyze_batch`` in ``workers`` threads or processes,
+    no HTTP: the most the service could answer on this machine in that mode."""
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    pool_type = ProcessPoolExecutor if processes else ThreadPoolExecutor
+    with pool_type(workers) as pool:
+        runs = list(pool.map(_analyze_for, [body] * workers, [8.0] * workers, [detector] * workers))
+    return sum(n for n, _ in runs) / max(s for _, s in runs)
 
 
 # --------------------------------------------------------------------------- driver
@@ -267,13 +325,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=400, help="requests per level (max)")
     parser.add_argument("--seconds", type=float, default=20.0, help="time per level (max)")
     parser.add_argument(
-        "--modes", default="on,off", help="micro-batching modes to start: on, off or on,off"
+        "--modes",
+        default="on,off,on+p2,on+p2+short",
+        help="server modes, comma-separated; a mode joins tokens with +: on|off (batching), "
+        "pN (N worker processes), full|short (detector)",
     )
     parser.add_argument("--workers", type=int, default=None, help="server inference threads")
     parser.add_argument("--readme", action="store_true", help="write the bench-server block")
     args = parser.parse_args(argv)
     levels = [int(v) for v in args.levels.split(",") if v.strip()]
     total = max(1, min(args.requests, 5000))
+    workers = args.workers or os.cpu_count() or 1
+    modes = [ServerMode.parse(m) for m in args.modes.split(",") if m.strip()]
     body = encode_image(one_face_640x480(), "jpeg", 90)
 
     rows: list[list[object]] = []
@@ -286,24 +349,29 @@ def main(argv: list[str] | None = None) -> int:
             parts.hostname, parts.port or 80, None, "server", body, levels, total, args.seconds
         )
     else:
-        extra = {"DUCHENNE_WORKERS": str(args.workers)} if args.workers else {}
-        for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+        extra = {"DUCHENNE_WORKERS": str(workers)}
+        for mode in modes:
             port = free_port()
-            proc = start_server(port, mode == "on", extra)
+            proc = start_server(port, mode, extra)
             try:
                 wait_healthy(f"http://127.0.0.1:{port}")
+                label = mode.label(workers)
                 rows += measure(
-                    "127.0.0.1", port, proc.pid, mode, body, levels, total, args.seconds
+                    "127.0.0.1", port, proc.pid, label, body, levels, total, args.seconds
                 )
             finally:
                 stop_server(proc)
     note = machine_note().format(script="benchmarks/bench_server.py")
-    workers = args.workers or os.cpu_count() or 1
-    best = ceiling(body, workers)
-    print(f"ceiling: {best:.1f} images/s", file=sys.stderr)
+    bounds = []
+    for detector in sorted({m.detector for m in modes}):
+        for processes in (False, True):
+            best = ceiling(body, workers, processes, detector)
+            kind = f"{workers} {'processes' if processes else 'threads'}, {detector}-range"
+            print(f"ceiling ({kind}): {best:.1f} images/s", file=sys.stderr)
+            bounds.append(f"{best:.1f} images/s ({kind} detector)")
     note += (
-        f" Ceiling without HTTP (decode + `analyze_batch` in {workers} threads, in process): "
-        f"{best:.1f} images/s."
+        " Ceiling without HTTP (decode + `analyze_batch` of the same JPEG in a loop, "
+        "no server): " + "; ".join(bounds) + ". The load client shares the same cores."
     )
     text = (
         "Load test of `POST /v1/analyze` with one 640x480 one-face JPEG "

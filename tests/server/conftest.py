@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +28,7 @@ from duchenne import data
 from duchenne.analysis.analyzer import Analyzer
 from duchenne.faces import Faces
 
-SERVER_DEPS = ("fastapi", "pydantic_settings", "python_multipart")
+SERVER_DEPS = ("fastapi", "pydantic_settings", "python_multipart", "swagger_ui_bundle")
 
 
 def require_server_deps() -> None:
@@ -140,3 +146,38 @@ def write_video(path: Path, frames: int = 12, fps: float = 10.0, size: int = 160
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(log: Path, **env: str) -> tuple[subprocess.Popen, str]:
+    """``duchenne serve`` on 127.0.0.1:<free port>, output to ``log``; waits for /healthz.
+
+    ``env`` adds ``DUCHENNE_*`` variables (the API key is off unless given). Returns the
+    process and its base URL; the caller stops it (SIGTERM for a graceful stop).
+    """
+    port = free_port()
+    env = {**os.environ, "DUCHENNE_API_KEY": "", "DUCHENNE_WORKERS": "2", **env}
+    cmd = [sys.executable, "-m", "duchenne.cli.main", "serve", "--host", "127.0.0.1"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
+                if json.load(resp)["status"] == "ok":
+                    return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"server did not start:\n{log.read_text()}")
+        time.sleep(0.2)

@@ -11,19 +11,15 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from duchenne import data
 from duchenne.models.registry import default_smile_model
 
-from .conftest import require_server_deps
+from .conftest import require_server_deps, start_server
 
 require_server_deps()
 
@@ -50,40 +46,14 @@ sync_api = pytest.importorskip(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """``duchenne serve`` on 127.0.0.1:<free port>; stopped with SIGTERM (graceful)."""
-    port = free_port()
+    """``duchenne serve`` on 127.0.0.1:<free port>; stopped with SIGTERM (graceful, exit 0)."""
     log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, "DUCHENNE_API_KEY": "", "DUCHENNE_WORKERS": "2"}
-    cmd = [sys.executable, "-m", "duchenne.cli.main", "serve", "--host", "127.0.0.1"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [*cmd, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
-                if json.load(resp)["status"] == "ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"server did not start:\n{log.read_text()}")
-        time.sleep(0.2)
+    proc, url = start_server(log)
     yield url
     proc.send_signal(signal.SIGTERM)
-    code = proc.wait(timeout=30)  # uvicorn re-raises SIGTERM after a clean shutdown
-    assert code in (0, -signal.SIGTERM), log.read_text()
+    assert proc.wait(timeout=30) == 0, log.read_text()
     assert "Application shutdown complete" in log.read_text()
 
 
@@ -138,6 +108,30 @@ def test_upload_the_demo_photo_shows_boxes_and_scores(server, page, tmp_path):
     assert image["x"] <= box["x"] and box["x"] + box["width"] <= image["x"] + image["width"]
     shot = save_screenshot(page, tmp_path, "dashboard-photo.png")
     assert shot.stat().st_size > 10_000
+
+
+def test_api_docs_render_without_internet(server, page, tmp_path):
+    """``/docs`` draws Swagger UI with every request to a host other than the server refused."""
+    refused: list[str] = []
+
+    def loopback_only(route):
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    page.route("**/*", loopback_only)
+    page.goto(server + "/docs")
+    analyze = page.locator(
+        ".opblock.opblock-post:has(.opblock-summary-path[data-path='/v1/analyze'])"
+    )
+    analyze.wait_for(timeout=30_000)
+    assert analyze.locator(".opblock-summary-method").inner_text() == "POST"
+    assert analyze.locator(".opblock-summary-path").inner_text() == "/v1/analyze"
+    assert page.locator(".opblock").count() >= 9  # every endpoint, not just one
+    assert not refused, f"/docs asked for outside files: {refused}"
+    save_screenshot(page, tmp_path, "docs.png")
 
 
 def test_keyboard_only_use_and_phone_layout(server, browser, tmp_path):

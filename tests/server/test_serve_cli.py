@@ -1,13 +1,18 @@
-"""``duchenne serve``: flags become ``Settings``; bad values fail with one line, no traceback."""
+"""``duchenne serve``: flags become ``Settings``; bad values fail with one line, no traceback;
+a SIGTERM or Ctrl-C stops it gracefully with exit status 0."""
 
 from __future__ import annotations
+
+import signal
+import socket
+import time
 
 import pytest
 
 from duchenne.cli.main import build_parser, main
 from duchenne.cli.serve import settings_from
 
-from .conftest import require_server_deps
+from .conftest import require_server_deps, start_server
 
 require_server_deps()
 
@@ -25,6 +30,8 @@ def test_flags_override_the_environment(monkeypatch):
     assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 9001, 3)
     assert settings.batching is False and settings.max_queue == 7
     assert settings_from(parse("--port", "8123")).port == 8123
+    assert settings_from(parse("--processes", "2")).processes == 2
+    assert Settings().processes == 0  # threads unless asked
 
 
 def test_defaults_are_safe():
@@ -58,5 +65,67 @@ def test_help_lists_the_options(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--host", "--port", "--workers", "--model", "--no-batching"):
+    for flag in ("--host", "--port", "--workers", "--processes", "--model", "--no-batching"):
         assert flag in out
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """``serve(**env)`` -> (process, url, log) of a started ``duchenne serve``; killed after."""
+    procs = []
+
+    def start(**env: str):
+        log = tmp_path / f"server{len(procs)}.log"
+        proc, url = start_server(log, **env)
+        procs.append(proc)
+        return proc, url, log
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_graceful_stop_exits_0(serve, sig):
+    """uvicorn raises the signal again after its clean shutdown (exit 143); serve does not."""
+    proc, _, log = serve(DUCHENNE_WORKERS="1")
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == 0, log.read_text()
+    text = log.read_text()
+    assert "Application shutdown complete" in text and "Traceback" not in text
+
+
+def test_sigterm_lets_the_request_in_flight_finish(serve, small_jpeg):
+    """A request whose body is still to come when SIGTERM arrives is answered, then exit 0."""
+    proc, url, log = serve(DUCHENNE_WORKERS="1")
+    port = int(url.rsplit(":", 1)[1])
+    head = (
+        "POST /v1/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {len(small_jpeg)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(head.encode())
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):  # the handler is reading the body
+            interim += conn.recv(1)
+        assert interim.startswith(b"HTTP/1.1 100 Continue"), interim
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while True:  # shutdown has begun once new connections are refused
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                break
+            assert time.monotonic() < deadline, "the server kept accepting connections"
+            time.sleep(0.05)
+        assert proc.poll() is None, log.read_text()  # still waiting for our request
+        conn.sendall(small_jpeg)
+        response = b""
+        while chunk := conn.recv(65536):  # the server closes the connection after it
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response[:500]
+    assert b'"faces"' in response
+    assert proc.wait(timeout=30) == 0, log.read_text()
+    assert "Application shutdown complete" in log.read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from html.parser import HTMLParser
 
 import pytest
 
@@ -90,9 +91,61 @@ def test_every_endpoint_is_documented(client):
     assert client.get("/docs").status_code == 200
 
 
+class AssetLinks(HTMLParser):
+    """The ``<script src>`` and ``<link href>`` values of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[str] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "script" and values.get("src"):
+            self.scripts.append(values["src"])
+        elif tag == "link" and values.get("href"):
+            self.links.append(values["href"])
+
+
+def test_docs_page_loads_swagger_ui_from_the_server_itself(client):
+    """``/docs`` works offline: Swagger UI's files come from ``/docs/static``, not a CDN."""
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "/openapi.json" in page.text
+    assets = AssetLinks()
+    assets.feed(page.text)
+    assert assets.scripts and assets.links
+    kinds = {"js": ("text/javascript", "application/javascript"), "css": ("text/css",)}
+    for url in assets.scripts + assets.links:
+        assert not re.match(r"(?i)^(https?:)?//", url), f"{url} is not served locally"
+        assert url.startswith("/docs/static/"), url
+        response = client.get(url)
+        assert response.status_code == 200, url
+        suffix = url.rsplit(".", 1)[-1]
+        if suffix in kinds:
+            assert response.headers["content-type"].startswith(kinds[suffix]), url
+            assert len(response.content) > 10_000, url  # the real bundle, not a stub
+    assert any(u.endswith("/swagger-ui-bundle.js") for u in assets.scripts)
+    assert any(u.endswith("/swagger-ui.css") for u in assets.links)
+
+
+def test_docs_routes_stay_out_of_the_schema_and_need_no_key(make_client, monkeypatch):
+    monkeypatch.setenv("DUCHENNE_API_KEY", "s3cret")
+    client = make_client()
+    paths = client.get("/openapi.json").json()["paths"]
+    assert not [p for p in paths if p.startswith(("/docs", "/redoc", "/openapi"))]
+    assert client.get("/docs").status_code == 200
+    assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 200
+    assert_error(client.get("/redoc"), 404)  # ReDoc would load from a CDN: not served
+    assert_error(client.get("/docs/static/../index.html"), 404)
+
+
 def test_docs_can_be_turned_off(make_client):
     client = make_client(docs=False)
     assert_error(client.get("/docs"), 404)
+    assert_error(client.get("/docs/static/swagger-ui-bundle.js"), 404)
+    assert_error(client.get("/docs/static/swagger-ui.css"), 404)
+    assert_error(client.get("/redoc"), 404)
     assert_error(client.get("/openapi.json"), 404)
 
 

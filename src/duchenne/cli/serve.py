@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 DEFAULT_HOST = "127.0.0.1"
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server never started
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +27,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="inference threads (default: one per CPU core); the service is one process",
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="analyse images in N worker processes instead of threads (0: threads; "
+        "GIL-free, scales with cores, one model copy per process)",
     )
     p.add_argument("--model", default=None, help="smile model name or .onnx path")
     p.add_argument("--detector", choices=("full", "short"), default=None)
@@ -40,6 +52,7 @@ def settings_from(args: argparse.Namespace):  # -> duchenne.server.Settings
         "host": args.host,
         "port": args.port,
         "workers": args.workers,
+        "processes": args.processes,
         "model": args.model,
         "detector": args.detector,
         "log_level": args.log_level,
@@ -72,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         f"API docs http://{settings.host}:{settings.port}/docs",
         file=sys.stderr,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -82,4 +95,35 @@ def run(args: argparse.Namespace) -> int:
         access_log=settings.log_level == "debug",
         server_header=False,
     )
-    return 0
+    server = _server_class()(config)
+    server.run()  # returns after a graceful stop (SIGTERM, Ctrl-C)
+    return 0 if server.started else STARTUP_FAILURE
+
+
+def _server_class():  # -> type[uvicorn.Server]
+    """``uvicorn.Server`` that does not raise SIGTERM/SIGINT again after a graceful stop.
+
+    uvicorn (>= 0.29) catches both signals while it serves (stop accepting, finish open
+    requests, run the lifespan shutdown, which closes the engine), then puts back the
+    previous handlers and raises the signal again, so a clean stop ends as "killed by
+    SIGTERM" (exit status 143). Here ``capture_signals`` does the same minus that last
+    step: ``run()`` returns and ``duchenne serve`` exits 0.
+    """
+    import uvicorn
+    from uvicorn.server import HANDLED_SIGNALS
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield  # only the main thread can set signal handlers
+                return
+            # SIGINT, SIGTERM (and SIGBREAK on Windows), as uvicorn's own method
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server

@@ -18,13 +18,16 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from duchenne import __version__
 from duchenne.analysis.analyzer import Analyzer
+from duchenne.errors import require_extra
 from duchenne.server.engine import Engine
 from duchenne.server.handlers import install_handlers
 from duchenne.server.jobs import JobManager, video_runner
@@ -36,6 +39,8 @@ from duchenne.server.settings import Settings
 logger = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 30.0
+OPENAPI_URL = "/openapi.json"
+DOCS_STATIC = "/docs/static"
 
 DESCRIPTION = """
 Find faces and measure smiles in photos and videos.
@@ -100,23 +105,51 @@ def create_app(settings: Settings | None = None, *, analyzer: Analyzer | None = 
                 shutil.rmtree(folder, ignore_errors=True)
             logger.info("duchenne service stopped")
 
-    docs = settings.docs
     app = FastAPI(
         title="duchenne",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
+        docs_url=None,  # served from local files by _add_docs (FastAPI's page uses a CDN)
+        redoc_url=None,  # ReDoc has no local bundle: it would load from a CDN
+        openapi_url=OPENAPI_URL if settings.docs else None,
     )
     app.state.settings, app.state.metrics = settings, metrics
     install_handlers(app)
     for module in (analyze, videos, system, dashboard):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=dashboard.static_dir()), name="static")
+    if settings.docs:
+        _add_docs(app)
     _add_middleware(app, settings, metrics)
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the ``swagger-ui-bundle`` package, so it works offline.
+
+    FastAPI's own page loads Swagger UI's JS and CSS from a CDN, which leaves ``/docs``
+    blank on machines without internet. The files are mounted at ``/docs/static`` and,
+    like the dashboard's, need no API key (the API calls made from the page do).
+    """
+    swagger_ui_bundle = require_extra("swagger_ui_bundle", "server")
+    app.mount(
+        DOCS_STATIC,
+        StaticFiles(directory=str(swagger_ui_bundle.swagger_ui_path)),
+        name="docs-static",
+    )
+
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=root + OPENAPI_URL,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_STATIC}/favicon-32x32.png",
+        )
+
+    app.add_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
 
 
 def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
