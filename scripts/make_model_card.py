@@ -5,6 +5,10 @@ Numbers are exactly what ``duchenne evaluate`` prints for the same model, data a
 (both call ``duchenne.evaluation.runner``); crops are computed once per dataset and shared.
 
     python scripts/make_model_card.py [--data ../shared/datasets] [--fer-only artifacts/.../smile_x_feronly.onnx]
+        [--extra 'LABEL=path.onnx' ...]
+
+The default variant is also scored on crops aligned on the detector's eye keypoints (the
+``stages=detect,smile`` path, no Face Mesh), so that faster path's accuracy is published.
 """
 
 from __future__ import annotations
@@ -29,10 +33,17 @@ from duchenne.models.smile import SmileModel  # noqa: E402
 CARD = REPO / "MODEL_CARD.md"
 
 
+KEYPOINT_ROW = "{} (keypoint eyes: `stages=detect,smile`)"
+
+
 def evaluate_sets(
-    data: Path, models: dict[str, SmileModel], n_boot: int
+    data: Path, models: dict[str, SmileModel], n_boot: int, keypoints: SmileModel | None = None
 ) -> dict[str, dict[str, dict]]:
-    """{dataset: {model: report}} on FER+ Test and the SMILEsmileD held-out split."""
+    """{dataset: {model: report}} on FER+ Test and the SMILEsmileD held-out split.
+
+    ``keypoints``: also score this model on crops aligned on the detector's eye keypoints
+    (no Face Mesh), the crops of the faster ``stages=detect,smile`` path.
+    """
     sets = {
         "FER+ Test": (data / "ferplus", "Test"),
         "SMILEsmileD test (seed 0, 20%)": (data / "smilesmiled", "test"),
@@ -46,6 +57,10 @@ def evaluate_sets(
             name: model_report(m(crops.crops), targets, n_boot, 0) for name, m in models.items()
         }
         out[label]["_detected_rate"] = float(crops.detected.mean())
+        if keypoints is not None:
+            fast = dataset_crops(samples, 48, "canvas", eyes="keypoints")
+            row = KEYPOINT_ROW.format(keypoints.name)
+            out[label][row] = model_report(keypoints(fast.crops), targets, n_boot, 0)
     return out
 
 
@@ -123,13 +138,25 @@ def main() -> None:
     parser.add_argument(
         "--fer-only", type=Path, help="ONNX of the variant trained on FER+ only (cross-dataset row)"
     )
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="LABEL=ONNX",
+        help="another model to score, e.g. 'smile_s (CPU-trained)=artifacts/models/smile_s.onnx'",
+    )
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args()
     names = list_models("smile_*", task="smile_emotion")
     models = {n: SmileModel(n, threads=1) for n in names}
     if args.fer_only:
         models[f"{args.fer_only.stem} (FER+ only)"] = SmileModel(args.fer_only, threads=1)
-    results = evaluate_sets(args.data, models, args.n_boot)
+    for spec in args.extra:
+        label, _, path = spec.rpartition("=")
+        models[label or Path(path).stem] = SmileModel(Path(path), threads=1)
+    default = default_smile_model()
+    keypoints = models.get(default) if default else None
+    results = evaluate_sets(args.data, models, args.n_boot, keypoints)
     metrics = metrics_table(results)
     latency = latency_table(names)
     update_models_json(results)

@@ -182,3 +182,16 @@ def test_with_options_shares_sessions_and_only_drops_stages(
     assert analyzer.analyze(astronaut).landmarks is not None  # the original is untouched
     with pytest.raises(ValueError, match="not loaded"):
         Analyzer(stages=("detect",), threads=1).with_options(stages=("detect", "landmarks"))
+
+
+def test_face_eyes_come_from_face_mesh_else_from_detector_keypoints(
+    analyzer: Analyzer, astronaut: np.ndarray
+) -> None:
+    with_mesh = analyzer.analyze(astronaut)
+    mesh_eyes = Analyzer.face_eyes(with_mesh)
+    keypoint_eyes = Analyzer.face_eyes(analyzer.with_options(stages=["detect"]).analyze(astronaut))
+    assert mesh_eyes.shape == keypoint_eyes.shape == (1, 2, 2)
+    iod = np.linalg.norm(mesh_eyes[0, 0] - mesh_eyes[0, 1])
+    # the two sources agree to a fraction of the eye distance (same eye order, same face)
+    assert np.abs(mesh_eyes - keypoint_eyes).max() < 0.15 * iod
+    assert Analyzer.face_eyes(with_mesh[[]]).shape == (0, 2, 2)

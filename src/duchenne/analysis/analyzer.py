@@ -272,15 +272,17 @@ class Analyzer:
         cfg = self.smile_model.align
         if crop:
             return crop_as_aligned(image, cfg)[None]
-        if faces.landmarks is not None:
-            eyes = (
-                np.stack([np.stack(eye_centres(lm)) for lm in faces.landmarks])
-                if len(faces)
-                else np.zeros((0, 2, 2))
-            )
-        else:
-            eyes = faces.keypoints[:, :2] if faces.keypoints is not None else np.zeros((0, 2, 2))
-        return align_batch(image, eyes, cfg)
+        return align_batch(image, self.face_eyes(faces), cfg)
+
+    @staticmethod
+    def face_eyes(faces: Faces) -> np.ndarray:
+        """Eye centres (n, 2, 2) the smile crops align on: Face Mesh's when landmarks ran,
+        else the detector's eye keypoints (``stages=detect,smile``: no Face Mesh pass)."""
+        if faces.landmarks is not None and len(faces):
+            return np.stack([np.stack(eye_centres(lm)) for lm in faces.landmarks])
+        if faces.keypoints is not None and len(faces):
+            return np.asarray(faces.keypoints[:, :2])
+        return np.zeros((0, 2, 2))
 
     def _add_smiles(
         self, results: list[Faces | DuchenneError], images: list[np.ndarray | None], crop: bool

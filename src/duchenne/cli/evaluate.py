@@ -39,6 +39,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=("auto", "canvas", "photo", "resize"),
         help="how face crops are made",
     )
+    p.add_argument(
+        "--eyes",
+        default="mesh",
+        choices=("mesh", "keypoints"),
+        help="align crops on Face Mesh eyes (default) or on the detector's eye keypoints "
+        "(what `--stages detect,smile` does: no Face Mesh pass)",
+    )
     p.add_argument("--format", default="md", choices=FORMATS, help="printed/written format")
     p.add_argument("--output", "-o", type=Path, help="write the report here (json/csv/md)")
     p.add_argument(
@@ -65,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
         plots=args.plots,
         processes=args.processes,
+        eyes=args.eyes,
     )
     if args.format == "json":
         text = to_json_text(report, indent=2)
@@ -95,7 +103,8 @@ def _fmt(est: dict | None) -> str:
 def markdown(report: dict) -> str:
     """Headline table (value [95% CI]) and, with --compare, the paired test results."""
     lines = [
-        f"Dataset `{report['data']}` split `{report['split']}`: n = {report['n']}, crops `{report['crops']['mode']}`, "
+        f"Dataset `{report['data']}` split `{report['split']}`: n = {report['n']}, crops `{report['crops']['mode']}` "
+        f"(eyes: {report['crops'].get('eyes', 'mesh')}), "
         f"face found in {100 * (report['crops']['detected_rate'] or 0):.1f}%",
         "",
         "| model | smile accuracy | smile F1 | ROC-AUC | ECE | score Spearman | emotion accuracy |",

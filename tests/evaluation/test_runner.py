@@ -1,0 +1,84 @@
+"""``duchenne.evaluation.runner``: dataset crops (Face Mesh or keypoint eyes) and the report.
+
+The dataset is built here: 48x48 grey face crops cut from the bundled public-domain
+astronaut photo (FER+ layout), so the real detector, Face Mesh and aligner run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from duchenne import data
+from duchenne.analysis.analyzer import Analyzer
+from duchenne.analysis.crops import PipelineFinder
+from duchenne.cli.main import main
+from duchenne.datasets import read_dataset
+from duchenne.evaluation.runner import dataset_crops, evaluate
+
+
+def make_ferplus_test(root: Path, n: int = 6) -> Path:
+    """FER+ ``FER2013Test`` with ``n`` shifted/flipped face crops, happy votes on even rows."""
+    photo = data.astronaut()
+    x0, y0, x1, y1 = Analyzer(stages=("detect",)).analyze(photo).xyxy[0]
+    side = 1.3 * max(x1 - x0, y1 - y0)
+    folder = root / "FER2013Test"
+    folder.mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        cx, cy = (x0 + x1) / 2 + 4 * (i - n / 2), (y0 + y1) / 2
+        box = [int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)]
+        face = cv2.cvtColor(photo[box[1] : box[3], box[0] : box[2]], cv2.COLOR_RGB2GRAY)
+        face = cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(folder / f"fer{i:07d}.png"), face[:, ::-1] if i % 3 == 2 else face)
+        votes = [0] * 10
+        votes[1 if i % 2 == 0 else 0] = 8
+        votes[3] = 2
+        rows.append(f'fer{i:07d}.png,"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
+    (folder / "label.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def ferplus(tmp_path_factory) -> Path:
+    return make_ferplus_test(tmp_path_factory.mktemp("data") / "ferplus")
+
+
+def test_keypoint_eyes_frame_faces_like_face_mesh_eyes(ferplus: Path) -> None:
+    samples = list(read_dataset(ferplus, "Test"))
+    mesh = dataset_crops(samples, 48, "canvas", processes=1, eyes="mesh")
+    keypoints = dataset_crops(samples, 48, "canvas", processes=1, eyes="keypoints")
+    assert mesh.detected.all() and keypoints.detected.all()
+    for a, b in zip(mesh.crops, keypoints.crops, strict=True):
+        assert not np.array_equal(a, b)  # different eye sources ...
+        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.85  # ... the same framing
+
+
+def test_report_records_the_eye_source(ferplus: Path, tiny_smile_onnx: Path) -> None:
+    report = evaluate(str(tiny_smile_onnx), ferplus, split="Test", n_boot=20, processes=1)
+    fast = evaluate(
+        str(tiny_smile_onnx), ferplus, split="Test", n_boot=20, processes=1, eyes="keypoints"
+    )
+    assert report["crops"]["eyes"] == "mesh" and fast["crops"]["eyes"] == "keypoints"
+    assert report["n"] == fast["n"] == 6
+    for r in (report, fast):
+        smile = r["models"]["tiny_smile"]["smile"]
+        assert 0.0 <= smile["accuracy"]["value"] <= 1.0
+
+
+def test_cli_eyes_flag(ferplus: Path, tiny_smile_onnx: Path, capsys) -> None:
+    argv = ["evaluate", "--model", str(tiny_smile_onnx), "--data", str(ferplus), "--split"]
+    assert main([*argv, "Test", "--eyes", "keypoints", "--format", "json", "--n-boot", "20"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["crops"]["eyes"] == "keypoints"
+    with pytest.raises(SystemExit):
+        main([*argv, "Test", "--eyes", "nose"])
+
+
+def test_unknown_eye_source_is_refused() -> None:
+    with pytest.raises(ValueError, match="eyes"):
+        PipelineFinder(eyes="nose")
