@@ -106,11 +106,17 @@ async def _request(
 
 
 async def run_level(
-    host: str, port: int, body: bytes, concurrency: int, total: int, max_seconds: float
+    host: str,
+    port: int,
+    body: bytes,
+    concurrency: int,
+    total: int,
+    max_seconds: float,
+    path: str = "/v1/analyze",
 ) -> LevelResult:
     """``concurrency`` connections sending until ``total`` requests or ``max_seconds``."""
     head = (
-        f"POST /v1/analyze HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         f"Content-Type: image/jpeg\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
     result = LevelResult(concurrency)
@@ -193,6 +199,7 @@ class ServerMode:
     batching: bool = True
     processes: int = 0
     detector: str = "full"
+    no_mesh: bool = False  # requests ask for stages=detect,smile (keypoint-aligned crops)
 
     @classmethod
     def parse(cls, spec: str) -> ServerMode:
@@ -203,6 +210,8 @@ class ServerMode:
                 mode = replace(mode, batching=token == "on")
             elif token in ("full", "short"):
                 mode = replace(mode, detector=token)
+            elif token == "nomesh":
+                mode = replace(mode, no_mesh=True)
             elif token.startswith("p") and token[1:].isdigit():
                 mode = replace(mode, processes=int(token[1:]))
             else:
@@ -212,7 +221,12 @@ class ServerMode:
     def label(self, workers: int) -> str:
         where = f"{self.processes} processes" if self.processes else f"{workers} threads"
         text = f"batching {'on' if self.batching else 'off'}, {where}"
-        return text + (", short-range detector" if self.detector == "short" else "")
+        text += ", short-range detector" if self.detector == "short" else ""
+        return text + (", `stages=detect,smile`" if self.no_mesh else "")
+
+    @property
+    def path(self) -> str:
+        return "/v1/analyze?stages=detect,smile" if self.no_mesh else "/v1/analyze"
 
     def env(self) -> dict[str, str]:
         return {
@@ -290,13 +304,14 @@ def measure(
     levels: list[int],
     total: int,
     max_seconds: float,
+    path: str = "/v1/analyze",
 ) -> list[list[object]]:
     """One table row per concurrency level."""
-    asyncio.run(run_level(host, port, body, 2, 20, 30))  # warm-up: sessions, caches, pools
+    asyncio.run(run_level(host, port, body, 2, 20, 30, path))  # warm-up: sessions, caches, pools
     rows: list[list[object]] = []
     for level in levels:
         before = rss_mb(pid)
-        res = asyncio.run(run_level(host, port, body, level, total, max_seconds))
+        res = asyncio.run(run_level(host, port, body, level, total, max_seconds, path))
         after = rss_mb(pid)
         lat = np.array(res.latencies) if res.latencies else np.array([np.nan])
         rows.append(
@@ -326,9 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="time per level (max)")
     parser.add_argument(
         "--modes",
-        default="on,off,on+p2,on+p2+short",
+        default="on,off,on+p2,on+p2+short,on+p2+short+nomesh",
         help="server modes, comma-separated; a mode joins tokens with +: on|off (batching), "
-        "pN (N worker processes), full|short (detector)",
+        "pN (N worker processes), full|short (detector), nomesh (requests ask for "
+        "stages=detect,smile: no Face Mesh)",
     )
     parser.add_argument("--workers", type=int, default=None, help="server inference threads")
     parser.add_argument("--readme", action="store_true", help="write the bench-server block")
@@ -357,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                 wait_healthy(f"http://127.0.0.1:{port}")
                 label = mode.label(workers)
                 rows += measure(
-                    "127.0.0.1", port, proc.pid, label, body, levels, total, args.seconds
+                    "127.0.0.1", port, proc.pid, label, body, levels, total, args.seconds, mode.path
                 )
             finally:
                 stop_server(proc)
