@@ -100,6 +100,25 @@ def latency_table(names: list[str]) -> str:
     return markdown_table(list(rows[0]), [list(r.values()) for r in rows])
 
 
+def training_table(summaries: list[Path]) -> str:
+    """One row per training-run summary (``<run>.json`` written by ``duchenne train fit``)."""
+    lines = [
+        "| run | device | torch threads | epochs run (best) | stopped | train minutes "
+        "| valid 8-class acc | valid smile F1 | summary file |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in summaries:
+        run = json.loads(path.read_text())
+        cfg, valid = run["config"], run["valid_metrics"]
+        lines.append(
+            f"| {run['name']} | {run['device']} | {cfg.get('threads') or '-'} "
+            f"| {run['epochs_run']} ({run['best_epoch']}) | {run['stopped']} "
+            f"| {run['train_seconds'] / 60:.1f} | {valid['emotion_acc']:.3f} "
+            f"| {valid['smile_f1']:.3f} | `{path.relative_to(REPO) if path.is_relative_to(REPO) else path}` |"
+        )
+    return "\n".join(lines)
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     return re.sub(
@@ -145,6 +164,13 @@ def main() -> None:
         metavar="LABEL=ONNX",
         help="another model to score, e.g. 'smile_s (CPU-trained)=artifacts/models/smile_s.onnx'",
     )
+    parser.add_argument(
+        "--runs",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="training-run summaries (<run>.json) for the training table",
+    )
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args()
     names = list_models("smile_*", task="smile_emotion")
@@ -163,6 +189,10 @@ def main() -> None:
     card = CARD.read_text()
     card = replace_block(card, "card-metrics", metrics)
     card = replace_block(card, "card-latency", latency)
+    if args.runs:
+        card = replace_block(
+            card, "card-training", training_table([p.resolve() for p in args.runs])
+        )
     with atomic_write(CARD, mode="w") as fh:
         fh.write(card)
     update_readme(
