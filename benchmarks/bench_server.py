@@ -336,12 +336,12 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="measure this running server (loopback only)")
-    parser.add_argument("--levels", default="1,4,16,64", help="comma-separated concurrencies")
+    parser.add_argument("--levels", default="1,4,8,16,64", help="comma-separated concurrencies")
     parser.add_argument("--requests", type=int, default=400, help="requests per level (max)")
     parser.add_argument("--seconds", type=float, default=20.0, help="time per level (max)")
     parser.add_argument(
         "--modes",
-        default="on,off,on+p2,on+p2+short,on+p2+short+nomesh",
+        default="on,off,on+p2,on+nomesh,on+short+nomesh",
         help="server modes, comma-separated; a mode joins tokens with +: on|off (batching), "
         "pN (N worker processes), full|short (detector), nomesh (requests ask for "
         "stages=detect,smile: no Face Mesh)",

@@ -32,8 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--processes",
         type=int,
         default=None,
-        help="analyse images in N worker processes instead of threads (0: threads; "
-        "GIL-free, scales with cores, one model copy per process)",
+        help="analyse images in N worker processes instead of threads (default 0: threads). "
+        "GIL-free, for machines with many cores; on 2 cores threads were faster (README)",
     )
     p.add_argument("--model", default=None, help="smile model name or .onnx path")
     p.add_argument("--detector", choices=("full", "short"), default=None)
