@@ -345,9 +345,12 @@ def _load_stream(fh: IO[bytes], label: str, max_pixels: int) -> np.ndarray:
 def _decode_plain_jpeg(img: Image.Image, fh: IO[bytes], start: int) -> np.ndarray | None:
     """Decode an upright, complete RGB/grey JPEG with OpenCV; ``None`` means "use Pillow".
 
-    Why: JPEG is what cameras, browsers and clients send, and OpenCV's libjpeg-turbo path
-    decodes a 640x480 photo about 3x faster than ``Image.load`` with identical pixels (both
-    use libjpeg-turbo's default IDCT and upsampling; tested equal). Everything unusual --
+    Why: JPEG is what cameras, browsers and clients send. OpenCV decodes the whole file in
+    one call without the GIL, where Pillow's ``Image.load`` loops over chunks in Python; with
+    identical pixels (both use libjpeg-turbo's default IDCT and upsampling; tested equal).
+    Measured on a 640x480 photo: about the same speed on one idle thread (1.8 vs 1.9 ms),
+    +7% images/s for decode + analysis in two threads, and far less slowdown when the cores
+    are busy (1.4 vs 5.9 ms under a concurrent training job). Everything unusual --
     CMYK, EXIF rotation, multi-picture files, data that does not end in the EOI marker
     (truncated: OpenCV would return grey-filled pixels where Pillow raises) -- keeps the
     Pillow path and its errors. Called after the header's pixel check.
