@@ -87,6 +87,13 @@ DEFAULT_CANVAS: dict[str, CanvasConfig] = {
 }
 
 
+def stages_for_eyes(eyes: str) -> tuple[str, ...]:
+    """``Analyzer`` stages whose ``face_eyes`` come from ``eyes`` (one of ``EYE_SOURCES``)."""
+    if eyes not in EYE_SOURCES:
+        raise ValueError(f"eyes must be one of {EYE_SOURCES}, got {eyes!r}")
+    return ("detect", "landmarks") if eyes == "mesh" else ("detect",)
+
+
 class FaceFinder(Protocol):
     """What ``crop_one`` needs from the analyzer: eye centres of the best face, or None."""
 
@@ -103,11 +110,9 @@ class PipelineFinder:
     def __init__(self, detector: str = "full", eyes: str = "mesh") -> None:
         from duchenne.analysis.analyzer import Analyzer
 
-        if eyes not in EYE_SOURCES:
-            raise ValueError(f"eyes must be one of {EYE_SOURCES}, got {eyes!r}")
-        stages = ("detect", "landmarks") if eyes == "mesh" else ("detect",)
-        self.eyes = eyes
-        self.analyzer = Analyzer(stages=stages, detector=detector, max_faces=1, threads=1)
+        self.analyzer = Analyzer(
+            stages=stages_for_eyes(eyes), detector=detector, max_faces=1, threads=1
+        )
 
     def __call__(self, canvas_rgb: np.ndarray) -> np.ndarray | None:
         faces = self.analyzer.faces_in(canvas_rgb)

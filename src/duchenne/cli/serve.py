@@ -26,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--workers",
         type=int,
         default=None,
-        help="inference threads (default: one per CPU core); the service is one process",
+        help="inference threads (default: one per CPU core), in the one service process "
+        "unless --processes is given",
     )
     p.add_argument(
         "--processes",

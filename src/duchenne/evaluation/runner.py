@@ -65,9 +65,9 @@ def dataset_crops(
         crops = np.stack([crop_as_aligned(load_image(p), cfg) for p in paths])
         return DatasetCrops(crops, np.zeros(len(paths), bool), mode, time.perf_counter() - start)
     from duchenne.analysis.analyzer import Analyzer
+    from duchenne.analysis.crops import stages_for_eyes
 
-    stages = ("detect", "landmarks") if eyes == "mesh" else ("detect",)
-    analyzer = Analyzer(stages=stages, max_faces=1)
+    analyzer = Analyzer(stages=stages_for_eyes(eyes), max_faces=1)
     crops, detected = [], []
     for path in tqdm(paths, desc="crops", unit="img", disable=len(paths) < 50):
         image = load_image(path)

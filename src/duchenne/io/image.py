@@ -337,9 +337,7 @@ def _load_stream(fh: IO[bytes], label: str, max_pixels: int) -> np.ndarray:
     start = fh.tell()
     head = _sniff(fh, label)
     with _open_pil(fh, head, label) as img:
-        _check_pixels(img.width, img.height, label, max_pixels)
-        fast = _decode_plain_jpeg(img, fh, start)
-        return fast if fast is not None else _decode_pil(img, label, max_pixels)
+        return _decode_pil(img, label, max_pixels, encoded=(fh, start))
 
 
 def _decode_plain_jpeg(img: Image.Image, fh: IO[bytes], start: int) -> np.ndarray | None:
@@ -406,9 +404,22 @@ def _open_pil(fh: IO[bytes], head: bytes, label: str) -> Image.Image:
     return img
 
 
-def _decode_pil(img: Image.Image, label: str, max_pixels: int) -> np.ndarray:
-    """Check the size, decode the pixels, apply EXIF orientation, convert to RGB."""
+def _decode_pil(
+    img: Image.Image,
+    label: str,
+    max_pixels: int,
+    encoded: tuple[IO[bytes], int] | None = None,
+) -> np.ndarray:
+    """Check the size, decode the pixels, apply EXIF orientation, convert to RGB.
+
+    ``encoded``: the stream ``img`` was opened from and its start offset, which lets a
+    plain JPEG take the OpenCV path (:func:`_decode_plain_jpeg`).
+    """
     _check_pixels(img.width, img.height, label, max_pixels)
+    if encoded is not None:
+        fast = _decode_plain_jpeg(img, *encoded)
+        if fast is not None:
+            return fast
     try:
         img.load()
     except _DECODE_ERRORS as exc:

@@ -85,7 +85,8 @@ class ProcessAnalysis:
         )
 
     def warm_up(self) -> list[int]:
-        """Start every worker and wait until each has built its analyzer; their pids."""
+        """Start the workers (two no-op tasks per worker) and wait until those that took
+        one have built their analyzer; their pids."""
         futures = [self._pool.submit(_worker_pid) for _ in range(self.processes * 2)]
         return sorted({f.result() for f in futures})
 
