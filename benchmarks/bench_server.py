@@ -1,7 +1,8 @@
 """Load benchmark of the REST service: ``POST /v1/analyze`` at rising concurrency.
 
 Starts ``duchenne serve`` on 127.0.0.1 (a free port) once per server mode -- micro-batching
-on or off, analysis in threads or in worker processes, full- or short-range detector --
+on or off, analysis in threads or in worker processes, full- or short-range detector,
+requests for all stages or for the fast ``stages=detect,smile`` path --
 sends a bounded number of requests of one 640x480 one-face JPEG at each
 concurrency level (bounded in count and time), and prints requests/s, p50/p99 latency,
 refusals (429/503, the intended overload answer), errors (anything else) and the RSS of
