@@ -16,6 +16,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "development"
 
 from duchenne.analysis.analyzer import Analyzer as Analyzer
+from duchenne.analysis.config import AnalyzerConfig as AnalyzerConfig
 from duchenne.errors import DuchenneError as DuchenneError
 from duchenne.face.align import AlignConfig as AlignConfig
 from duchenne.faces import EMOTION_LABELS as EMOTION_LABELS
@@ -29,6 +30,7 @@ __all__ = [
     "EMOTION_LABELS",
     "AlignConfig",
     "Analyzer",
+    "AnalyzerConfig",
     "DuchenneError",
     "Face",
     "Faces",

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from duchenne.analysis.config import AnalyzerConfig
 from duchenne.batch.inputs import expand_inputs
 from duchenne.batch.worker import (
     VIDEO_UNAVAILABLE,
@@ -28,7 +29,7 @@ VOLATILE = ("source", "fingerprint")
 
 @pytest.fixture(scope="module")
 def worker() -> BatchWorker:
-    return BatchWorker(WorkerConfig(stages=STAGES))
+    return BatchWorker(WorkerConfig(AnalyzerConfig(stages=STAGES)))
 
 
 def test_cli_csv_with_bad_files_then_nothing_left(photo_set, reference, tmp_path, capsys) -> None:
@@ -99,7 +100,7 @@ def test_videos_mixed_with_images(tmp_path) -> None:
         ("broken.mp4", "video"),
         ("clip.avi", "video"),
     ]
-    worker = BatchWorker(WorkerConfig(stages=("detect",), video_fps=5.0))
+    worker = BatchWorker(WorkerConfig(AnalyzerConfig(stages=("detect",)), video_fps=5.0))
     broken, clip = worker.process(items)
     if not video_analysis_available():
         assert VIDEO_UNAVAILABLE in clip[0]["error"] and VIDEO_UNAVAILABLE in broken[0]["error"]
@@ -107,7 +108,9 @@ def test_videos_mixed_with_images(tmp_path) -> None:
     assert broken[0]["error"].startswith("VideoOpenError") and broken[0]["face"] is None
     assert len(clip) == 6 and all(r["error"] is None for r in clip)
     assert [r["frame"] for r in clip] == [0, 2, 4, 6, 8, 10] and clip[0]["face"] == 0
-    summary = BatchWorker(WorkerConfig(stages=("detect",), video_summary=True)).process(items[1:])
+    summary = BatchWorker(
+        WorkerConfig(AnalyzerConfig(stages=("detect",)), video_summary=True)
+    ).process(items[1:])
     (track,) = summary[0]
     assert track["face"] == 0 and track["n_frames"] == 6 and track["frames_analysed"] == 6
     json.dumps(track)  # JSON-safe

@@ -26,6 +26,7 @@ import pytest
 
 from duchenne import data
 from duchenne.analysis.analyzer import Analyzer
+from duchenne.analysis.config import AnalyzerConfig
 from duchenne.faces import Faces
 
 SERVER_DEPS = ("fastapi", "pydantic_settings", "python_multipart", "swagger_ui_bundle")
@@ -54,6 +55,7 @@ class SlowAnalyzer:
     """
 
     stages = ("detect",)
+    config = AnalyzerConfig(stages=stages)
     smile_model = None
     mesh = None
 
@@ -67,8 +69,8 @@ class SlowAnalyzer:
     def model_names(self) -> dict[str, str]:
         return {"detector": "fake"}
 
-    def with_options(self, **_) -> SlowAnalyzer:
-        """Like ``Analyzer.with_options``: a view that shares the call log."""
+    def view(self, _config) -> SlowAnalyzer:
+        """Like ``Analyzer.view``: a view that shares the call log."""
         return self
 
     def analyze_batch(self, images, *, crop=False, **_):

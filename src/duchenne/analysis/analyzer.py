@@ -9,6 +9,7 @@ Per-face models run on all faces of a call in one batch.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from duchenne.analysis.config import AnalyzerConfig
 from duchenne.errors import DuchenneError
 from duchenne.face.align import align_batch, crop_as_aligned, eye_centres
 from duchenne.face.detector import Detections, FaceDetector
@@ -29,39 +31,18 @@ from duchenne.models.smile import SmileModel
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("detect", "landmarks", "geometry", "smile")
-DEFAULT_MAX_PIXELS = 50_000_000
 REFINE_ROLL_RAD = float(np.radians(5.0))
 REFINE_PASSES = 4
-
-
-def normalize_stages(stages: Iterable[str]) -> tuple[str, ...]:
-    """Validate stage names and add what they depend on (geometry needs landmarks)."""
-    wanted = set(stages)
-    unknown = wanted - set(STAGES)
-    if unknown:
-        raise ValueError(f"unknown stage(s) {sorted(unknown)}; choose from {list(STAGES)}")
-    if "geometry" in wanted:
-        wanted.add("landmarks")
-    wanted.add("detect")
-    return tuple(s for s in STAGES if s in wanted)
 
 
 class Analyzer:
     """Find faces and measure smiles in images.
 
     Args:
-        stages: which stages run, from ``("detect", "landmarks", "geometry", "smile")``;
-            detection always runs, geometry implies landmarks. Smile crops are aligned on
-            the Face Mesh eyes when landmarks run, else on the detector's eye keypoints.
-        detector: ``"full"`` (any distance, default) or ``"short"`` (near faces).
-        smile_model: ladder variant name or ``.onnx`` path (None = the default variant).
-        max_faces: keep at most this many faces (highest detector score first).
-        min_face_size: drop faces whose box is smaller than this many pixels (short side).
-        min_score: detector threshold (None = MediaPipe's default for the model).
-        tile: scan large images in tiles for small faces (``"auto"``, True, False).
-        threads: onnxruntime threads per session (None = onnxruntime's default).
-        max_pixels: refuse images larger than this (decompression-bomb guard).
+        config: the options (:class:`~duchenne.analysis.config.AnalyzerConfig`: stages,
+            detector, smile model, limits, threads); None = the defaults.
+        **options: fields of ``AnalyzerConfig`` replacing those of ``config``
+            (``Analyzer(stages=("detect",), threads=1)``).
 
     Example:
         >>> analyzer = Analyzer()
@@ -70,29 +51,64 @@ class Analyzer:
         [7.9]
     """
 
-    def __init__(
-        self,
-        stages: Iterable[str] = STAGES,
-        *,
-        detector: str = "full",
-        smile_model: str | Path | None = None,
-        max_faces: int | None = None,
-        min_face_size: float = 0.0,
-        min_score: float | None = None,
-        tile: bool | str = "auto",
-        threads: int | None = None,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-    ) -> None:
-        self.stages = normalize_stages(stages)
-        self.max_faces, self.min_face_size, self.max_pixels = max_faces, min_face_size, max_pixels
-        self.detector = FaceDetector(detector, min_score=min_score, tile=tile, threads=threads)
-        self.mesh = FaceMesh(threads=threads) if "landmarks" in self.stages else None
+    def __init__(self, config: AnalyzerConfig | None = None, **options: Any) -> None:
+        self.config = config = AnalyzerConfig.build(config, **options)
+        self.detector = FaceDetector(
+            config.detector, min_score=config.min_score, tile=config.tile, threads=config.threads
+        )
+        self.mesh = FaceMesh(threads=config.threads) if "landmarks" in config.stages else None
         self.smile_model: SmileModel | None = None
-        if "smile" in self.stages:
-            if smile_model is None and default_smile_model() is None:
+        if "smile" in config.stages:
+            if config.smile_model is None and default_smile_model() is None:
                 logger.warning("no smile model ships with this installation; smile stage skipped")
             else:
-                self.smile_model = SmileModel(smile_model, threads=threads)
+                self.smile_model = SmileModel(config.smile_model, threads=config.threads)
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stages this analyzer runs (normalised, pipeline order)."""
+        return self.config.stages
+
+    @property
+    def max_faces(self) -> int | None:
+        return self.config.max_faces
+
+    @property
+    def min_face_size(self) -> float:
+        return self.config.min_face_size
+
+    @property
+    def max_pixels(self) -> int:
+        return self.config.max_pixels
+
+    def view(self, config: AnalyzerConfig) -> Analyzer:
+        """A lighter ``Analyzer`` for ``config``, sharing this one's ONNX sessions.
+
+        Why: a server holds one analyzer with every stage loaded and serves requests that
+        ask for subsets (e.g. detection only) or other limits; building new sessions per
+        request would cost far more than the request. ``config`` is usually a
+        ``dataclasses.replace`` of :attr:`config`: stages can only be dropped, never added,
+        and the model fields (detector, smile model, threads, ...) must be the same.
+
+        Raises:
+            ValueError: ``config`` asks for a stage or a model this analyzer did not load.
+        """
+        if config.sessions() != self.config.sessions():
+            raise ValueError("a view can change stages and limits, not the models it runs")
+        missing = [
+            s
+            for s in config.stages
+            if s not in self.stages or (s == "smile" and self.smile_model is None)
+        ]
+        if missing:
+            raise ValueError(
+                f"stage(s) {missing} not loaded by this analyzer (loaded: {list(self.stages)})"
+            )
+        view = copy.copy(self)
+        view.config = config
+        view.mesh = self.mesh if "landmarks" in config.stages else None
+        view.smile_model = self.smile_model if "smile" in config.stages else None
+        return view
 
     def with_options(
         self,
@@ -101,34 +117,18 @@ class Analyzer:
         max_faces: int | None = None,
         min_face_size: float | None = None,
     ) -> Analyzer:
-        """A lighter ``Analyzer`` sharing this one's ONNX sessions, with fewer stages or other limits.
-
-        Why: a server holds one analyzer with every stage loaded and serves requests that
-        ask for subsets (e.g. detection only); building new sessions per request would cost
-        far more than the request. Stages can only be dropped, never added.
+        """:meth:`view` with other stages (None: these), ``max_faces`` (None: no limit) and
+        ``min_face_size`` (None: this one's).
 
         Raises:
             ValueError: if ``stages`` asks for a stage this analyzer did not load.
         """
-        view = copy.copy(self)
+        changes: dict[str, Any] = {"max_faces": max_faces}
         if stages is not None:
-            wanted = normalize_stages(stages)
-            missing = [
-                s
-                for s in wanted
-                if s not in self.stages or (s == "smile" and self.smile_model is None)
-            ]
-            if missing:
-                raise ValueError(
-                    f"stage(s) {missing} not loaded by this analyzer (loaded: {list(self.stages)})"
-                )
-            view.stages = wanted
-            view.mesh = self.mesh if "landmarks" in wanted else None
-            view.smile_model = self.smile_model if "smile" in wanted else None
-        view.max_faces = max_faces
+            changes["stages"] = tuple(stages)
         if min_face_size is not None:
-            view.min_face_size = min_face_size
-        return view
+            changes["min_face_size"] = min_face_size
+        return self.view(dataclasses.replace(self.config, **changes))
 
     @property
     def model_names(self) -> dict[str, str]:

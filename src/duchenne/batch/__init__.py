@@ -20,10 +20,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from duchenne.analysis.analyzer import STAGES, normalize_stages
+from duchenne.analysis.config import AnalyzerConfig
 from duchenne.batch.inputs import InputItem, expand_inputs
 from duchenne.batch.ledger import Ledger, PartWriter
 from duchenne.batch.local import EngineReport, run_local
@@ -140,14 +141,9 @@ def run(
     address: str | None = None,
     format: str | None = None,
     list_files: Sequence[str | os.PathLike[str]] = (),
-    stages: Sequence[str] = STAGES,
-    detector: str = "full",
-    smile_model: str | None = None,
-    max_faces: int | None = None,
-    min_face_size: float = 0.0,
+    config: AnalyzerConfig | None = None,
     crop: bool = False,
     landmarks: bool = False,
-    threads: int = 1,
     video_summary: bool = False,
     video_fps: float | None = 5.0,
     chunk_size: int = 8,
@@ -157,6 +153,7 @@ def run(
     retry_errors: bool = False,
     fingerprint: str = "stat",
     progress: bool = False,
+    **analyzer_options: Any,
 ) -> BatchSummary:
     """Analyse every input into one results file; resume what an earlier run left.
 
@@ -172,9 +169,10 @@ def run(
         address: Ray cluster address (``engine="ray"`` only; None = local Ray).
         format: Output format (None: from the suffix of ``out``, else Parquet).
         list_files: Text files listing more inputs, one a line.
-        stages, detector, smile_model, max_faces, min_face_size, crop, landmarks: As for
-            :class:`~duchenne.analysis.analyzer.Analyzer` and ``duchenne analyze``.
-        threads: onnxruntime (and OpenCV) threads per worker.
+        config: The ``Analyzer`` options of every worker
+            (:class:`~duchenne.analysis.config.AnalyzerConfig`; ``threads`` is per worker,
+            None = 1).
+        crop, landmarks: As for ``duchenne analyze``.
         video_summary: One row per face track per video instead of one per sampled frame.
         video_fps: Frames per second sampled from videos (None: every frame).
         chunk_size: Inputs per task sent to a worker.
@@ -185,6 +183,8 @@ def run(
         fingerprint: ``"stat"`` (path + size + mtime) or ``"content"`` (sha256) to
             decide that an input is unchanged since an earlier run.
         progress: Show a progress bar (rate and ETA) on stderr.
+        **analyzer_options: ``AnalyzerConfig`` fields replacing those of ``config``
+            (``stages=("detect",)``, ``threads=2``, ...).
 
     Returns:
         A :class:`BatchSummary`; ``interrupted`` is set after Ctrl-C (finished inputs are
@@ -194,29 +194,25 @@ def run(
         BatchError: No inputs, unfinished parts with other settings, an output that
             is not a batch output, or workers that cannot start.
         MissingExtraError: ``engine="ray"`` without Ray, or Parquet without pyarrow.
-        ValueError: Unknown engine, format or fingerprint mode.
+        ValueError: Unknown engine, format, fingerprint mode or stage.
+        TypeError: An ``analyzer_options`` key that is not an ``AnalyzerConfig`` field.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if chunk_size < 1 or part_size < 1:
         raise ValueError("chunk_size and part_size must be >= 1")
     fmt = output_format(out, format)
-    config = WorkerConfig(
-        stages=normalize_stages(stages),
-        detector=detector,
-        smile_model=smile_model,
-        max_faces=max_faces,
-        min_face_size=min_face_size,
+    worker_config = WorkerConfig(
+        AnalyzerConfig.build(config, **analyzer_options),
         crop=crop,
         landmarks=landmarks,
-        threads=max(1, int(threads)),
         video_summary=video_summary,
         video_fps=video_fps,
     )
     items = expand_inputs(inputs, list_files=list_files, fingerprint=fingerprint)
     if not items:
         raise BatchError("no inputs found (give files, folders, globs, archives or @list.txt)")
-    ledger = Ledger(out, fmt, config.results_key(), overwrite=overwrite)
+    ledger = Ledger(out, fmt, worker_config.results_key(), overwrite=overwrite)
     pending = [
         i for i in items if not ledger.is_done(i.source, i.fingerprint, retry_errors=retry_errors)
     ]
@@ -225,7 +221,7 @@ def run(
     writer = PartWriter(ledger, part_size=part_size)
     if pending:
         report = _analyse(
-            pending, config, writer, summary, engine, workers, address, chunk_size, progress
+            pending, worker_config, writer, summary, engine, workers, address, chunk_size, progress
         )
         summary.workers, summary.interrupted = report.workers, report.interrupted
         summary.peak_rss_mb, summary.crashed_workers = report.peak_rss_mb, report.crashed_workers

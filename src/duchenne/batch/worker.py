@@ -23,12 +23,13 @@ import tempfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
 from duchenne import __version__
-from duchenne.analysis.analyzer import STAGES, Analyzer
+from duchenne.analysis.analyzer import Analyzer
+from duchenne.analysis.config import AnalyzerConfig
 from duchenne.batch.inputs import InputItem, is_uri, open_binary
 from duchenne.errors import DuchenneError, ImageLoadError
 from duchenne.faces import result_rows
@@ -47,44 +48,43 @@ class WorkerConfig:
     """What each worker builds and how it analyses; the same for every worker of a job.
 
     Attributes:
-        stages: Analyzer stages (see :class:`~duchenne.analysis.analyzer.Analyzer`).
-        detector: ``"full"`` or ``"short"``.
-        smile_model: Smile model name or ``.onnx`` path (None = the default).
-        max_faces: Keep at most this many faces per image.
-        min_face_size: Drop faces smaller than this (pixels, short side).
+        analyzer: The ``Analyzer`` options (stages, detector, smile model, limits,
+            threads). ``threads`` is per worker and defaults to 1 here (None becomes 1):
+            one onnxruntime (and OpenCV) thread per worker is the efficient setting when
+            there is one worker per core.
         crop: Inputs are face crops (no detection).
         landmarks: Include the 468 landmarks in each row.
-        threads: onnxruntime intra-op threads (and OpenCV threads) per worker. One per
-            worker is the efficient setting when there is one worker per core.
         video_summary: One row per face track per video instead of one per sampled frame.
         video_fps: Frames per second sampled from videos (None = every frame).
     """
 
-    stages: tuple[str, ...] = STAGES
-    detector: str = "full"
-    smile_model: str | None = None
-    max_faces: int | None = None
-    min_face_size: float = 0.0
+    analyzer: AnalyzerConfig = field(default_factory=lambda: AnalyzerConfig(threads=1))
     crop: bool = False
     landmarks: bool = False
-    threads: int = 1
     video_summary: bool = False
     video_fps: float | None = 5.0
 
+    def __post_init__(self) -> None:
+        threads = max(1, int(self.analyzer.threads or 1))
+        if threads != self.analyzer.threads:
+            object.__setattr__(self, "analyzer", replace(self.analyzer, threads=threads))
+
+    @property
+    def threads(self) -> int:
+        """onnxruntime (and OpenCV) threads per worker."""
+        return int(self.analyzer.threads or 1)
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (sent to workers and actors, stored in the job manifest)."""
-        d = asdict(self)
-        d["stages"] = list(self.stages)
-        return d
+        """Plain flat dict (sent to workers and actors, stored in the job manifest)."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "analyzer"}
+        return {**self.analyzer.to_dict(), **own}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WorkerConfig:
         """Inverse of :meth:`to_dict` (unknown keys ignored)."""
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in known}
-        if "stages" in kwargs:
-            kwargs["stages"] = tuple(kwargs["stages"])
-        return cls(**kwargs)
+        own = {f.name for f in fields(cls)} - {"analyzer"}
+        kwargs = {k: v for k, v in d.items() if k in own}
+        return cls(AnalyzerConfig.from_dict(d), **kwargs)
 
     def results_key(self) -> dict[str, Any]:
         """The settings that change the rows (threads do not): compared on resume."""
@@ -100,21 +100,15 @@ class BatchWorker:
         config: Analysis settings shared by every worker of the job.
 
     Example:
-        >>> worker = BatchWorker(WorkerConfig(stages=("detect",)))       # doctest: +SKIP
+        >>> config = WorkerConfig(AnalyzerConfig(stages=("detect",)))
+        >>> worker = BatchWorker(config)                                 # doctest: +SKIP
         >>> rows = worker.process(expand_inputs(["photos/"])[:8])        # doctest: +SKIP
     """
 
     def __init__(self, config: WorkerConfig) -> None:
         limit_threads(config.threads)
         self.config = config
-        self.analyzer = Analyzer(
-            stages=config.stages,
-            detector=config.detector,
-            smile_model=config.smile_model,
-            max_faces=config.max_faces,
-            min_face_size=config.min_face_size,
-            threads=config.threads,
-        )
+        self.analyzer = Analyzer(config.analyzer)
         self.models = ";".join(f"{k}={v}" for k, v in self.analyzer.model_names.items())
         self._archives = _ArchiveCache()
 

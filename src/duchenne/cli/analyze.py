@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from duchenne import data
-from duchenne.analysis.analyzer import STAGES, Analyzer
+from duchenne.analysis.analyzer import Analyzer
 from duchenne.annotate import FaceAnnotator
+from duchenne.cli.options import add_analyzer_args, config_from_args
 from duchenne.errors import DuchenneError
 from duchenne.faces import Faces, result_rows
 from duchenne.io.image import iter_image_paths, load_image, save_image_atomic
@@ -44,24 +45,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write results to this file (atomically) instead of stdout",
     )
     p.add_argument("--draw", type=Path, metavar="DIR", help="save annotated images into DIR")
-    p.add_argument(
-        "--stages", default=",".join(STAGES), help=f"comma-separated stages from {','.join(STAGES)}"
-    )
-    p.add_argument("--detector", choices=("full", "short"), default="full", help="BlazeFace model")
-    p.add_argument(
-        "--model", default=None, help="smile model name (see `duchenne models`) or .onnx path"
-    )
-    p.add_argument("--max-faces", type=int, default=None)
-    p.add_argument(
-        "--min-face-size", type=float, default=0.0, help="minimum face box side in pixels"
-    )
+    add_analyzer_args(p)
     p.add_argument(
         "--crop", action="store_true", help="inputs are face crops: no detection (head-crop mode)"
     )
     p.add_argument(
         "--landmarks", action="store_true", help="include the 468 landmarks in JSON output"
     )
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -76,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    analyzer = analyzer_from_args(args)
+    analyzer = Analyzer(config_from_args(args))
     results = analyzer.analyze_batch(
         paths, crop=args.crop, progress=len(paths) > 1 and not args.quiet
     )
@@ -85,18 +75,6 @@ def run(args: argparse.Namespace) -> int:
     if args.draw:
         _draw(paths, results, args.draw)
     return _report_errors(paths, results)
-
-
-def analyzer_from_args(args: argparse.Namespace) -> Analyzer:
-    """The ``Analyzer`` the shared options ask for (stages, detector, model, limits, threads)."""
-    return Analyzer(
-        stages=[s.strip() for s in args.stages.split(",") if s.strip()],
-        detector=args.detector,
-        smile_model=args.model,
-        max_faces=args.max_faces,
-        min_face_size=args.min_face_size,
-        threads=args.threads,
-    )
 
 
 def _format_from(output: Path | None) -> str:

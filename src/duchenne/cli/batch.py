@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from duchenne.analysis.analyzer import STAGES
+from duchenne.cli.options import add_analyzer_args, config_from_args
 
 MAX_LISTED_FAILURES = 20
 
@@ -37,7 +37,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="Ray cluster address (--engine ray; default: start Ray here)")  # fmt: skip
     run.add_argument("--workers", "-j", type=int, default=None,
                      help="worker processes / Ray actors (default: one per core)")  # fmt: skip
-    run.add_argument("--threads", type=int, default=1, help="onnxruntime threads per worker")
     run.add_argument("--chunk-size", type=int, default=8, help="inputs per worker task")
     run.add_argument("--part-size", type=int, default=256,
                      help="inputs per committed part (at most this is lost on a crash)")  # fmt: skip
@@ -50,12 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--fingerprint", choices=("stat", "content"), default="stat",
                      help="how an unchanged input is recognised: size+mtime or sha256")  # fmt: skip
     an = p.add_argument_group("analysis")
-    an.add_argument("--stages", default=",".join(STAGES),
-                    help=f"comma-separated stages from {','.join(STAGES)}")  # fmt: skip
-    an.add_argument("--detector", choices=("full", "short"), default="full")
-    an.add_argument("--model", default=None, help="smile model name or .onnx path")
-    an.add_argument("--max-faces", type=int, default=None)
-    an.add_argument("--min-face-size", type=float, default=0.0)
+    add_analyzer_args(an, threads_default=1, threads_help="onnxruntime threads per worker")
     an.add_argument("--crop", action="store_true", help="inputs are face crops (no detection)")
     an.add_argument("--landmarks", action="store_true", help="include the 468 landmarks")
     an.add_argument("--video-fps", type=float, default=5.0,
@@ -85,14 +79,9 @@ def run_command(args: argparse.Namespace) -> int:
             address=args.address,
             format=args.format,
             list_files=args.list_files,
-            stages=[s.strip() for s in args.stages.split(",") if s.strip()],
-            detector=args.detector,
-            smile_model=args.model,
-            max_faces=args.max_faces,
-            min_face_size=args.min_face_size,
+            config=config_from_args(args),
             crop=args.crop,
             landmarks=args.landmarks,
-            threads=args.threads,
             video_summary=args.video_summary,
             video_fps=args.video_fps or None,
             chunk_size=args.chunk_size,

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from duchenne.cli.options import add_analyzer_args, config_from_args
 from duchenne.errors import DuchenneError
 
 OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -48,11 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--json", action="store_true", help="print the result as JSON instead of a table"
     )
-    p.add_argument("--detector", choices=("full", "short"), default="full", help="BlazeFace model")
-    p.add_argument(
-        "--model", default=None, help="smile model name (see `duchenne models`) or .onnx path"
-    )
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    add_analyzer_args(p, stages=False, limits=False)
     p.set_defaults(func=run)
 
 
@@ -70,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from duchenne.analysis.analyzer import Analyzer
     from duchenne.io.image import save_image_atomic
 
-    analyzer = Analyzer(detector=args.detector, smile_model=args.model, threads=args.threads)
+    analyzer = Analyzer(config_from_args(args))
     try:
         result = analyzer.enhance(args.input, amount=args.amount, faces=args.faces)
         save_image_atomic(result.image, args.output, quality=args.quality)

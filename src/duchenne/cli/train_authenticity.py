@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from duchenne.cli.options import add_analyzer_args, config_from_args
 from duchenne.errors import DuchenneError
 from duchenne.io.sinks import atomic_write, to_json_text
 
@@ -48,9 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--proj-dim", type=int, default=64, help="fusion projection dimension")
     p.add_argument("--projection", choices=("random", "pca"), default="random")
     p.add_argument("--skip-missing", action="store_true", help="go on when videos are missing")
-    p.add_argument("--detector", choices=("full", "short"), default="full")
-    p.add_argument("--smile-model", default=None, help="smile model name or .onnx path")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    add_analyzer_args(p, stages=False, limits=False, model_flags=("--smile-model",))
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -74,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     protocol = ad.read_folds(args.folds)
     paths = ad.resolve_videos(protocol, args.videos, skip_missing=args.skip_missing)
     print(f"protocol: {protocol.describe()}; {len(paths)} videos found in {args.videos}")
-    analyzer = Analyzer(detector=args.detector, smile_model=args.smile_model, threads=args.threads)
+    analyzer = Analyzer(config_from_args(args))
     options = VideoOptions(episodes="single", collect_features=True)
     video = VideoAnalyzer(analyzer, options)
     extraction = {

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from duchenne.analysis.analyzer import STAGES
-from duchenne.cli.analyze import analyzer_from_args
+from duchenne.analysis.analyzer import Analyzer
+from duchenne.cli.options import add_analyzer_args, config_from_args
 from duchenne.errors import DuchenneError, require_extra
 from duchenne.io.sinks import FORMATS, atomic_write, to_json_text
 
@@ -57,14 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="classifier JSON from `duchenne train-authenticity` (adds a trained P(spontaneous))",
     )
-    p.add_argument(
-        "--stages", default=",".join(STAGES), help=f"comma-separated stages from {','.join(STAGES)}"
-    )
-    p.add_argument("--detector", choices=("full", "short"), default="full", help="BlazeFace model")
-    p.add_argument("--model", default=None, help="smile model name or .onnx path")
-    p.add_argument("--max-faces", type=int, default=None)
-    p.add_argument("--min-face-size", type=float, default=0.0, help="minimum face side (px)")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    add_analyzer_args(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -77,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         require_extra("matplotlib", "plot")
     if not args.verbose:  # FFmpeg's own decoder chatter; read when the first video opens
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    analyzer = analyzer_from_args(args)
+    analyzer = Analyzer(config_from_args(args))
     video = VideoAnalyzer(
         analyzer,
         VideoOptions(detect_every=args.detect_every),

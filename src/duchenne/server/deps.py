@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from duchenne.analysis.analyzer import STAGES
+from duchenne.analysis.config import STAGES
 from duchenne.server.engine import AnalyzeOptions, Engine
 from duchenne.server.handlers import ApiError
 from duchenne.server.jobs import JobManager

@@ -13,12 +13,13 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from duchenne.analysis.analyzer import STAGES, Analyzer, normalize_stages
+from duchenne.analysis.analyzer import Analyzer
+from duchenne.analysis.config import STAGES, AnalyzerConfig, normalize_stages
 from duchenne.annotate import FaceAnnotator
 from duchenne.faces import Faces
 from duchenne.io.image import encode_image, load_image
@@ -63,35 +64,43 @@ class AnalyzeOptions:
             names = list(stages)
         return cls(normalize_stages(names), max_faces, float(min_face_size), bool(crop))
 
-    def analyzer_from(self, analyzer: Analyzer) -> Analyzer:
-        """``analyzer`` restricted to these options, sharing its onnxruntime sessions.
+    def config_for(self, analyzer: Analyzer) -> AnalyzerConfig:
+        """``analyzer``'s config restricted to these options (a ``dataclasses.replace``).
 
         The smile stage is dropped when the analyzer has no smile model, so a service
         without one still answers (faces without smile fields) instead of failing.
         """
         stages = [s for s in self.stages if s != "smile" or analyzer.smile_model is not None]
-        return analyzer.with_options(
-            stages=stages, max_faces=self.max_faces, min_face_size=self.min_face_size
+        return replace(
+            analyzer.config,
+            stages=tuple(stages),
+            max_faces=self.max_faces,
+            min_face_size=self.min_face_size,
         )
 
+    def analyzer_from(self, analyzer: Analyzer) -> Analyzer:
+        """``analyzer`` restricted to these options, sharing its onnxruntime sessions."""
+        return analyzer.view(self.config_for(analyzer))
 
-def analyzer_kwargs(settings: Settings) -> dict[str, Any]:
-    """``Analyzer`` arguments of the service (the same in worker processes)."""
-    return {
-        "detector": settings.detector,
-        "smile_model": settings.model,
-        "threads": settings.threads,
-        "max_pixels": settings.max_pixels,
-    }
+
+def analyzer_config(settings: Settings) -> AnalyzerConfig:
+    """The service's ``Analyzer`` options (the same in worker processes): all stages,
+    requests pick subsets."""
+    return AnalyzerConfig(
+        detector=settings.detector,
+        smile_model=settings.model,
+        threads=settings.threads,
+        max_pixels=settings.max_pixels,
+    )
 
 
 def build_analyzer(settings: Settings) -> Analyzer:
-    """The service's one ``Analyzer`` (all stages; requests pick subsets).
+    """The service's one ``Analyzer``.
 
     Raises:
         UnknownModelError: ``settings.model`` names no shipped model or file.
     """
-    return Analyzer(**analyzer_kwargs(settings))
+    return Analyzer(analyzer_config(settings))
 
 
 class Engine:
@@ -111,7 +120,7 @@ class Engine:
         self.processes: ProcessAnalysis | None = None
         slots = threads = settings.workers
         if settings.processes:
-            self.processes = ProcessAnalysis(settings.processes, analyzer_kwargs(settings))
+            self.processes = ProcessAnalysis(settings.processes, analyzer_config(settings))
             # one pool thread waits on each worker process; the rest decode and draw
             slots, threads = settings.processes, settings.processes + settings.workers
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="duchenne-cpu")
@@ -126,7 +135,7 @@ class Engine:
             on_batch=lambda n: self.metrics.batch_size.observe(n),
         )
         self.annotator = FaceAnnotator()
-        self._variants: dict[tuple[Any, ...], Analyzer] = {}
+        self._variants: dict[AnalyzerConfig, Analyzer] = {}
 
     async def start(self) -> None:
         if self.processes is not None:
@@ -167,11 +176,11 @@ class Engine:
 
     def variant(self, options: AnalyzeOptions) -> Analyzer:
         """An ``Analyzer`` sharing this one's sessions, restricted to ``options``."""
-        key = (options.stages, options.max_faces, options.min_face_size)
-        found = self._variants.get(key)
+        config = options.config_for(self.analyzer)
+        found = self._variants.get(config)
         if found is None:
-            found = options.analyzer_from(self.analyzer)
-            self._variants[key] = found  # a benign race: two equal copies at worst
+            found = self.analyzer.view(config)
+            self._variants[config] = found  # a benign race: two equal copies at worst
         return found
 
     def _run_batch(

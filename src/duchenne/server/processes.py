@@ -21,11 +21,12 @@ import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from duchenne.analysis.analyzer import Analyzer
+from duchenne.analysis.config import AnalyzerConfig
 from duchenne.errors import DuchenneError
 from duchenne.faces import Faces
 
@@ -39,10 +40,10 @@ logger = logging.getLogger(__name__)
 _analyzer: Analyzer | None = None
 
 
-def _start_worker(analyzer_kwargs: dict[str, Any]) -> None:
+def _start_worker(config: AnalyzerConfig) -> None:
     """Pool initializer: build this worker's one ``Analyzer``."""
     global _analyzer
-    _analyzer = Analyzer(**analyzer_kwargs)
+    _analyzer = Analyzer(config)
 
 
 def _worker_pid() -> int:
@@ -67,11 +68,11 @@ class ProcessAnalysis:
 
     Args:
         processes: worker processes (each runs one micro-batch at a time).
-        analyzer_kwargs: ``Analyzer`` arguments every worker builds its analyzer from.
+        config: the options every worker builds its ``Analyzer`` from.
     """
 
-    def __init__(self, processes: int, analyzer_kwargs: dict[str, Any]) -> None:
-        self.processes, self.analyzer_kwargs = processes, dict(analyzer_kwargs)
+    def __init__(self, processes: int, config: AnalyzerConfig) -> None:
+        self.processes, self.config = processes, config
         self._lock = threading.Lock()
         self._pool = self._new_pool()
 
@@ -81,7 +82,7 @@ class ProcessAnalysis:
             self.processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self.analyzer_kwargs,),
+            initargs=(self.config,),
         )
 
     def warm_up(self) -> list[int]:

@@ -1,0 +1,116 @@
+"""``AnalyzerConfig``: every option of the face pipeline, written out once.
+
+Why one frozen dataclass: the same options (stages, detector, smile model, limits,
+threads) reach an ``Analyzer`` from the Python API, every CLI command, the batch workers
+and the server's worker processes. Spelling them out in each place let them drift apart;
+now each front end builds (or receives) one ``AnalyzerConfig`` and lighter per-request
+variants are ``dataclasses.replace`` copies of it. Being frozen and made of plain values,
+it pickles to worker processes and Ray actors and can key a cache.
+
+A new Analyzer option is a new field here (plus its flag in
+``duchenne.cli.options.add_analyzer_args`` when the CLI offers it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from duchenne.io.image import DEFAULT_MAX_PIXELS
+
+STAGES = ("detect", "landmarks", "geometry", "smile")
+
+#: fields that decide which onnxruntime sessions an ``Analyzer`` opens (views must match)
+SESSION_FIELDS = ("detector", "smile_model", "min_score", "tile", "threads")
+
+
+def normalize_stages(stages: Iterable[str] | str) -> tuple[str, ...]:
+    """Validate stage names and add what they depend on (geometry needs landmarks).
+
+    A string is read as a comma-separated list (``"detect,smile"``).
+    """
+    if isinstance(stages, str):
+        stages = [s.strip() for s in stages.split(",") if s.strip()]
+    wanted = set(stages)
+    unknown = wanted - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stage(s) {sorted(unknown)}; choose from {list(STAGES)}")
+    if "geometry" in wanted:
+        wanted.add("landmarks")
+    wanted.add("detect")
+    return tuple(s for s in STAGES if s in wanted)
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    """What an ``Analyzer`` loads and how it selects faces.
+
+    Attributes:
+        stages: which stages run, from ``("detect", "landmarks", "geometry", "smile")``
+            (or ``"detect,smile"``); detection always runs, geometry implies landmarks.
+            Stored normalised, in pipeline order.
+        detector: ``"full"`` (any distance, default) or ``"short"`` (near faces).
+        smile_model: ladder variant name or ``.onnx`` path (None = the default variant).
+        max_faces: keep at most this many faces (highest detector score first).
+        min_face_size: drop faces whose box is smaller than this many pixels (short side).
+        min_score: detector threshold (None = MediaPipe's default for the model).
+        tile: scan large images in tiles for small faces (``"auto"``, True, False).
+        threads: onnxruntime threads per session (None = onnxruntime's default).
+        max_pixels: refuse images larger than this (decompression-bomb guard).
+
+    Example:
+        >>> cfg = AnalyzerConfig(stages="detect,smile", max_faces=2)
+        >>> cfg.stages
+        ('detect', 'smile')
+        >>> dataclasses.replace(cfg, stages=("geometry",)).stages
+        ('detect', 'landmarks', 'geometry')
+    """
+
+    stages: tuple[str, ...] = STAGES
+    detector: str = "full"
+    smile_model: str | Path | None = None
+    max_faces: int | None = None
+    min_face_size: float = 0.0
+    min_score: float | None = None
+    tile: bool | str = "auto"
+    threads: int | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stages", normalize_stages(self.stages))
+
+    @classmethod
+    def build(cls, config: AnalyzerConfig | None = None, **options: Any) -> AnalyzerConfig:
+        """``config`` (or the defaults) with ``options`` replaced: the one way every entry
+        point (``Analyzer(...)``, ``batch.run(...)``) turns keyword options into a config.
+
+        Raises:
+            TypeError: an option that is not a field of ``AnalyzerConfig``.
+        """
+        base = cls() if config is None else config
+        unknown = set(options) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown Analyzer option(s) {sorted(unknown)}")
+        return dataclasses.replace(base, **options) if options else base
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe dict (job manifests, worker start-up messages)."""
+        d = dataclasses.asdict(self)
+        d["stages"] = list(self.stages)
+        if isinstance(self.smile_model, Path):
+            d["smile_model"] = str(self.smile_model)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AnalyzerConfig:
+        """Inverse of :meth:`to_dict`; keys that are not fields are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def sessions(self) -> tuple[Any, ...]:
+        """The values that decide the loaded sessions (two configs with equal ``sessions()``
+        can share one analyzer's models)."""
+        return tuple(getattr(self, name) for name in SESSION_FIELDS)

@@ -1,0 +1,80 @@
+"""The Analyzer flags every CLI command shares, declared once.
+
+Why: ``analyze``, ``video``, ``batch``, ``enhance`` and ``train-authenticity`` all build an
+``Analyzer``; declaring ``--stages``/``--detector``/``--model``/limits/``--threads`` in
+each of them let their names, defaults and help drift apart. A command calls
+:func:`add_analyzer_args` with the groups it offers and :func:`config_from_args` to get
+the :class:`~duchenne.analysis.config.AnalyzerConfig`; a new Analyzer option gets its flag
+here once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from duchenne.analysis.config import STAGES, AnalyzerConfig
+
+
+def add_analyzer_args(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    *,
+    stages: bool = True,
+    limits: bool = True,
+    model_flags: Sequence[str] = ("--model",),
+    threads_default: int | None = None,
+    threads_help: str = "onnxruntime threads",
+) -> None:
+    """Declare the shared Analyzer flags on ``parser`` (a parser or an argument group).
+
+    Args:
+        stages: offer ``--stages`` (commands that need fixed stages leave it out).
+        limits: offer ``--max-faces`` and ``--min-face-size``.
+        model_flags: the smile model flag name(s); ``train-authenticity`` spells it
+            ``--smile-model`` because its ``--model`` picks the classifier.
+        threads_default: ``--threads`` default (None = onnxruntime's own).
+        threads_help: ``--threads`` help text.
+    """
+    if stages:
+        parser.add_argument(
+            "--stages",
+            default=",".join(STAGES),
+            help=f"comma-separated stages from {','.join(STAGES)}",
+        )
+    parser.add_argument(
+        "--detector", choices=("full", "short"), default="full", help="BlazeFace model"
+    )
+    parser.add_argument(
+        *model_flags,
+        dest="smile_model",
+        default=None,
+        help="smile model name (see `duchenne models`) or .onnx path",
+    )
+    if limits:
+        parser.add_argument("--max-faces", type=int, default=None, help="keep at most N faces")
+        parser.add_argument(
+            "--min-face-size", type=float, default=0.0, help="minimum face box side in pixels"
+        )
+    parser.add_argument("--threads", type=int, default=threads_default, help=threads_help)
+
+
+def config_from_args(args: argparse.Namespace, **overrides: Any) -> AnalyzerConfig:
+    """The ``AnalyzerConfig`` the flags of :func:`add_analyzer_args` ask for.
+
+    Flags a command did not declare keep the config's defaults; ``overrides`` (config
+    fields) win over the flags.
+
+    Raises:
+        ValueError: ``--stages`` names an unknown stage.
+    """
+    options: dict[str, Any] = {
+        "detector": args.detector,
+        "smile_model": args.smile_model,
+        "threads": args.threads,
+    }
+    for name in ("stages", "max_faces", "min_face_size"):
+        if hasattr(args, name):
+            options[name] = getattr(args, name)
+    options.update(overrides)
+    return AnalyzerConfig.build(**options)

@@ -1,0 +1,100 @@
+"""AnalyzerConfig: one options object for the API, CLI, batch workers and the server."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from pathlib import Path
+
+import pytest
+
+from duchenne.analysis.analyzer import Analyzer
+from duchenne.analysis.config import AnalyzerConfig
+from duchenne.batch.worker import WorkerConfig
+from duchenne.cli.main import build_parser
+from duchenne.cli.options import config_from_args
+
+
+def test_stages_are_normalised_from_lists_and_comma_strings() -> None:
+    assert AnalyzerConfig(stages="smile,detect").stages == ("detect", "smile")
+    assert AnalyzerConfig(stages=["geometry"]).stages == ("detect", "landmarks", "geometry")
+    assert dataclasses.replace(AnalyzerConfig(), stages=("detect",)).stages == ("detect",)
+    with pytest.raises(ValueError, match="unknown stage"):
+        AnalyzerConfig(stages=("detect", "smiles"))
+
+
+def test_build_replaces_fields_and_names_unknown_options() -> None:
+    base = AnalyzerConfig(detector="short", threads=2)
+    cfg = AnalyzerConfig.build(base, max_faces=3)
+    assert (cfg.detector, cfg.threads, cfg.max_faces) == ("short", 2, 3)
+    assert AnalyzerConfig.build(base) is base
+    with pytest.raises(TypeError, match="max_face"):
+        AnalyzerConfig.build(max_face=3)
+
+
+def test_config_is_frozen_hashable_picklable_and_round_trips_as_a_dict() -> None:
+    cfg = AnalyzerConfig(stages="detect,smile", smile_model=Path("m.onnx"), max_faces=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.max_faces = 3  # type: ignore[misc]
+    assert {cfg: 1}[dataclasses.replace(cfg)] == 1
+    assert pickle.loads(pickle.dumps(cfg)) == cfg
+    d = cfg.to_dict()
+    assert d["stages"] == ["detect", "smile"] and d["smile_model"] == "m.onnx"
+    assert AnalyzerConfig.from_dict({**d, "not_a_field": 1}) == dataclasses.replace(
+        cfg, smile_model="m.onnx"
+    )
+
+
+def test_worker_config_flattens_for_manifests_and_defaults_to_one_thread() -> None:
+    wc = WorkerConfig(AnalyzerConfig(stages=("detect",), max_faces=4), video_fps=2.0)
+    assert wc.threads == 1 and wc.analyzer.threads == 1
+    assert WorkerConfig.from_dict(wc.to_dict()) == wc
+    key = wc.results_key()
+    assert "threads" not in key and key["max_faces"] == 4 and key["video_fps"] == 2.0
+
+
+def _args(*argv: str):
+    return build_parser().parse_args(list(argv))
+
+
+def test_every_cli_command_builds_its_analyzer_from_the_same_flags() -> None:
+    common = ("--detector", "short", "--threads", "2")
+    limits = ("--stages", "detect,smile", "--max-faces", "3", "--min-face-size", "20")
+    want = AnalyzerConfig(
+        stages=("detect", "smile"), detector="short", max_faces=3, min_face_size=20.0, threads=2
+    )
+    assert config_from_args(_args("analyze", "x.jpg", *common, *limits, "--model", "m")) == (
+        dataclasses.replace(want, smile_model="m")
+    )
+    assert config_from_args(_args("video", "x.mp4", *common, *limits)) == want
+    assert config_from_args(_args("batch", "x", "--out", "o.csv", *common, *limits)) == want
+    plain = AnalyzerConfig(detector="short", threads=2, smile_model="m")
+    assert config_from_args(_args("enhance", "a.jpg", "b.jpg", *common, "--model", "m")) == plain
+    assert (
+        config_from_args(
+            _args(
+                "train-authenticity",
+                "--videos",
+                "v",
+                "--folds",
+                "f",
+                *common,
+                "--smile-model",
+                "m",
+                "--model",
+                "fusion",
+            )  # fmt: skip
+        )
+        == plain
+    )
+    assert _args("batch", "x", "--out", "o.csv").threads == 1  # per worker
+
+
+def test_view_shares_sessions_and_refuses_other_models() -> None:
+    analyzer = Analyzer(stages=("detect", "landmarks"), threads=1)
+    view = analyzer.view(dataclasses.replace(analyzer.config, stages=("detect",), max_faces=1))
+    assert view.detector is analyzer.detector and view.mesh is None
+    assert (view.stages, view.max_faces) == (("detect",), 1)
+    assert analyzer.stages == ("detect", "landmarks")  # the original is untouched
+    with pytest.raises(ValueError, match="models"):
+        analyzer.view(dataclasses.replace(analyzer.config, detector="short"))
