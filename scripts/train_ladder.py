@@ -20,6 +20,11 @@ Examples:
         --jobs smile_n smile_s smile_m smile_l smile_l::fer --out /tmp/run
     #   back here: calibrate on FER+ Valid, export ONNX, write models.json
     python scripts/train_ladder.py export /tmp/run/*.pt --default smile_m
+    # v2 (FER+ + SMILEsmileD + MTFL): the ladder, leave-one-dataset-out and a sweep in one call
+    python scripts/train_ladder.py crops && python scripts/train_ladder.py pack --quality 85
+    python3 scripts/train_ladder.py parallel --isolated --cache-dir cache/pack --device cuda \
+        --time-budget 400 --jobs smile_s smile_l \
+        'smile_s@run-name=smile_s_lodo_mtfl@train-sets=ferplus_train+smilesmiled_train' --out /tmp/run
     # a longer GPU run (fixed 120-epoch cosine schedule per net, no time cut):
     python3 scripts/train_ladder.py parallel --isolated --cache-dir cache/pack --device cuda \
         --jobs smile_m:120 smile_l:120 --out /tmp/run
@@ -69,10 +74,28 @@ def _run(cmd: list[str]) -> None:
 
 
 def parse_job(spec: str) -> tuple[str, int | None, bool]:
-    """``net[:epochs[:fer]]`` -> (net, epochs, fer_only)."""
-    parts = spec.split(":")
+    """``net[:epochs[:fer]]`` -> (net, epochs, fer_only) (any ``@flag=value`` suffix ignored)."""
+    parts = spec.split("@")[0].split(":")
     epochs = int(parts[1]) if len(parts) > 1 and parts[1] else None
     return parts[0], epochs, len(parts) > 2 and parts[2] == "fer"
+
+
+def job_flags(spec: str) -> list[str]:
+    """Extra ``train fit`` flags of a job: ``smile_s@run-name=x@emotion-balance=1`` ->
+    ``["--run-name", "x", "--emotion-balance", "1"]`` (a sweep or leave-one-out run)."""
+    flags = []
+    for item in spec.split("@")[1:]:
+        key, _, value = item.partition("=")
+        flags += [f"--{key}", value] if value else [f"--{key}"]
+    return flags
+
+
+def job_name(spec: str) -> str:
+    net, _, fer = parse_job(spec)
+    flags = job_flags(spec)
+    if "--run-name" in flags:
+        return flags[flags.index("--run-name") + 1]
+    return f"{net}_ferplus" if fer else net
 
 
 def run_parallel(args: argparse.Namespace) -> int:
@@ -91,7 +114,8 @@ def run_parallel(args: argparse.Namespace) -> int:
         cmd += ["--time-budget", str(args.time_budget)] if args.time_budget else []
         cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
         cmd += ["--patience", str(args.patience)] if args.patience else []
-        name = f"{net}_ferplus" if fer else net
+        cmd += job_flags(spec)
+        name = job_name(spec)
         fh = (logs / f"{name}.log").open("w")
         log.info("start %s: %s", name, " ".join(cmd))
         procs.append(
@@ -121,6 +145,9 @@ def run_all(args: argparse.Namespace) -> int:
         "ferplus_test",
         "smilesmiled_train",
         "smilesmiled_test",
+        "mtfl_train",
+        "mtfl_calib",
+        "mtfl_valid",
     ]
     if not all((cache / f"{n}.npz").is_file() for n in needed):
         _run(
@@ -181,7 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="cache/pack")
     p.add_argument("--quality", default="100")
     p = sub.add_parser("parallel")
-    p.add_argument("--jobs", nargs="+", required=True, help="net[:epochs[:fer]]; epochs 0 = auto")
+    p.add_argument(
+        "--jobs",
+        nargs="+",
+        required=True,
+        help="net[:epochs[:fer]][@flag=value...]; epochs 0 = auto; flags go to `train fit`",
+    )
     p.add_argument("--cache-dir", default="cache/pack")
     p.add_argument("--device", default="cuda")
     p.add_argument("--seed", type=int, default=0)

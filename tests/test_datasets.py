@@ -22,6 +22,7 @@ from duchenne.datasets import (
     read_dataset,
     read_ferplus,
     read_genki4k,
+    read_mtfl,
     read_smilesmiled,
     read_split_file,
     write_split_file,
@@ -339,3 +340,85 @@ def test_real_smilesmiled_counts_and_split() -> None:
 
 
 SMILES_SPLIT_SHA = "c4ac89ff54883b8b"
+
+
+# --------------------------------------------------------------------------- MTFL
+
+
+def make_mtfl(root: Path, n_people: int = 12, photos_each: int = 3, n_net: int = 20) -> Path:
+    """A fake MTFL root: LFW people with several photos each, web photos, training.txt."""
+    lines = []
+    for p in range(n_people):
+        for k in range(1, photos_each + 1):
+            name = f"lfw_5590/Person_{p:02d}_{k:04d}.jpg"
+            _touch(root / name)
+            smile = 1 if (p + k) % 2 else 2
+            lines.append(
+                f" lfw_5590\\{Path(name).name} 100 150 125 105 145 110 112 140 160 162 1 {smile} 2 3"
+            )
+    for i in range(n_net):
+        name = f"net_7876/{i}_0_0.jpg"
+        _touch(root / name)
+        pose = 1 + i % 5
+        lines.append(f"net_7876\\{i}_0_0.jpg 10 50 30 12 48 20 22 40 60 58 2 {1 + i % 2} 1 {pose}")
+    (root / "training.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_read_mtfl_labels_meta_and_grouped_split(tmp_path: Path) -> None:
+    root = make_mtfl(tmp_path / "mtfl")
+    samples = read_mtfl(root)
+    assert len(samples) == 12 * 3 + 20 and detect_layout(root) == "mtfl"
+    first = samples[0]
+    assert first.path == root / "lfw_5590" / "Person_00_0001.jpg"
+    assert first.label == 1  # MTFL smile 1 = smiling
+    np.testing.assert_allclose(first.meta["landmarks"][:2], [[100, 110], [150, 112]])
+    assert (first.meta["gender"], first.meta["pose"], first.meta["glasses"]) == (
+        "male",
+        "frontal",
+        False,
+    )
+    poses = {s.meta["pose"] for s in samples if s.meta["source"] == "net_7876"}
+    assert poses == {"left_profile", "left", "frontal", "right", "right_profile"}
+    # every photo of one LFW person lands in the same split
+    by_person: dict[str, set] = {}
+    for s in samples:
+        if s.meta["source"] == "lfw_5590":
+            by_person.setdefault(s.path.name[:9], set()).add(s.split)
+    assert all(len(v) == 1 for v in by_person.values())
+    assert {s.split for s in samples} == {"train", "calib", "valid"}
+    valid = read_mtfl(root, "valid")
+    assert [s.path for s in valid] == [s.path for s in samples if s.split == "valid"]
+    assert read_mtfl(root, seed=1) != samples  # another seed, another split
+    assert [s.split for s in read_mtfl(root)] == [s.split for s in samples]  # deterministic
+
+
+def test_mtfl_split_file_roundtrip_and_errors(tmp_path: Path) -> None:
+    root = make_mtfl(tmp_path / "mtfl")
+    samples = read_mtfl(root)
+    split_file = write_split_file(samples, tmp_path / "split.csv", root=root)
+    again = read_mtfl(root, "all", seed=99, split_file=split_file)
+    assert [s.split for s in again] == [s.split for s in samples]
+    with pytest.raises(DatasetError, match="split"):
+        read_mtfl(root, "test")
+    with pytest.raises(DatasetError, match="training.txt"):
+        read_mtfl(tmp_path / "nowhere")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "training.txt").write_text("lfw_5590\\a.jpg 1 2 3\n")
+    with pytest.raises(DatasetError, match="15 fields"):
+        read_mtfl(tmp_path / "bad")
+    (root / "lfw_5590" / "Person_00_0001.jpg").unlink()
+    assert read_mtfl(root).stats.dropped == {"missing_file": 1}
+
+
+@pytest.mark.datasets
+def test_real_mtfl_counts_and_recorded_split() -> None:
+    root = _real("mtfl")
+    samples = read_mtfl(root)
+    labels = samples.labels()
+    assert (len(samples), int(labels.sum())) == (10000, 5616)
+    counts = {k: sum(s.split == k for s in samples) for k in ("train", "calib", "valid")}
+    assert counts == {"train": 7000, "calib": 1000, "valid": 2000}
+    recorded = Path(__file__).resolve().parents[1] / "src/duchenne/data/mtfl_split_seed0.csv"
+    again = read_mtfl(root, split_file=recorded)
+    assert [s.split for s in again] == [s.split for s in samples]

@@ -250,3 +250,13 @@ def test_input_validation() -> None:
         M.brier_score([0, 1], [0.5, 1.5])
     with pytest.raises(ValueError):
         M.fit_temperature([0, 1], [0.1, 0.2], bounds=(2.0, 1.0))
+
+
+def test_per_class_recall_shows_collapse_into_one_class() -> None:
+    from duchenne.evaluation.metrics import multiclass_report, per_class_recall
+
+    t = np.array([0, 0, 0, 1, 1, 2])
+    p = np.array([0, 0, 0, 0, 1, 0])  # class 2 always called 0
+    assert per_class_recall(t, p, 4) == [1.0, 0.5, 0.0, None]
+    rep = multiclass_report(t, p, labels=["a", "b", "c", "d"], n_boot=10)
+    assert rep["per_class_recall"] == {"a": 1.0, "b": 0.5, "c": 0.0, "d": None}

@@ -82,3 +82,23 @@ def test_cli_eyes_flag(ferplus: Path, tiny_smile_onnx: Path, capsys) -> None:
 def test_unknown_eye_source_is_refused() -> None:
     with pytest.raises(ValueError, match="eyes"):
         PipelineFinder(eyes="nose")
+
+
+def test_breakdowns_score_each_group_of_each_attribute() -> None:
+    from duchenne.datasets import Sample
+    from duchenne.evaluation.runner import breakdowns
+    from duchenne.models.smile import SmileOutputs
+
+    samples = [
+        Sample(Path(f"{i}.jpg"), label=i % 2, meta={"pose": "frontal" if i < 6 else "left"})
+        for i in range(10)
+    ]
+    labels = np.array([s.label for s in samples])
+    prob = np.where(labels == 1, 0.9, 0.1).astype(np.float32)
+    prob[7] = 0.2  # one left-pose smile missed
+    out = SmileOutputs(prob, prob, np.zeros((10, 8), np.float32))
+    groups = breakdowns(samples, out, labels, n_boot=10, seed=0)
+    assert set(groups) == {"pose"}
+    assert groups["pose"]["frontal"]["accuracy"]["value"] == 1.0
+    assert groups["pose"]["left"]["accuracy"]["value"] == pytest.approx(0.75)
+    assert groups["pose"]["left"]["n"] == 4

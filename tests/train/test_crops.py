@@ -131,3 +131,69 @@ def test_implausible_detections_are_rejected() -> None:
     found = np.array([True, True, True, True, False])
     ok = crops.plausible_eyes(eyes, found, cfg)
     assert ok.tolist() == [True, True, False, False, False]
+
+
+def test_match_hint_picks_the_labelled_face() -> None:
+    from duchenne.analysis.crops import match_hint
+
+    hint = np.array([[100, 100], [140, 100]], np.float32)
+    far = hint + 300
+    near = hint + 5
+    assert match_hint(np.stack([far, near]), hint) == 1
+    assert match_hint(np.stack([far]), hint) is None
+    tiny = np.array([[118, 100], [122, 100]], np.float32)  # right place, 10x too small
+    assert match_hint(np.stack([tiny]), hint) is None
+    assert match_hint(np.zeros((0, 2, 2), np.float32), hint) is None
+
+
+class TwoFaceFinder:
+    """Photos whose top-left pixel is bright hold two faces (a background one first);
+    dark ones hold none. Stands in for the real detector in worker processes."""
+
+    def __init__(self, canvas: CanvasConfig) -> None:
+        self.canvas = canvas
+
+    def all_eyes(self, image: np.ndarray) -> np.ndarray:
+        if image[0, 0].mean() < 100:
+            return np.zeros((0, 2, 2), np.float32)
+        return np.array([[[5, 5], [15, 5]], [[102, 111], [148, 113]]], np.float32)
+
+
+def test_photo_dataset_crops_match_the_labelled_face(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tests.test_datasets import make_mtfl
+
+    root = tmp_path / "data" / "mtfl"
+    make_mtfl(root, n_people=2, photos_each=2, n_net=2)
+    rng = np.random.default_rng(0)
+    for i, path in enumerate(sorted(root.rglob("*.jpg"))):
+        img = rng.integers(0, 255, (160, 160, 3), dtype=np.uint8)
+        img[:16, :16] = 255 if i % 2 == 0 else 0
+        Image.fromarray(img).save(path)
+    metas = [
+        crops.build_cache(
+            "mtfl", split, data_root=root.parent, cache_dir=tmp_path / "cache",
+            processes=1, finder_factory=TwoFaceFinder,
+        )
+        for split in ("train", "calib", "valid")
+    ]  # fmt: skip
+    assert sum(m["n"] for m in metas) == 6
+    n_detected = 0
+    for split in ("train", "calib", "valid"):
+        z = np.load(cache_path(tmp_path / "cache", f"mtfl_{split}"))
+        if len(z["label"]) == 0:
+            continue
+        n_detected += int(z["detected"].sum())
+        for found, detected, eyes, source in zip(
+            z["extra_found"], z["detected"], z["extra_eyes"], z["extra_source"], strict=True
+        ):
+            # the background face is never taken; without a match the labelled eyes are
+            assert found or not detected
+            if detected:
+                want = [[102, 111], [148, 113]]
+            else:
+                want = [[100, 110], [150, 112]] if source == "lfw_5590" else [[10, 20], [50, 22]]
+            np.testing.assert_allclose(eyes, want)
+        assert set(z["extra_pose"]) <= {"frontal", "left", "right", "left_profile", "right_profile"}
+    assert n_detected == 2  # the two bright LFW photos; web photos' labels lie elsewhere

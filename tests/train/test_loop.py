@@ -47,6 +47,8 @@ def cache_dir(tmp_path: Path) -> Path:
     save_cache(cache_path(d, "ferplus_train"), _crops("ferplus_train", 28, 0, True))
     save_cache(cache_path(d, "smilesmiled_train"), _crops("smilesmiled_train", 12, 1, False))
     save_cache(cache_path(d, "ferplus_valid"), _crops("ferplus_valid", 16, 2, True))
+    save_cache(cache_path(d, "mtfl_train"), _crops("mtfl_train", 10, 4, False))
+    save_cache(cache_path(d, "mtfl_calib"), _crops("mtfl_calib", 6, 5, False))
     return d
 
 
@@ -66,7 +68,8 @@ def _cfg(cache_dir: Path, **kw) -> loop.TrainConfig:
 def test_smoke_train_and_export(cache_dir: Path, tmp_path: Path) -> None:
     result = loop.train(_cfg(cache_dir))
     assert len(result.history) == 2 and 1 <= result.best_epoch <= 2
-    assert result.extra["train_rows"] == 40
+    assert result.extra["train_rows"] == 50
+    assert result.history[0]["valid_smile_f1"] >= 0  # selection on FER+ Valid + MTFL calib
     ckpt = loop.save_checkpoint(result, tmp_path / "out" / "smile_n.pt")
     net, summary = loop.load_checkpoint(ckpt)
     assert summary["name"] == "smile_n" and summary["params"] == result.params
@@ -160,3 +163,97 @@ def test_auto_epochs_fit_the_budget(cache_dir: Path) -> None:
     assert cfg.epochs == 3 and len(result.history) == 3
     with pytest.raises(ValueError):
         loop.auto_epochs(_cfg(cache_dir, epochs=0), 1.0, 0.0)
+
+
+def test_jpeg_augment_makes_block_artefacts_that_grow_with_compression() -> None:
+    from duchenne.train.data import AugmentConfig, _jpeg
+
+    torch.manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 48), indexing="ij")
+    x = (0.5 + 0.4 * torch.sin(9 * xx) * torch.cos(7 * yy)).expand(4, 1, 48, 48).clone()
+    strong = _jpeg(x, AugmentConfig(jpeg_p=1.0, jpeg_quality=(5.0, 5.0)))
+    mild = _jpeg(x, AugmentConfig(jpeg_p=1.0, jpeg_quality=(95.0, 95.0)))
+    off = _jpeg(x, AugmentConfig(jpeg_p=0.0))
+    assert torch.equal(off, x)
+    err_strong, err_mild = (strong - x).abs().mean(), (mild - x).abs().mean()
+    assert 0 < err_mild < err_strong
+    # compared with cv2's real JPEG of the same image at the same quality, same ballpark
+    import cv2
+
+    img = (x[0, 0].numpy() * 255).round().astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 5])
+    real = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+    err_real = float(np.abs(real - x[0, 0].numpy()).mean())
+    assert 0.3 * err_real < float(err_strong) < 3 * err_real
+
+
+def test_photo_augmentations_change_pixels_and_keep_range() -> None:
+    from duchenne.train.data import AugmentConfig, _down_up, _lighting, _noise
+
+    torch.manual_seed(1)
+    x = torch.rand(8, 1, 48, 48)
+    cfg = AugmentConfig(noise_p=1.0, downup_p=1.0, light_p=1.0)
+    for fn in (_noise, _down_up, _lighting):
+        y = fn(x, cfg)
+        assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+        assert not torch.equal(x, y), fn.__name__
+    # down-up scaling removes high frequencies: neighbour differences shrink
+    y = _down_up(x, cfg)
+    assert (y[..., 1:] - y[..., :-1]).abs().mean() < (x[..., 1:] - x[..., :-1]).abs().mean()
+
+
+def test_emotion_class_weights_lift_rare_classes() -> None:
+    from duchenne.train.data import emotion_class_weights
+
+    votes = np.zeros((100, 8), np.float32)
+    votes[:90, 0] = 1.0  # neutral
+    votes[90:, 5] = 1.0  # disgust, 9x rarer
+    has = np.ones(100, bool)
+    off = emotion_class_weights(votes, has, 0.0)
+    assert np.allclose(off, 1.0)
+    w = emotion_class_weights(votes, has, 0.5)
+    assert w[5] / w[0] == pytest.approx(3.0, rel=1e-4)  # sqrt(9)
+    share = votes.sum(0) / votes.sum()
+    assert float((share * w).sum()) == pytest.approx(1.0, rel=1e-5)  # loss scale kept
+
+
+def test_class_weights_change_only_the_emotion_loss() -> None:
+    torch.manual_seed(0)
+    outs = (torch.randn(4, 1), torch.randn(4, 1), torch.randn(4, 8))
+    t = {
+        "label": torch.tensor([1.0, 0, 1, 0]),
+        "votes": torch.softmax(torch.randn(4, 8), 1),
+        "has_votes": torch.ones(4, dtype=torch.bool),
+        "intensity": torch.rand(4),
+    }
+    _, plain = loop.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1))
+    w = torch.ones(8)
+    _, same = loop.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1), w)
+    _, heavy = loop.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1), w * 2)
+    assert same["emotion"] == plain["emotion"] and heavy["smile"] == plain["smile"]
+    assert heavy["emotion"] == pytest.approx(2 * plain["emotion"])
+
+
+def test_oversampled_sources_are_visited_more_often(cache_dir: Path) -> None:
+    train, _ = loop.load_data(_cfg(cache_dir))
+    rows = loop.epoch_rows(train, (("mtfl_train", 3),))
+    sources = train.source[rows]
+    assert (sources == "mtfl_train").sum() == 3 * (train.source == "mtfl_train").sum()
+    assert (sources == "ferplus_train").sum() == (train.source == "ferplus_train").sum()
+
+
+def test_side_runs_are_never_shipped(cache_dir: Path, tmp_path: Path) -> None:
+    """A leave-one-dataset-out run is exported beside the package, not registered."""
+    from duchenne.train.cli import main
+
+    out = tmp_path / "out"
+    rc = main(
+        ["train", "fit", "--net", "smile_n", "--cache-dir", str(cache_dir), "--epochs", "1",
+         "--batch-size", "8", "--device", "cpu", "--threads", "1", "--out", str(out),
+         "--train-sets", "smilesmiled_train+mtfl_train", "--run-name", "smile_n_lodo_ferplus",
+         "--onnx-dir", str(tmp_path / "onnx"), "--register"]
+    )  # fmt: skip
+    assert rc == 0
+    summary = json.loads((out / "smile_n_lodo_ferplus.json").read_text())
+    assert summary["config"]["train_sets"] == ["smilesmiled_train", "mtfl_train"]
+    assert (tmp_path / "onnx" / "smile_n_lodo_ferplus.onnx").is_file()

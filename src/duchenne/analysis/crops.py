@@ -107,20 +107,24 @@ class PipelineFinder:
     eyes ``Analyzer.face_crops`` aligns on when the landmarks stage is off.
     """
 
-    def __init__(self, detector: str = "full", eyes: str = "mesh") -> None:
+    def __init__(
+        self, detector: str = "full", eyes: str = "mesh", max_faces: int | None = 1
+    ) -> None:
         from duchenne.analysis.analyzer import Analyzer
 
         self.analyzer = Analyzer(
-            stages=stages_for_eyes(eyes), detector=detector, max_faces=1, threads=1
+            stages=stages_for_eyes(eyes), detector=detector, max_faces=max_faces, threads=1
         )
 
     def __call__(self, canvas_rgb: np.ndarray) -> np.ndarray | None:
-        faces = self.analyzer.faces_in(canvas_rgb)
-        if len(faces) == 0:
-            return None
-        best = int(np.argmax(faces.score))
-        eyes = self.analyzer.face_eyes(faces)[best]
-        return eyes.astype(np.float32)
+        eyes = self.all_eyes(canvas_rgb)
+        return eyes[0] if len(eyes) else None
+
+    def all_eyes(self, image_rgb: np.ndarray) -> np.ndarray:
+        """Eye centres (n, 2, 2) of every face found, most confident first."""
+        faces = self.analyzer.faces_in(image_rgb)
+        order = np.argsort(-np.asarray(faces.score))
+        return self.analyzer.face_eyes(faces)[order].astype(np.float32)
 
 
 def load_gray(path: str | Path) -> np.ndarray:
@@ -189,8 +193,8 @@ def default_finder(canvas: CanvasConfig) -> FaceFinder:
 
 
 def _map(
-    fn: Callable[[str], Any],
-    paths: Sequence[str],
+    fn: Callable[[Any], Any],
+    paths: Sequence[Any],
     factory: Callable[[CanvasConfig], FaceFinder],
     canvas: CanvasConfig,
     processes: int,
@@ -292,6 +296,82 @@ def plausible_eyes(eyes: np.ndarray, found: np.ndarray, canvas: CanvasConfig) ->
     ok_scale = (iod >= canvas.min_iod * med_iod) & (iod <= canvas.max_iod * med_iod)
     ok_pos = np.linalg.norm(mid - med_mid, axis=1) <= canvas.max_offset * med_iod
     return found & ok_scale & ok_pos
+
+
+# ----------------------------------------------------------------- full-resolution photos
+
+
+def photo_finder(canvas: CanvasConfig) -> FaceFinder:
+    """Every face of a photo (picklable factory): photos may hold more than the labelled face."""
+    return PipelineFinder(canvas.detector, canvas.eyes, max_faces=None)
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """A photo as RGB uint8, decoded like ``Analyzer`` decodes it (EXIF rotation, modes)."""
+    from duchenne.io.image import load_image
+
+    return load_image(path)
+
+
+def match_hint(eyes: np.ndarray, hint: np.ndarray, max_shift: float = 0.5) -> int | None:
+    """Index of the face whose eye midpoint lies nearest the labelled eyes, or None.
+
+    Why: a dataset photo labels one face (its landmarks say which); another face in the
+    background must not take its label. A detection counts as that face when its eye
+    midpoint is within ``max_shift`` labelled inter-ocular distances and its scale is
+    within 2x.
+    """
+    if len(eyes) == 0:
+        return None
+    iod = max(float(np.linalg.norm(hint[1] - hint[0])), 1.0)
+    shift = np.linalg.norm(eyes.mean(axis=1) - hint.mean(axis=0), axis=1) / iod
+    scale = np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=1) / iod
+    ok = (shift <= max_shift) & (scale >= 0.5) & (scale <= 2.0)
+    if not ok.any():
+        return None
+    return int(np.argmin(np.where(ok, shift, np.inf)))
+
+
+def _photo_one(job: tuple[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+    """(crop, eyes, found, matched) for one photo; the labelled eyes stand in when unmatched."""
+    assert _FINDER is not None
+    path, hint = job
+    rgb = load_rgb(path)
+    eyes = _FINDER.all_eyes(rgb)  # type: ignore[attr-defined]
+    index = match_hint(eyes, hint)
+    chosen = hint if index is None else eyes[index]
+    return aligned_gray(rgb, chosen), chosen.astype(np.float32), len(eyes) > 0, index is not None
+
+
+def build_photo_crops(
+    paths: Sequence[str | Path],
+    hint_eyes: np.ndarray,
+    *,
+    detector: str = "full",
+    processes: int = 2,
+    finder_factory: Callable[[CanvasConfig], FaceFinder] = photo_finder,
+) -> CropResult:
+    """Aligned crops of full-resolution photos through the face pipeline, as at inference.
+
+    The photo is analysed as a user's photo would be (no canvas, the default full-range
+    detector and Face Mesh); the face matching the labelled eyes ``hint_eyes`` ((n, 2, 2),
+    subject's right eye first) is cropped. Where the pipeline misses that face, the
+    labelled eyes align the crop instead (``detected`` False), so every labelled photo
+    is used and the failure rate is recorded.
+    """
+    start = time.perf_counter()
+    canvas = CanvasConfig(detector=detector)
+    jobs = [(str(p), np.asarray(h, np.float32)) for p, h in zip(paths, hint_eyes, strict=True)]
+    results = _map(_photo_one, jobs, finder_factory, canvas, processes)
+    n = len(results)
+    if not n:
+        return CropResult(_empty(), np.zeros(0, bool), np.zeros((0, 2, 2), np.float32), None, 0.0)
+    images = np.stack([r[0] for r in results])
+    eyes = np.stack([r[1] for r in results])
+    found = np.array([r[2] for r in results], bool)
+    detected = np.array([r[3] for r in results], bool)
+    seconds = time.perf_counter() - start
+    return CropResult(images, detected, eyes, None, seconds, int((found & ~detected).sum()), found)
 
 
 def _empty() -> np.ndarray:

@@ -20,12 +20,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--data",
         required=True,
         type=Path,
-        help="dataset folder or CSV (FER+, SMILEsmileD, GENKI-4K, class folders, CSV)",
+        help="dataset folder or CSV (FER+, SMILEsmileD, MTFL, GENKI-4K, class folders, CSV)",
     )
     p.add_argument(
         "--split",
         default=None,
-        help="split: FER+ Train/Valid/Test, SMILEsmileD train/test/all, or a sub-folder",
+        help="split: FER+ Train/Valid/Test, SMILEsmileD train/test/all, MTFL train/calib/valid/all, or a sub-folder",
     )
     p.add_argument(
         "--compare",

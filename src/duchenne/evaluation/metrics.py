@@ -802,6 +802,16 @@ def compare_report(
     return _jsonable(report)
 
 
+def per_class_recall(y_true: ArrayLike, y_pred: ArrayLike, k: int) -> list[float | None]:
+    """Recall of each class (None for a class absent from ``y_true``).
+
+    Why beside F1: a model that maps every rare emotion to ``neutral`` keeps a high
+    accuracy; the recall of each class shows the collapse directly.
+    """
+    t, p = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    return [float((p[t == c] == c).mean()) if (t == c).any() else None for c in range(k)]
+
+
 def multiclass_report(
     y_true: ArrayLike,
     probs: ArrayLike,
@@ -833,6 +843,7 @@ def multiclass_report(
             lambda a, b: macro_f1(a, b, len(names)), t, pred, n_boot=n_boot, seed=seed
         ).as_dict(),
         "per_class_f1": dict(zip(names, per_class_f1(t, pred, len(names)), strict=True)),
+        "per_class_recall": dict(zip(names, per_class_recall(t, pred, len(names)), strict=True)),
         "confusion_matrix": confusion_matrix(t, pred, len(names)),
     }
     if q.ndim == 2:

@@ -61,6 +61,8 @@ def dataset_crops(
         result = build_crops(paths, mode="pipeline", canvas=canvas, processes=processes)
         return DatasetCrops(result.images, result.detected, mode, time.perf_counter() - start)
     cfg = AlignConfig(size=size)
+    if mode == "photo" and samples and all("landmarks" in s.meta for s in samples):
+        return _labelled_photo_crops(samples, size, processes, start)
     if mode == "resize":
         crops = np.stack([crop_as_aligned(load_image(p), cfg) for p in paths])
         return DatasetCrops(crops, np.zeros(len(paths), bool), mode, time.perf_counter() - start)
@@ -80,6 +82,42 @@ def dataset_crops(
         )
         detected.append(found)
     return DatasetCrops(np.stack(crops), np.array(detected), mode, time.perf_counter() - start)
+
+
+def _labelled_photo_crops(
+    samples: list[Sample], size: int, processes: int, start: float
+) -> DatasetCrops:
+    """Photos whose labels say where the face is (MTFL): crop the matching detected face,
+    the labelled eyes where the pipeline misses it, exactly as the training crops."""
+    from duchenne.analysis.crops import CROP_SIZE, build_photo_crops
+
+    if size != CROP_SIZE:
+        raise ValueError(f"labelled photo crops are {CROP_SIZE} px, the model takes {size}")
+    hints = np.stack([np.asarray(s.meta["landmarks"])[:2] for s in samples])
+    result = build_photo_crops([str(s.path) for s in samples], hints, processes=processes)
+    return DatasetCrops(result.images, result.detected, "photo", time.perf_counter() - start)
+
+
+BREAKDOWN_KEYS = ("pose", "gender", "source")
+"""Sample attributes whose groups get their own smile metrics (MTFL has all three)."""
+
+
+def breakdowns(
+    samples: list[Sample], out: SmileOutputs, labels: np.ndarray, n_boot: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Smile metrics per group of each attribute in ``BREAKDOWN_KEYS`` the samples carry."""
+    result: dict[str, dict[str, Any]] = {}
+    for key in BREAKDOWN_KEYS:
+        if not samples or not all(key in s.meta for s in samples):
+            continue
+        values = np.array([str(s.meta[key]) for s in samples])
+        result[key] = {}
+        for group in sorted(set(values)):
+            keep = (values == group) & (labels >= 0)
+            result[key][group] = binary_report(
+                labels[keep], out.smile[keep], n_boot=n_boot, seed=seed
+            )
+    return result
 
 
 def _targets(samples: list[Sample]) -> dict[str, np.ndarray | None]:
@@ -154,6 +192,10 @@ def evaluate(
         },
         "models": {name: model_report(out, targets, n_boot, seed) for name, out in outputs.items()},
     }
+    for name, out in outputs.items():
+        groups = breakdowns(samples, out, targets["label"], n_boot, seed)
+        if groups:
+            report["models"][name]["breakdowns"] = groups
     if compare:
         a, b = (outputs[m.name] for m in models)
         keep = targets["label"] >= 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ def _add_crops(sub: Any) -> None:
     p = sub.add_parser("crops", help="build the aligned crops cache")
     p.add_argument("--data-root", default=DEFAULT_DATA_ROOT)
     p.add_argument("--cache-dir", default=DEFAULT_CACHE)
-    p.add_argument("--datasets", nargs="+", default=["ferplus", "smilesmiled"])
+    p.add_argument("--datasets", nargs="+", default=["ferplus", "smilesmiled", "mtfl"])
     p.add_argument("--splits", nargs="+", default=None, help="default: every split of each dataset")
     p.add_argument("--mode", choices=["pipeline", "resize"], default="pipeline")
     p.add_argument("--processes", type=int, default=2)
@@ -59,7 +60,9 @@ def _add_pack(sub: Any) -> None:
     p.add_argument("--cache-dir", default=DEFAULT_CACHE)
     p.add_argument("--out", default="cache/pack")
     p.add_argument(
-        "--sets", nargs="+", default=["ferplus_train", "ferplus_valid", "smilesmiled_train"]
+        "--sets",
+        nargs="+",
+        default=["ferplus_train", "ferplus_valid", "smilesmiled_train", "mtfl_train", "mtfl_calib"],
     )
     p.add_argument("--quality", type=int, default=100)
 
@@ -68,6 +71,25 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=DEFAULT_CACHE)
     p.add_argument(
         "--fer-only", action="store_true", help="train on FER+ Train only (cross-dataset report)"
+    )
+    p.add_argument(
+        "--train-sets",
+        default=None,
+        help="'+'-joined caches to train on (default: ferplus_train+smilesmiled_train+mtfl_train);"
+        " a run on another mix is exported beside, never registered (e.g. leave-one-dataset-out)",
+    )
+    p.add_argument("--valid-set", default=None, help="'+'-joined selection/calibration caches")
+    p.add_argument("--run-name", default=None, help="name of the run's files (default: the net)")
+    p.add_argument(
+        "--oversample",
+        default=None,
+        help="'+'-joined CACHE=N: visit that cache's rows N times per epoch (default mtfl_train=2)",
+    )
+    p.add_argument(
+        "--emotion-balance",
+        type=float,
+        default=None,
+        help="emotion class weights = class share ** -x (0 off, 1 inverse frequency)",
     )
     p.add_argument("--epochs", type=int, default=None, help="0 = as many as fit --time-budget")
     p.add_argument("--batch-size", type=int, default=None)
@@ -203,19 +225,25 @@ def _run_pack(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace, net: str, fer_only: bool) -> Any:
-    from duchenne.train.loop import FER_AND_SMILES, FER_ONLY, TrainConfig
+    from duchenne.train.data import set_names
+    from duchenne.train.loop import ALL_SOURCES, FER_ONLY, TrainConfig
 
+    sets = set_names(args.train_sets) if args.train_sets else ALL_SOURCES
     cfg = TrainConfig(
         net=net,
         cache_dir=args.cache_dir,
-        train_sets=FER_ONLY if fer_only else FER_AND_SMILES,
+        train_sets=FER_ONLY if fer_only else tuple(sets),
+        run_name=args.run_name,
         seed=args.seed,
         device=args.device,
         threads=args.threads,
         time_budget_s=args.time_budget,
         limit=args.limit,
     )
-    for key in ("epochs", "batch_size", "lr", "patience"):
+    if args.oversample is not None:
+        pairs = [item.partition("=") for item in set_names(args.oversample)]
+        cfg.oversample = tuple((name, int(n)) for name, _, n in pairs)
+    for key in ("epochs", "batch_size", "lr", "patience", "valid_set", "emotion_balance"):
         if getattr(args, key) is not None:
             setattr(cfg, key, getattr(args, key))
     return cfg
@@ -229,10 +257,19 @@ def _onnx_path(args: argparse.Namespace, name: str, fer_only: bool) -> Path:
     return (Path("artifacts/models") if fer_only else ASSETS) / f"{name}.onnx"
 
 
+def _side_run(config: dict[str, Any]) -> bool:
+    """A run that is not the shipped recipe (FER+ only, another mix, a named experiment):
+    its ONNX goes to artifacts/models and it is never registered."""
+    from duchenne.train.loop import ALL_SOURCES
+
+    return tuple(config["train_sets"]) != ALL_SOURCES or bool(config.get("run_name"))
+
+
 def _fit_one(args: argparse.Namespace, net: str, fer_only: bool) -> dict[str, Any]:
     from duchenne.train import ladder, loop
 
     cfg = _config(args, net, fer_only)
+    fer_only = _side_run(asdict(cfg))
     result = loop.train(cfg)
     ckpt = loop.save_checkpoint(result, Path(args.out) / f"{cfg.name}.pt")
     summary = loop.run_summary(result)
@@ -277,7 +314,7 @@ def _run_export(args: argparse.Namespace) -> int:
     reports = []
     for path in args.checkpoints:
         net, summary = loop.load_checkpoint(path)
-        fer_only = "smilesmiled_train" not in summary["config"]["train_sets"]
+        fer_only = _side_run(summary["config"])
         reports.append(
             ladder.finish(
                 net,

@@ -24,9 +24,11 @@ from duchenne.analysis.crops import (  # noqa: F401  (re-exported: the crop API 
     PipelineFinder,
     aligned_gray,
     build_crops,
+    build_photo_crops,
     default_finder,
     load_gray,
     make_canvas,
+    photo_finder,
     plausible_eyes,
     resize_crop,
     template_eyes,
@@ -37,7 +39,10 @@ log = logging.getLogger(__name__)
 DATASET_SPLITS: dict[str, tuple[str, ...]] = {
     "ferplus": ("train", "valid", "test"),
     "smilesmiled": ("train", "test"),
+    "mtfl": ("train", "calib", "valid"),
 }
+PHOTO_DATASETS = frozenset({"mtfl"})
+"""Datasets of full-resolution photos: cropped as at inference, not on an upscaled canvas."""
 
 
 def read_split(dataset: str, split: str, root: str | Path) -> list[Any]:
@@ -50,6 +55,8 @@ def read_split(dataset: str, split: str, root: str | Path) -> list[Any]:
         return list(
             datasets.read_smilesmiled(Path(root) / "smilesmiled", split, seed=0, test_fraction=0.2)
         )
+    if dataset == "mtfl":
+        return list(datasets.read_mtfl(Path(root) / "mtfl", split))
     raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASET_SPLITS)}")
 
 
@@ -85,13 +92,26 @@ def build_cache(
 
     samples = read_split(dataset, split, data_root)[:limit]
     canvas = canvas or DEFAULT_CANVAS.get(dataset, CanvasConfig())
-    result = build_crops(
-        [s.path for s in samples],
-        mode=mode,
-        canvas=canvas,
-        processes=processes,
-        finder_factory=finder_factory,
-    )
+    if dataset in PHOTO_DATASETS and mode == "pipeline":
+        canvas = CanvasConfig(detector="full")
+        hints = (
+            np.stack([s.meta["landmarks"][:2] for s in samples]) if samples else np.zeros((0, 2, 2))
+        )
+        result = build_photo_crops(
+            [s.path for s in samples],
+            hints,
+            detector=canvas.detector,
+            processes=processes,
+            finder_factory=photo_finder if finder_factory is default_finder else finder_factory,
+        )
+    else:
+        result = build_crops(
+            [s.path for s in samples],
+            mode=mode,
+            canvas=canvas,
+            processes=processes,
+            finder_factory=finder_factory,
+        )
     root = Path(data_root).resolve()
     files = np.array([_relative(s.path, root) for s in samples], dtype=str)
     name = f"{dataset}_{split.lower()}"
@@ -105,6 +125,7 @@ def build_cache(
         **targets_from_samples(samples),
     )
     extra = {
+        **sample_attributes(samples),
         "eyes": result.eyes,
         "found": result.found if result.found is not None else result.detected,
     }
@@ -117,6 +138,13 @@ def build_cache(
         result.seconds,
     )
     return meta
+
+
+def sample_attributes(samples: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Per-sample string attributes (MTFL pose, gender, ...) for breakdowns, when present."""
+    keys = ("pose", "gender", "source")
+    present = [k for k in keys if samples and all(k in s.meta for s in samples)]
+    return {k: np.array([str(s.meta[k]) for s in samples], dtype=str) for k in present}
 
 
 def _relative(path: str | Path, root: Path) -> str:

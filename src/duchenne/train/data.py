@@ -168,9 +168,31 @@ def cache_path(cache_dir: str | Path, name: str) -> Path:
     return Path(cache_dir) / f"{name}.npz"
 
 
-def load_sets(cache_dir: str | Path, names: list[str]) -> CropSet:
-    """Load and concatenate the named caches."""
-    return concat([load_cache(cache_path(cache_dir, n)) for n in names])
+def set_names(spec: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Cache names from a list or a ``+``-joined string (``"ferplus_valid+mtfl_calib"``)."""
+    names = spec.split("+") if isinstance(spec, str) else list(spec)
+    return [n for n in names if n]
+
+
+def load_sets(cache_dir: str | Path, names: str | list[str] | tuple[str, ...]) -> CropSet:
+    """Load and concatenate the named caches (a list or a ``+``-joined string)."""
+    return concat([load_cache(cache_path(cache_dir, n)) for n in set_names(names)])
+
+
+def emotion_class_weights(votes: np.ndarray, has_votes: np.ndarray, power: float) -> np.ndarray:
+    """Per-class weights (8,) ~ (class share of the vote mass) ** -power, mean 1 over rows.
+
+    Why: FER+ has 60x more neutral than contempt or disgust votes; unweighted, the rare
+    classes collapse into ``neutral`` on faces from other sources. ``power`` 0 turns it
+    off, 1 is full inverse-frequency balancing; in between trades rare-class recall
+    against overall accuracy. Normalised so the loss scale matches the unweighted one.
+    """
+    mass = votes[np.asarray(has_votes, bool)].sum(0).astype(np.float64)
+    if power == 0 or mass.sum() == 0:
+        return np.ones(votes.shape[1], np.float32)
+    share = mass / mass.sum()
+    w = np.maximum(share, 1e-4) ** -power  # floor: a class with no votes gets a finite weight
+    return (w / float((share * w).sum())).astype(np.float32)
 
 
 def smile_pos_weight(labels: np.ndarray, mode: str = "sqrt") -> float:
@@ -268,6 +290,17 @@ class AugmentConfig:
     blur_sigma: tuple[float, float] = (0.3, 1.2)
     erase_p: float = 0.30
     erase_area: tuple[float, float] = (0.02, 0.15)
+    # what real photos add on top of 48 px dataset crops (measured on in-the-wild photos:
+    # webcam noise, JPEG blocks, soft focus after resampling, side light)
+    noise_p: float = 0.25
+    noise_std: tuple[float, float] = (0.01, 0.05)
+    downup_p: float = 0.25
+    downup_scale: tuple[float, float] = (0.35, 0.8)
+    jpeg_p: float = 0.30
+    jpeg_quality: tuple[float, float] = (15.0, 80.0)
+    light_p: float = 0.30
+    light_strength: float = 0.35
+    gamma: float = 0.35
 
 
 def _rand(n: int, device: torch.device, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
@@ -333,13 +366,100 @@ def _erase(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
     return torch.where(inside.unsqueeze(1), fill.unsqueeze(1), x)
 
 
+def _chosen(n: int, p: float, device: torch.device) -> torch.Tensor:
+    """(n, 1, 1, 1) bool: which samples of the batch get an augmentation of probability p."""
+    return (torch.rand(n, device=device) < p).view(n, 1, 1, 1)
+
+
+def _lighting(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+    """Gamma (exposure curve) on every sample, plus a linear light ramp (side light) on some."""
+    n, _, h, w = x.shape
+    dev = x.device
+    gamma = torch.exp(_rand(n, dev) * cfg.gamma).view(n, 1, 1, 1)
+    x = x.clamp(1e-4, 1.0) ** gamma
+    angle = _rand(n, dev, 0.0, 2 * math.pi).view(n, 1, 1, 1)
+    ys = torch.linspace(-1, 1, h, device=dev).view(1, 1, h, 1)
+    xs = torch.linspace(-1, 1, w, device=dev).view(1, 1, 1, w)
+    ramp = torch.cos(angle) * xs + torch.sin(angle) * ys
+    lit = x * (1.0 + cfg.light_strength * _rand(n, dev, 0.3, 1.0).view(n, 1, 1, 1) * ramp)
+    return torch.where(_chosen(n, cfg.light_p, dev), lit.clamp(0.0, 1.0), x)
+
+
+def _down_up(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+    """Down- then up-scaling: the softness of a small face resampled to the crop size.
+
+    One random scale per batch (``interpolate`` takes one size), applied to a random subset.
+    """
+    n, _, h, w = x.shape
+    scale = float(_rand(1, x.device, *cfg.downup_scale))
+    small = F.interpolate(x, size=(max(8, round(h * scale)), max(8, round(w * scale))), mode="area")
+    y = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    return torch.where(_chosen(n, cfg.downup_p, x.device), y, x)
+
+
+def _noise(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+    """Gaussian sensor noise with a per-sample strength."""
+    n, dev = x.shape[0], x.device
+    std = _rand(n, dev, *cfg.noise_std).view(n, 1, 1, 1)
+    y = (x + torch.randn_like(x) * std).clamp(0.0, 1.0)
+    return torch.where(_chosen(n, cfg.noise_p, dev), y, x)
+
+
+def _dct_matrix(size: int, device: torch.device) -> torch.Tensor:
+    k = torch.arange(size, device=device, dtype=torch.float32)
+    m = torch.cos(math.pi * (2 * k.view(1, -1) + 1) * k.view(-1, 1) / (2 * size))
+    m[0] /= math.sqrt(2.0)
+    return m * math.sqrt(2.0 / size)
+
+
+# The JPEG standard's luminance quantisation table (ITU T.81, Annex K), quality 50.
+_JPEG_LUMA = (
+    (16, 11, 10, 16, 24, 40, 51, 61), (12, 12, 14, 19, 26, 58, 60, 55),
+    (14, 13, 16, 24, 40, 57, 69, 56), (14, 17, 22, 29, 51, 87, 80, 62),
+    (18, 22, 37, 56, 68, 109, 103, 77), (24, 35, 55, 64, 81, 104, 113, 92),
+    (49, 64, 78, 87, 103, 121, 120, 101), (72, 92, 95, 98, 112, 100, 103, 99),
+)  # fmt: skip
+
+
+def _jpeg(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+    """JPEG artefacts: 8x8 block DCT quantised with the standard table at a random quality.
+
+    Done as tensor ops on the training device (a batch of cv2.imencode calls would make
+    the 2 CPU cores the bottleneck); the image side must be a multiple of 8 (48 is).
+    """
+    n, c, h, w = x.shape
+    dev = x.device
+    quality = _rand(n, dev, *cfg.jpeg_quality)
+    factor = torch.where(quality < 50, 50.0 / quality, 2.0 - quality / 50.0).view(n, 1, 1, 1, 1)
+    table = torch.tensor(_JPEG_LUMA, device=dev, dtype=torch.float32)
+    q = (table * factor).clamp_min(1.0)
+    d = _dct_matrix(8, dev)
+    blocks = (x * 255.0 - 128.0).reshape(n, c, h // 8, 8, w // 8, 8).transpose(3, 4)
+    coef = d @ blocks @ d.T
+    coef = torch.round(coef / q.unsqueeze(2)) * q.unsqueeze(2)
+    y = (d.T @ coef @ d).transpose(3, 4).reshape(n, c, h, w)
+    y = ((y + 128.0) / 255.0).clamp(0.0, 1.0)
+    return torch.where(_chosen(n, cfg.jpeg_p, dev), y, x)
+
+
 def augment(x: torch.Tensor, cfg: AugmentConfig | None = None) -> torch.Tensor:
-    """Augment a batch of [0, 1] crops (B, 1, S, S); draws from torch's seeded global RNG."""
+    """Augment a batch of [0, 1] crops (B, 1, S, S); draws from torch's seeded global RNG.
+
+    Order follows how a photo is made: geometry and light on the scene, then optics
+    (blur, resampling), sensor noise, compression, and occluders last.
+    """
     cfg = cfg or AugmentConfig()
     x = _geometric(x, cfg)
     x = _photometric(x, cfg)
+    x = _lighting(x, cfg)
     if cfg.blur_p > 0:
         x = _blur(x, cfg)
+    if cfg.downup_p > 0:
+        x = _down_up(x, cfg)
+    if cfg.noise_p > 0:
+        x = _noise(x, cfg)
+    if cfg.jpeg_p > 0 and x.shape[-1] % 8 == 0 and x.shape[-2] % 8 == 0:
+        x = _jpeg(x, cfg)
     if cfg.erase_p > 0:
         x = _erase(x, cfg)
     return x

@@ -31,12 +31,13 @@ ASSETS = Path(__file__).resolve().parents[1] / "models" / "assets"
 TRAIN_DATA = {
     "ferplus_train": "FER+ Train (all 3 heads)",
     "smilesmiled_train": "SMILEsmileD train split (80%, seed 0; smile head only)",
+    "mtfl_train": "MTFL train split (70%, seed 0, grouped by person; smile head only)",
 }
 
 
 def calibrate_on_valid(net: nn.Module, cache_dir: str | Path, valid_set: str) -> dict[str, Any]:
     """Fit the smile temperature on Valid; returns T, metrics and ECE before/after."""
-    crops = load_sets(cache_dir, [valid_set])
+    crops = load_sets(cache_dir, valid_set)
     pred = predict(net.eval(), DeviceData.from_crops(crops, torch.device("cpu")))
     temperature = fit_temperature(crops.label.astype(int), pred["smile_logit"].reshape(-1))
     metrics = head_metrics(

@@ -7,7 +7,10 @@ Losses, per batch:
         [0, 1]; the graph's sigmoid turns the logit into the fraction) - FER+ rows only.
     emotion: soft cross-entropy against the normalised 8-emotion vote distribution
         (FER+ "probability distribution" training) - FER+ rows only.
-SMILEsmileD rows have no votes, so their intensity/emotion terms are masked out.
+SMILEsmileD and MTFL rows have no votes, so their intensity/emotion terms are masked out.
+The emotion term is class-weighted (``data.emotion_class_weights``) so rare classes do not
+collapse into ``neutral``; MTFL's in-the-wild photos can be oversampled
+(``TrainConfig.oversample``), since they are the domain users' photos come from.
 
 Why EMA weights: with ~40k small images the raw weights are noisy from epoch to epoch;
 an exponential moving average is a free ensemble that validates better and makes early
@@ -36,6 +39,7 @@ from duchenne.train.data import (
     CropSet,
     DeviceData,
     augment,
+    emotion_class_weights,
     load_sets,
     normalize,
     smile_pos_weight,
@@ -47,6 +51,10 @@ log = logging.getLogger(__name__)
 
 FER_AND_SMILES = ("ferplus_train", "smilesmiled_train")
 FER_ONLY = ("ferplus_train",)
+ALL_SOURCES = ("ferplus_train", "smilesmiled_train", "mtfl_train")
+"""The v2 training mix: FER+ (3 heads), SMILEsmileD and MTFL photos (smile head)."""
+VALID_MIX = "ferplus_valid+mtfl_calib"
+"""Selection and calibration mix: FER+ Valid and MTFL's ``calib`` split (never ``valid``)."""
 
 
 @dataclass
@@ -60,8 +68,8 @@ class TrainConfig:
 
     net: str = "smile_s"
     cache_dir: str = "cache/crops"
-    train_sets: tuple[str, ...] = FER_AND_SMILES
-    valid_set: str = "ferplus_valid"
+    train_sets: tuple[str, ...] = ALL_SOURCES
+    valid_set: str = VALID_MIX
     epochs: int = 60
     max_epochs: int = 300
     batch_size: int = 256
@@ -76,6 +84,8 @@ class TrainConfig:
     amp: bool = True
     pos_weight: str = "sqrt"
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    emotion_balance: float = 0.5
+    oversample: tuple[tuple[str, int], ...] = (("mtfl_train", 2),)
     augment: bool = True
     limit: int | None = None
     time_budget_s: float | None = None
@@ -86,7 +96,7 @@ class TrainConfig:
         """Run name: the net name, suffixed ``_ferplus`` when trained on FER+ only."""
         if self.run_name:
             return self.run_name
-        return self.net if "smilesmiled_train" in self.train_sets else f"{self.net}_ferplus"
+        return self.net if len(self.train_sets) > 1 else f"{self.net}_ferplus"
 
 
 @dataclass
@@ -137,8 +147,12 @@ def multitask_loss(
     targets: dict[str, torch.Tensor],
     pos_weight: torch.Tensor,
     weights: tuple[float, float, float],
+    class_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the three head losses (emotion/intensity masked to FER+ rows)."""
+    """Weighted sum of the three head losses (emotion/intensity masked to FER+ rows).
+
+    ``class_weights`` (8,) scale each emotion's term of the soft cross-entropy.
+    """
     smile, intensity, emotion = (o.float() for o in outputs)
     mask = targets["has_votes"]
     l_smile = F.binary_cross_entropy_with_logits(
@@ -148,7 +162,8 @@ def multitask_loss(
         F.binary_cross_entropy_with_logits(intensity[:, 0], targets["intensity"], reduction="none"),
         mask,
     )
-    l_emo = masked_mean(-(targets["votes"] * F.log_softmax(emotion, dim=1)).sum(1), mask)
+    votes = targets["votes"] if class_weights is None else targets["votes"] * class_weights
+    l_emo = masked_mean(-(votes * F.log_softmax(emotion, dim=1)).sum(1), mask)
     total = weights[0] * l_smile + weights[1] * l_int + weights[2] * l_emo
     return total, {
         "smile": l_smile.detach(),
@@ -245,8 +260,16 @@ def load_data(cfg: TrainConfig) -> tuple[CropSet, CropSet]:
     if cfg.limit is not None and cfg.limit < len(train):
         keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.limit])
         train = train.subset(keep)
-    valid = load_sets(cfg.cache_dir, [cfg.valid_set])
+    valid = load_sets(cfg.cache_dir, cfg.valid_set)
     return train, valid
+
+
+def epoch_rows(crops: CropSet, oversample: tuple[tuple[str, int], ...]) -> np.ndarray:
+    """Row indices one epoch visits: each row once, rows of ``oversample`` sources n times."""
+    repeats = np.ones(len(crops), np.int64)
+    for source, times in oversample:
+        repeats[crops.source == source] = max(1, int(times))
+    return np.repeat(np.arange(len(crops)), repeats)
 
 
 def _run_epoch(
@@ -254,16 +277,15 @@ def _run_epoch(
     ema: Ema,
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LambdaLR,
-    data: DeviceData,
+    run: dict[str, Any],
     cfg: TrainConfig,
-    pos_weight: torch.Tensor,
-    gen: torch.Generator,
 ) -> dict[str, float]:
-    """One pass over the training rows in a seeded random order; returns mean losses."""
+    """One pass over the epoch's rows in a seeded random order; returns mean losses."""
     net.train()
+    data, rows = run["tdata"], run["rows"]
     dev = data.images.device
-    order = torch.randperm(len(data), generator=gen).to(dev)
-    n_batches = max(1, len(data) // cfg.batch_size)
+    order = rows[torch.randperm(len(rows), generator=run["gen"]).to(dev)]
+    n_batches = max(1, len(order) // cfg.batch_size)
     sums = {"loss": torch.zeros((), device=dev), "smile": 0.0, "intensity": 0.0, "emotion": 0.0}
     aug_cfg = AugmentConfig()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda")
@@ -274,7 +296,9 @@ def _run_epoch(
         x = normalize(x).contiguous(memory_format=torch.channels_last)
         with autocast:
             out = net(x)
-        loss, parts = multitask_loss(out, t, pos_weight, cfg.loss_weights)
+        loss, parts = multitask_loss(
+            out, t, run["pos_weight"], cfg.loss_weights, run["class_weights"]
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -326,7 +350,9 @@ def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     opt = make_optimizer(net, cfg)
-    steps = max(1, len(train_set) // cfg.batch_size)
+    rows = epoch_rows(train_set, tuple(cfg.oversample))
+    steps = max(1, len(rows) // cfg.batch_size)
+    class_weights = emotion_class_weights(train_set.votes, train_set.has_votes, cfg.emotion_balance)
     schedule = CosineSchedule(steps, cfg.epochs, cfg.warmup_epochs)
     return {
         "device": device,
@@ -343,6 +369,8 @@ def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str
             smile_pos_weight(train_set.label, cfg.pos_weight), device=device
         ),
         "gen": torch.Generator().manual_seed(cfg.seed),
+        "rows": torch.from_numpy(rows).to(device),
+        "class_weights": torch.from_numpy(class_weights).to(device),
     }
 
 
@@ -362,7 +390,7 @@ def _log_epoch(name: str, row: dict[str, Any]) -> None:
 
 
 def train(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None = None) -> TrainResult:
-    """Train ``cfg.net``; keeps the EMA weights of the best FER+ Valid epoch.
+    """Train ``cfg.net``; keeps the EMA weights of the best epoch on ``cfg.valid_set``.
 
     Stops at ``cfg.epochs`` (``<= 0``: as many as fit ``time_budget_s``, decided after
     epoch 1 and written back into the config), after ``cfg.patience`` epochs without a
@@ -383,9 +411,7 @@ def train(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None = None) -> Trai
     while epoch < max(epochs, 1):
         epoch += 1
         t0 = time.perf_counter()
-        losses = _run_epoch(
-            net, ema, run["opt"], run["sched"], run["tdata"], cfg, run["pos_weight"], run["gen"]
-        )
+        losses = _run_epoch(net, ema, run["opt"], run["sched"], run, cfg)
         metrics = evaluate(ema.net, vdata, run["valid_set"])
         row = {"epoch": epoch, "lr": run["opt"].param_groups[0]["lr"]}
         row |= {"seconds": time.perf_counter() - t0, "score": selection_score(metrics)}
@@ -463,6 +489,7 @@ def run_summary(result: TrainResult) -> dict[str, Any]:
     cfg = asdict(result.config)
     cfg["train_sets"] = list(cfg["train_sets"])
     cfg["loss_weights"] = list(cfg["loss_weights"])
+    cfg["oversample"] = [list(pair) for pair in cfg["oversample"]]
     return {
         "name": result.config.name,
         "config": cfg,

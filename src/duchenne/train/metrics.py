@@ -47,14 +47,23 @@ def head_metrics(
     has = np.asarray(has_votes, bool)
     if has.any():
         plurality = np.argmax(votes[has], axis=1)
-        out["emotion_acc"] = float((np.argmax(emotion_logits[has], axis=1) == plurality).mean())
+        pred = np.argmax(emotion_logits[has], axis=1)
+        out["emotion_acc"] = float((pred == plurality).mean())
+        recalls = [float((pred[plurality == c] == c).mean()) for c in np.unique(plurality)]
+        out["emotion_macro_recall"] = float(np.mean(recalls))
         out["intensity_spearman"] = spearman(intensity[has], votes[has, 1])
         out["intensity_mae"] = float(np.abs(intensity[has] - votes[has, 1]).mean())
     return out
 
 
 def selection_score(m: dict[str, float]) -> float:
-    """Early-stopping criterion: mean of 8-class accuracy, smile F1 and intensity Spearman."""
-    parts = [m.get("emotion_acc"), m.get("smile_f1"), m.get("intensity_spearman")]
+    """Early-stopping criterion: mean of 8-class accuracy, macro recall (rare classes count
+    as much as neutral), smile F1 and intensity Spearman."""
+    parts = [
+        m.get("emotion_acc"),
+        m.get("emotion_macro_recall"),
+        m.get("smile_f1"),
+        m.get("intensity_spearman"),
+    ]
     vals = [v for v in parts if v is not None and np.isfinite(v)]
     return float(np.mean(vals)) if vals else float("nan")
