@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The one GPU call that trained the v2 ladder (FER+ + SMILEsmileD + MTFL), the
+# leave-one-dataset-out runs and a small sweep, all in parallel on one device.
+# Needs cache/pack (python scripts/train_ladder.py pack --quality 85) carried along.
+# Writes checkpoints (+ run summaries) to $OUT in <= 8 files of <= 16 MiB.
+set -uo pipefail
+OUT=${OUT:-/tmp/v2out}
+BUDGET=${BUDGET:-420}
+RUN=/tmp/v2run
+mkdir -p "$OUT"
+lodo() {  # net -> its three leave-one-dataset-out jobs (selection never on the left-out set)
+  echo "$1:0@run-name=$1_lodo_ferplus@train-sets=smilesmiled_train+mtfl_train@valid-set=mtfl_calib"
+  echo "$1:0@run-name=$1_lodo_smilesmiled@train-sets=ferplus_train+mtfl_train"
+  echo "$1:0@run-name=$1_lodo_mtfl@train-sets=ferplus_train+smilesmiled_train@valid-set=ferplus_valid"
+}
+jobs=(smile_n:0 smile_s:0 smile_m:0 smile_l:0 $(lodo smile_s) $(lodo smile_l)
+      "smile_s:0@run-name=smile_s_eb1@emotion-balance=1.0"
+      "smile_s:0@run-name=smile_s_os4@oversample=mtfl_train=4")
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+python3 scripts/train_ladder.py parallel --isolated --cache-dir cache/pack --device cuda \
+    --time-budget "$BUDGET" --jobs "${jobs[@]}" --out "$RUN"
+rc=$?
+cd "$RUN" || exit 1
+for f in smile_l*.pt; do cp "$f" "$OUT/"; done
+tar -czf "$OUT/small.tar.gz" $(ls *.pt | grep -v '^smile_l') *.json logs.tar.gz 2>/dev/null
+ls -la "$OUT"
+exit $rc
