@@ -17,6 +17,11 @@ jobs=(smile_n:0 smile_s:0 smile_m:0 smile_l:0 $(lodo smile_s) $(lodo smile_l)
       "smile_s:0@run-name=smile_s_eb1@emotion-balance=1.0"
       "smile_s:0@run-name=smile_s_os4@oversample=mtfl_train=4")
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+# leave out any augmentation step whose kernels fail on this device (see the script)
+python3 scripts/check_cuda_steps.py | tee /tmp/check.txt || { echo "the net itself fails on this device"; exit 1; }
+SKIP=$(tail -n 1 /tmp/check.txt)
+if [ -n "$SKIP" ]; then jobs=("${jobs[@]/%/@augment-skip=$SKIP}"); fi
+echo "augment-skip: ${SKIP:-none}"
 python3 scripts/train_ladder.py parallel --isolated --cache-dir cache/pack --device cuda \
     --time-budget "$BUDGET" --jobs "${jobs[@]}" --out "$RUN"
 rc=$?

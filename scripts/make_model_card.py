@@ -25,7 +25,12 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_models import measure  # noqa: E402
 from common import update_readme  # noqa: E402
 from duchenne.datasets import read_dataset  # noqa: E402
-from duchenne.evaluation.runner import _targets, dataset_crops, model_report  # noqa: E402
+from duchenne.evaluation.runner import (  # noqa: E402
+    _targets,
+    breakdowns,
+    dataset_crops,
+    model_report,
+)
 from duchenne.io.sinks import atomic_write  # noqa: E402
 from duchenne.models.registry import ASSETS, default_smile_model, list_models  # noqa: E402
 from duchenne.models.smile import SmileModel  # noqa: E402
@@ -34,34 +39,107 @@ CARD = REPO / "MODEL_CARD.md"
 
 
 KEYPOINT_ROW = "{} (keypoint eyes: `stages=detect,smile`)"
+FER, SMILES, MTFL = "FER+ Test", "SMILEsmileD test (seed 0, 20%)", "MTFL valid (seed 0, 20%)"
+LODO_SETS = {"ferplus": FER, "smilesmiled": SMILES, "mtfl": MTFL}
+"""Leave-one-dataset-out run suffix (``<net>_lodo_<dataset>``) -> the set it is scored on."""
+
+
+def dataset_sets(data: Path) -> dict[str, tuple[Path, str, str]]:
+    """Reported sets: label -> (path, split, crop mode). MTFL photos are cropped as at
+    inference (full resolution, the labelled face matched); the small crops on a canvas."""
+    return {
+        FER: (data / "ferplus", "Test", "canvas"),
+        SMILES: (data / "smilesmiled", "test", "canvas"),
+        MTFL: (data / "mtfl", "valid", "photo"),
+    }
 
 
 def evaluate_sets(
-    data: Path, models: dict[str, SmileModel], n_boot: int, keypoints: SmileModel | None = None
+    data: Path,
+    models: dict[str, SmileModel],
+    n_boot: int,
+    keypoints: SmileModel | None = None,
+    lodo: dict[str, SmileModel] | None = None,
 ) -> dict[str, dict[str, dict]]:
-    """{dataset: {model: report}} on FER+ Test and the SMILEsmileD held-out split.
+    """{dataset: {model: report}} on FER+ Test, the SMILEsmileD and MTFL held-out splits.
 
     ``keypoints``: also score this model on crops aligned on the detector's eye keypoints
-    (no Face Mesh), the crops of the faster ``stages=detect,smile`` path.
+    (no Face Mesh), the crops of the faster ``stages=detect,smile`` path. ``lodo``:
+    leave-one-dataset-out models, each scored only on the set it never saw.
     """
-    sets = {
-        "FER+ Test": (data / "ferplus", "Test"),
-        "SMILEsmileD test (seed 0, 20%)": (data / "smilesmiled", "test"),
-    }
     out: dict[str, dict[str, dict]] = {}
-    for label, (path, split) in sets.items():
+    for label, (path, split, mode) in dataset_sets(data).items():
         samples = list(read_dataset(path, split))
-        crops = dataset_crops(samples, 48, "canvas")
+        crops = dataset_crops(samples, 48, mode)
         targets = _targets(samples)
-        out[label] = {
-            name: model_report(m(crops.crops), targets, n_boot, 0) for name, m in models.items()
-        }
+        chosen = dict(models)
+        chosen.update(
+            {n: m for n, m in (lodo or {}).items() if LODO_SETS[n.rsplit("_", 1)[1]] == label}
+        )
+        out[label] = {}
+        for name, m in chosen.items():
+            pred = m(crops.crops)
+            out[label][name] = model_report(pred, targets, n_boot, 0)
+            groups = breakdowns(samples, pred, targets["label"], n_boot, 0)
+            if groups:
+                out[label][name]["breakdowns"] = groups
         out[label]["_detected_rate"] = float(crops.detected.mean())
         if keypoints is not None:
-            fast = dataset_crops(samples, 48, "canvas", eyes="keypoints")
+            fast = dataset_crops(samples, 48, mode, eyes="keypoints")
             row = KEYPOINT_ROW.format(keypoints.name)
             out[label][row] = model_report(keypoints(fast.crops), targets, n_boot, 0)
     return out
+
+
+def _rows(results: dict[str, dict[str, dict]], data: str) -> dict[str, dict]:
+    return {n: r for n, r in results[data].items() if not n.startswith("_")}
+
+
+def recall_table(results: dict[str, dict[str, dict]]) -> str:
+    """Per-class emotion recall on FER+ Test: does any class collapse into ``neutral``?"""
+    rows = {n: r for n, r in _rows(results, FER).items() if "emotion" in r and "_lodo_" not in n}
+    names = next(iter(rows.values()))["emotion"]["labels"] if rows else []
+    lines = ["| model | " + " | ".join(names) + " | macro F1 |", "|---" * (len(names) + 2) + "|"]
+    for model, r in rows.items():
+        rec = r["emotion"]["per_class_recall"]
+        cells = ["-" if rec[c] is None else f"{rec[c]:.2f}" for c in names]
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {_ci(r['emotion']['macro_f1'])} |")
+    return "\n".join(lines)
+
+
+def breakdown_table(results: dict[str, dict[str, dict]], data: str = MTFL) -> str:
+    """Smile accuracy and ROC-AUC per head pose and per gender on MTFL valid."""
+    lines = ["| model | attribute | group | n | smile acc | ROC-AUC |", "|---|---|---|---|---|---|"]
+    for model, r in _rows(results, data).items():
+        if "_lodo_" in model:
+            continue
+        for key in ("pose", "gender"):
+            for group, g in r.get("breakdowns", {}).get(key, {}).items():
+                lines.append(
+                    f"| {model} | {key} | {group} | {g['n']} | {_ci(g['accuracy'])} | {_ci(g['roc_auc'])} |"
+                )
+    return "\n".join(lines)
+
+
+def lodo_table(results: dict[str, dict[str, dict]]) -> str:
+    """Each leave-one-dataset-out run on the set it never saw, beside the same net trained
+    on all three sources (the gap is what that source adds)."""
+    lines = [
+        "| net | left out | scored on | smile acc (left out) | ROC-AUC (left out) | smile acc (all 3) | ROC-AUC (all 3) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for data in (FER, SMILES, MTFL):
+        rows = _rows(results, data)
+        for name, r in rows.items():
+            if "_lodo_" not in name:
+                continue
+            net, left = name.split("_lodo_")
+            full = rows.get(net, {}).get("smile", {})
+            lines.append(
+                f"| {net} | {left} | {data} | {_ci(r['smile']['accuracy'])} | {_ci(r['smile']['roc_auc'])} "
+                f"| {_ci(full.get('accuracy'))} | {_ci(full.get('roc_auc'))} |"
+            )
+    return "\n".join(lines)
 
 
 def _ci(est: dict | None) -> str:
@@ -132,19 +210,23 @@ def replace_block(text: str, name: str, body: str) -> str:
 def update_models_json(results: dict[str, dict[str, dict]]) -> None:
     path = ASSETS / "models.json"
     doc = json.loads(path.read_text())
-    fer, smile = results["FER+ Test"], results["SMILEsmileD test (seed 0, 20%)"]
+    fer, smile, mtfl = results[FER], results[SMILES], results[MTFL]
     for entry in doc["models"]:
         name = entry["name"]
         if name not in fer:
             continue
         f1 = fer[name]["smile"]["f1"]["value"]
         acc = smile[name]["smile"]["accuracy"]["value"]
+        wild = mtfl[name]["smile"]["accuracy"]["value"]
         emo = fer[name].get("emotion", {}).get("accuracy", {}).get("value")
         entry.setdefault("metrics", {})["test"] = {
             "ferplus_test": fer[name],
             "smilesmiled_test": smile[name],
+            "mtfl_valid": {k: v for k, v in mtfl[name].items() if k != "breakdowns"},
         }
-        entry["metrics"]["summary"] = f"FER+ F1 {f1:.3f}, emo {emo:.3f}; SMILEs acc {acc:.3f}"
+        entry["metrics"]["summary"] = (
+            f"FER+ F1 {f1:.3f}, emo {emo:.3f}; SMILEs acc {acc:.3f}; MTFL acc {wild:.3f}"
+        )
     with atomic_write(path, mode="w") as fh:
         fh.write(json.dumps(doc, indent=2) + "\n")
 
@@ -171,6 +253,13 @@ def main() -> None:
         default=[],
         help="training-run summaries (<run>.json) for the training table",
     )
+    parser.add_argument(
+        "--lodo",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="leave-one-dataset-out ONNX files named <net>_lodo_<ferplus|smilesmiled|mtfl>.onnx",
+    )
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args()
     names = list_models("smile_*", task="smile_emotion")
@@ -182,13 +271,20 @@ def main() -> None:
         models[label or Path(path).stem] = SmileModel(Path(path), threads=1)
     default = default_smile_model()
     keypoints = models.get(default) if default else None
-    results = evaluate_sets(args.data, models, args.n_boot, keypoints)
-    metrics = metrics_table(results)
+    lodo = {p.stem: SmileModel(p, threads=1) for p in args.lodo}
+    results = evaluate_sets(args.data, models, args.n_boot, keypoints, lodo)
+    metrics = metrics_table(
+        {d: {n: r for n, r in rs.items() if "_lodo_" not in n} for d, rs in results.items()}
+    )
     latency = latency_table(names)
     update_models_json(results)
     card = CARD.read_text()
     card = replace_block(card, "card-metrics", metrics)
     card = replace_block(card, "card-latency", latency)
+    card = replace_block(card, "card-recall", recall_table(results))
+    card = replace_block(card, "card-breakdowns", breakdown_table(results))
+    if lodo:
+        card = replace_block(card, "card-lodo", lodo_table(results))
     if args.runs:
         card = replace_block(
             card, "card-training", training_table([p.resolve() for p in args.runs])

@@ -348,6 +348,7 @@ def build_photo_crops(
     hint_eyes: np.ndarray,
     *,
     detector: str = "full",
+    eyes: str = "mesh",
     processes: int = 2,
     finder_factory: Callable[[CanvasConfig], FaceFinder] = photo_finder,
 ) -> CropResult:
@@ -360,7 +361,7 @@ def build_photo_crops(
     is used and the failure rate is recorded.
     """
     start = time.perf_counter()
-    canvas = CanvasConfig(detector=detector)
+    canvas = CanvasConfig(detector=detector, eyes=eyes)
     jobs = [(str(p), np.asarray(h, np.float32)) for p, h in zip(paths, hint_eyes, strict=True)]
     results = _map(_photo_one, jobs, finder_factory, canvas, processes)
     n = len(results)

@@ -62,7 +62,7 @@ def dataset_crops(
         return DatasetCrops(result.images, result.detected, mode, time.perf_counter() - start)
     cfg = AlignConfig(size=size)
     if mode == "photo" and samples and all("landmarks" in s.meta for s in samples):
-        return _labelled_photo_crops(samples, size, processes, start)
+        return _labelled_photo_crops(samples, size, processes, eyes, start)
     if mode == "resize":
         crops = np.stack([crop_as_aligned(load_image(p), cfg) for p in paths])
         return DatasetCrops(crops, np.zeros(len(paths), bool), mode, time.perf_counter() - start)
@@ -85,7 +85,7 @@ def dataset_crops(
 
 
 def _labelled_photo_crops(
-    samples: list[Sample], size: int, processes: int, start: float
+    samples: list[Sample], size: int, processes: int, eyes: str, start: float
 ) -> DatasetCrops:
     """Photos whose labels say where the face is (MTFL): crop the matching detected face,
     the labelled eyes where the pipeline misses it, exactly as the training crops."""
@@ -94,7 +94,8 @@ def _labelled_photo_crops(
     if size != CROP_SIZE:
         raise ValueError(f"labelled photo crops are {CROP_SIZE} px, the model takes {size}")
     hints = np.stack([np.asarray(s.meta["landmarks"])[:2] for s in samples])
-    result = build_photo_crops([str(s.path) for s in samples], hints, processes=processes)
+    paths = [str(s.path) for s in samples]
+    result = build_photo_crops(paths, hints, eyes=eyes, processes=processes)
     return DatasetCrops(result.images, result.detected, "photo", time.perf_counter() - start)
 
 

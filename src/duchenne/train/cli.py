@@ -91,6 +91,11 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         default=None,
         help="emotion class weights = class share ** -x (0 off, 1 inverse frequency)",
     )
+    p.add_argument(
+        "--augment-skip",
+        default=None,
+        help="'+'-joined augmentation steps to leave out (see duchenne.train.data.AUGMENT_STEPS)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="0 = as many as fit --time-budget")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -243,6 +248,8 @@ def _config(args: argparse.Namespace, net: str, fer_only: bool) -> Any:
     if args.oversample is not None:
         pairs = [item.partition("=") for item in set_names(args.oversample)]
         cfg.oversample = tuple((name, int(n)) for name, _, n in pairs)
+    if args.augment_skip:
+        cfg.augment_skip = tuple(set_names(args.augment_skip))
     for key in ("epochs", "batch_size", "lr", "patience", "valid_set", "emotion_balance"):
         if getattr(args, key) is not None:
             setattr(cfg, key, getattr(args, key))

@@ -301,6 +301,7 @@ class AugmentConfig:
     light_p: float = 0.30
     light_strength: float = 0.35
     gamma: float = 0.35
+    skip: tuple[str, ...] = ()  # names of AUGMENT_STEPS to leave out
 
 
 def _rand(n: int, device: torch.device, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
@@ -442,24 +443,31 @@ def _jpeg(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
     return torch.where(_chosen(n, cfg.jpeg_p, dev), y, x)
 
 
+def _jpeg_step(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+    return _jpeg(x, cfg) if x.shape[-1] % 8 == 0 and x.shape[-2] % 8 == 0 else x
+
+
+AUGMENT_STEPS: dict[str, Any] = {
+    "geometric": _geometric,
+    "photometric": _photometric,
+    "lighting": _lighting,
+    "blur": _blur,
+    "downup": _down_up,
+    "noise": _noise,
+    "jpeg": _jpeg_step,
+    "erase": _erase,
+}
+"""The augmentation steps in the order they run: how a photo is made, geometry and light
+on the scene, then optics (blur, resampling), sensor noise, compression, occluders last."""
+
+
 def augment(x: torch.Tensor, cfg: AugmentConfig | None = None) -> torch.Tensor:
     """Augment a batch of [0, 1] crops (B, 1, S, S); draws from torch's seeded global RNG.
 
-    Order follows how a photo is made: geometry and light on the scene, then optics
-    (blur, resampling), sensor noise, compression, and occluders last.
+    Steps named in ``cfg.skip`` are left out (e.g. one a device's kernels cannot run).
     """
     cfg = cfg or AugmentConfig()
-    x = _geometric(x, cfg)
-    x = _photometric(x, cfg)
-    x = _lighting(x, cfg)
-    if cfg.blur_p > 0:
-        x = _blur(x, cfg)
-    if cfg.downup_p > 0:
-        x = _down_up(x, cfg)
-    if cfg.noise_p > 0:
-        x = _noise(x, cfg)
-    if cfg.jpeg_p > 0 and x.shape[-1] % 8 == 0 and x.shape[-2] % 8 == 0:
-        x = _jpeg(x, cfg)
-    if cfg.erase_p > 0:
-        x = _erase(x, cfg)
+    for name, step in AUGMENT_STEPS.items():
+        if name not in cfg.skip:
+            x = step(x, cfg)
     return x

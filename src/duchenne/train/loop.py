@@ -87,6 +87,7 @@ class TrainConfig:
     emotion_balance: float = 0.5
     oversample: tuple[tuple[str, int], ...] = (("mtfl_train", 2),)
     augment: bool = True
+    augment_skip: tuple[str, ...] = ()
     limit: int | None = None
     time_budget_s: float | None = None
     run_name: str | None = None
@@ -287,7 +288,7 @@ def _run_epoch(
     order = rows[torch.randperm(len(rows), generator=run["gen"]).to(dev)]
     n_batches = max(1, len(order) // cfg.batch_size)
     sums = {"loss": torch.zeros((), device=dev), "smile": 0.0, "intensity": 0.0, "emotion": 0.0}
-    aug_cfg = AugmentConfig()
+    aug_cfg = AugmentConfig(skip=tuple(cfg.augment_skip))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda")
     for b in range(n_batches):
         x, t = data.batch(order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
@@ -490,6 +491,7 @@ def run_summary(result: TrainResult) -> dict[str, Any]:
     cfg["train_sets"] = list(cfg["train_sets"])
     cfg["loss_weights"] = list(cfg["loss_weights"])
     cfg["oversample"] = [list(pair) for pair in cfg["oversample"]]
+    cfg["augment_skip"] = list(cfg["augment_skip"])
     return {
         "name": result.config.name,
         "config": cfg,

@@ -1,0 +1,77 @@
+#!/usr/bin/env python
+"""Which training steps run on this CUDA device? Prints a '+'-joined list of the failing
+augmentation steps (for ``train fit --augment-skip``) as its last line.
+
+Why: on one GPU machine every training job died in its first batch with an asynchronous
+CUDA error ("illegal memory access" / "operation not supported on global/shared address
+space") that the stack trace could not place. Each step runs here in its own process with
+``CUDA_LAUNCH_BLOCKING=1`` (a CUDA error poisons the process's context), so one broken
+kernel is found and left out instead of losing the whole GPU call.
+
+    python3 scripts/check_cuda_steps.py [--src src]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_PROBE = """
+import sys, types
+m = types.ModuleType('duchenne'); m.__path__ = [sys.argv[1]]; sys.modules['duchenne'] = m
+import torch
+from duchenne.train.data import AUGMENT_STEPS, AugmentConfig
+name = sys.argv[2]
+torch.manual_seed(0)
+x = torch.rand(256, 1, 48, 48, device='cuda')
+if name == 'net':
+    from duchenne.train.nets import build_net
+    net = build_net('smile_s').cuda().to(memory_format=torch.channels_last)
+    with torch.autocast('cuda', dtype=torch.bfloat16):
+        out = net(x.contiguous(memory_format=torch.channels_last))
+    sum(o.float().sum() for o in out).backward()
+else:
+    for _ in range(3):
+        y = AUGMENT_STEPS[name](x, AugmentConfig(noise_p=1, downup_p=1, jpeg_p=1, light_p=1, blur_p=1, erase_p=1))
+        float(y.sum())
+torch.cuda.synchronize()
+print('ok', name)
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", default=str(ROOT / "src" / "duchenne"))
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    steps = ["geometric", "photometric", "lighting", "blur", "downup", "noise", "jpeg", "erase"]
+    env = dict(os.environ, CUDA_LAUNCH_BLOCKING="1")
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", _PROBE, args.src, name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        for name in [*steps, "net"]
+    }
+    failed = []
+    for name, proc in procs.items():
+        out, _ = proc.communicate(timeout=300)
+        ok = proc.returncode == 0
+        print(f"{name}: {'ok' if ok else 'FAILED'}")
+        if not ok:
+            print("   " + "\n   ".join(out.strip().splitlines()[-4:]))
+            failed.append(name)
+    print("+".join(n for n in failed if n != "net"))
+    return 1 if "net" in failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
