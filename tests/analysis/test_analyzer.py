@@ -195,3 +195,19 @@ def test_face_eyes_come_from_face_mesh_else_from_detector_keypoints(
     # the two sources agree to a fraction of the eye distance (same eye order, same face)
     assert np.abs(mesh_eyes - keypoint_eyes).max() < 0.15 * iod
     assert Analyzer.face_eyes(with_mesh[[]]).shape == (0, 2, 2)
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_face_in_photo_beyond_opencv_side_limit(
+    tiny_smile_onnx, astronaut: np.ndarray, wide: bool
+) -> None:
+    """A 33,000 px panorama with a face is analysed like the face alone (used to crash in
+    cv2.warpAffine's SHRT_MAX assertion and lose the whole batch)."""
+    shape = (512, 33_000, 3) if wide else (33_000, 512, 3)
+    big = np.full(shape, 255, np.uint8)
+    big[:512, :512] = astronaut
+    an = Analyzer(smile_model=tiny_smile_onnx, threads=1)
+    alone, faces = an.analyze_batch([astronaut, big], on_error="raise")
+    assert len(faces) >= 1 and faces.smile is not None and faces.landmarks is not None
+    best = int(np.argmax(faces.score))
+    np.testing.assert_allclose(faces.xyxy[best], alone.xyxy[0], atol=12)

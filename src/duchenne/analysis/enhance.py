@@ -55,6 +55,7 @@ import numpy as np
 from duchenne.errors import NoFaceDetectedError
 from duchenne.face.align import LEFT_EYE_IDX, RIGHT_EYE_IDX
 from duchenne.face.geometry import CHIN, FOREHEAD, geometry_arrays
+from duchenne.face.warp import remap
 from duchenne.faces import Faces
 from duchenne.io.image import load_image
 
@@ -449,13 +450,7 @@ def _apply_mesh_warp(
     if not changed.any():
         return
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    warped = cv2.remap(
-        image,
-        xs + field[..., 0],
-        ys + field[..., 1],
-        interpolation=cv2.INTER_CUBIC,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    warped = remap(image, xs + field[..., 0], ys + field[..., 1], interpolation=cv2.INTER_CUBIC)
     roi = out[y0:y1, x0:x1]
     roi[changed] = warped[changed]
     record.roi, record.changed = (int(x0), int(y0), int(x1), int(y1)), int(changed.sum())

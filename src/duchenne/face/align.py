@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from duchenne.face.warp import warp_affine
+
 # Face Mesh eye contours: the eye centre is the mean of these points (more stable than
 # any single point when the eyes narrow, which is exactly what smiles do).
 RIGHT_EYE_IDX = (33, 133, 159, 145, 160, 144, 158, 153)
@@ -76,13 +78,9 @@ def align_face(
     # multiple of the output first, then area-average down (no aliasing on big photos).
     factor = min(8, int(np.ceil(1.0 / max(_scale(m), 1e-6))))
     if factor <= 1:
-        return cv2.warpAffine(
-            image, m, (cfg.size, cfg.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
+        return warp_affine(image, m, (cfg.size, cfg.size))
     big = cfg.size * factor
-    up = cv2.warpAffine(
-        image, m * factor, (big, big), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
+    up = warp_affine(image, m * factor, (big, big))
     return cv2.resize(up, (cfg.size, cfg.size), interpolation=cv2.INTER_AREA)
 
 

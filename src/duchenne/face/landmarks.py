@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from duchenne.face.warp import warp_affine
 from duchenne.models.registry import create_model
 
 INPUT_SIZE = 192
@@ -87,18 +88,9 @@ class FaceMesh:
             return np.zeros((0, NUM_LANDMARKS, 3), np.float32), np.zeros(0, np.float32)
         mats = [roi.crop_matrix() for roi in rois]
         crops = (
-            np.stack(
-                [
-                    cv2.warpAffine(
-                        image,
-                        m,
-                        (INPUT_SIZE, INPUT_SIZE),
-                        flags=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE,
-                    )
-                    for m in mats
-                ]
-            ).astype(np.float32)
+            np.stack([warp_affine(image, m, (INPUT_SIZE, INPUT_SIZE)) for m in mats]).astype(
+                np.float32
+            )
             / 255.0
         )
         raw, presence = self._run(crops)
