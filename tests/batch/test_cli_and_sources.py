@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import tarfile
 import zipfile
 from pathlib import Path
@@ -133,3 +134,39 @@ def test_worker_survives_unexpected_exceptions(photo_set, worker, monkeypatch) -
     rows = worker.process(items)
     assert [r[0]["error"] for r in rows] == [None, "RuntimeError: boom", None]
     assert rows[0][0]["face"] == 0 and rows[2][0]["face"] == 0
+
+
+def test_cli_odd_names_dot_tar_and_member_cap(photo_set, tmp_path, capsys) -> None:
+    """A non-UTF-8 file name, a tar made with ``tar -C dir -cf x.tar .`` and an oversized
+    zip member: every input is reported, nothing is lost, and a re-run has nothing left."""
+    root, good = photo_set["root"], photo_set["good"]
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "ok.jpg").write_bytes((root / good[0]).read_bytes())
+    try:
+        with open(os.fsencode(src) + b"/caf\xe9.jpg", "wb") as fh:
+            fh.write((root / good[1]).read_bytes())
+    except OSError:
+        pytest.skip("this filesystem refuses non-UTF-8 names")
+    with tarfile.open(src / "dot.tar", "w") as tf:
+        tf.add(root / good[2], "./x.jpg")
+    with zipfile.ZipFile(src / "big.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("huge.jpg", bytes(200_000))  # 200 kB declared, 200 bytes stored
+    out = tmp_path / "faces.csv"
+    args = ["batch", str(src), *map(str, src.glob("*.[tz]*")), "--out", str(out)]
+    args += ["-j", "0", "-q", "--stages", "detect", "--max-member-mb", "0.1"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "big.zip::huge.jpg: ImageTooLargeError" in err and "Traceback" not in err
+    rows = {r["source"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    assert set(rows) == {
+        f"{src}/ok.jpg",
+        f"{src}/caf\\xe9.jpg",
+        f"{src}/dot.tar::x.jpg",
+        f"{src}/big.zip::huge.jpg",
+    }
+    found = [r for s, r in rows.items() if "big.zip" not in s]
+    assert all(r["face"] != "" and r["error"] == "" for r in found)
+    args.remove("-q")
+    assert main(args) == 0  # nothing re-analysed (the failure was reported by the first run)
+    assert "nothing to analyse: all 4 inputs already done" in capsys.readouterr().err

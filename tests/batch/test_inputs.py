@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from duchenne.batch.inputs import InputItem, expand_inputs, read_list_file
+from duchenne.batch.inputs import InputItem, MemberLimits, expand_inputs, read_list_file
 from duchenne.errors import ImageLoadError
 
 
@@ -121,3 +121,43 @@ def test_file_uris_through_fsspec(tree: Path) -> None:
 def test_item_round_trips_through_a_dict() -> None:
     item = InputItem("a.zip::b.jpg", "image", "size=1", "/x/a.zip", "b.jpg", "zip", None, 1)
     assert InputItem.from_dict(item.to_dict()) == item
+
+
+def test_tar_made_with_dot_lists_its_members(tmp_path: Path) -> None:
+    """``tar -C photos -cf p.tar .`` stores ``./a.jpg``: a file, not a hidden one."""
+    with tarfile.open(tmp_path / "p.tar", "w") as tf:
+        for name, data in (("./a.jpg", b"1"), ("./sub/b.png", b"22"), ("./.hidden.jpg", b"h")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    items = expand_inputs([str(tmp_path / "p.tar")])
+    assert sources(items) == [f"{tmp_path}/p.tar::a.jpg", f"{tmp_path}/p.tar::sub/b.png"]
+    assert [i.member for i in items] == ["./a.jpg", "./sub/b.png"]  # what the archive holds
+
+
+def test_oversized_members_are_error_items(tmp_path: Path) -> None:
+    """Declared sizes over the caps become error items before anything is read."""
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("big.jpg", bytes(3000))
+        zf.writestr("small.jpg", bytes(10))
+        zf.writestr("clip.mp4", bytes(3000))
+    limits = MemberLimits(image_bytes=1000, video_bytes=5000)
+    big, small, clip = expand_inputs([str(tmp_path / "bomb.zip")], limits=limits)
+    assert big.error and big.error.startswith("ImageTooLargeError:") and "3000 bytes" in big.error
+    assert small.error is None and clip.error is None
+    (clip,) = [i for i in expand_inputs([str(tmp_path / "bomb.zip")]) if i.kind == "video"]
+    assert clip.error is None
+
+
+def test_non_utf8_names_are_escaped_sources(tmp_path: Path) -> None:
+    """A file name that is not UTF-8 gets a writable source; the location still opens it."""
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.jpg"
+    try:
+        with open(raw, "wb") as fh:
+            fh.write(b"x")
+    except OSError:
+        pytest.skip("this filesystem refuses non-UTF-8 names")
+    (item,) = expand_inputs([str(tmp_path)])
+    assert item.source == f"{tmp_path}/caf\\xe9.jpg"
+    item.source.encode("utf-8")
+    assert Path(item.location).read_bytes() == b"x"

@@ -26,6 +26,7 @@ from duchenne.io import (
     to_jsonable,
     write_records,
 )
+from duchenne.io.sinks import printable_text
 
 FORMATS = ["json", "jsonl", "csv", "parquet"]
 
@@ -366,3 +367,31 @@ def test_records_must_be_mappings(tmp_path: Path) -> None:
 def test_json_is_one_document_with_one_record_per_line(tmp_path: Path) -> None:
     text = write_records([{"a": 1}, {"a": 2}], tmp_path / "r.json").read_text()
     assert text == '[\n{"a": 1},\n{"a": 2}\n]\n'
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "parquet"])
+def test_undecodable_file_names_are_written_escaped(tmp_path, fmt) -> None:
+    """A non-UTF-8 file name (surrogate-escaped by Python) must not sink the whole file."""
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    name = os.fsdecode(b"photos/caf\xe9.jpg")
+    records = [{"source": name, "n": 1}, {"source": "ok.jpg", "n": 2}]
+    out = write_records(records, tmp_path / f"o.{fmt}")
+    if fmt == "json":
+        rows = json.loads(out.read_text("utf-8"))
+    elif fmt == "jsonl":
+        rows = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    elif fmt == "csv":
+        rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    else:
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(out).to_pylist()
+    assert [r["source"] for r in rows] == ["photos/caf\\xe9.jpg", "ok.jpg"]
+
+
+def test_printable_text_escapes_only_undecodable_bytes() -> None:
+    name = os.fsdecode(b"caf\xe9.jpg")
+    assert printable_text(name) == "caf\\xe9.jpg"
+    assert printable_text("café ☺.jpg") == "café ☺.jpg"
+    assert to_jsonable({name: [Path(name)]}) == {"caf\\xe9.jpg": ["caf\\xe9.jpg"]}

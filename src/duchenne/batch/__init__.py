@@ -25,7 +25,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from duchenne.analysis.config import AnalyzerConfig
-from duchenne.batch.inputs import InputItem, expand_inputs
+from duchenne.batch.inputs import InputItem, MemberLimits, expand_inputs
 from duchenne.batch.ledger import Ledger, PartWriter
 from duchenne.batch.local import EngineReport, run_local
 from duchenne.batch.worker import Row, WorkerConfig
@@ -152,6 +152,7 @@ def run(
     overwrite: bool = False,
     retry_errors: bool = False,
     fingerprint: str = "stat",
+    limits: MemberLimits | None = None,
     progress: bool = False,
     **analyzer_options: Any,
 ) -> BatchSummary:
@@ -182,6 +183,8 @@ def run(
         retry_errors: Analyse again inputs that failed in an earlier run.
         fingerprint: ``"stat"`` (path + size + mtime) or ``"content"`` (sha256) to
             decide that an input is unchanged since an earlier run.
+        limits: Size caps of archive members (None: 256 MiB per image, 4 GiB per video);
+            a member over its cap is reported as a failed input.
         progress: Show a progress bar (rate and ETA) on stderr.
         **analyzer_options: ``AnalyzerConfig`` fields replacing those of ``config``
             (``stages=("detect",)``, ``threads=2``, ...).
@@ -209,7 +212,7 @@ def run(
         video_summary=video_summary,
         video_fps=video_fps,
     )
-    items = expand_inputs(inputs, list_files=list_files, fingerprint=fingerprint)
+    items = expand_inputs(inputs, list_files=list_files, fingerprint=fingerprint, limits=limits)
     if not items:
         raise BatchError("no inputs found (give files, folders, globs, archives or @list.txt)")
     ledger = Ledger(out, fmt, worker_config.results_key(), overwrite=overwrite)

@@ -31,12 +31,14 @@ from typing import IO, Any
 
 from duchenne.errors import require_extra
 from duchenne.io.image import SUPPORTED_EXTENSIONS, iter_image_paths
+from duchenne.io.sinks import printable_text
 from duchenne.io.video import VIDEO_EXTENSIONS
 
 __all__ = [
     "ARCHIVE_SUFFIXES",
     "VIDEO_EXTENSIONS",
     "InputItem",
+    "MemberLimits",
     "expand_inputs",
     "is_uri",
     "open_binary",
@@ -59,6 +61,31 @@ MEMBER_SEP = "::"
 """Separates an archive from a member in a ``source``: ``photos.zip::a/b.jpg``."""
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class MemberLimits:
+    """Largest archive members read, by declared size (checked when listing) and actual
+    size (checked when reading; a member never yields more than it declared).
+
+    Why: a zip of 1 MB can declare a 1 GiB image; read into memory it took a worker to
+    1.16 GB before failing as "corrupt". Image members are held in memory, video members
+    are copied to a temporary file, hence separate caps. A member over its cap becomes
+    an error row (``ImageTooLargeError``); the rest of the archive is processed.
+
+    Attributes:
+        image_bytes: Cap for image members (``--max-member-mb``, default 256 MiB).
+        video_bytes: Cap for video members (``--max-video-member-mb``, default 4 GiB).
+    """
+
+    image_bytes: int = 256 * MiB
+    video_bytes: int = 4096 * MiB
+
+    def cap(self, kind: str) -> int:
+        """The cap for a member of ``kind`` (``"image"`` or ``"video"``)."""
+        return self.video_bytes if kind == "video" else self.image_bytes
 
 
 @dataclass(frozen=True)
@@ -90,6 +117,12 @@ class InputItem:
     size: int | None = None
     error: str | None = None
 
+    def __post_init__(self) -> None:
+        # The source is what the output (and resume) spells: undecodable file-name bytes
+        # as \xNN escapes, exactly as every sink writes them; ``location`` keeps the
+        # real name to open.
+        object.__setattr__(self, "source", printable_text(self.source))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for Ray datasets and JSON)."""
         return asdict(self)
@@ -111,6 +144,7 @@ def expand_inputs(
     list_files: Sequence[str | os.PathLike[str]] = (),
     recursive: bool = True,
     fingerprint: str = "stat",
+    limits: MemberLimits | None = None,
 ) -> list[InputItem]:
     """Expand everything the user named into work items, in a stable order.
 
@@ -123,6 +157,7 @@ def expand_inputs(
         recursive: Descend into sub-folders of folder inputs.
         fingerprint: ``"stat"`` (size + mtime; cheap) or ``"content"`` (sha256 of the
             bytes of local files; survives copies and touches, costs one read).
+        limits: Archive member size caps (None = :class:`MemberLimits` defaults).
 
     Returns:
         Items in input order; a source reached twice is listed once.
@@ -136,7 +171,8 @@ def expand_inputs(
     texts = [str(i) for i in inputs] + [f"@{f}" for f in list_files]
     out: list[InputItem] = []
     seen: set[str] = set()
-    for item in _expand_all(texts, recursive, fingerprint, depth=0):
+    ctx = _Expansion(recursive, fingerprint, limits or MemberLimits())
+    for item in _expand_all(texts, ctx, depth=0):
         if item.source not in seen:
             seen.add(item.source)
             out.append(item)
@@ -171,54 +207,61 @@ def open_binary(location: str) -> IO[bytes]:
 # --------------------------------------------------------------------------- expansion
 
 
-def _expand_all(
-    texts: Iterable[str], recursive: bool, fingerprint: str, depth: int
-) -> Iterator[InputItem]:
+@dataclass(frozen=True)
+class _Expansion:
+    """The settings every step of one expansion shares."""
+
+    recursive: bool
+    fingerprint: str
+    limits: MemberLimits
+
+
+def _expand_all(texts: Iterable[str], ctx: _Expansion, depth: int) -> Iterator[InputItem]:
     for text in texts:
         if text.startswith("@") and len(text) > 1:
             if depth > 8:
                 raise ValueError(f"{text}: list files nested too deeply")
-            yield from _expand_all(read_list_file(text[1:]), recursive, fingerprint, depth + 1)
+            yield from _expand_all(read_list_file(text[1:]), ctx, depth + 1)
         elif is_uri(text):
-            yield from _expand_uri(text, recursive)
+            yield from _expand_uri(text, ctx)
         else:
-            yield from _expand_local(text, recursive, fingerprint)
+            yield from _expand_local(text, ctx)
 
 
-def _expand_local(text: str, recursive: bool, fingerprint: str) -> Iterator[InputItem]:
+def _expand_local(text: str, ctx: _Expansion) -> Iterator[InputItem]:
     """A local file, folder or glob (images through ``iter_image_paths``, plus videos)."""
     path = Path(text)
     if path.is_dir():
-        yield from _local_folder(path, recursive, fingerprint)
+        yield from _local_folder(path, ctx)
         return
     if path.is_file() and _archive_suffix(path.name):
-        yield from _local_entry(path, fingerprint)
+        yield from _local_entry(path, ctx)
         return
     if path.exists() or not glob.has_magic(text):
-        yield _local_file(path, fingerprint)  # a missing file is reported by the worker
+        yield _local_file(path, ctx.fingerprint)  # a missing file is reported by the worker
         return
     matches = sorted(glob.glob(text, recursive=True))
     if not matches:
-        yield _local_file(path, fingerprint)
+        yield _local_file(path, ctx.fingerprint)
     for match in map(Path, matches):
         if match.is_dir():
-            yield from _local_folder(match, recursive, fingerprint)
+            yield from _local_folder(match, ctx)
         elif not match.name.startswith(".") and _media_kind(match.name) is not None:
-            yield from _local_entry(match, fingerprint)
+            yield from _local_entry(match, ctx)
 
 
-def _local_folder(folder: Path, recursive: bool, fingerprint: str) -> Iterator[InputItem]:
-    for path in iter_image_paths([folder], recursive=recursive):
-        yield _local_file(path, fingerprint)
-    for path in _walk_videos(folder, recursive):
-        yield _local_file(path, fingerprint)
+def _local_folder(folder: Path, ctx: _Expansion) -> Iterator[InputItem]:
+    for path in iter_image_paths([folder], recursive=ctx.recursive):
+        yield _local_file(path, ctx.fingerprint)
+    for path in _walk_videos(folder, ctx.recursive):
+        yield _local_file(path, ctx.fingerprint)
 
 
-def _local_entry(path: Path, fingerprint: str) -> Iterator[InputItem]:
+def _local_entry(path: Path, ctx: _Expansion) -> Iterator[InputItem]:
     if _archive_suffix(path.name):
-        yield from _expand_archive(str(path), os.path.abspath(path), _stat_fp(path))
+        yield from _expand_archive(str(path), os.path.abspath(path), _stat_fp(path), ctx.limits)
     else:
-        yield _local_file(path, fingerprint)
+        yield _local_file(path, ctx.fingerprint)
 
 
 def _local_file(path: Path, fingerprint: str) -> InputItem:
@@ -285,8 +328,11 @@ def _archive_suffix(name: str) -> bool:
 # --------------------------------------------------------------------------- archives
 
 
-def _expand_archive(source: str, location: str, archive_fp: str) -> Iterator[InputItem]:
-    """Image and video members of a zip or tar archive (local path or URI)."""
+def _expand_archive(
+    source: str, location: str, archive_fp: str, limits: MemberLimits
+) -> Iterator[InputItem]:
+    """Image and video members of a zip or tar archive (local path or URI); a member
+    larger than its cap is an item carrying that error."""
     try:
         with open_binary(location) as fh:
             if zipfile.is_zipfile(fh):
@@ -302,8 +348,15 @@ def _expand_archive(source: str, location: str, archive_fp: str) -> Iterator[Inp
         return
     for name, fp, offset, size in members:
         media = "video" if Path(name).suffix.lower() in VIDEO_EXTENSIONS else "image"
+        member_source = f"{source}{MEMBER_SEP}{member_display_name(name)}"
+        error = None
+        if size > limits.cap(media):
+            error = (
+                f"ImageTooLargeError: {member_source}: archive member of {size} bytes exceeds "
+                f"the {media} member limit of {limits.cap(media)} bytes"
+            )
         yield InputItem(
-            f"{source}{MEMBER_SEP}{name}",
+            member_source,
             media,
             fp,
             location,
@@ -311,11 +364,18 @@ def _expand_archive(source: str, location: str, archive_fp: str) -> Iterator[Inp
             archive=kind,
             offset=offset,
             size=size,
+            error=error,
         )
 
 
+def member_display_name(name: str) -> str:
+    """A member name without ``./`` and empty parts: ``tar -C dir -cf x.tar .`` stores
+    ``./a.jpg``, which is the file ``a.jpg``, not a hidden one."""
+    return "/".join(p for p in name.split("/") if p not in ("", "."))
+
+
 def _member_wanted(name: str) -> bool:
-    parts = name.split("/")
+    parts = member_display_name(name).split("/")
     if any(p.startswith(".") or p == "__MACOSX" for p in parts):
         return False
     return _media_kind(parts[-1]) in ("image", "video")
@@ -340,7 +400,7 @@ def _tar_members(fh: IO[bytes]) -> Iterator[tuple[str, str, int | None, int]]:
 # --------------------------------------------------------------------------- URIs
 
 
-def _expand_uri(uri: str, recursive: bool) -> Iterator[InputItem]:
+def _expand_uri(uri: str, ctx: _Expansion) -> Iterator[InputItem]:
     """A URI file, folder or glob, listed through fsspec."""
     fsspec = require_extra("fsspec", "ray")
     fs, path = fsspec.core.url_to_fs(uri)
@@ -348,7 +408,7 @@ def _expand_uri(uri: str, recursive: bool) -> Iterator[InputItem]:
         if glob.has_magic(path):
             names = sorted(fs.glob(path))
         elif fs.isdir(path):
-            names = sorted(fs.find(path, maxdepth=None if recursive else 1))
+            names = sorted(fs.find(path, maxdepth=None if ctx.recursive else 1))
             names = [n for n in names if _media_kind(n.rsplit("/", 1)[-1]) in ("image", "video")]
         else:
             names = [path]
@@ -363,7 +423,7 @@ def _expand_uri(uri: str, recursive: bool) -> Iterator[InputItem]:
         full = uri if explicit else fs.unstrip_protocol(name)
         fp, size = _uri_fp(fs, name)
         if _archive_suffix(base) and fp != "missing":
-            yield from _expand_archive(full, full, fp)
+            yield from _expand_archive(full, full, fp, ctx.limits)
             continue
         kind = "video" if Path(base).suffix.lower() in VIDEO_EXTENSIONS else "image"
         yield InputItem(full, kind, fp, full, size=size)

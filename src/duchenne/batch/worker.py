@@ -31,7 +31,7 @@ from duchenne import __version__
 from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.config import AnalyzerConfig
 from duchenne.batch.inputs import InputItem, is_uri, open_binary
-from duchenne.errors import DuchenneError, ImageLoadError
+from duchenne.errors import DuchenneError, ImageLoadError, ImageTooLargeError
 from duchenne.faces import result_rows
 from duchenne.io.sinks import to_jsonable
 
@@ -329,19 +329,16 @@ class _ArchiveCache:
     def copy(self, item: InputItem, dst: IO[bytes]) -> None:
         """Stream one member into ``dst``."""
         handle = self._handle(item.location, item.archive or "zip")
+        declared = int(item.size or 0)
         if isinstance(handle, zipfile.ZipFile):
             with handle.open(item.member) as src:  # type: ignore[arg-type]
-                shutil.copyfileobj(src, dst, _COPY_BLOCK)
+                _copy_exactly(src, dst, declared, item.source)
+                if src.read(1):  # never more than the size the listing checked
+                    raise ImageTooLargeError(f"{item.source}: member larger than it declares")
             return
         stream = handle.fileobj  # the decompressed tar stream
         stream.seek(item.offset)
-        left = int(item.size or 0)
-        while left:
-            block = stream.read(min(left, _COPY_BLOCK))
-            if not block:
-                raise EOFError(f"archive ended inside member {item.member!r}")
-            dst.write(block)
-            left -= len(block)
+        _copy_exactly(stream, dst, declared, item.source)
 
     def _handle(self, location: str, kind: str) -> Any:
         if location in self._open:
@@ -363,6 +360,17 @@ class _ArchiveCache:
         while self._open:
             _, (fh, handle) = self._open.popitem()
             _close_quietly(handle, fh)
+
+
+def _copy_exactly(src: IO[bytes], dst: IO[bytes], size: int, source: str) -> None:
+    """Copy ``size`` bytes (the member's declared size, which expansion capped)."""
+    left = size
+    while left:
+        block = src.read(min(left, _COPY_BLOCK))
+        if not block:
+            raise EOFError(f"archive ended inside member {source!r}")
+        dst.write(block)
+        left -= len(block)
 
 
 def _close_quietly(*objs: Any) -> None:

@@ -48,6 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="analyse again the inputs that failed in an earlier run")  # fmt: skip
     run.add_argument("--fingerprint", choices=("stat", "content"), default="stat",
                      help="how an unchanged input is recognised: size+mtime or sha256")  # fmt: skip
+    run.add_argument("--max-member-mb", type=float, default=256, metavar="MB",
+                     help="largest image member of a zip/tar read (held in memory; larger "
+                          "ones are reported as failed; default 256)")  # fmt: skip
+    run.add_argument("--max-video-member-mb", type=float, default=4096, metavar="MB",
+                     help="largest video member of a zip/tar read (copied to a temp file; "
+                          "default 4096)")  # fmt: skip
     an = p.add_argument_group("analysis")
     add_analyzer_args(an, threads_default=1, threads_help="onnxruntime threads per worker")
     an.add_argument("--crop", action="store_true", help="inputs are face crops (no detection)")
@@ -63,6 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """0: all inputs done; 1: some failed; 2: no inputs / bad options; 130: interrupted."""
     from duchenne import batch
+    from duchenne.batch.inputs import MemberLimits, MiB
     from duchenne.errors import DuchenneError
 
     if not args.inputs and not args.list_files:
@@ -90,6 +97,10 @@ def run_command(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             retry_errors=args.retry_errors,
             fingerprint=args.fingerprint,
+            limits=MemberLimits(
+                image_bytes=int(args.max_member_mb * MiB),
+                video_bytes=int(args.max_video_member_mb * MiB),
+            ),
             progress=not args.quiet,
         )
     except (DuchenneError, ValueError) as exc:  # bad options or an unusable output

@@ -65,8 +65,9 @@ def to_jsonable(obj: Any) -> Any:
     """Convert ``obj`` to plain JSON-compatible Python (what ``json.dumps`` accepts).
 
     Numpy scalars and arrays become Python numbers and lists, tuples become lists,
-    paths become strings, dataclasses become dicts, mapping keys become strings, and
-    non-finite floats become ``None``.
+    paths become strings, dataclasses become dicts, mapping keys become strings,
+    non-finite floats become ``None``, and undecodable file-name bytes become ``\\xNN``
+    escapes (:func:`printable_text`).
 
     Args:
         obj: The value to convert.
@@ -77,21 +78,41 @@ def to_jsonable(obj: Any) -> Any:
     Raises:
         TypeError: A value of a type with no JSON meaning (bytes, arbitrary objects).
     """
-    if obj is None or isinstance(obj, (str, bool, int)):
+    if isinstance(obj, str):
+        return printable_text(obj)
+    if obj is None or isinstance(obj, (bool, int)):
         return obj
     if isinstance(obj, float):
         return float(obj) if math.isfinite(obj) else None  # np.float64 -> float
     if isinstance(obj, (np.generic, np.ndarray)):
         return to_jsonable(obj.tolist())
     if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
+        return {printable_text(str(k)): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
+        return printable_text(os.fspath(obj))
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return to_jsonable(dataclasses.asdict(obj))
     raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
+
+
+def printable_text(text: str) -> str:
+    """``text`` with lone surrogates (undecodable file-name bytes) written as ``\\xNN``.
+
+    Why: Python decodes a non-UTF-8 file name such as ``caf\\xe9.jpg`` with
+    ``surrogateescape``; such a string cannot be encoded as UTF-8, so one odd name used
+    to make every JSON, CSV and Parquet writer fail and lose the whole run. Escaping
+    keeps the name readable and unique; valid text (ASCII or not) is returned as is.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
 
 
 def to_json_text(obj: Any, *, indent: int | None = None) -> str:
