@@ -17,6 +17,12 @@ except _metadata.PackageNotFoundError:  # running from a source tree
 
 from duchenne.analysis.analyzer import Analyzer as Analyzer
 from duchenne.analysis.config import AnalyzerConfig as AnalyzerConfig
+from duchenne.analysis.enhance import EnhanceResult as EnhanceResult
+from duchenne.analysis.enhance import enhance as enhance
+from duchenne.analysis.video import VideoAnalyzer as VideoAnalyzer
+from duchenne.analysis.video import VideoOptions as VideoOptions
+from duchenne.analysis.video import VideoResult as VideoResult
+from duchenne.analysis.video import analyze_video as analyze_video
 from duchenne.errors import DuchenneError as DuchenneError
 from duchenne.face.align import AlignConfig as AlignConfig
 from duchenne.faces import EMOTION_LABELS as EMOTION_LABELS
@@ -31,6 +37,12 @@ __all__ = [
     "AlignConfig",
     "Analyzer",
     "AnalyzerConfig",
+    "EnhanceResult",
+    "VideoAnalyzer",
+    "VideoOptions",
+    "VideoResult",
+    "analyze_video",
+    "enhance",
     "DuchenneError",
     "Face",
     "Faces",

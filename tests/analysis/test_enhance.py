@@ -19,6 +19,7 @@ from duchenne.analysis.enhance import (
     DEFAULT_MODEL,
     FACE_OVAL,
     EnhanceResult,
+    enhance,
     face_frame_3d,
     signed_areas,
     smile_displacements,
@@ -63,7 +64,7 @@ def _rotate(image: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def _sweep(analyzer: Analyzer, image: np.ndarray, amounts=AMOUNTS) -> list[EnhanceResult]:
-    return [analyzer.enhance(image, a) for a in amounts]
+    return [enhance(analyzer, image, a) for a in amounts]
 
 
 def _after(results: list[EnhanceResult], key: str, face: int = 0) -> np.ndarray:
@@ -87,7 +88,7 @@ def _lower_face_mask(
 
 
 def test_amount_zero_returns_input_exactly(analyzer: Analyzer, astronaut: np.ndarray) -> None:
-    result = analyzer.enhance(astronaut, amount=0.0)
+    result = enhance(analyzer, astronaut, amount=0.0)
     assert np.array_equal(result.image, astronaut)
     assert result.image is not astronaut and result.warps == []
     row = result.changes()[0]
@@ -199,7 +200,7 @@ def test_displacement_directions(analyzer: Analyzer, astronaut: np.ndarray) -> N
 @pytest.mark.parametrize("name", ["astronaut", "grace"])
 def test_pixels_outside_lower_face_unchanged(analyzer: Analyzer, request, name: str) -> None:
     image = request.getfixturevalue(name)
-    result = analyzer.enhance(image, amount=1.0, score=False)
+    result = enhance(analyzer, image, amount=1.0, score=False)
     inside = _lower_face_mask(result.before.landmarks[0], image.shape)
     assert ssim(image, result.image, ~inside) >= 0.99
     assert np.array_equal(image[~inside], result.image[~inside])  # bit-identical, in fact
@@ -208,7 +209,7 @@ def test_pixels_outside_lower_face_unchanged(analyzer: Analyzer, request, name: 
 
 @pytest.mark.parametrize("name", ["astronaut", "astronaut2x", "grace"])
 def test_mesh_has_no_folds(analyzer: Analyzer, request, name: str) -> None:
-    result = analyzer.enhance(request.getfixturevalue(name), amount=1.0, score=False)
+    result = enhance(analyzer, request.getfixturevalue(name), amount=1.0, score=False)
     (warp,) = result.warps
     before = signed_areas(warp.source, warp.triangles)
     after = signed_areas(warp.target, warp.triangles)
@@ -222,7 +223,7 @@ def test_face_at_image_border(analyzer: Analyzer, astronaut: np.ndarray) -> None
     """A face cut by the border is warped without pulling pixels in from outside the photo."""
     for image in (astronaut[:150], astronaut[:, 215:]):
         image = np.ascontiguousarray(image)
-        result = analyzer.enhance(image, amount=1.0, score=False)
+        result = enhance(analyzer, image, amount=1.0, score=False)
         assert result.image.shape == image.shape and result.warps[0].changed > 0
         for edge in (np.s_[0], np.s_[-1], np.s_[:, 0], np.s_[:, -1]):
             assert np.array_equal(result.image[edge], image[edge])
@@ -234,7 +235,7 @@ def _two_astronauts(astronaut: np.ndarray) -> np.ndarray:
 
 def test_only_chosen_face_changes(analyzer: Analyzer, astronaut: np.ndarray) -> None:
     image = _two_astronauts(astronaut)
-    result = analyzer.enhance(image, amount=1.0, faces=[1])
+    result = enhance(analyzer, image, amount=1.0, faces=[1])
     assert len(result.before) == 2 and result.indices == (1,)
     other = _lower_face_mask(result.before.landmarks[0], image.shape, margin=0.3)
     chosen = _lower_face_mask(result.before.landmarks[1], image.shape)
@@ -249,7 +250,7 @@ def test_only_chosen_face_changes(analyzer: Analyzer, astronaut: np.ndarray) -> 
 
 
 def test_every_face_changes_by_default(analyzer: Analyzer, astronaut: np.ndarray) -> None:
-    result = analyzer.enhance(_two_astronauts(astronaut), amount=0.8)
+    result = enhance(analyzer, _two_astronauts(astronaut), amount=0.8)
     assert result.indices == (0, 1) and len(result.warps) == 2
     assert all(r["mouth_width_after"] > r["mouth_width_before"] + 0.03 for r in result.changes())
 
@@ -257,7 +258,7 @@ def test_every_face_changes_by_default(analyzer: Analyzer, astronaut: np.ndarray
 def test_group_photo_one_face(analyzer: Analyzer) -> None:
     """Solvay 1927 (28 small faces): enhancing one leaves every pixel outside it untouched."""
     image = load_image(TEST_DATA / "solvay_1927.jpg")
-    result = analyzer.enhance(image, amount=1.0, faces=3, score=False)
+    result = enhance(analyzer, image, amount=1.0, faces=3, score=False)
     chosen = _lower_face_mask(result.before.landmarks[3], image.shape)
     diff = np.any(result.image != image, axis=-1)
     assert diff.any() and not diff[~chosen].any()
@@ -267,7 +268,7 @@ def test_group_photo_one_face(analyzer: Analyzer) -> None:
 
 
 def test_result_is_json_ready(analyzer: Analyzer, astronaut: np.ndarray) -> None:
-    result = analyzer.enhance(astronaut, amount=0.6)
+    result = enhance(analyzer, astronaut, amount=0.6)
     doc = json.loads(json.dumps(result.to_dict()))
     assert doc["amount"] == 0.6 and doc["image"]["width"] == 512
     face = doc["faces"][0]
@@ -297,12 +298,12 @@ def test_bad_input(analyzer: Analyzer, astronaut, source, kwargs, error, match) 
     elif source == "blank":
         source = np.full((240, 320, 3), 127, np.uint8)
     with pytest.raises(error, match=match):
-        analyzer.enhance(source, **kwargs)
+        enhance(analyzer, source, **kwargs)
 
 
 def test_needs_landmarks_stage(astronaut: np.ndarray) -> None:
     with pytest.raises(ValueError, match="landmarks"):
-        Analyzer(stages=("detect",), threads=1).enhance(astronaut)
+        enhance(Analyzer(stages=("detect",), threads=1), astronaut)
 
 
 def test_warp_face_is_pure_and_model_is_documented(

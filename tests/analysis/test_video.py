@@ -17,7 +17,13 @@ import pytest
 
 from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.dmarkers import FEATURE_NAMES
-from duchenne.analysis.video import FRAME_FEATURES, VideoAnalyzer, VideoOptions, VideoResult
+from duchenne.analysis.video import (
+    FRAME_FEATURES,
+    VideoAnalyzer,
+    VideoOptions,
+    VideoResult,
+    analyze_video,
+)
 from duchenne.errors import VideoDecodeError
 from tests.video_factory import (
     ONE_FACE,
@@ -41,7 +47,7 @@ def analyzer() -> Analyzer:
 @pytest.fixture(scope="module")
 def one_face(analyzer, tmp_path_factory) -> tuple[VideoResult, Path]:
     rows = tmp_path_factory.mktemp("rows") / "frames.jsonl"
-    return analyzer.analyze_video(one_face_clip().path, output=rows), rows
+    return analyze_video(analyzer, one_face_clip().path, output=rows), rows
 
 
 def _close(measured: float, expected: float, fps: float, frames: float = TOLERANCE_FRAMES) -> bool:
@@ -123,7 +129,7 @@ def test_tracking_skips_most_detector_runs(one_face) -> None:
 
 def test_two_faces_keep_distinct_stable_ids(analyzer) -> None:
     clip = two_face_clip()
-    result = analyzer.analyze_video(clip.path)
+    result = analyze_video(analyzer, clip.path)
     assert len(result.tracks) == 2
     assert sorted(t.track_id for t in result.tracks) == [0, 1]
     assert all(t.n_frames == clip.n_frames for t in result.tracks)  # no ID switch, no loss
@@ -140,7 +146,7 @@ def test_two_faces_keep_distinct_stable_ids(analyzer) -> None:
 
 def test_sampling_every_other_frame_keeps_the_timing(analyzer) -> None:
     clip = one_face_clip()
-    result = analyzer.analyze_video(clip.path, every=2)
+    result = analyze_video(analyzer, clip.path, every=2)
     assert result.fps == pytest.approx(clip.fps / 2)
     assert result.frames_analysed == (clip.n_frames + 1) // 2
     (episode,) = result.tracks[0].episodes
@@ -151,7 +157,7 @@ def test_truncated_video_raises_and_keeps_what_was_analysed(analyzer, tmp_path) 
     cut = truncate_file(one_face_clip().path, tmp_path / "cut.avi", 0.6)
     rows = tmp_path / "rows.csv"
     with pytest.raises(VideoDecodeError, match="decoding stopped at frame") as info:
-        analyzer.analyze_video(cut, output=rows)
+        analyze_video(analyzer, cut, output=rows)
     partial = info.value.result
     assert not partial.complete and "VideoDecodeError" in partial.error
     assert 30 <= partial.frames_analysed < one_face_clip().n_frames
@@ -165,7 +171,7 @@ def test_truncated_video_raises_and_keeps_what_was_analysed(analyzer, tmp_path) 
 
 def test_on_error_return_gives_the_partial_result(analyzer, tmp_path) -> None:
     cut = truncate_file(one_face_clip().path, tmp_path / "cut.avi", 0.4)
-    result = analyzer.analyze_video(cut, on_error="return", start=0.2)
+    result = analyze_video(analyzer, cut, on_error="return", start=0.2)
     assert not result.complete and result.first_time == pytest.approx(0.2)
 
 
@@ -212,7 +218,8 @@ def test_invalid_options_are_rejected() -> None:
 def test_smile_model_results_are_streamed_and_summarised(tiny_smile_onnx, tmp_path) -> None:
     analyzer = Analyzer(smile_model=tiny_smile_onnx, threads=1)
     rows = tmp_path / "frames.jsonl"
-    result = analyzer.analyze_video(
+    result = analyze_video(
+        analyzer,
         one_face_clip().path,
         output=rows,
         every=3,

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from duchenne.analysis.config import AnalyzerConfig
 from duchenne.errors import DuchenneError
-from duchenne.face.align import align_batch, crop_as_aligned, eye_centres
+from duchenne.face.align import AlignConfig, align_batch, crop_as_aligned, eye_centres
 from duchenne.face.detector import Detections, FaceDetector
 from duchenne.face.geometry import geometry_arrays
 from duchenne.face.landmarks import FaceMesh, FaceRoi, roi_from_detection, roi_from_landmarks
@@ -183,62 +183,54 @@ class Analyzer:
             faces.meta.update(_describe(source, image), models=self.model_names)
             results.append(faces)
             images.append(image)
-        self._add_smiles(results, images, crop)
+        done = [(im, f) for im, f in zip(images, results, strict=True) if im is not None]
+        self.smiles([im for im, _ in done], [f for _, f in done], crop=crop)  # type: ignore[misc]
         return results
 
-    def analyze_video(self, source: Any, **kwargs: Any) -> Any:
-        """Analyse a video file, camera index or frame iterable, streaming; returns a
-        ``VideoResult`` (per-face tracks, smile episodes, D-Markers, Duchenne assessment).
+    # ------------------------------------------------------------------ stages
+    # The public stages below are what every pipeline is made of: ``analyze_batch`` here,
+    # the video face stage (``analysis.video.face_stage``), ``enhance`` and the dataset
+    # crop finder call them instead of the models behind them.
 
-        Thin wrapper of ``duchenne.analysis.video.analyze_video`` (options documented there
-        and in ``docs/video.md``).
-        """
-        from duchenne.analysis.video import analyze_video
-
-        return analyze_video(self, source, **kwargs)
-
-    def enhance(
-        self,
-        source: Any,
-        amount: float = 0.5,
-        faces: int | Sequence[int] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Make the selected faces smile more; returns an ``EnhanceResult`` (image + scores).
-
-        Thin wrapper of ``duchenne.analysis.enhance.enhance`` (displacement model, warp,
-        errors and keyword options documented there and in ``docs/enhance.md``).
-        """
-        from duchenne.analysis.enhance import enhance
-
-        return enhance(self, source, amount=amount, faces=faces, **kwargs)
+    def detect(self, image: np.ndarray) -> Detections:
+        """BlazeFace on a decoded RGB image, with ``min_face_size``/``max_faces`` applied."""
+        return self.select_faces(self.detector(image))
 
     def faces_in(self, image: np.ndarray) -> Faces:
         """Detection, landmarks and geometry on a decoded RGB image (no smile stage)."""
-        dets = self.select_faces(self.detector(image))
+        dets = self.detect(image)
         faces = Faces(dets.xyxy, dets.score, keypoints=dets.keypoints)
         if self.mesh is not None and len(faces):
             rois = [
                 roi_from_detection(b, k) for b, k in zip(dets.xyxy, dets.keypoints, strict=True)
             ]
-            faces.landmarks, faces.landmark_score = self.landmarks_for(image, rois)
+            faces.landmarks, faces.landmark_score = self.landmarks(image, rois)
             if "geometry" in self.stages:
                 faces.data.update(geometry_arrays(faces.landmarks))
         return faces
 
-    def landmarks_for(
-        self, image: np.ndarray, rois: list[FaceRoi]
+    def landmarks(
+        self, image: np.ndarray, rois: Sequence[FaceRoi], *, refine: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Face Mesh on each ROI, re-run on landmark-based ROIs while the head roll is off.
+        """Face Mesh on each ROI: landmarks (n, 468, 3) and presence (n,).
+
+        With ``refine`` (for ROIs from detections), re-run on landmark-based ROIs while the
+        head roll is off; ``refine=False`` is one pass (ROIs that came from landmarks).
 
         BlazeFace's eye keypoints are coarse on strongly rolled heads (measured: a portrait
         turned 90 degrees gives an ROI 45 degrees off) and each Face Mesh pass only halves
         that error, so faces whose landmark roll disagrees with their ROI by more than
         ``REFINE_ROLL_RAD`` get up to ``REFINE_PASSES`` more passes on the ROI from their own
         landmarks (MediaPipe's tracking rule). Upright faces never take a second pass.
+
+        Raises:
+            ValueError: this analyzer does not run the landmarks stage.
         """
+        if self.mesh is None:
+            raise ValueError("the landmarks stage is not loaded by this analyzer")
+        rois = list(rois)
         landmarks, presence = self.mesh(image, rois)
-        for _ in range(REFINE_PASSES):
+        for _ in range(REFINE_PASSES if refine else 0):
             refined = [roi_from_landmarks(lm) for lm in landmarks]
             redo = [
                 i
@@ -268,8 +260,9 @@ class Analyzer:
 
     def face_crops(self, image: np.ndarray, faces: Faces, crop: bool = False) -> np.ndarray:
         """Aligned crops (n, S, S, 3) for the smile model: landmark eyes, else keypoint eyes."""
-        assert self.smile_model is not None
-        cfg = self.smile_model.align
+        if self.smile_model is None:
+            raise ValueError("the smile stage is not loaded by this analyzer")
+        cfg = AlignConfig(size=self.smile_model.input_size)
         if crop:
             return crop_as_aligned(image, cfg)[None]
         return align_batch(image, self.face_eyes(faces), cfg)
@@ -284,26 +277,25 @@ class Analyzer:
             return np.asarray(faces.keypoints[:, :2])
         return np.zeros((0, 2, 2))
 
-    def _add_smiles(
-        self, results: list[Faces | DuchenneError], images: list[np.ndarray | None], crop: bool
+    def smiles(
+        self, images: Sequence[np.ndarray], faces: Sequence[Faces], *, crop: bool = False
     ) -> None:
-        if self.smile_model is None:
+        """The smile stage on given faces: fills ``smile``, ``smile_score`` and ``emotion``
+        of each ``faces[i]`` (found in ``images[i]``), all crops in one ONNX batch.
+
+        Nothing happens without a smile model (``smile`` not in the stages, or none
+        installed). ``crop``: each image is one face crop (head-crop classifier mode).
+        """
+        if self.smile_model is None or not len(faces):
             return
-        pairs = [
-            (f, im)
-            for f, im in zip(results, images, strict=True)
-            if isinstance(f, Faces) and im is not None
-        ]
-        crops = [self.face_crops(im, f, crop) for f, im in pairs]
-        if not crops:
-            return
+        crops = [self.face_crops(im, f, crop) for im, f in zip(images, faces, strict=True)]
         out = self.smile_model(np.concatenate(crops))
         start = 0
-        for (faces, _), c in zip(pairs, crops, strict=True):
+        for f, c in zip(faces, crops, strict=True):
             stop = start + len(c)
-            faces.smile, faces.smile_score = out.smile[start:stop], out.smile_score[start:stop]
-            faces.emotion = out.emotion[start:stop]
-            faces.meta["emotion_labels"] = list(EMOTION_LABELS)
+            f.smile, f.smile_score = out.smile[start:stop], out.smile_score[start:stop]
+            f.emotion = out.emotion[start:stop]
+            f.meta["emotion_labels"] = list(EMOTION_LABELS)
             start = stop
 
 

@@ -47,20 +47,18 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
 
+from duchenne.analysis.analyzer import Analyzer
 from duchenne.errors import NoFaceDetectedError
 from duchenne.face.align import LEFT_EYE_IDX, RIGHT_EYE_IDX
 from duchenne.face.geometry import CHIN, FOREHEAD, geometry_arrays
 from duchenne.face.warp import remap
 from duchenne.faces import Faces
 from duchenne.io.image import load_image
-
-if TYPE_CHECKING:
-    from duchenne.analysis.analyzer import Analyzer
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -633,12 +631,12 @@ def enhance(
         ValueError: ``amount`` outside [0, 1], or the analyzer has no landmarks stage.
 
     Example:
-        >>> from duchenne import Analyzer, data
-        >>> result = Analyzer().enhance(data.astronaut(), amount=0.6)   # doctest: +SKIP
+        >>> from duchenne import Analyzer, data, enhance
+        >>> result = enhance(Analyzer(), data.astronaut(), amount=0.6)  # doctest: +SKIP
         >>> result.changes()[0]["lip_corner_elevation_after"]            # doctest: +SKIP
     """
     amount = _check_amount(amount)
-    if analyzer.mesh is None:
+    if "landmarks" not in analyzer.stages:
         raise ValueError("enhance needs an Analyzer with the 'landmarks' stage")
     image = load_image(source, max_pixels=analyzer.max_pixels)
     before = _analyze(analyzer, image, source)

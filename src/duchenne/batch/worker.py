@@ -238,9 +238,7 @@ def error_row(source: str, error: str) -> Row:
 
 
 def video_analysis_available() -> bool:
-    """True when this installation has ``Analyzer.analyze_video`` and its module."""
-    if not hasattr(Analyzer, "analyze_video"):
-        return False
+    """True when this installation has ``duchenne.analysis.video``."""
     try:
         import duchenne.analysis.video  # noqa: F401
     except ImportError:
@@ -249,7 +247,7 @@ def video_analysis_available() -> bool:
 
 
 def video_rows(analyzer: Analyzer, path: str, source: str, config: WorkerConfig) -> list[Row]:
-    """Rows of one video through ``Analyzer.analyze_video``.
+    """Rows of one video through ``duchenne.analysis.video.analyze_video``.
 
     Per sampled frame: one row per face (``face`` is the track id, with ``frame`` and
     ``time``). With ``config.video_summary``: one row per face track (first/last time,
@@ -257,8 +255,11 @@ def video_rows(analyzer: Analyzer, path: str, source: str, config: WorkerConfig)
     A video without faces gets one row with ``face`` null. A video that stops decoding
     part way keeps the rows of the frames before and carries the error on each row.
     """
+    from duchenne.analysis.video import analyze_video
+
     frames = _Collector()
-    result = analyzer.analyze_video(  # type: ignore[attr-defined]
+    result = analyze_video(
+        analyzer,
         path,
         output=None if config.video_summary else frames,
         fps=config.video_fps,

@@ -65,11 +65,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"duchenne enhance: --quality must be 1-100, got {args.quality}", file=sys.stderr)
         return 2
     from duchenne.analysis.analyzer import Analyzer
+    from duchenne.analysis.enhance import enhance
     from duchenne.io.image import save_image_atomic
 
     analyzer = Analyzer(config_from_args(args))
     try:
-        result = analyzer.enhance(args.input, amount=args.amount, faces=args.faces)
+        result = enhance(analyzer, args.input, amount=args.amount, faces=args.faces)
         save_image_atomic(result.image, args.output, quality=args.quality)
     except (DuchenneError, ValueError, OSError) as exc:
         print(f"duchenne enhance: {_message(exc, args.input)}", file=sys.stderr)

@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 
 from duchenne.errors import UnrecognizedModelError
-from duchenne.face.align import AlignConfig
 from duchenne.models.registry import create_model, default_smile_model
 
 TASK = "smile_emotion"
@@ -70,7 +69,6 @@ class SmileModel:
         self.mean = float(meta.get("duchenne.mean", 0.5))
         self.std = float(meta.get("duchenne.std", 0.5))
         self.temperature = float(meta.get("duchenne.temperature", 1.0))
-        self.align = AlignConfig(size=self.input_size)
         self.flip = flip
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:

@@ -189,7 +189,7 @@ class Engine:
         """One shared ``analyze_batch`` call (smile crops of all images in one ONNX batch),
         here or in a worker process."""
         if self.processes is not None:
-            results = self.processes.run(options, images)
+            results = self.processes.run(options.config_for(self.analyzer), options.crop, images)
         else:
             results = self.variant(options).analyze_batch(images, crop=options.crop)
         found = [r for r in results if isinstance(r, Faces)]

@@ -6,7 +6,7 @@ uploaded file until it finishes (the file is then deleted); its result stays in 
 ``job_ttl_s`` and is then dropped. At most ``max_jobs`` run at once and ``max_queued_jobs``
 wait; more are refused with 429 rather than queued without limit.
 
-The analysis itself is ``Analyzer.analyze_video`` (``duchenne.analysis.video``): the job
+The analysis itself is ``duchenne.analysis.video.analyze_video``: the job
 streams its per-frame table to a JSON Lines file beside the upload (served as JSON or CSV),
 keeps ``result.to_dict()`` (per-face summaries and smile episodes) and counts frames through
 the analysis callback, which is also where a cancelled job stops.
@@ -439,7 +439,7 @@ class JobManager:
 
 
 def video_runner(analyzer: Any, max_seconds: float) -> Callable[..., Any]:
-    """Adapt ``Analyzer.analyze_video`` to the job manager's runner signature.
+    """Adapt ``duchenne.analysis.video.analyze_video`` to the job manager's runner signature.
 
     The analysis is bounded to ``max_seconds`` of video (also when the container does not
     say how long it is), streams its per-frame table to ``table_path`` and ends a
@@ -452,8 +452,8 @@ def video_runner(analyzer: Any, max_seconds: float) -> Callable[..., Any]:
     def run(
         path: Path, params: dict[str, Any], on_progress: Callable, table_path: Path | None
     ) -> Any:
-        analyze = getattr(analyzer, "analyze_video", None)
-        if video_support() is None or analyze is None:
+        video = video_support()
+        if video is None:
             raise VideoUnavailableError("video analysis is not available in this build")
         done = 0
 
@@ -462,7 +462,8 @@ def video_runner(analyzer: Any, max_seconds: float) -> Callable[..., Any]:
             done += 1
             on_progress(done)
 
-        return analyze(
+        return video.analyze_video(
+            analyzer,
             path,
             every=max(1, int(params.get("every", 1))),
             end=max_seconds,

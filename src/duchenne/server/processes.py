@@ -21,7 +21,6 @@ import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,9 +28,6 @@ from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.config import AnalyzerConfig
 from duchenne.errors import DuchenneError
 from duchenne.faces import Faces
-
-if TYPE_CHECKING:  # engine imports this module; the options type is only annotated here
-    from duchenne.server.engine import AnalyzeOptions
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +48,12 @@ def _worker_pid() -> int:
 
 
 def _analyze_in_worker(
-    options: AnalyzeOptions, images: list[np.ndarray]
+    config: AnalyzerConfig, crop: bool, images: list[np.ndarray]
 ) -> list[Faces | DuchenneError]:
-    """Run one micro-batch with the worker's ``Analyzer`` restricted to ``options``."""
+    """Run one micro-batch with a view of the worker's ``Analyzer`` for ``config``."""
     if _analyzer is None:  # pragma: no cover - the initializer always ran first
         raise RuntimeError("worker process has no analyzer")
-    return options.analyzer_from(_analyzer).analyze_batch(images, crop=options.crop)
+    return _analyzer.view(config).analyze_batch(images, crop=crop)
 
 
 # --------------------------------------------------------------------------- in the server
@@ -91,11 +87,15 @@ class ProcessAnalysis:
         futures = [self._pool.submit(_worker_pid) for _ in range(self.processes * 2)]
         return sorted({f.result() for f in futures})
 
-    def run(self, options: AnalyzeOptions, images: list[np.ndarray]) -> list[Faces | Exception]:
-        """Analyse one micro-batch in a worker (blocks the calling pool thread, not the GIL)."""
+    def run(
+        self, config: AnalyzerConfig, crop: bool, images: list[np.ndarray]
+    ) -> list[Faces | Exception]:
+        """Analyse one micro-batch in a worker with a view of its analyzer for ``config``
+        (a per-request ``dataclasses.replace`` of the service's config); blocks the calling
+        pool thread, not the GIL."""
         pool = self._pool
         try:
-            return pool.submit(_analyze_in_worker, options, images).result()
+            return pool.submit(_analyze_in_worker, config, crop, images).result()
         except BrokenProcessPool:
             logger.error("an analysis worker process died; restarting the pool")
             with self._lock:

@@ -2,7 +2,7 @@
 
 Why streaming: a video is analysed one frame at a time and nothing grows with its length.
 Per frame, the face stage finds faces (see :class:`TrackingFaceStage`), the
-:class:`~duchenne.face.track.FaceTracker` gives them stable IDs and One-Euro-smooths their
+:class:`~duchenne.face.tracker.FaceTracker` gives them stable IDs and One-Euro-smooths their
 landmarks, and one row per face is written to a record sink at once. Per face track only
 compact state is kept:
 
@@ -35,13 +35,13 @@ values when no smile model is installed (:func:`frame_feature_names`).
 from __future__ import annotations
 
 from duchenne.analysis.video.analyzer import VideoAnalyzer, analyze_video
+from duchenne.analysis.video.face_stage import TrackingFaceStage
 from duchenne.analysis.video.options import FRAME_FEATURES as FRAME_FEATURES
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names
 from duchenne.analysis.video.results import GENUINENESS_NOTE as GENUINENESS_NOTE
 from duchenne.analysis.video.results import EpisodeResult, TrackSummary, VideoResult
 from duchenne.analysis.video.session import VideoSession
-from duchenne.analysis.video.track import SIGNAL_FIELDS as SIGNAL_FIELDS
-from duchenne.analysis.video.tracking_stage import TrackingFaceStage
+from duchenne.analysis.video.track_state import SIGNAL_FIELDS as SIGNAL_FIELDS
 
 __all__ = [
     "FRAME_FEATURES",

@@ -10,13 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from duchenne.analysis.authenticity import (
-    AuthenticityClassifier,
-)
+from duchenne.analysis.analyzer import Analyzer
+from duchenne.analysis.authenticity import AuthenticityClassifier
+from duchenne.analysis.video.face_stage import TrackingFaceStage
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names
 from duchenne.analysis.video.results import VideoResult
 from duchenne.analysis.video.session import VideoSession
-from duchenne.analysis.video.tracking_stage import TrackingFaceStage
 from duchenne.errors import DuchenneError, VideoDecodeError
 from duchenne.faces import Faces
 from duchenne.io.sinks import RecordWriter
@@ -43,7 +42,7 @@ class VideoAnalyzer:
 
     def __init__(
         self,
-        analyzer: Any = None,
+        analyzer: Analyzer | None = None,
         options: VideoOptions | None = None,
         *,
         stage: Callable[[np.ndarray], Faces] | None = None,
@@ -52,8 +51,6 @@ class VideoAnalyzer:
         self.options = options or VideoOptions()
         if stage is None:
             if analyzer is None:
-                from duchenne.analysis.analyzer import Analyzer
-
                 analyzer = Analyzer()
             stage = TrackingFaceStage(
                 analyzer, self.options.detect_every, self.options.min_presence
@@ -117,7 +114,7 @@ class VideoAnalyzer:
             self.stage,
             rate,
             self.options,
-            geometry=self.analyzer is None or "geometry" in getattr(self.analyzer, "stages", ()),
+            geometry=self.analyzer is None or "geometry" in self.analyzer.stages,
             with_smile=self.with_smile,
             writer=writer,
             draw=draw,
@@ -127,7 +124,7 @@ class VideoAnalyzer:
             classifier_info=self.classifier_info,
             source=_source_label(source, info),
             info=info,
-            models=getattr(self.analyzer, "model_names", {}) if self.analyzer else {},
+            models=self.analyzer.model_names if self.analyzer is not None else {},
         )
         frames = iter_frames(
             reader if reader is not None else source,
@@ -190,7 +187,7 @@ class VideoAnalyzer:
 
 
 def analyze_video(
-    analyzer: Any,
+    analyzer: Analyzer,
     source: Any,
     *,
     options: VideoOptions | None = None,
@@ -231,8 +228,8 @@ def analyze_video(
         VideoDecodeError: decoding stopped part way (with ``on_error="raise"``).
 
     Example:
-        >>> from duchenne import Analyzer
-        >>> result = Analyzer().analyze_video("clip.mp4", output="frames.csv")  # doctest: +SKIP
+        >>> from duchenne import Analyzer, analyze_video
+        >>> result = analyze_video(Analyzer(), "clip.mp4", output="frames.csv")  # doctest: +SKIP
         >>> result.tracks[0].episodes[0].genuineness.score  # doctest: +SKIP
     """
     return VideoAnalyzer(analyzer, options, classifier=classifier).analyze(source, **kwargs)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from duchenne.face.geometry import GEOMETRY_KEYS
-from duchenne.faces import EMOTION_LABELS
+from duchenne.faces import EMOTION_LABELS, Faces
 
 #: Per-frame feature vector (fusion classifier input) when a smile model runs.
 FRAME_FEATURES: tuple[str, ...] = (
@@ -21,6 +24,18 @@ def frame_feature_names(with_smile: bool) -> tuple[str, ...]:
     if with_smile:
         return FRAME_FEATURES
     return tuple(f"geometry.{g}" for g in GEOMETRY_KEYS)
+
+
+def frame_features(faces: Faces, i: int, with_smile: bool) -> np.ndarray:
+    """The per-frame feature vector of face ``i`` (:func:`frame_feature_names`)."""
+    geo = [float(faces.data[g][i]) if g in faces.data else math.nan for g in GEOMETRY_KEYS]
+    if not with_smile:
+        return np.array(geo)
+    if faces.smile is None or faces.emotion is None or faces.smile_score is None:
+        head = [math.nan] * (2 + len(EMOTION_LABELS))
+    else:
+        head = [float(faces.smile[i]), float(faces.smile_score[i]), *faces.emotion[i].tolist()]
+    return np.array(head + geo)
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from duchenne.analysis.authenticity import (
-    AuthenticityClassifier,
-)
+from duchenne.analysis.authenticity import AuthenticityClassifier
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names
 from duchenne.analysis.video.outputs import _AnnotatedVideo
 from duchenne.analysis.video.results import TrackSummary, VideoResult
-from duchenne.analysis.video.track import _Track
+from duchenne.analysis.video.track_state import TrackContext, TrackState
 from duchenne.errors import DuchenneError
-from duchenne.face.geometry import GEOMETRY_KEYS, geometry_arrays
-from duchenne.face.track import FaceTracker
-from duchenne.faces import EMOTION_LABELS, Faces
+from duchenne.face.geometry import geometry_arrays
+from duchenne.face.tracker import FaceTracker
+from duchenne.faces import Faces
 from duchenne.io.image import save_image_atomic
 from duchenne.io.sinks import flatten_record
 from duchenne.io.video import Frame, VideoInfo
@@ -95,7 +93,10 @@ class VideoSession:
             fps=self.fps,
             smooth=opts.smooth,
         )
-        self.tracks: dict[int, _Track] = {}
+        self.tracks: dict[int, TrackState] = {}
+        self.track_context = TrackContext(
+            self.options, self.fps, with_smile, self.keep_best, self.classify
+        )
         self.summaries: list[TrackSummary] = []
         self.short_tracks = 0
         self.samples = 0
@@ -121,7 +122,7 @@ class VideoSession:
         for i, tid in enumerate(ids.tolist()):
             track = self.tracks.get(tid)
             if track is None:
-                track = self.tracks[tid] = _Track(tid, self)
+                track = self.tracks[tid] = TrackState(tid, self.track_context)
             track.add(self.samples, frame, faces, i, None if raw is None else raw[i])
             if self.writer is not None:
                 self.writer.write(self._row(frame, faces, i, bool(detected[i])))
@@ -158,20 +159,11 @@ class VideoSession:
         track = self.tracks.pop(tid)
         summary = track.finish()
         if summary.n_frames >= self.options.min_track_frames:
+            self.write_track_outputs(track, summary)
             self.summaries.append(summary)
         else:
             self.short_tracks += 1
-
-    def frame_features(self, faces: Faces, i: int) -> np.ndarray:
-        """The per-frame feature vector of face ``i`` (:func:`frame_feature_names`)."""
-        geo = [float(faces.data[g][i]) if g in faces.data else math.nan for g in GEOMETRY_KEYS]
-        if not self.with_smile:
-            return np.array(geo)
-        if faces.smile is None or faces.emotion is None or faces.smile_score is None:
-            head = [math.nan] * (2 + len(EMOTION_LABELS))
-        else:
-            head = [float(faces.smile[i]), float(faces.smile_score[i]), *faces.emotion[i].tolist()]
-        return np.array(head + geo)
+        track.release()
 
     def classify(self, dmarkers: np.ndarray, features: np.ndarray | None) -> float | None:
         """The trained classifier's P(spontaneous) for one episode, if one is loaded."""
@@ -184,7 +176,7 @@ class VideoSession:
             deep = features[None].astype(np.float64)
         return float(self.classifier.predict_proba(dmarkers[None].astype(np.float64), deep)[0])
 
-    def write_track_outputs(self, track: _Track, summary: TrackSummary) -> None:
+    def write_track_outputs(self, track: TrackState, summary: TrackSummary) -> None:
         """Plot and best frame of a finished track.
 
         A failure here (disk full, unwritable folder) is logged and leaves the field None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
-from duchenne.face.landmarks import roi_from_detection, roi_from_landmarks
-from duchenne.face.track import iou_matrix
-from duchenne.faces import EMOTION_LABELS, Faces
+from duchenne.analysis.analyzer import Analyzer
+from duchenne.face.landmarks import FaceRoi, roi_from_detection, roi_from_landmarks
+from duchenne.face.tracker import iou_matrix
+from duchenne.faces import Faces
 
 _MESH_KEYPOINTS = ((33, 133), (362, 263), (1,), (13, 14), (234,), (454,))
 _DEDUP_IOU = 0.5
@@ -30,13 +30,15 @@ class TrackingFaceStage:
     presence for tracked ones. ``faces.meta["detected"]`` flags the newly detected faces.
 
     Args:
-        analyzer: provides the detector, Face Mesh and smile model (and their settings:
-            ``max_faces``, ``min_face_size``, stages).
+        analyzer: whose stages (``detect``, ``landmarks``, ``smiles``) run, with its
+            ``max_faces``, ``min_face_size`` and stages.
         detect_every: see :class:`VideoOptions`.
         min_presence: see :class:`VideoOptions`.
     """
 
-    def __init__(self, analyzer: Any, detect_every: int = 10, min_presence: float = 0.5) -> None:
+    def __init__(
+        self, analyzer: Analyzer, detect_every: int = 10, min_presence: float = 0.5
+    ) -> None:
         self.analyzer = analyzer
         self.detect_every = int(detect_every)
         self.min_presence = float(min_presence)
@@ -45,7 +47,7 @@ class TrackingFaceStage:
 
     def reset(self) -> None:
         """Forget the tracked ROIs (a new video)."""
-        self._rois: list[Any] = []
+        self._rois: list[FaceRoi] = []
         self._since = 0
 
     @property
@@ -54,28 +56,27 @@ class TrackingFaceStage:
 
     def __call__(self, image: np.ndarray) -> Faces:
         """Faces with raw landmarks (and smiles when a smile model runs); no geometry."""
-        if self.analyzer.mesh is None:
-            faces = self._detect_only(image)
-        else:
+        if "landmarks" in self.analyzer.stages:
             faces = self._tracked(image)
-        self._add_smiles(image, faces)
+        else:
+            faces = self._detect_only(image)
+        self.analyzer.smiles([image], [faces])
         return faces
 
     def _detect_only(self, image: np.ndarray) -> Faces:
         self.detector_runs += 1
-        dets = self.analyzer.select_faces(self.analyzer.detector(image))
+        dets = self.analyzer.detect(image)
         faces = Faces(dets.xyxy, dets.score, keypoints=dets.keypoints)
         faces.meta["detected"] = np.ones(len(faces), bool)
         return faces
 
     def _tracked(self, image: np.ndarray) -> Faces:
-        mesh = self.analyzer.mesh
         lm = np.zeros((0, 468, 3), np.float32)
         presence = score = np.zeros(0, np.float32)
-        prev: list[Any] = []
+        prev: list[FaceRoi] = []
         need = not self._rois or self._since + 1 >= self.detect_every
         if self._rois:
-            lm, presence = mesh(image, self._rois)
+            lm, presence = self.analyzer.landmarks(image, self._rois, refine=False)
             keep = presence >= self.min_presence
             need = need or not bool(keep.all())
             lm, presence = lm[keep], presence[keep]
@@ -103,13 +104,13 @@ class TrackingFaceStage:
 
     def _detect_new(
         self, image: np.ndarray, lm: np.ndarray, presence: np.ndarray, score: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Any]]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[FaceRoi]]:
         """Run the detector; faces not already tracked get landmarks and join.
 
         Returns the grown arrays and the ROIs the new faces' landmarks came from.
         """
         self.detector_runs += 1
-        dets = self.analyzer.select_faces(self.analyzer.detector(image))
+        dets = self.analyzer.detect(image)
         if len(lm) and len(dets):
             overlap = iou_matrix(dets.xyxy, _landmark_boxes(lm)).max(axis=1)
             dets = dets.select(np.nonzero(overlap < _NEW_FACE_IOU)[0])
@@ -117,14 +118,14 @@ class TrackingFaceStage:
         if not len(dets):
             return lm, presence, score, detected, []
         rois = [roi_from_detection(b, k) for b, k in zip(dets.xyxy, dets.keypoints, strict=True)]
-        new_lm, new_presence = self.analyzer.landmarks_for(image, rois)
+        new_lm, new_presence = self.analyzer.landmarks(image, rois)
         # Settle each new face on its landmark ROI, the ROI its next frames use: landmarks
         # from a detection ROI sit a little differently (~1-2 % of the mouth width at the
         # lip corners), and the track's first frame is the neutral reference of its smile
         # signals, so a step after it would read as a smile. A few passes converge.
         rois = [roi_from_landmarks(p) for p in new_lm]
         for _ in range(_SETTLE_PASSES):
-            new_lm, new_presence = self.analyzer.mesh(image, rois)
+            new_lm, new_presence = self.analyzer.landmarks(image, rois, refine=False)
             nxt = [_next_roi(p, r) for p, r in zip(new_lm, rois, strict=True)]
             if all(a is b for a, b in zip(nxt, rois, strict=True)):
                 break
@@ -152,20 +153,8 @@ class TrackingFaceStage:
             kept = kept[: self.analyzer.max_faces]
         return np.array(sorted(kept), dtype=np.intp)
 
-    def _add_smiles(self, image: np.ndarray, faces: Faces) -> None:
-        model = self.analyzer.smile_model
-        if model is None:
-            return
-        if len(faces):
-            out = model(self.analyzer.face_crops(image, faces))
-            faces.smile, faces.smile_score, faces.emotion = out.smile, out.smile_score, out.emotion
-        else:
-            faces.smile = faces.smile_score = np.zeros(0, np.float32)
-            faces.emotion = np.zeros((0, len(EMOTION_LABELS)), np.float32)
-        faces.meta["emotion_labels"] = list(EMOTION_LABELS)
 
-
-def _next_roi(landmarks: np.ndarray, previous: Any) -> Any:
+def _next_roi(landmarks: np.ndarray, previous: FaceRoi | None) -> FaceRoi:
     """The ROI for the next frame: from these landmarks, unless they barely moved.
 
     Keeping the previous ROI while the face is still (centre within 5 % of the ROI side,

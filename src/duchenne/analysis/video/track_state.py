@@ -1,9 +1,15 @@
-"""Compact running state of one face track: signal window, episodes, timeline, best frame."""
+"""Compact running state of one face track: signal window, episodes, timeline, best frame.
+
+A :class:`TrackState` knows its video only through a :class:`TrackContext` (settings, rate,
+the episode classifier), so it never imports the session that owns it; the session writes
+a finished track's side outputs (plot, best frame) itself.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,14 +27,11 @@ from duchenne.analysis.dynamics import (
     single_episode,
 )
 from duchenne.analysis.video.buffers import _Column, _Decimator
+from duchenne.analysis.video.options import VideoOptions, frame_feature_names, frame_features
 from duchenne.analysis.video.outputs import _crop
 from duchenne.analysis.video.results import EpisodeResult, TrackSummary
 from duchenne.faces import Faces
 from duchenne.io.video import Frame
-
-if TYPE_CHECKING:
-    from duchenne.analysis.video.session import VideoSession
-
 
 SIGNAL_FIELDS: tuple[str, ...] = (
     "lip",
@@ -75,15 +78,36 @@ def _signals_of(points: np.ndarray, reference: np.ndarray | None) -> SmileSignal
     return SmileSignals(**out)
 
 
-class _Track:
+@dataclass(frozen=True)
+class TrackContext:
+    """What every track of one video shares.
+
+    Attributes:
+        options: the video's :class:`VideoOptions`.
+        fps: rate of the analysed frames.
+        with_smile: a smile model runs (decides the per-frame feature vector).
+        keep_best: keep the smiliest frame's crop (a best-frame folder was asked for).
+        classify: the trained classifier's P(spontaneous) of an episode from its
+            D-Markers and deep features (None without a classifier).
+    """
+
+    options: VideoOptions
+    fps: float
+    with_smile: bool = False
+    keep_best: bool = False
+    classify: Callable[[np.ndarray, np.ndarray | None], float | None] = lambda dm, f: None
+
+
+class TrackState:
     """Compact running state of one face track (see the module docstring)."""
 
-    def __init__(self, track_id: int, session: VideoSession) -> None:
+    def __init__(self, track_id: int, context: TrackContext) -> None:
         self.id = track_id
-        self.s = session
-        opts = session.options
+        self.s = context
+        opts = context.options
         self.buffer = _Column(_WIDTH)
-        self.features = _Column(len(session.feature_names)) if opts.collect_features else None
+        width = len(frame_feature_names(context.with_smile))
+        self.features = _Column(width) if opts.collect_features else None
         self.timeline = _Decimator(opts.timeline_points, 6)
         self._fed = 0  # leading buffer rows already added to the timeline
         self.reference: np.ndarray | None = None
@@ -124,7 +148,7 @@ class _Track:
                     self.reference = pts
         self.buffer.append(row)
         if self.features is not None:
-            self.features.append(self.s.frame_features(faces, i))
+            self.features.append(frame_features(faces, i, self.s.with_smile))
         self._count(frame, score)
         if score is not None:
             self._maybe_best(frame, faces, i, score)
@@ -284,7 +308,8 @@ class _Track:
     # -- end ---------------------------------------------------------------------------
 
     def finish(self) -> TrackSummary:
-        """Flush the last smiles, write the plot and best frame, free the buffers."""
+        """Flush the last smiles; the summary of the track (call :meth:`release` after
+        writing its side outputs)."""
         self.flush(final=True)
         summary = TrackSummary(
             track_id=self.id,
@@ -300,8 +325,9 @@ class _Track:
             best_value=None if self.best is None else self.best[0],
             episodes=self.episodes,
         )
-        if self.n_frames >= self.s.options.min_track_frames:
-            self.s.write_track_outputs(self, summary)
+        return summary
+
+    def release(self) -> None:
+        """Free the best-frame crop and the timeline (the track has ended)."""
         self.best_crop = None
         self.timeline = _Decimator(16, 6)
-        return summary

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from duchenne.face.track import (
+from duchenne.face.tracker import (
     FaceTracker,
     geometric_signature,
     iou_matrix,
