@@ -22,9 +22,18 @@ python3 scripts/check_cuda_steps.py | tee /tmp/check.txt || { echo "the net itse
 SKIP=$(tail -n 1 /tmp/check.txt)
 if [ -n "$SKIP" ]; then jobs=("${jobs[@]/%/@augment-skip=$SKIP}"); fi
 echo "augment-skip: ${SKIP:-none}"
+t0=$SECONDS
 python3 scripts/train_ladder.py parallel --isolated --cache-dir cache/pack --device cuda \
     --time-budget "$BUDGET" --jobs "${jobs[@]}" --out "$RUN"
 rc=$?
+if ! ls "$RUN"/*.pt >/dev/null 2>&1 && [ $((SECONDS - t0)) -lt 120 ]; then
+  # every job died at once: train again with only the augmentation the earlier ladder used
+  echo "all jobs failed early: retrying without lighting/blur/downup/noise/jpeg"
+  jobs=("${jobs[@]/%/@augment-skip=lighting+blur+downup+noise+jpeg}")
+  python3 scripts/train_ladder.py parallel --isolated --cache-dir cache/pack --device cuda \
+      --time-budget $((BUDGET - SECONDS + t0 - 20)) --jobs "${jobs[@]}" --out "$RUN"
+  rc=$?
+fi
 cd "$RUN" || exit 1
 for f in smile_l*.pt; do cp "$f" "$OUT/"; done
 tar -czf "$OUT/small.tar.gz" $(ls *.pt | grep -v '^smile_l') *.json logs.tar.gz 2>/dev/null

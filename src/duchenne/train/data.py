@@ -469,5 +469,7 @@ def augment(x: torch.Tensor, cfg: AugmentConfig | None = None) -> torch.Tensor:
     cfg = cfg or AugmentConfig()
     for name, step in AUGMENT_STEPS.items():
         if name not in cfg.skip:
-            x = step(x, cfg)
+            # contiguous between steps: with one channel a transposed result has strides
+            # that fit both NCHW and NHWC, and some CUDA kernels pick the NHWC path for it
+            x = step(x, cfg).contiguous()
     return x
