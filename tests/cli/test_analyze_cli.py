@@ -147,3 +147,77 @@ def test_printed_table_matches_written_file(photos, tmp_path, capsys, fmt) -> No
     assert printed == out.read_bytes().decode()  # byte-identical, CRLF rows included
     if fmt == "csv":
         assert "keypoints.right_eye.0" in printed.splitlines()[0]
+
+
+def test_draw_keeps_relative_paths_and_never_overwrites(tmp_path) -> None:
+    """``a.jpg``, ``a.png`` and ``sub/a.jpg`` used to all become ``out/a.jpg``."""
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    face = data.astronaut()
+    Image.fromarray(face).save(src / "a.jpg")
+    Image.fromarray(face[:, ::-1]).save(src / "a.png")
+    Image.fromarray(face[::2, ::2]).save(src / "sub" / "a.jpg")
+    Image.fromarray(face).save(src / "a.webp")
+    out = tmp_path / "drawn"
+    args = ["analyze", str(src), "--draw", str(out), "-q", "--stages", "detect", "-o"]
+    assert main([*args, str(tmp_path / "r.jsonl")]) == 0
+    drawn = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert drawn == ["a.jpg", "a.png", "a.webp.jpg", "sub/a.jpg"]
+    assert Image.open(out / "a.png").format == "PNG"
+    assert Image.open(out / "sub" / "a.jpg").size == (256, 256)
+    mirrored = np.asarray(Image.open(out / "a.png"))[300:, :, :].astype(int)
+    assert np.abs(mirrored - face[300:, ::-1].astype(int)).max() == 0  # below the drawings
+
+
+def test_streams_in_chunks_and_draws_without_decoding_again(tmp_path, monkeypatch) -> None:
+    """Decoded photos are released chunk by chunk (not all kept to the end) and --draw
+    uses the decoded image instead of reading each file a second time."""
+    import weakref
+
+    from duchenne.analysis import analyzer as analyzer_module
+    from duchenne.cli import analyze as analyze_module
+    from duchenne.io.image import load_image
+
+    small = data.astronaut()[::4, ::4]
+    for i in range(11):
+        Image.fromarray(np.roll(small, i, axis=1)).save(tmp_path / f"p{i}.jpg")
+    alive: set[int] = set()
+    counts = {"decoded_files": 0, "peak_alive": 0}
+
+    def counting_load(source, **kwargs):
+        image = load_image(source, **kwargs)
+        if not isinstance(source, np.ndarray):
+            counts["decoded_files"] += 1
+        key = id(image)
+        alive.add(key)
+        weakref.finalize(image, alive.discard, key)
+        counts["peak_alive"] = max(counts["peak_alive"], len(alive))
+        return image
+
+    monkeypatch.setattr(analyze_module, "load_image", counting_load)
+    monkeypatch.setattr(analyzer_module, "load_image", counting_load)
+    out = tmp_path / "out.csv"
+    args = ["analyze", str(tmp_path), "-q", "--stages", "detect", "--draw", str(tmp_path / "d")]
+    assert main([*args, "-o", str(out)]) == 0
+    assert counts["decoded_files"] == 11  # once per photo, --draw included
+    assert counts["peak_alive"] <= 2 * analyze_module.CHUNK  # a chunk (+ its working copies)
+    assert len(list((tmp_path / "d").glob("*.jpg"))) == 11
+    assert len(list(csv.DictReader(out.open()))) == 11
+
+
+def test_non_utf8_file_name_keeps_every_result(tmp_path, capsys) -> None:
+    """One undecodable file name used to lose the whole run (nothing written)."""
+    import os
+
+    Image.fromarray(data.astronaut()).save(tmp_path / "ok.jpg")
+    try:
+        os.link(tmp_path / "ok.jpg", os.fsencode(tmp_path) + b"/caf\xe9.jpg")
+    except OSError:
+        pytest.skip("this filesystem refuses non-UTF-8 names")
+    out = tmp_path / "o.csv"
+    assert main(["analyze", str(tmp_path), "-q", "--stages", "detect", "-o", str(out)]) == 0
+    sources = [r["source"] for r in csv.DictReader(out.open(encoding="utf-8"))]
+    assert sources == [f"{tmp_path}/caf\\xe9.jpg", f"{tmp_path}/ok.jpg"]
+    assert main(["analyze", str(tmp_path), "-q", "--stages", "detect"]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    assert [d["image"]["source"] for d in docs] == sources

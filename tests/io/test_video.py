@@ -174,3 +174,21 @@ def test_invalid_sampling_is_rejected(kwargs: dict) -> None:
 def test_start_beyond_the_end_is_a_decode_error(avi: Path) -> None:
     with pytest.raises(VideoDecodeError, match="beyond the end"):
         list(iter_frames(avi, start=5.0))
+
+
+def test_truncated_mpeg_ts_is_reported_like_mp4(tmp_path: Path) -> None:
+    """MPEG-TS has no frame count (FFmpeg estimates it from the last timestamp, so a cut
+    file looked complete: 99 of 250 frames, no error); a cut inside a packet is now a
+    ``VideoDecodeError`` after the frames before it."""
+    frames = (np.full((48, 64, 3), i, np.uint8) for i in range(250))
+    full = write_video(tmp_path / "clip.ts", frames, 25.0)
+    assert full.read_bytes()[0] == 0x47 and full.stat().st_size % 188 == 0
+    assert len(list(iter_frames(full))) == 250
+    cut = truncate_file(full, tmp_path / "cut.ts", 0.4)
+    got = []
+    with pytest.raises(VideoDecodeError, match="truncated") as err:
+        for frame in iter_frames(cut):
+            got.append(frame.index)
+    assert "188-byte packet" in str(err.value) and 50 < len(got) < 250
+    assert got == list(range(len(got)))
+    assert len(list(iter_frames(cut, end=1.0))) == 25  # an end before the cut is no error

@@ -14,7 +14,12 @@ two typed errors:
 
 Truncation is detected by comparing the frames decoded with the count in the container
 header (exact for AVI and MP4; FFmpeg estimates it for some other containers, so a
-shortfall of up to ``max(2, 1 %)`` frames is tolerated).
+shortfall of up to ``max(2, 1 %)`` frames is tolerated). MPEG transport streams (``.ts``,
+``.m2ts``) have no length in any header -- FFmpeg's estimate comes from the last
+timestamp it finds, which moves with the cut -- so for them the file itself is checked:
+a stream of 188-byte (192 for M2TS) packets whose size is not a whole number of packets
+was cut part way. A cut that falls exactly on a packet boundary (1 in 188) cannot be told
+from a complete file this way.
 
 Timestamps are the decoder's presentation times (``CAP_PROP_POS_MSEC``) when they are
 consistent, else ``index / fps``; for cameras they are wall-clock seconds since opening.
@@ -182,6 +187,9 @@ class VideoReader:
             _check_path(Path(source), self.label)
         self._cap = self._open(source)
         self.info = self._read_info()
+        self._cut: str | None = None
+        if self._camera is None and not self._url:
+            self._cut = transport_stream_cut(Path(source))
 
     def _open(self, source: str | os.PathLike[str] | int) -> Any:
         if self._camera is not None:
@@ -288,6 +296,11 @@ class VideoReader:
         count = self.info.frame_count
         if decoded == 0 and index == 0:
             raise VideoOpenError(f"{self.label}: no decodable frames (empty, truncated or corrupt)")
+        if self._cut is not None:
+            raise VideoDecodeError(
+                f"{self.label}: decoding stopped at frame {index}: {self._cut}; "
+                "the file is truncated"
+            )
         if count is None:
             return
         tolerance = max(2, round(0.01 * count))
@@ -378,6 +391,35 @@ def _check_path(path: Path, label: str) -> None:
         raise VideoOpenError(f"{label}: permission denied")
     if path.suffix.lower() in _IMAGE_SUFFIXES:
         raise VideoOpenError(f"{label}: is a still image; use `duchenne analyze` for photos")
+
+
+_TS_SYNC = 0x47
+_TS_PACKETS = ((188, 0), (192, 4))  # (packet size, offset of the sync byte): TS, M2TS
+
+
+def transport_stream_cut(path: Path) -> str | None:
+    """Why ``path`` is a cut MPEG transport stream, or None (complete, or not a TS).
+
+    Reads three packets at the start to recognise the format, then compares the file size
+    with the packet size: every complete TS is a whole number of packets.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(3 * 192)
+    except OSError:
+        return None
+    for packet, sync in _TS_PACKETS:
+        starts = range(sync, min(len(head), 3 * packet), packet)
+        if len(head) < 3 * packet or any(head[i] != _TS_SYNC for i in starts):
+            continue
+        if size % packet:
+            return (
+                f"the MPEG transport stream ends inside a {packet}-byte packet "
+                f"({size % packet} of {packet} bytes at byte {size - size % packet})"
+            )
+        return None
+    return None
 
 
 def _to_rgb(bgr: np.ndarray) -> np.ndarray:
