@@ -36,6 +36,8 @@ import numpy as np
 
 from duchenne.errors import DatasetError
 from duchenne.faces import EMOTION_LABELS
+from duchenne.io.paths import IMAGE_EXTENSIONS as _IMAGE_EXTENSIONS
+from duchenne.io.paths import natural_key
 
 __all__ = [
     "FERPLUS_EMOTIONS",
@@ -66,9 +68,7 @@ FERPLUS_EMOTIONS: tuple[str, ...] = EMOTION_LABELS
 """FER+ emotion order; every ``Sample.votes`` vector and model output uses it."""
 
 FERPLUS_SPLITS: tuple[str, ...] = ("Train", "Valid", "Test")
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
-)
+IMAGE_EXTENSIONS: frozenset[str] = _IMAGE_EXTENSIONS | {".pgm", ".ppm"}  # + dataset greys
 HAPPINESS = FERPLUS_EMOTIONS.index("happiness")
 
 _EMOTION_ALIASES: dict[str, str] = {
@@ -186,11 +186,6 @@ def _finish(samples: list[Sample], stats: ReadStats) -> SampleList:
     return SampleList(samples, stats)
 
 
-def _natural_key(text: str) -> list[Any]:
-    """Sort key that orders ``file2`` before ``file10`` (GENKI order, readable listings)."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
-
-
 def _list_images(folder: Path, recursive: bool = True) -> list[Path]:
     """All image files under ``folder`` in a filesystem-independent (natural) order."""
     found: list[tuple[list[Any], Path]] = []
@@ -200,7 +195,7 @@ def _list_images(folder: Path, recursive: bool = True) -> list[Path]:
         rel = base.relative_to(folder).as_posix()
         for name in filenames:
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                found.append((_natural_key(f"{rel}/{name}"), base / name))
+                found.append((natural_key(f"{rel}/{name}"), base / name))
     return [path for _, path in sorted(found, key=lambda item: item[0])]
 
 

@@ -44,8 +44,8 @@ import numpy as np
 from duchenne.analysis.authenticity import AuthenticityClassifier
 from duchenne.analysis.dmarkers import FEATURE_NAMES
 from duchenne.errors import DatasetError, DuchenneError
+from duchenne.io.paths import VIDEO_EXTENSIONS, natural_key
 from duchenne.io.sinks import atomic_write, to_json_text
-from duchenne.io.video import VIDEO_EXTENSIONS
 
 __all__ = [
     "ClipFeatures",
@@ -202,14 +202,15 @@ def read_folds(path: str | os.PathLike[str]) -> FoldProtocol:
     entries: list[tuple[str, Any, str]] = []
     if root.is_dir():
         sub = sorted(
-            (d for d in root.iterdir() if d.is_dir() and (d / "test.json").exists()), key=_natural
+            (d for d in root.iterdir() if d.is_dir() and (d / "test.json").exists()),
+            key=lambda p: natural_key(p.name),
         )
         if sub:
             for d in sub:
                 obj = {"train": _read_json(d / "train.json"), "test": _read_json(d / "test.json")}
                 entries.append((d.name, obj, str(d)))
         else:
-            for f in sorted(root.glob("*.json"), key=_natural):
+            for f in sorted(root.glob("*.json"), key=lambda p: natural_key(p.name)):
                 entries.append((f.stem, _read_json(f), str(f)))
     elif root.is_file():
         obj = _read_json(root)
@@ -237,10 +238,6 @@ def read_folds(path: str | os.PathLike[str]) -> FoldProtocol:
                 )
         folds.append(fold)
     return FoldProtocol(folds, labels, str(root))
-
-
-def _natural(p: Path) -> list[Any]:
-    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)]
 
 
 # --------------------------------------------------------------------------- videos

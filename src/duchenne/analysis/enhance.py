@@ -55,6 +55,7 @@ import numpy as np
 from duchenne.analysis.analyzer import Analyzer
 from duchenne.errors import NoFaceDetectedError
 from duchenne.face.align import LEFT_EYE_IDX, RIGHT_EYE_IDX
+from duchenne.face.boxes import iou_matrix
 from duchenne.face.geometry import CHIN, FOREHEAD, geometry_arrays
 from duchenne.face.warp import remap
 from duchenne.faces import Faces
@@ -703,7 +704,7 @@ def _match(before: Faces, after: Faces) -> tuple[Faces, np.ndarray]:
     order = np.zeros(n, np.int64)
     matched = np.zeros(n, bool)
     if len(after):
-        iou = _iou(before.xyxy, after.xyxy)
+        iou = iou_matrix(before.xyxy, after.xyxy)
         used: set[int] = set()
         for i in np.argsort(-iou.max(1)):
             for j in np.argsort(-iou[i]):
@@ -718,14 +719,6 @@ def _match(before: Faces, after: Faces) -> tuple[Faces, np.ndarray]:
     # keep the row count: unmatched faces get the "before" row; ``matched`` says which
     rows = [after[int(order[i])] if matched[i] else before[i] for i in range(n)]
     return Faces.merge(rows), matched
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(hi - lo, 0, None).prod(-1)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None] - inter, _EPS)
 
 
 # --------------------------------------------------------------------------- SSIM

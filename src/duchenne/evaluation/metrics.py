@@ -24,6 +24,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from duchenne.io.sinks import to_jsonable
+
 __all__ = [
     "Estimate",
     "accuracy",
@@ -685,23 +687,6 @@ def _json_float(x: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _jsonable(obj: Any) -> Any:
-    """Recursively turn numpy scalars/arrays and non-finite floats into JSON-safe values."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, bool | np.bool_):
-        return bool(obj)
-    if isinstance(obj, int | np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        return _json_float(obj)
-    return obj
-
-
 def binary_report(
     y_true: ArrayLike,
     prob: ArrayLike,
@@ -760,7 +745,7 @@ def binary_report(
     }
     if graded is not None:
         report["spearman_graded"] = est(spearman, _real(graded, "graded", len(y)), s)
-    return _jsonable(report)
+    return to_jsonable(report)
 
 
 def compare_report(
@@ -799,7 +784,7 @@ def compare_report(
         "delta_roc_auc": paired_bootstrap_auc(y, sa, sb, **boot),
         "bootstrap": {**boot, "confidence": 0.95, "method": "paired percentile"},
     }
-    return _jsonable(report)
+    return to_jsonable(report)
 
 
 def per_class_recall(y_true: ArrayLike, y_pred: ArrayLike, k: int) -> list[float | None]:
@@ -848,4 +833,4 @@ def multiclass_report(
     }
     if q.ndim == 2:
         report["ece"] = _json_float(expected_calibration_error(t, q, n_bins))
-    return _jsonable(report)
+    return to_jsonable(report)

@@ -4,15 +4,12 @@ Why this shape: matplotlib is an optional extra (``duchenne[plot]``), so it is i
 only inside the functions via ``require_extra``; figures are built on
 ``matplotlib.figure.Figure`` with an Agg canvas, never through ``pyplot``, so neither
 the global backend nor pyplot's figure registry is touched (safe in servers and
-threads). Files are written atomically (temp file + ``os.replace``) so a crashed run
+threads). Files are written atomically (``atomic_write``: temp file + rename) so a crashed run
 never leaves a truncated PNG that looks valid by name.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from duchenne.evaluation.metrics import (
     roc_auc,
     roc_curve,
 )
+from duchenne.io.sinks import atomic_write
 
 __all__ = ["plot_confusion_matrix", "plot_reliability", "plot_roc"]
 
@@ -44,18 +42,10 @@ def _new_figure(size: tuple[float, float] = (5.0, 5.0)) -> Any:
 
 
 def _save_atomic(fig: Any, path: str | Path) -> Path:
-    """Write ``fig`` as PNG to ``path`` via a temp file in the same folder + ``os.replace``."""
+    """Write ``fig`` as PNG to ``path`` atomically (``atomic_write``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=_DPI, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as fh:
+        fig.savefig(fh, format="png", dpi=_DPI, bbox_inches="tight")
     return path
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from duchenne.face.boxes import box_iou
 from duchenne.models.registry import create_model
 
 
@@ -116,17 +117,6 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, float, f
     out = np.zeros((size, size, 3), np.uint8)
     out[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
     return out, scale, float(pad_x), float(pad_y)
-
-
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy box against (n, 4) boxes."""
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-9)
 
 
 def weighted_nms(dets: Detections, iou_threshold: float) -> Detections:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import glob
 import io
 import os
-import re
 import struct
 import warnings
 from collections.abc import Iterator, Sequence
@@ -42,6 +41,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from duchenne.errors import ImageLoadError, ImageTooLargeError, UnsupportedFormatError
+from duchenne.io.paths import IMAGE_EXTENSIONS, natural_sorted
 from duchenne.io.sinks import atomic_write
 
 __all__ = [
@@ -64,11 +64,8 @@ ImageSource = (
 DEFAULT_MAX_PIXELS = 50_000_000
 """Largest image decoded by default (50 MP: above any phone camera, far below a bomb)."""
 
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-)
-"""Suffixes (lowercase, with the dot, as ``Path.suffix.lower()`` gives) picked up when
-expanding folders and glob patterns. Explicitly named files are read whatever their suffix."""
+SUPPORTED_EXTENSIONS: frozenset[str] = IMAGE_EXTENSIONS
+"""The image suffixes of :mod:`duchenne.io.paths` (``IMAGE_EXTENSIONS``)."""
 
 # Exceptions Pillow's pure-Python plugins raise on corrupt data, besides OSError.
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (
@@ -692,7 +689,7 @@ def _expand_input(text: str, recursive: bool) -> list[Path]:
     """Expand one input (file, folder, glob or missing path) into paths."""
     path = Path(text)
     if path.is_dir():
-        return _natural_sorted(_walk_images(path, recursive))
+        return natural_sorted(_walk_images(path, recursive))
     if path.exists() or not glob.has_magic(text):
         return [path]
     matches = [Path(m) for m in glob.glob(text, recursive=True)]
@@ -704,7 +701,7 @@ def _expand_input(text: str, recursive: bool) -> list[Path]:
             found.extend(_walk_images(match, recursive))
         elif _is_image_name(match.name):
             found.append(match)
-    return _natural_sorted(found)
+    return natural_sorted(found)
 
 
 def _walk_images(root: Path, recursive: bool) -> Iterator[Path]:
@@ -719,21 +716,6 @@ def _walk_images(root: Path, recursive: bool) -> Iterator[Path]:
 def _is_image_name(name: str) -> bool:
     """Supported suffix and not a hidden file."""
     return not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_EXTENSIONS
-
-
-def _natural_sorted(paths: Sequence[Path] | Iterator[Path]) -> list[Path]:
-    """Sort paths part by part, numbers numerically (``img2`` before ``img10``)."""
-
-    def key(path: Path) -> tuple[tuple[list[str | int], str], ...]:
-        return tuple((_natural_key(part), part) for part in path.parts)
-
-    return sorted(paths, key=key)
-
-
-def _natural_key(text: str) -> list[str | int]:
-    """Alternating text/number tokens; text at even positions, ints at odd ones."""
-    tokens = re.split(r"(\d+)", text.lower())
-    return [int(tok) if i % 2 else tok for i, tok in enumerate(tokens)]
 
 
 def _pil_save_format(format: str) -> str:

@@ -24,7 +24,7 @@ import json
 import math
 import os
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -36,6 +36,7 @@ __all__ = [
     "FORMATS",
     "RecordWriter",
     "atomic_write",
+    "commit_file",
     "flatten_record",
     "infer_format",
     "to_json_text",
@@ -61,7 +62,7 @@ Record = Mapping[str, Any]
 # --------------------------------------------------------------------------- JSON values
 
 
-def to_jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any, default: Callable[[Any], Any] | None = None) -> Any:
     """Convert ``obj`` to plain JSON-compatible Python (what ``json.dumps`` accepts).
 
     Numpy scalars and arrays become Python numbers and lists, tuples become lists,
@@ -71,12 +72,14 @@ def to_jsonable(obj: Any) -> Any:
 
     Args:
         obj: The value to convert.
+        default: What to do with any other value (e.g. ``str``); None raises.
 
     Returns:
         An equivalent value made of dict/list/str/int/float/bool/None.
 
     Raises:
-        TypeError: A value of a type with no JSON meaning (bytes, arbitrary objects).
+        TypeError: A value of a type with no JSON meaning (bytes, arbitrary objects)
+            and no ``default``.
     """
     if isinstance(obj, str):
         return printable_text(obj)
@@ -85,15 +88,17 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, float):
         return float(obj) if math.isfinite(obj) else None  # np.float64 -> float
     if isinstance(obj, (np.generic, np.ndarray)):
-        return to_jsonable(obj.tolist())
+        return to_jsonable(obj.tolist(), default)
     if isinstance(obj, Mapping):
-        return {printable_text(str(k)): to_jsonable(v) for k, v in obj.items()}
+        return {printable_text(str(k)): to_jsonable(v, default) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
+        return [to_jsonable(v, default) for v in obj]
     if isinstance(obj, os.PathLike):
         return printable_text(os.fspath(obj))
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(dataclasses.asdict(obj))
+        return to_jsonable(dataclasses.asdict(obj), default)
+    if default is not None:
+        return default(obj)
     raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
 
 
@@ -189,8 +194,14 @@ def _fsync_close(fh: IO[Any]) -> None:
     fh.close()
 
 
-def _commit(tmp: Path, path: Path) -> None:
-    """Move the finished temp file over ``path`` and persist the rename."""
+def commit_file(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Move a finished temp file (written next to ``path``) over ``path`` and persist the
+    rename; the temp file is removed if the move fails.
+
+    For writers that need a file name rather than a file object (e.g. OpenCV's video
+    writer); everything else uses :func:`atomic_write`.
+    """
+    tmp, path = Path(tmp), Path(path)
     try:
         os.replace(tmp, path)
     except BaseException:
@@ -258,7 +269,7 @@ def atomic_write(
     except BaseException:
         _unlink_quietly(tmp)
         raise
-    _commit(tmp, final)
+    commit_file(tmp, final)
 
 
 # --------------------------------------------------------------------------- backends
@@ -606,7 +617,7 @@ class RecordWriter:
         except BaseException:
             self._backend.discard()
             raise
-        _commit(self._backend.tmp, self.path)
+        commit_file(self._backend.tmp, self.path)
         return self.path
 
     def abort(self) -> None:

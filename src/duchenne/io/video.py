@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 
 from duchenne.errors import VideoDecodeError, VideoOpenError
+from duchenne.io.paths import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -57,14 +58,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS: frozenset[str] = frozenset(
-    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
-)
-"""Suffixes treated as videos when a folder is scanned (any file FFmpeg reads works)."""
 
 # Still-image suffixes rejected with a hint to use ``duchenne analyze`` (GIF is allowed:
 # FFmpeg decodes animated GIFs as videos).
-_IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+_IMAGE_SUFFIXES = IMAGE_EXTENSIONS - {".gif"}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from duchenne.evaluation.metrics import expected_calibration_error, fit_temperature, sigmoid
+from duchenne.io.sinks import to_jsonable
 from duchenne.train.data import DeviceData, load_sets
 from duchenne.train.export import OPSET, export_onnx
 from duchenne.train.loop import predict
@@ -97,17 +98,13 @@ def finish(
     }
     report_path = Path(report_dir) / f"{name}.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+    report_path.write_text(
+        json.dumps(to_jsonable(report, default=str), indent=2) + "\n", encoding="utf-8"
+    )
     log.info("%s: T=%.3f, report %s", name, cal["temperature"], report_path)
     if register:
         register_model(report, models_json)
     return report
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return str(value)
 
 
 def models_entry(report: dict[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from duchenne.analysis.analyzer import Analyzer
+from duchenne.face.boxes import iou_matrix
 from duchenne.face.landmarks import FaceRoi, roi_from_detection, roi_from_landmarks
-from duchenne.face.tracker import iou_matrix
 from duchenne.faces import Faces
 
 _MESH_KEYPOINTS = ((33, 133), (362, 263), (1,), (13, 14), (234,), (454,))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import cv2
 import numpy as np
 
 from duchenne.faces import Faces
+from duchenne.io.sinks import commit_file
 from duchenne.io.video import Frame
 
 
@@ -66,7 +66,7 @@ class _AnnotatedVideo:
             self._writer.release()
             self._writer = None
             if commit:
-                os.replace(self.tmp, self.path)
+                commit_file(self.tmp, self.path)
                 return
         if self.tmp.exists():
             self.tmp.unlink()

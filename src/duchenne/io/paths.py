@@ -1,0 +1,47 @@
+"""Which files are images or videos, and the one natural order files are listed in.
+
+Why one module: folder scans (``iter_image_paths``, batch inputs, dataset readers, the
+authenticity fold files) must agree on what counts as an image or a video and list files
+in the same order on every filesystem (``img2`` before ``img10``), or results and resume
+keys differ between tools.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+)
+"""Image suffixes (lowercase, with the dot, as ``Path.suffix.lower()`` gives) picked up
+when expanding folders and glob patterns. Explicitly named files are read whatever their
+suffix."""
+
+VIDEO_EXTENSIONS: frozenset[str] = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+)
+"""Suffixes treated as videos when a folder is scanned (any file FFmpeg reads works)."""
+
+
+def natural_key(text: str) -> list[str | int]:
+    """Sort key ordering ``file2`` before ``file10``, case-insensitively.
+
+    Alternating text/number tokens: text at even positions, ints at odd ones.
+
+    Example:
+        >>> sorted(["img10.jpg", "IMG2.jpg", "img1.jpg"], key=natural_key)
+        ['img1.jpg', 'IMG2.jpg', 'img10.jpg']
+    """
+    tokens = re.split(r"(\d+)", text.lower())
+    return [int(tok) if i % 2 else tok for i, tok in enumerate(tokens)]
+
+
+def natural_sorted(paths: Iterable[Path]) -> list[Path]:
+    """Sort paths part by part with :func:`natural_key` (folders first by their names)."""
+
+    def key(path: Path) -> tuple[tuple[list[str | int], str], ...]:
+        return tuple((natural_key(part), part) for part in path.parts)
+
+    return sorted(paths, key=key)
