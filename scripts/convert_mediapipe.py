@@ -1519,6 +1519,25 @@ def notice_text(wheels: dict[str, Wheel], full_range_source: str) -> str:
 # --------------------------------------------------------------------------
 
 
+def keep_other_generators(out_dir: Path, manifest: dict[str, Any]) -> str:
+    """Carry over what other build scripts added to ``manifest.json`` and ``NOTICE``.
+
+    ``convert_blendshapes.py`` adds its models' entries (marked with ``generator``) and a
+    NOTICE section starting with ``--- begin``; rerunning this script must not drop them.
+    Returns the NOTICE text to append.
+    """
+    old_path = out_dir / "manifest.json"
+    if old_path.exists():
+        old = json.loads(old_path.read_text())
+        for key, entry in old.get("models", {}).items():
+            if entry.get("generator") and key not in manifest["models"]:
+                manifest["models"][key] = entry
+    notice = out_dir / "NOTICE"
+    text = notice.read_text() if notice.exists() else ""
+    start = text.find("\n--- begin ")
+    return text[start:] if start >= 0 else ""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments."""
     parser = argparse.ArgumentParser(
@@ -1925,9 +1944,10 @@ def main(argv: list[str] | None = None) -> int:
                     f" on onnxruntime {run['onnxruntime']}"
                 )
 
+    kept = keep_other_generators(out_dir, manifest)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (out_dir / "LICENSE-APACHE-2.0.txt").write_text(apache_license_text(wheels["mediapipe"]))
-    (out_dir / "NOTICE").write_text(notice_text(wheels, args.full_range_source))
+    (out_dir / "NOTICE").write_text(notice_text(wheels, args.full_range_source) + kept)
     LOG.info("wrote %s", out_dir)
 
     latency = {}

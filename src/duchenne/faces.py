@@ -27,6 +27,21 @@ EMOTION_LABELS: tuple[str, ...] = (
     "contempt",
 )
 
+#: MediaPipe's 52 blendshape coefficients, in the model's order (``face_blendshapes_graph.cc``).
+BLENDSHAPE_NAMES: tuple[str, ...] = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
+    "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft",
+    "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
+    "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft",
+    "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen",
+    "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft",
+    "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight",
+    "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower",
+    "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight",
+    "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
+    "noseSneerLeft", "noseSneerRight",
+)  # fmt: skip
+
 #: BlazeFace keypoint order ("right" is the subject's right, i.e. the image's left side).
 KEYPOINT_NAMES: tuple[str, ...] = (
     "right_eye",
@@ -45,6 +60,7 @@ _OPTIONAL_SHAPES: dict[str, tuple[int | None, ...]] = {
     "smile": (),
     "smile_score": (),
     "emotion": (len(EMOTION_LABELS),),
+    "blendshapes": (len(BLENDSHAPE_NAMES),),
     "track_id": (),
 }
 
@@ -73,6 +89,7 @@ class Faces:
         smile: (n,) calibrated probability that the face smiles.
         smile_score: (n,) smile intensity on 1..10 (see ``duchenne.models.smile``).
         emotion: (n, 8) emotion probabilities in ``EMOTION_LABELS`` order.
+        blendshapes: (n, 52) MediaPipe blendshape coefficients in ``BLENDSHAPE_NAMES`` order.
         track_id: (n,) stable identity across video frames.
         data: per-face extras, each an array with first dimension n (e.g. geometry values).
         meta: per-image facts: ``width``, ``height``, ``source``, model names, frame index.
@@ -91,6 +108,7 @@ class Faces:
     smile: np.ndarray | None = None
     smile_score: np.ndarray | None = None
     emotion: np.ndarray | None = None
+    blendshapes: np.ndarray | None = None
     track_id: np.ndarray | None = None
     data: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -162,9 +180,6 @@ class Faces:
 
     def face(self, i: int) -> Face:
         """The i-th face as a frozen ``Face`` view of plain Python values."""
-        emotions = None
-        if self.emotion is not None:
-            emotions = {k: float(v) for k, v in zip(EMOTION_LABELS, self.emotion[i], strict=True)}
         return Face(
             index=i,
             box=tuple(float(v) for v in self.xyxy[i]),  # type: ignore[arg-type]
@@ -173,7 +188,8 @@ class Faces:
             landmarks=None if self.landmarks is None else self.landmarks[i],
             smile=_opt_float(self.smile, i),
             smile_score=_opt_float(self.smile_score, i),
-            emotions=emotions,
+            emotions=_named(EMOTION_LABELS, self.emotion, i),
+            blendshapes=_named(BLENDSHAPE_NAMES, self.blendshapes, i),
             track_id=None if self.track_id is None else int(self.track_id[i]),
             geometry={k: float(v[i]) for k, v in self.data.items() if v.ndim == 1},
         )
@@ -203,6 +219,7 @@ class Face:
     smile: float | None = None
     smile_score: float | None = None
     emotions: dict[str, float] | None = None
+    blendshapes: dict[str, float] | None = None
     track_id: int | None = None
     geometry: dict[str, float] = field(default_factory=dict)
 
@@ -239,6 +256,8 @@ class Face:
         if self.emotions is not None:
             out["top_emotion"] = self.top_emotion
             out["emotions"] = {k: round(v, 4) for k, v in self.emotions.items()}
+        if self.blendshapes is not None:
+            out["blendshapes"] = {k: round(v, 4) for k, v in self.blendshapes.items()}
         if self.geometry:
             out["geometry"] = {k: round(v, 4) for k, v in self.geometry.items()}
         if landmarks and self.landmarks is not None:
@@ -270,6 +289,13 @@ def result_rows(
     return rows or [
         {"source": str(source), "face": None, "width": result.meta.get("width"), "error": None}
     ]
+
+
+def _named(names: tuple[str, ...], values: np.ndarray | None, i: int) -> dict[str, float] | None:
+    """Row ``i`` of a per-face (n, len(names)) array as ``{name: float}``; None if absent."""
+    if values is None:
+        return None
+    return {k: float(v) for k, v in zip(names, values[i], strict=True)}
 
 
 def _opt_float(values: np.ndarray | None, i: int) -> float | None:

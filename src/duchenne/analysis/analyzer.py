@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from duchenne.analysis.config import AnalyzerConfig
 from duchenne.errors import DuchenneError
 from duchenne.face.align import AlignConfig, align_batch, crop_as_aligned, eye_centres
+from duchenne.face.blendshapes import FaceBlendshapes
 from duchenne.face.detector import Detections, FaceDetector
 from duchenne.face.geometry import geometry_arrays
 from duchenne.face.landmarks import FaceMesh, FaceRoi, roi_from_detection, roi_from_landmarks
@@ -57,6 +58,9 @@ class Analyzer:
             config.detector, min_score=config.min_score, tile=config.tile, threads=config.threads
         )
         self.mesh = FaceMesh(threads=config.threads) if "landmarks" in config.stages else None
+        self.blendshape_stage: FaceBlendshapes | None = None
+        if "blendshapes" in config.stages:
+            self.blendshape_stage = FaceBlendshapes(threads=config.threads)
         self.smile_model: SmileModel | None = None
         if "smile" in config.stages:
             if config.smile_model is None and default_smile_model() is None:
@@ -107,6 +111,7 @@ class Analyzer:
         view = copy.copy(self)
         view.config = config
         view.mesh = self.mesh if "landmarks" in config.stages else None
+        view.blendshape_stage = self.blendshape_stage if "blendshapes" in config.stages else None
         view.smile_model = self.smile_model if "smile" in config.stages else None
         return view
 
@@ -136,6 +141,8 @@ class Analyzer:
         names = {"detector": self.detector.spec.model}
         if self.mesh is not None:
             names["landmarks"] = "face_landmark"
+        if self.blendshape_stage is not None:
+            names["blendshapes"] = "face_landmark_478+face_blendshapes"
         if self.smile_model is not None:
             names["smile"] = self.smile_model.name
         return names
@@ -207,7 +214,16 @@ class Analyzer:
             faces.landmarks, faces.landmark_score = self.landmarks(image, rois)
             if "geometry" in self.stages:
                 faces.data.update(geometry_arrays(faces.landmarks))
+            faces.blendshapes = self.blendshapes(image, faces.landmarks)
         return faces
+
+    def blendshapes(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+        """MediaPipe's 52 coefficients (n, 52) for faces with these Face Mesh landmarks
+        (n, 468, 3); None when the ``blendshapes`` stage is off (see
+        ``duchenne.face.blendshapes``)."""
+        if self.blendshape_stage is None:
+            return None
+        return self.blendshape_stage(image, landmarks)
 
     def landmarks(
         self, image: np.ndarray, rois: Sequence[FaceRoi], *, refine: bool = True

@@ -21,27 +21,32 @@ from typing import Any
 
 from duchenne.io.image import DEFAULT_MAX_PIXELS
 
+#: The stages an ``Analyzer`` runs by default.
 STAGES = ("detect", "landmarks", "geometry", "smile")
+#: Every stage, in run order: the defaults plus the opt-in ``blendshapes`` (MediaPipe's 52
+#: coefficients; opt-in because its 478-point landmark pass costs about 4x Face Mesh).
+ALL_STAGES = ("detect", "landmarks", "geometry", "blendshapes", "smile")
 
 #: fields that decide which onnxruntime sessions an ``Analyzer`` opens (views must match)
 SESSION_FIELDS = ("detector", "smile_model", "min_score", "tile", "threads")
 
 
 def normalize_stages(stages: Iterable[str] | str) -> tuple[str, ...]:
-    """Validate stage names and add what they depend on (geometry needs landmarks).
+    """Validate stage names and add what they depend on (geometry and blendshapes need
+    landmarks).
 
     A string is read as a comma-separated list (``"detect,smile"``).
     """
     if isinstance(stages, str):
         stages = [s.strip() for s in stages.split(",") if s.strip()]
     wanted = set(stages)
-    unknown = wanted - set(STAGES)
+    unknown = wanted - set(ALL_STAGES)
     if unknown:
-        raise ValueError(f"unknown stage(s) {sorted(unknown)}; choose from {list(STAGES)}")
-    if "geometry" in wanted:
+        raise ValueError(f"unknown stage(s) {sorted(unknown)}; choose from {list(ALL_STAGES)}")
+    if wanted & {"geometry", "blendshapes"}:
         wanted.add("landmarks")
     wanted.add("detect")
-    return tuple(s for s in STAGES if s in wanted)
+    return tuple(s for s in ALL_STAGES if s in wanted)
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,9 @@ class AnalyzerConfig:
     """What an ``Analyzer`` loads and how it selects faces.
 
     Attributes:
-        stages: which stages run, from ``("detect", "landmarks", "geometry", "smile")``
-            (or ``"detect,smile"``); detection always runs, geometry implies landmarks.
-            Stored normalised, in pipeline order.
+        stages: which stages run, from ``ALL_STAGES`` (or ``"detect,smile"``; default
+            ``STAGES``: all but the opt-in ``blendshapes``); detection always runs,
+            geometry and blendshapes imply landmarks. Stored normalised, in pipeline order.
         detector: ``"full"`` (any distance, default) or ``"short"`` (near faces).
         smile_model: ladder variant name or ``.onnx`` path (None = the default variant).
         max_faces: keep at most this many faces (highest detector score first).

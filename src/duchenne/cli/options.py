@@ -14,7 +14,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from duchenne.analysis.config import STAGES, AnalyzerConfig
+from duchenne.analysis.config import ALL_STAGES, STAGES, AnalyzerConfig
 
 
 def add_analyzer_args(
@@ -40,7 +40,8 @@ def add_analyzer_args(
         parser.add_argument(
             "--stages",
             default=",".join(STAGES),
-            help=f"comma-separated stages from {','.join(STAGES)}",
+            help=f"comma-separated stages from {','.join(ALL_STAGES)} (default: %(default)s; "
+            "blendshapes adds MediaPipe's 52 coefficients per face)",
         )
     parser.add_argument(
         "--detector", choices=("full", "short"), default="full", help="BlazeFace model"

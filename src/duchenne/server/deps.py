@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from duchenne.analysis.config import STAGES
+from duchenne.analysis.config import ALL_STAGES, STAGES
 from duchenne.server.engine import AnalyzeOptions, Engine
 from duchenne.server.handlers import ApiError
 from duchenne.server.jobs import JobManager
@@ -76,8 +76,9 @@ async def analyze_options(
     stages: Annotated[
         str | None,
         Query(
-            description=f"comma-separated stages from {','.join(STAGES)} "
-            "(detection always runs; geometry implies landmarks)",
+            description=f"comma-separated stages from {','.join(ALL_STAGES)} (default "
+            f"{','.join(STAGES)}; detection always runs; geometry and blendshapes imply "
+            "landmarks)",
             examples=["detect,landmarks,geometry,smile"],
             max_length=100,
         ),

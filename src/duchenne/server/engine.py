@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from duchenne.analysis.analyzer import Analyzer
-from duchenne.analysis.config import STAGES, AnalyzerConfig, normalize_stages
+from duchenne.analysis.config import ALL_STAGES, STAGES, AnalyzerConfig, normalize_stages
 from duchenne.annotate import FaceAnnotator
 from duchenne.faces import Faces
 from duchenne.io.image import encode_image, load_image
@@ -87,6 +87,7 @@ def analyzer_config(settings: Settings) -> AnalyzerConfig:
     """The service's ``Analyzer`` options (the same in worker processes): all stages,
     requests pick subsets."""
     return AnalyzerConfig(
+        stages=ALL_STAGES,
         detector=settings.detector,
         smile_model=settings.model,
         threads=settings.threads,

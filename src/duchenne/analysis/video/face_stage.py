@@ -55,9 +55,11 @@ class TrackingFaceStage:
         return self.analyzer.smile_model is not None
 
     def __call__(self, image: np.ndarray) -> Faces:
-        """Faces with raw landmarks (and smiles when a smile model runs); no geometry."""
+        """Faces with raw landmarks (smiles and blendshapes when those stages run); no
+        geometry."""
         if "landmarks" in self.analyzer.stages:
             faces = self._tracked(image)
+            faces.blendshapes = self.analyzer.blendshapes(image, faces.landmarks)
         else:
             faces = self._detect_only(image)
         self.analyzer.smiles([image], [faces])
