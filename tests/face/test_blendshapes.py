@@ -91,7 +91,7 @@ def test_no_faces_gives_empty_arrays(stage, astronaut):
 def test_stage_implies_landmarks_and_is_opt_in():
     assert normalize_stages(["blendshapes"]) == ("detect", "landmarks", "blendshapes")
     default = Analyzer(threads=1)
-    assert "blendshapes" not in default.stages and default.blendshapes is None
+    assert "blendshapes" not in default.stages and default.blendshape_stage is None
 
 
 def test_stage_on_and_off_and_output_schema(astronaut):
