@@ -163,6 +163,9 @@ def test_auto_epochs_fit_the_budget(cache_dir: Path) -> None:
     assert cfg.epochs == 3 and len(result.history) == 3
     with pytest.raises(ValueError):
         loop.auto_epochs(_cfg(cache_dir, epochs=0), 1.0, 0.0)
+    # the pace is the last warm-up epoch's, and the time already spent is subtracted
+    cfg = _cfg(cache_dir, epochs=0, time_budget_s=100.0, max_epochs=300)
+    assert loop.auto_epochs(cfg, 10.0, 30.0) == 2 + int(0.95 * 70 / 10)
 
 
 def test_jpeg_augment_makes_block_artefacts_that_grow_with_compression() -> None:
