@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from duchenne.face import topology as T
+
 __all__ = [
     "LANDMARKS",
     "SmileEpisode",
@@ -54,17 +56,17 @@ logger = logging.getLogger(__name__)
 
 #: Face Mesh indices used here ("right" = the subject's right = image left).
 LANDMARKS: dict[str, int] = {
-    "nose_tip": 1,
-    "right_eye_outer": 33,
-    "right_eye_inner": 133,
-    "left_eye_inner": 362,
-    "left_eye_outer": 263,
-    "right_eyelid": 159,
-    "left_eyelid": 386,
-    "right_cheek": 50,
-    "left_cheek": 280,
-    "right_lip_corner": 61,
-    "left_lip_corner": 291,
+    "nose_tip": T.NOSE_TIP,
+    "right_eye_outer": T.RIGHT_EYE_OUTER,
+    "right_eye_inner": T.RIGHT_EYE_INNER,
+    "left_eye_inner": T.LEFT_EYE_INNER,
+    "left_eye_outer": T.LEFT_EYE_OUTER,
+    "right_eyelid": T.RIGHT_EYE_UPPER,
+    "left_eyelid": T.LEFT_EYE_UPPER,
+    "right_cheek": T.CHEEK_RIGHT,
+    "left_cheek": T.CHEEK_LEFT,
+    "right_lip_corner": T.MOUTH_RIGHT,
+    "left_lip_corner": T.MOUTH_LEFT,
 }
 _USED = np.array(sorted(LANDMARKS.values()))
 _L = LANDMARKS

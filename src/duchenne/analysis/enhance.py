@@ -54,9 +54,11 @@ import numpy as np
 
 from duchenne.analysis.analyzer import Analyzer
 from duchenne.errors import NoFaceDetectedError
+from duchenne.face import topology as T
 from duchenne.face.align import LEFT_EYE_IDX, RIGHT_EYE_IDX
 from duchenne.face.boxes import iou_matrix
-from duchenne.face.geometry import CHIN, FOREHEAD, geometry_arrays
+from duchenne.face.geometry import geometry_arrays
+from duchenne.face.topology import CHIN, FACE_OVAL, FOREHEAD
 from duchenne.face.warp import remap
 from duchenne.faces import Faces
 from duchenne.io.image import load_image
@@ -81,13 +83,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: MediaPipe's face-oval contour (FACEMESH_FACE_OVAL), in order around the face.
-FACE_OVAL: tuple[int, ...] = (
-    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
-)  # fmt: skip
-RIGHT_EYE_CORNERS, LEFT_EYE_CORNERS = (33, 133), (263, 362)
-LIP_INNER_CENTRE = (13, 14)
+RIGHT_EYE_CORNERS = (T.RIGHT_EYE_OUTER, T.RIGHT_EYE_INNER)
+LEFT_EYE_CORNERS = (T.LEFT_EYE_OUTER, T.LEFT_EYE_INNER)
+LIP_INNER_CENTRE = (T.LIP_UPPER_INNER, T.LIP_LOWER_INNER)
 
 #: geometry values reported before/after (the ones a smile changes)
 REPORTED_GEOMETRY: tuple[str, ...] = (
@@ -155,11 +153,27 @@ class DisplacementModel:
 #: bundled photos until amount 1 looks like a clear but natural smile (docs/enhance.md).
 DEFAULT_MODEL = DisplacementModel(
     handles=(
-        Handle("lip_corners", (61, 291), out=0.06, up=0.10, sigma=0.18),
-        Handle("upper_lip", (0,), out=0.0, up=0.02, sigma=0.22, gate="above_lip_line"),
-        Handle("cheeks", (50, 280), out=0.02, up=0.05, sigma=0.25),
-        Handle("lower_lids", (145, 374), out=0.0, up=0.045, sigma=0.12, gate="below_eye_line"),
-        Handle("upper_lids", (159, 386), out=0.0, up=-0.015, sigma=0.08, gate="above_eye_line"),
+        Handle("lip_corners", (T.MOUTH_RIGHT, T.MOUTH_LEFT), out=0.06, up=0.10, sigma=0.18),
+        Handle(
+            "upper_lip", (T.LIP_UPPER_OUTER,), out=0.0, up=0.02, sigma=0.22, gate="above_lip_line"
+        ),
+        Handle("cheeks", (T.CHEEK_RIGHT, T.CHEEK_LEFT), out=0.02, up=0.05, sigma=0.25),
+        Handle(
+            "lower_lids",
+            (T.RIGHT_EYE_LOWER, T.LEFT_EYE_LOWER),
+            out=0.0,
+            up=0.045,
+            sigma=0.12,
+            gate="below_eye_line",
+        ),
+        Handle(
+            "upper_lids",
+            (T.RIGHT_EYE_UPPER, T.LEFT_EYE_UPPER),
+            out=0.0,
+            up=-0.015,
+            sigma=0.08,
+            gate="above_eye_line",
+        ),  # fmt: skip
     )
 )
 

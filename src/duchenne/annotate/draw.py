@@ -11,10 +11,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from duchenne.face import topology as T
 from duchenne.faces import Face, Faces
 
 # Landmarks worth showing: eye corners and lids, cheeks, lip corners and lip centres.
-KEY_LANDMARKS = (33, 133, 159, 145, 263, 362, 386, 374, 50, 280, 61, 291, 13, 14, 0, 17, 1)
+KEY_LANDMARKS = (
+    T.RIGHT_EYE_OUTER, T.RIGHT_EYE_INNER, T.RIGHT_EYE_UPPER, T.RIGHT_EYE_LOWER,
+    T.LEFT_EYE_OUTER, T.LEFT_EYE_INNER, T.LEFT_EYE_UPPER, T.LEFT_EYE_LOWER,
+    T.CHEEK_RIGHT, T.CHEEK_LEFT, T.MOUTH_RIGHT, T.MOUTH_LEFT,
+    T.LIP_UPPER_INNER, T.LIP_LOWER_INNER, T.LIP_UPPER_OUTER, T.LIP_LOWER_OUTER, T.NOSE_TIP,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

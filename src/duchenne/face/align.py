@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from duchenne.face.topology import LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR
 from duchenne.face.warp import warp_affine
 
 # Face Mesh eye contours: the eye centre is the mean of these points (more stable than
 # any single point when the eyes narrow, which is exactly what smiles do).
-RIGHT_EYE_IDX = (33, 133, 159, 145, 160, 144, 158, 153)
-LEFT_EYE_IDX = (263, 362, 386, 374, 387, 373, 385, 380)
+RIGHT_EYE_IDX, LEFT_EYE_IDX = RIGHT_EYE_CONTOUR, LEFT_EYE_CONTOUR
 
 
 @dataclass(frozen=True)

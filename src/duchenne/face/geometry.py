@@ -20,14 +20,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from duchenne.face import topology as T
 from duchenne.face.align import eye_centres
+from duchenne.face.topology import (
+    CHEEK_LEFT,
+    CHEEK_RIGHT,
+    CHIN,
+    FOREHEAD,
+    LIP_LOWER_INNER,
+    LIP_UPPER_INNER,
+    MOUTH_LEFT,
+    MOUTH_RIGHT,
+)
 
-MOUTH_RIGHT, MOUTH_LEFT = 61, 291  # outer lip corners of the 468-point mesh
-LIP_UPPER_INNER, LIP_LOWER_INNER = 13, 14
-RIGHT_EYE = {"outer": 33, "inner": 133, "upper": 159, "lower": 145}
-LEFT_EYE = {"outer": 263, "inner": 362, "upper": 386, "lower": 374}
-CHEEK_RIGHT, CHEEK_LEFT = 50, 280
-FOREHEAD, CHIN = 10, 152
+RIGHT_EYE = {"outer": T.RIGHT_EYE_OUTER, "inner": T.RIGHT_EYE_INNER,
+             "upper": T.RIGHT_EYE_UPPER, "lower": T.RIGHT_EYE_LOWER}  # fmt: skip
+LEFT_EYE = {"outer": T.LEFT_EYE_OUTER, "inner": T.LEFT_EYE_INNER,
+            "upper": T.LEFT_EYE_UPPER, "lower": T.LEFT_EYE_LOWER}  # fmt: skip
 
 GEOMETRY_KEYS = (
     "mouth_width",

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from duchenne.face.topology import LEFT_EYE_OUTER, NUM_LANDMARKS, RIGHT_EYE_OUTER
 from duchenne.face.warp import warp_affine
 from duchenne.models.registry import create_model
 
 INPUT_SIZE = 192
 ROI_SCALE = 1.5
-NUM_LANDMARKS = 468
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def roi_from_landmarks(landmarks: np.ndarray) -> FaceRoi:
     """
     xy = landmarks[:, :2]
     lo, hi = xy.min(0), xy.max(0)
-    right_eye, left_eye = xy[33], xy[263]
+    right_eye, left_eye = xy[RIGHT_EYE_OUTER], xy[LEFT_EYE_OUTER]
     rotation = -math.atan2(-(left_eye[1] - right_eye[1]), left_eye[0] - right_eye[0])
     side = float(max(hi - lo)) * ROI_SCALE
     centre = (lo + hi) / 2

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from duchenne.face import topology as T
 from duchenne.face.boxes import iou_matrix
 from duchenne.face.smoothing import OneEuroFilter
 
@@ -50,13 +51,13 @@ logger = logging.getLogger(__name__)
 #: bridge 168, nose tip 1, forehead 10, face sides 234 / 454. The mouth and the chin are
 #: left out because a smile or an open jaw changes them.
 _MESH_SIGNATURE_PAIRS: tuple[tuple[int, int], ...] = (
-    (234, 454),  # face width
-    (168, 1),  # nose length
-    (33, 133),  # right eye width
-    (362, 263),  # left eye width
-    (10, 168),  # forehead to nose bridge
-    (1, 234),  # nose tip to right face side
-    (1, 454),  # nose tip to left face side
+    (T.FACE_RIGHT, T.FACE_LEFT),  # face width
+    (T.NOSE_BRIDGE, T.NOSE_TIP),  # nose length
+    (T.RIGHT_EYE_OUTER, T.RIGHT_EYE_INNER),  # right eye width
+    (T.LEFT_EYE_INNER, T.LEFT_EYE_OUTER),  # left eye width
+    (T.FOREHEAD, T.NOSE_BRIDGE),  # forehead to nose bridge
+    (T.NOSE_TIP, T.FACE_RIGHT),  # nose tip to right face side
+    (T.NOSE_TIP, T.FACE_LEFT),  # nose tip to left face side
 )
 _BIG = 1e6
 
@@ -144,9 +145,9 @@ def geometric_signature(landmarks: np.ndarray) -> np.ndarray | None:
         1-D descriptor, or ``None`` when the reference distance is degenerate or k < 3.
     """
     pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
-    if pts.shape[0] >= 468:
-        eye_r = 0.5 * (pts[33] + pts[133])
-        eye_l = 0.5 * (pts[362] + pts[263])
+    if pts.shape[0] >= T.NUM_LANDMARKS:
+        eye_r = 0.5 * (pts[T.RIGHT_EYE_OUTER] + pts[T.RIGHT_EYE_INNER])
+        eye_l = 0.5 * (pts[T.LEFT_EYE_INNER] + pts[T.LEFT_EYE_OUTER])
         ref = float(np.linalg.norm(eye_l - eye_r))
         a, b = (np.array(idx) for idx in zip(*_MESH_SIGNATURE_PAIRS, strict=True))
         dist = np.linalg.norm(pts[a] - pts[b], axis=1)

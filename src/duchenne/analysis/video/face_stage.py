@@ -7,11 +7,21 @@ import math
 import numpy as np
 
 from duchenne.analysis.analyzer import Analyzer
+from duchenne.face import topology as T
 from duchenne.face.boxes import iou_matrix
 from duchenne.face.landmarks import FaceRoi, roi_from_detection, roi_from_landmarks
 from duchenne.faces import Faces
 
-_MESH_KEYPOINTS = ((33, 133), (362, 263), (1,), (13, 14), (234,), (454,))
+#: Face Mesh points whose mean stands in for each BlazeFace keypoint (eyes, nose, mouth,
+#: ear tragions)
+_MESH_KEYPOINTS = (
+    (T.RIGHT_EYE_OUTER, T.RIGHT_EYE_INNER),
+    (T.LEFT_EYE_INNER, T.LEFT_EYE_OUTER),
+    (T.NOSE_TIP,),
+    (T.LIP_UPPER_INNER, T.LIP_LOWER_INNER),
+    (T.FACE_RIGHT,),
+    (T.FACE_LEFT,),
+)
 _DEDUP_IOU = 0.5
 _NEW_FACE_IOU = 0.3
 _ROI_TOLERANCE = 0.05
