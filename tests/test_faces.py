@@ -91,3 +91,54 @@ def test_records_are_flat_and_nan_safe() -> None:
         for k, v in rec.items()
         if not k.startswith("keypoints.")
     )
+
+
+def test_reading_order_rows_then_left_to_right() -> None:
+    from duchenne.faces import reading_order
+
+    # two rows of 40 px faces, the second row 60 px lower; heads within a row jitter by 8 px
+    boxes = np.array(
+        [[300, 108, 340, 148], [0, 100, 40, 140], [150, 160, 190, 200], [60, 168, 100, 208],
+         [160, 100, 200, 140]], np.float32,
+    )  # fmt: skip
+    assert reading_order(boxes).tolist() == [1, 4, 0, 3, 2]
+    assert reading_order(np.zeros((0, 4))).tolist() == []
+
+
+def test_every_row_has_the_same_columns_error_last() -> None:
+    from duchenne.faces import result_rows, row_columns
+
+    faces = mock_faces(n=2)
+    faces.meta.update(width=64, height=48, smile_threshold=0.5)
+    rows = [
+        *result_rows("bad.jpg", ValueError("broken")),
+        *result_rows("a.jpg", faces),
+        *result_rows("none.jpg", Faces.empty(width=10, height=20)),
+    ]
+    assert all(list(r) == row_columns() for r in rows)
+    assert list(rows[0])[-1] == "error" and rows[0]["error"] == "ValueError: broken"
+    assert rows[1]["face"] == 0 and rows[2]["face"] == 1 and rows[1]["height"] == 48
+    assert rows[3]["face"] is None and rows[3]["height"] == 20 and rows[3]["smile"] is None
+    assert not any(isinstance(v, (list, dict)) for r in rows for v in r.values())
+
+
+def test_one_flattening_for_csv_and_parquet(tmp_path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    from duchenne.faces import result_rows
+    from duchenne.io.sinks import write_records
+
+    faces = mock_faces(n=1)
+    rows = result_rows("a.jpg", faces)
+    write_records(rows, tmp_path / "t.csv")
+    write_records(rows, tmp_path / "t.parquet")
+    header = (tmp_path / "t.csv").read_text().splitlines()[0].split(",")
+    assert pq.read_table(tmp_path / "t.parquet").column_names == header
+    assert "keypoints.right_eye.0" in header
+
+
+def test_smile_threshold_in_meta_decides_smiling() -> None:
+    faces = mock_faces(n=1, smile=[0.7])
+    assert faces.to_dict()["faces"][0]["smiling"] is True
+    faces.meta["smile_threshold"] = 0.8
+    assert faces.face(0).is_smiling is False
+    assert faces.to_dict()["faces"][0]["smiling"] is False

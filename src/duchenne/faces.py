@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from duchenne.errors import InvalidFacesError
+from duchenne.io.sinks import flatten_record
 
 EMOTION_LABELS: tuple[str, ...] = (
     "neutral",
@@ -41,6 +42,13 @@ BLENDSHAPE_NAMES: tuple[str, ...] = (
     "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
     "noseSneerLeft", "noseSneerRight",
 )  # fmt: skip
+
+#: ``smile >= threshold`` means smiling unless a caller sets another (``--smile-threshold``).
+DEFAULT_SMILE_THRESHOLD = 0.5
+
+#: Single-photo action-unit proxies in [0, 1] (``duchenne.face.geometry.au_proxies``); they
+#: travel in ``Faces.data`` and are written under ``"au"`` instead of ``"geometry"``.
+AU_KEYS: tuple[str, ...] = ("au6", "au12", "cheek_raise", "eye_narrowing", "lip_corner_pull")
 
 #: BlazeFace keypoint order ("right" is the subject's right, i.e. the image's left side).
 KEYPOINT_NAMES: tuple[str, ...] = (
@@ -192,6 +200,7 @@ class Faces:
             blendshapes=_named(BLENDSHAPE_NAMES, self.blendshapes, i),
             track_id=None if self.track_id is None else int(self.track_id[i]),
             geometry={k: float(v[i]) for k, v in self.data.items() if v.ndim == 1},
+            smile_threshold=float(self.meta.get("smile_threshold", DEFAULT_SMILE_THRESHOLD)),
         )
 
     def to_dict(self, *, landmarks: bool = False) -> dict[str, Any]:
@@ -222,6 +231,7 @@ class Face:
     blendshapes: dict[str, float] | None = None
     track_id: int | None = None
     geometry: dict[str, float] = field(default_factory=dict)
+    smile_threshold: float = DEFAULT_SMILE_THRESHOLD
 
     @property
     def top_emotion(self) -> str | None:
@@ -232,8 +242,8 @@ class Face:
 
     @property
     def is_smiling(self) -> bool | None:
-        """``smile >= 0.5``; None when the smile model did not run."""
-        return None if self.smile is None else self.smile >= 0.5
+        """``smile >= smile_threshold``; None when the smile model did not run."""
+        return None if self.smile is None else self.smile >= self.smile_threshold
 
     def to_dict(self, *, landmarks: bool = False) -> dict[str, Any]:
         """JSON-safe nested dict (the per-face part of the public schema)."""
@@ -258,37 +268,107 @@ class Face:
             out["emotions"] = {k: round(v, 4) for k, v in self.emotions.items()}
         if self.blendshapes is not None:
             out["blendshapes"] = {k: round(v, 4) for k, v in self.blendshapes.items()}
-        if self.geometry:
-            out["geometry"] = {k: round(v, 4) for k, v in self.geometry.items()}
+        geometry = {k: round(v, 4) for k, v in self.geometry.items() if k not in AU_KEYS}
+        aus = {k: round(self.geometry[k], 4) for k in AU_KEYS if k in self.geometry}
+        if geometry:
+            out["geometry"] = geometry
+        if aus:
+            out["au"] = aus
         if landmarks and self.landmarks is not None:
             out["landmarks"] = np.round(self.landmarks.astype(float), 2).tolist()
         return _json_safe(out)
 
     def to_record(self, *, landmarks: bool = False) -> dict[str, Any]:
-        """A flat dict: nested keys joined with dots (``emotions.happiness``)."""
-        return _flatten(self.to_dict(landmarks=landmarks))
+        """A flat dict: nested keys and list items joined with dots (``emotions.happiness``,
+        ``keypoints.right_eye.0``), the one flattening CSV and Parquet share."""
+        return flatten_record(self.to_dict(landmarks=landmarks))
+
+
+def row_columns(
+    *, landmarks: bool = False, blendshapes: bool = False, extra: Sequence[str] = ()
+) -> list[str]:
+    """The columns of every table row, in order (``result_rows``, ``duchenne analyze``, batch).
+
+    Why fixed: rows of images without a face, rows of inputs that failed and rows of
+    faces found with fewer stages must line up under one header, and ``error`` must stay
+    the last column whichever input comes first. Fields a stage did not compute are null.
+    ``blendshapes`` adds the 52 coefficients (the opt-in stage); ``extra`` columns (other
+    scalar image facts) go before ``error``.
+    """
+    from duchenne.face.geometry import GEOMETRY_KEYS
+
+    cols = ["source", "face", "width", "height", "smile_threshold"]
+    cols += [f"box.{k}" for k in ("x1", "y1", "x2", "y2")]
+    cols += ["score"]
+    cols += [f"keypoints.{k}.{j}" for k in KEYPOINT_NAMES for j in (0, 1)]
+    cols += ["smile", "smiling", "smile_score", "top_emotion"]
+    cols += [f"emotions.{e}" for e in EMOTION_LABELS]
+    if blendshapes:
+        cols += [f"blendshapes.{b}" for b in BLENDSHAPE_NAMES]
+    cols += [f"geometry.{g}" for g in GEOMETRY_KEYS]
+    cols += [f"au.{a}" for a in AU_KEYS]
+    if landmarks:
+        cols += [f"landmarks.{i}.{j}" for i in range(468) for j in range(3)]
+    cols += [c for c in extra if c not in cols and c != "error"]
+    return [*cols, "error"]
 
 
 def result_rows(
-    source: Any, result: Faces | Exception, *, landmarks: bool = False
+    source: Any,
+    result: Faces | Exception,
+    *,
+    landmarks: bool = False,
+    columns: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Table rows for one input: one per face, and one row even with no face or an error.
 
     Why a row for nothing: in tabular output (CSV, Parquet, batch jobs) an image without a
     face, or one that failed to load, must still appear, or it looks like it was never run.
-    Columns: ``source``, ``face`` (index or None), the face's flat record, ``error``.
+    Every row has the same keys in the same order (``row_columns``, or ``columns`` when
+    given): ``source``, ``face`` (the face number, as in JSON ``id`` and drawings; null for
+    no face), the image facts, the face's flat record, and ``error`` last.
     """
     if isinstance(result, Exception):
-        return [
-            {"source": str(source), "face": None, "error": f"{type(result).__name__}: {result}"}
-        ]
-    rows = [
-        {"source": str(source), "face": i, **record, "error": None}
-        for i, record in enumerate(result.to_records(landmarks=landmarks))
-    ]
-    return rows or [
-        {"source": str(source), "face": None, "width": result.meta.get("width"), "error": None}
-    ]
+        rows = [{"error": f"{type(result).__name__}: {result}"}]
+        image: dict[str, Any] = {}
+    else:
+        image = {
+            k: v for k, v in _json_safe(result.meta).items() if not isinstance(v, (dict, list))
+        }
+        rows = [{"face": r.pop("id"), **r} for r in result.to_records(landmarks=landmarks)]
+        rows = rows or [dict(image)]
+    extra = [k for row in rows for k in row if k not in ("source", "face")]
+    cols = list(columns) if columns is not None else row_columns(landmarks=landmarks, extra=extra)
+    out = []
+    for row in rows:
+        row = {**row, "source": str(source)}
+        out.append({c: row.get(c) for c in cols})
+    return out
+
+
+def reading_order(xyxy: np.ndarray) -> np.ndarray:
+    """Indices that sort boxes in reading order: rows top to bottom, left to right in a row.
+
+    Why: face numbers are what people use to find a face (``#3`` on the drawing, row
+    ``face=3`` in the table, ``enhance --face 3``), and reading order makes them findable.
+    Faces sorted by centre height start a new row where the gap to the previous centre
+    exceeds 0.45 of the median face height (the rows of a posed group photo are a face
+    apart; heads within a row differ by less).
+    """
+    boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    if len(boxes) < 2:
+        return np.arange(len(boxes))
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2
+    tol = 0.45 * float(np.median(boxes[:, 3] - boxes[:, 1]))
+    rows: list[list[int]] = []
+    last = -np.inf
+    for i in np.argsort(cy, kind="stable").tolist():
+        if cy[i] - last > tol:
+            rows.append([])
+        rows[-1].append(i)
+        last = cy[i]
+    return np.array([i for row in rows for i in sorted(row, key=lambda j: cx[j])], dtype=np.int64)
 
 
 def _named(names: tuple[str, ...], values: np.ndarray | None, i: int) -> dict[str, float] | None:
@@ -300,17 +380,6 @@ def _named(names: tuple[str, ...], values: np.ndarray | None, i: int) -> dict[st
 
 def _opt_float(values: np.ndarray | None, i: int) -> float | None:
     return None if values is None else float(values[i])
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 def _json_safe(obj: Any) -> Any:

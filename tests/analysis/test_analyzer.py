@@ -11,6 +11,7 @@ from PIL import Image
 from duchenne import Analyzer, Faces, data
 from duchenne.errors import DuchenneError, ImageLoadError
 from duchenne.face.align import eye_centres
+from duchenne.faces import reading_order
 from tests.helpers import TEST_DATA
 
 
@@ -84,7 +85,10 @@ def test_options_max_faces_and_min_size(astronaut: np.ndarray) -> None:
         TEST_DATA / "solvay_1927.jpg"
     )
     assert len(group) == 5
-    assert np.all(np.diff(group.score) <= 0)
+    everyone = Analyzer(stages=("detect",), threads=1).analyze(TEST_DATA / "solvay_1927.jpg")
+    top5 = np.sort(everyone.score)[-5:]
+    np.testing.assert_allclose(np.sort(group.score), top5)  # the 5 most confident faces
+    np.testing.assert_array_equal(reading_order(group.xyxy), np.arange(5))  # in reading order
     none = Analyzer(stages=("detect",), min_face_size=200, threads=1).analyze(astronaut)
     assert len(none) == 0
     det_only = Analyzer(stages=("detect",), threads=1).analyze(astronaut)
@@ -211,3 +215,14 @@ def test_face_in_photo_beyond_opencv_side_limit(
     assert len(faces) >= 1 and faces.smile is not None and faces.landmarks is not None
     best = int(np.argmax(faces.score))
     np.testing.assert_allclose(faces.xyxy[best], alone.xyxy[0], atol=12)
+
+
+def test_au_proxies_for_a_single_photo(analyzer: Analyzer, astronaut: np.ndarray) -> None:
+    """AU6/AU12 proxies ride with every face (JSON ``au``, rows ``au.*``), in [0, 1]; the
+    smiling astronaut pulls her lip corners well beyond the median neutral face."""
+    face = analyzer.analyze(astronaut).to_dict()["faces"][0]
+    au = face["au"]
+    assert set(au) == {"au6", "au12", "cheek_raise", "eye_narrowing", "lip_corner_pull"}
+    assert all(0.0 <= v <= 1.0 for v in au.values())
+    assert au["au12"] > 0.4
+    assert "au6" not in face["geometry"]

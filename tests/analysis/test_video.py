@@ -37,6 +37,10 @@ from tests.video_factory import (
 )
 
 TOLERANCE_FRAMES = 3
+#: The clips are made from a photo that already smiles a little, so P(smile) is high in
+#: every frame and the default episodes (runs of smiling frames) span the whole clip; the
+#: timing tests measure the lip-corner segmentation that finds the generated smile.
+LIP = VideoOptions(episodes="lip")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,7 @@ def analyzer() -> Analyzer:
 @pytest.fixture(scope="module")
 def one_face(analyzer, tmp_path_factory) -> tuple[VideoResult, Path]:
     rows = tmp_path_factory.mktemp("rows") / "frames.jsonl"
-    return analyze_video(analyzer, one_face_clip().path, output=rows), rows
+    return analyze_video(analyzer, one_face_clip().path, output=rows, options=LIP), rows
 
 
 def _close(measured: float, expected: float, fps: float, frames: float = TOLERANCE_FRAMES) -> bool:
@@ -122,6 +126,28 @@ def test_per_frame_rows_are_streamed(one_face) -> None:
     assert apex["geometry.lip_corner_elevation"] > first["geometry.lip_corner_elevation"]
 
 
+def test_default_episodes_are_the_smiling_rows(analyzer, tmp_path) -> None:
+    """Table and summary agree: episodes are the runs of rows with ``smiling`` true, at
+    whatever ``smile_threshold`` the analyzer uses (the rows record it)."""
+    clip = one_face_clip()
+    for threshold in (0.5, 0.9999):
+        rows_path = tmp_path / f"rows{threshold}.jsonl"
+        strict = analyzer.with_options(smile_threshold=threshold)
+        result = analyze_video(strict, clip.path, output=rows_path)
+        rows = [json.loads(line) for line in rows_path.read_text().splitlines()]
+        assert {r["smile_threshold"] for r in rows} == {threshold}
+        assert all(r["smiling"] == (r["smile"] >= threshold) for r in rows)
+        smiling = [r["time"] for r in rows if r["smiling"]]
+        episodes = result.tracks[0].episodes if result.tracks else []
+        inside = [t for t in smiling if any(e.start_time <= t <= e.end_time for e in episodes)]
+        assert len(inside) >= len(smiling) - 2  # gaps < min_episode_s may be left out
+        for e in episodes:
+            span = [r for r in rows if e.start_time <= r["time"] <= e.end_time]
+            assert sum(r["smiling"] for r in span) >= 0.8 * len(span)
+        assert result.to_dict()["smile_threshold"] == threshold
+        assert "P(smile) >=" in result.to_dict()["episodes_from"]
+
+
 def test_tracking_skips_most_detector_runs(one_face) -> None:
     result, _ = one_face
     assert result.detector_runs <= result.frames_analysed // 10 + 1
@@ -129,7 +155,7 @@ def test_tracking_skips_most_detector_runs(one_face) -> None:
 
 def test_two_faces_keep_distinct_stable_ids(analyzer) -> None:
     clip = two_face_clip()
-    result = analyze_video(analyzer, clip.path)
+    result = analyze_video(analyzer, clip.path, options=LIP)
     assert len(result.tracks) == 2
     assert sorted(t.track_id for t in result.tracks) == [0, 1]
     assert all(t.n_frames == clip.n_frames for t in result.tracks)  # no ID switch, no loss
@@ -146,7 +172,7 @@ def test_two_faces_keep_distinct_stable_ids(analyzer) -> None:
 
 def test_sampling_every_other_frame_keeps_the_timing(analyzer) -> None:
     clip = one_face_clip()
-    result = analyze_video(analyzer, clip.path, every=2)
+    result = analyze_video(analyzer, clip.path, every=2, options=LIP)
     assert result.fps == pytest.approx(clip.fps / 2)
     assert result.frames_analysed == (clip.n_frames + 1) // 2
     (episode,) = result.tracks[0].episodes

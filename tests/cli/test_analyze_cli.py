@@ -221,3 +221,38 @@ def test_non_utf8_file_name_keeps_every_result(tmp_path, capsys) -> None:
     assert main(["analyze", str(tmp_path), "-q", "--stages", "detect"]) == 0
     docs = json.loads(capsys.readouterr().out)
     assert [d["image"]["source"] for d in docs] == sources
+
+
+def test_text_summary_threshold_and_crops(photos, tmp_path, capsys) -> None:
+    crops = tmp_path / "crops"
+    args = ["analyze", str(photos / "a.jpg"), "--quiet", "--format", "text"]
+    assert main([*args, "--crops", str(crops), "--smile-threshold", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{photos / 'a.jpg'} (512x512): 1 face(s)")
+    assert "#0" in out and "det " in out and "AU12" in out
+    (crop,) = crops.glob("a_face0.jpg")
+    assert Image.open(crop).size == (224, 224)
+
+
+def test_threshold_reaches_every_row(photos, tmp_path) -> None:
+    out = tmp_path / "rows.csv"
+    args = ["analyze", str(photos / "a.jpg"), "-q", "-o", str(out), "--smile-threshold", "0"]
+    assert main(args) == 0
+    (row,) = list(csv.DictReader(out.open()))
+    assert row["smile_threshold"] == "0.0"
+    if row["smile"]:  # P(smile) >= 0 always
+        assert row["smiling"] == "true"
+
+
+def test_bad_threshold_is_a_usage_error(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["analyze", "--demo", "--smile-threshold", "1.5"])
+    assert info.value.code == 2 and "must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_piped_output_is_json(photos) -> None:
+    """Not a terminal (pytest captures stdout): JSON by default."""
+    cmd = [sys.executable, "-m", "duchenne.cli.main", "analyze", str(photos / "a.jpg"), "-q"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["faces"][0]["id"] == 0

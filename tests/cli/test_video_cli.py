@@ -90,7 +90,8 @@ def test_train_authenticity_end_to_end(tmp_path: Path, capsys) -> None:
     provenance = json.loads(model.read_text())["provenance"]
     assert provenance["n_videos"] == 8 and "this dataset only" in provenance["reliability"]
     # the saved model is applied by `duchenne video`, which states where it came from
-    assert main(["video", str(one_face_clip().path), "-q", "--authenticity-model", str(model)]) == 0
+    args = ["video", str(one_face_clip().path), "-q", "--format", "text"]
+    assert main([*args, "--authenticity-model", str(model)]) == 0
     stdout = capsys.readouterr().out
     assert "trained P(spontaneous)" in stdout and "this dataset only" in stdout
 
@@ -102,3 +103,13 @@ def test_train_authenticity_reports_a_bad_dataset_in_one_line(tmp_path: Path, ca
     code = main(["train-authenticity", "--videos", str(tmp_path / "videos"), "--folds", str(folds)])
     err = capsys.readouterr().err
     assert code == 1 and "DatasetError" in err and "missing" in err and "Traceback" not in err
+
+
+def test_video_format_is_never_silently_ignored(tmp_path: Path, capsys) -> None:
+    clip = one_face_clip()
+    code = main(["video", str(clip.path), "-q", "--threads", "1", "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["frames_analysed"] == clip.n_frames
+    assert doc["sampling"] == "every frame" and doc["smile_threshold"] == 0.5
+    with pytest.raises(SystemExit, match="needs --output"):
+        main(["video", str(clip.path), "-q", "--format", "csv"])

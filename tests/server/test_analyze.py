@@ -163,9 +163,38 @@ def test_bad_query_values_are_422(client, demo_jpeg, query):
     assert_error(client.post(f"/v1/analyze?{query}", content=demo_jpeg), 422, "ValidationError")
 
 
-def test_unknown_query_parameters_cannot_name_a_server_file(client, demo_jpeg):
+def test_unknown_query_parameters_are_refused_not_ignored(client, demo_jpeg):
     response = client.post("/v1/analyze?path=/etc/passwd&url=http://x/y.jpg", content=demo_jpeg)
-    assert response.status_code == 200 and response.json()["image"].get("source") is None
+    assert_error(response, 422, "UnknownParameter")
+    assert "path, url" in response.json()["error"]["message"]
+    typo = client.post("/v1/analyze?max_face=1", content=demo_jpeg)
+    assert_error(typo, 422, "UnknownParameter")
+    assert "max_faces" in typo.json()["error"]["message"]  # names what is accepted
+
+
+def test_format_jpeg_answers_the_drawing_and_format_json_wins_over_accept(client, demo_jpeg):
+    jpeg = client.post("/v1/analyze?format=jpeg", content=demo_jpeg)
+    assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
+    assert jpeg.content[:2] == b"\xff\xd8"
+    as_json = client.post(
+        "/v1/analyze?format=json", content=demo_jpeg, headers={"Accept": "image/jpeg"}
+    )
+    assert as_json.headers["content-type"].startswith("application/json")
+    bad = client.post("/v1/analyze?format=png", content=demo_jpeg)
+    assert bad.status_code == 422
+
+
+def test_smile_threshold_decides_smiling(client, demo_jpeg):
+    docs = {
+        t: client.post(f"/v1/analyze?smile_threshold={t}", content=demo_jpeg).json()
+        for t in (0.0, 1.0)
+    }
+    assert docs[0.0]["image"]["smile_threshold"] == 0.0
+    faces0, faces1 = docs[0.0]["faces"], docs[1.0]["faces"]
+    if faces0 and "smile" in faces0[0]:
+        assert faces0[0]["smiling"] is True
+        assert faces1[0]["smiling"] is (faces1[0]["smile"] >= 1.0)
+    assert client.post("/v1/analyze?smile_threshold=2", content=demo_jpeg).status_code == 422
 
 
 def test_multipart_without_a_file_part(client):
@@ -283,3 +312,12 @@ def test_concurrent_requests_are_micro_batched(make_client, small_jpeg):
         t.join(10)
     assert codes == [200] * 8
     assert sum(fake.calls) == 8 and max(fake.calls) > 1
+
+
+def test_a_text_upload_is_named_by_its_file_name(client):
+    response = client.post("/v1/analyze", files={"file": ("notes.txt", b"hello, not a picture")})
+    assert_error(response, 422, "ImageLoadError")
+    message = response.json()["error"]["message"]
+    assert message.startswith("upload 'notes.txt':") and "<bytes>" not in message
+    raw = client.post("/v1/analyze", content=b"hello, not a picture")
+    assert raw.json()["error"]["message"].startswith("the upload:")

@@ -23,9 +23,9 @@ from duchenne.errors import DuchenneError
 from duchenne.face.align import AlignConfig, align_batch, crop_as_aligned, eye_centres
 from duchenne.face.blendshapes import FaceBlendshapes
 from duchenne.face.detector import Detections, FaceDetector
-from duchenne.face.geometry import geometry_arrays
+from duchenne.face.geometry import au_proxies, geometry_arrays
 from duchenne.face.landmarks import FaceMesh, FaceRoi, roi_from_detection, roi_from_landmarks
-from duchenne.faces import EMOTION_LABELS, Faces
+from duchenne.faces import EMOTION_LABELS, Faces, reading_order
 from duchenne.io.image import load_image
 from duchenne.models.registry import default_smile_model
 from duchenne.models.smile import SmileModel
@@ -44,6 +44,9 @@ class Analyzer:
             detector, smile model, limits, threads); None = the defaults.
         **options: fields of ``AnalyzerConfig`` replacing those of ``config``
             (``Analyzer(stages=("detect",), threads=1)``).
+
+    Faces come out in reading order (rows top to bottom, left to right), numbered from 0;
+    ``config.smile_threshold`` decides every ``smiling`` and is recorded in each meta.
 
     Example:
         >>> analyzer = Analyzer()
@@ -85,6 +88,11 @@ class Analyzer:
     def max_pixels(self) -> int:
         return self.config.max_pixels
 
+    @property
+    def smile_threshold(self) -> float:
+        """P(smile) from which a face counts as smiling (``config.smile_threshold``)."""
+        return self.config.smile_threshold
+
     def view(self, config: AnalyzerConfig) -> Analyzer:
         """A lighter ``Analyzer`` for ``config``, sharing this one's ONNX sessions.
 
@@ -121,6 +129,7 @@ class Analyzer:
         stages: Iterable[str] | None = None,
         max_faces: int | None = None,
         min_face_size: float | None = None,
+        smile_threshold: float | None = None,
     ) -> Analyzer:
         """:meth:`view` with other stages (None: these), ``max_faces`` (None: no limit) and
         ``min_face_size`` (None: this one's).
@@ -133,6 +142,8 @@ class Analyzer:
             changes["stages"] = tuple(stages)
         if min_face_size is not None:
             changes["min_face_size"] = min_face_size
+        if smile_threshold is not None:
+            changes["smile_threshold"] = smile_threshold
         return self.view(dataclasses.replace(self.config, **changes))
 
     @property
@@ -188,6 +199,7 @@ class Analyzer:
                 images.append(None)
                 continue
             faces.meta.update(_describe(source, image), models=self.model_names)
+            faces.meta["smile_threshold"] = self.smile_threshold
             results.append(faces)
             images.append(image)
         done = [(im, f) for im, f in zip(images, results, strict=True) if im is not None]
@@ -214,6 +226,7 @@ class Analyzer:
             faces.landmarks, faces.landmark_score = self.landmarks(image, rois)
             if "geometry" in self.stages:
                 faces.data.update(geometry_arrays(faces.landmarks))
+                faces.data.update(au_proxies(faces.data))
             faces.blendshapes = self.blendshapes(image, faces.landmarks)
         return faces
 
@@ -260,13 +273,15 @@ class Analyzer:
         return landmarks, presence
 
     def select_faces(self, dets: Detections) -> Detections:
-        """Apply ``min_face_size`` and ``max_faces`` (highest score first) to raw detections."""
+        """Apply ``min_face_size`` and ``max_faces`` (highest score kept) to raw detections,
+        then put the faces in reading order (their numbers everywhere)."""
         size = np.minimum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
         dets = dets.select(size >= self.min_face_size)
         order = np.argsort(-dets.score)
         if self.max_faces is not None:
             order = order[: self.max_faces]
-        return dets.select(order)
+        dets = dets.select(order)
+        return dets.select(reading_order(dets.xyxy))
 
     def _crop_faces(self, image: np.ndarray) -> Faces:
         h, w = image.shape[:2]

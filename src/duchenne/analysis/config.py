@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from duchenne.faces import DEFAULT_SMILE_THRESHOLD
 from duchenne.io.image import DEFAULT_MAX_PIXELS
 
 #: The stages an ``Analyzer`` runs by default.
@@ -65,6 +66,8 @@ class AnalyzerConfig:
         tile: scan large images in tiles for small faces (``"auto"``, True, False).
         threads: onnxruntime threads per session (None = onnxruntime's default).
         max_pixels: refuse images larger than this (decompression-bomb guard).
+        smile_threshold: ``smile >= smile_threshold`` counts as smiling, in every output
+            (``smiling`` fields, drawings, video episodes); recorded in each result's meta.
 
     Example:
         >>> cfg = AnalyzerConfig(stages="detect,smile", max_faces=2)
@@ -83,9 +86,13 @@ class AnalyzerConfig:
     tile: bool | str = "auto"
     threads: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    smile_threshold: float = DEFAULT_SMILE_THRESHOLD
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", normalize_stages(self.stages))
+        if not 0.0 <= float(self.smile_threshold) <= 1.0:
+            raise ValueError(f"smile_threshold must be in [0, 1], got {self.smile_threshold}")
+        object.__setattr__(self, "smile_threshold", float(self.smile_threshold))
 
     @classmethod
     def build(cls, config: AnalyzerConfig | None = None, **options: Any) -> AnalyzerConfig:

@@ -508,6 +508,64 @@ def find_episodes(
     return episodes
 
 
+def smiling_episodes(
+    d_lip: np.ndarray,
+    smile: np.ndarray,
+    fps: float,
+    threshold: float = 0.5,
+    min_duration: float = 0.25,
+    phase_tolerance: float = 0.1,
+) -> list[SmileEpisode]:
+    """Smile episodes = the runs of frames whose P(smile) is at least ``threshold``.
+
+    Why: the per-frame table says ``smiling`` where ``smile >= threshold``; episodes cut
+    the same way make the table and the summary agree (a face smiling through a whole
+    clip is one long episode, not the one bump of ``D_lip`` above its smiling baseline).
+    Gaps shorter than ``min_duration`` (a blink of the classifier) do not split a smile;
+    runs shorter than ``min_duration`` are dropped. Onset, apex and offset are then the
+    phases of ``D_lip`` inside each run (:func:`split_phases`, baseline = its 5th
+    percentile over the whole signal).
+
+    Args:
+        d_lip: (T,) ``D_lip`` signal (smoothed), for the phases.
+        smile: (T,) P(smile) per frame (NaN where unknown counts as not smiling).
+        fps, min_duration, phase_tolerance: as :func:`find_episodes`.
+        threshold: the smiling threshold.
+    """
+    if fps <= 0:
+        raise ValueError("fps must be > 0")
+    p = np.nan_to_num(np.asarray(smile, np.float64), nan=-1.0)
+    on = p >= threshold
+    runs = _runs_of(on)
+    gap = max(1, int(round(min_duration * fps)))
+    merged: list[Phase] = []
+    for a, b in runs:
+        if merged and a - merged[-1][1] - 1 < gap:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    runs = [(a, b) for a, b in merged if (b - a + 1) / fps >= min_duration]
+    d = np.asarray(d_lip, np.float64)
+    finite = np.isfinite(d)
+    if not runs or not finite.any():
+        return []
+    d = np.where(finite, d, np.nanmedian(d))
+    base = float(np.percentile(d, 5))
+    episodes = []
+    for a, b in runs:
+        ep = split_phases(d, fps, a, b, base, phase_tolerance)
+        ep.truncated = a == 0 or b == len(d) - 1
+        episodes.append(ep)
+    return episodes
+
+
+def _runs_of(mask: np.ndarray) -> list[Phase]:
+    """Inclusive ``(first, last)`` runs of True in a boolean array."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0] - 1
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
 def single_episode(
     d_lip: np.ndarray, fps: float, baseline: float | None = None, phase_tolerance: float = 0.1
 ) -> SmileEpisode:

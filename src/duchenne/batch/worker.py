@@ -32,7 +32,7 @@ from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.config import AnalyzerConfig
 from duchenne.batch.inputs import InputItem, is_uri, open_binary
 from duchenne.errors import DuchenneError, ImageLoadError, ImageTooLargeError
-from duchenne.faces import result_rows
+from duchenne.faces import result_rows, row_columns
 from duchenne.io.sinks import to_jsonable
 
 logger = logging.getLogger(__name__)
@@ -151,8 +151,14 @@ class BatchWorker:
         for i, result in zip(good, results, strict=True):
             merged[i] = result
         out = []
+        columns = row_columns(
+            landmarks=self.config.landmarks,
+            blendshapes="blendshapes" in self.config.analyzer.stages,
+        )
         for item, result in zip(items, merged, strict=True):
-            rows = result_rows(item.source, result, landmarks=self.config.landmarks)
+            rows = result_rows(
+                item.source, result, landmarks=self.config.landmarks, columns=columns
+            )
             for row in rows:  # meta["source"] is the absolute path the worker read
                 row["source"] = item.source
             out.append(rows)

@@ -18,12 +18,14 @@ from duchenne.analysis.analyzer import Analyzer
 from duchenne.annotate import FaceAnnotator
 from duchenne.cli.options import add_analyzer_args, config_from_args
 from duchenne.errors import DuchenneError
-from duchenne.faces import Faces, result_rows
+from duchenne.face.align import AlignConfig, align_batch
+from duchenne.faces import Faces, result_rows, row_columns
 from duchenne.io.image import iter_image_paths, load_image, save_image_atomic
-from duchenne.io.sinks import RecordWriter, records_to_text, to_json_text
+from duchenne.io.sinks import RecordWriter, atomic_write, records_to_text, to_json_text
 
 DEMO_IMAGE = "astronaut.jpg"
-FORMATS = ("json", "jsonl", "csv", "parquet")
+FORMATS = ("text", "json", "jsonl", "csv", "parquet")
+CROP_SIZE = 224
 CHUNK = 4  # photos decoded and analysed together (a 12 MP photo is ~36 MB decoded)
 
 
@@ -42,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--format",
         choices=FORMATS,
         default=None,
-        help="output format (default: from --output suffix, else json)",
+        help="output format: text (a short summary per face), json, jsonl, csv, parquet "
+        "(default: from the --output suffix; else text on a terminal, json when piped)",
     )
     p.add_argument(
         "--output",
@@ -56,6 +59,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="save annotated images into DIR, keeping each input's path relative to the "
         "inputs' common folder (a.jpg, a.png and sub/a.jpg stay three files)",
+    )
+    p.add_argument(
+        "--crops",
+        type=Path,
+        metavar="DIR",
+        help=f"save each face's eye-aligned {CROP_SIZE}x{CROP_SIZE} crop into DIR, named "
+        "like --draw's files with _face<N> added (N = the face number)",
     )
     add_analyzer_args(p)
     p.add_argument(
@@ -90,12 +100,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     analyzer = Analyzer(config_from_args(args))
     drawer = _Drawer(args.draw, paths) if args.draw else None
+    cropper = _Cropper(args.crops, paths) if args.crops and not args.crop else None
     failed = 0
-    with _open_sink(fmt, args.output) as sink:
+    columns = row_columns(landmarks=args.landmarks, blendshapes="blendshapes" in analyzer.stages)
+    with _open_sink(fmt, args.output, columns) as sink:
         bar = tqdm(total=len(paths), disable=len(paths) < 2 or args.quiet, unit="img")
         for start in range(0, len(paths), CHUNK):
             chunk = paths[start : start + CHUNK]
-            failed += _process_chunk(analyzer, chunk, args, sink, drawer)
+            failed += _process_chunk(analyzer, chunk, args, sink, drawer, cropper)
             bar.update(len(chunk))
         bar.close()
     if failed:
@@ -109,6 +121,7 @@ def _process_chunk(
     args: argparse.Namespace,
     sink: _Sink,
     drawer: _Drawer | None,
+    cropper: _Cropper | None = None,
 ) -> int:
     """Analyse, write and draw one chunk; its images are released on return. Returns
     how many of its inputs failed (each reported on stderr)."""
@@ -118,6 +131,8 @@ def _process_chunk(
         sink.add(path, result, args.landmarks)
         if drawer is not None and image is not None:
             drawer.draw(path, image, result)
+        if cropper is not None and image is not None:
+            cropper.save(path, image, result)
         if isinstance(result, DuchenneError):
             failed += 1
             print(f"error: {path}: {type(result).__name__}: {result}", file=sys.stderr)
@@ -149,7 +164,12 @@ def _analyse_chunk(
 
 
 def _format_from(output: Path | None) -> str:
-    suffix = output.suffix.lstrip(".").lower() if output else ""
+    """Format from the output suffix; on stdout text for a person, JSON for a program."""
+    if output is None:
+        return "text" if sys.stdout.isatty() else "json"
+    suffix = output.suffix.lstrip(".").lower()
+    if suffix == "txt":
+        return "text"
     return suffix if suffix in FORMATS else "json"
 
 
@@ -168,16 +188,27 @@ class _Sink:
     the end), JSON Lines and JSON streamed to stdout, CSV on stdout kept as rows (small)
     until the end because its header is the union of every row's columns."""
 
-    def __init__(self, fmt: str, writer: RecordWriter | None) -> None:
+    def __init__(self, fmt: str, writer: Any, columns: Sequence[str] | None = None) -> None:
         self.fmt, self.writer = fmt, writer
         self.rows: list[dict[str, Any]] = []
         self.count = 0
+        self.columns = list(columns) if columns is not None else None
+        self.footnote = ""
 
     def add(self, path: Path, result: Faces | DuchenneError, landmarks: bool) -> None:
+        if self.fmt == "text":
+            text = format_text([path], [result], footnote=False)
+            if self.writer is not None:
+                self.writer.write(text)
+            else:
+                sys.stdout.write(text)
+            self.footnote = self.footnote or _footnote(result)
+            self.count += 1
+            return
         records = (
             [_document(path, result, landmarks)]
             if self.fmt == "json"
-            else result_rows(path, result, landmarks=landmarks)
+            else result_rows(path, result, landmarks=landmarks, columns=self.columns)
         )
         if self.writer is not None:
             self.writer.write_many(records)
@@ -191,6 +222,8 @@ class _Sink:
         self.count += 1
 
     def finish(self) -> None:
+        if self.fmt == "text" and self.footnote:
+            (self.writer or sys.stdout).write(self.footnote + "\n")
         if self.writer is not None:
             self.writer.close()
         elif self.fmt == "json":
@@ -201,10 +234,14 @@ class _Sink:
 
 
 @contextlib.contextmanager
-def _open_sink(fmt: str, output: Path | None) -> Iterator[_Sink]:
+def _open_sink(
+    fmt: str, output: Path | None, columns: Sequence[str] | None = None
+) -> Iterator[_Sink]:
     """A ``_Sink``; on an exception the output file is not replaced (``RecordWriter``)."""
-    writer = RecordWriter(output, fmt) if output else None
-    sink = _Sink(fmt, writer)
+    writer: Any = None
+    if output:
+        writer = _TextFile(output) if fmt == "text" else RecordWriter(output, fmt)
+    sink = _Sink(fmt, writer, columns)
     try:
         yield sink
     except BaseException:
@@ -212,6 +249,71 @@ def _open_sink(fmt: str, output: Path | None) -> Iterator[_Sink]:
             writer.abort()
         raise
     sink.finish()
+
+
+class _TextFile:
+    """The text summary for ``--output x.txt``: kept in memory (a few lines per photo) and
+    written atomically on close."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.parts = path, []
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+
+    def close(self) -> None:
+        with atomic_write(self.path, "w") as fh:
+            fh.write("".join(self.parts))
+
+    def abort(self) -> None:
+        self.parts = []
+
+
+def format_text(
+    paths: Sequence[Path], results: Sequence[Faces | DuchenneError], footnote: bool = True
+) -> str:
+    """A few lines per image for a person at a terminal (``--format text``).
+
+    One line per face, numbered as in every other output (reading order, from 0):
+    smiling or not at the threshold, the 1-10 smile score, P(smile), the top emotion,
+    the AU6/AU12 proxies and the box. ``det`` is the face detector's confidence.
+    """
+    lines = []
+    for path, result in zip(paths, results, strict=True):
+        if isinstance(result, DuchenneError):
+            lines.append(f"{path}: error: {type(result).__name__}: {result}")
+            continue
+        size = f"{result.meta.get('width')}x{result.meta.get('height')}"
+        lines.append(f"{path} ({size}): {len(result)} face(s)")
+        lines.extend("  " + _face_line(face) for face in result)
+    if footnote:
+        lines.extend(n for n in (_footnote(r) for r in results) if n)
+    return "\n".join(lines) + "\n"
+
+
+def _footnote(result: Faces | DuchenneError) -> str:
+    """What the columns of the text summary mean ("" when nothing needs saying)."""
+    if not isinstance(result, Faces) or not len(result) or result.smile is None:
+        return ""
+    threshold = result.meta.get("smile_threshold")
+    return (
+        f"smiling = P(smile) >= {threshold}; score 1-10; AU6 / AU12 = cheek raise + eye "
+        "narrowing / lip-corner pull proxies (0-1); det = face detector confidence"
+    )
+
+
+def _face_line(face: Any) -> str:
+    parts = [f"#{face.index}"]
+    if face.smile is not None:
+        parts.append("smiling    " if face.is_smiling else "not smiling")
+        parts.append(f"score {face.smile_score:4.1f}/10  P(smile) {face.smile:.2f}")
+    if face.top_emotion:
+        parts.append(face.top_emotion)
+    if "au6" in face.geometry:
+        parts.append(f"AU6 {face.geometry['au6']:.2f} AU12 {face.geometry['au12']:.2f}")
+    x1, y1, x2, y2 = (round(v) for v in face.box)
+    parts.append(f"box {x1},{y1}-{x2},{y2}  det {face.score:.2f}")
+    return "  ".join(parts)
 
 
 class _Drawer:
@@ -248,3 +350,22 @@ class _Drawer:
     def draw(self, path: Path, image: np.ndarray, result: Faces | DuchenneError) -> None:
         if isinstance(result, Faces):
             save_image_atomic(self.annotator.annotate(image, result), self.target(path))
+
+
+class _Cropper(_Drawer):
+    """Saves each face's eye-aligned crop (the smile model's alignment, ``CROP_SIZE``
+    pixels), named like ``--draw``'s file of the photo with ``_face<N>`` added."""
+
+    def __init__(self, folder: Path, paths: Sequence[Path]) -> None:
+        super().__init__(folder, paths)
+        self.cfg = AlignConfig(size=CROP_SIZE)
+
+    def save(self, path: Path, image: np.ndarray, result: Faces | DuchenneError) -> None:
+        if not isinstance(result, Faces) or not len(result):
+            return
+        eyes = Analyzer.face_eyes(result)
+        if not len(eyes):
+            return
+        target = self.target(path)
+        for i, crop in enumerate(align_batch(image, eyes, self.cfg)):
+            save_image_atomic(crop, target.with_name(f"{target.stem}_face{i}.jpg"))

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from duchenne.analysis.config import ALL_STAGES, STAGES, AnalyzerConfig
+from duchenne.faces import DEFAULT_SMILE_THRESHOLD
 
 
 def add_analyzer_args(
@@ -58,6 +59,25 @@ def add_analyzer_args(
             "--min-face-size", type=float, default=0.0, help="minimum face box side in pixels"
         )
     parser.add_argument("--threads", type=int, default=threads_default, help=threads_help)
+    parser.add_argument(
+        "--smile-threshold",
+        type=_probability,
+        default=DEFAULT_SMILE_THRESHOLD,
+        metavar="P",
+        help="a face counts as smiling when P(smile) >= P, in every output "
+        f"(default {DEFAULT_SMILE_THRESHOLD})",
+    )
+
+
+def _probability(text: str) -> float:
+    """argparse type of ``--smile-threshold``: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> AnalyzerConfig:
@@ -74,7 +94,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> AnalyzerConf
         "smile_model": args.smile_model,
         "threads": args.threads,
     }
-    for name in ("stages", "max_faces", "min_face_size"):
+    for name in ("stages", "max_faces", "min_face_size", "smile_threshold"):
         if hasattr(args, name):
             options[name] = getattr(args, name)
     options.update(overrides)

@@ -13,6 +13,8 @@ from duchenne.cli.options import add_analyzer_args, config_from_args
 from duchenne.errors import DuchenneError, require_extra
 from duchenne.io.sinks import FORMATS, atomic_write, to_json_text
 
+SUMMARY_FORMATS = ("text", "json")
+
 if TYPE_CHECKING:
     from duchenne.analysis.video import EpisodeResult, VideoResult
 
@@ -31,7 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output", "-o", type=Path, help="per-frame table (.csv, .jsonl, .parquet, .json)"
     )
-    p.add_argument("--format", choices=FORMATS, default=None, help="table format (default: suffix)")
+    p.add_argument(
+        "--format",
+        choices=(*SUMMARY_FORMATS, *FORMATS[1:]),
+        default=None,
+        help="with --output: the table's format (default: its suffix); without: how the "
+        "summary is printed, text or json (default: text on a terminal, json when piped)",
+    )
     p.add_argument("--summary", type=Path, help="write the per-face summary and episodes as JSON")
     p.add_argument(
         "--dmarkers", action="store_true", help="include the 225 D-Markers per episode in --summary"
@@ -62,10 +70,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _summary_format(args: argparse.Namespace) -> str:
+    """How the summary is printed; ``--format`` names the table's format when -o is given.
+
+    With ``--output`` the table goes to the file and the printed summary is text (for the
+    person who ran it; ``--summary FILE`` writes the JSON). Without, ``--format text|json``
+    picks it, by default text on a terminal and JSON when piped.
+
+    Raises:
+        SystemExit: a table format without a file to write it to, or text as a table.
+    """
+    fmt = args.format
+    if args.output is not None:
+        if fmt == "text":
+            raise SystemExit("duchenne video: --format text is for the summary; --output "
+                             "takes csv, jsonl, json or parquet")  # fmt: skip
+        return "text"
+    if fmt is not None and fmt not in SUMMARY_FORMATS:
+        raise SystemExit(f"duchenne video: --format {fmt} is a table format and needs "
+                         "--output FILE (the printed summary is text or json)")  # fmt: skip
+    return fmt or ("text" if sys.stdout.isatty() else "json")
+
+
 def run(args: argparse.Namespace) -> int:
     """0 on success; 1 if the video could not be opened or stopped decoding part way."""
     from duchenne.analysis.video import VideoAnalyzer, VideoOptions
 
+    printed = _summary_format(args)
     if args.plot is not None:
         require_extra("matplotlib", "plot")
     if not args.verbose:  # FFmpeg's own decoder chatter; read when the first video opens
@@ -80,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         result = video.analyze(
             args.source,
             output=args.output,
-            format=args.format,
+            format=args.format if args.output is not None else None,
             draw=args.draw,
             plot_dir=args.plot,
             best_dir=args.best,
@@ -99,7 +130,10 @@ def run(args: argparse.Namespace) -> int:
         with atomic_write(args.summary, "w") as fh:
             fh.write(to_json_text(result.to_dict(dmarkers=args.dmarkers), indent=2) + "\n")
         result.outputs["summary"] = str(args.summary)
-    print(format_summary(result))
+    if printed == "json":
+        print(to_json_text(result.to_dict(dmarkers=args.dmarkers), indent=2))
+    else:
+        print(format_summary(result))
     if result.error is not None:
         kept = (
             f"{result.frames_analysed} frames analysed before it "
@@ -118,9 +152,13 @@ def format_summary(result: VideoResult) -> str:
     """The human-readable per-face summary printed by ``duchenne video``."""
     lines = [
         f"{result.source}: {result.frames_analysed} frames analysed "
-        f"({_t(result.first_time)}-{_t(result.last_time)} s at {result.fps:.3g} fps), "
+        f"({_t(result.first_time)}-{_t(result.last_time)} s at {result.fps:.3g} fps, "
+        f"{result.sampling or 'every frame'}), "
         f"{len(result.tracks)} face(s)" + ("" if result.complete else " [INCOMPLETE]")
     ]
+    if result.smile_threshold is not None and "smile" in result.models:
+        lines.append(f"smiling = P(smile) >= {result.smile_threshold:g}; smile episodes are "
+                     "the runs of smiling frames")  # fmt: skip
     for track in result.tracks:
         peak = (
             f"peak smile {track.peak_smile_score:.1f}/10"

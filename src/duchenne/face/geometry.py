@@ -14,9 +14,15 @@ Values (all floats, unitless unless stated):
   falls in a Duchenne smile).
 - ``yaw``, ``pitch``, ``roll``: head pose in degrees (yaw > 0: face turned to the image's
   right; pitch > 0: looking up; roll > 0: eye line sloping down to the image's right).
+
+``au_proxies`` turns these into single-photo AU6/AU12 proxies in [0, 1].
 """
 
 from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -120,3 +126,50 @@ def _dist(a: np.ndarray, b: np.ndarray) -> float:
 def _aperture(pts: np.ndarray, eye: dict[str, int]) -> float:
     width = max(_dist(pts[eye["outer"]], pts[eye["inner"]]), 1e-6)
     return _dist(pts[eye["upper"]], pts[eye["lower"]]) / width
+
+
+@functools.lru_cache(maxsize=1)
+def face_norms() -> dict[str, dict[str, float]]:
+    """Neutral-face medians and full-strength changes (``scripts/measure_face_norms.py``)."""
+    from duchenne import data
+
+    doc = json.loads(data.path("face_norms.json").read_text())
+    return {"neutral": doc["neutral"], "full": doc["full"]}
+
+
+def au_proxies(geometry: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Single-photo action-unit proxies in [0, 1] from ``geometry_arrays`` values.
+
+    Why a population reference: a video compares each frame with the same face at rest
+    (``duchenne.analysis.authenticity``); one photo has no rest frame, so each cue is the
+    change from the median neutral FER+ face, divided by the change seen at the 90th
+    percentile of clearly happy FER+ faces, clipped to [0, 1]. They are proxies: a face
+    whose eyes are narrow at rest reads as some ``eye_narrowing``.
+
+    - ``cheek_raise``: relative fall of ``cheek_eye_distance`` (AU6).
+    - ``eye_narrowing``: relative fall of ``eye_aperture`` (AU6 with AU7).
+    - ``lip_corner_pull``: mean of the lip-corner rise and the mouth widening (AU12).
+    - ``au6``: mean of ``cheek_raise`` and ``eye_narrowing``; ``au12``: ``lip_corner_pull``.
+    """
+    norms = face_norms()
+    neutral, full = norms["neutral"], norms["full"]
+
+    def clip(x: np.ndarray) -> np.ndarray:
+        return np.clip(x, 0.0, 1.0).astype(np.float32)  # NaN stays NaN (written as null)
+
+    eye = np.asarray(geometry["eye_aperture"], np.float64)
+    cheek = np.asarray(geometry["cheek_eye_distance"], np.float64)
+    elev = np.asarray(geometry["lip_corner_elevation"], np.float64)
+    width = np.asarray(geometry["mouth_width"], np.float64)
+    eye_n = clip((1 - eye / neutral["eye_aperture"]) / full["eye_narrowing"])
+    cheek_r = clip((1 - cheek / neutral["cheek_eye_distance"]) / full["cheek_raise"])
+    rise = clip((elev - neutral["lip_corner_elevation"]) / full["lip_corner_rise"])
+    widen = clip((width / neutral["mouth_width"] - 1) / full["mouth_widening"])
+    pull = ((rise + widen) / 2).astype(np.float32)
+    return {
+        "au6": ((eye_n + cheek_r) / 2).astype(np.float32),
+        "au12": pull,
+        "cheek_raise": cheek_r,
+        "eye_narrowing": eye_n,
+        "lip_corner_pull": pull,
+    }

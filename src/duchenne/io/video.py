@@ -152,6 +152,22 @@ class Sampling:
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
 
+    def describe(self) -> str:
+        """The sampling in words, reported with every video result (``"every frame"``)."""
+        if self.fps is not None:
+            text = f"about {self.fps:g} frames/s"
+        elif self.every > 1:
+            text = f"every {self.every}th frame"
+        else:
+            text = "every frame"
+        if self.start is not None or self.end is not None:
+            text += f" from {self.start or 0:g} s" + (
+                f" to {self.end:g} s" if self.end is not None else ""
+            )
+        if self.max_frames is not None:
+            text += f", at most {self.max_frames} frames"
+        return text
+
     def effective_fps(self, source_fps: float) -> float:
         """Rate of the kept frames for a source at ``source_fps`` (0 = unknown)."""
         if self.fps is not None:

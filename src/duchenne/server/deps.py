@@ -12,12 +12,13 @@ a security scheme and ``/docs`` gets an "Authorize" button.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from duchenne.analysis.config import ALL_STAGES, STAGES
+from duchenne.faces import DEFAULT_SMILE_THRESHOLD
 from duchenne.server.engine import AnalyzeOptions, Engine
 from duchenne.server.handlers import ApiError
 from duchenne.server.jobs import JobManager
@@ -72,6 +73,40 @@ async def require_api_key(
 ApiKeyDep = Depends(require_api_key)
 
 
+SmileThresholdQuery = Annotated[
+    float,
+    Query(ge=0, le=1, description="a face counts as smiling when P(smile) >= this"),
+]
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """Every query parameter a route declares, its dependencies' included."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """422 for a query parameter the route does not know (``?format=jpeg`` on a route
+    without ``format``, a typo like ``?max_face=2``) instead of silently ignoring it."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(dependant))
+    if unknown:
+        known = ", ".join(sorted(_query_names(dependant))) or "none"
+        raise ApiError(
+            422,
+            "UnknownParameter",
+            f"unknown query parameter(s) {', '.join(unknown)}; this endpoint takes: {known}",
+        )
+
+
+KnownQueryDep = Depends(reject_unknown_query)
+
+
 async def analyze_options(
     stages: Annotated[
         str | None,
@@ -92,10 +127,11 @@ async def analyze_options(
     crop: Annotated[
         bool, Query(description="the image is already a face crop: no detection")
     ] = False,
+    smile_threshold: SmileThresholdQuery = DEFAULT_SMILE_THRESHOLD,
 ) -> AnalyzeOptions:
     """The analysis options of a request (the ``Analyzer`` arguments, as query parameters)."""
     try:
-        return AnalyzeOptions.parse(stages, max_faces, min_face_size, crop)
+        return AnalyzeOptions.parse(stages, max_faces, min_face_size, crop, smile_threshold)
     except ValueError as exc:
         raise ApiError(422, "ValidationError", f"stages: {exc}") from None
 

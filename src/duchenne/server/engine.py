@@ -21,7 +21,8 @@ import numpy as np
 from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.config import ALL_STAGES, STAGES, AnalyzerConfig, normalize_stages
 from duchenne.annotate import FaceAnnotator
-from duchenne.faces import Faces
+from duchenne.errors import ImageLoadError
+from duchenne.faces import DEFAULT_SMILE_THRESHOLD, Faces
 from duchenne.io.image import encode_image, load_image
 from duchenne.server.batcher import MicroBatcher
 from duchenne.server.metrics import Metrics
@@ -40,12 +41,14 @@ class AnalyzeOptions:
         max_faces: keep at most this many faces (highest detector score first).
         min_face_size: drop faces smaller than this many pixels (short box side).
         crop: the image is already a face crop (no detection).
+        smile_threshold: P(smile) from which a face counts as smiling.
     """
 
     stages: tuple[str, ...] = STAGES
     max_faces: int | None = None
     min_face_size: float = 0.0
     crop: bool = False
+    smile_threshold: float = DEFAULT_SMILE_THRESHOLD
 
     @classmethod
     def parse(
@@ -54,6 +57,7 @@ class AnalyzeOptions:
         max_faces: int | None = None,
         min_face_size: float = 0.0,
         crop: bool = False,
+        smile_threshold: float = DEFAULT_SMILE_THRESHOLD,
     ) -> AnalyzeOptions:
         """Build options from query values; ``ValueError`` names an unknown stage."""
         if stages is None:
@@ -62,7 +66,13 @@ class AnalyzeOptions:
             names = [s.strip() for s in stages.split(",") if s.strip()]
         else:
             names = list(stages)
-        return cls(normalize_stages(names), max_faces, float(min_face_size), bool(crop))
+        return cls(
+            normalize_stages(names),
+            max_faces,
+            float(min_face_size),
+            bool(crop),
+            float(smile_threshold),
+        )
 
     def config_for(self, analyzer: Analyzer) -> AnalyzerConfig:
         """``analyzer``'s config restricted to these options (a ``dataclasses.replace``).
@@ -76,6 +86,7 @@ class AnalyzeOptions:
             stages=tuple(stages),
             max_faces=self.max_faces,
             min_face_size=self.min_face_size,
+            smile_threshold=self.smile_threshold,
         )
 
     def analyzer_from(self, analyzer: Analyzer) -> Analyzer:
@@ -157,9 +168,19 @@ class Engine:
         """Run ``fn(*args)`` in the CPU pool (decode, draw, encode, video probing)."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    def decode(self, data: bytes) -> np.ndarray:
-        """Decode upload bytes (typed ``ImageLoadError``s, pixel limit checked from the header)."""
-        return load_image(data, max_pixels=self.settings.max_pixels)
+    def decode(self, data: bytes, name: str | None = None) -> np.ndarray:
+        """Decode upload bytes (typed ``ImageLoadError``s, pixel limit checked from the header).
+
+        Errors name the upload (its file name, else "the upload"), not ``<bytes>``.
+        """
+        try:
+            return load_image(data, max_pixels=self.settings.max_pixels)
+        except ImageLoadError as exc:
+            message = str(exc)
+            if not message.startswith("<bytes>"):
+                raise
+            label = f"upload {name!r}" if name else "the upload"
+            raise type(exc)(label + message[len("<bytes>") :]) from None
 
     async def analyze(
         self, image: np.ndarray, options: AnalyzeOptions, *, reserved: bool = False

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import importlib
 import io
 import json
@@ -452,6 +453,11 @@ def video_runner(analyzer: Any, max_seconds: float) -> Callable[..., Any]:
     def run(
         path: Path, params: dict[str, Any], on_progress: Callable, table_path: Path | None
     ) -> Any:
+        chosen = analyzer
+        threshold = params.get("smile_threshold")
+        if threshold is not None and hasattr(analyzer, "config"):
+            config = dataclasses.replace(analyzer.config, smile_threshold=float(threshold))
+            chosen = analyzer.view(config)
         video = video_support()
         if video is None:
             raise VideoUnavailableError("video analysis is not available in this build")
@@ -463,7 +469,7 @@ def video_runner(analyzer: Any, max_seconds: float) -> Callable[..., Any]:
             on_progress(done)
 
         return video.analyze_video(
-            analyzer,
+            chosen,
             path,
             every=max(1, int(params.get("every", 1))),
             end=max_seconds,

@@ -30,21 +30,29 @@ class FaceResult(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: int = Field(description="index of the face in this image (highest detector score first)")
+    id: int = Field(
+        description="face number, from 0 in reading order (rows top to bottom, left to "
+        "right); the same number as in drawings, table rows and `enhance --face`"
+    )
     box: Box
-    score: float = Field(description="detector confidence in [0, 1]")
+    score: float = Field(description="face detector confidence in [0, 1] (not a smile score)")
     track_id: int | None = None
     keypoints: dict[str, list[float]] | None = Field(
         None, description=f"BlazeFace keypoints [x, y]: {', '.join(KEYPOINT_NAMES)}"
     )
     smile: float | None = Field(None, description="calibrated smile probability")
-    smiling: bool | None = Field(None, description="smile >= 0.5")
+    smiling: bool | None = Field(None, description="smile >= smile_threshold (default 0.5)")
     smile_score: float | None = Field(None, description="smile intensity, 1..10")
     top_emotion: str | None = None
     emotions: dict[str, float] | None = Field(
         None, description=f"probabilities of {', '.join(EMOTION_LABELS)}"
     )
     geometry: dict[str, float] | None = Field(None, description="landmark smile geometry")
+    au: dict[str, float] | None = Field(
+        None,
+        description="single-photo action-unit proxies in [0, 1]: au6 (cheek_raise, "
+        "eye_narrowing), au12 (lip_corner_pull), against the median neutral FER+ face",
+    )
     landmarks: list[list[float]] | None = Field(
         None, description="468 Face Mesh points [x, y, z] (only with landmarks=true)"
     )
@@ -60,6 +68,7 @@ class ImageInfo(BaseModel):
     source: str | None = Field(None, description="upload file name, when one was sent")
     models: dict[str, str] | None = None
     emotion_labels: list[str] | None = None
+    smile_threshold: float | None = Field(None, description="P(smile) from which `smiling`")
 
 
 class FacesResult(BaseModel):

@@ -17,7 +17,7 @@ from duchenne.analysis.video.options import VideoOptions, frame_feature_names
 from duchenne.analysis.video.results import VideoResult
 from duchenne.analysis.video.session import VideoSession
 from duchenne.errors import DuchenneError, VideoDecodeError
-from duchenne.faces import Faces
+from duchenne.faces import DEFAULT_SMILE_THRESHOLD, Faces
 from duchenne.io.sinks import RecordWriter
 from duchenne.io.video import Frame, Sampling, VideoInfo, VideoReader, iter_frames
 
@@ -125,6 +125,8 @@ class VideoAnalyzer:
             source=_source_label(source, info),
             info=info,
             models=self.analyzer.model_names if self.analyzer is not None else {},
+            smile_threshold=getattr(self.analyzer, "smile_threshold", DEFAULT_SMILE_THRESHOLD),
+            sampling=sampling.describe(),
         )
         frames = iter_frames(
             reader if reader is not None else source,

@@ -54,7 +54,10 @@ class VideoOptions:
             :func:`~duchenne.analysis.dynamics.smooth_signal`, which does not delay them)
             or ``"smoothed"`` (One Euro; causal, so slow movements lag by 2-4 frames and
             onsets are measured late).
-        episodes: ``"auto"`` (segment smiles with ``find_episodes``), ``"single"`` (each
+        episodes: ``"auto"`` (with a smile model: the runs of frames whose P(smile) reaches
+            the analyzer's ``smile_threshold``, ``smiling_episodes``, so episodes and the
+            per-frame ``smiling`` column agree; without one: ``"lip"``), ``"lip"`` (rises
+            of the lip-corner signal above its rest level, ``find_episodes``), ``"single"`` (each
             track is one pre-cut smile clip, the D-Marker dataset protocol; keeps the whole
             track's signals), or ``"none"``.
         window_s: signal window per track before finished smiles are flushed (``auto``).
@@ -89,8 +92,8 @@ class VideoOptions:
             raise ValueError("detect_every must be >= 1")
         if self.signal_landmarks not in ("raw", "smoothed"):
             raise ValueError("signal_landmarks must be 'raw' or 'smoothed'")
-        if self.episodes not in ("auto", "single", "none"):
-            raise ValueError("episodes must be 'auto', 'single' or 'none'")
+        if self.episodes not in ("auto", "lip", "single", "none"):
+            raise ValueError("episodes must be 'auto', 'lip', 'single' or 'none'")
         if self.window_s <= 2 * self.context_s:
             raise ValueError("window_s must be more than twice context_s")
         if self.timeline_points < 16:

@@ -164,6 +164,9 @@ class VideoResult:
     feature_names: tuple[str, ...] = ()
     classifier: dict[str, Any] | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    smile_threshold: float | None = None
+    sampling: str | None = None
+    episodes_from: str | None = None
 
     @property
     def episodes(self) -> list[EpisodeResult]:
@@ -176,6 +179,9 @@ class VideoResult:
             "source": self.source,
             "video": None if self.info is None else self.info.to_dict(),
             "fps": self.fps,
+            "sampling": self.sampling,
+            "smile_threshold": self.smile_threshold,
+            "episodes_from": self.episodes_from,
             "frames_analysed": self.frames_analysed,
             "time_range": [self.first_time, self.last_time],
             "complete": self.complete,

@@ -19,9 +19,9 @@ from duchenne.analysis.video.outputs import _AnnotatedVideo
 from duchenne.analysis.video.results import TrackSummary, VideoResult
 from duchenne.analysis.video.track_state import TrackContext, TrackState
 from duchenne.errors import DuchenneError
-from duchenne.face.geometry import geometry_arrays
+from duchenne.face.geometry import au_proxies, geometry_arrays
 from duchenne.face.tracker import FaceTracker
-from duchenne.faces import Faces
+from duchenne.faces import DEFAULT_SMILE_THRESHOLD, Faces
 from duchenne.io.image import save_image_atomic
 from duchenne.io.sinks import flatten_record
 from duchenne.io.video import Frame, VideoInfo
@@ -50,6 +50,8 @@ class VideoSession:
         classifier: a trained :class:`AuthenticityClassifier` applied to every episode.
         classifier_info: its provenance (from the saved model), reported with results.
         source, info, models: facts reported in the result.
+        smile_threshold: P(smile) from which a frame is smiling (rows, drawing, episodes).
+        sampling: which frames were analysed, in words (reported in the result).
     """
 
     def __init__(
@@ -69,8 +71,12 @@ class VideoSession:
         source: str = "<frames>",
         info: VideoInfo | None = None,
         models: dict[str, str] | None = None,
+        smile_threshold: float = DEFAULT_SMILE_THRESHOLD,
+        sampling: str | None = None,
     ) -> None:
         self.stage = stage
+        self.smile_threshold = float(smile_threshold)
+        self.sampling = sampling
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self.options = options or VideoOptions()
         self.geometry = geometry
@@ -95,7 +101,12 @@ class VideoSession:
         )
         self.tracks: dict[int, TrackState] = {}
         self.track_context = TrackContext(
-            self.options, self.fps, with_smile, self.keep_best, self.classify
+            self.options,
+            self.fps,
+            with_smile,
+            self.keep_best,
+            self.classify,
+            smile_threshold=self.smile_threshold,
         )
         self.summaries: list[TrackSummary] = []
         self.short_tracks = 0
@@ -118,7 +129,8 @@ class VideoSession:
             faces.landmarks = smoothed.astype(np.float32)
             if self.geometry:
                 faces.data.update(geometry_arrays(faces.landmarks))
-        faces.meta.update(frame=frame.index, time=frame.time)
+                faces.data.update(au_proxies(faces.data))
+        faces.meta.update(frame=frame.index, time=frame.time, smile_threshold=self.smile_threshold)
         for i, tid in enumerate(ids.tolist()):
             track = self.tracks.get(tid)
             if track is None:
@@ -147,6 +159,8 @@ class VideoSession:
             "face": int(faces.track_id[i]),  # type: ignore[index]
             "detected": detected,
         }
+        if faces.smile is not None:
+            row["smile_threshold"] = self.smile_threshold
         row.update(face)
         return flatten_record(row)
 
@@ -232,7 +246,20 @@ class VideoSession:
             feature_names=self.feature_names if self.options.collect_features else (),
             classifier=self.classifier_info,
             outputs=outputs,
+            smile_threshold=self.smile_threshold,
+            sampling=self.sampling,
+            episodes_from=self.episodes_from,
         )
+
+    @property
+    def episodes_from(self) -> str:
+        """How smile episodes were cut, in words (reported with the result)."""
+        mode = self.options.episodes
+        if mode == "auto" and self.with_smile:
+            return f"runs of frames with P(smile) >= {self.smile_threshold:g} (smiling)"
+        if mode in ("auto", "lip"):
+            return "rises of the lip-corner signal D_lip above its rest level"
+        return {"single": "each track is one smile", "none": "not segmented"}[mode]
 
     def abort(self) -> None:
         """Discard the annotated video (on an unexpected error)."""

@@ -25,12 +25,13 @@ from duchenne.analysis.dynamics import (
     compute_signals,
     find_episodes,
     single_episode,
+    smiling_episodes,
 )
 from duchenne.analysis.video.buffers import _Column, _Decimator
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names, frame_features
 from duchenne.analysis.video.outputs import _crop
 from duchenne.analysis.video.results import EpisodeResult, TrackSummary
-from duchenne.faces import Faces
+from duchenne.faces import DEFAULT_SMILE_THRESHOLD, Faces
 from duchenne.io.video import Frame
 
 SIGNAL_FIELDS: tuple[str, ...] = (
@@ -89,6 +90,7 @@ class TrackContext:
         keep_best: keep the smiliest frame's crop (a best-frame folder was asked for).
         classify: the trained classifier's P(spontaneous) of an episode from its
             D-Markers and deep features (None without a classifier).
+        smile_threshold: P(smile) from which a frame is smiling (episodes ``auto``).
     """
 
     options: VideoOptions
@@ -96,6 +98,7 @@ class TrackContext:
     with_smile: bool = False
     keep_best: bool = False
     classify: Callable[[np.ndarray, np.ndarray | None], float | None] = lambda dm, f: None
+    smile_threshold: float = DEFAULT_SMILE_THRESHOLD
 
 
 class TrackState:
@@ -155,7 +158,7 @@ class TrackState:
         elif "lip_corner_elevation" in faces.data:
             self._maybe_best(frame, faces, i, float(faces.data["lip_corner_elevation"][i]))
         self.last_sample = sample
-        windowed = self.s.options.episodes in ("auto", "none")
+        windowed = self.s.options.episodes in ("auto", "lip", "none")
         if windowed and self._span() >= self.s.options.window_s:
             self.flush(final=False)
 
@@ -211,7 +214,15 @@ class TrackState:
         episodes: list[SmileEpisode] = []
         if usable and mode == "single":
             episodes = [single_episode(signals.lip, fps)]
-        elif usable and mode == "auto":
+        elif usable and mode == "auto" and np.isfinite(data[:, _SMILE]).any():
+            episodes = smiling_episodes(
+                signals.lip,
+                data[:, _SMILE],
+                fps,
+                threshold=self.s.smile_threshold,
+                min_duration=self.s.options.min_episode_s,
+            )
+        elif usable and mode in ("auto", "lip"):
             episodes = find_episodes(
                 signals.lip,
                 fps,

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from duchenne.errors import DuchenneError
-from duchenne.server.deps import ApiKeyDep, EngineDep, OptionsDep, SettingsDep
+from duchenne.server.deps import ApiKeyDep, EngineDep, KnownQueryDep, OptionsDep, SettingsDep
 from duchenne.server.handlers import ApiError
 from duchenne.server.schemas import BatchResult, FacesResult, error_responses
 from duchenne.server.uploads import MANY_FILES_BODY, ONE_FILE_BODY, read_many, read_one
 
-router = APIRouter(prefix="/v1", tags=["analyze"], dependencies=[ApiKeyDep])
+router = APIRouter(prefix="/v1", tags=["analyze"], dependencies=[ApiKeyDep, KnownQueryDep])
 
 LandmarksQuery = Annotated[
     bool, Query(description="include the 468 Face Mesh landmarks of each face")
@@ -22,10 +22,17 @@ LandmarksQuery = Annotated[
 DrawQuery = Annotated[
     bool, Query(description="answer with the annotated image (JPEG) instead of JSON")
 ]
+FormatQuery = Annotated[
+    Literal["json", "jpeg"] | None,
+    Query(description="json (the faces) or jpeg (the annotated image); default: Accept"),
+]
 
 
-def wants_jpeg(accept: str | None, draw: bool) -> bool:
-    """True when the client asked for the annotated image (``draw`` or ``Accept``)."""
+def wants_jpeg(accept: str | None, draw: bool, format: str | None = None) -> bool:
+    """True when the client asked for the annotated image (``format``, ``draw`` or
+    ``Accept``; an explicit ``format`` wins)."""
+    if format is not None:
+        return format == "jpeg"
     if draw:
         return True
     best, best_q = "application/json", 0.0  # q=0 means "not acceptable"
@@ -61,21 +68,23 @@ async def analyze(
     options: OptionsDep,
     landmarks: LandmarksQuery = False,
     draw: DrawQuery = False,
+    format: FormatQuery = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """Find every face and measure its smile.
 
     Send the image as multipart/form-data (field `file`) or as the raw request body. The
     answer is `Faces.to_dict()`, the JSON document `duchenne analyze` writes, or with
-    `Accept: image/jpeg` (or `draw=true`) the image with boxes and labels drawn.
+    `format=jpeg`, `Accept: image/jpeg` or `draw=true` the image with boxes and labels
+    drawn. Unknown query parameters are refused (422), never ignored.
     """
     upload = await read_one(request)
     with engine.batcher.reserve():  # a full queue refuses before any decoding
-        image = await engine.run(engine.decode, upload.data)
+        image = await engine.run(engine.decode, upload.data, upload.filename)
         faces = await engine.analyze(image, options, reserved=True)
     if upload.filename:
         faces.meta["source"] = upload.filename
-    if wants_jpeg(accept, draw):
+    if wants_jpeg(accept, draw, format):
         jpeg = await engine.run(engine.annotate_jpeg, image, faces)
         return Response(jpeg, media_type="image/jpeg", headers={"X-Faces": str(len(faces))})
     return JSONResponse(faces.to_dict(landmarks=landmarks))
@@ -117,7 +126,7 @@ async def _one(
     try:
         if not data:
             raise ApiError(422, "EmptyUpload", "the upload is empty (0 bytes)")
-        image = await engine.run(engine.decode, data)
+        image = await engine.run(engine.decode, data, filename)
         faces = await engine.analyze(image, options, reserved=True)
     except (DuchenneError, ApiError) as exc:
         kind = exc.type if isinstance(exc, ApiError) else type(exc).__name__

@@ -7,13 +7,21 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from duchenne.server.deps import ApiKeyDep, EngineDep, JobsDep, SettingsDep
+from duchenne.faces import DEFAULT_SMILE_THRESHOLD
+from duchenne.server.deps import (
+    ApiKeyDep,
+    EngineDep,
+    JobsDep,
+    KnownQueryDep,
+    SettingsDep,
+    SmileThresholdQuery,
+)
 from duchenne.server.handlers import ApiError
 from duchenne.server.jobs import Job, probe_video, rows_to_csv, video_support
 from duchenne.server.schemas import JobCreated, JobStatus, error_responses
 from duchenne.server.uploads import ONE_FILE_BODY, save_to
 
-router = APIRouter(prefix="/v1/videos", tags=["videos"], dependencies=[ApiKeyDep])
+router = APIRouter(prefix="/v1/videos", tags=["videos"], dependencies=[ApiKeyDep, KnownQueryDep])
 
 
 @router.post(
@@ -30,6 +38,7 @@ async def create_job(
     jobs: JobsDep,
     settings: SettingsDep,
     every: Annotated[int, Query(ge=1, le=1000, description="analyse every n-th frame")] = 1,
+    smile_threshold: SmileThresholdQuery = DEFAULT_SMILE_THRESHOLD,
 ) -> JSONResponse:
     """Start analysing an uploaded video (multipart field `file`, or the raw body).
 
@@ -50,7 +59,8 @@ async def create_job(
                 "VideoTooLong",
                 f"video lasts {seconds:.1f} s; the limit is {settings.max_video_seconds:g} s",
             )
-        job = jobs.submit(path, {"every": every, "filename": filename}, probe)
+        params = {"every": every, "filename": filename, "smile_threshold": smile_threshold}
+        job = jobs.submit(path, params, probe)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
