@@ -1,4 +1,5 @@
-"""Per-stage latency of the face pipeline: decode, detect, landmarks, align.
+"""Per-stage latency of the face pipeline: decode, detect, landmarks, align (and the opt-in
+blendshapes stage).
 
 Prints a markdown table (median and p90 over many runs) for a 640x480 one-face image and a
 large group photo, single-threaded and with onnxruntime's default threads.
@@ -18,6 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_note, markdown_table, time_calls, update_readme  # noqa: E402
 from duchenne.face.align import AlignConfig, align_batch, eye_centres  # noqa: E402
+from duchenne.face.blendshapes import FaceBlendshapes  # noqa: E402
 from duchenne.face.detector import FaceDetector  # noqa: E402
 from duchenne.face.landmarks import FaceMesh, roi_from_detection  # noqa: E402
 from duchenne.io.image import encode_image, load_image  # noqa: E402
@@ -70,6 +72,26 @@ def stage_times(name: str, image: np.ndarray, threads: int | None, runs: int) ->
     return rows
 
 
+def blendshape_rows(
+    name: str, image: np.ndarray, threads: int | None, runs: int
+) -> list[list[object]]:
+    """The opt-in ``blendshapes`` stage on the faces of one image: Face Landmarker's
+    478-point model on each face's landmark ROI plus the 52-coefficient model (all faces
+    of the image per call, and that time divided by the number of faces)."""
+    detector, mesh = FaceDetector("full", threads=threads), FaceMesh(threads=threads)
+    stage = FaceBlendshapes(threads=threads)
+    dets = detector(image)
+    rois = [roi_from_detection(b, k) for b, k in zip(dets.xyxy, dets.keypoints, strict=True)]
+    landmarks, _ = mesh(image, rois)
+    ms = time_calls(lambda: stage(image, landmarks), runs)
+    n = max(len(landmarks), 1)
+    label = "1" if threads == 1 else "default"
+    return [
+        [name, label, "blendshapes", len(landmarks), float(np.median(ms)), float(np.percentile(ms, 90))],
+        [name, label, "blendshapes per face", 1, float(np.median(ms)) / n, float(np.percentile(ms, 90)) / n],
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -83,9 +105,9 @@ def main() -> None:
     for name, image in images.items():
         label = f"{name} ({image.shape[1]}x{image.shape[0]})"
         for threads in (1, None):
-            rows += stage_times(
-                label, image, threads, args.runs if "one" in name else max(20, args.runs // 5)
-            )
+            runs = args.runs if "one" in name else max(20, args.runs // 5)
+            rows += stage_times(label, image, threads, runs)
+            rows += blendshape_rows(label, image, threads, runs)
     table = markdown_table(["image", "threads", "stage", "faces", "median ms", "p90 ms"], rows)
     text = table + "\n\n" + machine_note().format(script="benchmarks/bench_pipeline.py")
     print(text)

@@ -129,6 +129,14 @@ def test_installed_entry_point_demo() -> None:
     assert doc[0]["image"]["source"].endswith("astronaut.jpg")
 
 
+def test_demo_shows_52_blendshapes_unless_stages_given(capsys) -> None:
+    assert main(["analyze", "--demo", "-q"]) == 0
+    face = json.loads(capsys.readouterr().out)[0]["faces"][0]
+    assert len(face["blendshapes"]) == 52 and face["blendshapes"]["mouthSmileLeft"] > 0.5
+    assert main(["analyze", "--demo", "-q", "--stages", "detect,landmarks"]) == 0
+    assert "blendshapes" not in json.loads(capsys.readouterr().out)[0]["faces"][0]
+
+
 def test_help_lists_commands(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--help"])

@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from duchenne import Analyzer
+from duchenne import Analyzer, analyze_video
 from duchenne.analysis.config import normalize_stages
 from duchenne.face.blendshapes import (
     BLENDSHAPE_NAMES,
     LANDMARKS_SUBSET,
+    TIMELINE_CHANNELS,
     FaceBlendshapes,
     blendshape_input,
+    timeline_channels,
 )
 from duchenne.face.landmarks import FaceRoi
 from duchenne.io.image import load_image
@@ -110,3 +112,36 @@ def test_stage_on_and_off_and_output_schema(astronaut):
     off = analyzer.with_options(stages=("detect", "landmarks")).faces_in(astronaut)
     assert off.blendshapes is None and "blendshapes" not in off.to_dict()["faces"][0]
     np.testing.assert_array_equal(off.landmarks, faces.landmarks)
+
+
+def test_video_rows_and_timeline_carry_blendshapes(tmp_path):
+    """Per-frame rows get the 52 columns; the AU6 of the generated smile raises eyeSquint."""
+    import csv
+
+    from tests.video_factory import ONE_FACE, one_face_clip
+
+    analyzer = Analyzer(stages=("detect", "landmarks", "geometry", "blendshapes"), threads=1)
+    rows_path = tmp_path / "rows.csv"
+    result = analyze_video(
+        analyzer, one_face_clip().path, output=rows_path, plot_dir=tmp_path / "plots"
+    )
+    rows = list(csv.DictReader(rows_path.open()))
+    assert all(f"blendshapes.{n}" in rows[0] for n in BLENDSHAPE_NAMES)
+    apex = rows[int(ONE_FACE[0].apex_start * 25) + 5]
+
+    def squint(row):
+        return float(row["blendshapes.eyeSquintLeft"]) + float(row["blendshapes.eyeSquintRight"])
+
+    assert squint(apex) > squint(rows[0]) + 0.1
+    assert Path(result.tracks[0].plot).stat().st_size > 0
+
+
+def test_timeline_channels_average_left_and_right():
+    coeffs = np.zeros(52)
+    coeffs[BLENDSHAPE_NAMES.index("mouthSmileLeft")] = 0.8
+    coeffs[BLENDSHAPE_NAMES.index("mouthSmileRight")] = 0.4
+    coeffs[BLENDSHAPE_NAMES.index("jawOpen")] = 0.3
+    out = dict(zip(TIMELINE_CHANNELS, timeline_channels(coeffs), strict=True))
+    assert out == pytest.approx(
+        {"mouthSmile": 0.6, "eyeSquint": 0.0, "eyeBlink": 0.0, "jawOpen": 0.3}
+    )

@@ -13,6 +13,7 @@ from .conftest import SlowAnalyzer, require_server_deps
 
 require_server_deps()
 
+from duchenne.analysis.analyzer import Analyzer  # noqa: E402
 from duchenne.server.routes.analyze import wants_jpeg  # noqa: E402
 from duchenne.server.schemas import BatchResult, ErrorResponse, FacesResult  # noqa: E402
 
@@ -64,6 +65,20 @@ def test_query_options_mirror_the_python_api(client, analyzer, demo_jpeg):
     crop = client.post("/v1/analyze?crop=true", content=demo_jpeg).json()
     assert crop["faces"][0]["box"] == {"x1": 0.0, "y1": 0.0, "x2": 512.0, "y2": 512.0}
     assert crop["image"]["crop_mode"] is True
+
+
+def test_blendshapes_on_request_only(make_client, client, demo_jpeg):
+    """A service that loaded the opt-in stage (as ``duchenne serve`` does) gives it to the
+    requests that name it; one that did not answers without it instead of failing."""
+    from duchenne.analysis.config import ALL_STAGES
+
+    full = make_client(Analyzer(stages=ALL_STAGES, threads=1))
+    query = "/v1/analyze?stages=detect,landmarks,blendshapes,smile"
+    assert "blendshapes" not in full.post("/v1/analyze", content=demo_jpeg).json()["faces"][0]
+    face = full.post(query, content=demo_jpeg).json()["faces"][0]
+    assert len(face["blendshapes"]) == 52 and face["blendshapes"]["mouthSmileLeft"] > 0.5
+    plain = client.post(query, content=demo_jpeg)
+    assert plain.status_code == 200 and "blendshapes" not in plain.json()["faces"][0]
 
 
 def test_max_faces_keeps_the_best_faces(client, demo_jpeg):

@@ -4,11 +4,13 @@ Why a picture: a table of thousands of per-frame rows does not show *how* a pers
 a timeline with the onset, apex and offset of each smile shaded does, at a glance.
 
 Top panel: the smile score (1-10) when a smile model ran, else nothing but the episodes.
-Bottom panel: the three D-Marker amplitude signals as changes from the track's first frame
+Middle panel: the three D-Marker amplitude signals as changes from the track's first frame
 (the neutral reference of the signals):
 ``D_lip`` (lip-corner displacement, rises in a smile) and ``D_eyelid`` / ``D_cheek`` (eye
 aperture and eye-to-cheek distance, relative change in %, fall with AU6). Each episode is
-labelled with its Duchenne marker and heuristic genuineness. matplotlib is an optional
+labelled with its Duchenne marker and heuristic genuineness. Bottom panel, when the
+``blendshapes`` stage ran: MediaPipe's mouthSmile, eyeSquint, eyeBlink (left/right means)
+and jawOpen coefficients (0-1), the same smile seen through the Face Landmarker. matplotlib is an optional
 extra (``pip install 'duchenne[plot]'``) imported only here, with no global state touched
 (an ``Agg`` canvas, no ``pyplot``).
 """
@@ -42,7 +44,9 @@ def plot_track(
 
     Args:
         timeline: (n, 6) rows ``time, smile_score, smile, d_lip, d_eyelid, d_cheek`` (NaN
-            where unknown), e.g. the decimated timeline the video analyzer keeps.
+            where unknown), optionally followed by the 4 blendshape channels
+            (``duchenne.face.blendshapes.TIMELINE_CHANNELS``), e.g. the decimated timeline
+            the video analyzer keeps.
         summary: the track's :class:`~duchenne.analysis.video.TrackSummary` (episodes,
             best frame time).
         path: destination ``.png``.
@@ -59,15 +63,21 @@ def plot_track(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    data = np.asarray(timeline, dtype=np.float64).reshape(-1, 6)
+    data = np.asarray(timeline, dtype=np.float64)
+    data = data.reshape(-1, data.shape[-1] if data.ndim == 2 else 6)
     t = data[:, 0]
     has_score = bool(np.isfinite(data[:, 1]).any())
-    fig = Figure(figsize=(10, 5.2 if has_score else 3.4), dpi=100)
+    shapes = data[:, 6:]
+    has_shapes = shapes.shape[1] > 0 and bool(np.isfinite(shapes).any())
+    n_panels = 1 + has_score + has_shapes
+    fig = Figure(figsize=(10, 1.4 + 1.9 * n_panels), dpi=100)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(2 if has_score else 1, 1, sharex=True, squeeze=False)[:, 0]
+    axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False)[:, 0]
     if has_score:
         _score_panel(axes[0], t, data[:, 1], summary)
-    _signal_panel(axes[-1], t, data[:, 3:6])
+    _signal_panel(axes[int(has_score)], t, data[:, 3:6])
+    if has_shapes:
+        _blendshape_panel(axes[-1], t, shapes)
     for ax in axes:
         _episodes(ax, summary.episodes)
     _episode_labels(axes[0], summary.episodes)
@@ -106,6 +116,19 @@ def _signal_panel(ax: Any, t: np.ndarray, d: np.ndarray) -> None:
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_ylabel("change from first frame (%)")
     ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+    ax.grid(alpha=0.3)
+
+
+def _blendshape_panel(ax: Any, t: np.ndarray, shapes: np.ndarray) -> None:
+    """MediaPipe blendshape channels (0-1) over time."""
+    from duchenne.face.blendshapes import TIMELINE_CHANNELS
+
+    colours = ("#c2452d", "#6a3d9a", "#2a9d8f", "#555555")
+    for name, column, colour in zip(TIMELINE_CHANNELS, shapes.T, colours, strict=False):
+        ax.plot(t, column, color=colour, lw=1.1, label=name)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("blendshapes (0-1)")
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.8, ncol=4)
     ax.grid(alpha=0.3)
 
 

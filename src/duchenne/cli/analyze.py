@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from duchenne import data
 from duchenne.analysis.analyzer import Analyzer
+from duchenne.analysis.config import ALL_STAGES, STAGES
 from duchenne.annotate import FaceAnnotator
 from duchenne.cli.options import add_analyzer_args, config_from_args
 from duchenne.errors import DuchenneError
@@ -38,7 +39,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="find faces and measure smiles in photos")
     p.add_argument("inputs", nargs="*", help="image files, folders (recursive) or glob patterns")
     p.add_argument(
-        "--demo", action="store_true", help="run on the bundled public-domain example photo"
+        "--demo",
+        action="store_true",
+        help="run on the bundled public-domain example photo, with every stage (blendshapes "
+        "included) unless --stages is given",
     )
     p.add_argument(
         "--format",
@@ -87,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     ``--draw`` annotates the decoded image it already has instead of decoding it again.
     """
     inputs = [str(demo_image_path())] if args.demo else list(args.inputs)
+    if args.demo and args.stages == ",".join(STAGES):  # the default: show everything
+        args.stages = ",".join(ALL_STAGES)
     paths = iter_image_paths(inputs) if inputs else []
     if not paths:
         print(

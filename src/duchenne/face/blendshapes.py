@@ -29,7 +29,14 @@ from duchenne.face.landmarks import FaceRoi, roi_from_landmarks
 from duchenne.faces import BLENDSHAPE_NAMES
 from duchenne.models.registry import create_model
 
-__all__ = ["BLENDSHAPE_NAMES", "LANDMARKS_SUBSET", "FaceBlendshapes", "blendshape_input"]
+__all__ = [
+    "BLENDSHAPE_NAMES",
+    "LANDMARKS_SUBSET",
+    "TIMELINE_CHANNELS",
+    "FaceBlendshapes",
+    "blendshape_input",
+    "timeline_channels",
+]
 
 #: The 146 landmark indices (of 478) the blendshape model reads (``kLandmarksSubsetIdxs``).
 LANDMARKS_SUBSET: tuple[int, ...] = (
@@ -45,6 +52,15 @@ LANDMARKS_SUBSET: tuple[int, ...] = (
     466, 468, 469, 470, 471, 472, 473, 474, 475, 476, 477,
 )  # fmt: skip
 
+#: Blendshape channels shown on the video timeline: name -> the coefficients averaged.
+TIMELINE_CHANNELS: dict[str, tuple[str, ...]] = {
+    "mouthSmile": ("mouthSmileLeft", "mouthSmileRight"),
+    "eyeSquint": ("eyeSquintLeft", "eyeSquintRight"),
+    "eyeBlink": ("eyeBlinkLeft", "eyeBlinkRight"),
+    "jawOpen": ("jawOpen",),
+}
+_TIMELINE_IDX = [[BLENDSHAPE_NAMES.index(n) for n in names] for names in TIMELINE_CHANNELS.values()]
+
 INPUT_SIZE_478 = 256
 NUM_LANDMARKS_478 = 478
 
@@ -59,6 +75,12 @@ def blendshape_input(landmarks_478: np.ndarray) -> np.ndarray:
     if points.ndim != 2 or points.shape[0] != NUM_LANDMARKS_478 or points.shape[1] < 2:
         raise ValueError(f"need (478, 2|3) landmarks, got {points.shape}")
     return np.ascontiguousarray(points[list(LANDMARKS_SUBSET), :2])
+
+
+def timeline_channels(coeffs: np.ndarray) -> np.ndarray:
+    """The ``TIMELINE_CHANNELS`` values (4,) of one face's 52 coefficients (left/right mean)."""
+    c = np.asarray(coeffs, dtype=np.float64)
+    return np.array([c[idx].mean() for idx in _TIMELINE_IDX])
 
 
 class FaceBlendshapes:

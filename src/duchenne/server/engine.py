@@ -77,10 +77,13 @@ class AnalyzeOptions:
     def config_for(self, analyzer: Analyzer) -> AnalyzerConfig:
         """``analyzer``'s config restricted to these options (a ``dataclasses.replace``).
 
-        The smile stage is dropped when the analyzer has no smile model, so a service
-        without one still answers (faces without smile fields) instead of failing.
+        The smile stage is dropped when the analyzer has no smile model, and the opt-in
+        blendshapes stage when the analyzer did not load it, so such a service still
+        answers (faces without those fields) instead of failing.
         """
-        stages = [s for s in self.stages if s != "smile" or analyzer.smile_model is not None]
+        missing = {"smile": analyzer.smile_model is None}
+        missing["blendshapes"] = getattr(analyzer, "blendshape_stage", None) is None
+        stages = [s for s in self.stages if not missing.get(s, False)]
         return replace(
             analyzer.config,
             stages=tuple(stages),

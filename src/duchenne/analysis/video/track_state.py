@@ -31,6 +31,7 @@ from duchenne.analysis.video.buffers import _Column, _Decimator
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names, frame_features
 from duchenne.analysis.video.outputs import _crop
 from duchenne.analysis.video.results import EpisodeResult, TrackSummary
+from duchenne.face.blendshapes import TIMELINE_CHANNELS, timeline_channels
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD, Faces
 from duchenne.io.video import Frame
 
@@ -47,11 +48,15 @@ SIGNAL_FIELDS: tuple[str, ...] = (
 )
 
 
-# column layout of the per-track buffer: time, frame, smile score, smile, then x, y of the
-# Face Mesh points the smile signals use
+# column layout of the per-track buffer: time, frame, smile score, smile, the blendshape
+# timeline channels (TIMELINE_CHANNELS; NaN without the stage), then x, y of the Face Mesh
+# points the smile signals use
 _USED = np.array(sorted(set(LANDMARKS.values())), dtype=np.intp)
-_T, _F, _SCORE, _SMILE, _PTS = 0, 1, 2, 3, 4
+_T, _F, _SCORE, _SMILE, _BS = 0, 1, 2, 3, 4
+_PTS = _BS + len(TIMELINE_CHANNELS)
 _WIDTH = _PTS + 2 * len(_USED)
+#: timeline columns: time, smile score, smile, D lip, D eyelid, D cheek, blendshape channels
+TIMELINE_WIDTH = 6 + len(TIMELINE_CHANNELS)
 _CHUNK = 64  # frames per compute_signals call (bounds its temporary arrays to ~2 MB)
 
 
@@ -111,7 +116,7 @@ class TrackState:
         self.buffer = _Column(_WIDTH)
         width = len(frame_feature_names(context.with_smile))
         self.features = _Column(width) if opts.collect_features else None
-        self.timeline = _Decimator(opts.timeline_points, 6)
+        self.timeline = _Decimator(opts.timeline_points, TIMELINE_WIDTH)
         self._fed = 0  # leading buffer rows already added to the timeline
         self.reference: np.ndarray | None = None
         self.last_sample: int | None = None
@@ -143,6 +148,8 @@ class TrackState:
             row[_SCORE] = score
         if faces.smile is not None:
             row[_SMILE] = float(faces.smile[i])
+        if faces.blendshapes is not None:
+            row[_BS:_PTS] = timeline_channels(faces.blendshapes[i])
         if lm is not None and len(lm) > _USED[-1]:
             pts = np.asarray(lm[_USED, :2], np.float64)
             if np.all(np.isfinite(pts)):
@@ -249,6 +256,7 @@ class TrackState:
                         raw.lip[k],
                         raw.eyelid[k],
                         raw.cheek[k],
+                        *data[k, _BS:_PTS],
                     ]
                 )  # fmt: skip
             )
@@ -341,4 +349,4 @@ class TrackState:
     def release(self) -> None:
         """Free the best-frame crop and the timeline (the track has ended)."""
         self.best_crop = None
-        self.timeline = _Decimator(16, 6)
+        self.timeline = _Decimator(16, TIMELINE_WIDTH)

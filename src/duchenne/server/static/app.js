@@ -10,6 +10,7 @@
   const el = {
     health: $("health"), message: $("message"), fileInput: $("file-input"), dropzone: $("dropzone"),
     webcamButton: $("webcam-button"), demoButton: $("demo-button"), maxFaces: $("opt-max-faces"),
+    blendshapes: $("opt-blendshapes"),
     every: $("opt-every"), apiKey: $("opt-key"), photoResult: $("photo-result"), photo: $("photo"),
     webcam: $("webcam"), overlay: $("overlay"), stage: $("stage"), caption: $("photo-caption"),
     faces: $("faces"), videoResult: $("video-result"), videoStatus: $("video-status"),
@@ -46,10 +47,13 @@
     return body;
   }
 
-  function analyzeQuery() {
+  function analyzeQuery(withBlendshapes = false) {
     const params = new URLSearchParams();
     const maxFaces = parseInt(el.maxFaces.value, 10);
     if (maxFaces > 0) params.set("max_faces", String(maxFaces));
+    if (withBlendshapes && el.blendshapes && el.blendshapes.checked) {
+      params.set("stages", "detect,landmarks,geometry,blendshapes,smile");
+    }
     const text = params.toString();
     return text ? `?${text}` : "";
   }
@@ -110,7 +114,7 @@
     try {
       const form = new FormData();
       form.append("file", blob, name);
-      const result = await api(`/v1/analyze${analyzeQuery()}`, { method: "POST", body: form });
+      const result = await api(`/v1/analyze${analyzeQuery(true)}`, { method: "POST", body: form });
       await loaded;
       el.photoResult.hidden = false;
       showFaces(result);
@@ -178,7 +182,31 @@
         html("span", { className: "bar-value" }, pct(value), dd);
       }
     }
+    if (face.blendshapes) li.appendChild(blendshapeBars(face.blendshapes, i));
     return li;
+  }
+
+  // The strongest coefficients as bars; all 52 behind a disclosure (compact per face).
+  function blendshapeBars(shapes, i) {
+    const names = Object.keys(shapes).filter((n) => n !== "_neutral");
+    names.sort((a, b) => shapes[b] - shapes[a]);
+    const box = html("div", { className: "blendshapes" });
+    html("p", { className: "facts" }, "MediaPipe blendshapes (strongest)", box);
+    const bars = (list, parent, label) => {
+      const dl = html("dl", { className: "bars compact", "aria-label": label }, null, parent);
+      for (const name of list) {
+        html("dt", {}, name, dl);
+        const dd = html("dd", {}, null, dl);
+        const bar = html("span", { className: "bar", "aria-hidden": "true" }, null, dd);
+        html("span", {}, null, bar).style.width = pct(shapes[name]);
+        html("span", { className: "bar-value" }, fmt(shapes[name], 2), dd);
+      }
+    };
+    bars(names.slice(0, 6), box, `Strongest blendshapes of face ${i + 1}`);
+    const more = html("details", {}, null, box);
+    html("summary", {}, `all ${Object.keys(shapes).length} coefficients`, more);
+    bars(Object.keys(shapes), more, `All blendshapes of face ${i + 1}`);
+    return box;
   }
 
   // ------------------------------------------------------------------ video
