@@ -44,6 +44,14 @@ def test_video_prints_a_summary_and_writes_every_output(tmp_path: Path, capsys) 
     video = cv2.VideoCapture(str(out / "annotated.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == clip.n_frames
     video.release()
+    try:
+        import av
+    except ImportError:
+        pass
+    else:  # with the video extra the annotated MP4 is H.264, which browsers play
+        with av.open(str(out / "annotated.mp4")) as container:
+            assert container.streams.video[0].codec_context.name == "h264"
+        assert summary["outputs"]["video_codec"] == "libx264"
     assert not list(out.glob(".*partial*"))  # no temporary file left behind
 
 

@@ -224,6 +224,7 @@ class VideoSession:
         outputs = {}
         if self.draw is not None and self.draw.path.exists():
             outputs["video"] = str(self.draw.path)
+            outputs["video_codec"] = str(self.draw.codec)
         if self.plot_dir is not None:
             outputs["plots"] = str(self.plot_dir)
         if self.best_dir is not None:

@@ -1,0 +1,65 @@
+"""Labels of drawn faces: sized from the face, wholly inside the image, legible."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from duchenne.annotate import FaceAnnotator, label_box
+from duchenne.annotate.draw import face_label
+from tests.helpers import mock_faces
+
+
+def _faces(boxes, smile=True):
+    n = len(boxes)
+    faces = mock_faces(n=n, smile=[0.9] * n) if smile else mock_faces(n=n)
+    faces.xyxy = np.asarray(boxes, np.float32)
+    return faces
+
+
+@pytest.mark.parametrize(
+    ("shape", "box"),
+    [
+        ((256, 256), (60, 40, 250, 250)),  # a portrait whose face fills the right edge
+        ((256, 256), (0, 0, 256, 256)),  # the whole image is the face: no room outside
+        ((480, 640), (600, 200, 640, 240)),  # a small face at the right edge
+        ((480, 640), (10, 440, 60, 480)),  # at the bottom edge
+        ((48, 48), (0, 0, 48, 48)),  # a tiny crop
+        ((1101, 1600), (1560, 5, 1600, 45)),  # top-right corner of a group photo
+    ],
+)
+def test_label_lies_inside_the_image(shape, box) -> None:
+    face = _faces([box]).face(0)
+    lb = label_box(face, shape)
+    assert 0 <= lb.x and lb.x + lb.w <= shape[1], lb
+    assert 0 <= lb.y and lb.y + lb.h <= shape[0], lb
+
+
+def test_label_flips_below_when_no_room_above_and_scales_with_the_face() -> None:
+    near_top = label_box(_faces([(100, 2, 200, 102)]).face(0), (600, 600))
+    assert near_top.y >= 102  # below the box
+    roomy = label_box(_faces([(100, 300, 200, 400)]).face(0), (600, 600))
+    assert roomy.y + roomy.h <= 300  # above the box
+    big = label_box(_faces([(50, 300, 450, 700)]).face(0), (800, 800))
+    small = label_box(_faces([(50, 300, 90, 340)]).face(0), (800, 800))
+    assert big.scale > 2 * small.scale
+
+
+def test_small_faces_get_short_labels_not_cut_ones() -> None:
+    face = _faces([(500, 500, 530, 530)]).face(0)
+    lb = label_box(face, (1000, 1000))
+    assert lb.text in (face_label(face, 1), face_label(face, 2))
+    assert lb.text.startswith("#0")
+
+
+def test_drawn_label_box_is_opaque_and_inside(tmp_path) -> None:
+    """On a white photo the label's box is drawn in the face colour with dark text, fully
+    inside the image (the old labels ran off the right edge of 256 px portraits)."""
+    image = np.full((256, 256, 3), 255, np.uint8)
+    faces = _faces([(60, 40, 250, 250)])
+    out = FaceAnnotator(landmarks=False).annotate(image, faces)
+    lb = label_box(faces.face(0), image.shape)
+    region = out[lb.y : lb.y + lb.h, lb.x : lb.x + lb.w]
+    green = np.all(region == FaceAnnotator().smile_color, axis=-1).mean()
+    dark = (region.max(axis=-1) < 80).mean()
+    assert green > 0.4 and dark > 0.03  # a filled box with text on it
