@@ -68,6 +68,11 @@ class BatchError(DuchenneError, ValueError):
     """A batch job cannot start or resume (e.g. its output holds results of other settings)."""
 
 
+class ServiceError(DuchenneError, RuntimeError):
+    """The service refuses or stops work (overloaded, shutting down, a job cancelled):
+    nothing is wrong with the input, so it is never reported as one input's error."""
+
+
 def require_extra(module: str, extra: str):
     """Import ``module`` or raise ``MissingExtraError`` naming ``pip install 'duchenne[extra]'``."""
     import importlib

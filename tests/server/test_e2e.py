@@ -220,10 +220,6 @@ def test_video_timeline_with_episodes_and_best_frame(server, page, tmp_path):
     for i in range(20):
         writer.write(cv2.cvtColor(np.roll(face, i, axis=1), cv2.COLOR_RGB2BGR))
     writer.release()
-    from duchenne.server.jobs import video_support
-
-    if video_support() is None:
-        pytest.skip("duchenne.analysis.video is not in this build")
 
     def add_episode(route):
         response = route.fetch()

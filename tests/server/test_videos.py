@@ -2,7 +2,7 @@
 
 The HTTP layer and the job pool are tested with a stand-in analysis function, so they
 are covered whatever state ``duchenne.analysis.video`` is in; the tests at the end run the
-real ``Analyzer.analyze_video`` and skip when that module is not installed.
+real ``duchenne.analyze_video``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from duchenne.errors import VideoDecodeError, VideoOpenError
-from duchenne.server.jobs import JobManager, TooManyJobsError, probe_video, video_support
+from duchenne.server.jobs import JobManager, TooManyJobsError, probe_video
 
 from .conftest import require_server_deps, write_video
 
@@ -78,7 +78,6 @@ def video(tmp_path) -> Path:
 @pytest.fixture
 def fake_video_client(make_client, monkeypatch):
     """``make(runner, **settings)``: a client whose jobs run ``runner`` instead of analysis."""
-    monkeypatch.setattr("duchenne.server.routes.videos.video_support", lambda: object())
 
     def make(runner, **settings):
         client = make_client(**settings)
@@ -266,21 +265,9 @@ def test_unknown_job_is_404(client):
     assert_error(client.get("/v1/videos/does-not-exist"), 404, "NotFound")
 
 
-def test_missing_video_module_is_501(make_client, monkeypatch, video):
-    monkeypatch.setattr("duchenne.server.routes.videos.video_support", lambda: None)
-    client = make_client()
-    assert_error(client.post("/v1/videos", content=video.read_bytes()), 501, "NotAvailable")
-
-
 # ----------------------------------------------------------------------------- real analysis
 
-needs_video = pytest.mark.skipif(
-    video_support() is None,
-    reason="duchenne.analysis.video (Analyzer.analyze_video) is not in this build yet",
-)
 
-
-@needs_video
 def test_real_video_job_end_to_end(client, video):
     response = client.post("/v1/videos?every=3", files={"file": ("clip.avi", video.read_bytes())})
     assert response.status_code == 202, response.text
@@ -303,7 +290,6 @@ def test_real_video_job_end_to_end(client, video):
     assert len(list(csv.DictReader(io.StringIO(table.text)))) == 4
 
 
-@needs_video
 def test_real_video_is_cut_at_the_length_limit(make_client, tmp_path):
     client = make_client(max_video_seconds=0.5)
     clip = write_video(tmp_path / "unknown_length.avi", frames=12)  # 1.2 s, over the limit

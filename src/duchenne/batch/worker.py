@@ -30,6 +30,7 @@ from typing import IO, Any
 from duchenne import __version__
 from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.config import AnalyzerConfig
+from duchenne.analysis.video import analyze_video
 from duchenne.batch.inputs import InputItem, is_uri, open_binary
 from duchenne.errors import DuchenneError, ImageLoadError, ImageTooLargeError
 from duchenne.faces import result_rows, row_columns
@@ -39,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 
-VIDEO_UNAVAILABLE = "video analysis not available"
 _COPY_BLOCK = 1 << 20
 
 
@@ -186,8 +186,6 @@ class BatchWorker:
 
     def _video_rows(self, item: InputItem) -> list[Row]:
         """One row per face per sampled frame, or per track with ``video_summary``."""
-        if not video_analysis_available():
-            return [error_row(item.source, f"UnsupportedFormatError: {VIDEO_UNAVAILABLE}")]
         with self._local_copy(item) as path:
             return video_rows(self.analyzer, path, item.source, self.config)
 
@@ -243,15 +241,6 @@ def error_row(source: str, error: str) -> Row:
     return {"source": source, "face": None, "error": error}
 
 
-def video_analysis_available() -> bool:
-    """True when this installation has ``duchenne.analysis.video``."""
-    try:
-        import duchenne.analysis.video  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def video_rows(analyzer: Analyzer, path: str, source: str, config: WorkerConfig) -> list[Row]:
     """Rows of one video through ``duchenne.analysis.video.analyze_video``.
 
@@ -261,8 +250,6 @@ def video_rows(analyzer: Analyzer, path: str, source: str, config: WorkerConfig)
     A video without faces gets one row with ``face`` null. A video that stops decoding
     part way keeps the rows of the frames before and carries the error on each row.
     """
-    from duchenne.analysis.video import analyze_video
-
     frames = _Collector()
     result = analyze_video(
         analyzer,

@@ -8,17 +8,30 @@ import sys
 from collections.abc import Sequence
 
 from duchenne import __version__
-from duchenne.cli import analyze, models
+from duchenne.cli import (
+    analyze,
+    batch,
+    enhance,
+    evaluate,
+    models,
+    serve,
+    train,
+    train_authenticity,
+    video,
+)
 
-#: modules under duchenne.cli that each define ``add_parser(sub)``; absent ones are skipped
-OPTIONAL_COMMANDS = (
-    "video",
-    "enhance",
-    "batch",
-    "serve",
-    "train",
-    "train_authenticity",
-    "evaluate",
+#: the subcommand modules, each with ``add_parser(sub)``; they import only what declaring
+#: their arguments needs (``train`` loads torch only when it runs)
+COMMANDS = (
+    analyze,
+    models,
+    video,
+    enhance,
+    batch,
+    serve,
+    train,
+    train_authenticity,
+    evaluate,
 )
 
 
@@ -30,24 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"duchenne {__version__}")
     parser.add_argument("--verbose", "-v", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    analyze.add_parser(sub)
-    models.add_parser(sub)
-    _add_optional(sub)
+    for command in COMMANDS:
+        command.add_parser(sub)
     return parser
-
-
-def _add_optional(sub: argparse._SubParsersAction) -> None:
-    """Subcommands whose modules are imported only to declare their arguments (no torch here)."""
-    import importlib
-
-    for name in OPTIONAL_COMMANDS:
-        try:
-            module = importlib.import_module(f"duchenne.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"duchenne.cli.{name}":
-                raise
-            continue
-        module.add_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -55,7 +55,7 @@ class OnnxModel:
         >>> from duchenne.models import create_model
         >>> model = create_model("face_detection_short_range")
         >>> model.input_shape
-        (1, 128, 128, 3)
+        ('batch', 128, 128, 3)
     """
 
     def __init__(

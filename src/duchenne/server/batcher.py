@@ -28,6 +28,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from duchenne.errors import ServiceError
+
 logger = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
@@ -35,11 +37,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class QueueFullError(RuntimeError):
+class QueueFullError(ServiceError):
     """More items are pending than ``max_pending``: the caller should answer 503."""
 
 
-class ShuttingDownError(RuntimeError):
+class ShuttingDownError(ServiceError):
     """The batcher is closing and takes no new work."""
 
 

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from duchenne import errors
 from duchenne.server.batcher import QueueFullError, ShuttingDownError
-from duchenne.server.jobs import JobsClosedError, TooManyJobsError, VideoUnavailableError
+from duchenne.server.jobs import JobsClosedError, TooManyJobsError
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ ERROR_STATUS: dict[type[BaseException], int] = {
     ShuttingDownError: 503,
     JobsClosedError: 503,
     TooManyJobsError: 429,
-    VideoUnavailableError: 501,
 }
 
 #: seconds a client should wait before retrying an overloaded (429) or busy (503) server

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import importlib
 import io
 import json
 import logging
@@ -34,39 +33,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from duchenne.errors import DuchenneError, UnsupportedFormatError, VideoOpenError
+from duchenne.analysis.analyzer import Analyzer
+from duchenne.analysis.video import analyze_video
+from duchenne.errors import (
+    DuchenneError,
+    ServiceError,
+    UnsupportedFormatError,
+    VideoOpenError,
+)
 from duchenne.io.sinks import flatten_record, to_jsonable
 
 logger = logging.getLogger(__name__)
 
-VIDEO_MODULE = "duchenne.analysis.video"
 TERMINAL = frozenset({"done", "failed", "cancelled"})
 
 
-class TooManyJobsError(RuntimeError):
+class TooManyJobsError(ServiceError):
     """All job slots and queue places are taken: the caller should answer 429."""
 
 
-class JobsClosedError(RuntimeError):
+class JobsClosedError(ServiceError):
     """The service is shutting down and takes no new jobs (503)."""
 
 
-class JobCancelledError(RuntimeError):
+class JobCancelledError(ServiceError):
     """Raised inside a running job's progress callback once the job was cancelled."""
-
-
-class VideoUnavailableError(RuntimeError):
-    """``duchenne.analysis.video`` is not installed in this build (501)."""
-
-
-def video_support() -> Any | None:
-    """The ``duchenne.analysis.video`` module, or None when this build lacks it."""
-    try:
-        return importlib.import_module(VIDEO_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != VIDEO_MODULE:
-            raise
-        return None
 
 
 @dataclass(frozen=True)
@@ -439,15 +430,12 @@ class JobManager:
             job.discard()
 
 
-def video_runner(analyzer: Any, max_seconds: float) -> Callable[..., Any]:
+def video_runner(analyzer: Analyzer, max_seconds: float) -> Callable[..., Any]:
     """Adapt ``duchenne.analysis.video.analyze_video`` to the job manager's runner signature.
 
     The analysis is bounded to ``max_seconds`` of video (also when the container does not
     say how long it is), streams its per-frame table to ``table_path`` and ends a
     truncated video with a partial result (``complete: false``) rather than a failure.
-
-    Raises:
-        VideoUnavailableError: (when called) this build has no ``duchenne.analysis.video``.
     """
 
     def run(
@@ -458,9 +446,6 @@ def video_runner(analyzer: Any, max_seconds: float) -> Callable[..., Any]:
         if threshold is not None and hasattr(analyzer, "config"):
             config = dataclasses.replace(analyzer.config, smile_threshold=float(threshold))
             chosen = analyzer.view(config)
-        video = video_support()
-        if video is None:
-            raise VideoUnavailableError("video analysis is not available in this build")
         done = 0
 
         def callback(frame: Any, faces: Any) -> None:
@@ -468,7 +453,7 @@ def video_runner(analyzer: Any, max_seconds: float) -> Callable[..., Any]:
             done += 1
             on_progress(done)
 
-        return video.analyze_video(
+        return analyze_video(
             chosen,
             path,
             every=max(1, int(params.get("every", 1))),

@@ -91,7 +91,9 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-class BatchError(BaseModel):
+class ItemError(BaseModel):
+    """Why one image of a batch (or a video job) has no result."""
+
     type: str
     message: str
 
@@ -101,7 +103,7 @@ class BatchItem(BaseModel):
 
     image: ImageInfo
     faces: list[FaceResult] | None = None
-    error: BatchError | None = None
+    error: ItemError | None = None
 
 
 class BatchResult(BaseModel):
@@ -129,7 +131,7 @@ class JobStatus(BaseModel):
     finished: float | None
     video: VideoInfo
     params: dict[str, Any]
-    error: BatchError | None
+    error: ItemError | None
     frames_url: str = Field(description="the per-frame table (JSON or CSV) once done")
     result: dict[str, Any] | None = Field(
         None,
@@ -150,7 +152,9 @@ class ModelsInfo(BaseModel):
     smile_available: bool
     detector: str
     available: list[dict[str, Any]] = Field(description="every model shipped in the package")
-    video_available: bool
+    video_available: bool = Field(
+        True, description="always true: every build analyses videos (kept for clients)"
+    )
 
 
 class Health(BaseModel):

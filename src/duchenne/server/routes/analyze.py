@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from duchenne.errors import DuchenneError
+from duchenne.errors import DuchenneError, ServiceError
 from duchenne.server.deps import ApiKeyDep, EngineDep, KnownQueryDep, OptionsDep, SettingsDep
 from duchenne.server.handlers import ApiError
 from duchenne.server.schemas import BatchResult, FacesResult, error_responses
@@ -128,6 +128,8 @@ async def _one(
             raise ApiError(422, "EmptyUpload", "the upload is empty (0 bytes)")
         image = await engine.run(engine.decode, data, filename)
         faces = await engine.analyze(image, options, reserved=True)
+    except ServiceError:
+        raise  # overload or shutdown: the whole request's answer, not this image's
     except (DuchenneError, ApiError) as exc:
         kind = exc.type if isinstance(exc, ApiError) else type(exc).__name__
         return {"image": {"source": filename}, "error": {"type": kind, "message": str(exc)}}

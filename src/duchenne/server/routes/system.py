@@ -8,7 +8,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from duchenne import __version__
 from duchenne.models.registry import default_smile_model, get_model_cfg, list_models
 from duchenne.server.deps import ApiKeyDep, EngineDep, JobsDep, MetricsDep
-from duchenne.server.jobs import video_support
 from duchenne.server.metrics import CONTENT_TYPE
 from duchenne.server.schemas import Health, ModelsInfo, error_responses
 
@@ -71,6 +70,6 @@ async def models(engine: EngineDep) -> JSONResponse:
             "smile_available": info["smile_available"],
             "detector": info["detector"],
             "available": available,
-            "video_available": video_support() is not None,
+            "video_available": True,
         }
     )

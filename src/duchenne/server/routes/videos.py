@@ -17,7 +17,7 @@ from duchenne.server.deps import (
     SmileThresholdQuery,
 )
 from duchenne.server.handlers import ApiError
-from duchenne.server.jobs import Job, probe_video, rows_to_csv, video_support
+from duchenne.server.jobs import Job, probe_video, rows_to_csv
 from duchenne.server.schemas import JobCreated, JobStatus, error_responses
 from duchenne.server.uploads import ONE_FILE_BODY, save_to
 
@@ -46,8 +46,6 @@ async def create_job(
     when the file or its duration is over the limits, 422 when it is not a decodable
     video, and 429 when the job queue is full.
     """
-    if video_support() is None:
-        raise ApiError(501, "NotAvailable", "video analysis is not available in this build")
     jobs.check_room()  # refuse before receiving a large upload we could not run
     path, filename = await save_to(request, jobs.folder)
     try:
