@@ -224,3 +224,52 @@ def test_a_text_upload_is_named_by_its_file_name(client):
     assert message.startswith("upload 'notes.txt':") and "<bytes>" not in message
     raw = client.post("/v1/analyze", content=b"hello, not a picture")
     assert raw.json()["error"]["message"].startswith("the upload:")
+
+
+def test_admission_refuses_before_reading_the_body():
+    """Under overload, analysis requests beyond the capacity are answered 503 without a
+    single body byte read (reading bodies that were then refused collapsed throughput)."""
+    import asyncio
+
+    from duchenne.server.middleware import AdmissionMiddleware
+
+    release = asyncio.Event()
+    reads: dict[int, int] = {}
+
+    async def app(scope, receive, send):
+        await release.wait()
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    guard = AdmissionMiddleware(app, frozenset({"/v1/analyze"}), capacity=2)
+
+    async def request(i: int, path: str = "/v1/analyze") -> int:
+        scope = {"type": "http", "method": "POST", "path": path, "headers": []}
+        status = []
+
+        async def receive():
+            reads[i] = reads.get(i, 0) + 1
+            return {"type": "http.request", "body": b"x" * 1000, "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        await guard(scope, receive, send)
+        return status[0]
+
+    async def main():
+        first = [asyncio.create_task(request(i)) for i in range(2)]
+        await asyncio.sleep(0.01)
+        assert guard.in_flight == 2
+        refused = await request(2)
+        other = asyncio.create_task(request(3, "/healthz"))  # other routes are not counted
+        await asyncio.sleep(0.01)
+        release.set()
+        done = await asyncio.gather(*first, other)
+        return refused, done, await request(4)
+
+    refused, done, later = asyncio.run(main())
+    assert refused == 503 and 2 not in reads  # refused without reading its body
+    assert done == [200, 200, 200] and later == 200 and guard.in_flight == 0

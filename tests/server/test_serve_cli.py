@@ -3,9 +3,12 @@ a SIGTERM or Ctrl-C stops it gracefully with exit status 0."""
 
 from __future__ import annotations
 
+import contextlib
+import select
 import signal
 import socket
 import time
+import urllib.request
 
 import pytest
 
@@ -129,3 +132,62 @@ def test_sigterm_lets_the_request_in_flight_finish(serve, small_jpeg):
     assert b'"faces"' in response
     assert proc.wait(timeout=30) == 0, log.read_text()
     assert "Application shutdown complete" in log.read_text()
+
+
+def test_help_lists_every_limit_with_its_variable(capsys):
+    from duchenne.server.settings import Settings
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    for name in ("max_header_bytes", "header_timeout_s", "max_body_bytes", "max_queue",
+                 "max_video_pixels", "max_video_seconds", "max_connections"):  # fmt: skip
+        default = Settings.model_fields[name].get_default(call_default_factory=True)
+        assert f"DUCHENNE_{name.upper()}={default}:" in out
+
+
+def test_transport_guards_and_client_aborts(serve, small_jpeg):
+    """On the real server: a 16 MB header is refused with 431 after a few kilobytes, a
+    connection that never finishes its headers gets 408, and a client that disconnects
+    mid-upload is counted as 499 with one log line (it was a 500 with two tracebacks)."""
+    _, url, log = serve(DUCHENNE_WORKERS="1", DUCHENNE_HEADER_TIMEOUT_S="1")
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        sent, answer = 0, b""
+        t0 = time.perf_counter()
+        try:
+            while sent < 16 * 2**20 and b"\r\n\r\n" not in answer:
+                conn.sendall(b"a" * 65536)
+                sent += 65536
+                if select.select([conn], [], [], 0)[0]:
+                    answer += conn.recv(65536)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        refused_after = time.perf_counter() - t0
+        with contextlib.suppress(OSError):
+            answer += conn.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:300]
+    assert sent < 4 * 2**20, sent
+    print(f"16 MB header: 431 after {sent // 1024} KiB sent, {refused_after * 1000:.1f} ms")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+        answer = conn.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:300]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        head = (
+            "POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Length: {len(small_jpeg) * 10}\r\n\r\n"
+        )
+        conn.sendall(head.encode() + small_jpeg)
+        time.sleep(0.3)  # the handler is waiting for the rest of the body
+    deadline = time.monotonic() + 10
+    while True:
+        metrics = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+        if 'route="/v1/analyze",status="499"} 1' in metrics or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert 'route="/v1/analyze",status="499"} 1' in metrics, metrics
+    assert 'status="500"' not in metrics
+    text = log.read_text()
+    assert text.count("client closed the connection") == 1 and "Traceback" not in text, text

@@ -255,3 +255,25 @@ def test_shutdown_finishes_in_flight_requests(make_client, small_jpeg):
     client.__exit__(None, None, None)  # lifespan shutdown while the request is running
     worker.join(10)
     assert codes == [200]
+
+
+def test_unexpected_500_closes_the_connection_and_logs_one_traceback(
+    make_client, small_jpeg, caplog
+):
+    """A 500 used to drop the keep-alive connection without saying so (the client's next
+    request on it failed with a reset) and was logged with two tracebacks."""
+
+    class Broken(SlowAnalyzer):
+        def analyze_batch(self, images, **kw):
+            raise RuntimeError("boom")
+
+    client = make_client(Broken())
+    with caplog.at_level("ERROR"):
+        response = client.post("/v1/analyze", content=small_jpeg)
+    assert_error(response, 500, "InternalError")
+    assert response.headers["connection"] == "close"
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1, [r.getMessage() for r in caplog.records]
+    assert client.get("/healthz").status_code == 200
+    metrics = client.get("/metrics").text
+    assert 'route="/v1/analyze",status="500"} 1' in metrics

@@ -294,3 +294,34 @@ def test_real_video_is_cut_at_the_length_limit(make_client, tmp_path):
     client = make_client(max_video_seconds=0.5)
     clip = write_video(tmp_path / "unknown_length.avi", frames=12)  # 1.2 s, over the limit
     assert_error(client.post("/v1/videos", content=clip.read_bytes()), 413, "VideoTooLong")
+
+
+def test_video_frame_pixels_are_limited_before_decoding(fake_video_client, tmp_path, monkeypatch):
+    """A 2-frame 16384x8640 MP4 was accepted and took the server to 2.6 GB; frames over
+    ``max_video_pixels`` are now refused with 413 from the header, before any frame is
+    decoded."""
+    import cv2
+
+    client = fake_video_client(fake_runner(), max_video_pixels=100 * 100)
+    big = write_video(tmp_path / "big.avi", frames=3, size=160)  # 25,600 px per frame
+    reads: list[int] = []
+    real = cv2.VideoCapture
+
+    class CountingCapture:
+        def __init__(self, *args) -> None:
+            self._cap = real(*args)
+
+        def read(self, *args):
+            reads.append(1)
+            return self._cap.read(*args)
+
+        def __getattr__(self, name):
+            return getattr(self._cap, name)
+
+    monkeypatch.setattr(cv2, "VideoCapture", CountingCapture)
+    body = assert_error(client.post("/v1/videos", content=big.read_bytes()), 413)
+    assert body["type"] == "ImageTooLargeError" and "160x160" in body["message"]
+    assert reads == []  # refused from the header
+    assert not list(client.app.state.jobs.folder.glob("upload-*"))
+    small = write_video(tmp_path / "small.avi", frames=3, size=96)
+    assert client.post("/v1/videos", content=small.read_bytes()).status_code == 202

@@ -19,6 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run the REST API and web dashboard",
         description="Serve the REST API (/docs) and the dashboard (/). Every option can also "
         "be set as DUCHENNE_<NAME> in the environment (e.g. DUCHENNE_API_KEY).",
+        epilog=limits_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default=None, help=f"interface to bind (default {DEFAULT_HOST})")
     p.add_argument("--port", type=int, default=None, help="TCP port (default 8000)")
@@ -43,6 +45,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"))
     p.set_defaults(func=run)
+
+
+def limits_help() -> str:
+    """The limits that protect the service, with their variables and defaults, read from
+    ``Settings`` (so ``--help`` cannot drift from the code); see docs/server.md."""
+    try:
+        from duchenne.server.settings import Settings
+    except ImportError:  # pragma: no cover - without the [server] extra
+        return ""
+    lines = ["limits (environment variable = default: what happens beyond it):"]
+    for name, field in Settings.model_fields.items():
+        if field.description and ": " in field.description:
+            default = field.get_default(call_default_factory=True)
+            lines.append(f"  DUCHENNE_{name.upper()}={default}: {field.description}")
+    return "\n".join(lines)
 
 
 def settings_from(args: argparse.Namespace):  # -> duchenne.server.Settings
@@ -91,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        **transport_options(settings),
         limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=settings.shutdown_timeout_s or None,
         access_log=settings.log_level == "debug",
@@ -99,6 +117,19 @@ def run(args: argparse.Namespace) -> int:
     server = _server_class()(config)
     server.run()  # returns after a graceful stop (SIGTERM, Ctrl-C)
     return 0 if server.started else STARTUP_FAILURE
+
+
+def transport_options(settings) -> dict:
+    """uvicorn options for the header size/time limits (``duchenne.server.transport``):
+    the guarded httptools protocol, else h11 with its own header size limit (400, not 431)."""
+    options = {"timeout_keep_alive": settings.keep_alive_timeout_s}
+    try:
+        from duchenne.server.transport import guarded_protocol
+
+        options["http"] = guarded_protocol(settings.max_header_bytes, settings.header_timeout_s)
+    except ImportError:  # pragma: no cover - httptools comes with duchenne[server]
+        options.update(http="h11", h11_max_incomplete_event_size=settings.max_header_bytes)
+    return options
 
 
 def _server_class():  # -> type[uvicorn.Server]

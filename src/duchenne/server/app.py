@@ -32,7 +32,7 @@ from duchenne.server.engine import Engine
 from duchenne.server.handlers import install_handlers
 from duchenne.server.jobs import JobManager, video_runner
 from duchenne.server.metrics import Metrics, state_labels
-from duchenne.server.middleware import LimitsMiddleware, MetricsMiddleware
+from duchenne.server.middleware import AdmissionMiddleware, LimitsMiddleware, MetricsMiddleware
 from duchenne.server.routes import analyze, dashboard, system, videos
 from duchenne.server.settings import Settings
 
@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 30.0
 OPENAPI_URL = "/openapi.json"
+ANALYSIS_PATHS = frozenset({"/v1/analyze", "/v1/analyze/batch"})
 DOCS_STATIC = "/docs/static"
 
 DESCRIPTION = """
@@ -153,7 +154,8 @@ def _add_docs(app: FastAPI) -> None:
 
 
 def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
-    """CORS innermost, then limits, then metrics outermost (so refusals are counted)."""
+    """CORS innermost, then limits, then admission (refuses analysis requests before their
+    bodies are read when the service is full), then metrics outermost (refusals counted)."""
     origins = settings.cors_origin_list
     if origins:
         app.add_middleware(
@@ -170,6 +172,7 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         return settings.max_body_bytes, settings.request_timeout_s
 
     app.add_middleware(LimitsMiddleware, limits=limits)
+    app.add_middleware(AdmissionMiddleware, paths=ANALYSIS_PATHS, capacity=settings.max_queue)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
 

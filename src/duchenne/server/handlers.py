@@ -114,7 +114,12 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "InternalError", "the server could not process the request")
+    return error_response(
+        500,
+        "InternalError",
+        "the server could not process the request",
+        {"Connection": "close"},  # uvicorn drops the connection after an unhandled error
+    )
 
 
 def install_handlers(app: FastAPI) -> None:

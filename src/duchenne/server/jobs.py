@@ -37,6 +37,7 @@ from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.video import analyze_video
 from duchenne.errors import (
     DuchenneError,
+    ImageTooLargeError,
     ServiceError,
     UnsupportedFormatError,
     VideoOpenError,
@@ -115,12 +116,17 @@ def check_container(path: Path) -> str:
     return kind
 
 
-def probe_video(path: Path) -> VideoProbe:
+def probe_video(path: Path, max_pixels: int | None = None) -> VideoProbe:
     """Check the container, open ``path`` and read its rate, frame count and size.
+
+    The frame size is checked against ``max_pixels`` from the header *before* a frame is
+    decoded (one 16384x8640 frame took the server to 2.6 GB), and again on the first
+    decoded frame in case the header understates it.
 
     Raises:
         UnsupportedFormatError: not a binary video container (see ``check_container``).
         VideoOpenError: a container OpenCV cannot decode a frame from.
+        ImageTooLargeError: frames have more than ``max_pixels`` pixels (HTTP 413).
     """
     import cv2
 
@@ -129,15 +135,27 @@ def probe_video(path: Path) -> VideoProbe:
     try:
         if not cap.isOpened():
             raise VideoOpenError("upload is not a video that can be decoded")
+        w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        _check_frame_pixels(w, h, max_pixels)
         ok, frame = cap.read()
         if not ok or frame is None:
             raise VideoOpenError("upload has no decodable video frames")
+        h, w = frame.shape[:2]
+        _check_frame_pixels(w, h, max_pixels)
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        h, w = frame.shape[:2]
         return VideoProbe(fps if fps > 0 else 0.0, count if count > 0 else None, w, h)
     finally:
         cap.release()
+
+
+def _check_frame_pixels(width: int, height: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"video frames are {width}x{height} = {width * height:,} pixels; "
+            f"the limit is {max_pixels:,} (DUCHENNE_MAX_VIDEO_PIXELS)"
+        )
 
 
 @dataclass

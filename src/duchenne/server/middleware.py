@@ -1,8 +1,9 @@
-"""Pure-ASGI middleware: request limits (body size, timeout) and metrics.
+"""Pure-ASGI middleware: admission, request limits (body size, timeout), errors, metrics.
 
 Why pure ASGI rather than ``BaseHTTPMiddleware``: the body limit must act while the body
 streams in (a client may send no ``Content-Length``, or lie), which needs a wrapped
-``receive``; and both run on every request, where a plain ASGI callable costs least.
+``receive``; admission must answer before the body is read at all; and all of them run on
+every request, where a plain ASGI callable costs least.
 """
 
 from __future__ import annotations
@@ -28,18 +29,79 @@ class PayloadTooLargeError(ApiError):
         super().__init__(413, "PayloadTooLarge", f"request body exceeds {limit:,} bytes")
 
 
-async def send_json_error(send: Callable, status: int, type: str, message: str) -> None:
+#: scope key set when the client went away mid-request (counted as status 499)
+CLIENT_ABORT = "duchenne.client_abort"
+CLIENT_CLOSED = 499  # nginx's "client closed request": no response could be sent
+
+
+async def send_json_error(
+    send: Callable, status: int, type: str, message: str, *, close: bool = False
+) -> None:
     """Answer directly from middleware with the service's JSON error body."""
     body = json.dumps(error_body(status, type, message)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status in (429, 503):
         headers.append((b"retry-after", b"1"))
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
+class AdmissionMiddleware:
+    """Refuse analysis requests with 503 before their bodies are read, when the service is full.
+
+    Why: the batcher refuses an image only after its request body was received and parsed;
+    under 4x overload most of the CPU went into reading bodies that were then refused, and
+    successful answers fell from ~175/s to ~31-36/s. Here a request to an analysis route
+    is admitted only while fewer than ``capacity`` such requests are in flight and the
+    image queue has room; otherwise it is answered at once, its body never read.
+
+    Args:
+        app: the wrapped ASGI app.
+        paths: POST routes that analyse images.
+        capacity: analysis requests admitted at once (``max_queue``).
+    """
+
+    def __init__(self, app: ASGIApp, paths: frozenset[str], capacity: int) -> None:
+        self.app, self.paths, self.capacity = app, paths, capacity
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        if not self._guarded(scope):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.capacity or self._queue_full(scope):
+            await send_json_error(  # the batcher's own refusal, only earlier
+                send,
+                503,
+                "QueueFullError",
+                f"{self.in_flight} analysis requests in progress; the limit is {self.capacity}",
+            )
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    def _guarded(self, scope: Scope) -> bool:
+        return (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].rstrip("/") in self.paths
+        )
+
+    def _queue_full(self, scope: Scope) -> bool:
+        engine = getattr(getattr(scope.get("app"), "state", None), "engine", None)
+        batcher = getattr(engine, "batcher", None)
+        return batcher is not None and batcher.pending >= batcher.max_pending
+
+
 class LimitsMiddleware:
-    """Refuse bodies over the limit (413) and requests running past the timeout (503).
+    """Refuse bodies over the limit (413) and requests running past the timeout (503);
+    count a client that disconnects mid-request as 499 with one log line; answer an
+    unexpected error with a 500 that closes the connection.
 
     Args:
         app: the wrapped ASGI app.
@@ -65,7 +127,9 @@ class LimitsMiddleware:
         async def limited_receive() -> dict[str, Any]:
             nonlocal received
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.disconnect" and not started:
+                scope[CLIENT_ABORT] = received
+            elif message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_body:
                     raise PayloadTooLargeError(max_body)
@@ -87,6 +151,24 @@ class LimitsMiddleware:
                 await send_json_error(
                     send, 503, "Timeout", f"request took longer than {timeout:g} s"
                 )
+        except Exception as exc:
+            if CLIENT_ABORT in scope or type(exc).__name__ == "ClientDisconnect":
+                scope.setdefault(CLIENT_ABORT, received)
+                logger.warning(
+                    "%s %s: client closed the connection after sending %d body bytes (499)",
+                    scope["method"],
+                    scope["path"],
+                    scope[CLIENT_ABORT],
+                )
+                return
+            # one traceback here (not again from Starlette and uvicorn), and a 500 that
+            # says Connection: close, so a keep-alive client does not reuse a dropped socket
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            await send_json_error(
+                send, 500, "InternalError", "the server could not process the request", close=True
+            )
 
 
 class MetricsMiddleware:
@@ -112,6 +194,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         finally:
+            if CLIENT_ABORT in scope:
+                status = CLIENT_CLOSED
             self.metrics.in_flight -= 1
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.requests.inc(method=scope["method"], route=route, status=str(status))

@@ -53,28 +53,55 @@ class Settings(BaseSettings):
     cors_origins: str = Field("", description="comma-separated allowed origins ('*' for any)")
     docs: bool = True
 
+    # --- transport (uvicorn)
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, description="request header block larger than this: 431"
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="headers not complete this long after a request starts: 408"
+    )
+    keep_alive_timeout_s: float = Field(
+        5.0, gt=0, description="idle keep-alive connection: closed after this"
+    )
+
     # --- image limits
-    max_body_bytes: int = Field(20 * MB, ge=1024)
-    max_pixels: int = Field(40_000_000, ge=1)
-    max_batch_images: int = Field(16, ge=1)
+    max_body_bytes: int = Field(20 * MB, ge=1024, description="image request body: 413")
+    max_pixels: int = Field(40_000_000, ge=1, description="decoded image pixels: 413")
+    max_batch_images: int = Field(16, ge=1, description="files per /v1/analyze/batch: 413")
 
     # --- micro-batching and overload
     batching: bool = True
     batch_max_size: int = Field(8, ge=1, le=256)
     batch_max_wait_ms: float = Field(3.0, ge=0.0, le=1000.0)
-    max_queue: int = Field(64, ge=1, description="images waiting or running before 503")
-    request_timeout_s: float = Field(30.0, gt=0, description="per request, video uploads aside")
-    max_connections: int = Field(1000, ge=1, description="uvicorn limit_concurrency backstop")
+    max_queue: int = Field(
+        64,
+        ge=1,
+        description="images (and analysis requests, counted before their body is read) "
+        "waiting or running: 503",
+    )
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="request time, video uploads aside: 503"
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="open connections (uvicorn limit_concurrency): 503"
+    )
 
     # --- video jobs
-    max_video_bytes: int = Field(200 * MB, ge=1024)
-    max_video_seconds: float = Field(600.0, gt=0)
-    upload_timeout_s: float = Field(600.0, gt=0, description="time allowed for a video upload")
-    max_jobs: int = Field(1, ge=1, description="video jobs analysed at the same time")
-    max_queued_jobs: int = Field(4, ge=0, description="accepted jobs waiting for a slot")
-    max_stored_jobs: int = Field(100, ge=1)
-    job_ttl_s: float = Field(3600.0, gt=0, description="finished results expire after this")
-    job_dir: Path | None = Field(None, description="folder for uploaded videos (default: temp)")
+    max_video_bytes: int = Field(200 * MB, ge=1024, description="video upload: 413")
+    max_video_seconds: float = Field(
+        600.0, gt=0, description="longer videos: 413; analysis stops there if unknown"
+    )
+    max_video_pixels: int = Field(
+        3840 * 2160, ge=1, description="pixels per video frame (default 4K UHD): 413"
+    )
+    upload_timeout_s: float = Field(600.0, gt=0, description="video upload time: 503")
+    max_jobs: int = Field(1, ge=1, description="video jobs analysed at once: the others wait")
+    max_queued_jobs: int = Field(4, ge=0, description="jobs waiting for a slot: 429 beyond")
+    max_stored_jobs: int = Field(100, ge=1, description="jobs kept: oldest finished dropped")
+    job_ttl_s: float = Field(3600.0, gt=0, description="finished results: expire after this")
+    job_dir: Path | None = Field(
+        None, description="folder for uploaded videos (default a temporary one)"
+    )
 
     # --- shutdown
     shutdown_timeout_s: float = Field(30.0, ge=0)

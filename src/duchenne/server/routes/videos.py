@@ -43,13 +43,13 @@ async def create_job(
     """Start analysing an uploaded video (multipart field `file`, or the raw body).
 
     Answers 202 with the job id at once; poll `GET /v1/videos/{id}`. Refused with 413
-    when the file or its duration is over the limits, 422 when it is not a decodable
-    video, and 429 when the job queue is full.
+    when the file, its frame size (pixels) or its duration is over the limits, 422 when
+    it is not a decodable video, and 429 when the job queue is full.
     """
     jobs.check_room()  # refuse before receiving a large upload we could not run
     path, filename = await save_to(request, jobs.folder)
     try:
-        probe = await engine.run(probe_video, path)
+        probe = await engine.run(probe_video, path, settings.max_video_pixels)
         seconds = probe.seconds
         if seconds is not None and seconds > settings.max_video_seconds:
             raise ApiError(
