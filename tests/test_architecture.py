@@ -106,6 +106,48 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+#: The layers of CONTRIBUTING.md's map, lowest first: a module may import its own layer and
+#: those below, never one above (``train`` only from the ``train`` command).
+LAYERS: dict[str, int] = {
+    "_version": 0,
+    "errors": 0,
+    "io": 1,
+    "data": 1,
+    "models": 2,
+    "face": 2,
+    "faces": 2,
+    "annotate": 3,
+    "analysis": 3,
+    "evaluation": 3,
+    "datasets": 3,
+    "batch": 4,
+    "server": 4,
+    "train": 4,
+    "cli": 5,
+    "": 6,  # duchenne/__init__: the public face
+}
+
+
+def layer_of(module: str) -> str:
+    """``duchenne.face.tracker`` -> ``face``; the package itself -> ``""``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Imports from a lower layer into a higher one (and into ``train`` from outside it
+    and the ``train`` command)."""
+    found = []
+    for src, targets in sorted(graph.items()):
+        for dst in sorted(targets):
+            a, b = layer_of(src), layer_of(dst)
+            if LAYERS[a] < LAYERS[b] or (
+                b == "train" and a != "train" and src != "duchenne.cli.train"
+            ):
+                found.append(f"{src} -> {dst}")
+    return found
+
+
 def test_the_graph_sees_lazy_and_type_checking_imports() -> None:
     graph = import_graph()
     assert "duchenne.analysis.analyzer" in graph["duchenne.analysis.video.face_stage"]
@@ -118,3 +160,13 @@ def test_no_import_cycle_between_package_files() -> None:
     assert not found, "import cycles between files of src/duchenne:\n" + "\n".join(
         " <-> ".join(c) for c in found
     )
+
+
+def test_imports_run_one_way_through_the_layers() -> None:
+    graph = import_graph()
+    assert set(map(layer_of, graph)) <= set(LAYERS), "a new top-level module: give it a layer"
+    assert upward_imports({"duchenne.io.x": {"duchenne.face.y"}}) == [
+        "duchenne.io.x -> duchenne.face.y"
+    ]
+    found = upward_imports(graph)
+    assert not found, "imports against the layering (see CONTRIBUTING.md):\n" + "\n".join(found)

@@ -13,13 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
-
-try:
-    __version__ = _metadata.version("duchenne")
-except _metadata.PackageNotFoundError:  # running from a source tree
-    __version__ = "development"
-
+from duchenne._version import __version__ as __version__
 from duchenne.analysis.analyzer import Analyzer as Analyzer
 from duchenne.analysis.config import AnalyzerConfig as AnalyzerConfig
 from duchenne.analysis.enhance import EnhanceResult as EnhanceResult

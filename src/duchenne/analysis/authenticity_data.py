@@ -556,7 +556,7 @@ def save_model(
     The provenance travels with the model, and ``duchenne video --authenticity-model``
     prints it, so a score is never shown without how it was obtained.
     """
-    from duchenne import __version__
+    from duchenne._version import __version__
 
     kind = clf.kind
     provenance = {

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from duchenne import __version__
+from duchenne._version import __version__
 from duchenne.errors import BatchError, require_extra
 from duchenne.io.sinks import RecordWriter, atomic_write, to_json_text, write_records
 

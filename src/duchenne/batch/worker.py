@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
-from duchenne import __version__
+from duchenne._version import __version__
 from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.config import AnalyzerConfig
 from duchenne.analysis.video import analyze_video

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from duchenne import __version__
+from duchenne._version import __version__
 from duchenne.cli import (
     analyze,
     batch,

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from duchenne import __version__
+from duchenne._version import __version__
 from duchenne.analysis.analyzer import Analyzer
 from duchenne.errors import require_extra
 from duchenne.server.engine import Engine

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from duchenne import __version__
+from duchenne._version import __version__
 from duchenne.models.registry import default_smile_model, get_model_cfg, list_models
 from duchenne.server.deps import ApiKeyDep, EngineDep, JobsDep, MetricsDep
 from duchenne.server.metrics import CONTENT_TYPE
