@@ -138,6 +138,12 @@ def agreement(reference: dict, paths: list[str], threads: int) -> str:
             row["468 Face Mesh + template iris"] = stage.coefficients(
                 with_template_iris(lm, template)
             )
+            mp_points = np.asarray(ref["landmarks"], np.float32)
+            ours_mp_iris = np.concatenate([lm, mp_points[468:]])
+            row["468 Face Mesh + MediaPipe's own iris points"] = stage.coefficients(ours_mp_iris)
+            row["MediaPipe's own 478 points -> our ONNX blendshape model"] = stage.coefficients(
+                mp_points
+            )
             for key, value in row.items():
                 methods.setdefault(key, []).append(value)
     ref_arr = np.array(refs)

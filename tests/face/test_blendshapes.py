@@ -145,3 +145,27 @@ def test_timeline_channels_average_left_and_right():
     assert out == pytest.approx(
         {"mouthSmile": 0.6, "eyeSquint": 0.0, "eyeBlink": 0.0, "jawOpen": 0.3}
     )
+
+
+def test_parquet_and_csv_columns(astronaut, tmp_path):
+    """The 52 coefficients become ``blendshapes.<name>`` columns in written tables."""
+    import pyarrow.parquet as pq
+
+    from duchenne.faces import result_rows
+    from duchenne.io.sinks import write_records
+
+    analyzer = Analyzer(stages=("detect", "landmarks", "blendshapes"), threads=1)
+    rows = result_rows("astronaut.jpg", analyzer.analyze(astronaut))
+    for fmt in ("parquet", "csv"):
+        path = write_records(rows, tmp_path / f"faces.{fmt}", format=fmt)
+        if fmt == "parquet":
+            table = pq.read_table(path)
+            columns = table.column_names
+            value = table.column("blendshapes.mouthSmileLeft")[0].as_py()
+        else:
+            import csv
+
+            row = next(csv.DictReader(open(path)))
+            columns, value = list(row), float(row["blendshapes.mouthSmileLeft"])
+        assert all(f"blendshapes.{n}" in columns for n in BLENDSHAPE_NAMES)
+        assert value == pytest.approx(rows[0]["blendshapes.mouthSmileLeft"], abs=1e-4)
