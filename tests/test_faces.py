@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from duchenne.errors import InvalidFacesError
-from duchenne.faces import EMOTION_LABELS, Faces
+from duchenne.faces import EMOTION_LABELS, Faces, result_rows
 from tests.helpers import mock_faces
 
 
@@ -142,3 +142,14 @@ def test_smile_threshold_in_meta_decides_smiling() -> None:
     faces.meta["smile_threshold"] = 0.8
     assert faces.face(0).is_smiling is False
     assert faces.to_dict()["faces"][0]["smiling"] is False
+
+
+def test_no_face_flag_in_json_and_rows() -> None:
+    """Every document and table row says whether a face was found (None: input failed)."""
+    assert Faces.empty(width=5).to_dict()["no_face"] is True
+    assert mock_faces(n=1).to_dict()["no_face"] is False
+    (empty,) = result_rows("a.jpg", Faces.empty(width=5))
+    assert empty["no_face"] is True and empty["face"] is None
+    assert [r["no_face"] for r in result_rows("b.jpg", mock_faces(n=2))] == [False, False]
+    (error,) = result_rows("c.jpg", ValueError("bad"))
+    assert error["no_face"] is None and error["error"]

@@ -203,10 +203,18 @@ class Faces:
             smile_threshold=float(self.meta.get("smile_threshold", DEFAULT_SMILE_THRESHOLD)),
         )
 
+    @property
+    def no_face(self) -> bool:
+        """True when no face was found: the flag every JSON document and table row carries."""
+        return len(self) == 0
+
     def to_dict(self, *, landmarks: bool = False) -> dict[str, Any]:
-        """JSON-safe dict: ``{"image": meta, "faces": [face dicts]}`` (the public schema)."""
+        """JSON-safe dict: ``{"image": meta, "no_face": bool, "faces": [face dicts]}``
+        (the public schema; ``no_face`` says so explicitly so a reader need not infer it
+        from an empty list)."""
         return {
             "image": _json_safe(self.meta),
+            "no_face": self.no_face,
             "faces": [face.to_dict(landmarks=landmarks) for face in self],
         }
 
@@ -297,7 +305,7 @@ def row_columns(
     """
     from duchenne.face.geometry import GEOMETRY_KEYS
 
-    cols = ["source", "face", "width", "height", "smile_threshold"]
+    cols = ["source", "face", "no_face", "width", "height", "smile_threshold"]
     cols += [f"box.{k}" for k in ("x1", "y1", "x2", "y2")]
     cols += ["score"]
     cols += [f"keypoints.{k}.{j}" for k in KEYPOINT_NAMES for j in (0, 1)]
@@ -326,7 +334,8 @@ def result_rows(
     face, or one that failed to load, must still appear, or it looks like it was never run.
     Every row has the same keys in the same order (``row_columns``, or ``columns`` when
     given): ``source``, ``face`` (the face number, as in JSON ``id`` and drawings; null for
-    no face), the image facts, the face's flat record, and ``error`` last.
+    no face), ``no_face`` (true on the row of an image without a face, false on face rows,
+    null when the input failed), the image facts, the face's flat record, and ``error`` last.
     """
     if isinstance(result, Exception):
         rows = [{"error": f"{type(result).__name__}: {result}"}]
@@ -335,9 +344,12 @@ def result_rows(
         image = {
             k: v for k, v in _json_safe(result.meta).items() if not isinstance(v, (dict, list))
         }
-        rows = [{"face": r.pop("id"), **r} for r in result.to_records(landmarks=landmarks)]
-        rows = rows or [dict(image)]
-    extra = [k for row in rows for k in row if k not in ("source", "face")]
+        rows = [
+            {"face": r.pop("id"), "no_face": False, **r}
+            for r in result.to_records(landmarks=landmarks)
+        ]
+        rows = rows or [{"no_face": True, **image}]
+    extra = [k for row in rows for k in row if k not in ("source", "face", "no_face")]
     cols = list(columns) if columns is not None else row_columns(landmarks=landmarks, extra=extra)
     out = []
     for row in rows:

@@ -264,3 +264,22 @@ def test_piped_output_is_json(photos) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["faces"][0]["id"] == 0
+
+
+def test_no_face_notice_on_stderr_and_flag(tmp_path, capsys) -> None:
+    """An image without a face: one stderr line naming it (none with -q), no_face in the output."""
+    blank = tmp_path / "wall.png"
+    Image.fromarray(np.full((240, 320, 3), 90, np.uint8)).save(blank)
+    face = tmp_path / "face.jpg"
+    Image.fromarray(data.astronaut()).save(face)
+    assert main(["analyze", str(blank), str(face), "--stages", "detect"]) == 0
+    captured = capsys.readouterr()
+    notices = [line for line in captured.err.splitlines() if "no face" in line]
+    assert notices == [f"duchenne analyze: no face found in {blank}"]
+    docs = json.loads(captured.out)
+    assert [d["no_face"] for d in docs] == [True, False]
+    assert main(["analyze", str(blank), "-q", "--format", "csv", "--stages", "detect"]) == 0
+    captured = capsys.readouterr()
+    assert "no face" not in captured.err
+    (row,) = csv.DictReader(captured.out.splitlines())
+    assert row["no_face"] == "true"

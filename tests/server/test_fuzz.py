@@ -57,7 +57,7 @@ def fuzz_client(analyzer):
 def check(response) -> None:
     assert response.status_code in CLEAN, (response.status_code, response.text[:300])
     if response.status_code == 200:
-        assert set(response.json()) == {"image", "faces"}
+        assert set(response.json()) == {"image", "no_face", "faces"}
     else:
         error = response.json()["error"]
         assert error["status"] == response.status_code and error["message"]

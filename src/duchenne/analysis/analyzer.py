@@ -149,7 +149,7 @@ class Analyzer:
     @property
     def model_names(self) -> dict[str, str]:
         """Which models produced the results (recorded in every result's meta)."""
-        names = {"detector": self.detector.spec.model}
+        names = {"detector": self.detector.name}
         if self.mesh is not None:
             names["landmarks"] = "face_landmark"
         if self.blendshape_stage is not None:

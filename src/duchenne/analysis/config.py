@@ -58,7 +58,9 @@ class AnalyzerConfig:
         stages: which stages run, from ``ALL_STAGES`` (or ``"detect,smile"``; default
             ``STAGES``: all but the opt-in ``blendshapes``); detection always runs,
             geometry and blendshapes imply landmarks. Stored normalised, in pipeline order.
-        detector: ``"full"`` (any distance, default) or ``"short"`` (near faces).
+        detector: ``"auto"`` (both BlazeFace models merged, the default: near, far and
+            group faces), ``"full"`` (any distance) or ``"short"`` (near faces); see
+            ``duchenne.face.detector.FaceDetector``.
         smile_model: ladder variant name or ``.onnx`` path (None = the default variant).
         max_faces: keep at most this many faces (highest detector score first).
         min_face_size: drop faces whose box is smaller than this many pixels (short side).
@@ -78,7 +80,7 @@ class AnalyzerConfig:
     """
 
     stages: tuple[str, ...] = STAGES
-    detector: str = "full"
+    detector: str = "auto"
     smile_model: str | Path | None = None
     max_faces: int | None = None
     min_face_size: float = 0.0

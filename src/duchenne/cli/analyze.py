@@ -78,7 +78,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--landmarks", action="store_true", help="include the 468 landmarks in JSON output"
     )
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bar, no 'no face found' notices"
+    )
     p.set_defaults(func=run)
 
 
@@ -142,6 +144,8 @@ def _process_chunk(
         if isinstance(result, DuchenneError):
             failed += 1
             print(f"error: {path}: {type(result).__name__}: {result}", file=sys.stderr)
+        elif result.no_face and not (args.quiet or args.crop):
+            print(f"duchenne analyze: no face found in {path}", file=sys.stderr)
     return failed
 
 

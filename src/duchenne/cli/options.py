@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from duchenne.analysis.config import ALL_STAGES, STAGES, AnalyzerConfig
+from duchenne.face.detector import DETECTORS
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
 
 
@@ -45,7 +46,10 @@ def add_analyzer_args(
             "blendshapes adds MediaPipe's 52 coefficients per face)",
         )
     parser.add_argument(
-        "--detector", choices=("full", "short"), default="full", help="BlazeFace model"
+        "--detector",
+        choices=DETECTORS,
+        default="auto",
+        help="BlazeFace: auto (both models merged, default), full or short",
     )
     parser.add_argument(
         *model_flags,

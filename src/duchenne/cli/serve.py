@@ -9,6 +9,8 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from duchenne.face.detector import DETECTORS
+
 DEFAULT_HOST = "127.0.0.1"
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server never started
 
@@ -39,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "GIL-free, for machines with many cores; on 2 cores threads were faster (README)",
     )
     p.add_argument("--model", default=None, help="smile model name or .onnx path")
-    p.add_argument("--detector", choices=("full", "short"), default=None)
+    p.add_argument("--detector", choices=DETECTORS, default=None)
     p.add_argument(
         "--no-batching", action="store_true", help="run each image alone (no micro-batching)"
     )

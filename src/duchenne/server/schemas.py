@@ -75,6 +75,7 @@ class FacesResult(BaseModel):
     """All faces of one image: ``Faces.to_dict()``."""
 
     image: ImageInfo
+    no_face: bool = Field(description="true when no face was found in the image")
     faces: list[FaceResult]
 
 
@@ -102,6 +103,7 @@ class BatchItem(BaseModel):
     """One image of a batch: its faces, or its error (as ``duchenne analyze`` writes it)."""
 
     image: ImageInfo
+    no_face: bool = Field(description="true when no face was found in the image")
     faces: list[FaceResult] | None = None
     error: ItemError | None = None
 

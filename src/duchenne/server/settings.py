@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     )
     threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads per session")
     model: str | None = Field(None, description="smile model name or .onnx path (None = default)")
-    detector: str = Field("full", pattern="^(full|short)$")
+    detector: str = Field("auto", pattern="^(auto|full|short)$")
     log_level: str = "info"
 
     # --- access

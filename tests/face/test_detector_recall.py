@@ -1,0 +1,80 @@
+"""The combined detector (``auto``) finds near, far and group faces without adding false ones."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from duchenne import data
+from duchenne.face.detector import Detections, FaceDetector
+from duchenne.io.image import load_image
+from tests.helpers import TEST_DATA
+
+SINGLE = {"verify_min": None, "second_chance": False, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def auto() -> FaceDetector:
+    return FaceDetector(threads=1)
+
+
+@pytest.fixture(scope="module")
+def solvay() -> tuple[np.ndarray, np.ndarray]:
+    boxes = json.loads((TEST_DATA / "solvay_1927_faces.json").read_text())["boxes_xyxy"]
+    return load_image(TEST_DATA / "solvay_1927.jpg"), np.array(boxes, np.float32)
+
+
+def _contains(dets: Detections, points: np.ndarray) -> np.ndarray:
+    b = dets.xyxy[:, None, :]
+    x, y = points[None, :, 0], points[None, :, 1]
+    return (b[..., 0] <= x) & (x <= b[..., 2]) & (b[..., 1] <= y) & (y <= b[..., 3])
+
+
+def test_solvay_all_29_faces_and_nothing_else(auto, solvay) -> None:
+    """Every hand-checked face of the group photo once, no box on the background."""
+    image, boxes = solvay
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    hit = _contains(auto(image), centres)
+    assert hit.any(0).all(), f"missed faces {np.flatnonzero(~hit.any(0)).tolist()}"
+    assert hit.any(1).all(), "a box holds no face"
+    assert (hit.sum(0) == 1).all(), "a face was found twice"
+
+
+def _tight_crop(image: np.ndarray, box: np.ndarray, k: float) -> np.ndarray:
+    centre, side = (box[:2] + box[2:]) / 2, k * max(box[2:] - box[:2])
+    x0, y0 = (centre - side / 2).astype(int)
+    return cv2.resize(image[y0 : y0 + int(side), x0 : x0 + int(side)], (256, 256))
+
+
+@pytest.mark.parametrize("k", [1.0, 1.1, 1.2])
+def test_face_filling_the_frame_is_found(auto, k) -> None:
+    """A portrait cropped to the face: the full-range model alone misses it, auto finds it."""
+    image = load_image(TEST_DATA / "grace_hopper.jpg")
+    crop = _tight_crop(image, auto(image).xyxy[0], k)
+    assert len(FaceDetector("full", **SINGLE)(crop)) == 0  # the case the issue reported
+    found = auto(crop)
+    assert len(found) == 1
+    assert _contains(found, np.array([[128.0, 128.0]])).all()
+
+
+def test_no_face_on_face_free_images(auto, solvay) -> None:
+    image, boxes = solvay
+    rng = np.random.default_rng(0)
+    blank = [np.full((480, 640, 3), v, np.uint8) for v in (0, 128, 255)]
+    noise = [rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)]
+    # the floor and chairs below the sitters: legs, hands and shoes, no faces
+    floor = [image[900:1101, x : x + 200] for x in range(0, 1400, 200)]
+    assert boxes[:, 3].max() < 900
+    assert [len(auto(p)) for p in blank + noise + floor] == [0] * 11
+
+
+def test_one_face_photo_gives_one_face(auto) -> None:
+    assert len(auto(data.astronaut())) == 1
+
+
+def test_unknown_detector_name() -> None:
+    with pytest.raises(ValueError, match="auto"):
+        FaceDetector("medium")
