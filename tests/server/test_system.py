@@ -47,7 +47,7 @@ def test_healthz_reports_shutdown_with_503(client):
 
 def test_models_lists_active_and_shipped_models(client):
     info = ModelsInfo.model_validate(client.get("/v1/models").json())
-    assert info.active["detector"] == "face_detection_full_range"
+    assert info.active["detector"] == "face_detection_short_range + face_detection_full_range"
     assert "face_landmark" in {m["name"] for m in info.available}
     assert info.smile_available == ("smile" in info.active)
 

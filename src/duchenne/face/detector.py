@@ -267,8 +267,8 @@ class FaceDetector:
 
     @property
     def name(self) -> str:
-        """Model name(s), ``+``-joined (recorded in result metadata)."""
-        return "+".join(r.spec.model for r in self.runners)
+        """Model name(s), `` + ``-joined (recorded in result metadata)."""
+        return " + ".join(r.spec.model for r in self.runners)
 
     @property
     def spec(self) -> BlazeFaceSpec:
@@ -297,7 +297,9 @@ class FaceDetector:
             found.append((self.tile_runner, self._keep_whole(dets, (x0, y0, x1, y1), w, h)))
         sure = [d.select(d.score >= run.min_score) for run, d in found]
         doubtful = [d.select(d.score < run.min_score) for run, d in found]
-        return _merge(sure), _merge(doubtful)
+        by_model = [_merge([d for (r, _), d in zip(found, sure, strict=True) if r is run])
+                    for run in self.runners]  # fmt: skip
+        return _prefer(by_model[::-1]), _merge(doubtful)
 
     def _floor(self, runner: _Runner) -> float:
         """A runner's threshold for candidates: down to ``verify_min`` when verifying."""
@@ -369,6 +371,18 @@ class FaceDetector:
 
 def _spec(model: str | BlazeFaceSpec) -> BlazeFaceSpec:
     return SPECS[model] if isinstance(model, str) else model
+
+
+def _prefer(ranked: list[Detections]) -> Detections:
+    """Faces of the first list, plus those of each next list that no earlier one has.
+
+    Why not one NMS over all: the models frame a face differently (short-range boxes are
+    tighter), and a box averaged over both would change with which models happened to fire.
+    """
+    out = Detections.empty()
+    for dets in ranked:
+        out = Detections.concat([out, _unmatched(dets, out)]) if len(out) else dets
+    return out
 
 
 def _unmatched(candidates: Detections, faces: Detections, iou: float = NMS_IOU) -> Detections:

@@ -103,7 +103,9 @@ class BatchItem(BaseModel):
     """One image of a batch: its faces, or its error (as ``duchenne analyze`` writes it)."""
 
     image: ImageInfo
-    no_face: bool = Field(description="true when no face was found in the image")
+    no_face: bool | None = Field(
+        None, description="true when no face was found in the image; absent on an error"
+    )
     faces: list[FaceResult] | None = None
     error: ItemError | None = None
 
