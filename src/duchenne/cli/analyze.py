@@ -145,7 +145,7 @@ def _process_chunk(
             failed += 1
             print(f"error: {path}: {type(result).__name__}: {result}", file=sys.stderr)
         elif result.no_face and not (args.quiet or args.crop):
-            print(f"duchenne analyze: no face found in {path}", file=sys.stderr)
+            tqdm.write(f"duchenne analyze: no face found in {path}", file=sys.stderr)
     return failed
 
 
