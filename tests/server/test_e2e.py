@@ -95,14 +95,15 @@ def test_upload_the_demo_photo_shows_boxes_and_scores(server, page, tmp_path):
     assert page.locator("#overlay rect.face-box").count() == 1
     assert page.locator("#faces li.face-card").count() == 1
     card = page.inner_text("#faces li.face-card")
-    assert "Face 1" in card and "detector" in card
+    assert "#0" in card and "detector" in card
     if default_smile_model() is not None:
-        assert "/10" in card and "/10" in page.locator(".badge").first.inner_text()
+        assert "/10" in card
     else:
         assert "no smile score" in card
     assert "Found 1 face in astronaut.jpg" in page.inner_text("#message")
-    badge = page.locator(".badge").first
-    assert badge.is_visible() and badge.inner_text().startswith("#1")
+    tag = page.locator("#overlay .tag-text").first
+    assert tag.is_visible() and tag.text_content() == "#0"
+    assert page.locator("#faces canvas.thumb").count() == 1
     box = page.locator("#overlay rect.face-box").bounding_box()
     image = page.locator("#photo").bounding_box()
     assert image["x"] <= box["x"] and box["x"] + box["width"] <= image["x"] + image["width"]
@@ -201,7 +202,7 @@ def test_smile_scores_and_emotion_bars_render(server, page, tmp_path):
     page.goto(server + "/")
     page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
     page.wait_for_selector("#overlay rect.face-box.smiling")
-    assert page.locator(".badge").first.inner_text() == "#1 8.4/10"
+    assert page.locator("#overlay .tag-text").first.text_content() == "#0"
     card = page.inner_text("#faces li.face-card")
     assert "8.4/10" in card and "smiling" in card and "mostly happiness" in card
     assert page.locator("#faces dl.bars dt").count() == 8
@@ -253,3 +254,61 @@ def test_video_timeline_with_episodes_and_best_frame(server, page, tmp_path):
     )
     assert page.locator("#downloads").is_visible()
     save_screenshot(page, tmp_path, "dashboard-video.png")
+
+
+GROUP = REPO / "tests" / "data" / "solvay_1927.jpg"
+
+
+@pytest.mark.parametrize(
+    ("name", "viewport"),
+    [("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})],
+)
+def test_group_photo_fits_and_links_faces_to_their_rows(server, browser, tmp_path, name, viewport):
+    """The 1927 Solvay photo (28 faces): no sideways scroll, every number inside the photo,
+    one thumbnail per face, the compact sortable table, and face <-> row highlighting."""
+    context = browser.new_context(viewport=viewport, has_touch=name == "phone")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server + "/")
+    page.set_input_files("#file-input", str(GROUP))
+    page.wait_for_selector("#overlay g.face")
+    n = page.locator("#overlay g.face").count()
+    assert n >= 20
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    # many faces: the table, one row and one thumbnail per face, in reading order
+    assert page.locator("#face-table-wrap").is_visible()
+    assert page.locator("#face-table tbody tr").count() == n
+    assert page.locator("#face-table canvas.thumb").count() == n
+    ids = page.eval_on_selector_all("#face-table tbody th", "els => els.map(e => e.textContent)")
+    assert ids == [f"#{i}" for i in range(n)]
+    photo = page.locator("#photo").bounding_box()
+    for tag in page.locator("#overlay rect.tag").all():
+        b = tag.bounding_box()
+        assert b["x"] >= photo["x"] - 1 and b["x"] + b["width"] <= photo["x"] + photo["width"] + 1
+        assert b["y"] >= photo["y"] - 1 and b["y"] + b["height"] <= photo["y"] + photo["height"] + 1
+    # a face on the photo <-> its row
+    face = page.locator('#overlay g.face[data-face="5"]')
+    if name == "phone":
+        face.tap()
+    else:
+        face.hover()
+    assert "active" in page.get_attribute('#face-table tr[data-face="5"]', "class")
+    page.locator('#face-table tr[data-face="3"]').hover()
+    assert "active" in page.get_attribute('#overlay g.face[data-face="3"]', "class")
+    # sortable: by smile score, highest first
+    page.click("#face-table th button:has-text('smile')")
+    scores = page.eval_on_selector_all(
+        "#face-table tbody td:nth-child(3)", "els => els.map(e => parseFloat(e.textContent))"
+    )
+    if all(s == s for s in scores):  # numbers (a smile model ships)
+        assert scores == sorted(scores, reverse=True)
+    save_screenshot(page, tmp_path, f"dashboard-group-{name}.png")
+    # the cards view: one card and one thumbnail per face, still no sideways scroll
+    page.click("#view-cards")
+    assert page.locator("#faces li.face-card").count() == n
+    assert page.locator("#faces canvas.thumb").count() == n
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    save_screenshot(page, tmp_path, f"dashboard-group-cards-{name}.png")
+    context.close()
+    assert not errors, errors

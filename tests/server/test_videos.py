@@ -288,6 +288,20 @@ def test_real_video_job_end_to_end(client, video):
     table = client.get(f"{url}?format=csv")
     assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
     assert len(list(csv.DictReader(io.StringIO(table.text)))) == 4
+    # the MJPG AVI upload gets an annotated preview a browser plays (H.264 MP4 with PyAV)
+    assert status["preview_url"] == f"{url}/preview"
+    preview = client.get(status["preview_url"])
+    assert preview.status_code == 200 and preview.headers["content-type"] in (
+        "video/mp4",
+        "video/webm",
+    )
+    if preview.headers["content-type"] == "video/mp4":
+        av = pytest.importorskip("av")
+        with av.open(io.BytesIO(preview.content)) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == "h264"
+            assert sum(1 for _ in container.decode(stream)) == 4
+    assert client.get(f"{url}?smile_thresold=0.5").status_code == 422  # typo refused
 
 
 def test_real_video_is_cut_at_the_length_limit(make_client, tmp_path):

@@ -209,6 +209,9 @@ class Job:
             "error": self.error,
             "frames_url": f"/v1/videos/{self.id}/frames",
         }
+        preview = self.preview_path
+        if self.status == "done" and preview is not None and preview.is_file():
+            out["preview_url"] = f"/v1/videos/{self.id}/preview"
         if with_result and self.status == "done":
             out["result"] = self.result_dict
         return out
@@ -220,9 +223,14 @@ class Job:
                 return [json.loads(line) for line in fh if line.strip()]
         return frame_table(self.result, self.result_dict)
 
+    @property
+    def preview_path(self) -> Path | None:
+        """The annotated, browser-playable preview the runner writes beside the table."""
+        return None if self.table_path is None else preview_path_for(self.table_path)
+
     def discard(self) -> None:
-        """Delete the files the job owns (upload and frame table)."""
-        for path in (self.path, self.table_path):
+        """Delete the files the job owns (upload, frame table and preview)."""
+        for path in (self.path, self.table_path, self.preview_path):
             if path is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
@@ -448,6 +456,15 @@ class JobManager:
             job.discard()
 
 
+def preview_path_for(table_path: Path) -> Path:
+    """Where a job's preview video goes: beside its frame table, H.264 MP4 when PyAV is
+    installed, else VP8 WebM (both play in browsers, whatever codec the upload had)."""
+    from duchenne.io.video_writer import pyav_codec
+
+    suffix = ".mp4" if pyav_codec(".mp4") else ".webm"
+    return table_path.with_name(table_path.name.replace("-frames.jsonl", "-preview") + suffix)
+
+
 def video_runner(analyzer: Analyzer, max_seconds: float) -> Callable[..., Any]:
     """Adapt ``duchenne.analysis.video.analyze_video`` to the job manager's runner signature.
 
@@ -478,6 +495,7 @@ def video_runner(analyzer: Analyzer, max_seconds: float) -> Callable[..., Any]:
             end=max_seconds,
             output=table_path,
             format="jsonl",
+            draw=None if table_path is None else preview_path_for(table_path),
             callback=callback,
             on_error="return",
             progress=False,

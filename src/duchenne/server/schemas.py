@@ -137,6 +137,9 @@ class JobStatus(BaseModel):
     params: dict[str, Any]
     error: ItemError | None
     frames_url: str = Field(description="the per-frame table (JSON or CSV) once done")
+    preview_url: str | None = Field(
+        None, description="when done: the annotated video as H.264 MP4 (or WebM) for browsers"
+    )
     result: dict[str, Any] | None = Field(
         None,
         description="when done: the video result's to_dict() (tracks = per-face summaries "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
 from duchenne.server.deps import (
@@ -130,6 +130,27 @@ async def frames(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{job.id}.csv"'},
     )
+
+
+@router.get(
+    "/{job_id}/preview",
+    summary="Browser-playable annotated video of a finished job",
+    responses={
+        200: {"content": {"video/mp4": {}, "video/webm": {}}, "description": "the preview"},
+        **error_responses(401, 404, 409),
+    },
+)
+async def preview(job_id: str, jobs: JobsDep) -> Response:
+    """The analysed frames with their boxes and labels, as H.264 MP4 (VP8 WebM without
+    PyAV): plays in any browser whatever codec the upload had. 409 until done."""
+    job = _job(jobs, job_id)
+    if job.status != "done":
+        raise ApiError(409, "NotReady", f"job is {job.status}; the preview exists when done")
+    path = job.preview_path
+    if path is None or not path.is_file():
+        raise ApiError(404, "NotFound", "this job has no preview video")
+    media = "video/mp4" if path.suffix == ".mp4" else "video/webm"
+    return FileResponse(path, media_type=media)
 
 
 @router.delete(

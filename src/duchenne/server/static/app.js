@@ -16,6 +16,8 @@
     faces: $("faces"), videoResult: $("video-result"), videoStatus: $("video-status"),
     videoProgress: $("video-progress"), videoLocal: $("video-local"), tracks: $("tracks"),
     downloads: $("downloads"), downloadJson: $("download-json"), downloadCsv: $("download-csv"),
+    faceTable: $("face-table"), faceTableWrap: $("face-table-wrap"), viewToggle: $("view-toggle"),
+    viewCards: $("view-cards"), viewTable: $("view-table"), videoNote: $("video-note"),
   };
   let photoUrl = null;
   let videoUrl = null;
@@ -125,37 +127,110 @@
     }
   }
 
-  function showFaces(result) {
+  // Faces arrive in reading order (rows top to bottom, left to right) and are numbered
+  // #0, #1 ... as in every duchenne output (JSON id, CSV face, drawings, enhance --face).
+  // The photo carries only the numbers (sized from each face, inside the photo); the
+  // details are in one card per face, or a sortable table when there are many faces.
+  const TABLE_FROM = 7;
+  let view = "auto";
+  let lastResult = null;
+
+  function showFaces(result, source = el.photo) {
+    lastResult = result;
     const { width, height } = result.image;
     el.overlay.setAttribute("viewBox", `0 0 ${width} ${height}`);
     el.overlay.replaceChildren();
-    el.stage.querySelectorAll(".badge").forEach((b) => b.remove());
+    result.faces.forEach((face) => el.overlay.appendChild(faceMark(face, width, height)));
+    el.overlay.setAttribute("aria-label", `${result.faces.length} detected face(s), numbered in reading order`);
+    const thumbs = result.faces.map((face) => thumbnail(source, face.box, width, height));
+    const table = view === "table" || (view === "auto" && result.faces.length >= TABLE_FROM);
+    el.viewCards.setAttribute("aria-pressed", String(!table));
+    el.viewTable.setAttribute("aria-pressed", String(table));
+    el.viewToggle.hidden = result.faces.length < 2;
     el.faces.replaceChildren();
-    result.faces.forEach((face, i) => {
-      const smiling = face.smiling === true;
-      const cls = smiling ? "smiling" : "neutral";
-      const { x1, y1, x2, y2 } = face.box;
-      const rect = svg("rect", { x: x1, y: y1, width: x2 - x1, height: y2 - y1, class: `face-box ${cls}` }, el.overlay);
-      svg("title", {}, rect).textContent = `Face ${i + 1}`;
-      const badge = html("span", { className: `badge ${cls}`, "aria-hidden": "true" }, badgeText(face, i), el.stage);
-      badge.style.left = `${(100 * Math.max(0, x1)) / width}%`;
-      badge.style.top = `${(100 * Math.max(0, y1)) / height}%`;
-      el.faces.appendChild(faceCard(face, i));
-    });
-    el.overlay.setAttribute("aria-label", `${result.faces.length} detected face(s)`);
-    el.caption.textContent = `${width}×${height} pixels · ${result.faces.length} face(s)` +
+    el.faceTable.replaceChildren();
+    el.faces.hidden = table;
+    el.faceTableWrap.hidden = !table;
+    if (table) faceTable(result.faces, thumbs);
+    else result.faces.forEach((face, i) => el.faces.appendChild(faceCard(face, thumbs[i])));
+    const threshold = result.image.smile_threshold;
+    el.caption.textContent = `${width}×${height} pixels · ${result.faces.length} face(s), numbered left to right, top to bottom` +
+      (threshold !== undefined && threshold !== null ? ` · smiling = P(smile) ≥ ${threshold}` : "") +
       (result.image.models ? ` · models: ${Object.values(result.image.models).join(", ")}` : "");
   }
 
-  function badgeText(face, i) {
-    if (face.smile_score !== undefined && face.smile_score !== null) return `#${i + 1} ${fmt(face.smile_score)}/10`;
-    return `#${i + 1}`;
+  const faceId = (face, i) => (face.id !== undefined ? face.id : i);
+
+  // The box and its number: the number sits inside the box's top-left corner (so it never
+  // leaves the photo) at a size taken from the face (it scales with the photo on screen).
+  function faceMark(face, width, height) {
+    const id = faceId(face);
+    const cls = face.smiling === true ? "smiling" : "neutral";
+    const x1 = Math.max(0, face.box.x1), y1 = Math.max(0, face.box.y1);
+    const x2 = Math.min(width, face.box.x2), y2 = Math.min(height, face.box.y2);
+    const g = svg("g", { class: `face ${cls}`, "data-face": id });
+    svg("title", {}, g).textContent = `#${id}` + (face.smile_score !== undefined ? `: smile ${fmt(face.smile_score)}/10` : "");
+    svg("rect", { x: x1, y: y1, width: x2 - x1, height: y2 - y1, class: `face-box ${cls}` }, g);
+    const size = Math.max(0.3 * (x2 - x1), 0.012 * Math.max(width, height), 8);
+    const text = `#${id}`;
+    const w = Math.min(size * (0.62 * text.length + 0.5), width), h = size * 1.3;
+    const tx = Math.min(x1, width - w), ty = Math.min(y1, height - h);
+    svg("rect", { x: tx, y: ty, width: w, height: h, rx: size * 0.2, class: `tag ${cls}` }, g);
+    const label = svg("text", { x: tx + w / 2, y: ty + h * 0.78, "font-size": size, "text-anchor": "middle", class: "tag-text" }, g);
+    label.textContent = text;
+    g.addEventListener("mouseenter", () => highlight(id, false));
+    g.addEventListener("mouseleave", () => highlight(null, false));
+    g.addEventListener("click", () => highlight(id, true));
+    return g;
   }
 
-  function faceCard(face, i) {
+  // A small picture of the face (box grown by 20 %) for its card or table row.
+  function thumbnail(source, box, width, height) {
+    const canvas = document.createElement("canvas");
+    canvas.className = "thumb";
+    canvas.width = canvas.height = 96;
+    const bw = box.x2 - box.x1, bh = box.y2 - box.y1;
+    const side = 1.2 * Math.max(bw, bh);
+    const sx = Math.max(0, (box.x1 + box.x2) / 2 - side / 2), sy = Math.max(0, (box.y1 + box.y2) / 2 - side / 2);
+    const sw = Math.min(side, width - sx), sh = Math.min(side, height - sy);
+    const scale = (source.naturalWidth || source.videoWidth || width) / width;
+    try {
+      canvas.getContext("2d").drawImage(source, sx * scale, sy * scale, sw * scale, sh * scale, 0, 0, 96, 96 * (sh / sw || 1));
+    } catch (e) { /* a frame not ready yet: the thumbnail stays blank */ }
+    return canvas;
+  }
+
+  // Hovering or tapping a face on the photo highlights its card or row (scrolled into
+  // view on a tap), and hovering or focusing a card highlights its face on the photo.
+  function highlight(id, scroll) {
+    for (const node of document.querySelectorAll("[data-face].active")) node.classList.remove("active");
+    if (id === null) return;
+    for (const node of document.querySelectorAll(`[data-face="${id}"]`)) node.classList.add("active");
+    if (scroll) {
+      const target = document.querySelector(`#faces [data-face="${id}"], #face-table [data-face="${id}"]`);
+      if (target) target.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    }
+  }
+
+  function linkToPhoto(node, id) {
+    node.setAttribute("data-face", id);
+    node.tabIndex = 0;
+    node.addEventListener("mouseenter", () => highlight(id, false));
+    node.addEventListener("mouseleave", () => highlight(null, false));
+    node.addEventListener("focus", () => highlight(id, false));
+    node.addEventListener("click", () => highlight(id, false));
+  }
+
+  function faceCard(face, thumb) {
+    const id = faceId(face);
     const li = html("li", { className: "face-card" });
-    const h = html("h4", {}, null, li);
-    html("span", {}, `Face ${i + 1}`, h);
+    linkToPhoto(li, id);
+    thumb.setAttribute("role", "img");
+    thumb.setAttribute("aria-label", `Face #${id}`);
+    li.appendChild(thumb);
+    const body = html("div", { className: "card-body" }, null, li);
+    const h = html("h4", {}, null, body);
+    html("span", {}, `#${id}`, h);
     const smiling = face.smiling === true;
     if (face.smile_score !== undefined) {
       html("span", { className: `score ${smiling ? "smiling" : "neutral"}` }, `${fmt(face.smile_score)}/10`, h);
@@ -163,16 +238,15 @@
     } else {
       html("span", { className: "score none" }, "no smile score", h);
     }
-    const facts = [`detector ${pct(face.score)}`];
+    const facts = [];
     if (face.smile !== undefined) facts.push(`smile probability ${pct(face.smile)}`);
     if (face.top_emotion) facts.push(`mostly ${face.top_emotion}`);
-    if (face.geometry && face.geometry.lip_corner_elevation !== undefined) {
-      facts.push(`lip-corner lift ${fmt(face.geometry.lip_corner_elevation, 2)}`);
-    }
+    if (face.au) facts.push(`AU6 ${fmt(face.au.au6, 2)} · AU12 ${fmt(face.au.au12, 2)}`);
+    facts.push(`face detector ${pct(face.score)}`);
     if (face.smile === undefined) facts.push("smile score needs a smile model");
-    html("p", { className: "facts" }, facts.join(" · "), li);
+    html("p", { className: "facts" }, facts.join(" · "), body);
     if (face.emotions) {
-      const dl = html("dl", { className: "bars", "aria-label": `Emotions of face ${i + 1}` }, null, li);
+      const dl = html("dl", { className: "bars", "aria-label": `Emotions of face #${id}` }, null, body);
       for (const name of EMOTIONS) {
         const value = face.emotions[name] ?? 0;
         html("dt", {}, name, dl);
@@ -182,12 +256,73 @@
         html("span", { className: "bar-value" }, pct(value), dd);
       }
     }
-    if (face.blendshapes) li.appendChild(blendshapeBars(face.blendshapes, i));
+    // per-face extras (the blendshape bars) go below the emotions
+    if (face.blendshapes) body.appendChild(blendshapeBars(face.blendshapes, id));
     return li;
   }
 
+  // The compact view for many faces: one row each, sortable by any column.
+  const COLUMNS = [
+    ["#", (f) => faceId(f)],
+    ["face", null],
+    ["smile /10", (f) => f.smile_score],
+    ["P(smile)", (f) => f.smile],
+    ["emotion", (f) => f.top_emotion],
+    ["AU6", (f) => (f.au ? f.au.au6 : undefined)],
+    ["AU12", (f) => (f.au ? f.au.au12 : undefined)],
+  ];
+  let sortBy = { column: 0, descending: false };
+
+  function faceTable(faces, thumbs) {
+    const order = faces.map((f, i) => i);
+    const key = COLUMNS[sortBy.column][1];
+    if (key) {
+      order.sort((a, b) => {
+        const va = key(faces[a]), vb = key(faces[b]);
+        const cmp = va === vb ? 0 : va === undefined ? 1 : vb === undefined ? -1 : va < vb ? -1 : 1;
+        return sortBy.descending ? -cmp : cmp;
+      });
+    }
+    const thead = html("thead", {}, null, el.faceTable);
+    const tr = html("tr", {}, null, thead);
+    COLUMNS.forEach(([name, getter], c) => {
+      const th = html("th", { scope: "col" }, null, tr);
+      if (!getter) { th.textContent = name; return; }
+      const sorted = sortBy.column === c;
+      if (sorted) th.setAttribute("aria-sort", sortBy.descending ? "descending" : "ascending");
+      const button = html("button", { type: "button", className: "sort" }, `${name}${sorted ? (sortBy.descending ? " ▼" : " ▲") : ""}`, th);
+      button.addEventListener("click", () => {
+        sortBy = { column: c, descending: sorted ? !sortBy.descending : c >= 2 };
+        el.faceTable.replaceChildren();
+        faceTable(faces, thumbs);
+      });
+    });
+    const tbody = html("tbody", {}, null, el.faceTable);
+    for (const i of order) {
+      const f = faces[i];
+      const row = html("tr", {}, null, tbody);
+      linkToPhoto(row, faceId(f));
+      html("th", { scope: "row" }, `#${faceId(f)}`, row);
+      const cell = html("td", {}, null, row);
+      thumbs[i].setAttribute("role", "img");
+      thumbs[i].setAttribute("aria-label", `Face #${faceId(f)}`);
+      cell.appendChild(thumbs[i]);
+      const smiling = f.smiling === true;
+      html("td", { className: `num ${f.smile_score === undefined ? "" : smiling ? "smiling" : "neutral"}` }, f.smile_score === undefined ? "–" : fmt(f.smile_score), row);
+      html("td", { className: "num" }, f.smile === undefined ? "–" : pct(f.smile), row);
+      html("td", {}, f.top_emotion || "–", row);
+      html("td", { className: "num" }, f.au ? fmt(f.au.au6, 2) : "–", row);
+      html("td", { className: "num" }, f.au ? fmt(f.au.au12, 2) : "–", row);
+    }
+  }
+
+  function setView(name) {
+    view = name;
+    if (lastResult) showFaces(lastResult, el.photo.hidden ? el.webcam : el.photo);
+  }
+
   // The strongest coefficients as bars; all 52 behind a disclosure (compact per face).
-  function blendshapeBars(shapes, i) {
+  function blendshapeBars(shapes, id) {
     const names = Object.keys(shapes).filter((n) => n !== "_neutral");
     names.sort((a, b) => shapes[b] - shapes[a]);
     const box = html("div", { className: "blendshapes" });
@@ -202,10 +337,10 @@
         html("span", { className: "bar-value" }, fmt(shapes[name], 2), dd);
       }
     };
-    bars(names.slice(0, 6), box, `Strongest blendshapes of face ${i + 1}`);
+    bars(names.slice(0, 6), box, `Strongest blendshapes of face #${id}`);
     const more = html("details", {}, null, box);
     html("summary", {}, `all ${Object.keys(shapes).length} coefficients`, more);
-    bars(Object.keys(shapes), more, `All blendshapes of face ${i + 1}`);
+    bars(Object.keys(shapes), more, `All blendshapes of face #${id}`);
     return box;
   }
 
@@ -220,6 +355,11 @@
     el.videoProgress.removeAttribute("value");
     if (videoUrl) URL.revokeObjectURL(videoUrl);
     videoUrl = URL.createObjectURL(file);
+    el.videoNote.hidden = true;
+    el.videoLocal.onerror = () => {
+      el.videoNote.hidden = false;
+      el.videoNote.textContent = "This browser cannot play this file's codec; a playable preview with the analysis drawn on it appears here when the analysis is done.";
+    };
     el.videoLocal.src = videoUrl;
     el.videoStatus.textContent = `Uploading ${file.name}…`;
     say(`Uploading ${file.name}…`);
@@ -285,8 +425,27 @@
     return { metric, label, byFace };
   }
 
+  // The server's preview (the analysed frames with boxes and numbers, H.264 MP4 or WebM)
+  // plays in any browser whatever the upload's codec; it replaces the local file.
+  async function usePreview(job) {
+    if (!job.preview_url) return;
+    try {
+      const response = await fetch(job.preview_url, { headers: headers() });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      if (videoUrl) URL.revokeObjectURL(videoUrl);
+      videoUrl = URL.createObjectURL(await response.blob());
+      el.videoLocal.onerror = null;
+      el.videoLocal.src = videoUrl;
+      el.videoNote.hidden = false;
+      el.videoNote.textContent = "Showing the analysed frames with each face's number drawn on them.";
+    } catch (e) {
+      say(`Preview unavailable: ${e.message}`, true);
+    }
+  }
+
   async function showVideo(job) {
     const result = job.result || {};
+    await usePreview(job);
     let rows = [];
     try {
       rows = (await api(job.frames_url)).rows || [];
@@ -301,22 +460,23 @@
     const seconds = job.video.seconds || (result.time_range ? result.time_range[1] : 0);
     for (const track of tracks) {
       const best = rows.find((r) => r.face === track.track_id && r.frame === track.best_frame);
-      el.tracks.appendChild(trackPanel(track, byFace.get(track.track_id) || [], label, seconds, best));
+      el.tracks.appendChild(trackPanel(track, byFace.get(track.track_id) || [], label, seconds, best, result.sampling));
     }
     el.downloads.hidden = false;
     el.downloadJson.onclick = (ev) => download(ev, `/v1/videos/${job.id}`, `${job.id}.json`);
     el.downloadCsv.onclick = (ev) => download(ev, `${job.frames_url}?format=csv`, `${job.id}.csv`);
   }
 
-  function trackPanel(track, points, label, seconds, bestRow) {
+  function trackPanel(track, points, label, seconds, bestRow, sampling) {
     const panel = html("article", { className: "track" });
-    html("h3", {}, `Face ${track.track_id + 1}`, panel);
+    html("h3", {}, `Face #${track.track_id}`, panel);
     const episodes = track.episodes || [];
     const facts = [`seen ${fmt(track.first_time)}–${fmt(track.last_time)} s`];
     if (track.mean_smile_score !== null && track.mean_smile_score !== undefined) facts.push(`mean smile ${fmt(track.mean_smile_score)}/10`);
     if (track.peak_smile_score !== null && track.peak_smile_score !== undefined) facts.push(`peak ${fmt(track.peak_smile_score)}/10`);
     facts.push(`${episodes.length} smile episode${episodes.length === 1 ? "" : "s"}`);
     if (track.duchenne_marker !== null && track.duchenne_marker !== undefined) facts.push(track.duchenne_marker ? "Duchenne marker seen" : "no Duchenne marker");
+    if (sampling) facts.push(`analysed ${sampling}`);
     html("p", { className: "summary" }, facts.join(" · "), panel);
     const body = html("div", { className: "track-body" }, null, panel);
     body.appendChild(chart(points, episodes, track.best_time, seconds, track.track_id, label));
@@ -334,7 +494,7 @@
     const x = (t) => L + ((W - L - R) * t) / tMax;
     const y = (v) => T + (H - T - B) * (1 - (v - yMin) / (yMax - yMin || 1));
     const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img",
-      "aria-label": `${label} over time for face ${id + 1}; shaded: ${episodes.length} smile episode(s)` });
+      "aria-label": `${label} over time for face #${id}; shaded: ${episodes.length} smile episode(s)` });
     for (const ep of episodes) {
       const rect = svg("rect", { x: x(ep.start_time), y: T, width: Math.max(2, x(ep.end_time) - x(ep.start_time)), height: H - T - B, class: "episode" }, root);
       svg("title", {}, rect).textContent = `smile ${fmt(ep.start_time, 2)}–${fmt(ep.end_time, 2)} s`;
@@ -356,7 +516,7 @@
 
   function bestFrame(t, row, id) {
     const box = html("figure", { className: "best-frame" });
-    const canvas = html("canvas", { role: "img", "aria-label": `Smiliest frame of face ${id + 1}, at ${fmt(t)} s` }, null, box);
+    const canvas = html("canvas", { role: "img", "aria-label": `Smiliest frame of face #${id}, at ${fmt(t)} s` }, null, box);
     html("p", {}, `Smiliest frame, at ${fmt(t, 2)} s`, box);
     const video = document.createElement("video");
     video.muted = true;
@@ -438,7 +598,7 @@
       const blob = await new Promise((r) => canvas.toBlob(r, "image/jpeg", 0.8));
       try {
         const result = await api(`/v1/analyze${analyzeQuery()}`, { method: "POST", body: blob, headers: { "Content-Type": "image/jpeg" } });
-        if (webcamStream) showFaces(result);
+        if (webcamStream) showFaces(result, el.webcam);
       } catch (e) {
         say(`Webcam frame refused: ${e.message}`, true);
         await new Promise((r) => setTimeout(r, e.status === 503 || e.status === 429 ? 1000 : 300));
@@ -472,6 +632,8 @@
     }
   });
   $("options-form").addEventListener("submit", (ev) => ev.preventDefault());
+  el.viewCards.addEventListener("click", () => setView("cards"));
+  el.viewTable.addEventListener("click", () => setView("table"));
   el.apiKey.value = sessionStorage.getItem("duchenne-key") || "";
   el.apiKey.addEventListener("change", () => {
     sessionStorage.setItem("duchenne-key", el.apiKey.value.trim());
