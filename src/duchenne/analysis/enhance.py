@@ -632,8 +632,8 @@ def enhance(
             gives ``smile_score`` before and after).
         source: anything ``load_image`` accepts.
         amount: 0 (returns the input exactly) to 1 (the full displacement model).
-        faces: index or indices of the faces to change, in the analyzer's order (highest
-            detector score first, as ``analyze`` returns them); None = every face.
+        faces: number(s) of the faces to change, as ``analyze`` numbers them (reading
+            order: rows top to bottom, left to right, from 0); None = every face.
         score: re-analyse the output to report smile score and geometry after the change.
         model: the displacement model (default ``DEFAULT_MODEL``).
 
