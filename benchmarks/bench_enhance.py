@@ -9,6 +9,12 @@ score and smile geometry before -> after, re-measured by the Analyzer on the out
     python benchmarks/bench_enhance.py [--runs 30] [--strip docs/images/enhance_strip.jpg] [--readme]
 
 ``--strip`` writes a before/after strip of the astronaut at amounts 0, 0.25, 0.5, 0.75, 1.
+
+``--neutral DATASETS`` also measures what the enhancement does to *neutral* faces (the
+issue-15 target is a mean smile_score >= 6 at amount 1): FER+ Test faces with >= 8 of 10
+neutral votes and SMILEsmileD negatives, upscaled 48/64 -> 192 px with a mirrored border,
+smile_score before -> after (mean, median, share of faces >= 6) per amount; with
+``--readme`` it fills the ``bench-enhance-neutral`` block.
 """
 
 from __future__ import annotations
@@ -93,6 +99,59 @@ def measure(analyzer: Analyzer, name: str, image: np.ndarray, runs: int) -> list
     return rows
 
 
+NEUTRAL_AMOUNTS = (0.5, 1.0)
+
+
+def neutral_faces(root: Path, n: int) -> dict[str, list[np.ndarray]]:
+    """Up to ``n`` neutral faces per set, upscaled to 192 px with a mirrored 96 px border."""
+    from duchenne.datasets import read_ferplus, read_smilesmiled
+    from duchenne.io.image import load_image
+
+    fer = [
+        s.path
+        for s in read_ferplus(root / "ferplus", "Test")
+        if s.votes is not None and s.votes[0] >= 8
+    ][:n]
+    smiles = [s.path for s in read_smilesmiled(root / "smilesmiled") if s.label == 0][:n]
+
+    def canvas(path: Path) -> np.ndarray:
+        face = cv2.resize(load_image(path), (192, 192), interpolation=cv2.INTER_CUBIC)
+        return cv2.copyMakeBorder(face, 96, 96, 96, 96, cv2.BORDER_REFLECT)
+
+    return {
+        "FER+ Test neutral": [canvas(p) for p in fer],
+        "SMILEsmileD negatives": [canvas(p) for p in smiles],
+    }
+
+
+def measure_neutral(analyzer: Analyzer, root: Path, n: int) -> list[list[object]]:
+    """One row per set and amount: smile_score of the enhanced face before -> after."""
+    rows: list[list[object]] = []
+    for name, images in neutral_faces(root, n).items():
+        for amount in NEUTRAL_AMOUNTS:
+            before, after = [], []
+            for image in images:
+                try:
+                    change = enhance(analyzer, image, amount, faces=0).changes()[0]
+                except Exception:  # noqa: BLE001 - a face not found is left out, counted below
+                    continue
+                if change["smile_score_after"] is not None:
+                    before.append(change["smile_score_before"])
+                    after.append(change["smile_score_after"])
+            b, a = np.array(before), np.array(after)
+            rows.append(
+                [
+                    name,
+                    f"{len(a)} of {len(images)}",
+                    f"{amount:g}",
+                    f"{b.mean():.2f} -> {a.mean():.2f}",
+                    f"{np.median(b):.2f} -> {np.median(a):.2f}",
+                    f"{(a >= 6).mean():.0%}",
+                ]
+            )
+    return rows
+
+
 def make_strip(analyzer: Analyzer, path: Path, panel: int = 300) -> None:
     """Before/after strip of the astronaut's face at ``STRIP_AMOUNTS``, labelled."""
     image = data.astronaut()
@@ -130,44 +189,64 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=30, help="timed warp calls per face")
+    parser.add_argument(
+        "--runs", type=int, default=30, help="timed warp calls per face (0: no timing table)"
+    )
     parser.add_argument("--strip", type=Path, help="write the before/after strip image here")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument(
+        "--neutral", type=Path, metavar="DATASETS", help="also measure neutral dataset faces"
+    )
+    parser.add_argument("--neutral-n", type=int, default=20, help="faces per neutral set")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     analyzer = Analyzer(threads=1)
     if args.strip:
         make_strip(analyzer, args.strip)
-    rows = measure(analyzer, "one face", photo_1280x720(), args.runs)
-    rows += measure(analyzer, "two faces", two_faces_1280x720(), args.runs)
-    header = [
-        "photo",
-        "faces",
-        "amount",
-        "warp ms/face (median)",
-        "warp p90",
-        "enhance() ms (median)",
-        "smile_score",
-        "lip_corner_elevation",
-        "mouth_width",
-        "eye_aperture",
-    ]
-    note = (
-        "Warp = `warp_face` for one face; `enhance()` = analysis + warp of every face + "
-        "re-analysis of the output. Before -> after values are re-measured by the Analyzer "
-        "on the output (mean over faces; smile_score of the first face, n/a while no smile "
-        "model ships). One core: threads=1 and cv2.setNumThreads(1)."
-    )
-    text = "\n\n".join(
-        [
-            markdown_table(header, rows),
-            note,
-            machine_note().format(script="benchmarks/bench_enhance.py"),
+    if args.runs > 0:  # --runs 0: only the neutral-face table
+        rows = measure(analyzer, "one face", photo_1280x720(), args.runs)
+        rows += measure(analyzer, "two faces", two_faces_1280x720(), args.runs)
+        header = [
+            "photo",
+            "faces",
+            "amount",
+            "warp ms/face (median)",
+            "warp p90",
+            "enhance() ms (median)",
+            "smile_score",
+            "lip_corner_elevation",
+            "mouth_width",
+            "eye_aperture",
         ]
-    )
-    print(text)
-    if args.readme:
-        update_readme("bench-enhance", text)
+        note = (
+            "Warp = `warp_face` for one face; `enhance()` = analysis + warp of every face + "
+            "re-analysis of the output. Before -> after values are re-measured by the Analyzer "
+            "on the output (mean over faces; smile_score of the first face). One core: threads=1 and cv2.setNumThreads(1)."
+        )
+        text = "\n\n".join(
+            [
+                markdown_table(header, rows),
+                note,
+                machine_note().format(script="benchmarks/bench_enhance.py"),
+            ]
+        )
+        print(text)
+        if args.readme:
+            update_readme("bench-enhance", text)
+    if args.neutral:
+        rows = measure_neutral(analyzer, args.neutral, args.neutral_n)
+        header = ["neutral faces", "measured", "amount", "smile_score mean", "median", ">= 6"]
+        text = "\n\n".join(
+            [
+                markdown_table(header, rows),
+                "Neutral faces of the shared sets upscaled to 192 px (mirrored border); "
+                "smile_score of the enhanced face before -> after, re-measured on the output.",
+                machine_note().format(script="benchmarks/bench_enhance.py --neutral"),
+            ]
+        )
+        print(text)
+        if args.readme:
+            update_readme("bench-enhance-neutral", text)
 
 
 if __name__ == "__main__":
