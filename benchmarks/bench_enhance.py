@@ -8,7 +8,8 @@ score and smile geometry before -> after, re-measured by the Analyzer on the out
 
     python benchmarks/bench_enhance.py [--runs 30] [--strip docs/images/enhance_strip.jpg] [--readme]
 
-``--strip`` writes a before/after strip of the astronaut at amounts 0, 0.25, 0.5, 0.75, 1.
+``--strip`` writes a before/after strip of a neutral face (Grace Hopper's public-domain
+portrait, ``tests/data``) at amounts 0, 0.25, 0.5, 0.75, 1.
 
 ``--neutral DATASETS`` also measures what the enhancement does to *neutral* faces (the
 issue-15 target is a mean smile_score >= 6 at amount 1): FER+ Test faces with >= 8 of 10
@@ -152,9 +153,18 @@ def measure_neutral(analyzer: Analyzer, root: Path, n: int) -> list[list[object]
     return rows
 
 
+NEUTRAL_PORTRAIT = Path(__file__).resolve().parents[1] / "tests" / "data" / "grace_hopper.jpg"
+
+
 def make_strip(analyzer: Analyzer, path: Path, panel: int = 300) -> None:
-    """Before/after strip of the astronaut's face at ``STRIP_AMOUNTS``, labelled."""
-    image = data.astronaut()
+    """Before/after strip of a neutral face at ``STRIP_AMOUNTS``, labelled.
+
+    Why a neutral face: the enhancement is for faces that do not smile yet; a strip that
+    starts from a smiling face would promise more than it shows.
+    """
+    from duchenne.io.image import load_image
+
+    image = load_image(NEUTRAL_PORTRAIT)
     tiles = []
     for amount in STRIP_AMOUNTS:
         result = enhance(analyzer, image, amount)
