@@ -38,6 +38,7 @@ from duchenne.errors import UnrecognizedModelError as UnrecognizedModelError
 from duchenne.errors import UnsupportedFormatError as UnsupportedFormatError
 from duchenne.errors import VideoDecodeError as VideoDecodeError
 from duchenne.errors import VideoOpenError as VideoOpenError
+from duchenne.faces import BLENDSHAPE_NAMES as BLENDSHAPE_NAMES
 from duchenne.faces import EMOTION_LABELS as EMOTION_LABELS
 from duchenne.faces import Face as Face
 from duchenne.faces import Faces as Faces
@@ -46,6 +47,7 @@ from duchenne.models.registry import create_model as create_model
 from duchenne.models.registry import list_models as list_models
 
 __all__ = [
+    "BLENDSHAPE_NAMES",
     "EMOTION_LABELS",
     "Analyzer",
     "AnalyzerConfig",
