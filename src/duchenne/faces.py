@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from duchenne.errors import InvalidFacesError
-from duchenne.io.sinks import flatten_record
+from duchenne.io.sinks import flatten_record, to_jsonable
 
 EMOTION_LABELS: tuple[str, ...] = (
     "neutral",
@@ -213,14 +213,18 @@ class Faces:
         (the public schema; ``no_face`` says so explicitly so a reader need not infer it
         from an empty list)."""
         return {
-            "image": _json_safe(self.meta),
+            "image": to_jsonable(self.meta, default=str),
             "no_face": self.no_face,
             "faces": [face.to_dict(landmarks=landmarks) for face in self],
         }
 
     def to_records(self, *, landmarks: bool = False) -> list[dict[str, Any]]:
         """One flat dict per face (for CSV/Parquet), image facts repeated on each row."""
-        image = {k: v for k, v in _json_safe(self.meta).items() if not isinstance(v, (dict, list))}
+        image = {
+            k: v
+            for k, v in to_jsonable(self.meta, default=str).items()
+            if not isinstance(v, (dict, list))
+        }
         return [{**image, **face.to_record(landmarks=landmarks)} for face in self]
 
 
@@ -284,7 +288,7 @@ class Face:
             out["au"] = aus
         if landmarks and self.landmarks is not None:
             out["landmarks"] = np.round(self.landmarks.astype(float), 2).tolist()
-        return _json_safe(out)
+        return to_jsonable(out, default=str)
 
     def to_record(self, *, landmarks: bool = False) -> dict[str, Any]:
         """A flat dict: nested keys and list items joined with dots (``emotions.happiness``,
@@ -342,7 +346,9 @@ def result_rows(
         image: dict[str, Any] = {}
     else:
         image = {
-            k: v for k, v in _json_safe(result.meta).items() if not isinstance(v, (dict, list))
+            k: v
+            for k, v in to_jsonable(result.meta, default=str).items()
+            if not isinstance(v, (dict, list))
         }
         rows = [
             {"face": r.pop("id"), "no_face": False, **r}
@@ -392,20 +398,3 @@ def _named(names: tuple[str, ...], values: np.ndarray | None, i: int) -> dict[st
 
 def _opt_float(values: np.ndarray | None, i: int) -> float | None:
     return None if values is None else float(values[i])
-
-
-def _json_safe(obj: Any) -> Any:
-    """Convert numpy scalars/arrays and non-finite floats into JSON-safe values."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)

@@ -478,6 +478,7 @@ def iter_frames(
     max_frames: int | None = None,
     source_fps: float | None = None,
     prefetch: int = 0,
+    sampling: Sampling | None = None,
 ) -> Iterator[Frame]:
     """Yield sampled RGB frames of any video source, one at a time.
 
@@ -490,6 +491,8 @@ def iter_frames(
         prefetch: decode this many frames ahead in a background thread (0 = no thread).
             Decoding then overlaps with the caller's work; memory stays bounded by
             ``prefetch`` frames.
+        sampling: a ready :class:`Sampling` (instead of ``every`` ... ``max_frames``), for
+            callers that also need it to know the analysis rate.
 
     Raises:
         VideoOpenError, VideoDecodeError: see :class:`VideoReader`.
@@ -498,7 +501,8 @@ def iter_frames(
         >>> for frame in iter_frames("clip.mp4", fps=10, start=1.0, end=3.0):  # doctest: +SKIP
         ...     print(frame.time)
     """
-    sampling = Sampling(every=every, fps=fps, start=start, end=end, max_frames=max_frames)
+    if sampling is None:
+        sampling = Sampling(every=every, fps=fps, start=start, end=end, max_frames=max_frames)
     frames = _frames_of(source, sampling, source_fps)
     if prefetch > 0:
         frames = _prefetched(frames, prefetch)

@@ -130,11 +130,7 @@ class VideoAnalyzer:
         )
         frames = iter_frames(
             reader if reader is not None else source,
-            every=every,
-            fps=fps,
-            start=start,
-            end=end,
-            max_frames=max_frames,
+            sampling=sampling,
             source_fps=source_fps,
             prefetch=prefetch,
         )
