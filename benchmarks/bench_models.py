@@ -49,7 +49,7 @@ def measure(name: str, runs: int) -> dict[str, object]:
     thr_all = time_calls(lambda: default.model(batch), max(10, runs // 10), warmup=3)
     return {
         "model": name + (" (default)" if name == default_smile_model() else ""),
-        "arch": cfg.info.get("arch_summary", cfg.info.get("arch", "")),
+        "arch": cfg.arch,
         "KB": round(cfg.path.stat().st_size / 1024, 1),
         "params": count_params(cfg.path),
         "input": f"{s}x{s} gray",

@@ -43,7 +43,7 @@ def _ref_coeffs() -> np.ndarray:
 
 
 def test_constants_match_the_manifest():
-    opts = get_model_cfg("face_blendshapes").info["mediapipe_graph_options"]
+    opts = get_model_cfg("face_blendshapes").graph_options
     assert tuple(opts["blendshape_names"]) == BLENDSHAPE_NAMES
     assert tuple(opts["landmarks_subset"]) == LANDMARKS_SUBSET
     assert len(set(LANDMARKS_SUBSET)) == 146

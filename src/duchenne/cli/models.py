@@ -23,17 +23,15 @@ def model_rows() -> list[dict[str, object]]:
     default = default_smile_model()
     for name in list_models():
         cfg = get_model_cfg(name)
-        info = cfg.info
-        metrics = info.get("metrics", {})
         rows.append(
             {
                 "name": name + (" (default)" if name == default else ""),
                 "task": cfg.task,
                 "bytes": cfg.path.stat().st_size if cfg.path.is_file() else None,
-                "params": info.get("params"),
-                "input": info.get("input_size") or info.get("input", {}).get("shape"),
-                "accuracy": metrics.get("summary"),
-                "latency_ms": info.get("latency", {}).get("cpu_1thread_batch1_ms"),
+                "params": cfg.params,
+                "input": cfg.input_size or cfg.input_shape,
+                "accuracy": cfg.accuracy,
+                "latency_ms": cfg.latency_ms,
             }
         )
     return rows

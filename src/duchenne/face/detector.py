@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from duchenne.face.boxes import box_iou
-from duchenne.models.registry import create_model
+from duchenne.models.registry import create_model, get_model_cfg
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,25 @@ class BlazeFaceSpec:
     nms_iou: float = 0.3
     score_clip: float = 100.0
 
+    @classmethod
+    def from_registry(cls, model: str) -> BlazeFaceSpec:
+        """The spec of a shipped BlazeFace model, read from the MediaPipe graph options its
+        manifest entry records (the one source of these constants)."""
+        opts = get_model_cfg(model).graph_options
+        face, decode = opts["face_detection_options"], opts["tensors_to_detections"]
+        return cls(
+            model=model,
+            input_size=int(face["tensor_width"]),
+            strides=tuple(int(s) for s in face["strides"]),
+            interpolated_anchor=float(face["interpolated_scale_aspect_ratio"]) > 0,
+            min_score=float(face["min_score_thresh"]),
+            nms_iou=float(opts["non_max_suppression"]["min_suppression_threshold"]),
+            score_clip=float(decode["score_clipping_thresh"]),
+        )
 
-SHORT_RANGE = BlazeFaceSpec("face_detection_short_range", 128, (8, 16, 16, 16), True, 0.5)
-FULL_RANGE = BlazeFaceSpec("face_detection_full_range", 192, (4,), False, 0.6)
+
+SHORT_RANGE = BlazeFaceSpec.from_registry("face_detection_short_range")
+FULL_RANGE = BlazeFaceSpec.from_registry("face_detection_full_range")
 SPECS = {"short": SHORT_RANGE, "full": FULL_RANGE}
 VERIFY_SPECS = (SHORT_RANGE, FULL_RANGE)
 

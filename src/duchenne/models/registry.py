@@ -34,14 +34,45 @@ class ModelCfg:
         task: ``face_detection``, ``face_landmarks`` or ``smile_emotion``.
         file: file name inside ``duchenne/models/assets``.
         sha256: expected digest of the file.
-        info: everything else from the manifest (decode options, metrics, latency...).
+        input_size: square input side in pixels.
+        input_shape: the input tensor's shape (symbolic dimensions as names), when recorded.
+        params: trainable parameters (ladder models).
+        arch: one-line architecture (ladder models).
+        accuracy: the one-line measured accuracy summary (ladder models).
+        latency_ms: measured batch-1 latency on one CPU thread (ladder models).
+        graph_options: MediaPipe's graph options the model was converted with (decode
+            settings such as BlazeFace's anchors and thresholds; empty for ladder models):
+            the one source of those constants.
     """
 
     name: str
     task: str
     file: str
     sha256: str = ""
-    info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    input_size: int | None = None
+    input_shape: list[Any] | None = field(default=None, compare=False, hash=False)
+    params: int | None = None
+    arch: str = ""
+    accuracy: str | None = None
+    latency_ms: float | None = None
+    graph_options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any], task: str) -> ModelCfg:
+        """The config of one manifest entry (``manifest.json`` or ``models.json``)."""
+        return cls(
+            name=entry["name"],
+            task=entry.get("task", task),
+            file=entry["file"],
+            sha256=entry.get("sha256", ""),
+            input_size=entry.get("input_size"),
+            params=entry.get("params"),
+            arch=entry.get("arch_summary") or entry.get("arch", ""),
+            accuracy=entry.get("metrics", {}).get("summary"),
+            input_shape=entry.get("input", {}).get("shape"),
+            latency_ms=entry.get("latency", {}).get("cpu_1thread_batch1_ms"),
+            graph_options=entry.get("mediapipe_graph_options", {}),
+        )
 
     @property
     def path(self) -> Path:
@@ -59,14 +90,9 @@ def _read_json(name: str) -> dict[str, Any]:
 def _registry() -> dict[str, ModelCfg]:
     cfgs: dict[str, ModelCfg] = {}
     for name, entry in _read_json("manifest.json").get("models", {}).items():
-        cfgs[name] = ModelCfg(
-            name, entry.get("task", "face"), entry["file"], entry.get("sha256", ""), entry
-        )
-    smile = _read_json("models.json")
-    for entry in smile.get("models", []):
-        cfgs[entry["name"]] = ModelCfg(
-            entry["name"], "smile_emotion", entry["file"], entry.get("sha256", ""), entry
-        )
+        cfgs[name] = ModelCfg.from_entry({"name": name, **entry}, "face")
+    for entry in _read_json("models.json").get("models", []):
+        cfgs[entry["name"]] = ModelCfg.from_entry({**entry, "task": "smile_emotion"}, "")
     return cfgs
 
 
