@@ -369,3 +369,21 @@ def _pad_and_upscale(image: np.ndarray, side: int, pad: float = 0.25) -> np.ndar
     border = int(round(max(image.shape[:2]) * pad))
     padded = cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_REPLICATE)
     return cv2.resize(padded, (side, side), interpolation=cv2.INTER_CUBIC)
+
+
+def test_unfold_relaxes_a_flipping_sliver_without_weakening_the_rest() -> None:
+    """A move that would flip one triangle is relaxed locally; far points keep their move."""
+    from duchenne.analysis.enhance import _folded, _unfold, delaunay
+
+    xs, ys = np.meshgrid(np.arange(8.0), np.arange(8.0))
+    source = np.stack([xs.ravel(), ys.ravel()], axis=1) * 10
+    tris = delaunay(source)
+    delta = np.zeros_like(source)
+    delta[:, 1] = -3.0  # everything moves up 3 px ...
+    centre = 3 * 8 + 3
+    delta[centre] = (0.0, 14.0)  # ... but one point jumps past its lower neighbour
+    assert _folded(source, source + delta, tris).any()
+    relaxed = _unfold(source, delta, tris, movable=len(source))
+    assert not _folded(source, source + relaxed, tris).any()
+    far = np.linalg.norm(source - source[centre], axis=1) > 35
+    np.testing.assert_allclose(relaxed[far], delta[far])

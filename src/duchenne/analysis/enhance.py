@@ -149,20 +149,22 @@ class DisplacementModel:
     ring_scale: float = 1.4
 
 
-#: The default Duchenne smile (AU6 cheek raiser + AU12 lip-corner puller), tuned on the
-#: bundled photos until amount 1 looks like a clear but natural smile (docs/enhance.md).
+#: The default Duchenne smile (AU6 cheek raiser + AU12 lip-corner puller), tuned on a
+#: neutral public-domain portrait (Grace Hopper, ``tests/data``) until amount 1 is a clear,
+#: still natural closed-mouth smile (smile score 1.0 -> 8; stronger pushes turn into a
+#: caricature that fools the smile model more but looks worse); values in docs/enhance.md.
 DEFAULT_MODEL = DisplacementModel(
     handles=(
-        Handle("lip_corners", (T.MOUTH_RIGHT, T.MOUTH_LEFT), out=0.06, up=0.10, sigma=0.18),
+        Handle("lip_corners", (T.MOUTH_RIGHT, T.MOUTH_LEFT), out=0.09, up=0.15, sigma=0.18),
         Handle(
-            "upper_lip", (T.LIP_UPPER_OUTER,), out=0.0, up=0.02, sigma=0.22, gate="above_lip_line"
+            "upper_lip", (T.LIP_UPPER_OUTER,), out=0.0, up=0.03, sigma=0.22, gate="above_lip_line"
         ),
-        Handle("cheeks", (T.CHEEK_RIGHT, T.CHEEK_LEFT), out=0.02, up=0.05, sigma=0.25),
+        Handle("cheeks", (T.CHEEK_RIGHT, T.CHEEK_LEFT), out=0.03, up=0.075, sigma=0.25),
         Handle(
             "lower_lids",
             (T.RIGHT_EYE_LOWER, T.LEFT_EYE_LOWER),
             out=0.0,
-            up=0.045,
+            up=0.0675,
             sigma=0.12,
             gate="below_eye_line",
         ),
@@ -170,7 +172,7 @@ DEFAULT_MODEL = DisplacementModel(
             "upper_lids",
             (T.RIGHT_EYE_UPPER, T.LEFT_EYE_UPPER),
             out=0.0,
-            up=-0.015,
+            up=-0.0225,
             sigma=0.08,
             gate="above_eye_line",
         ),  # fmt: skip
@@ -417,7 +419,7 @@ def warp_face(
     anchors = anchor_ring(xy, model.ring_scale)
     source = np.concatenate([xy, anchors])
     tris = delaunay(source)
-    delta = np.concatenate([disp, np.zeros_like(anchors)])
+    delta = _unfold(source, np.concatenate([disp, np.zeros_like(anchors)]), tris, len(xy))
     scale = 1.0
     while scale > 1e-3 and _folded(source, source + scale * delta, tris).any():
         scale *= 0.7
@@ -428,6 +430,38 @@ def warp_face(
     if amount > 0:
         _apply_mesh_warp(image, out, record, frame.iod, xy, model)
     return out, record
+
+
+def _unfold(
+    source: np.ndarray, delta: np.ndarray, tris: np.ndarray, movable: int, passes: int = 60
+) -> np.ndarray:
+    """Relax the moves around triangles that would flip, keeping the rest of the field.
+
+    Why: on small or turned faces Delaunay makes slivers (around the closed lips, the eye
+    corners) that flip under the small differences of a strong smile. Scaling the whole
+    field down (the last resort in ``warp_face``) would weaken the smile everywhere;
+    instead each vertex of a flipping triangle and its neighbours move halfway to the mean
+    move of their mesh neighbours (a local Laplacian step) until no triangle flips.
+    Anchors never move.
+    """
+    bad = _folded(source, source + delta, tris)
+    if not bad.any():
+        return delta
+    delta = delta.copy()
+    neighbours: list[list[int]] = [[] for _ in range(len(source))]
+    for a, b, c in tris.tolist():
+        neighbours[a] += [b, c]
+        neighbours[b] += [a, c]
+        neighbours[c] += [a, b]
+    for _ in range(passes):
+        verts = {int(v) for v in np.unique(tris[bad])}
+        grown = {u for v in verts for u in (v, *neighbours[v]) if u < movable}
+        for v in sorted(grown):
+            delta[v] = 0.5 * delta[v] + 0.5 * delta[neighbours[v]].mean(axis=0)
+        bad = _folded(source, source + delta, tris)
+        if not bad.any():
+            break
+    return delta
 
 
 def _apply_mesh_warp(
