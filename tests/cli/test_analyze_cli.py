@@ -283,3 +283,11 @@ def test_no_face_notice_on_stderr_and_flag(tmp_path, capsys) -> None:
     assert "no face" not in captured.err
     (row,) = csv.DictReader(captured.out.splitlines())
     assert row["no_face"] == "true"
+
+
+def test_options_that_would_be_ignored_are_errors(photos, capsys) -> None:
+    one = str(photos / "a.jpg")
+    assert main(["analyze", one, "-q", "--crop", "--crops", "x"]) == 2
+    assert "--crops" in capsys.readouterr().err
+    assert main(["analyze", one, "-q", "--format", "text", "--landmarks"]) == 2
+    assert "--landmarks" in capsys.readouterr().err

@@ -106,9 +106,17 @@ def run(args: argparse.Namespace) -> int:
     if fmt == "parquet" and not args.output:
         print("duchenne analyze: --format parquet needs --output FILE", file=sys.stderr)
         return 2
+    if args.crops and args.crop:
+        print("duchenne analyze: --crops saves detected faces; with --crop the inputs are "
+              "crops already", file=sys.stderr)  # fmt: skip
+        return 2
+    if args.landmarks and fmt == "text":
+        print("duchenne analyze: --landmarks adds the 468 points to json/jsonl/csv/parquet "
+              "output, not to the text summary", file=sys.stderr)  # fmt: skip
+        return 2
     analyzer = Analyzer(config_from_args(args))
     drawer = _Drawer(args.draw, paths) if args.draw else None
-    cropper = _Cropper(args.crops, paths) if args.crops and not args.crop else None
+    cropper = _Cropper(args.crops, paths) if args.crops else None
     failed = 0
     columns = row_columns(landmarks=args.landmarks, blendshapes="blendshapes" in analyzer.stages)
     with _open_sink(fmt, args.output, columns) as sink:

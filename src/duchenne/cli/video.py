@@ -97,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
     from duchenne.analysis.video import VideoAnalyzer, VideoOptions
 
     printed = _summary_format(args)
+    if args.dmarkers and args.summary is None and printed != "json":
+        raise SystemExit("duchenne video: --dmarkers goes into the JSON summary; give "
+                         "--summary FILE or --format json")  # fmt: skip
     if args.plot is not None:
         require_extra("matplotlib", "plot")
     if not args.verbose:  # FFmpeg's own decoder chatter; read when the first video opens
