@@ -192,3 +192,23 @@ def test_reset_and_validation() -> None:
     assert ids.tolist() == [0] and ids.dtype == np.int64
     ids, lms = tracker.update(np.zeros((0, 4)), np.zeros((0, 468, 3)), t=0.1)
     assert ids.shape == (0,) and lms is not None and lms.shape == (0, 468, 3)
+
+
+def test_lineage_from_the_face_stage_decides_identity_before_any_matching():
+    a, b = [0.0, 0.0, 100.0, 100.0], [300.0, 0.0, 400.0, 100.0]
+    by_cost, by_lineage = FaceTracker(), FaceTracker()
+    assert by_cost.update(np.array([a, b]), t=0.0)[0].tolist() == [0, 1]
+    assert by_lineage.update(np.array([a, b]), t=0.0, lineage=np.array([7, 8]))[0].tolist() == [
+        0,
+        1,
+    ]
+    # the two faces swap places between frames: position says one thing, the ROI chains
+    # the stage followed (lineage) say the other
+    swapped = np.array([b, a])
+    assert by_cost.update(swapped, t=0.04)[0].tolist() == [1, 0]
+    assert by_lineage.update(swapped, t=0.04, lineage=np.array([7, 8]))[0].tolist() == [0, 1]
+    # a new lineage (a fresh detection) goes through cost matching: far from every
+    # track, it starts a new one
+    boxes = np.array([b, a, [1000.0, 0.0, 1100.0, 100.0]])
+    ids = by_lineage.update(boxes, t=0.08, lineage=np.array([7, 8, 9]))[0]
+    assert ids.tolist() == [0, 1, 2]

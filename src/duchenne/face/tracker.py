@@ -181,6 +181,7 @@ class _Track:
     signature: np.ndarray | None = None
     missed: int = 0
     hits: int = 1
+    lineage: int | None = None
 
     def predict(self, t: float) -> np.ndarray:
         """Constant-velocity box at time ``t``."""
@@ -258,6 +259,7 @@ class FaceTracker:
         boxes: np.ndarray,
         landmarks: np.ndarray | None = None,
         t: float | None = None,
+        lineage: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Process one frame.
 
@@ -265,6 +267,10 @@ class FaceTracker:
             boxes: (n, 4) face boxes ``x1, y1, x2, y2`` in pixels (n may be 0).
             landmarks: optional (n, k, 2 or 3) landmarks in pixels (e.g. 468 Face Mesh points).
             t: frame time in seconds (non-decreasing); ``None`` = frame index / ``fps``.
+            lineage: optional (n,) ids from the face stage saying which faces continue a
+                face of the previous frame (the ROI they were found in came from its
+                landmarks). A face whose lineage a live track carries joins that track
+                without matching; only the others are matched by cost.
 
         Returns:
             ``(track_ids, smoothed_landmarks)``: (n,) int64 IDs in the order of ``boxes``,
@@ -278,7 +284,7 @@ class FaceTracker:
             if landmarks is None
             else [geometric_signature(lm) for lm in landmarks]
         )
-        rows, cols = self._match(boxes, sigs, t)
+        rows, cols = self._match(boxes, sigs, t, lineage)
         matched = {int(c): self._tracks[r] for r, c in zip(rows, cols, strict=True)}
         for c, tr in matched.items():
             self._correct(tr, boxes[c], sigs[c], t)
@@ -287,6 +293,9 @@ class FaceTracker:
             matched[j] if j in matched else self._spawn(boxes[j], sigs[j], t)
             for j in range(len(boxes))
         ]
+        if lineage is not None:
+            for tr, line in zip(tracks, np.asarray(lineage).tolist(), strict=True):
+                tr.lineage = int(line)
         ids = np.array([tr.track_id for tr in tracks], dtype=np.int64)
         return ids, self._smooth(tracks, boxes, landmarks, t)
 
@@ -322,29 +331,51 @@ class FaceTracker:
         return t
 
     def _match(
-        self, boxes: np.ndarray, sigs: list[np.ndarray | None], t: float
+        self,
+        boxes: np.ndarray,
+        sigs: list[np.ndarray | None],
+        t: float,
+        lineage: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Hungarian assignment of detections to tracks, gated by ``max_cost``."""
+        """Detections continuing a track's lineage join it; the rest are assigned by the
+        Hungarian algorithm, gated by ``max_cost``."""
         empty = np.zeros(0, dtype=np.intp)
         if not self._tracks or len(boxes) == 0:
             return empty, empty
-        cost = self._cost_matrix(boxes, sigs, t)
-        rows, cols = linear_sum_assignment(np.minimum(cost, _BIG))
-        keep = cost[rows, cols] <= self.max_cost
-        return rows[keep], cols[keep]
+        by_line = {tr.lineage: i for i, tr in enumerate(self._tracks) if tr.lineage is not None}
+        lines = [] if lineage is None else np.asarray(lineage).tolist()
+        pairs = [(by_line[line], j) for j, line in enumerate(lines) if line in by_line]
+        used_r = {r for r, _ in pairs}
+        used_c = {c for _, c in pairs}
+        free_r = np.array([i for i in range(len(self._tracks)) if i not in used_r], np.intp)
+        free_c = np.array([j for j in range(len(boxes)) if j not in used_c], np.intp)
+        rows, cols = [r for r, _ in pairs], [c for _, c in pairs]
+        if len(free_r) and len(free_c):
+            cost = self._cost_matrix(boxes[free_c], [sigs[j] for j in free_c], t, free_r)
+            r, c = linear_sum_assignment(np.minimum(cost, _BIG))
+            keep = cost[r, c] <= self.max_cost
+            rows += free_r[r[keep]].tolist()
+            cols += free_c[c[keep]].tolist()
+        return np.array(rows, np.intp), np.array(cols, np.intp)
 
     def _cost_matrix(
-        self, boxes: np.ndarray, sigs: list[np.ndarray | None], t: float
+        self,
+        boxes: np.ndarray,
+        sigs: list[np.ndarray | None],
+        t: float,
+        track_rows: np.ndarray | None = None,
     ) -> np.ndarray:
-        """(tracks, detections) matching costs; forbidden pairs get ``inf``."""
-        pred = np.stack([tr.predict(t) for tr in self._tracks])
+        """(tracks, detections) matching costs; forbidden pairs get ``inf``. ``track_rows``:
+        the tracks to cost (default all)."""
+        tracks = self._tracks if track_rows is None else [self._tracks[i] for i in track_rows]
+        pred = np.stack([tr.predict(t) for tr in tracks])
         iou = iou_matrix(pred, boxes)
         size_p = np.array([_box_size(b) for b in pred])
         size_d = np.array([_box_size(b) for b in boxes])
         centre_p = 0.5 * (pred[:, :2] + pred[:, 2:])
         centre_d = 0.5 * (boxes[:, :2] + boxes[:, 2:])
         dist = np.linalg.norm(centre_p[:, None] - centre_d[None], axis=2) / size_p[:, None]
-        missed = np.array([tr.missed for tr in self._tracks], dtype=np.float64)
+        missed = np.array([tr.missed for tr in tracks], dtype=np.float64)
         radius = self.center_gate * (1.0 + self.gate_growth * missed)
         w_iou, w_c, w_s, w_g = self.weights
         terms = (
@@ -352,17 +383,19 @@ class FaceTracker:
             + w_c * np.clip(dist / radius[:, None], 0.0, 1.0)
             + w_s * np.clip(np.abs(np.log(size_d[None] / size_p[:, None])) / np.log(2.0), 0, 1)
         )
-        sig_cost, sig_mask = self._signature_costs(sigs)
+        sig_cost, sig_mask = self._signature_costs(tracks, sigs)
         cost = (terms + w_g * sig_cost) / (w_iou + w_c + w_s + w_g * sig_mask)
         cost[dist > radius[:, None]] = np.inf
         return cost
 
-    def _signature_costs(self, sigs: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+    def _signature_costs(
+        self, tracks: list[_Track], sigs: list[np.ndarray | None]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Clipped signature distances and a 0/1 mask of the pairs where both exist."""
-        n, m = len(self._tracks), len(sigs)
+        n, m = len(tracks), len(sigs)
         cost = np.zeros((n, m))
         mask = np.zeros((n, m))
-        for i, tr in enumerate(self._tracks):
+        for i, tr in enumerate(tracks):
             for j, s in enumerate(sigs):
                 if tr.signature is None or s is None or s.shape != tr.signature.shape:
                     continue

@@ -37,7 +37,11 @@ class TrackingFaceStage:
     same face are merged. Boxes are the Face Mesh landmark bounding boxes on every frame
     (detector boxes on detection-only runs), so a box does not jump when detection runs;
     ``score`` is the detector confidence for newly detected faces and the Face Mesh
-    presence for tracked ones. ``faces.meta["detected"]`` flags the newly detected faces.
+    presence for tracked ones. ``faces.meta["detected"]`` flags the newly detected faces and
+    ``faces.meta["lineage"]`` gives each face the id of the ROI chain it follows: a face
+    tracked from its previous landmarks keeps its lineage, so its identity is decided here,
+    once, and the tracker (:class:`~duchenne.face.tracker.FaceTracker`) only has to match
+    new detections (re-identifying a face after it was lost).
 
     Args:
         analyzer: whose stages (``detect``, ``landmarks``, ``smiles``) run, with its
@@ -58,6 +62,8 @@ class TrackingFaceStage:
     def reset(self) -> None:
         """Forget the tracked ROIs (a new video)."""
         self._rois: list[FaceRoi] = []
+        self._lineage: list[int] = []  # one id per ROI: which face its landmarks follow
+        self._next_lineage = 0
         self._since = 0
 
     @property
@@ -86,6 +92,7 @@ class TrackingFaceStage:
         lm = np.zeros((0, 468, 3), np.float32)
         presence = score = np.zeros(0, np.float32)
         prev: list[FaceRoi] = []
+        lineage: list[int] = []
         need = not self._rois or self._since + 1 >= self.detect_every
         if self._rois:
             lm, presence = self.analyzer.landmarks(image, self._rois, refine=False)
@@ -93,17 +100,21 @@ class TrackingFaceStage:
             need = need or not bool(keep.all())
             lm, presence = lm[keep], presence[keep]
             prev = [r for r, k in zip(self._rois, keep, strict=True) if k]
+            lineage = [i for i, k in zip(self._lineage, keep, strict=True) if k]
             score = presence.copy()
         detected = np.zeros(len(lm), bool)
         if need:
             lm, presence, score, detected, new_rois = self._detect_new(image, lm, presence, score)
             prev += new_rois
+            lineage += list(range(self._next_lineage, self._next_lineage + len(new_rois)))
+            self._next_lineage += len(new_rois)
             self._since = 0
         else:
             self._since += 1
         keep = self._select(_landmark_boxes(lm), score)
         lm, presence, score, detected = lm[keep], presence[keep], score[keep], detected[keep]
         self._rois = [_next_roi(points, prev[i]) for points, i in zip(lm, keep, strict=True)]
+        self._lineage = [lineage[i] for i in keep]
         faces = Faces(
             _landmark_boxes(lm),
             score,
@@ -112,6 +123,7 @@ class TrackingFaceStage:
             landmark_score=presence,
         )
         faces.meta["detected"] = detected
+        faces.meta["lineage"] = np.array(self._lineage, dtype=np.int64)
         return faces
 
     def _detect_new(

@@ -123,7 +123,8 @@ class VideoSession:
         faces = self.stage(frame.image)
         detected = np.asarray(faces.meta.get("detected", np.zeros(len(faces), bool)))
         raw = faces.landmarks
-        ids, smoothed = self.tracker.update(faces.xyxy, raw, t=frame.time)
+        lineage = faces.meta.pop("lineage", None)  # the stage's identity of tracked faces
+        ids, smoothed = self.tracker.update(faces.xyxy, raw, t=frame.time, lineage=lineage)
         faces.track_id = ids
         if smoothed is not None and len(faces):
             faces.landmarks = smoothed.astype(np.float32)
