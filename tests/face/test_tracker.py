@@ -212,3 +212,12 @@ def test_lineage_from_the_face_stage_decides_identity_before_any_matching():
     boxes = np.array([b, a, [1000.0, 0.0, 1100.0, 100.0]])
     ids = by_lineage.update(boxes, t=0.08, lineage=np.array([7, 8, 9]))[0]
     assert ids.tolist() == [0, 1, 2]
+
+
+def test_box_iou_is_one_row_of_iou_matrix():
+    from duchenne.face.boxes import box_iou
+
+    rng = np.random.default_rng(1)
+    boxes = rng.uniform(0, 100, (12, 4))
+    boxes[:, 2:] += boxes[:, :2] + 1
+    np.testing.assert_allclose(box_iou(boxes[3], boxes), iou_matrix(boxes[3:4], boxes)[0])
