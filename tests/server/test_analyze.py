@@ -273,3 +273,149 @@ def test_admission_refuses_before_reading_the_body():
     refused, done, later = asyncio.run(main())
     assert refused == 503 and 2 not in reads  # refused without reading its body
     assert done == [200, 200, 200] and later == 200 and guard.in_flight == 0
+
+
+def test_refusals_are_paced_by_an_idle_wait(monkeypatch):
+    """Clients that retry at once get their 503 only after ``refuse_delay_s``."""
+    import asyncio
+
+    from duchenne.server import middleware
+
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def app(scope, receive, send):  # pragma: no cover - never admitted
+        raise AssertionError("a request over the capacity reached the app")
+
+    guard = middleware.AdmissionMiddleware(app, frozenset({"/v1/analyze"}), 0, 0.25)
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():  # pragma: no cover - the body is never read
+        raise AssertionError("the refused body was read")
+
+    monkeypatch.setattr(middleware.asyncio, "sleep", fake_sleep)
+    scope = {"type": "http", "method": "POST", "path": "/v1/analyze", "headers": []}
+    asyncio.run(guard(scope, receive, send))
+    assert waits == [0.25] and sent[0]["status"] == 503
+
+
+def test_multipart_without_a_file_part(client):
+    response = client.post("/v1/analyze", files={"file": (None, "just text")})
+    assert_error(response, 422, "MissingFile")
+    form = client.post("/v1/analyze", data={"file": "just text"})  # urlencoded = raw bytes
+    assert_error(form, 422, "ImageLoadError")
+    bad = client.post(
+        "/v1/analyze",
+        content=b"--xyz\r\nbroken",
+        headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert 400 <= bad.status_code < 500
+
+
+def test_multipart_with_two_files_is_refused(client, small_jpeg):
+    files = [("file", ("a.jpg", small_jpeg)), ("file", ("b.jpg", small_jpeg))]
+    assert_error(client.post("/v1/analyze", files=files), 413, "TooManyFiles")
+
+
+def test_batch_limits(make_client, small_jpeg):
+    client = make_client(max_batch_images=2)
+    files = [("files", (f"{i}.jpg", small_jpeg)) for i in range(3)]
+    assert_error(client.post("/v1/analyze/batch", files=files), 413, "TooManyFiles")
+    many = [("files", (f"{i}.jpg", small_jpeg)) for i in range(40)]
+    assert_error(client.post("/v1/analyze/batch", files=many), 413, "TooManyFiles")
+    raw = client.post("/v1/analyze/batch", content=small_jpeg)
+    assert_error(raw, 415, "UnsupportedMediaType")
+    no_file = client.post("/v1/analyze/batch", files={"x": (None, "y")})
+    assert_error(no_file, 422, "MissingFile")
+
+
+# ----------------------------------------------------------------------------- limits
+
+
+def test_body_over_the_limit_is_413(make_client, demo_jpeg):
+    client = make_client(max_body_bytes=10_000)
+    assert_error(client.post("/v1/analyze", content=demo_jpeg), 413, "PayloadTooLarge")
+    multipart = client.post("/v1/analyze", files={"file": ("a.jpg", demo_jpeg)})
+    assert_error(multipart, 413, "PayloadTooLarge")
+
+
+def test_streamed_body_without_length_is_cut_at_the_limit(make_client, demo_jpeg):
+    client = make_client(max_body_bytes=10_000)
+
+    def chunks():
+        for i in range(0, len(demo_jpeg), 4096):
+            yield demo_jpeg[i : i + 4096]
+
+    assert_error(client.post("/v1/analyze", content=chunks()), 413, "PayloadTooLarge")
+
+
+def test_too_many_pixels_is_413_before_decoding(make_client):
+    client = make_client(max_pixels=10_000)
+    assert_error(client.post("/v1/analyze", content=png_bytes(200, 100)), 413, "ImageTooLargeError")
+    assert client.post("/v1/analyze", content=png_bytes(50, 50)).status_code == 200
+
+
+def test_full_queue_answers_503_with_retry_after(make_client, small_jpeg):
+    fake = SlowAnalyzer()
+    fake.gate = threading.Event()
+    client = make_client(fake, workers=1, max_queue=1)
+    results: list[int] = []
+    first = threading.Thread(
+        target=lambda: results.append(client.post("/v1/analyze", content=small_jpeg).status_code)
+    )
+    first.start()
+    for _ in range(200):  # wait until the first image occupies the only queue place
+        if client.get("/healthz").json()["queue"] == 1:
+            break
+        threading.Event().wait(0.01)
+    decoded = []
+    engine = client.app.state.engine
+    original = engine.decode
+    engine.decode = lambda data: decoded.append(1) or original(data)
+    busy = client.post("/v1/analyze", content=small_jpeg)
+    assert_error(busy, 503, "QueueFullError")
+    assert busy.headers["retry-after"] == "1"
+    assert decoded == []  # refused before decoding
+    batch = client.post("/v1/analyze/batch", files=[("files", ("a.jpg", small_jpeg))])
+    assert_error(batch, 503, "QueueFullError")
+    fake.gate.set()
+    first.join(10)
+    assert results == [200]
+
+
+def test_slow_requests_time_out_with_503(make_client, small_jpeg):
+    fake = SlowAnalyzer(delay=1.0)
+    client = make_client(fake, request_timeout_s=0.2)
+    assert_error(client.post("/v1/analyze", content=small_jpeg), 503, "Timeout")
+
+
+def test_unbatched_mode_gives_the_same_result(make_client, client, demo_jpeg):
+    plain = make_client(batching=False)
+    a = client.post("/v1/analyze", content=demo_jpeg).json()
+    b = plain.post("/v1/analyze", content=demo_jpeg).json()
+    assert a == b
+
+
+def test_concurrent_requests_are_micro_batched(make_client, small_jpeg):
+    fake = SlowAnalyzer()
+    fake.gate = threading.Event()
+    client = make_client(fake, workers=1, batch_max_size=16, batch_max_wait_ms=50)
+    codes: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda: codes.append(client.post("/v1/analyze", content=small_jpeg).status_code)
+        )
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    threading.Timer(0.5, fake.gate.set).start()
+    for t in threads:
+        t.join(10)
+    assert codes == [200] * 8
+    assert sum(fake.calls) == 8 and max(fake.calls) > 1

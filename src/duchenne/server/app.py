@@ -172,7 +172,12 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         return settings.max_body_bytes, settings.request_timeout_s
 
     app.add_middleware(LimitsMiddleware, limits=limits)
-    app.add_middleware(AdmissionMiddleware, paths=ANALYSIS_PATHS, capacity=settings.max_queue)
+    app.add_middleware(
+        AdmissionMiddleware,
+        paths=ANALYSIS_PATHS,
+        capacity=settings.max_queue,
+        refuse_delay_s=settings.refuse_delay_s,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
 

@@ -55,16 +55,26 @@ class AdmissionMiddleware:
     under 4x overload most of the CPU went into reading bodies that were then refused, and
     successful answers fell from ~175/s to ~31-36/s. Here a request to an analysis route
     is admitted only while fewer than ``capacity`` such requests are in flight and the
-    image queue has room; otherwise it is answered at once, its body never read.
+    image queue has room; otherwise it is answered 503, its body never read.
+
+    The refusal is sent after ``refuse_delay_s`` (an idle ``asyncio.sleep``: no thread, no
+    body held beyond the transport's 64 KiB buffer). Clients that retry at once, ignoring
+    ``Retry-After``, otherwise turn each refusal into the next request immediately; on two
+    cores 128 such clients made >1,000 refusals/s whose handling (and the GIL it holds)
+    starved the admitted work. Paced, they cost next to nothing.
 
     Args:
         app: the wrapped ASGI app.
         paths: POST routes that analyse images.
         capacity: analysis requests admitted at once (``max_queue``).
+        refuse_delay_s: how long a refused request waits for its 503.
     """
 
-    def __init__(self, app: ASGIApp, paths: frozenset[str], capacity: int) -> None:
+    def __init__(
+        self, app: ASGIApp, paths: frozenset[str], capacity: int, refuse_delay_s: float = 0.0
+    ) -> None:
         self.app, self.paths, self.capacity = app, paths, capacity
+        self.refuse_delay_s = refuse_delay_s
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
@@ -72,6 +82,8 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.capacity or self._queue_full(scope):
+            if self.refuse_delay_s > 0:
+                await asyncio.sleep(self.refuse_delay_s)
             await send_json_error(  # the batcher's own refusal, only earlier
                 send,
                 503,

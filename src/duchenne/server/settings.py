@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         description="images (and analysis requests, counted before their body is read) "
         "waiting or running: 503",
     )
+    refuse_delay_s: float = Field(
+        0.5,
+        ge=0.0,
+        le=10.0,
+        description="analysis request refused for a full queue: its 503 is sent after this "
+        "delay (paces clients that retry at once)",
+    )
     request_timeout_s: float = Field(
         30.0, gt=0, description="request time, video uploads aside: 503"
     )
