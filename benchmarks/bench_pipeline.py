@@ -5,12 +5,27 @@ Prints a markdown table (median and p90 over many runs) for a 640x480 one-face i
 large group photo, single-threaded and with onnxruntime's default threads.
 
     python benchmarks/bench_pipeline.py [--runs 200] [--readme]
+
+``--peers PYTHON`` instead times duchenne's default pipeline (``Analyzer(threads=1)``:
+detection, landmarks, geometry, smile) beside MediaPipe 0.10.21's own FaceMesh
+(``static_image_mode=True``: detection + 468 landmarks per call, no smile model) on the
+same decoded images, in alternating rounds, both pinned to one CPU core. ``PYTHON`` is an
+interpreter with mediapipe installed (a separate environment: mediapipe 0.10.21 needs
+numpy<2); the worker is ``benchmarks/peers_mediapipe.py``:
+
+    python -m venv .venv-mediapipe && .venv-mediapipe/bin/pip install mediapipe==0.10.21
+    python benchmarks/bench_pipeline.py --peers .venv-mediapipe/bin/python [--readme]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -29,7 +44,7 @@ from sample_images import group_photo, one_face_640x480  # noqa: E402
 def stage_times(name: str, image: np.ndarray, threads: int | None, runs: int) -> list[list[object]]:
     """Median/p90 per stage for one image and thread setting."""
     jpeg = encode_image(image, format="jpeg", quality=90)
-    detector, mesh = FaceDetector("full", threads=threads), FaceMesh(threads=threads)
+    detector, mesh = FaceDetector(threads=threads), FaceMesh(threads=threads)
     dets = detector(image)
     rois = [roi_from_detection(b, k) for b, k in zip(dets.xyxy, dets.keypoints, strict=True)]
     landmarks, _ = mesh(image, rois)
@@ -83,7 +98,7 @@ def blendshape_rows(
     round) and the stage label carries the median of the per-round ratio: on a shared,
     busy machine the milliseconds move with the load, the paired ratio much less.
     """
-    detector, mesh = FaceDetector("full", threads=threads), FaceMesh(threads=threads)
+    detector, mesh = FaceDetector(threads=threads), FaceMesh(threads=threads)
     stage = FaceBlendshapes(threads=threads)
     dets = detector(image)
     rois = [roi_from_detection(b, k) for b, k in zip(dets.xyxy, dets.keypoints, strict=True)]
@@ -102,14 +117,121 @@ def blendshape_rows(
     ]  # fmt: skip
 
 
+class MediaPipePeer:
+    """``peers_mediapipe.py`` in another interpreter, fed the same images as ``.npy`` files."""
+
+    def __init__(self, python: str, folder: Path) -> None:
+        worker = Path(__file__).resolve().parent / "peers_mediapipe.py"
+        self.folder = folder
+        self.proc = subprocess.Popen(
+            [python, str(worker)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
+    def time(self, name: str, image: np.ndarray, runs: int, max_faces: int) -> dict:
+        path = self.folder / f"{name}.npy"
+        if not path.exists():
+            np.save(path, image)
+        job = {"image": str(path), "runs": runs, "max_faces": max_faces}
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit("the MediaPipe worker died (is mediapipe installed there?)")
+        return json.loads(line)
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def _timed(fn, runs: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU milliseconds of ``runs`` calls (after one warm-up)."""
+    fn()
+    wall, cpu = [], []
+    for _ in range(runs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        wall.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+    return wall, cpu
+
+
+def peers(python: str, runs: int, rounds: int = 5) -> str:
+    """duchenne's default pipeline vs MediaPipe FaceMesh, same images, same core, one run.
+
+    Both wall-clock and CPU time are reported: on a shared machine the wall clock of a
+    call includes time the core spent on other processes, CPU time does not.
+    """
+    from duchenne import Analyzer
+
+    core = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})  # the worker inherits it: both on one core
+    analyzer = Analyzer(threads=1)
+    images = {"640x480 one face": one_face_640x480(), "group photo (Solvay 1927)": group_photo()}
+    ours = {k: ([], []) for k in images}
+    theirs = {k: ([], []) for k in images}
+    found: dict[str, tuple[int, int]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        peer = MediaPipePeer(python, Path(tmp))
+        try:
+            for _ in range(rounds):  # alternate, so load changes hit both alike
+                for i, (name, image) in enumerate(images.items()):
+                    n = max(1, runs // rounds // (1 if i == 0 else 20))
+                    wall, cpu = _timed(lambda im=image: analyzer.analyze(im), n)
+                    ours[name][0].extend(wall)
+                    ours[name][1].extend(cpu)
+                    answer = peer.time(f"img{i}", image, n, 1 if i == 0 else 29)
+                    theirs[name][0].extend(answer["ms"])
+                    theirs[name][1].extend(answer["cpu_ms"])
+                    found[name] = (len(analyzer.analyze(image)), answer["faces"])
+        finally:
+            peer.close()
+    rows = []
+    med = lambda v: float(np.median(v))  # noqa: E731
+    for name in images:
+        (aw, ac), (bw, bc) = ours[name], theirs[name]
+        row = [name, found[name][0], found[name][1], med(aw), med(bw), f"{med(aw) / med(bw):.2f}"]
+        rows.append([*row, med(ac), med(bc), f"{med(ac) / med(bc):.2f}"])
+    one, group = (med(ours[k][1]) for k in images)
+    header = ["image", "faces duchenne", "faces MediaPipe", "duchenne wall ms"]
+    header += ["MediaPipe wall ms", "ratio (wall)", "duchenne CPU ms", "MediaPipe CPU ms"]
+    table = markdown_table([*header, "ratio (CPU)"], rows)
+    calls = sum(len(v[0]) for v in ours.values())
+    return (
+        f"{table}\n\nduchenne: `Analyzer(threads=1)` (default detector, landmarks, geometry, "
+        "smile) on the decoded image; MediaPipe 0.10.21: `FaceMesh(static_image_mode=True)` "
+        "(TFLite/XNNPACK, detection + landmarks, no smile model). Medians of "
+        f"{calls} calls each in {rounds} alternating rounds, both pinned to CPU core {core}; "
+        "ratio = duchenne / MediaPipe. Group photo / one face (duchenne, CPU) = "
+        f"{group / one:.1f}x. Load average {os.getloadavg()[0]:.1f} at the end of the run "
+        "(other processes share the cores, so wall-clock times include waiting). "
+        + machine_note().format(script="benchmarks/bench_pipeline.py --peers")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument(
+        "--peers", metavar="PYTHON", help="time MediaPipe FaceMesh with this interpreter instead"
+    )
     args = parser.parse_args()
     cv2.setNumThreads(1)
+    if args.peers:
+        text = peers(args.peers, args.runs)
+        print(text)
+        if args.readme:
+            update_readme("bench-peers", text)
+        return
     images = {"640x480 one face": one_face_640x480(), "group photo": group_photo()}
     rows = []
     for name, image in images.items():

@@ -10,6 +10,7 @@ overlapping tiles so that small faces reach the detector at a usable size.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -178,6 +179,7 @@ AUTO_SHORT_MIN = 0.7
 VERIFY_MIN = 0.5
 SECOND_CHANCE_MIN = 0.8
 NMS_IOU = 0.3
+BATCH = 16  # windows per batched model call (tiles, verification)
 
 
 class _Runner:
@@ -194,12 +196,38 @@ class _Runner:
     ) -> Detections:
         """Faces scoring at least ``min_score`` (default: the runner's) in ``window``,
         whose top-left corner is at (x0, y0) of the image."""
+        return self.many([(window, x0, y0)], min_score)[0]
+
+    def many(
+        self, windows: Sequence[tuple[np.ndarray, float, float]], min_score: float | None = None
+    ) -> list[Detections]:
+        """``__call__`` on several windows in batched model calls (tiles, verification):
+        one onnxruntime call per ``BATCH`` windows instead of one each."""
+        out: list[Detections] = []
+        for start in range(0, len(windows), BATCH):
+            chunk = windows[start : start + BATCH]
+            boxed = [letterbox(w, self.spec.input_size) for w, _, _ in chunk]
+            x = np.stack([b[0] for b in boxed]).astype(np.float32)
+            x *= 1 / 127.5
+            x -= 1.0
+            result = self.model(x)
+            reg = _output(result, "regressors", 16)
+            logits = _output(result, "classificators", 1)[..., 0]
+            for i, ((_, x0, y0), (_, scale, px, py)) in enumerate(zip(chunk, boxed, strict=True)):
+                out.append(self._decode(reg[i], logits[i], scale, (px, py, x0, y0), min_score))
+        return out
+
+    def _decode(
+        self,
+        reg: np.ndarray,
+        logits: np.ndarray,
+        scale: float,
+        place: tuple[float, float, float, float],
+        min_score: float | None,
+    ) -> Detections:
+        """Anchor-relative regressions of one window -> detections in image pixels."""
         size = self.spec.input_size
-        boxed, scale, pad_x, pad_y = letterbox(window, size)
-        x = (boxed.astype(np.float32) * (1 / 127.5) - 1.0)[None]
-        out = self.model(x)
-        reg = _output(out, "regressors", 16)[0]
-        logits = _output(out, "classificators", 1)[0, :, 0]
+        pad_x, pad_y, x0, y0 = place
         clip = self.spec.score_clip
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -clip, clip)))
         keep = scores >= (self.min_score if min_score is None else min_score)
@@ -224,11 +252,12 @@ class FaceDetector:
     Why two models: MediaPipe's short-range model finds faces that fill the frame (studio
     portraits, selfies, webcam) which the full-range model sometimes misses (measured: 20
     of 1,232 frontal 256x256 portraits), while only the full-range model finds faces
-    smaller than about a tenth of the image. ``"auto"`` (the default) runs both on the
-    whole image and merges their faces with weighted NMS; tiles of large images go to the
-    full-range model. When nothing at all is found, a second chance runs the models on the
-    image padded by a grey border (a face cut by the frame edge or filling it entirely is
-    then seen whole and smaller), the framing that found the most dataset faces.
+    smaller than about a tenth of the image. ``"auto"`` (the default) runs the full-range
+    model on the whole image (and on tiles of large images), and the short-range model
+    where that finds no face. Doubtful candidates (``verify_min`` up to the threshold) get
+    a second look in a window centred on them (both models must agree there), and when
+    nothing at all is found, a last pass runs both models on the image inside a grey
+    border (a face cut by the frame edge or filling it is then seen whole and smaller).
 
     Args:
         model: ``"auto"`` (both models, default), ``"short"`` (faces within ~2 m),
@@ -301,21 +330,32 @@ class FaceDetector:
         return _drop_nested(sure)
 
     def _scan(self, image: np.ndarray) -> tuple[Detections, Detections]:
-        """Whole image with every model, tiles with the full-range one.
+        """The full-range model (whole image and tiles) first; the other model only where
+        the first is sure of no face.
 
-        Returns the merged faces each model is sure of (score at or above its threshold)
-        and, with verification on, the merged doubtful ones (``verify_min`` up to it).
+        Why in that order: the full-range model finds faces of every size but misses some
+        that fill the frame; the short-range model finds those, and only those matter when
+        the full-range model found nothing, so a photo with a face costs one model run.
+
+        Returns the merged faces a model is sure of (score at or above its threshold) and,
+        with verification on, the merged doubtful ones (``verify_min`` up to it).
         """
         h, w = image.shape[:2]
-        found = [(run, run(image, 0, 0, self._floor(run))) for run in self.runners]
-        for x0, y0, x1, y1 in self.tiles(w, h):
-            dets = self.tile_runner(image[y0:y1, x0:x1], x0, y0, self._floor(self.tile_runner))
-            found.append((self.tile_runner, self._keep_whole(dets, (x0, y0, x1, y1), w, h)))
-        sure = [d.select(d.score >= run.min_score) for run, d in found]
-        doubtful = [d.select(d.score < run.min_score) for run, d in found]
-        by_model = [_merge([d for (r, _), d in zip(found, sure, strict=True) if r is run])
-                    for run in self.runners]  # fmt: skip
-        return _prefer(by_model[::-1]), _merge(doubtful)
+        run = self.tile_runner
+        found = [run(image, 0, 0, self._floor(run))]
+        tiles = self.tiles(w, h)
+        windows = [(image[y0:y1, x0:x1], x0, y0) for x0, y0, x1, y1 in tiles]
+        for tile, dets in zip(tiles, run.many(windows, self._floor(run)), strict=True):
+            found.append(self._keep_whole(dets, tile, w, h))
+        sure = _merge([d.select(d.score >= run.min_score) for d in found])
+        doubtful = [d.select(d.score < run.min_score) for d in found]
+        for other in self.runners:
+            if other is run or len(sure):
+                continue
+            dets = other(image, 0, 0, self._floor(other))
+            sure = _merge([dets.select(dets.score >= other.min_score)])
+            doubtful.append(dets.select(dets.score < other.min_score))
+        return sure, _merge(doubtful)
 
     def _floor(self, runner: _Runner) -> float:
         """A runner's threshold for candidates: down to ``verify_min`` when verifying."""
@@ -330,19 +370,26 @@ class FaceDetector:
         models find it there (Solvay photo: a clear face at 0.41 in its tile scores 0.76 and
         0.55 there; its background candidates stay below 0.45 and 0.2).
         """
-        found = []
-        for box in doubtful.xyxy[np.argsort(-doubtful.score)][: self.max_verify]:
-            centre = (box[:2] + box[2:]) / 2
-            side = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
-            x0, y0 = (centre - VERIFY_SCALE * side / 2).round().astype(int)
-            window = _window(image, x0, y0, round(VERIFY_SCALE * side))
-            votes = [
-                _near(run(window, x0, y0, _verify_floor(run)), centre, side / 3)
-                for run in self.verifiers
-            ]
-            if all(len(v) for v in votes):
-                found.append(votes[0])
-        return _merge(found)
+        boxes = doubtful.xyxy[np.argsort(-doubtful.score)][: self.max_verify]
+        if not len(boxes):
+            return Detections.empty()
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        sides = np.maximum((boxes[:, 2:] - boxes[:, :2]).max(1), 1.0)
+        corners = (centres - VERIFY_SCALE * sides[:, None] / 2).round().astype(int)
+        windows = [
+            (_window(image, int(x0), int(y0), round(VERIFY_SCALE * s)), int(x0), int(y0))
+            for (x0, y0), s in zip(corners, sides, strict=True)
+        ]
+        alive = list(range(len(windows)))
+        first: dict[int, Detections] = {}
+        for run in self.verifiers:  # what the first model rejects, the second never sees
+            found = run.many([windows[i] for i in alive], _verify_floor(run))
+            hits = {
+                i: _near(d, centres[i], sides[i] / 3) for d, i in zip(found, alive, strict=True)
+            }
+            alive = [i for i in alive if len(hits[i])]
+            first = first or hits
+        return _merge([first[i] for i in alive])
 
     def _padded(self, image: np.ndarray) -> Detections:
         """Second chance: whole-image models on the image inside a grey border, stricter."""
@@ -389,24 +436,12 @@ def _spec(model: str | BlazeFaceSpec) -> BlazeFaceSpec:
     return SPECS[model] if isinstance(model, str) else model
 
 
-def _prefer(ranked: list[Detections]) -> Detections:
-    """Faces of the first list, plus those of each next list that no earlier one has.
-
-    Why not one NMS over all: the models frame a face differently (short-range boxes are
-    tighter), and a box averaged over both would change with which models happened to fire.
-    """
-    out = Detections.empty()
-    for dets in ranked:
-        out = Detections.concat([out, _unmatched(dets, out)]) if len(out) else dets
-    return out
-
-
 def _unmatched(candidates: Detections, faces: Detections, iou: float = NMS_IOU) -> Detections:
     """The candidates that overlap none of ``faces``."""
     if not len(faces) or not len(candidates):
         return candidates
     keep = np.array([not (box_iou(b, faces.xyxy) > iou).any() for b in candidates.xyxy])
-    return candidates.select(keep)
+    return _drop_nested(candidates.select(keep), within=faces)
 
 
 def _alone(spec: BlazeFaceSpec) -> float | None:
@@ -419,21 +454,26 @@ def _verify_floor(runner: _Runner) -> float:
     return runner.min_score if runner.spec == SHORT_RANGE else VERIFY_MIN
 
 
-def _drop_nested(dets: Detections, inside: float = 0.6) -> Detections:
-    """Drop faces lying mostly (``inside`` of their area) within a face twice their size.
+def _drop_nested(
+    dets: Detections, inside: float = 0.6, within: Detections | None = None
+) -> Detections:
+    """Drop faces lying mostly (``inside`` of their area) within a face twice their size
+    (of ``dets`` itself, or of ``within`` when given).
 
     Why: on a face filling the frame the full-range model can also fire on a part of it
     (an eye region), which the merge keeps since the boxes barely overlap by IoU.
     """
-    if len(dets) < 2:
+    others = dets if within is None else within
+    if not len(dets) or not len(others) or (within is None and len(dets) < 2):
         return dets
-    b = dets.xyxy
+    b, o = dets.xyxy, others.xyxy
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    big = (o[:, 2] - o[:, 0]) * (o[:, 3] - o[:, 1])
     keep = np.ones(len(dets), bool)
     for i in range(len(dets)):
-        w = np.clip(np.minimum(b[i, 2], b[:, 2]) - np.maximum(b[i, 0], b[:, 0]), 0, None)
-        h = np.clip(np.minimum(b[i, 3], b[:, 3]) - np.maximum(b[i, 1], b[:, 1]), 0, None)
-        keep[i] = not ((w * h > inside * area[i]) & (area >= 2 * area[i])).any()
+        w = np.clip(np.minimum(b[i, 2], o[:, 2]) - np.maximum(b[i, 0], o[:, 0]), 0, None)
+        h = np.clip(np.minimum(b[i, 3], o[:, 3]) - np.maximum(b[i, 1], o[:, 1]), 0, None)
+        keep[i] = not ((w * h > inside * area[i]) & (big >= 2 * area[i])).any()
     return dets.select(keep)
 
 
