@@ -60,6 +60,11 @@ class MissingExtraError(DuchenneError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
 
+class DeviceUnavailableError(DuchenneError, RuntimeError):
+    """``device="cuda"`` was asked for but this onnxruntime cannot run on a CUDA GPU (no
+    onnxruntime-gpu, no GPU, or CUDA libraries missing); the message says what to install."""
+
+
 class DatasetError(DuchenneError, ValueError):
     """A dataset folder or label file does not have the expected layout."""
 

@@ -57,19 +57,20 @@ class Analyzer:
 
     def __init__(self, config: AnalyzerConfig | None = None, **options: Any) -> None:
         self.config = config = AnalyzerConfig.build(config, **options)
+        run = {"threads": config.threads, "device": config.device}
         self.detector = FaceDetector(
-            config.detector, min_score=config.min_score, tile=config.tile, threads=config.threads
+            config.detector, min_score=config.min_score, tile=config.tile, **run
         )
-        self.mesh = FaceMesh(threads=config.threads) if "landmarks" in config.stages else None
+        self.mesh = FaceMesh(**run) if "landmarks" in config.stages else None
         self.blendshape_stage: FaceBlendshapes | None = None
         if "blendshapes" in config.stages:
-            self.blendshape_stage = FaceBlendshapes(threads=config.threads)
+            self.blendshape_stage = FaceBlendshapes(**run)
         self.smile_model: SmileModel | None = None
         if "smile" in config.stages:
             if config.smile_model is None and default_smile_model() is None:
                 logger.warning("no smile model ships with this installation; smile stage skipped")
             else:
-                self.smile_model = SmileModel(config.smile_model, threads=config.threads)
+                self.smile_model = SmileModel(config.smile_model, **run)
 
     @property
     def stages(self) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
 from duchenne.io.image import DEFAULT_MAX_PIXELS
+from duchenne.models.session import DEVICES
 
 #: The stages an ``Analyzer`` runs by default.
 STAGES = ("detect", "landmarks", "geometry", "smile")
@@ -29,7 +30,7 @@ STAGES = ("detect", "landmarks", "geometry", "smile")
 ALL_STAGES = ("detect", "landmarks", "geometry", "blendshapes", "smile")
 
 #: fields that decide which onnxruntime sessions an ``Analyzer`` opens (views must match)
-SESSION_FIELDS = ("detector", "smile_model", "min_score", "tile", "threads")
+SESSION_FIELDS = ("detector", "smile_model", "min_score", "tile", "threads", "device")
 
 
 def normalize_stages(stages: Iterable[str] | str) -> tuple[str, ...]:
@@ -70,6 +71,9 @@ class AnalyzerConfig:
         max_pixels: refuse images larger than this (decompression-bomb guard).
         smile_threshold: ``smile >= smile_threshold`` counts as smiling, in every output
             (``smiling`` fields, drawings, video episodes); recorded in each result's meta.
+        device: where the models run: ``"cpu"`` (default) or ``"cuda"`` (needs the
+            ``[gpu]`` extra, onnxruntime-gpu; ``DeviceUnavailableError`` when the sessions
+            are built without it).
 
     Example:
         >>> cfg = AnalyzerConfig(stages="detect,smile", max_faces=2)
@@ -89,9 +93,12 @@ class AnalyzerConfig:
     threads: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     smile_threshold: float = DEFAULT_SMILE_THRESHOLD
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", normalize_stages(self.stages))
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         if not 0.0 <= float(self.smile_threshold) <= 1.0:
             raise ValueError(f"smile_threshold must be in [0, 1], got {self.smile_threshold}")
         object.__setattr__(self, "smile_threshold", float(self.smile_threshold))

@@ -90,6 +90,7 @@ class WorkerConfig:
         """The settings that change the rows (threads do not): compared on resume."""
         d = self.to_dict()
         d.pop("threads")
+        d.pop("device", None)  # the same rows on CPU or GPU
         return d
 
 

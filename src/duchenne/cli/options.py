@@ -17,6 +17,7 @@ from typing import Any
 from duchenne.analysis.config import ALL_STAGES, STAGES, AnalyzerConfig
 from duchenne.face.detector import DETECTORS
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
+from duchenne.models.session import DEVICES
 
 
 def add_analyzer_args(
@@ -64,6 +65,12 @@ def add_analyzer_args(
         )
     parser.add_argument("--threads", type=int, default=threads_default, help=threads_help)
     parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="run the models on the CPU (default) or an NVIDIA GPU (needs duchenne[gpu])",
+    )
+    parser.add_argument(
         "--smile-threshold",
         type=_probability,
         default=DEFAULT_SMILE_THRESHOLD,
@@ -97,6 +104,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> AnalyzerConf
         "detector": args.detector,
         "smile_model": args.smile_model,
         "threads": args.threads,
+        "device": args.device,
     }
     for name in ("stages", "max_faces", "min_face_size", "smile_threshold"):
         if hasattr(args, name):

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 
 from duchenne.face.detector import DETECTORS
+from duchenne.models.session import DEVICES
 
 DEFAULT_HOST = "127.0.0.1"
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server never started
@@ -43,6 +44,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="smile model name or .onnx path")
     p.add_argument("--detector", choices=DETECTORS, default=None)
     p.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=None,
+        help="run the models on the CPU (default) or an NVIDIA GPU (needs duchenne[gpu])",
+    )
+    p.add_argument(
         "--no-batching", action="store_true", help="run each image alone (no micro-batching)"
     )
     p.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"))
@@ -75,6 +82,7 @@ def settings_from(args: argparse.Namespace):  # -> duchenne.server.Settings
         "processes": args.processes,
         "model": args.model,
         "detector": args.detector,
+        "device": args.device,
         "log_level": args.log_level,
     }
     if args.no_batching:

@@ -96,9 +96,9 @@ class FaceBlendshapes:
         ((1, 52), (1, 478, 3))
     """
 
-    def __init__(self, *, threads: int | None = None) -> None:
-        self.landmark_model = create_model("face_landmark_478", threads=threads)
-        self.model = create_model("face_blendshapes", threads=threads)
+    def __init__(self, *, threads: int | None = None, device: str = "cpu") -> None:
+        self.landmark_model = create_model("face_landmark_478", threads=threads, device=device)
+        self.model = create_model("face_blendshapes", threads=threads, device=device)
 
     def __call__(self, image: np.ndarray, landmarks_468: np.ndarray) -> np.ndarray:
         """Coefficients (n, 52) for faces given by their (n, 468, 3) Face Mesh landmarks."""

@@ -185,10 +185,16 @@ BATCH = 16  # windows per batched model call (tiles, verification)
 class _Runner:
     """One BlazeFace model with its anchors and threshold: window in, detections out."""
 
-    def __init__(self, spec: BlazeFaceSpec, min_score: float | None, threads: int | None) -> None:
+    def __init__(
+        self,
+        spec: BlazeFaceSpec,
+        min_score: float | None,
+        threads: int | None,
+        device: str = "cpu",
+    ) -> None:
         self.spec = spec
         self.min_score = spec.min_score if min_score is None else min_score
-        self.model = create_model(spec.model, threads=threads)
+        self.model = create_model(spec.model, threads=threads, device=device)
         self.anchors = make_anchors(spec)
 
     def __call__(
@@ -271,6 +277,7 @@ class FaceDetector:
             (1600x1101, faces 40-60 px): 384 finds 28 of 29 faces, 640 finds 12, no tiling 0.
         second_chance: retry on a padded image when nothing was found.
         threads: onnxruntime intra-op threads.
+        device: ``"cpu"`` or ``"cuda"`` (see ``duchenne.models.session.providers_for``).
 
     Example:
         >>> import numpy as np
@@ -291,24 +298,27 @@ class FaceDetector:
         verify_min: float | None = 0.3,
         max_verify: int = 8,
         threads: int | None = None,
+        device: str = "cpu",
     ) -> None:
         if isinstance(model, str) and model not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {model!r}")
         if model == "auto":
             short_min = AUTO_SHORT_MIN if min_score is None else min_score
             self.runners = [
-                _Runner(SHORT_RANGE, short_min, threads),
-                _Runner(FULL_RANGE, min_score, threads),
+                _Runner(SHORT_RANGE, short_min, threads, device),
+                _Runner(FULL_RANGE, min_score, threads, device),
             ]
         else:
-            self.runners = [_Runner(_spec(model), min_score, threads)]
+            self.runners = [_Runner(_spec(model), min_score, threads, device)]
         # tiles hold small faces: the full-range model's job (the last runner)
         self.tile_runner = self.runners[-1]
         self.tile, self.tile_size, self.tile_min_side = tile, tile_size, tile_min_side
         self.tile_overlap, self.second_chance = tile_overlap, second_chance
         self.verify_min, self.max_verify = verify_min, max_verify
         have = {r.spec: r for r in self.runners}
-        self.verifiers = [have.get(sp) or _Runner(sp, _alone(sp), threads) for sp in VERIFY_SPECS]
+        self.verifiers = [
+            have.get(sp) or _Runner(sp, _alone(sp), threads, device) for sp in VERIFY_SPECS
+        ]
 
     @property
     def name(self) -> str:

@@ -79,8 +79,8 @@ class FaceMesh:
         (1, 468, 3)
     """
 
-    def __init__(self, *, threads: int | None = None) -> None:
-        self.model = create_model("face_landmark", threads=threads)
+    def __init__(self, *, threads: int | None = None, device: str = "cpu") -> None:
+        self.model = create_model("face_landmark", threads=threads, device=device)
 
     def __call__(self, image: np.ndarray, rois: list[FaceRoi]) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks (n, 468, 3) in image pixels and face-presence probability (n,)."""

@@ -137,7 +137,11 @@ def _verified(path: Path, sha256: str) -> bool:
 
 
 def create_model(
-    name_or_path: str | Path, *, threads: int | None = None, verify: bool = True
+    name_or_path: str | Path,
+    *,
+    threads: int | None = None,
+    verify: bool = True,
+    device: str = "cpu",
 ) -> OnnxModel:
     """Open a registered model by name (sha256-checked) or any ``.onnx`` file by path.
 
@@ -146,8 +150,8 @@ def create_model(
     """
     path = Path(name_or_path)
     if path.suffix == ".onnx" and path.is_file():
-        return OnnxModel(path, threads=threads)
+        return OnnxModel(path, threads=threads, device=device)
     cfg = get_model_cfg(str(name_or_path))
     if verify:
         _verified(cfg.path, cfg.sha256)
-    return OnnxModel(cfg.path, threads=threads)
+    return OnnxModel(cfg.path, threads=threads, device=device)

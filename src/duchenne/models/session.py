@@ -16,10 +16,39 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from duchenne.errors import DeviceUnavailableError
+
+DEVICES = ("cpu", "cuda")
+"""Where models run: ``cpu`` (default, onnxruntime's CPU provider) or ``cuda``."""
+
 
 def default_providers() -> list[str]:
     """CPU always; other providers only when explicitly asked for (predictable by default)."""
     return ["CPUExecutionProvider"]
+
+
+def providers_for(device: str) -> list[str]:
+    """onnxruntime providers for ``device`` (one of ``DEVICES``).
+
+    Why a check here: onnxruntime quietly runs on the CPU when the CUDA provider is missing,
+    so a user who asked for the GPU would get CPU speed without knowing.
+
+    Raises:
+        ValueError: an unknown device name.
+        DeviceUnavailableError: ``cuda`` without onnxruntime-gpu (the ``[gpu]`` extra).
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cpu":
+        return default_providers()
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        raise DeviceUnavailableError(
+            f"device='cuda' needs onnxruntime-gpu and an NVIDIA GPU, but this onnxruntime "
+            f"({ort.__version__}) offers only {', '.join(available)}: install "
+            "'duchenne[gpu]' (it replaces onnxruntime with onnxruntime-gpu) or use device='cpu'"
+        )
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
@@ -49,7 +78,8 @@ class OnnxModel:
     Args:
         path: the ``.onnx`` file.
         threads: intra-op threads (None = default; see ``session_options``).
-        providers: onnxruntime execution providers (default: CPU).
+        providers: onnxruntime execution providers (default: those of ``device``).
+        device: ``"cpu"`` or ``"cuda"`` (see ``providers_for``).
 
     Example:
         >>> from duchenne.models import create_model
@@ -64,13 +94,19 @@ class OnnxModel:
         *,
         threads: int | None = None,
         providers: Sequence[str] | None = None,
+        device: str = "cpu",
     ) -> None:
         self.path = Path(path)
-        self.threads = threads
-        self.providers = list(providers or default_providers())
+        self.threads, self.device = threads, device
+        self.providers = list(providers or providers_for(device))
         self.session = ort.InferenceSession(
             str(self.path), sess_options=session_options(threads), providers=self.providers
         )
+        if device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+            raise DeviceUnavailableError(
+                f"{self.path.name}: onnxruntime could not start its CUDA provider (no GPU "
+                "visible, or CUDA/cuDNN libraries missing); use device='cpu'"
+            )
         inp = self.session.get_inputs()[0]
         self.input_name: str = inp.name
         self.input_shape: tuple[Any, ...] = tuple(inp.shape)
@@ -88,10 +124,20 @@ class OnnxModel:
         return dict(zip(self.output_names, outputs, strict=True))
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "threads": self.threads, "providers": self.providers}
+        return {
+            "path": self.path,
+            "threads": self.threads,
+            "providers": self.providers,
+            "device": self.device,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"], threads=state["threads"], providers=state["providers"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            state["path"],
+            threads=state["threads"],
+            providers=state["providers"],
+            device=state.get("device", "cpu"),
+        )
 
     def __repr__(self) -> str:
         return (

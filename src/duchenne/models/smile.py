@@ -53,13 +53,18 @@ class SmileModel:
     """
 
     def __init__(
-        self, name: str | Path | None = None, *, threads: int | None = None, flip: bool = True
+        self,
+        name: str | Path | None = None,
+        *,
+        threads: int | None = None,
+        flip: bool = True,
+        device: str = "cpu",
     ) -> None:
         name = name or default_smile_model()
         if name is None:
             raise UnrecognizedModelError("no smile model ships with this installation")
         self.name = Path(name).stem if str(name).endswith(".onnx") else str(name)
-        self.model = create_model(name, threads=threads)
+        self.model = create_model(name, threads=threads, device=device)
         meta = self.model.metadata
         if meta.get("duchenne.task") != TASK:
             raise UnrecognizedModelError(

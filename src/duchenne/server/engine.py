@@ -106,6 +106,7 @@ def analyzer_config(settings: Settings) -> AnalyzerConfig:
         smile_model=settings.model,
         threads=settings.threads,
         max_pixels=settings.max_pixels,
+        device=settings.device,
     )
 
 

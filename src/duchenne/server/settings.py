@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads per session")
     model: str | None = Field(None, description="smile model name or .onnx path (None = default)")
     detector: str = Field("auto", pattern="^(auto|full|short)$")
+    device: str = Field(
+        "cpu", pattern="^(cpu|cuda)$", description="run the models on: cpu or cuda (duchenne[gpu])"
+    )
     log_level: str = "info"
 
     # --- access
