@@ -1,0 +1,155 @@
+"""Calibration: sigmoid, Brier score, log loss, reliability curve, ECE and temperature
+fitting."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from duchenne.evaluation.metrics._checks import _EPS, ArrayLike, _binary, _prob, _real, _same_length
+
+
+def sigmoid(z: ArrayLike) -> np.ndarray:
+    """Numerically stable logistic function."""
+    z = np.asarray(z, dtype=np.float64)
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def brier_score(y_true: ArrayLike, prob: ArrayLike) -> float:
+    """Mean squared error of ``prob`` against 0/1 labels (lower is better)."""
+    y = _binary(y_true)
+    p = _prob(prob, len(y))
+    return float(np.mean((p - y) ** 2)) if len(y) else math.nan
+
+
+def log_loss(y_true: ArrayLike, prob: ArrayLike) -> float:
+    """Mean binary cross-entropy, with ``prob`` clipped to [1e-12, 1 - 1e-12]."""
+    y = _binary(y_true)
+    p = np.clip(_prob(prob, len(y)), _EPS, 1 - _EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p))) if len(y) else math.nan
+
+
+def _calibration_targets(y_true: ArrayLike, prob: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence, outcome) pairs: P(y=1) vs y for binary, max-prob vs correct for (n, k)."""
+    p = np.asarray(prob, dtype=np.float64)
+    if p.ndim == 2:
+        t = np.asarray(y_true, dtype=np.int64)
+        _same_length(t, p)
+        return p.max(axis=1), (p.argmax(axis=1) == t).astype(np.float64)
+    y = _binary(y_true)
+    return _prob(p, len(y)), y.astype(np.float64)
+
+
+def reliability_curve(
+    y_true: ArrayLike, prob: ArrayLike, n_bins: int = 15
+) -> dict[str, np.ndarray]:
+    """Per-bin data of a reliability diagram with ``n_bins`` equal-width bins on [0, 1].
+
+    Bins are ``[k/n, (k+1)/n)``, the last one closed. Binary ``prob`` (n,) is the
+    positive-class probability and the outcome is the label; multi-class ``prob``
+    (n, k) uses the top-class confidence and whether the top class is right.
+
+    Returns:
+        ``edges`` (n_bins + 1), ``confidence`` (mean predicted value per bin, nan if
+        empty), ``frequency`` (observed outcome rate per bin, nan if empty) and
+        ``count`` (samples per bin).
+    """
+    if n_bins < 1:
+        raise ValueError("n_bins must be >= 1")
+    conf, outcome = _calibration_targets(y_true, prob)
+    idx = np.clip(np.floor(conf * n_bins).astype(np.int64), 0, n_bins - 1)
+    count = np.bincount(idx, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.bincount(idx, weights=conf, minlength=n_bins) / count
+        frequency = np.bincount(idx, weights=outcome, minlength=n_bins) / count
+    return {
+        "edges": np.linspace(0.0, 1.0, n_bins + 1),
+        "confidence": confidence,
+        "frequency": frequency,
+        "count": count,
+    }
+
+
+def expected_calibration_error(y_true: ArrayLike, prob: ArrayLike, n_bins: int = 15) -> float:
+    """ECE = sum over bins of (bin share) * |observed rate - mean confidence| (Guo et al. 2017)."""
+    curve = reliability_curve(y_true, prob, n_bins)
+    count = curve["count"]
+    if count.sum() == 0:
+        return math.nan
+    gap = np.abs(np.nan_to_num(curve["frequency"] - curve["confidence"]))
+    return float(np.sum(count * gap) / count.sum())
+
+
+def binary_nll(y_true: ArrayLike, logits: ArrayLike, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of labels under ``sigmoid(logits / T)`` (stable form)."""
+    y = _binary(y_true)
+    z = _real(logits, "logits", len(y)) / temperature
+    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def _softmax_nll(y_true: np.ndarray, logits: np.ndarray, temperature: float) -> float:
+    z = logits / temperature
+    log_norm = np.logaddexp.reduce(z, axis=1)
+    return float(np.mean(log_norm - z[np.arange(len(z)), y_true]))
+
+
+def _golden_section(
+    f: Callable[[float], float], lo: float, hi: float, tol: float, max_iter: int
+) -> float:
+    """Minimiser of a unimodal ``f`` on ``[lo, hi]`` by golden-section search."""
+    inv_phi = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = lo, hi
+    c, d = b - inv_phi * (b - a), a + inv_phi * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(max_iter):
+        if b - a < tol:
+            break
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - inv_phi * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + inv_phi * (b - a)
+            fd = f(d)
+    return (a + b) / 2.0
+
+
+def fit_temperature(
+    y_true: ArrayLike,
+    logits: ArrayLike,
+    *,
+    bounds: tuple[float, float] = (0.05, 20.0),
+    tol: float = 1e-6,
+    max_iter: int = 200,
+) -> float:
+    """Temperature ``T`` minimising the NLL of ``sigmoid(logits / T)`` (Guo et al. 2017).
+
+    Why golden section on ``log T``: the NLL is convex in ``1/T``, hence unimodal in
+    ``log T``, so a derivative-free bounded 1-D search is exact enough and needs no
+    scipy; searching in log space treats "twice too hot" and "twice too cold" alike.
+    ``logits`` of shape (n, k) with integer ``y_true`` fit a softmax temperature.
+
+    Raises:
+        ValueError: Bad shapes, non-finite logits or invalid bounds.
+    """
+    lo, hi = bounds
+    if not 0 < lo < hi:
+        raise ValueError(f"bounds must satisfy 0 < low < high, got {bounds}")
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim == 2:
+        y = np.asarray(y_true, dtype=np.int64)
+        _same_length(y, z)
+
+        def nll(u: float) -> float:
+            return _softmax_nll(y, z, math.exp(u))
+    else:
+        y = _binary(y_true)
+        z = _real(z, "logits", len(y))
+
+        def nll(u: float) -> float:
+            return binary_nll(y, z, math.exp(u))
+
+    return math.exp(_golden_section(nll, math.log(lo), math.log(hi), tol, max_iter))
