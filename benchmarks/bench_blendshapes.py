@@ -5,7 +5,8 @@ Four tables (markdown; ``--readme`` writes them into README.md's ``blendshapes``
 1. Agreement with MediaPipe 0.10.21's own Face Landmarker on the same photos (MTFL
    validation photos), for duchenne's stage (Face Landmarker's 478-point model on the ROI
    from our Face Mesh landmarks) and for the measured alternatives: the 478-point model on
-   the detection ROI (short- and full-range detector), and our 468 Face Mesh points with
+   the detection ROI (duchenne's default detector and the short-range one that MediaPipe
+   uses), and our 468 Face Mesh points with
    iris points from a mean eye template (fitted on other photos' MediaPipe landmarks).
    Needs ``--mediapipe-reference`` (JSON from ``scripts/mediapipe_face_landmarker_reference.py``;
    ``--write-paths`` lists the photos it must be run on).
@@ -124,8 +125,10 @@ def agreement(reference: dict, paths: list[str], threads: int) -> str:
             refs.append(np.array([ref["blendshapes"][n] for n in BLENDSHAPE_NAMES]))
             j = inside[0]
             rois = {
-                "full": roi_from_detection(faces.xyxy[i], faces.keypoints[i]),
-                "short": roi_from_detection(dets.xyxy[j], dets.keypoints[j]),
+                f"{analyzer.config.detector} (duchenne's default)": roi_from_detection(
+                    faces.xyxy[i], faces.keypoints[i]
+                ),
+                "short-range": roi_from_detection(dets.xyxy[j], dets.keypoints[j]),
             }
             row = {
                 "478-point model, ROI from Face Mesh landmarks (the stage)": stage(image, lm[None])[
@@ -133,7 +136,7 @@ def agreement(reference: dict, paths: list[str], threads: int) -> str:
                 ]
             }
             for name, roi in rois.items():
-                key = f"478-point model, {name}-range detection ROI (MediaPipe: short)"
+                key = f"478-point model, {name} detector's ROI (MediaPipe: short-range)"
                 row[key] = stage.from_rois(image, [roi])[0][0]
             row["468 Face Mesh + template iris"] = stage.coefficients(
                 with_template_iris(lm, template)

@@ -7,13 +7,13 @@ are not the ones the blendshape model was trained on, so this stage runs the Fac
 Landmarker's own 478-point model (``face_landmark_478.onnx``, 256x256 crop) on each face
 and feeds its points to the blendshape model.
 
-Why not our 468 points plus estimated iris points: measured on 150 MTFL faces against
+Why not our 468 points plus estimated iris points: measured on 163 MTFL faces against
 MediaPipe 0.10.21's own Face Landmarker (``benchmarks/bench_blendshapes.py``), our Face
 Mesh with template iris points is twice as far from MediaPipe's coefficients (mean
-|difference| 0.053 vs 0.024) and loses most of the eye channels (eyeSquint correlation
-0.66 vs 0.91); even MediaPipe's true iris points with our 468 points do not help (0.052).
-The price is the bigger landmark model (about 4x Face Mesh's time), which is why the
-stage is opt-in.
+|difference| 0.052 vs 0.024) and loses much of the eye channels (eyeSquint correlation
+0.71 vs 0.93); even MediaPipe's true iris points with our 468 points do not help (0.051).
+The price is the bigger landmark model (about 4x Face Mesh's time, paired measurement in
+``benchmarks/bench_pipeline.py``), which is why the stage is opt-in.
 
 The crop: the rotated square ROI of MediaPipe's tracking rule, from this face's 468 Face
 Mesh landmarks (``roi_from_landmarks``), the same for photos and video frames, so the
