@@ -73,6 +73,12 @@ class BatchError(DuchenneError, ValueError):
     """A batch job cannot start or resume (e.g. its output holds results of other settings)."""
 
 
+class AnalysisError(DuchenneError, RuntimeError):
+    """The face pipeline failed on one input for a reason that is not a known bad input
+    (a bug): the message names the input, the traceback is logged, the other inputs of
+    the call are still analysed."""
+
+
 class ServiceError(DuchenneError, RuntimeError):
     """The service refuses or stops work (overloaded, shutting down, a job cancelled):
     nothing is wrong with the input, so it is never reported as one input's error."""

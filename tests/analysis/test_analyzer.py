@@ -226,3 +226,42 @@ def test_au_proxies_for_a_single_photo(analyzer: Analyzer, astronaut: np.ndarray
     assert all(0.0 <= v <= 1.0 for v in au.values())
     assert au["au12"] > 0.4
     assert "au6" not in face["geometry"]
+
+
+def test_an_unexpected_failure_loses_only_its_own_image(
+    tiny_smile_onnx, astronaut: np.ndarray, monkeypatch, tmp_path
+) -> None:
+    """A bug on one input (here: faked in Face Mesh, then in the smile crops) is that
+    input's ``AnalysisError`` naming it; the other images of the call keep their results
+    (an OpenCV assertion on one photo used to lose the whole batch)."""
+    from duchenne.errors import AnalysisError
+
+    an = Analyzer(smile_model=tiny_smile_onnx, threads=1)
+    odd = np.ascontiguousarray(astronaut[:, ::-1])
+    Image.fromarray(odd).save(tmp_path / "odd.png")
+    real_faces_in, real_crops = an.faces_in, an.face_crops
+
+    def faces_in(image):
+        if np.array_equal(image, odd):
+            raise RuntimeError("simulated OpenCV assertion")
+        return real_faces_in(image)
+
+    monkeypatch.setattr(an, "faces_in", faces_in)
+    good, bad, good2 = an.analyze_batch([astronaut, tmp_path / "odd.png", astronaut])
+    assert isinstance(bad, AnalysisError) and str(tmp_path / "odd.png") in str(bad)
+    assert "simulated OpenCV assertion" in str(bad)
+    assert len(good) == 1 and good.smile is not None and len(good2) == 1
+    with pytest.raises(AnalysisError, match="odd.png"):
+        an.analyze(tmp_path / "odd.png")
+
+    monkeypatch.setattr(an, "faces_in", real_faces_in)
+
+    def face_crops(image, faces, crop=False):
+        if np.array_equal(image, odd):
+            raise RuntimeError("simulated warp failure")
+        return real_crops(image, faces, crop)
+
+    monkeypatch.setattr(an, "face_crops", face_crops)
+    good, bad = an.analyze_batch([astronaut, odd])
+    assert isinstance(bad, AnalysisError) and "<ndarray>" in str(bad)
+    assert good.smile is not None and good.smile.shape == (1,)

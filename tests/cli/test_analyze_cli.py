@@ -291,3 +291,29 @@ def test_options_that_would_be_ignored_are_errors(photos, capsys) -> None:
     assert "--crops" in capsys.readouterr().err
     assert main(["analyze", one, "-q", "--format", "text", "--landmarks"]) == 2
     assert "--landmarks" in capsys.readouterr().err
+
+
+def test_a_pipeline_bug_on_one_photo_keeps_the_others(tmp_path, monkeypatch, capsys) -> None:
+    """An unexpected failure names its file on stderr and exits 1; the other photo's
+    result is written (it used to be an exit with empty output and an unnamed error)."""
+    from duchenne.analysis.analyzer import Analyzer
+
+    face = data.astronaut()
+    Image.fromarray(face).save(tmp_path / "good.jpg")
+    Image.fromarray(face[:300]).save(tmp_path / "odd.png")
+    real = Analyzer.faces_in
+
+    def faces_in(self, image):
+        if image.shape[0] == 300:
+            raise RuntimeError("simulated OpenCV assertion")
+        return real(self, image)
+
+    monkeypatch.setattr(Analyzer, "faces_in", faces_in)
+    out = tmp_path / "r.csv"
+    code = main(["analyze", str(tmp_path), "-q", "--stages", "detect", "-o", str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'odd.png'}: AnalysisError" in err and "Traceback" not in err
+    rows = {r["source"]: r for r in csv.DictReader(out.open())}
+    assert rows[str(tmp_path / "good.jpg")]["face"] == "0"
+    assert rows[str(tmp_path / "odd.png")]["error"].startswith("AnalysisError")

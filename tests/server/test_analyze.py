@@ -419,3 +419,30 @@ def test_concurrent_requests_are_micro_batched(make_client, small_jpeg):
         t.join(10)
     assert codes == [200] * 8
     assert sum(fake.calls) == 8 and max(fake.calls) > 1
+
+
+def test_a_pipeline_bug_on_one_batch_image_keeps_the_others(make_client, demo_jpeg, monkeypatch):
+    """One image hitting a bug is that entry's InternalError (details logged, not sent);
+    the other images of the request are answered (the whole request used to be a 500)."""
+    from duchenne.analysis.analyzer import Analyzer
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((300, 200, 3), 90, np.uint8)).save(buf, "PNG")
+    real = Analyzer.faces_in
+
+    def faces_in(self, image):
+        if image.shape[:2] == (300, 200):
+            raise RuntimeError("simulated OpenCV assertion /secret/path")
+        return real(self, image)
+
+    monkeypatch.setattr(Analyzer, "faces_in", faces_in)
+    client = make_client()
+    files = [("files", ("a.jpg", demo_jpeg)), ("files", ("odd.png", buf.getvalue()))]
+    response = client.post("/v1/analyze/batch", files=files)
+    assert response.status_code == 200, response.text
+    good, bad = response.json()["results"]
+    assert good["faces"] and bad["error"]["type"] == "InternalError"
+    assert "secret" not in response.text
+    single = client.post("/v1/analyze", content=buf.getvalue())
+    assert_error(single, 500, "InternalError")
+    assert "secret" not in single.text

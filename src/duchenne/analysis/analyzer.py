@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from duchenne.analysis.config import AnalyzerConfig
-from duchenne.errors import DuchenneError
+from duchenne.errors import AnalysisError, DuchenneError
 from duchenne.face.align import AlignConfig, align_batch, crop_as_aligned, eye_centres
 from duchenne.face.blendshapes import FaceBlendshapes
 from duchenne.face.detector import Detections, FaceDetector
@@ -186,6 +186,10 @@ class Analyzer:
             on_error: ``"return"`` puts the ``DuchenneError`` of a bad input in its slot and
                 carries on; ``"raise"`` raises it.
             progress: show a tqdm progress bar.
+
+        An unexpected exception on one input (a bug, e.g. an OpenCV assertion on an odd
+        image) becomes that input's ``AnalysisError`` naming it, traceback logged once:
+        one photo must never lose the results of the others (CLI, server batch, batch jobs).
         """
         results: list[Faces | DuchenneError] = []
         images: list[np.ndarray | None] = []
@@ -193,19 +197,48 @@ class Analyzer:
             try:
                 image = load_image(source, max_pixels=self.max_pixels)
                 faces = self._crop_faces(image) if crop else self.faces_in(image)
-            except DuchenneError as exc:
+            except Exception as exc:
+                error = exc if isinstance(exc, DuchenneError) else _pipeline_failure(source, exc)
                 if on_error == "raise":
-                    raise
-                results.append(exc)
+                    raise error from (None if error is exc else exc)
+                results.append(error)
                 images.append(None)
                 continue
             faces.meta.update(_describe(source, image), models=self.model_names)
             faces.meta["smile_threshold"] = self.smile_threshold
             results.append(faces)
             images.append(image)
-        done = [(im, f) for im, f in zip(images, results, strict=True) if im is not None]
-        self.smiles([im for im, _ in done], [f for _, f in done], crop=crop)  # type: ignore[misc]
+        self._smiles_isolated(sources, images, results, crop, on_error)
         return results
+
+    def _smiles_isolated(
+        self,
+        sources: Sequence[Any],
+        images: list[np.ndarray | None],
+        results: list[Faces | DuchenneError],
+        crop: bool,
+        on_error: str,
+    ) -> None:
+        """``smiles`` on all analysed images in one batch; if that fails unexpectedly,
+        image by image, so only the image that fails gets an ``AnalysisError``."""
+        done = [i for i, im in enumerate(images) if im is not None]
+        try:
+            self.smiles([images[i] for i in done], [results[i] for i in done], crop=crop)  # type: ignore[misc]
+            return
+        except DuchenneError:
+            raise
+        except Exception:  # find the image(s) it was: one at a time
+            logger.debug("batched smile stage failed; retrying image by image", exc_info=True)
+        for i in done:
+            try:
+                self.smiles([images[i]], [results[i]], crop=crop)  # type: ignore[list-item]
+            except DuchenneError:
+                raise
+            except Exception as exc:
+                error = _pipeline_failure(sources[i], exc)
+                if on_error == "raise":
+                    raise error from exc
+                results[i] = error
 
     # ------------------------------------------------------------------ stages
     # The public stages below are what every pipeline is made of: ``analyze_batch`` here,
@@ -334,6 +367,17 @@ class Analyzer:
 def _angle_gap(a: float, b: float) -> float:
     """Absolute difference of two angles in radians, wrapped to [0, pi]."""
     return abs((a - b + np.pi) % (2 * np.pi) - np.pi)
+
+
+def _pipeline_failure(source: Any, exc: BaseException | None) -> AnalysisError:
+    """An unexpected failure on one input as its typed error (the traceback is logged)."""
+    name = str(source) if isinstance(source, (str, Path)) else getattr(source, "name", None)
+    label = str(name) if name else f"<{type(source).__name__}>"
+    logger.error("face pipeline failed on %s", label, exc_info=exc)
+    return AnalysisError(
+        f"{label}: the face pipeline failed ({type(exc).__name__}: {exc}); "
+        "this is a bug, please report it"
+    )
 
 
 def _describe(source: Any, image: np.ndarray) -> dict[str, Any]:

@@ -35,6 +35,7 @@ ERROR_STATUS: dict[type[BaseException], int] = {
     errors.UnknownModelError: 404,
     errors.MissingExtraError: 501,
     errors.InvalidFacesError: 500,
+    errors.AnalysisError: 500,
     errors.UnrecognizedModelError: 500,
     errors.ModelIntegrityError: 500,
     errors.DuchenneError: 400,

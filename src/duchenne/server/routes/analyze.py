@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from duchenne.errors import DuchenneError, ServiceError
 from duchenne.server.deps import ApiKeyDep, EngineDep, KnownQueryDep, OptionsDep, SettingsDep
-from duchenne.server.handlers import ApiError
+from duchenne.server.handlers import ApiError, status_for
 from duchenne.server.schemas import BatchResult, FacesResult, error_responses
 from duchenne.server.uploads import MANY_FILES_BODY, ONE_FILE_BODY, read_many, read_one
 
@@ -132,7 +132,10 @@ async def _one(
         raise  # overload or shutdown: the whole request's answer, not this image's
     except (DuchenneError, ApiError) as exc:
         kind = exc.type if isinstance(exc, ApiError) else type(exc).__name__
-        return {"image": {"source": filename}, "error": {"type": kind, "message": str(exc)}}
+        message = str(exc)
+        if not isinstance(exc, ApiError) and status_for(exc) >= 500:  # logged, not leaked
+            kind, message = "InternalError", "the server could not process this image"
+        return {"image": {"source": filename}, "error": {"type": kind, "message": message}}
     if filename:
         faces.meta["source"] = filename
     return faces.to_dict(landmarks=landmarks)
