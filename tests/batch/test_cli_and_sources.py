@@ -124,7 +124,9 @@ def test_worker_survives_unexpected_exceptions(photo_set, worker, monkeypatch) -
 
     monkeypatch.setattr(worker.analyzer, "faces_in", faces_in)
     rows = worker.process(items)
-    assert [r[0]["error"] for r in rows] == [None, "RuntimeError: boom", None]
+    errors = [r[0]["error"] for r in rows]
+    assert errors[0] is None and errors[2] is None
+    assert errors[1].startswith("AnalysisError: ") and "(RuntimeError: boom)" in errors[1]
     assert rows[0][0]["face"] == 0 and rows[2][0]["face"] == 0
 
 
