@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 
 from duchenne.analysis.authenticity import (
-    AuthenticityClassifier,
     DuchenneThresholds,
-    LogisticRegression,
     assess_episode,
-    cross_validate,
     duchenne_marker,
-    episode_deep_features,
     genuineness,
+)
+from duchenne.analysis.authenticity_classifier import (
+    AuthenticityClassifier,
+    LogisticRegression,
+    cross_validate,
+    episode_deep_features,
 )
 from duchenne.analysis.dynamics import compute_signals, find_episodes
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from duchenne.analysis import authenticity_data as ad
-from duchenne.analysis.authenticity import AuthenticityClassifier
+from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
 from duchenne.analysis.video import VideoAnalyzer, frame_feature_names
 from duchenne.errors import DatasetError, DuchenneError
 from tests.video_factory import SmileProfile, SyntheticFaceStage

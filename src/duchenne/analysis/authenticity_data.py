@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from duchenne.analysis.authenticity import AuthenticityClassifier
+from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
 from duchenne.analysis.dmarkers import FEATURE_NAMES
 from duchenne.errors import DatasetError, DuchenneError
 from duchenne.io.paths import VIDEO_EXTENSIONS, natural_key

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from duchenne.analysis.analyzer import Analyzer
-from duchenne.analysis.authenticity import AuthenticityClassifier
+from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
 from duchenne.analysis.video.face_stage import TrackingFaceStage
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names
 from duchenne.analysis.video.results import VideoResult

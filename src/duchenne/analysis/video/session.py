@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from duchenne.analysis.authenticity import AuthenticityClassifier
+from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names
 from duchenne.analysis.video.outputs import _AnnotatedVideo
 from duchenne.analysis.video.results import TrackSummary, VideoResult

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from duchenne.analysis.authenticity import (
-    assess_episode,
-    episode_deep_features,
-)
+from duchenne.analysis.authenticity import assess_episode
+from duchenne.analysis.authenticity_classifier import episode_deep_features
 from duchenne.analysis.dmarkers import dmarker_vector
 from duchenne.analysis.dynamics import (
     LANDMARKS,
