@@ -19,7 +19,8 @@ from duchenne.analysis.authenticity_classifier import (
     cross_validate,
     episode_deep_features,
 )
-from duchenne.analysis.dynamics import compute_signals, find_episodes
+from duchenne.analysis.dynamics import compute_signals
+from duchenne.analysis.episodes import find_episodes
 
 from .test_dynamics import smile_profile, synthetic_landmarks
 

@@ -14,7 +14,8 @@ from duchenne.analysis.dmarkers import (
     dmarker_vector,
     phase_features,
 )
-from duchenne.analysis.dynamics import SmileEpisode, compute_signals, find_episodes
+from duchenne.analysis.dynamics import compute_signals
+from duchenne.analysis.episodes import SmileEpisode, find_episodes
 
 from .test_dynamics import smile_profile, synthetic_landmarks
 

@@ -7,15 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from duchenne.analysis.dynamics import (
-    LANDMARKS,
-    SmileEpisode,
-    compute_signals,
-    find_episodes,
-    normalize_pose,
-    single_episode,
-    smooth_signal,
-)
+from duchenne.analysis.dynamics import LANDMARKS, compute_signals, normalize_pose, smooth_signal
+from duchenne.analysis.episodes import SmileEpisode, find_episodes, single_episode
 
 FPS = 30.0
 

@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from duchenne.analysis.dynamics import SmileEpisode, SmileSignals
+from duchenne.analysis.dynamics import SmileSignals
+from duchenne.analysis.episodes import SmileEpisode
 
 __all__ = [
     "AuthenticityResult",

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from duchenne.analysis.dynamics import SmileEpisode
+from duchenne.analysis.episodes import SmileEpisode
 
 __all__ = [
     "AuthenticityClassifier",

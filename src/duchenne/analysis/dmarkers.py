@@ -29,7 +29,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from duchenne.analysis.dynamics import SmileEpisode, SmileSignals
+from duchenne.analysis.dynamics import SmileSignals
+from duchenne.analysis.episodes import SmileEpisode
 
 __all__ = [
     "FEATURE_NAMES",

@@ -16,15 +16,8 @@ import numpy as np
 from duchenne.analysis.authenticity import assess_episode
 from duchenne.analysis.authenticity_classifier import episode_deep_features
 from duchenne.analysis.dmarkers import dmarker_vector
-from duchenne.analysis.dynamics import (
-    LANDMARKS,
-    SmileEpisode,
-    SmileSignals,
-    compute_signals,
-    find_episodes,
-    single_episode,
-    smiling_episodes,
-)
+from duchenne.analysis.dynamics import LANDMARKS, SmileSignals, compute_signals
+from duchenne.analysis.episodes import SmileEpisode, find_episodes, single_episode, smiling_episodes
 from duchenne.analysis.video.buffers import _Column, _Decimator
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names, frame_features
 from duchenne.analysis.video.outputs import _crop
