@@ -7,21 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from duchenne.cli.options import add_analyzer_args, config_from_args
+from duchenne.cli.options import add_analyzer_args, config_from_args, unit_interval
 from duchenne.errors import DuchenneError
 
 OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def _amount(text: str) -> float:
-    """argparse type: a float in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path, help="photo to enhance")
     p.add_argument("output", type=Path, help="where to write the result (.jpg, .jpeg or .png)")
     p.add_argument(
-        "--amount", type=_amount, default=0.5, help="0 (unchanged) .. 1 (strongest); default 0.5"
+        "--amount",
+        type=unit_interval,
+        default=0.5,
+        help="0 (unchanged) .. 1 (strongest); default 0.5",
     )
     p.add_argument(
         "--face",

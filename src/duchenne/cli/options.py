@@ -72,7 +72,7 @@ def add_analyzer_args(
     )
     parser.add_argument(
         "--smile-threshold",
-        type=_probability,
+        type=unit_interval,
         default=DEFAULT_SMILE_THRESHOLD,
         metavar="P",
         help="a face counts as smiling when P(smile) >= P, in every output "
@@ -80,8 +80,8 @@ def add_analyzer_args(
     )
 
 
-def _probability(text: str) -> float:
-    """argparse type of ``--smile-threshold``: a number in [0, 1]."""
+def unit_interval(text: str) -> float:
+    """argparse type: a number in [0, 1] (``--smile-threshold``, ``enhance --amount``)."""
     try:
         value = float(text)
     except ValueError:

@@ -2,76 +2,7 @@
 
 ``duchenne.evaluation.metrics`` needs only numpy. ``duchenne.evaluation.plots`` imports
 matplotlib only when a plot function is called (``pip install 'duchenne[plot]'``).
+``duchenne.evaluation.runner`` evaluates a smile model on a labelled dataset. Import from
+those modules (``from duchenne.evaluation.metrics import roc_auc``); this package re-exports
+nothing, so importing it stays cheap.
 """
-
-from __future__ import annotations
-
-from duchenne.evaluation.metrics import (
-    Estimate,
-    accuracy,
-    binary_nll,
-    binary_report,
-    bootstrap_ci,
-    brier_score,
-    chi2_sf_1dof,
-    compare_report,
-    confusion_matrix,
-    expected_calibration_error,
-    f1_score,
-    fit_temperature,
-    log_loss,
-    macro_f1,
-    mcnemar,
-    mcnemar_test,
-    multiclass_report,
-    paired_bootstrap,
-    paired_bootstrap_accuracy,
-    paired_bootstrap_auc,
-    per_class_f1,
-    precision,
-    precision_recall_f1,
-    rankdata,
-    recall,
-    reliability_curve,
-    roc_auc,
-    roc_curve,
-    sigmoid,
-    spearman,
-)
-from duchenne.evaluation.plots import plot_confusion_matrix, plot_reliability, plot_roc
-
-__all__ = [
-    "Estimate",
-    "accuracy",
-    "binary_nll",
-    "binary_report",
-    "bootstrap_ci",
-    "brier_score",
-    "chi2_sf_1dof",
-    "compare_report",
-    "confusion_matrix",
-    "expected_calibration_error",
-    "f1_score",
-    "fit_temperature",
-    "log_loss",
-    "macro_f1",
-    "mcnemar",
-    "mcnemar_test",
-    "multiclass_report",
-    "paired_bootstrap",
-    "paired_bootstrap_accuracy",
-    "paired_bootstrap_auc",
-    "per_class_f1",
-    "plot_confusion_matrix",
-    "plot_reliability",
-    "plot_roc",
-    "precision",
-    "precision_recall_f1",
-    "rankdata",
-    "recall",
-    "reliability_curve",
-    "roc_auc",
-    "roc_curve",
-    "sigmoid",
-    "spearman",
-]
