@@ -182,8 +182,8 @@ def training_table(summaries: list[Path]) -> str:
     """One row per training-run summary (``<run>.json`` written by ``duchenne train fit``)."""
     lines = [
         "| run | device | torch threads | epochs run (best) | stopped | train minutes "
-        "| valid 8-class acc | valid smile F1 | summary file |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| selection set | valid 8-class acc | valid smile F1 | summary file |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in summaries:
         run = json.loads(path.read_text())
@@ -191,7 +191,7 @@ def training_table(summaries: list[Path]) -> str:
         lines.append(
             f"| {run['name']} | {run['device']} | {cfg.get('threads') or '-'} "
             f"| {run['epochs_run']} ({run['best_epoch']}) | {run['stopped']} "
-            f"| {run['train_seconds'] / 60:.1f} | {valid['emotion_acc']:.3f} "
+            f"| {run['train_seconds'] / 60:.1f} | {cfg.get('valid_set', '-')} | {valid['emotion_acc']:.3f} "
             f"| {valid['smile_f1']:.3f} | `{path.relative_to(REPO) if path.is_relative_to(REPO) else path}` |"
         )
     return "\n".join(lines)

@@ -136,7 +136,12 @@ def test_smile_score_rises_monotonically(
         pytest.skip(NO_SMILE_MODEL)
     for image in (astronaut2x, grace):
         scores = _after(_sweep(analyzer, image), "smile_score")
-        assert np.all(np.diff(scores) > 0), scores
+        # strictly rising below the 1-10 scale's ceiling; the astronaut, who already smiles
+        # broadly, reaches it (9.98-9.99 with smile_s v2), where steps are float noise
+        at_ceiling = (scores[:-1] >= 9.95) & (scores[1:] >= 9.95)
+        steps = np.diff(scores)
+        assert np.all((steps > 0) | (at_ceiling & (np.abs(steps) < 0.01))), scores
+        assert scores[-1] > scores[0], scores
 
 
 @pytest.mark.parametrize("degrees", [90, 25, -35])

@@ -102,3 +102,11 @@ def test_breakdowns_score_each_group_of_each_attribute() -> None:
     assert groups["pose"]["frontal"]["accuracy"]["value"] == 1.0
     assert groups["pose"]["left"]["accuracy"]["value"] == pytest.approx(0.75)
     assert groups["pose"]["left"]["n"] == 4
+
+
+def test_models_with_one_name_get_distinct_report_keys() -> None:
+    from duchenne.evaluation.runner import _distinct_names
+
+    assert _distinct_names(["smile_s", "smile_l"], ["smile_s", "smile_l"]) == ["smile_s", "smile_l"]
+    keys = _distinct_names(["smile_s", "smile_s"], ["new/smile_s.onnx", "smile_s"])
+    assert keys == ["new/smile_s.onnx", "smile_s"]

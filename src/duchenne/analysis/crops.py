@@ -347,15 +347,16 @@ def build_photo_crops(
     paths: Sequence[str | Path],
     hint_eyes: np.ndarray,
     *,
-    detector: str = "full",
+    detector: str = "auto",
     eyes: str = "mesh",
     processes: int = 2,
     finder_factory: Callable[[CanvasConfig], FaceFinder] = photo_finder,
 ) -> CropResult:
     """Aligned crops of full-resolution photos through the face pipeline, as at inference.
 
-    The photo is analysed as a user's photo would be (no canvas, the default full-range
-    detector and Face Mesh); the face matching the labelled eyes ``hint_eyes`` ((n, 2, 2),
+    The photo is analysed as a user's photo would be (no canvas, the default ``auto``
+    detector and Face Mesh; the v2 training caches were cut with ``full``, the default
+    before ``auto`` existed); the face matching the labelled eyes ``hint_eyes`` ((n, 2, 2),
     subject's right eye first) is cropped. Where the pipeline misses that face, the
     labelled eyes align the crop instead (``detected`` False), so every labelled photo
     is used and the failure rate is recorded.

@@ -121,6 +121,12 @@ def breakdowns(
     return result
 
 
+def _distinct_names(names: list[str], specs: list[str]) -> list[str]:
+    """Report keys for the models: their names, or the given specs (paths) where two share a
+    name (e.g. a retrained ``smile_s.onnx`` compared with the shipped ``smile_s``)."""
+    return names if len(set(names)) == len(names) else [str(s) for s in specs]
+
+
 def _targets(samples: list[Sample]) -> dict[str, np.ndarray | None]:
     labels = np.array([-1 if s.label is None else int(s.label) for s in samples])
     intensity = [s.intensity for s in samples]
@@ -181,7 +187,8 @@ def evaluate(
     models = [SmileModel(model)] + ([SmileModel(compare)] if compare else [])
     crops = dataset_crops(samples, models[0].input_size, crop_mode, processes, eyes)
     targets = _targets(samples)
-    outputs = {m.name: m(crops.crops) for m in models}
+    names = _distinct_names([m.name for m in models], [model] + ([compare] if compare else []))
+    outputs = {name: m(crops.crops) for name, m in zip(names, models, strict=True)}
     report: dict[str, Any] = {
         "data": str(data),
         "split": split,
@@ -198,7 +205,7 @@ def evaluate(
         if groups:
             report["models"][name]["breakdowns"] = groups
     if compare:
-        a, b = (outputs[m.name] for m in models)
+        a, b = (outputs[name] for name in names)
         keep = targets["label"] >= 0
         report["compare"] = compare_report(
             targets["label"][keep],
@@ -206,7 +213,7 @@ def evaluate(
             b.smile[keep],
             n_boot=n_boot,
             seed=seed,
-            names=(models[0].name, models[1].name),
+            names=(names[0], names[1]),
         )
     if plots:
         report["plots"] = _plots(Path(plots), outputs, targets)

@@ -93,7 +93,7 @@ def build_cache(
     samples = read_split(dataset, split, data_root)[:limit]
     canvas = canvas or DEFAULT_CANVAS.get(dataset, CanvasConfig())
     if dataset in PHOTO_DATASETS and mode == "pipeline":
-        canvas = CanvasConfig(detector="full")
+        canvas = CanvasConfig(detector="auto")  # the Analyzer default
         hints = (
             np.stack([s.meta["landmarks"][:2] for s in samples]) if samples else np.zeros((0, 2, 2))
         )
