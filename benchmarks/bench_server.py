@@ -1,7 +1,7 @@
 """Load benchmark of the REST service: ``POST /v1/analyze`` at rising concurrency.
 
 Starts ``duchenne serve`` on 127.0.0.1 (a free port) once per server mode -- micro-batching
-on or off, analysis in threads or in worker processes, full- or short-range detector,
+on or off, analysis in threads or in worker processes, detector (auto by default),
 requests for all stages or for the fast ``stages=detect,smile`` path --
 sends a bounded number of requests of one 640x480 one-face JPEG at each
 concurrency level (bounded in count and time), and prints requests/s, p50/p99 latency,
@@ -199,7 +199,7 @@ class ServerMode:
 
     batching: bool = True
     processes: int = 0
-    detector: str = "full"
+    detector: str = "auto"
     no_mesh: bool = False  # requests ask for stages=detect,smile (keypoint-aligned crops)
 
     @classmethod
@@ -209,7 +209,7 @@ class ServerMode:
         for token in tokens:
             if token in ("on", "off"):
                 mode = replace(mode, batching=token == "on")
-            elif token in ("full", "short"):
+            elif token in ("auto", "full", "short"):
                 mode = replace(mode, detector=token)
             elif token == "nomesh":
                 mode = replace(mode, no_mesh=True)
@@ -222,7 +222,7 @@ class ServerMode:
     def label(self, workers: int) -> str:
         where = f"{self.processes} processes" if self.processes else f"{workers} threads"
         text = f"batching {'on' if self.batching else 'off'}, {where}"
-        text += ", short-range detector" if self.detector == "short" else ""
+        text += f", {self.detector}-range detector" if self.detector != "auto" else ""
         return text + (", `stages=detect,smile`" if self.no_mesh else "")
 
     @property
@@ -282,7 +282,7 @@ def _analyze_for(body: bytes, seconds: float, detector: str) -> tuple[int, float
     return n, time.perf_counter() - t0
 
 
-def ceiling(body: bytes, workers: int, processes: bool, detector: str = "full") -> float:
+def ceiling(body: bytes, workers: int, processes: bool, detector: str = "auto") -> float:
     """Images/s of decode + ``Analyzer.analyze_batch`` in ``workers`` threads or processes,
     no HTTP: the most the service could answer on this machine in that mode."""
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         "--modes",
         default="on,off,on+p2,on+nomesh,on+short+nomesh",
         help="server modes, comma-separated; a mode joins tokens with +: on|off (batching), "
-        "pN (N worker processes), full|short (detector), nomesh (requests ask for "
+        "pN (N worker processes), auto|full|short (detector; auto is the default), nomesh (requests ask for "
         "stages=detect,smile: no Face Mesh)",
     )
     parser.add_argument("--workers", type=int, default=None, help="server inference threads")
@@ -383,9 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     for detector in sorted({m.detector for m in modes}):
         for processes in (False, True):
             best = ceiling(body, workers, processes, detector)
-            kind = f"{workers} {'processes' if processes else 'threads'}, {detector}-range"
+            kind = f"{workers} {'processes' if processes else 'threads'}, {detector} detector"
             print(f"ceiling ({kind}): {best:.1f} images/s", file=sys.stderr)
-            bounds.append(f"{best:.1f} images/s ({kind} detector)")
+            bounds.append(f"{best:.1f} images/s ({kind})")
     note += (
         " Ceiling without HTTP (decode + `analyze_batch` of the same JPEG in a loop, "
         "no server): " + "; ".join(bounds) + ". The load client shares the same cores."

@@ -179,6 +179,7 @@ AUTO_SHORT_MIN = 0.7
 VERIFY_MIN = 0.5
 SECOND_CHANCE_MIN = 0.8
 NMS_IOU = 0.3
+TILE_LEVEL_MAX = 0.9  # tile levels up to this fraction of the image's long side
 BATCH = 16  # windows per batched model call (tiles, verification)
 
 
@@ -418,7 +419,8 @@ class FaceDetector:
         use = max(w, h) >= self.tile_min_side if self.tile == "auto" else bool(self.tile)
         out: list[tuple[int, int, int, int]] = []
         side = self.tile_size
-        while use and side < max(w, h):
+        # a level nearly as large as the image sees faces at the whole-image pass's scale
+        while use and side < TILE_LEVEL_MAX * max(w, h):
             step = max(1, int(side * (1 - self.tile_overlap)))
             out += [
                 (x, y, min(x + side, w), min(y + side, h))
