@@ -84,13 +84,6 @@ def align_face(
     return cv2.resize(up, (cfg.size, cfg.size), interpolation=cv2.INTER_AREA)
 
 
-def align_from_landmarks(
-    image: np.ndarray, landmarks: np.ndarray, cfg: AlignConfig | None = None
-) -> np.ndarray:
-    """Canonical crop from 468 Face Mesh landmarks."""
-    return align_face(image, eye_centres(landmarks), cfg)
-
-
 def align_batch(
     image: np.ndarray,
     eyes: np.ndarray,

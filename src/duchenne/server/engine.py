@@ -92,10 +92,6 @@ class AnalyzeOptions:
             smile_threshold=self.smile_threshold,
         )
 
-    def analyzer_from(self, analyzer: Analyzer) -> Analyzer:
-        """``analyzer`` restricted to these options, sharing its onnxruntime sessions."""
-        return analyzer.view(self.config_for(analyzer))
-
 
 def analyzer_config(settings: Settings) -> AnalyzerConfig:
     """The service's ``Analyzer`` options (the same in worker processes): all stages,
