@@ -40,6 +40,7 @@ from duchenne.datasets import read_ferplus, read_mtfl  # noqa: E402
 from duchenne.evaluation.metrics import roc_auc  # noqa: E402
 from duchenne.face.blendshapes import BLENDSHAPE_NAMES, FaceBlendshapes  # noqa: E402
 from duchenne.face.detector import FaceDetector  # noqa: E402
+from duchenne.face.geometry import au_proxies, geometry_arrays  # noqa: E402
 from duchenne.face.landmarks import FaceRoi, roi_from_detection, roi_from_landmarks  # noqa: E402
 from duchenne.io.image import load_image  # noqa: E402
 
@@ -47,6 +48,7 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 IDX = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
 SMILE_L, SMILE_R = IDX["mouthSmileLeft"], IDX["mouthSmileRight"]
 SQUINT = [IDX["eyeSquintLeft"], IDX["eyeSquintRight"]]
+GEO_KEYS = ("eye_aperture", "cheek_eye_distance", "au6", "au12")
 SHOWN = ("mouthSmileLeft", "eyeSquintLeft", "jawOpen", "eyeBlinkLeft", "browInnerUp")
 # iris template: Face Mesh eye corners (image-left corner first) and the first iris index
 EYES = {"right": (33, 133, 468), "left": (362, 263, 473)}
@@ -188,12 +190,12 @@ def _mtfl_faces(limit: int, threads: int) -> tuple[np.ndarray, np.ndarray, np.nd
             continue
         shapes.append(faces.blendshapes[i])
         smile.append(float(faces.smile[i]))
-        geo.append([float(faces.data[k][i]) for k in ("eye_aperture", "cheek_eye_distance")])
+        geo.append([float(faces.data[k][i]) for k in GEO_KEYS])
         labels.append(sample.label)
     return np.array(shapes), np.array(smile), np.array(geo), [len(samples), np.array(labels)]
 
 
-def _ferplus_faces(limit: int, threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _ferplus_faces(limit: int, threads: int) -> tuple[np.ndarray, ...]:
     """FER+ Test: 48x48 grey face crops. The detector misses half of them even upscaled, so
     Face Mesh runs on a fixed ROI (the whole crop x1.1, upscaled 4x) plus one tracking pass
     on its own landmarks; the smile model runs in crop mode (how FER+ is scored)."""
@@ -201,7 +203,7 @@ def _ferplus_faces(limit: int, threads: int) -> tuple[np.ndarray, np.ndarray, np
 
     samples = list(read_ferplus(DATASETS / "ferplus", "Test"))[:limit]
     analyzer = Analyzer(stages=("detect", "landmarks", "blendshapes", "smile"), threads=threads)
-    shapes, smile, labels = [], [], []
+    shapes, smile, au12, labels = [], [], [], []
     for sample in samples:
         gray = cv2.imread(str(sample.path), cv2.IMREAD_GRAYSCALE)
         rgb = np.repeat(
@@ -211,11 +213,14 @@ def _ferplus_faces(limit: int, threads: int) -> tuple[np.ndarray, np.ndarray, np
         lm, _ = analyzer.mesh(rgb, [roi_from_landmarks(lm[0])])
         shapes.append(analyzer.blendshapes(rgb, lm)[0])
         smile.append(float(analyzer.analyze(rgb, crop=True).smile[0]))
+        au12.append(float(au_proxies(geometry_arrays(lm))["au12"][0]))
         labels.append(sample.label)
-    return np.array(shapes), np.array(smile), np.array(labels), len(samples)
+    return np.array(shapes), np.array(smile), np.array(au12), np.array(labels), len(samples)
 
 
-def smile_auc_rows(name: str, shapes: np.ndarray, smile: np.ndarray, labels: np.ndarray, n: int):
+def smile_auc_rows(
+    name: str, shapes: np.ndarray, smile: np.ndarray, au12: np.ndarray, labels: np.ndarray, n: int
+) -> list[object]:
     both = (shapes[:, SMILE_L] + shapes[:, SMILE_R]) / 2
     return [
         name,
@@ -223,7 +228,7 @@ def smile_auc_rows(name: str, shapes: np.ndarray, smile: np.ndarray, labels: np.
         int(labels.sum()),
         *(
             f"{roc_auc(labels, x):.3f}"
-            for x in (shapes[:, SMILE_L], shapes[:, SMILE_R], both, smile)
+            for x in (shapes[:, SMILE_L], shapes[:, SMILE_R], both, smile, au12)
         ),
         f"{float(np.corrcoef(both, smile)[0, 1]):.3f}",
     ]
@@ -253,6 +258,7 @@ def au6_table(threads: int) -> list[list[object]]:
                     float((b[SMILE_L] + b[SMILE_R]) / 2),
                     float(faces.data["eye_aperture"][0]),
                     float(faces.data["cheek_eye_distance"][0]),
+                    float(faces.data["au6"][0]),
                 ]
             )
     return rows
@@ -291,7 +297,7 @@ def main() -> None:
             + agreement(reference, agree_paths, args.threads)
         )
     shapes, smile, geo, (n_mtfl, labels) = _mtfl_faces(args.limit, args.threads)
-    f_shapes, f_smile, f_labels, n_fer = _ferplus_faces(args.limit, args.threads)
+    f_shapes, f_smile, f_au12, f_labels, n_fer = _ferplus_faces(args.limit, args.threads)
     header = [
         "data",
         "faces",
@@ -300,19 +306,25 @@ def main() -> None:
         "AUC mouthSmileRight",
         "AUC mean",
         "AUC our smile model",
+        "AUC our au12 proxy",
         "r(mean, smile prob)",
     ]
     rows = [
-        smile_auc_rows("MTFL valid (seed 0)", shapes, smile, labels, n_mtfl),
-        smile_auc_rows("FER+ Test (fixed ROI, crop mode)", f_shapes, f_smile, f_labels, n_fer),
+        smile_auc_rows("MTFL valid (seed 0)", shapes, smile, geo[:, 3], labels, n_mtfl),
+        smile_auc_rows(
+            "FER+ Test (fixed ROI, crop mode)", f_shapes, f_smile, f_au12, f_labels, n_fer
+        ),
     ]
     parts.append(
-        f"Smile separation (first {args.limit} images of each split; ROC-AUC):\n\n"
+        "Smile separation (ROC-AUC; images: "
+        + ("every image of each split" if args.limit >= 10**5 else f"first {args.limit} per split")
+        + "; faces = faces scored / images):\n\n"
         + markdown_table(header, rows)
     )
     squint = shapes[:, SQUINT].mean(axis=1)
     r_ap = float(np.corrcoef(squint, geo[:, 0])[0, 1])
     r_ch = float(np.corrcoef(squint, geo[:, 1])[0, 1])
+    r_au6 = float(np.corrcoef(squint, geo[:, 2])[0, 1])
     parts.append(
         "eyeSquint (mean of left/right) against our AU6 proxies, the astronaut warped to "
         "known AU12 (lip) and AU6 levels as in the video tests:\n\n"
@@ -326,11 +338,13 @@ def main() -> None:
                 "mouthSmile",
                 "eye_aperture",
                 "cheek_eye_distance",
+                "au6 proxy",
             ],
             au6_table(args.threads),
         )
         + f"\n\nOn {len(squint)} MTFL validation faces: Pearson r(eyeSquint, eye_aperture) = "
-        f"{r_ap:.3f}, r(eyeSquint, cheek_eye_distance) = {r_ch:.3f}."
+        f"{r_ap:.3f}, r(eyeSquint, cheek_eye_distance) = {r_ch:.3f}, r(eyeSquint, au6 proxy) = "
+        f"{r_au6:.3f}."
     )
     parts.append(
         f"Dead channels on {len(shapes)} MTFL validation faces (99th percentile < 0.01): "
