@@ -42,7 +42,23 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LADDER = ("smile_n", "smile_s", "smile_m", "smile_l")
+
+
+def _ladder() -> tuple[str, ...]:
+    """``duchenne.train.LADDER`` (the one list of the ladder), read without running
+    ``duchenne/__init__`` (so a GPU machine with only torch can run this script)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_duchenne_train", ROOT / "src" / "duchenne" / "train" / "__init__.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.LADDER)
+
+
+LADDER = _ladder()
 log = logging.getLogger("train_ladder")
 
 

@@ -177,7 +177,6 @@ MAX_LINES = 600
 #: through (see the issue-14 report); remove an entry once its file is split. No file may
 #: join this list.
 LONG_FILES_TO_SPLIT = {
-    "datasets.py",
     "analysis/enhance.py",
     "io/image.py",
     "io/sinks.py",

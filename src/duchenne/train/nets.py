@@ -29,6 +29,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from duchenne.train import LADDER
+
 NUM_EMOTIONS = 8
 
 
@@ -198,20 +200,16 @@ class NetSpec:
 
 
 NETS: dict[str, NetSpec] = {
-    spec.name: spec
-    for spec in (
-        NetSpec(
-            "smile_n",
-            _tiny,
-            "depthwise-separable narrow CNN (stride-2 stem, 6 DW-sep blocks, 16-96 ch)",
+    name: NetSpec(name, build, arch)
+    for name, (build, arch) in zip(
+        LADDER,  # the names live in duchenne.train (importable without torch)
+        (
+            (_tiny, "depthwise-separable narrow CNN (stride-2 stem, 6 DW-sep blocks, 16-96 ch)"),
+            (_small, "MobileNetV2 inverted residuals (t=1-4, 16-96 ch, 320-ch head)"),
+            (_medium, "inverted residuals + squeeze-excitation (t=2-6, 32-128 ch, 384-ch head)"),
+            (_large, "ResNet-style basic blocks (4 stages x 2, 32-192 ch)"),
         ),
-        NetSpec("smile_s", _small, "MobileNetV2 inverted residuals (t=1-4, 16-96 ch, 320-ch head)"),
-        NetSpec(
-            "smile_m",
-            _medium,
-            "inverted residuals + squeeze-excitation (t=2-6, 32-128 ch, 384-ch head)",
-        ),
-        NetSpec("smile_l", _large, "ResNet-style basic blocks (4 stages x 2, 32-192 ch)"),
+        strict=True,
     )
 }
 
