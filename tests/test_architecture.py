@@ -179,7 +179,6 @@ MAX_LINES = 600
 LONG_FILES_TO_SPLIT = {
     "analysis/enhance.py",
     "io/image.py",
-    "io/sinks.py",
     "io/video.py",
 }
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from duchenne.errors import InvalidFacesError
-from duchenne.io.sinks import flatten_record, to_jsonable
+from duchenne.io.jsonsafe import flatten_record, to_jsonable
 
 EMOTION_LABELS: tuple[str, ...] = (
     "neutral",

@@ -44,8 +44,9 @@ import numpy as np
 from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
 from duchenne.analysis.dmarkers import FEATURE_NAMES
 from duchenne.errors import DatasetError, DuchenneError
+from duchenne.io.atomic import atomic_write
+from duchenne.io.jsonsafe import to_json_text
 from duchenne.io.paths import VIDEO_EXTENSIONS, natural_key
-from duchenne.io.sinks import atomic_write, to_json_text
 
 __all__ = [
     "ClipFeatures",

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from duchenne.errors import require_extra
-from duchenne.io.sinks import atomic_write
+from duchenne.io.atomic import atomic_write
 
 __all__ = ["plot_track"]
 

@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from duchenne.errors import require_extra
 from duchenne.io.image import SUPPORTED_EXTENSIONS, iter_image_paths
-from duchenne.io.sinks import printable_text
+from duchenne.io.jsonsafe import printable_text
 from duchenne.io.video import VIDEO_EXTENSIONS
 
 __all__ = [

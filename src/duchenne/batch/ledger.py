@@ -46,7 +46,9 @@ from typing import Any
 
 from duchenne._version import __version__
 from duchenne.errors import BatchError, require_extra
-from duchenne.io.sinks import RecordWriter, atomic_write, to_json_text, write_records
+from duchenne.io.atomic import atomic_write
+from duchenne.io.jsonsafe import to_json_text
+from duchenne.io.sinks import RecordWriter, write_records
 
 logger = logging.getLogger(__name__)
 

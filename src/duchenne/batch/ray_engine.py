@@ -31,7 +31,7 @@ from duchenne.batch.inputs import InputItem
 from duchenne.batch.local import EngineReport, Interrupts, OnResult
 from duchenne.batch.worker import BatchWorker, WorkerConfig, peak_rss_mb
 from duchenne.errors import BatchError, require_extra
-from duchenne.io.sinks import to_json_text
+from duchenne.io.jsonsafe import to_json_text
 
 logger = logging.getLogger(__name__)
 

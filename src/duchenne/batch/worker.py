@@ -34,7 +34,7 @@ from duchenne.analysis.video import analyze_video
 from duchenne.batch.inputs import InputItem, is_uri, open_binary
 from duchenne.errors import DuchenneError, ImageLoadError, ImageTooLargeError
 from duchenne.faces import result_rows, row_columns
-from duchenne.io.sinks import to_jsonable
+from duchenne.io.jsonsafe import to_jsonable
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,10 @@ from duchenne.cli.options import add_analyzer_args, config_from_args
 from duchenne.errors import DuchenneError
 from duchenne.face.align import AlignConfig, align_batch
 from duchenne.faces import Faces, result_rows, row_columns
+from duchenne.io.atomic import atomic_write
 from duchenne.io.image import iter_image_paths, load_image, save_image_atomic
-from duchenne.io.sinks import RecordWriter, atomic_write, records_to_text, to_json_text
+from duchenne.io.jsonsafe import to_json_text
+from duchenne.io.sinks import RecordWriter, records_to_text
 
 DEMO_IMAGE = "astronaut.jpg"
 FORMATS = ("text", "json", "jsonl", "csv", "parquet")

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"duchenne enhance: {_message(exc, args.input)}", file=sys.stderr)
         return 1
     if args.json:
-        from duchenne.io.sinks import to_json_text
+        from duchenne.io.jsonsafe import to_json_text
 
         print(to_json_text(result.to_dict(), indent=2))
     else:

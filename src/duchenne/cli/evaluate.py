@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from duchenne.io.sinks import records_to_text, to_json_text, write_records
+from duchenne.io.jsonsafe import to_json_text
+from duchenne.io.sinks import records_to_text, write_records
 
 FORMATS = ("json", "md", "csv")
 
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = markdown(report)
     if args.output:
-        from duchenne.io.sinks import atomic_write
+        from duchenne.io.atomic import atomic_write
 
         with atomic_write(args.output, mode="w") as fh:
             fh.write(text + "\n")

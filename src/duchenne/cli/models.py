@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from duchenne.io.sinks import to_json_text
+from duchenne.io.jsonsafe import to_json_text
 from duchenne.models.registry import default_smile_model, get_model_cfg, list_models
 
 COLUMNS = ("name", "task", "bytes", "params", "input", "accuracy", "latency_ms")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from duchenne.cli.options import add_analyzer_args, config_from_args
 from duchenne.errors import DuchenneError
-from duchenne.io.sinks import atomic_write, to_json_text
+from duchenne.io.atomic import atomic_write
+from duchenne.io.jsonsafe import to_json_text
 
 KINDS = ("dmarkers", "fusion")
 

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 from duchenne.analysis.analyzer import Analyzer
 from duchenne.cli.options import add_analyzer_args, config_from_args
 from duchenne.errors import DuchenneError, require_extra
-from duchenne.io.sinks import FORMATS, atomic_write, to_json_text
+from duchenne.io.atomic import atomic_write
+from duchenne.io.jsonsafe import to_json_text
+from duchenne.io.sinks import FORMATS
 
 SUMMARY_FORMATS = ("text", "json")
 

@@ -23,7 +23,7 @@ from duchenne.evaluation.metrics import (
     roc_auc,
     roc_curve,
 )
-from duchenne.io.sinks import atomic_write
+from duchenne.io.atomic import atomic_write
 
 __all__ = ["plot_confusion_matrix", "plot_reliability", "plot_roc"]
 

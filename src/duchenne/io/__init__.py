@@ -7,6 +7,7 @@ never leave half-written files behind.
 
 from __future__ import annotations
 
+from duchenne.io.atomic import atomic_write
 from duchenne.io.image import (
     DEFAULT_MAX_PIXELS,
     SUPPORTED_EXTENSIONS,
@@ -18,16 +19,8 @@ from duchenne.io.image import (
     load_image,
     save_image_atomic,
 )
-from duchenne.io.sinks import (
-    FORMATS,
-    RecordWriter,
-    atomic_write,
-    flatten_record,
-    infer_format,
-    to_json_text,
-    to_jsonable,
-    write_records,
-)
+from duchenne.io.jsonsafe import flatten_record, to_json_text, to_jsonable
+from duchenne.io.sinks import FORMATS, RecordWriter, infer_format, write_records
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

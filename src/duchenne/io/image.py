@@ -41,8 +41,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from duchenne.errors import ImageLoadError, ImageTooLargeError, UnsupportedFormatError
+from duchenne.io.atomic import atomic_write
 from duchenne.io.paths import IMAGE_EXTENSIONS, natural_sorted
-from duchenne.io.sinks import atomic_write
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

@@ -18,19 +18,27 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import io
-import json
-import math
 import os
-import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-import numpy as np
-
 from duchenne.errors import require_extra
+from duchenne.io.atomic import (
+    atomic_write,
+    commit_file,
+    create_temp,
+    fsync_close,
+    unlink_quietly,
+)
+from duchenne.io.jsonsafe import (
+    Record,
+    flatten_record,
+    printable_text,
+    to_json_text,
+    to_jsonable,
+)
 
 __all__ = [
     "FORMATS",
@@ -39,6 +47,7 @@ __all__ = [
     "commit_file",
     "flatten_record",
     "infer_format",
+    "printable_text",
     "to_json_text",
     "to_jsonable",
     "write_records",
@@ -55,221 +64,6 @@ _SUFFIX_FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-
-Record = Mapping[str, Any]
-
-
-# --------------------------------------------------------------------------- JSON values
-
-
-def to_jsonable(obj: Any, default: Callable[[Any], Any] | None = None) -> Any:
-    """Convert ``obj`` to plain JSON-compatible Python (what ``json.dumps`` accepts).
-
-    Numpy scalars and arrays become Python numbers and lists, tuples become lists,
-    paths become strings, dataclasses become dicts, mapping keys become strings,
-    non-finite floats become ``None``, and undecodable file-name bytes become ``\\xNN``
-    escapes (:func:`printable_text`).
-
-    Args:
-        obj: The value to convert.
-        default: What to do with any other value (e.g. ``str``); None raises.
-
-    Returns:
-        An equivalent value made of dict/list/str/int/float/bool/None.
-
-    Raises:
-        TypeError: A value of a type with no JSON meaning (bytes, arbitrary objects)
-            and no ``default``.
-    """
-    if isinstance(obj, str):
-        return printable_text(obj)
-    if obj is None or isinstance(obj, (bool, int)):
-        return obj
-    if isinstance(obj, float):
-        return float(obj) if math.isfinite(obj) else None  # np.float64 -> float
-    if isinstance(obj, (np.generic, np.ndarray)):
-        return to_jsonable(obj.tolist(), default)
-    if isinstance(obj, Mapping):
-        return {printable_text(str(k)): to_jsonable(v, default) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v, default) for v in obj]
-    if isinstance(obj, os.PathLike):
-        return printable_text(os.fspath(obj))
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(dataclasses.asdict(obj), default)
-    if default is not None:
-        return default(obj)
-    raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
-
-
-def printable_text(text: str) -> str:
-    """``text`` with lone surrogates (undecodable file-name bytes) written as ``\\xNN``.
-
-    Why: Python decodes a non-UTF-8 file name such as ``caf\\xe9.jpg`` with
-    ``surrogateescape``; such a string cannot be encoded as UTF-8, so one odd name used
-    to make every JSON, CSV and Parquet writer fail and lose the whole run. Escaping
-    keeps the name readable and unique; valid text (ASCII or not) is returned as is.
-    """
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raw = text.encode("utf-8", "surrogateescape")
-        return raw.decode("utf-8", "backslashreplace")
-    return text
-
-
-def to_json_text(obj: Any, *, indent: int | None = None) -> str:
-    """Serialise ``obj`` (numpy values included) to strict JSON text.
-
-    Args:
-        obj: Any value :func:`to_jsonable` accepts.
-        indent: Pretty-print indentation, or ``None`` for one line.
-
-    Returns:
-        JSON text (UTF-8 characters kept as is, NaN/inf written as ``null``).
-
-    Raises:
-        TypeError: ``obj`` contains a value with no JSON meaning.
-    """
-    return json.dumps(to_jsonable(obj), ensure_ascii=False, allow_nan=False, indent=indent)
-
-
-def flatten_record(record: Record, sep: str = ".") -> dict[str, Any]:
-    """Flatten nested mappings and lists into one level of scalar columns.
-
-    ``{"box": [1, 2], "emotions": {"happiness": 0.9}}`` becomes
-    ``{"box.0": 1, "box.1": 2, "emotions.happiness": 0.9}``. Empty lists and mappings
-    produce no columns.
-
-    Args:
-        record: The record; values are first passed through :func:`to_jsonable`.
-        sep: Separator between name parts.
-
-    Returns:
-        A new flat dict, keys in depth-first order.
-    """
-    flat: dict[str, Any] = {}
-    _flatten_into(flat, "", to_jsonable(record), sep)
-    return flat
-
-
-def _flatten_into(flat: dict[str, Any], prefix: str, value: Any, sep: str) -> None:
-    """Depth-first helper of :func:`flatten_record`."""
-    if isinstance(value, dict):
-        items: Iterable[tuple[str, Any]] = value.items()
-    elif isinstance(value, list):
-        items = ((str(i), v) for i, v in enumerate(value))
-    else:
-        flat[prefix] = value
-        return
-    for key, item in items:
-        _flatten_into(flat, f"{prefix}{sep}{key}" if prefix else key, item, sep)
-
-
-# --------------------------------------------------------------------------- atomic files
-
-
-def _create_temp(path: Path) -> tuple[Path, int]:
-    """Create a unique hidden temp file next to ``path``; return it and its fd.
-
-    ``os.open`` with mode 0o666 lets the process umask decide the final permissions,
-    which ``tempfile`` (always 0o600) would not.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            return tmp, os.open(tmp, flags, 0o666)
-        except FileExistsError:  # pragma: no cover - 32-bit random collision
-            continue
-
-
-def _fsync_close(fh: IO[Any]) -> None:
-    """Flush Python and OS buffers to disk, then close."""
-    fh.flush()
-    os.fsync(fh.fileno())
-    fh.close()
-
-
-def commit_file(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
-    """Move a finished temp file (written next to ``path``) over ``path`` and persist the
-    rename; the temp file is removed if the move fails.
-
-    For writers that need a file name rather than a file object (e.g. OpenCV's video
-    writer); everything else uses :func:`atomic_write`.
-    """
-    tmp, path = Path(tmp), Path(path)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist a rename on POSIX; a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: Path) -> None:
-    """Remove a temp file, ignoring that it may already be gone."""
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-@contextlib.contextmanager
-def atomic_write(
-    path: str | os.PathLike[str],
-    mode: str = "wb",
-    *,
-    encoding: str | None = None,
-    newline: str | None = None,
-) -> Iterator[IO[Any]]:
-    """Open a temporary file that replaces ``path`` only if the block succeeds.
-
-    Missing parent folders are created. If the block raises, the temporary file is
-    deleted and any previous ``path`` is left as it was.
-
-    Args:
-        path: Final destination.
-        mode: ``"wb"`` or ``"w"`` (text).
-        encoding: Text encoding (text mode; defaults to UTF-8).
-        newline: As for :func:`open` (text mode).
-
-    Yields:
-        The open temporary file.
-
-    Raises:
-        ValueError: ``mode`` is not a write mode.
-        OSError: The file cannot be created, written or renamed.
-    """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
-    final = Path(path)
-    tmp, fd = _create_temp(final)
-    text = {"encoding": encoding or "utf-8", "newline": newline} if mode == "w" else {}
-    try:
-        with os.fdopen(fd, mode, **text) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    commit_file(tmp, final)
 
 
 # --------------------------------------------------------------------------- backends
@@ -291,19 +85,19 @@ class _JsonLinesBackend:
     """One JSON object per line; the streaming-friendly format."""
 
     def __init__(self, path: Path, **_: Any) -> None:
-        self.tmp, fd = _create_temp(path)
+        self.tmp, fd = create_temp(path)
         self._fh = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
 
     def write(self, record: Record) -> None:
         self._fh.write(to_json_text(record) + "\n")
 
     def finish(self) -> None:
-        _fsync_close(self._fh)
+        fsync_close(self._fh)
 
     def discard(self) -> None:
         with contextlib.suppress(OSError):
             self._fh.close()
-        _unlink_quietly(self.tmp)
+        unlink_quietly(self.tmp)
 
 
 class _JsonBackend(_JsonLinesBackend):
@@ -331,7 +125,7 @@ class _CsvBackend:
     """
 
     def __init__(self, path: Path, columns: Sequence[str] | None = None, **_: Any) -> None:
-        self.tmp, fd = _create_temp(path)
+        self.tmp, fd = create_temp(path)
         self._path = path
         self._fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
         self._writer = csv.writer(self._fh)
@@ -350,19 +144,19 @@ class _CsvBackend:
         if self._header_len is None and self._columns:  # no rows: header only
             self._writer.writerow(self._columns)
             self._header_len = len(self._columns)
-        _fsync_close(self._fh)
+        fsync_close(self._fh)
         if self._header_len is not None and len(self._columns) > self._header_len:
             self._rewrite_with_full_header()
 
     def discard(self) -> None:
         with contextlib.suppress(OSError):
             self._fh.close()
-        _unlink_quietly(self.tmp)
+        unlink_quietly(self.tmp)
 
     def _rewrite_with_full_header(self) -> None:
         """Copy rows into a new temp file under the complete header."""
         old = self.tmp
-        self.tmp, fd = _create_temp(self._path)
+        self.tmp, fd = create_temp(self._path)
         width = len(self._columns)
         try:
             with (
@@ -377,10 +171,10 @@ class _CsvBackend:
                 dst.flush()
                 os.fsync(dst.fileno())
         except BaseException:
-            _unlink_quietly(self.tmp)
+            unlink_quietly(self.tmp)
             self.tmp = old
             raise
-        _unlink_quietly(old)
+        unlink_quietly(old)
 
 
 def _csv_cell(value: Any) -> str:
@@ -408,7 +202,7 @@ class _ParquetBackend:
         self._rows: list[dict[str, Any]] = []
         self._writer: Any = None
         self._schema: Any = None
-        self.tmp, fd = _create_temp(path)
+        self.tmp, fd = create_temp(path)
         self._fh: IO[bytes] = os.fdopen(fd, "wb")
 
     def write(self, record: Record) -> None:
@@ -420,7 +214,7 @@ class _ParquetBackend:
         if self._rows or self._writer is None:
             self._flush()
         self._writer.close()
-        _fsync_close(self._fh)
+        fsync_close(self._fh)
 
     def discard(self) -> None:
         with contextlib.suppress(Exception):
@@ -428,7 +222,7 @@ class _ParquetBackend:
                 self._writer.close()
         with contextlib.suppress(OSError):
             self._fh.close()
-        _unlink_quietly(self.tmp)
+        unlink_quietly(self.tmp)
 
     def _flush(self) -> None:
         table = self._rows_to_table(self._rows)
@@ -470,16 +264,16 @@ class _ParquetBackend:
     def _rewrite(self, schema: Any) -> None:
         """Copy what was written so far into a new temp file with ``schema``."""
         self._writer.close()
-        _fsync_close(self._fh)
+        fsync_close(self._fh)
         old = self.tmp
-        self.tmp, fd = _create_temp(self._path)
+        self.tmp, fd = create_temp(self._path)
         self._fh = os.fdopen(fd, "wb")
         self._writer = self._pq.ParquetWriter(self._fh, schema)
         self._schema = schema
         for batch in self._pq.ParquetFile(old).iter_batches():
             table = self._pa.Table.from_batches([batch])
             self._writer.write_table(_cast_to(self._pa, table, schema))
-        _unlink_quietly(old)
+        unlink_quietly(old)
 
 
 def _cast_to(pa: Any, table: Any, schema: Any) -> Any:

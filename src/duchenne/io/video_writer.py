@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from duchenne.io.sinks import commit_file
+from duchenne.io.atomic import commit_file
 
 logger = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from duchenne.errors import (
     UnsupportedFormatError,
     VideoOpenError,
 )
-from duchenne.io.sinks import flatten_record, to_jsonable
+from duchenne.io.jsonsafe import flatten_record, to_jsonable
 
 logger = logging.getLogger(__name__)
 

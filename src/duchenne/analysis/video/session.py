@@ -23,7 +23,7 @@ from duchenne.face.geometry import au_proxies, geometry_arrays
 from duchenne.face.tracker import FaceTracker
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD, Faces
 from duchenne.io.image import save_image_atomic
-from duchenne.io.sinks import flatten_record
+from duchenne.io.jsonsafe import flatten_record
 from duchenne.io.video import Frame, VideoInfo
 
 # the package's logger (not this module's): log records keep the name they had when the

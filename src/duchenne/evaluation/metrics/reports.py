@@ -41,7 +41,7 @@ from duchenne.evaluation.metrics.significance import (
     paired_bootstrap_accuracy,
     paired_bootstrap_auc,
 )
-from duchenne.io.sinks import to_jsonable
+from duchenne.io.jsonsafe import to_jsonable
 
 
 def binary_report(
