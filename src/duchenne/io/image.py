@@ -43,6 +43,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from duchenne.errors import ImageLoadError, ImageTooLargeError, UnsupportedFormatError
 from duchenne.io.atomic import atomic_write
 from duchenne.io.paths import IMAGE_EXTENSIONS, natural_sorted
+from duchenne.io.pixels import array_to_rgb, pil_to_rgb
+from duchenne.io.sniff import error_reason, unidentified_error
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -84,8 +86,6 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 _UNDECODABLE_PIL_FORMATS = frozenset({"EPS", "MPEG", "WMF", "BUFR", "GRIB", "HDF5", "IPTC"})
 
 _SNIFF_BYTES = 1024
-_FLOAT_TOLERANCE = 0.05  # overshoot of float images clipped silently (resampling ringing)
-_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 
 
 # --------------------------------------------------------------------------- public API
@@ -236,7 +236,7 @@ def encode_image(rgb: np.ndarray, format: str = "jpeg", quality: int = 90) -> by
     pil_format = _pil_save_format(format)
     if pil_format == "JPEG" and not 1 <= int(quality) <= 100:
         raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
-    img = Image.fromarray(_array_to_rgb(np.asarray(rgb), "image"), mode="RGB")
+    img = Image.fromarray(array_to_rgb(np.asarray(rgb), "image"), mode="RGB")
     buf = io.BytesIO()
     if pil_format == "JPEG":
         img.save(buf, format="JPEG", quality=int(quality))
@@ -376,7 +376,7 @@ def _load_array(arr: np.ndarray, max_pixels: int) -> np.ndarray:
     """Convert a caller's array, guaranteeing the result does not alias it."""
     if arr.ndim >= 2:
         _check_pixels(arr.shape[1], arr.shape[0], "array", max_pixels)
-    rgb = _array_to_rgb(arr, "array")
+    rgb = array_to_rgb(arr, "array")
     return rgb.copy() if np.may_share_memory(rgb, arr) else rgb
 
 
@@ -392,9 +392,9 @@ def _open_pil(fh: IO[bytes], head: bytes, label: str) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"{label}: image too large to decode safely ({exc})") from None
     except UnidentifiedImageError:
-        raise _unidentified_error(head, label) from None
+        raise unidentified_error(head, label) from None
     except _DECODE_ERRORS as exc:
-        raise ImageLoadError(f"{label}: corrupt image header ({_reason(exc)})") from None
+        raise ImageLoadError(f"{label}: corrupt image header ({error_reason(exc)})") from None
     if img.format in _UNDECODABLE_PIL_FORMATS:
         img.close()
         raise UnsupportedFormatError(f"{label}: {img.format} files are not supported")
@@ -420,8 +420,10 @@ def _decode_pil(
     try:
         img.load()
     except _DECODE_ERRORS as exc:
-        raise ImageLoadError(f"{label}: corrupt or truncated image data ({_reason(exc)})") from None
-    return _pil_to_rgb(_exif_upright(img), label)
+        raise ImageLoadError(
+            f"{label}: corrupt or truncated image data ({error_reason(exc)})"
+        ) from None
+    return pil_to_rgb(_exif_upright(img), label)
 
 
 def _pil_info(img: Image.Image) -> ImageInfo:
@@ -466,220 +468,6 @@ def _check_pixels(width: int, height: int, label: str, max_pixels: int) -> None:
             f"{label}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
             f"{max_pixels:,} (max_pixels)"
         )
-
-
-def _pil_to_rgb(img: Image.Image, label: str) -> np.ndarray:
-    """Convert any Pillow mode to RGB ``uint8`` (see the module docstring for rules)."""
-    mode = img.mode
-    if mode.startswith("I;16") or mode == "I":
-        arr = np.asarray(img)
-        return _array_to_rgb(arr, label, bits=_bit_depth(img) or _container_bits(arr))
-    if mode == "F":
-        return _array_to_rgb(np.asarray(img), label)
-    if mode == "CMYK":
-        img = _cmyk_to_rgb(img)
-    elif "A" in mode or "a" in mode or "transparency" in img.info:
-        img = img.convert("RGBA")
-    elif mode in ("1", "L"):
-        return _array_to_rgb(np.asarray(img), label)  # bool / uint8 grey
-    elif mode != "RGB":
-        img = _convert_rgb(img, label)
-    arr = np.array(img)  # one copy, writable, C-contiguous
-    return arr if arr.shape[2] == 3 else _array_to_rgb(arr, label)
-
-
-def _convert_rgb(img: Image.Image, label: str) -> Image.Image:
-    """Pillow's own conversion for the remaining modes (P, YCbCr, LAB, HSV, RGBX ...)."""
-    try:
-        return img.convert("RGB")
-    except ValueError:
-        raise UnsupportedFormatError(f"{label}: unsupported pixel mode {img.mode!r}") from None
-
-
-def _cmyk_to_rgb(img: Image.Image) -> Image.Image:
-    """Convert CMYK via its ICC profile when present (print CMYK is not device CMYK)."""
-    icc = img.info.get("icc_profile")
-    if icc:
-        try:
-            from PIL import ImageCms
-
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            dst = ImageCms.createProfile("sRGB")
-            return ImageCms.profileToProfile(img, src, dst, outputMode="RGB")
-        except (ImportError, OSError, ValueError, ImageCms.PyCMSError):
-            pass  # broken or unusable profile: fall back to the formula
-    return img.convert("RGB")  # Pillow: (255 - C) * (255 - K) / 255
-
-
-def _bit_depth(img: Image.Image) -> int | None:
-    """Bits per sample declared by a TIFF (e.g. 12-bit data in 16-bit words), else None."""
-    tags = getattr(img, "tag_v2", None)
-    bits = tags.get(258) if tags is not None else None
-    if isinstance(bits, tuple):
-        bits = bits[0] if bits else None
-    if isinstance(bits, int) and 1 <= bits <= 32:
-        return bits
-    return 16 if img.mode.startswith("I;16") else None
-
-
-def _unidentified_error(head: bytes, label: str) -> ImageLoadError:
-    """Explain why Pillow did not recognise the data, as precisely as the bytes allow."""
-    kind = _unsupported_kind(head)
-    if kind:
-        return UnsupportedFormatError(f"{label}: {kind} files are not supported")
-    image_kind = _image_kind(head)
-    if image_kind:
-        return ImageLoadError(f"{label}: looks like a {image_kind} but is corrupt or truncated")
-    if _looks_like_text(head):
-        return ImageLoadError(f"{label}: contains text, not image data")
-    return ImageLoadError(f"{label}: not an image file (unrecognised data)")
-
-
-def _unsupported_kind(head: bytes) -> str | None:
-    """Name recognised file kinds that are not raster images Pillow reads."""
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if b"%PDF-" in head:
-        return "PDF"
-    if text.startswith(b"<svg") or (
-        text.startswith((b"<?xml", b"<!doctype svg")) and b"<svg" in text
-    ):
-        return "SVG"
-    if head[4:8] == b"ftyp":
-        return "HEIC/HEIF" if head[8:12] in _HEIF_BRANDS else "video (MP4/MOV)"
-    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
-        return "video (AVI)"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "video (Matroska/WebM)"
-    if head.startswith(b"PK\x03\x04"):
-        return "ZIP archive"
-    return None
-
-
-def _image_kind(head: bytes) -> str | None:
-    """Name the image format whose magic bytes ``head`` starts with, if any."""
-    magics = {
-        b"\xff\xd8\xff": "JPEG",
-        b"\x89PNG\r\n\x1a\n": "PNG",
-        b"GIF8": "GIF",
-        b"BM": "BMP",
-        b"II*\x00": "TIFF",
-        b"MM\x00*": "TIFF",
-    }
-    for magic, name in magics.items():
-        if head.startswith(magic):
-            return name
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "WebP"
-    return None
-
-
-def _looks_like_text(head: bytes) -> bool:
-    """True for data that decodes as UTF-8 text without control bytes."""
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return not any(ord(c) < 32 and c not in "\t\r\n\f" for c in text)
-
-
-def _reason(exc: BaseException) -> str:
-    """One-line reason from a Pillow exception (some have empty messages)."""
-    msg = str(exc).splitlines()[0] if str(exc) else ""
-    return msg or type(exc).__name__
-
-
-# --------------------------------------------------------------------------- arrays
-
-
-def _array_to_rgb(arr: np.ndarray, label: str, bits: int | None = None) -> np.ndarray:
-    """Convert a grey/RGB/RGBA array of a supported dtype to RGB ``uint8``.
-
-    Args:
-        arr: (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array.
-        label: Name used in error messages.
-        bits: Bit depth of integer data wider than 8 bits, when known.
-
-    Returns:
-        RGB ``uint8`` (H, W, 3), C-contiguous and writable (may be ``arr`` itself).
-
-    Raises:
-        ImageLoadError: Unsupported shape, dtype, or float values outside ``[0, 1]``.
-    """
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ImageLoadError(
-            f"{label}: expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {arr.shape}"
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ImageLoadError(f"{label}: image has zero size (shape {arr.shape})")
-    u8 = _to_uint8(arr, label, bits)
-    if u8.ndim == 2:
-        return np.repeat(u8[:, :, None], 3, axis=2)
-    if u8.shape[2] == 4:
-        return _composite_on_white(u8)
-    if u8.flags.c_contiguous and u8.flags.writeable:
-        return u8
-    return np.array(u8, order="C")
-
-
-def _to_uint8(arr: np.ndarray, label: str, bits: int | None) -> np.ndarray:
-    """Scale any supported dtype to ``uint8`` without clipping meaningful range."""
-    kind, size = arr.dtype.kind, arr.dtype.itemsize
-    if kind == "u" and size == 1:
-        return arr
-    if kind == "b":
-        return arr.astype(np.uint8) * np.uint8(255)
-    if kind == "u" and size == 2:
-        return _scale_bits(arr, bits or 16)
-    if kind == "f":
-        return _float_to_uint8(arr, label)
-    if kind in "iu" and bits is not None:  # Pillow "I" modes; plain int arrays are ambiguous
-        return _scale_bits(arr, bits)
-    raise ImageLoadError(
-        f"{label}: unsupported dtype {arr.dtype}; use uint8, uint16, bool or float in [0, 1]"
-    )
-
-
-def _container_bits(arr: np.ndarray) -> int:
-    """Smallest of 8/16/32 bits holding the data (Pillow mode "I" has no declared depth)."""
-    peak = int(arr.max())
-    return 8 if peak <= 0xFF else 16 if peak <= 0xFFFF else 32
-
-
-def _scale_bits(arr: np.ndarray, bits: int) -> np.ndarray:
-    """Map ``[0, 2**bits - 1]`` onto ``[0, 255]`` with rounding (``65535 -> 255``)."""
-    top = (1 << bits) - 1
-    if bits == 8:
-        return np.clip(arr, 0, 255).astype(np.uint8)
-    if bits <= 16:  # x * 255 fits in uint32
-        x = np.clip(arr, 0, top).astype(np.uint32)
-        return ((x * 255 + top // 2) // top).astype(np.uint8)
-    x = np.clip(arr, 0, top).astype(np.float64)
-    return np.floor(x * (255.0 / top) + 0.5).astype(np.uint8)
-
-
-def _float_to_uint8(arr: np.ndarray, label: str) -> np.ndarray:
-    """Scale ``[0, 1]`` floats to ``uint8``; refuse NaN/inf and the 0-255 float mistake."""
-    if not np.isfinite(arr).all():
-        raise ImageLoadError(f"{label}: float image contains NaN or infinity")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < -_FLOAT_TOLERANCE or hi > 1 + _FLOAT_TOLERANCE:
-        raise ImageLoadError(
-            f"{label}: float image values must be in [0, 1], got [{lo:g}, {hi:g}] "
-            "(for 0-255 data pass a uint8 array)"
-        )
-    work = np.float64 if arr.dtype.itemsize > 4 else np.float32
-    x = np.clip(arr.astype(work, copy=False), 0.0, 1.0)
-    return np.floor(x * 255.0 + 0.5).astype(np.uint8)
-
-
-def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
-    """Blend ``uint8`` RGBA onto white: ``rgb * a + 255 * (1 - a)``, rounded."""
-    rgb = rgba[:, :, :3].astype(np.uint16)
-    alpha = rgba[:, :, 3:4].astype(np.uint16)
-    out = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
-    return out.astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- paths

@@ -1,0 +1,165 @@
+"""Pixel conversion: any Pillow mode or numpy array to RGB ``uint8`` (H, W, 3).
+
+Why a module of its own: :mod:`duchenne.io.image` decides *what* to decode and how it may
+fail; this module holds the one set of rules for turning decoded samples into the array
+every model reads -- 16-bit and 12-bit data scaled with rounding, ``[0, 1]`` floats
+scaled (0-255 floats refused), CMYK through its ICC profile, alpha composited on white.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from duchenne.errors import ImageLoadError, UnsupportedFormatError
+
+__all__ = ["array_to_rgb", "pil_to_rgb"]
+
+_FLOAT_TOLERANCE = 0.05  # overshoot of float images clipped silently (resampling ringing)
+
+
+def pil_to_rgb(img: Image.Image, label: str) -> np.ndarray:
+    """Convert any Pillow mode to RGB ``uint8`` (rules: :mod:`duchenne.io.image` docstring)."""
+    mode = img.mode
+    if mode.startswith("I;16") or mode == "I":
+        arr = np.asarray(img)
+        return array_to_rgb(arr, label, bits=_bit_depth(img) or _container_bits(arr))
+    if mode == "F":
+        return array_to_rgb(np.asarray(img), label)
+    if mode == "CMYK":
+        img = _cmyk_to_rgb(img)
+    elif "A" in mode or "a" in mode or "transparency" in img.info:
+        img = img.convert("RGBA")
+    elif mode in ("1", "L"):
+        return array_to_rgb(np.asarray(img), label)  # bool / uint8 grey
+    elif mode != "RGB":
+        img = _convert_rgb(img, label)
+    arr = np.array(img)  # one copy, writable, C-contiguous
+    return arr if arr.shape[2] == 3 else array_to_rgb(arr, label)
+
+
+def _convert_rgb(img: Image.Image, label: str) -> Image.Image:
+    """Pillow's own conversion for the remaining modes (P, YCbCr, LAB, HSV, RGBX ...)."""
+    try:
+        return img.convert("RGB")
+    except ValueError:
+        raise UnsupportedFormatError(f"{label}: unsupported pixel mode {img.mode!r}") from None
+
+
+def _cmyk_to_rgb(img: Image.Image) -> Image.Image:
+    """Convert CMYK via its ICC profile when present (print CMYK is not device CMYK)."""
+    icc = img.info.get("icc_profile")
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            dst = ImageCms.createProfile("sRGB")
+            return ImageCms.profileToProfile(img, src, dst, outputMode="RGB")
+        except (ImportError, OSError, ValueError, ImageCms.PyCMSError):
+            pass  # broken or unusable profile: fall back to the formula
+    return img.convert("RGB")  # Pillow: (255 - C) * (255 - K) / 255
+
+
+def _bit_depth(img: Image.Image) -> int | None:
+    """Bits per sample declared by a TIFF (e.g. 12-bit data in 16-bit words), else None."""
+    tags = getattr(img, "tag_v2", None)
+    bits = tags.get(258) if tags is not None else None
+    if isinstance(bits, tuple):
+        bits = bits[0] if bits else None
+    if isinstance(bits, int) and 1 <= bits <= 32:
+        return bits
+    return 16 if img.mode.startswith("I;16") else None
+
+
+def array_to_rgb(arr: np.ndarray, label: str, bits: int | None = None) -> np.ndarray:
+    """Convert a grey/RGB/RGBA array of a supported dtype to RGB ``uint8``.
+
+    Args:
+        arr: (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array.
+        label: Name used in error messages.
+        bits: Bit depth of integer data wider than 8 bits, when known.
+
+    Returns:
+        RGB ``uint8`` (H, W, 3), C-contiguous and writable (may be ``arr`` itself).
+
+    Raises:
+        ImageLoadError: Unsupported shape, dtype, or float values outside ``[0, 1]``.
+    """
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageLoadError(
+            f"{label}: expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageLoadError(f"{label}: image has zero size (shape {arr.shape})")
+    u8 = _to_uint8(arr, label, bits)
+    if u8.ndim == 2:
+        return np.repeat(u8[:, :, None], 3, axis=2)
+    if u8.shape[2] == 4:
+        return _composite_on_white(u8)
+    if u8.flags.c_contiguous and u8.flags.writeable:
+        return u8
+    return np.array(u8, order="C")
+
+
+def _to_uint8(arr: np.ndarray, label: str, bits: int | None) -> np.ndarray:
+    """Scale any supported dtype to ``uint8`` without clipping meaningful range."""
+    kind, size = arr.dtype.kind, arr.dtype.itemsize
+    if kind == "u" and size == 1:
+        return arr
+    if kind == "b":
+        return arr.astype(np.uint8) * np.uint8(255)
+    if kind == "u" and size == 2:
+        return _scale_bits(arr, bits or 16)
+    if kind == "f":
+        return _float_to_uint8(arr, label)
+    if kind in "iu" and bits is not None:  # Pillow "I" modes; plain int arrays are ambiguous
+        return _scale_bits(arr, bits)
+    raise ImageLoadError(
+        f"{label}: unsupported dtype {arr.dtype}; use uint8, uint16, bool or float in [0, 1]"
+    )
+
+
+def _container_bits(arr: np.ndarray) -> int:
+    """Smallest of 8/16/32 bits holding the data (Pillow mode "I" has no declared depth)."""
+    peak = int(arr.max())
+    return 8 if peak <= 0xFF else 16 if peak <= 0xFFFF else 32
+
+
+def _scale_bits(arr: np.ndarray, bits: int) -> np.ndarray:
+    """Map ``[0, 2**bits - 1]`` onto ``[0, 255]`` with rounding (``65535 -> 255``)."""
+    top = (1 << bits) - 1
+    if bits == 8:
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    if bits <= 16:  # x * 255 fits in uint32
+        x = np.clip(arr, 0, top).astype(np.uint32)
+        return ((x * 255 + top // 2) // top).astype(np.uint8)
+    x = np.clip(arr, 0, top).astype(np.float64)
+    return np.floor(x * (255.0 / top) + 0.5).astype(np.uint8)
+
+
+def _float_to_uint8(arr: np.ndarray, label: str) -> np.ndarray:
+    """Scale ``[0, 1]`` floats to ``uint8``; refuse NaN/inf and the 0-255 float mistake."""
+    if not np.isfinite(arr).all():
+        raise ImageLoadError(f"{label}: float image contains NaN or infinity")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -_FLOAT_TOLERANCE or hi > 1 + _FLOAT_TOLERANCE:
+        raise ImageLoadError(
+            f"{label}: float image values must be in [0, 1], got [{lo:g}, {hi:g}] "
+            "(for 0-255 data pass a uint8 array)"
+        )
+    work = np.float64 if arr.dtype.itemsize > 4 else np.float32
+    x = np.clip(arr.astype(work, copy=False), 0.0, 1.0)
+    return np.floor(x * 255.0 + 0.5).astype(np.uint8)
+
+
+def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
+    """Blend ``uint8`` RGBA onto white: ``rgb * a + 255 * (1 - a)``, rounded."""
+    rgb = rgba[:, :, :3].astype(np.uint16)
+    alpha = rgba[:, :, 3:4].astype(np.uint16)
+    out = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
+    return out.astype(np.uint8)
