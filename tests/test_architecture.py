@@ -178,7 +178,6 @@ MAX_LINES = 600
 #: join this list.
 LONG_FILES_TO_SPLIT = {
     "analysis/enhance.py",
-    "io/video.py",
 }
 
 

@@ -31,11 +31,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-import queue
-import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +40,15 @@ import cv2
 import numpy as np
 
 from duchenne.errors import VideoDecodeError, VideoOpenError
-from duchenne.io.paths import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from duchenne.io.frames import Frame, FramePicker, Sampling, array_frames, prefetched
+from duchenne.io.paths import VIDEO_EXTENSIONS
+from duchenne.io.video_probe import (
+    VideoInfo,
+    camera_index,
+    check_video_path,
+    source_label,
+    transport_stream_cut,
+)
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -57,122 +62,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-# Still-image suffixes rejected with a hint to use ``duchenne analyze`` (GIF is allowed:
-# FFmpeg decodes animated GIFs as videos).
-_IMAGE_SUFFIXES = IMAGE_EXTENSIONS - {".gif"}
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """Facts about a video source, read from its header without decoding frames.
-
-    Attributes:
-        source: the path, ``"camera:N"`` or ``"<frames>"``.
-        width, height: frame size in pixels (0 when unknown, e.g. a frame iterable).
-        fps: frames per second reported by the container (0.0 when unknown).
-        frame_count: frames in the file header; ``None`` for cameras, streams, iterables.
-        codec: FourCC of the video stream (``"MJPG"``, ``"FMP4"``, ``"avc1"`` ...).
-        backend: OpenCV backend name (``"FFMPEG"``, ``"V4L2"``) or ``"frames"``.
-        is_live: a camera or network stream (no end, wall-clock timestamps).
-    """
-
-    source: str
-    width: int
-    height: int
-    fps: float
-    frame_count: int | None
-    codec: str = ""
-    backend: str = ""
-    is_live: bool = False
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds, from the header's frame count and rate (``None`` if either is unknown)."""
-        if self.frame_count is None or self.fps <= 0:
-            return None
-        return self.frame_count / self.fps
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (with ``duration``)."""
-        return {**asdict(self), "duration": self.duration}
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One decoded frame.
-
-    Attributes:
-        index: position of the frame in the source (0-based, counting every decoded frame,
-            including those skipped by sampling).
-        time: timestamp in seconds.
-        image: RGB ``uint8`` (H, W, 3), C-contiguous, owned by the caller.
-    """
-
-    index: int
-    time: float
-    image: np.ndarray
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Which frames to keep.
-
-    Attributes:
-        every: keep every N-th decoded frame (1 = all).
-        fps: keep frames at about this rate (at most the source rate); exclusive with
-            ``every > 1``.
-        start: first time to keep, in seconds (files are seeked, not decoded up to it).
-        end: stop after this time, in seconds (exclusive).
-        max_frames: stop after this many kept frames.
-
-    Example:
-        >>> Sampling(every=2).effective_fps(30.0)
-        15.0
-    """
-
-    every: int = 1
-    fps: float | None = None
-    start: float | None = None
-    end: float | None = None
-    max_frames: int | None = None
-
-    def __post_init__(self) -> None:
-        if int(self.every) < 1:
-            raise ValueError(f"every must be >= 1, got {self.every}")
-        if self.fps is not None and self.fps <= 0:
-            raise ValueError(f"fps must be > 0, got {self.fps}")
-        if self.fps is not None and self.every > 1:
-            raise ValueError("give either every or fps, not both")
-        if self.start is not None and self.start < 0:
-            raise ValueError(f"start must be >= 0 s, got {self.start}")
-        if self.start is not None and self.end is not None and self.end <= self.start:
-            raise ValueError(f"end ({self.end} s) must be after start ({self.start} s)")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
-
-    def describe(self) -> str:
-        """The sampling in words, reported with every video result (``"every frame"``)."""
-        if self.fps is not None:
-            text = f"about {self.fps:g} frames/s"
-        elif self.every > 1:
-            text = f"every {self.every}th frame"
-        else:
-            text = "every frame"
-        if self.start is not None or self.end is not None:
-            text += f" from {self.start or 0:g} s" + (
-                f" to {self.end:g} s" if self.end is not None else ""
-            )
-        if self.max_frames is not None:
-            text += f", at most {self.max_frames} frames"
-        return text
-
-    def effective_fps(self, source_fps: float) -> float:
-        """Rate of the kept frames for a source at ``source_fps`` (0 = unknown)."""
-        if self.fps is not None:
-            return min(self.fps, source_fps) if source_fps > 0 else self.fps
-        return source_fps / self.every if source_fps > 0 else 0.0
 
 
 class VideoReader:
@@ -193,11 +82,11 @@ class VideoReader:
 
     def __init__(self, source: str | os.PathLike[str] | int) -> None:
         self._cap: Any = None
-        self.label = _label(source)
-        self._camera = _camera_index(source)
+        self.label = source_label(source)
+        self._camera = camera_index(source)
         self._url = isinstance(source, str) and "://" in source
         if self._camera is None and not self._url:
-            _check_path(Path(source), self.label)
+            check_video_path(Path(source), self.label)
         self._cap = self._open(source)
         self.info = self._read_info()
         self._cut: str | None = None
@@ -249,7 +138,7 @@ class VideoReader:
         if self._cap is None:
             raise ValueError(f"{self.label}: the reader is closed")
         index = self._seek(s.start)
-        picker = _Picker(s, self.info.fps)
+        picker = FramePicker(s, self.info.fps)
         decoded = 0
         t0 = time.monotonic()
         last_t = -math.inf
@@ -344,97 +233,6 @@ class VideoReader:
             pass
 
 
-class _Picker:
-    """Decides which decoded frames are kept (every N-th, or a target rate)."""
-
-    def __init__(self, s: Sampling, source_fps: float) -> None:
-        self.every = int(s.every)
-        self.period = None if s.fps is None or (source_fps and s.fps >= source_fps) else 1 / s.fps
-        self.next_t: float | None = None
-        self.kept = 0
-        self._seen = 0
-
-    def keep(self, t: float) -> bool:
-        """Whether the next in-range frame, at time ``t``, is kept."""
-        seen = self._seen
-        self._seen += 1
-        if seen % self.every:
-            return False
-        if self.period is not None:
-            if self.next_t is not None and t < self.next_t - 1e-6:
-                return False
-            base = t if self.next_t is None else self.next_t
-            self.next_t = base + self.period
-            while self.next_t <= t:
-                self.next_t += self.period
-        self.kept += 1
-        return True
-
-
-def _label(source: object) -> str:
-    index = _camera_index(source)
-    return f"camera:{index}" if index is not None else str(source)
-
-
-def _camera_index(source: object) -> int | None:
-    """A camera index: an ``int``, or a short digit string that is not an existing file."""
-    if isinstance(source, bool):
-        return None
-    if isinstance(source, int):
-        return source
-    if isinstance(source, str) and source.isdigit() and len(source) <= 3:
-        return None if Path(source).exists() else int(source)
-    return None
-
-
-def _check_path(path: Path, label: str) -> None:
-    """One clear ``VideoOpenError`` for the usual file problems, before FFmpeg sees them."""
-    if not path.exists():
-        hint = " (URLs need a scheme FFmpeg knows, e.g. rtsp://)" if ":" in label else ""
-        raise VideoOpenError(f"{label}: no such file{hint}")
-    if path.is_dir():
-        raise VideoOpenError(f"{label}: is a directory, not a video file")
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise VideoOpenError(f"{label}: cannot read ({exc.strerror or exc})") from None
-    if size == 0:
-        raise VideoOpenError(f"{label} is empty (0 bytes)")
-    if not os.access(path, os.R_OK):
-        raise VideoOpenError(f"{label}: permission denied")
-    if path.suffix.lower() in _IMAGE_SUFFIXES:
-        raise VideoOpenError(f"{label}: is a still image; use `duchenne analyze` for photos")
-
-
-_TS_SYNC = 0x47
-_TS_PACKETS = ((188, 0), (192, 4))  # (packet size, offset of the sync byte): TS, M2TS
-
-
-def transport_stream_cut(path: Path) -> str | None:
-    """Why ``path`` is a cut MPEG transport stream, or None (complete, or not a TS).
-
-    Reads three packets at the start to recognise the format, then compares the file size
-    with the packet size: every complete TS is a whole number of packets.
-    """
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(3 * 192)
-    except OSError:
-        return None
-    for packet, sync in _TS_PACKETS:
-        starts = range(sync, min(len(head), 3 * packet), packet)
-        if len(head) < 3 * packet or any(head[i] != _TS_SYNC for i in starts):
-            continue
-        if size % packet:
-            return (
-                f"the MPEG transport stream ends inside a {packet}-byte packet "
-                f"({size % packet} of {packet} bytes at byte {size - size % packet})"
-            )
-        return None
-    return None
-
-
 def _to_rgb(bgr: np.ndarray) -> np.ndarray:
     """Decoder output (BGR, gray or BGRA) to a new RGB ``uint8`` array."""
     if bgr.ndim == 2:
@@ -505,7 +303,7 @@ def iter_frames(
         sampling = Sampling(every=every, fps=fps, start=start, end=end, max_frames=max_frames)
     frames = _frames_of(source, sampling, source_fps)
     if prefetch > 0:
-        frames = _prefetched(frames, prefetch)
+        frames = prefetched(frames, prefetch)
     yield from frames
 
 
@@ -521,87 +319,4 @@ def _frames_of(source: Any, s: Sampling, source_fps: float | None) -> Iterator[F
         raise TypeError("a single image is not a video; pass a list or generator of frames")
     if not isinstance(source, Iterable):
         raise TypeError(f"cannot read video frames from {type(source).__name__}")
-    yield from _array_frames(source, s, float(source_fps or 30.0))
-
-
-def _array_frames(items: Iterable[Any], s: Sampling, fps: float) -> Iterator[Frame]:
-    """Frames from an iterable of arrays or ``Frame`` objects, with the same sampling."""
-    picker = _Picker(s, fps)
-    for i, item in enumerate(items):
-        if s.max_frames is not None and picker.kept >= s.max_frames:
-            return
-        frame = item if isinstance(item, Frame) else Frame(i, i / fps, item)
-        if s.end is not None and frame.time >= s.end:
-            return
-        if s.start is not None and frame.time < s.start - 1e-6:
-            continue
-        if picker.keep(frame.time):
-            yield Frame(frame.index, frame.time, _as_rgb(frame.image, frame.index))
-
-
-def _as_rgb(image: Any, index: int) -> np.ndarray:
-    """Validate an in-memory frame: (H, W, 3) ``uint8`` RGB (gray is expanded)."""
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
-        raise VideoDecodeError(
-            f"<frames>: frame {index} must be an RGB uint8 (H, W, 3) array, "
-            f"got {arr.dtype} {arr.shape}"
-        )
-    if arr.ndim == 2:
-        arr = cv2.cvtColor(arr, cv2.COLOR_GRAY2RGB)
-    return np.ascontiguousarray(arr)
-
-
-_DONE = object()
-
-
-def _prefetched(frames: Iterator[Frame], size: int) -> Iterator[Frame]:
-    """Run ``frames`` in a daemon thread, ``size`` items ahead; errors re-raised in order."""
-    q: queue.Queue[Any] = queue.Queue(maxsize=size)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in frames:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            _put_final(q, stop, _DONE)
-        except BaseException as exc:  # handed to the consumer
-            _put_final(q, stop, exc)
-        finally:
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name="duchenne-decode", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                thread.join(timeout=0.05)
-
-
-def _put_final(q: queue.Queue[Any], stop: threading.Event, item: Any) -> None:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
+    yield from array_frames(source, s, float(source_fps or 30.0))

@@ -9,7 +9,7 @@ import numpy as np
 
 from duchenne.annotate import FaceAnnotator, draw_caption
 from duchenne.faces import Faces
-from duchenne.io.video import Frame
+from duchenne.io.frames import Frame
 from duchenne.io.video_writer import VideoWriter
 
 

@@ -13,7 +13,7 @@ from duchenne.analysis.authenticity import (
     GenuinenessResult,
 )
 from duchenne.analysis.dmarkers import FEATURE_NAMES
-from duchenne.io.video import VideoInfo
+from duchenne.io.video_probe import VideoInfo
 
 GENUINENESS_NOTE = (
     "genuineness is a hand-set logistic heuristic over literature cues (AU6, onset/offset "

@@ -22,9 +22,10 @@ from duchenne.errors import DuchenneError
 from duchenne.face.geometry import au_proxies, geometry_arrays
 from duchenne.face.tracker import FaceTracker
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD, Faces
+from duchenne.io.frames import Frame
 from duchenne.io.image import save_image_atomic
 from duchenne.io.jsonsafe import flatten_record
-from duchenne.io.video import Frame, VideoInfo
+from duchenne.io.video_probe import VideoInfo
 
 # the package's logger (not this module's): log records keep the name they had when the
 # package was one module

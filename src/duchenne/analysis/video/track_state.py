@@ -24,7 +24,7 @@ from duchenne.analysis.video.outputs import _crop
 from duchenne.analysis.video.results import EpisodeResult, TrackSummary
 from duchenne.face.blendshapes import TIMELINE_CHANNELS, timeline_channels
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD, Faces
-from duchenne.io.video import Frame
+from duchenne.io.frames import Frame
 
 SIGNAL_FIELDS: tuple[str, ...] = (
     "lip",

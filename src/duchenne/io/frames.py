@@ -1,0 +1,208 @@
+"""Frames and sampling: which decoded frames are kept, in-memory frame sources, prefetching.
+
+Why a module of its own: the same :class:`Sampling` rules (every N-th frame, a target
+rate, a time range, a frame cap) apply to files decoded by
+:class:`~duchenne.io.video.VideoReader` and to iterables of arrays, and the background
+prefetch works for either; none of it depends on the decoder.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from duchenne.errors import VideoDecodeError
+
+__all__ = ["Frame", "FramePicker", "Sampling", "array_frames", "prefetched"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame.
+
+    Attributes:
+        index: position of the frame in the source (0-based, counting every decoded frame,
+            including those skipped by sampling).
+        time: timestamp in seconds.
+        image: RGB ``uint8`` (H, W, 3), C-contiguous, owned by the caller.
+    """
+
+    index: int
+    time: float
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which frames to keep.
+
+    Attributes:
+        every: keep every N-th decoded frame (1 = all).
+        fps: keep frames at about this rate (at most the source rate); exclusive with
+            ``every > 1``.
+        start: first time to keep, in seconds (files are seeked, not decoded up to it).
+        end: stop after this time, in seconds (exclusive).
+        max_frames: stop after this many kept frames.
+
+    Example:
+        >>> Sampling(every=2).effective_fps(30.0)
+        15.0
+    """
+
+    every: int = 1
+    fps: float | None = None
+    start: float | None = None
+    end: float | None = None
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.every) < 1:
+            raise ValueError(f"every must be >= 1, got {self.every}")
+        if self.fps is not None and self.fps <= 0:
+            raise ValueError(f"fps must be > 0, got {self.fps}")
+        if self.fps is not None and self.every > 1:
+            raise ValueError("give either every or fps, not both")
+        if self.start is not None and self.start < 0:
+            raise ValueError(f"start must be >= 0 s, got {self.start}")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError(f"end ({self.end} s) must be after start ({self.start} s)")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+
+    def describe(self) -> str:
+        """The sampling in words, reported with every video result (``"every frame"``)."""
+        if self.fps is not None:
+            text = f"about {self.fps:g} frames/s"
+        elif self.every > 1:
+            text = f"every {self.every}th frame"
+        else:
+            text = "every frame"
+        if self.start is not None or self.end is not None:
+            text += f" from {self.start or 0:g} s" + (
+                f" to {self.end:g} s" if self.end is not None else ""
+            )
+        if self.max_frames is not None:
+            text += f", at most {self.max_frames} frames"
+        return text
+
+    def effective_fps(self, source_fps: float) -> float:
+        """Rate of the kept frames for a source at ``source_fps`` (0 = unknown)."""
+        if self.fps is not None:
+            return min(self.fps, source_fps) if source_fps > 0 else self.fps
+        return source_fps / self.every if source_fps > 0 else 0.0
+
+
+class FramePicker:
+    """Decides which decoded frames are kept (every N-th, or a target rate)."""
+
+    def __init__(self, s: Sampling, source_fps: float) -> None:
+        self.every = int(s.every)
+        self.period = None if s.fps is None or (source_fps and s.fps >= source_fps) else 1 / s.fps
+        self.next_t: float | None = None
+        self.kept = 0
+        self._seen = 0
+
+    def keep(self, t: float) -> bool:
+        """Whether the next in-range frame, at time ``t``, is kept."""
+        seen = self._seen
+        self._seen += 1
+        if seen % self.every:
+            return False
+        if self.period is not None:
+            if self.next_t is not None and t < self.next_t - 1e-6:
+                return False
+            base = t if self.next_t is None else self.next_t
+            self.next_t = base + self.period
+            while self.next_t <= t:
+                self.next_t += self.period
+        self.kept += 1
+        return True
+
+
+def array_frames(items: Iterable[Any], s: Sampling, fps: float) -> Iterator[Frame]:
+    """Frames from an iterable of arrays or ``Frame`` objects, with the same sampling."""
+    picker = FramePicker(s, fps)
+    for i, item in enumerate(items):
+        if s.max_frames is not None and picker.kept >= s.max_frames:
+            return
+        frame = item if isinstance(item, Frame) else Frame(i, i / fps, item)
+        if s.end is not None and frame.time >= s.end:
+            return
+        if s.start is not None and frame.time < s.start - 1e-6:
+            continue
+        if picker.keep(frame.time):
+            yield Frame(frame.index, frame.time, _as_rgb(frame.image, frame.index))
+
+
+def _as_rgb(image: Any, index: int) -> np.ndarray:
+    """Validate an in-memory frame: (H, W, 3) ``uint8`` RGB (gray is expanded)."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
+        raise VideoDecodeError(
+            f"<frames>: frame {index} must be an RGB uint8 (H, W, 3) array, "
+            f"got {arr.dtype} {arr.shape}"
+        )
+    if arr.ndim == 2:
+        arr = cv2.cvtColor(arr, cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(arr)
+
+
+_DONE = object()
+
+
+def prefetched(frames: Iterator[Frame], size: int) -> Iterator[Frame]:
+    """Run ``frames`` in a daemon thread, ``size`` items ahead; errors re-raised in order."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=size)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in frames:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            _put_final(q, stop, _DONE)
+        except BaseException as exc:  # handed to the consumer
+            _put_final(q, stop, exc)
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="duchenne-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
+def _put_final(q: queue.Queue[Any], stop: threading.Event, item: Any) -> None:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
