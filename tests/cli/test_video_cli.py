@@ -121,3 +121,14 @@ def test_video_format_is_never_silently_ignored(tmp_path: Path, capsys) -> None:
     assert doc["sampling"] == "every frame" and doc["smile_threshold"] == 0.5
     with pytest.raises(SystemExit, match="needs --output"):
         main(["video", str(clip.path), "-q", "--format", "csv"])
+
+
+def test_video_without_a_face_says_so_unless_quiet(tmp_path: Path, capsys) -> None:
+    from tests.video_factory import cheap_frames, write_video
+
+    clip = write_video(tmp_path / "wall.avi", cheap_frames(6, (160, 120)), 10.0)
+    assert main(["video", str(clip), "--threads", "1", "--stages", "detect"]) == 0
+    err = capsys.readouterr().err
+    assert f"duchenne video: no face found in {clip}" in err
+    assert main(["video", str(clip), "--threads", "1", "--stages", "detect", "-q"]) == 0
+    assert "no face found" not in capsys.readouterr().err

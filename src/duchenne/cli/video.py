@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         print(to_json_text(result.to_dict(dmarkers=args.dmarkers), indent=2))
     else:
         print(format_summary(result))
+    if not result.tracks and not result.short_tracks and not args.quiet:
+        print(f"duchenne video: no face found in {args.source}", file=sys.stderr)
     if result.error is not None:
         kept = (
             f"{result.frames_analysed} frames analysed before it "
