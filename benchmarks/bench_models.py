@@ -22,7 +22,8 @@ from duchenne.models.smile import SmileModel  # noqa: E402
 
 
 def count_params(path: Path) -> int:
-    """Parameters = elements of all float initializers (BatchNorm is folded at export)."""
+    """Parameters of the shipped graph = elements of all float initializers (BatchNorm folded
+    into the convolutions at export, so fewer than the training count in models.json)."""
     import onnx
 
     model = onnx.load(str(path))
@@ -51,7 +52,7 @@ def measure(name: str, runs: int) -> dict[str, object]:
         "model": name + (" (default)" if name == default_smile_model() else ""),
         "arch": cfg.arch,
         "KB": round(cfg.path.stat().st_size / 1024, 1),
-        "params": count_params(cfg.path),
+        "params (BN folded)": count_params(cfg.path),
         "input": f"{s}x{s} gray",
         "batch-1 median ms (1 thread)": float(np.median(lat)),
         "batch-1 p90 ms": float(np.percentile(lat, 90)),
