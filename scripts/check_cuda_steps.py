@@ -52,12 +52,24 @@ print('ok', name)
 """
 
 
+def _augment_steps(src: str) -> tuple[str, ...]:
+    """The step names of ``duchenne.train.data.AUGMENT_STEPS``, imported without running
+    ``duchenne/__init__`` (a GPU machine may hold only torch, numpy and OpenCV)."""
+    import types
+
+    package = types.ModuleType("duchenne")
+    package.__path__ = [src]
+    sys.modules.setdefault("duchenne", package)
+    from duchenne.train.data import AUGMENT_STEPS
+
+    return tuple(AUGMENT_STEPS)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", default=str(ROOT / "src" / "duchenne"))
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "src"))
-    steps = ["geometric", "photometric", "lighting", "blur", "downup", "noise", "jpeg", "erase"]
+    steps = list(_augment_steps(args.src))
     env = dict(os.environ, CUDA_LAUNCH_BLOCKING="1")
     procs = {
         name: subprocess.Popen(

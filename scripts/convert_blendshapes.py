@@ -62,34 +62,28 @@ NOTICE_BEGIN = "--- begin face_blendshapes/face_landmark_478 ---"
 NOTICE_END = "--- end face_blendshapes/face_landmark_478 ---"
 PARITY_ATOL = cm.PARITY_ATOL
 
+
+def _package_literal(relative: str, name: str) -> Any:
+    """A literal constant of a package module, read from its source without importing the
+    package (the conversion venv has TensorFlow, not duchenne's runtime dependencies)."""
+    import ast
+
+    tree = ast.parse((cm.REPO_ROOT / "src" / "duchenne" / relative).read_text(encoding="utf-8"))
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        if isinstance(target, ast.Name) and target.id == name and node.value is not None:
+            return ast.literal_eval(node.value)
+    raise KeyError(f"{name} not found in src/duchenne/{relative}")
+
+
 # MediaPipe face_blendshapes_graph.cc (mediapipe/tasks/cc/vision/face_landmarker):
 # kLandmarksSubsetIdxs, the 146 of the 478 landmarks the model reads (the last 10 are
-# the iris points), and kBlendshapeNames, the order of its 52 outputs.
-LANDMARKS_SUBSET = (
-    0, 1, 4, 5, 6, 7, 8, 10, 13, 14, 17, 21, 33, 37, 39,
-    40, 46, 52, 53, 54, 55, 58, 61, 63, 65, 66, 67, 70, 78, 80,
-    81, 82, 84, 87, 88, 91, 93, 95, 103, 105, 107, 109, 127, 132, 133,
-    136, 144, 145, 146, 148, 149, 150, 152, 153, 154, 155, 157, 158, 159, 160,
-    161, 162, 163, 168, 172, 173, 176, 178, 181, 185, 191, 195, 197, 234, 246,
-    249, 251, 263, 267, 269, 270, 276, 282, 283, 284, 285, 288, 291, 293, 295,
-    296, 297, 300, 308, 310, 311, 312, 314, 317, 318, 321, 323, 324, 332, 334,
-    336, 338, 356, 361, 362, 365, 373, 374, 375, 377, 378, 379, 380, 381, 382,
-    384, 385, 386, 387, 388, 389, 390, 397, 398, 400, 402, 405, 409, 415, 454,
-    466, 468, 469, 470, 471, 472, 473, 474, 475, 476, 477,
-)  # fmt: skip
-BLENDSHAPE_NAMES = (
-    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
-    "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft",
-    "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
-    "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft",
-    "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen",
-    "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft",
-    "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight",
-    "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower",
-    "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight",
-    "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
-    "noseSneerLeft", "noseSneerRight",
-)  # fmt: skip
+# the iris points), and kBlendshapeNames, the order of its 52 outputs. One copy each, in
+# the package that runs the model.
+LANDMARKS_SUBSET: tuple[int, ...] = _package_literal("face/blendshapes.py", "LANDMARKS_SUBSET")
+BLENDSHAPE_NAMES: tuple[str, ...] = _package_literal("faces.py", "BLENDSHAPE_NAMES")
 
 SPECS = {
     "face_landmark_478": cm.ModelSpec(

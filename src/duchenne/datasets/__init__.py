@@ -29,10 +29,12 @@ from duchenne.datasets.base import (
     DEFAULT_POSITIVE,
     FERPLUS_EMOTIONS,
     FERPLUS_SPLITS,
+    GROUP_ATTRIBUTES,
     IMAGE_EXTENSIONS,
     ReadStats,
     Sample,
     SampleList,
+    labelled_eyes,
     read_split_file,
     write_split_file,
 )
@@ -48,6 +50,8 @@ from duchenne.datasets.smilesmiled import read_smilesmiled, smilesmiled_split
 from duchenne.errors import DatasetError
 
 __all__ = [
+    "GROUP_ATTRIBUTES",
+    "labelled_eyes",
     "FERPLUS_EMOTIONS",
     "FERPLUS_SPLITS",
     "IMAGE_EXTENSIONS",

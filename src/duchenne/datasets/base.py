@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,3 +200,16 @@ def write_split_file(
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+GROUP_ATTRIBUTES: tuple[str, ...] = ("pose", "gender", "source")
+"""``Sample.meta`` attributes that split a set into groups for their own metrics and cache
+columns (MTFL has all three)."""
+
+
+def labelled_eyes(samples: Sequence[Sample]) -> np.ndarray:
+    """(n, 2, 2) labelled eye points (subject's right eye first) from ``meta["landmarks"]``,
+    the first two of the reader's landmarks (MTFL: left eye, right eye in image order)."""
+    if not samples:
+        return np.zeros((0, 2, 2), np.float32)
+    return np.stack([np.asarray(s.meta["landmarks"], np.float32)[:2] for s in samples])

@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from duchenne.datasets import FERPLUS_EMOTIONS, Sample, read_dataset
+from duchenne.datasets import (
+    FERPLUS_EMOTIONS,
+    GROUP_ATTRIBUTES,
+    Sample,
+    labelled_eyes,
+    read_dataset,
+)
 from duchenne.evaluation.metrics import binary_report, compare_report, multiclass_report
 from duchenne.face.align import AlignConfig, align_face, crop_as_aligned
 from duchenne.io.image import load_image
@@ -93,22 +99,17 @@ def _labelled_photo_crops(
 
     if size != CROP_SIZE:
         raise ValueError(f"labelled photo crops are {CROP_SIZE} px, the model takes {size}")
-    hints = np.stack([np.asarray(s.meta["landmarks"])[:2] for s in samples])
     paths = [str(s.path) for s in samples]
-    result = build_photo_crops(paths, hints, eyes=eyes, processes=processes)
+    result = build_photo_crops(paths, labelled_eyes(samples), eyes=eyes, processes=processes)
     return DatasetCrops(result.images, result.detected, "photo", time.perf_counter() - start)
-
-
-BREAKDOWN_KEYS = ("pose", "gender", "source")
-"""Sample attributes whose groups get their own smile metrics (MTFL has all three)."""
 
 
 def breakdowns(
     samples: list[Sample], out: SmileOutputs, labels: np.ndarray, n_boot: int, seed: int
 ) -> dict[str, dict[str, Any]]:
-    """Smile metrics per group of each attribute in ``BREAKDOWN_KEYS`` the samples carry."""
+    """Smile metrics per group of each attribute in ``GROUP_ATTRIBUTES`` the samples carry."""
     result: dict[str, dict[str, Any]] = {}
-    for key in BREAKDOWN_KEYS:
+    for key in GROUP_ATTRIBUTES:
         if not samples or not all(key in s.meta for s in samples):
             continue
         values = np.array([str(s.meta[key]) for s in samples])

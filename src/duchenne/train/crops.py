@@ -33,6 +33,7 @@ from duchenne.analysis.crops import (  # noqa: F401  (re-exported: the crop API 
     resize_crop,
     template_eyes,
 )
+from duchenne.datasets import GROUP_ATTRIBUTES, labelled_eyes
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,9 @@ def build_cache(
     canvas = canvas or DEFAULT_CANVAS.get(dataset, CanvasConfig())
     if dataset in PHOTO_DATASETS and mode == "pipeline":
         canvas = CanvasConfig(detector="auto")  # the Analyzer default
-        hints = (
-            np.stack([s.meta["landmarks"][:2] for s in samples]) if samples else np.zeros((0, 2, 2))
-        )
         result = build_photo_crops(
             [s.path for s in samples],
-            hints,
+            labelled_eyes(samples),
             detector=canvas.detector,
             processes=processes,
             finder_factory=photo_finder if finder_factory is default_finder else finder_factory,
@@ -142,8 +140,7 @@ def build_cache(
 
 def sample_attributes(samples: Sequence[Any]) -> dict[str, np.ndarray]:
     """Per-sample string attributes (MTFL pose, gender, ...) for breakdowns, when present."""
-    keys = ("pose", "gender", "source")
-    present = [k for k in keys if samples and all(k in s.meta for s in samples)]
+    present = [k for k in GROUP_ATTRIBUTES if samples and all(k in s.meta for s in samples)]
     return {k: np.array([str(s.meta[k]) for s in samples], dtype=str) for k in present}
 
 

@@ -426,9 +426,12 @@ def _jpeg(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
     """JPEG artefacts: 8x8 block DCT quantised with the standard table at a random quality.
 
     Done as tensor ops on the training device (a batch of cv2.imencode calls would make
-    the 2 CPU cores the bottleneck); the image side must be a multiple of 8 (48 is).
+    the 2 CPU cores the bottleneck); crops whose side is not a multiple of 8 (48 is) pass
+    unchanged.
     """
     n, c, h, w = x.shape
+    if h % 8 or w % 8:
+        return x
     dev = x.device
     quality = _rand(n, dev, *cfg.jpeg_quality)
     factor = torch.where(quality < 50, 50.0 / quality, 2.0 - quality / 50.0).view(n, 1, 1, 1, 1)
@@ -443,10 +446,6 @@ def _jpeg(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
     return torch.where(_chosen(n, cfg.jpeg_p, dev), y, x)
 
 
-def _jpeg_step(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
-    return _jpeg(x, cfg) if x.shape[-1] % 8 == 0 and x.shape[-2] % 8 == 0 else x
-
-
 AUGMENT_STEPS: dict[str, Any] = {
     "geometric": _geometric,
     "photometric": _photometric,
@@ -454,7 +453,7 @@ AUGMENT_STEPS: dict[str, Any] = {
     "blur": _blur,
     "downup": _down_up,
     "noise": _noise,
-    "jpeg": _jpeg_step,
+    "jpeg": _jpeg,
     "erase": _erase,
 }
 """The augmentation steps in the order they run: how a photo is made, geometry and light
