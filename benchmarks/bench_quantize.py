@@ -14,6 +14,7 @@ it is faster and the parity holds; the table says whether that is so.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -69,16 +70,21 @@ def quantize(model: str, inputs: list[np.ndarray], folder: Path) -> Path:
             return next(self.items, None)
 
     pre, out = folder / f"{model}_pre.onnx", folder / f"{model}_int8.onnx"
-    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-    quantize_static(
-        str(pre),
-        str(out),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-    )
+    here = os.getcwd()
+    os.chdir(folder)  # onnxruntime's shape inference writes scratch files into the cwd
+    try:
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(out),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+        )
+    finally:
+        os.chdir(here)
     return out
 
 

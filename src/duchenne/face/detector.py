@@ -180,7 +180,6 @@ VERIFY_MIN = 0.5
 SECOND_CHANCE_MIN = 0.8
 NMS_IOU = 0.3
 TILE_LEVEL_MAX = 0.9  # tile levels up to this fraction of the image's long side
-BATCH = 16  # windows per batched model call (tiles, verification)
 
 
 class _Runner:
@@ -208,11 +207,13 @@ class _Runner:
     def many(
         self, windows: Sequence[tuple[np.ndarray, float, float]], min_score: float | None = None
     ) -> list[Detections]:
-        """``__call__`` on several windows in batched model calls (tiles, verification):
-        one onnxruntime call per ``BATCH`` windows instead of one each."""
+        """``__call__`` on several windows (tiles, verification), ``image_batch`` windows
+        per onnxruntime call (one on the CPU, a batch on a GPU; see
+        ``duchenne.models.session.IMAGE_BATCH``)."""
         out: list[Detections] = []
-        for start in range(0, len(windows), BATCH):
-            chunk = windows[start : start + BATCH]
+        step = self.model.image_batch
+        for start in range(0, len(windows), step):
+            chunk = windows[start : start + step]
             boxed = [letterbox(w, self.spec.input_size) for w, _, _ in chunk]
             x = np.stack([b[0] for b in boxed]).astype(np.float32)
             x *= 1 / 127.5

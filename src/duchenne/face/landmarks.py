@@ -98,18 +98,11 @@ class FaceMesh:
         return points.astype(np.float32), presence.astype(np.float32)
 
     def _run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.model.dynamic_batch:
-            outs = [self.model(crops)]
-        else:
-            outs = [self.model(c[None]) for c in crops]
-        pts, score = [], []
-        for out in outs:
-            values = sorted(out.values(), key=lambda a: -a.size)
-            n = values[0].shape[0]
-            pts.append(values[0].reshape(n, NUM_LANDMARKS, 3))
-            score.append(values[-1].reshape(n))
-        logits = np.concatenate(score)
-        return np.concatenate(pts), 1.0 / (1.0 + np.exp(-logits))
+        out = self.model.run_chunked(crops, self.model.image_batch)
+        values = sorted(out.values(), key=lambda a: -a.size)
+        n = len(crops)
+        logits = values[-1].reshape(n)
+        return values[0].reshape(n, NUM_LANDMARKS, 3), 1.0 / (1.0 + np.exp(-logits))
 
 
 def _to_image(points: np.ndarray, matrix: np.ndarray, roi: FaceRoi) -> np.ndarray:

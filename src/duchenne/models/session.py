@@ -51,6 +51,15 @@ def providers_for(device: str) -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
+#: Items per onnxruntime call for the 192-pixel face models (detector windows, Face Mesh
+#: crops), by device. On the CPU one at a time: in a batch every layer's activations for all
+#: items outgrow the cache before the next layer reads them (measured, one thread: the
+#: full-range detector 3.1 ms per window alone, 3.8 ms in a batch of 16; Face Mesh 1.9 ms
+#: per face alone, 3.1 ms in a batch of 16, 5.6 ms in one of 32). On a GPU a batch spreads
+#: the launch and copy costs.
+IMAGE_BATCH = {"cpu": 1, "cuda": 16}
+
+
 def session_options(threads: int | None = None) -> ort.SessionOptions:
     """Session options with ``threads`` intra-op threads (None = onnxruntime's default).
 
@@ -122,6 +131,20 @@ class OnnxModel:
         """Run on one input batch; returns outputs by name."""
         outputs = self.session.run(self.output_names, {self.input_name: batch})
         return dict(zip(self.output_names, outputs, strict=True))
+
+    def run_chunked(self, batch: np.ndarray, size: int) -> dict[str, np.ndarray]:
+        """``__call__`` on ``batch`` in calls of at most ``size`` items, outputs concatenated
+        along the first axis (see ``IMAGE_BATCH`` for why smaller calls can be faster)."""
+        if len(batch) <= size:
+            return self(batch)
+        parts = [self(batch[i : i + size]) for i in range(0, len(batch), size)]
+        return {name: np.concatenate([p[name] for p in parts]) for name in self.output_names}
+
+    @property
+    def image_batch(self) -> int:
+        """Items per call for image models on this model's device (``IMAGE_BATCH``; 1 for a
+        graph whose batch dimension is fixed)."""
+        return IMAGE_BATCH[self.device] if self.dynamic_batch else 1
 
     def __getstate__(self) -> dict[str, Any]:
         return {
