@@ -2,6 +2,7 @@
 # The one GPU call that trained the v2 ladder (FER+ + SMILEsmileD + MTFL), the
 # leave-one-dataset-out runs and a small sweep, all in parallel on one device.
 # Needs cache/pack (python scripts/train_ladder.py pack --quality 85) carried along.
+# Env: BUDGET (seconds per job), AUGMENT_SKIP (skip the device check), JOBS (job specs).
 # Writes checkpoints (+ run summaries) to $OUT in <= 8 files of <= 16 MiB.
 set -uo pipefail
 OUT=${OUT:-/tmp/v2out}
@@ -14,6 +15,8 @@ lodo() {  # net -> its three leave-one-dataset-out jobs (selection never on the 
   echo "$1:0@run-name=$1_lodo_mtfl@train-sets=ferplus_train+smilesmiled_train@valid-set=ferplus_valid"
 }
 jobs=(smile_n:0 smile_s:0 smile_m:0 smile_l:0 $(lodo smile_s) $(lodo smile_l))
+# JOBS given (space-separated job specs, see train_ladder.py parallel): train those instead
+if [ -n "${JOBS:-}" ]; then read -ra jobs <<< "$JOBS"; fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 # leave out any augmentation step whose kernels fail on this device (see the script)
 # (AUGMENT_SKIP given: trust it, e.g. from an earlier call's check on the same machine kind)
