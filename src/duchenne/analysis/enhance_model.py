@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from duchenne.analysis.enhance_shade import DEFAULT_SHADING, Shading
 from duchenne.face import topology as T
 from duchenne.face.align import LEFT_EYE_IDX, RIGHT_EYE_IDX
 from duchenne.face.topology import CHIN, FACE_OVAL, FOREHEAD
@@ -73,12 +74,15 @@ class DisplacementModel:
         smooth: Gaussian sigma (IOD) of the image-space smoothing of the landmark
             displacements and of the dense displacement field.
         ring_scale: anchor ring size relative to the landmark bounding box.
+        shading: the smile's folds, dimples and highlights painted after the warp
+            (:mod:`duchenne.analysis.enhance_shade`); ``None`` = geometry only.
     """
 
     handles: tuple[Handle, ...]
     pin_width: float = 0.25
     smooth: float = 0.03
     ring_scale: float = 1.4
+    shading: Shading | None = DEFAULT_SHADING
 
 
 #: The default Duchenne smile (AU6 cheek raiser + AU12 lip-corner puller), tuned on a
@@ -129,6 +133,11 @@ class FaceFrame:
     y_axis: np.ndarray
     iod: float
     uv: np.ndarray
+
+    @property
+    def image_axes(self) -> np.ndarray:
+        """(2, 2) image vectors (pixels) of one IOD along the face's ``x`` and ``y`` axes."""
+        return np.stack([self.x_axis[:2], self.y_axis[:2]]) * self.iod
 
     def to_image(self, duv: np.ndarray) -> np.ndarray:
         """Face-frame displacements (n, 2) in IOD (``+v`` = toward the chin) -> image pixels (n, 2)."""
@@ -221,8 +230,10 @@ def _gate(uv: np.ndarray, handle: Handle, centre: int) -> np.ndarray:
         depth = uv[:, 1] - (pa[1] + t * (pb[1] - pa[1]))  # > 0: below the corner line
         if handle.gate == "above_eye_line":
             depth = -depth
-    elif handle.gate == "above_lip_line":
+    elif handle.gate in ("above_lip_line", "below_lip_line"):
         depth = uv[list(LIP_INNER_CENTRE), 1].mean() - uv[:, 1]  # > 0: above the lip line
+        if handle.gate == "below_lip_line":
+            depth = -depth
     else:
         raise ValueError(f"unknown gate {handle.gate!r}")
     return smoothstep(depth / handle.gate_width)

@@ -22,6 +22,7 @@ from duchenne.analysis.enhance_model import (
     smile_displacements,
     smoothstep,
 )
+from duchenne.analysis.enhance_shade import shade_face
 from duchenne.face.warp import remap
 
 __all__ = ["FaceWarp", "anchor_ring", "delaunay", "signed_areas", "warp_face"]
@@ -84,6 +85,7 @@ class FaceWarp:
         changed: number of pixels whose value was resampled.
         min_jacobian: smallest Jacobian determinant of the final dense backward map
             (after smoothing and feathering); > 0 means the warp has no fold anywhere.
+        shaded: number of pixels whose brightness the smile's shading changed.
     """
 
     source: np.ndarray
@@ -93,6 +95,7 @@ class FaceWarp:
     roi: tuple[int, int, int, int] = (0, 0, 0, 0)
     changed: int = 0
     min_jacobian: float = 1.0
+    shaded: int = 0
 
     @property
     def folds(self) -> int:
@@ -144,7 +147,13 @@ def warp_face(
     target = source + scale * delta
     record = FaceWarp(source, target, tris, scale)
     if amount > 0:
-        _apply_mesh_warp(image, out, record, frame.iod, xy, model)
+        area = _apply_mesh_warp(image, out, record, frame.iod, xy, model)
+        if area is not None and model.shading is not None:
+            box, weight = area
+            shaded = shade_face(
+                out, target[: len(xy)], frame.image_axes, amount, weight, box, model.shading
+            )
+            record.shaded = shaded
     return out, record
 
 
@@ -187,13 +196,17 @@ def _apply_mesh_warp(
     iod: float,
     landmarks_xy: np.ndarray,
     model: DisplacementModel,
-) -> None:
-    """Dense backward map of the moving triangles, smoothed and feathered, then one remap."""
+) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """Dense backward map of the moving triangles, smoothed and feathered, then one remap.
+
+    Returns the box it covered and the face weight there (feather x border ramp), for the
+    shading step; None when nothing moved.
+    """
     src, dst, tris = record.source, record.target, record.triangles
     moving = np.abs(dst - src).max(1) > 1e-6
     active = tris[moving[tris].any(1)]
     if not len(active):
-        return
+        return None
     h, w = image.shape[:2]
     sigma = max(model.smooth * iod, 0.5)
     pad = int(math.ceil(3 * sigma)) + 2
@@ -202,7 +215,7 @@ def _apply_mesh_warp(
     x1, y1 = np.ceil(corners.max(0)).astype(int) + pad + 1
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 <= x0 or y1 <= y0:
-        return
+        return None
     field = _backward_field(dst, src, active, (x0, y0, x1, y1))
     field = cv2.GaussianBlur(field, (0, 0), sigma)
     weight = _feather(landmarks_xy, (x0, y0, x1, y1), sigma, pad) * _border_ramp(
@@ -211,13 +224,14 @@ def _apply_mesh_warp(
     field *= weight[..., None]
     changed = np.abs(field).max(-1) > 1e-3
     if not changed.any():
-        return
+        return None
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     warped = remap(image, xs + field[..., 0], ys + field[..., 1], interpolation=cv2.INTER_CUBIC)
     roi = out[y0:y1, x0:x1]
     roi[changed] = warped[changed]
     record.roi, record.changed = (int(x0), int(y0), int(x1), int(y1)), int(changed.sum())
     record.min_jacobian = _min_jacobian(field)
+    return (int(x0), int(y0), int(x1), int(y1)), weight
 
 
 def _min_jacobian(field: np.ndarray) -> float:
