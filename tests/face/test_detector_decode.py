@@ -52,3 +52,17 @@ def test_weighted_nms_averages_cluster_and_keeps_separate_faces() -> None:
 
 def test_weighted_nms_empty() -> None:
     assert len(weighted_nms(Detections.empty(), 0.3)) == 0
+
+
+def test_decode_keeps_exactly_the_scores_at_or_above_the_threshold() -> None:
+    from duchenne.face.detector import FaceDetector
+
+    run = FaceDetector("short", threads=1).tile_runner
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, 896).astype(np.float32)
+    logits[:3] = [0.0, np.log(0.7 / 0.3), 200.0]  # exactly 0.5, 0.7 and clipped
+    reg = rng.normal(0, 5, (896, 16)).astype(np.float32)
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100, 100)))
+    for floor in (0.0, 0.3, 0.5, 0.7, 0.999, 1.0):
+        dets = run._decode(reg, logits, 1.0, (0.0, 0.0, 0.0, 0.0), floor)
+        np.testing.assert_allclose(np.sort(dets.score), np.sort(scores[scores >= floor]), rtol=1e-6)

@@ -142,6 +142,8 @@ def weighted_nms(dets: Detections, iou_threshold: float) -> Detections:
 
     The kept score is the cluster's best score, as in ``NonMaxSuppressionCalculator``.
     """
+    if len(dets) == 1:  # a cluster of one is itself
+        return dets
     order = np.argsort(-dets.score)
     boxes, kps, scores = dets.xyxy[order], dets.keypoints[order], dets.score[order]
     remaining = np.ones(len(scores), bool)
@@ -215,8 +217,8 @@ class _Runner:
         for start in range(0, len(windows), step):
             chunk = windows[start : start + step]
             boxed = [letterbox(w, self.spec.input_size) for w, _, _ in chunk]
-            x = np.stack([b[0] for b in boxed]).astype(np.float32)
-            x *= 1 / 127.5
+            pixels = boxed[0][0][None] if len(boxed) == 1 else np.stack([b[0] for b in boxed])
+            x = np.multiply(pixels, np.float32(1 / 127.5), dtype=np.float32)
             x -= 1.0
             result = self.model(x)
             reg = _output(result, "regressors", 16)
@@ -237,11 +239,15 @@ class _Runner:
         size = self.spec.input_size
         pad_x, pad_y, x0, y0 = place
         clip = self.spec.score_clip
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -clip, clip)))
-        keep = scores >= (self.min_score if min_score is None else min_score)
-        if not keep.any():
+        floor = self.min_score if min_score is None else min_score
+        # the sigmoid only where it can pass (a logit a hair below the threshold's), then
+        # MediaPipe's exact float64 test: same faces, no exp over all 2,304 anchors
+        near = np.flatnonzero(logits >= _logit(floor) - 1e-3)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[near].astype(np.float64), -clip, clip)))
+        keep = near[scores >= floor]
+        if not len(keep):
             return Detections.empty()
-        reg, anchors, scores = reg[keep], self.anchors[keep], scores[keep]
+        reg, anchors, scores = reg[keep], self.anchors[keep], scores[scores >= floor]
         centre = reg[:, 0:2] / size + anchors
         half = reg[:, 2:4] / size / 2
         boxes = np.concatenate([centre - half, centre + half], axis=1) * size
@@ -443,6 +449,14 @@ class FaceDetector:
         cut = ((b[:, 0] <= x0 + m) & (x0 > 0)) | ((b[:, 1] <= y0 + m) & (y0 > 0))
         cut |= ((b[:, 2] >= x1 - m) & (x1 < w)) | ((b[:, 3] >= y1 - m) & (y1 < h))
         return dets.select(~cut)
+
+
+def _logit(p: float) -> float:
+    """Inverse sigmoid, for a pre-filter (every logit whose float64 sigmoid rounds to 1.0
+    exceeds 30, so 30 stands in for p = 1)."""
+    if p <= 0.0:
+        return -math.inf
+    return min(math.log(p / (1.0 - p)), 30.0) if p < 1.0 else 30.0
 
 
 def _spec(model: str | BlazeFaceSpec) -> BlazeFaceSpec:

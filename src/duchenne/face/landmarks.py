@@ -87,12 +87,8 @@ class FaceMesh:
         if not rois:
             return np.zeros((0, NUM_LANDMARKS, 3), np.float32), np.zeros(0, np.float32)
         mats = [roi.crop_matrix() for roi in rois]
-        crops = (
-            np.stack([warp_affine(image, m, (INPUT_SIZE, INPUT_SIZE)) for m in mats]).astype(
-                np.float32
-            )
-            / 255.0
-        )
+        pixels = np.stack([warp_affine(image, m, (INPUT_SIZE, INPUT_SIZE)) for m in mats])
+        crops = np.multiply(pixels, np.float32(1 / 255), dtype=np.float32)
         raw, presence = self._run(crops)
         points = np.stack([_to_image(p, m, roi) for p, m, roi in zip(raw, mats, rois, strict=True)])
         return points.astype(np.float32), presence.astype(np.float32)
