@@ -177,7 +177,11 @@ def measure_neutral(analyzer: Analyzer, sets: dict[str, list[np.ndarray]]) -> li
             faces = None if name in PORTRAIT_SETS else 0
             pairs = [p for image in images for p in smile_scores(analyzer, image, amount, faces)]
             b, a = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-            measured = f"{len(a)} of {len(images)}" if len(images) > 1 else f"{len(a)} faces"
+            measured = (
+                f"{len(a)} of {len(images)}"
+                if len(images) > 1
+                else f"{len(a)} face{'s' * (len(a) != 1)}"
+            )
             rows.append(
                 [
                     name,
@@ -189,6 +193,53 @@ def measure_neutral(analyzer: Analyzer, sets: dict[str, list[np.ndarray]]) -> li
                 ]
             )
     return rows
+
+
+def make_grid(
+    analyzer: Analyzer, root: Path, path: Path, n: int = 6, per_row: int = 4, panel: int = 160
+) -> None:
+    """Before/after pairs (amount 1) of the first ``n`` held-out faces of each neutral set.
+
+    Why: the numbers say what two models read; this shows what a person sees, on faces
+    nobody tuned the smile on. Each pair is labelled with the smile_score before -> after
+    (``n/a``: the face was not found again in the output).
+    """
+    pairs = []
+    for images in neutral_faces(root, n).values():
+        for image in images:
+            try:
+                result = enhance(analyzer, image, 1.0, faces=0)
+            except Exception:  # noqa: BLE001 - no face found: not shown
+                continue
+            pairs.append(_grid_pair(image, result, panel))
+    blank = np.full_like(pairs[0], 255)
+    pairs += [blank] * (-len(pairs) % per_row)
+    gap = np.full((pairs[0].shape[0], 10, 3), 255, np.uint8)
+    rows = []
+    for i in range(0, len(pairs), per_row):
+        row = [tile for pair in pairs[i : i + per_row] for tile in (pair, gap)][:-1]
+        rows.append(
+            np.vstack(
+                [np.hstack(row), np.full((8, sum(t.shape[1] for t in row), 3), 255, np.uint8)]
+            )
+        )
+    save_image_atomic(np.vstack(rows), path, quality=90)
+    print(f"wrote {path}")
+
+
+def _grid_pair(image: np.ndarray, result, panel: int) -> np.ndarray:
+    """One labelled before | after tile of an upscaled dataset face."""
+    row = result.changes()[0]
+    after = row["smile_score_after"]
+    label = f"{row['smile_score_before']:.1f} -> " + ("n/a" if after is None else f"{after:.1f}")
+    crop = np.s_[96:288, 96:288]  # the face itself, without the mirrored border
+    tiles = [cv2.resize(v[crop], (panel, panel)) for v in (image, result.image)]
+    pair = np.hstack([tiles[0], np.full((panel, 2, 3), 255, np.uint8), tiles[1]])
+    label_bar = np.full((22, pair.shape[1], 3), 255, np.uint8)
+    cv2.putText(
+        label_bar, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (20, 20, 20), 1, cv2.LINE_AA
+    )
+    return np.vstack([pair, label_bar])
 
 
 def make_strip(analyzer: Analyzer, path: Path, panel: int = 300) -> None:
@@ -238,6 +289,9 @@ def main() -> None:
         "--runs", type=int, default=30, help="timed warp calls per face (0: no timing table)"
     )
     parser.add_argument("--strip", type=Path, help="write the before/after strip image here")
+    parser.add_argument(
+        "--grid", type=Path, help="write a before/after grid of held-out neutral faces here"
+    )
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     parser.add_argument(
         "--neutral", type=Path, metavar="DATASETS", help="also measure neutral dataset faces"
@@ -248,6 +302,10 @@ def main() -> None:
     analyzer = Analyzer(threads=1)
     if args.strip:
         make_strip(analyzer, args.strip)
+    if args.grid:
+        if not args.neutral:
+            parser.error("--grid needs --neutral DATASETS")
+        make_grid(analyzer, args.neutral, args.grid)
     if args.runs > 0:  # --runs 0: only the neutral-face table
         rows = measure(analyzer, "one face", photo_1280x720(), args.runs)
         rows += measure(analyzer, "two faces", two_faces_1280x720(), args.runs)

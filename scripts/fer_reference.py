@@ -179,7 +179,9 @@ def main() -> None:
                         happy.append(fer_happy(model, result.image, after.xyxy[i]))
                         score.append(float(after.smile_score[i]))
             measured = (
-                f"{len(happy)} of {len(images)}" if len(images) > 1 else f"{len(happy)} faces"
+                f"{len(happy)} of {len(images)}"
+                if len(images) > 1
+                else f"{len(happy)} face{'s' * (len(happy) != 1)}"
             )
             lines.append(
                 f"| {name} | {measured} | {amount:g} | "

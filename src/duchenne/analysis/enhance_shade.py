@@ -37,8 +37,12 @@ _LEFT_LOWER_LID = (263, 249, 390, 373, 374, 380, 381, 382, 362)
 # nasolabial fold: above the nose wing -> beside the nose -> lateral of the lip corner
 _FOLD_RIGHT = (129, 206, 216)
 _FOLD_LEFT = (358, 426, 436)
-_CORNERS = (61, 291)
 _CHEEKS = (50, 280)
+_FOLD_POINTS = 24
+#: along the fold, nose wing -> beside the lip corner: faint at the wing, deepest past the middle
+_FOLD_PROFILE = np.sin(np.linspace(0.15, 0.95, _FOLD_POINTS) * np.pi) ** 0.7
+#: along the closed mouth's line, corner -> corner: darkest at the corners
+_MOUTH_PROFILE = 0.35 + 0.65 * np.abs(np.linspace(-1.0, 1.0, len(_UPPER_INNER_LIP)))
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,12 @@ class Shading:
         cheek_sigma: its radius (IOD).
     """
 
-    fold: float = -0.38
+    fold: float = -0.45
     fold_width: float = 0.03
-    fold_blur: float = 0.03
+    fold_blur: float = 0.06
     fold_light: float = 0.14
-    corners: float = -0.48
-    corner_sigma: float = 0.035
+    corners: float = -0.30
+    corner_sigma: float = 0.045
     mouth_line: float = -0.10
     mouth_blur: float = 0.012
     lid_crease: float = -0.07
@@ -103,13 +107,15 @@ def shading_layer(
         fold = [p[fold_ids[0]] + 0.04 * out, p[fold_ids[1]], p[fold_ids[2]] + 0.02 * out]
         fold.append(p[corner] + 0.09 * out + 0.07 * down)
         fold = _bezier(np.array(fold))
-        layer += shading.fold * _stroke(shape, fold, shading.fold_width, shading.fold_blur, iod)
+        layer += shading.fold * _stroke(
+            shape, fold, shading.fold_width, shading.fold_blur, iod, _FOLD_PROFILE
+        )
         lit = fold + 0.06 * out - 0.02 * down  # the cheek side of the fold catches light
-        layer += shading.fold_light * _stroke(shape, lit, 0.04, 0.05, iod)
+        layer += shading.fold_light * _stroke(shape, lit, 0.04, 0.05, iod, _FOLD_PROFILE)
         dimple = p[corner] + 0.015 * out
         layer += shading.corners * _spot(shape, dimple, shading.corner_sigma * iod)
     layer += shading.mouth_line * _stroke(
-        shape, p[list(_UPPER_INNER_LIP)], 0.01, shading.mouth_blur, iod, taper=True
+        shape, p[list(_UPPER_INNER_LIP)], 0.01, shading.mouth_blur, iod, _MOUTH_PROFILE
     )
     for lid in (_RIGHT_LOWER_LID, _LEFT_LOWER_LID):
         crease = p[list(lid)] + shading.lid_offset * down
@@ -143,7 +149,7 @@ def shade_face(
     return int(changed.sum())
 
 
-def _bezier(points: np.ndarray, count: int = 24) -> np.ndarray:
+def _bezier(points: np.ndarray, count: int = _FOLD_POINTS) -> np.ndarray:
     """A smooth curve through the first and last of ``points`` (Bezier with the rest as controls)."""
     t = np.linspace(0.0, 1.0, count)[:, None]
     n = len(points) - 1
@@ -157,23 +163,26 @@ def _stroke(
     width: float,
     blur: float,
     iod: float,
-    *,
-    taper: bool = False,
+    profile: np.ndarray | None = None,
 ) -> np.ndarray:
-    """A soft line (0..1 at its core) along ``points`` (width and blur in IOD)."""
-    scale = 16
+    """A soft line (peak 1) along ``points``; width and blur in IOD.
+
+    ``profile`` (one value per point, 0..1) fades the line along its length: a fold is
+    deepest in its middle and fades out at the nose wing, a closed mouth's line is darkest
+    at the corners. The blur is done at the end, so the fading is smooth too.
+    """
     canvas = np.zeros(shape, np.float32)
-    pts = np.round(np.asarray(points) * scale).astype(np.int32)
+    pts = np.round(np.asarray(points) * 16).astype(np.int32)  # 4 fractional bits (shift=4)
     thick = max(int(round(width * iod)), 1)
-    cv2.polylines(canvas, [pts], False, 1.0, thick, cv2.LINE_AA, shift=4)
-    if taper:  # stronger toward the ends (the mouth corners), faint in the middle
-        xs = np.arange(shape[1], dtype=np.float32)
-        mid, half = (points[0, 0] + points[-1, 0]) / 2, abs(points[-1, 0] - points[0, 0]) / 2
-        canvas *= (0.35 + 0.65 * np.clip(np.abs(xs - mid) / max(half, 1e-6), 0, 1))[None]
+    weights = np.ones(len(pts)) if profile is None else np.asarray(profile, np.float64)
+    for k in range(len(pts) - 1):
+        value = float(weights[k] + weights[k + 1]) / 2
+        if value > 0:  # later (stronger) segments win where segments overlap
+            cv2.line(canvas, pts[k], pts[k + 1], value, thick, cv2.LINE_AA, shift=4)
     sigma = max(blur * iod, 0.5)
     soft = cv2.GaussianBlur(canvas, (0, 0), sigma)
     peak = float(soft.max())
-    return soft / peak if peak > 0 else soft
+    return soft * (float(weights.max()) / peak) if peak > 0 else soft
 
 
 def _spot(shape: tuple[int, int], centre: np.ndarray, sigma: float) -> np.ndarray:

@@ -163,11 +163,13 @@ def _unfold(
     """Relax the moves around triangles that would flip, keeping the rest of the field.
 
     Why: on small or turned faces Delaunay makes slivers (around the closed lips, the eye
-    corners) that flip under the small differences of a strong smile. Scaling the whole
-    field down (the last resort in ``warp_face``) would weaken the smile everywhere;
-    instead each vertex of a flipping triangle and its neighbours move halfway to the mean
-    move of their mesh neighbours (a local Laplacian step) until no triangle flips.
-    Anchors never move.
+    corners, next to the pinned face outline) that flip under the small differences of a
+    strong smile. Scaling the whole field down (the last resort in ``warp_face``) would
+    weaken the smile everywhere; instead each vertex of a flipping triangle and its
+    neighbours move halfway to the mean move of their mesh neighbours (a local Laplacian
+    step) until no triangle flips. Where that does not settle within ``passes`` (a sliver
+    against the fixed outline), the moves of the flipping triangles' own vertices shrink
+    by 0.7 per pass: a local scale-down. Anchors never move.
     """
     bad = _folded(source, source + delta, tris)
     if not bad.any():
@@ -183,6 +185,12 @@ def _unfold(
         grown = {u for v in verts for u in (v, *neighbours[v]) if u < movable}
         for v in sorted(grown):
             delta[v] = 0.5 * delta[v] + 0.5 * delta[neighbours[v]].mean(axis=0)
+        bad = _folded(source, source + delta, tris)
+        if not bad.any():
+            return delta
+    for _ in range(40):
+        verts = np.unique(tris[bad])
+        delta[verts[verts < movable]] *= 0.7
         bad = _folded(source, source + delta, tris)
         if not bad.any():
             break
