@@ -162,6 +162,32 @@ def _timed(fn, runs: int) -> tuple[list[float], list[float]]:
     return wall, cpu
 
 
+def model_times(analyzer, image: np.ndarray, runs: int) -> dict[str, float]:
+    """Median CPU ms of each model call the default pipeline makes on ``image`` (its exact
+    inputs, replayed on the onnxruntime sessions alone): what the models cost without
+    any pre/post-processing."""
+    from duchenne.models import session as ort_session
+
+    calls: list[tuple[str, object, np.ndarray]] = []
+    original = ort_session.OnnxModel.__call__
+
+    def record(model, batch):
+        calls.append((model.path.stem, model, batch.copy()))
+        return original(model, batch)
+
+    ort_session.OnnxModel.__call__ = record
+    try:
+        analyzer.analyze(image)
+    finally:
+        ort_session.OnnxModel.__call__ = original
+    out: dict[str, float] = {}
+    for name, model, batch in calls:
+        cpu = _timed(lambda m=model, b=batch: original(m, b), runs)[1]
+        label = f"{name} (batch {len(batch)})"
+        out[label] = out.get(label, 0.0) + float(np.median(cpu))
+    return out
+
+
 def peers(python: str, runs: int, rounds: int = 5) -> str:
     """duchenne's default pipeline vs MediaPipe FaceMesh, same images, same core, one run.
 
@@ -194,6 +220,7 @@ def peers(python: str, runs: int, rounds: int = 5) -> str:
             peer.close()
     rows = []
     med = lambda v: float(np.median(v))  # noqa: E731
+    parts = model_times(analyzer, images["640x480 one face"], runs)
     for name in images:
         (aw, ac), (bw, bc) = ours[name], theirs[name]
         row = [name, found[name][0], found[name][1], med(aw), med(bw), f"{med(aw) / med(bw):.2f}"]
@@ -209,7 +236,12 @@ def peers(python: str, runs: int, rounds: int = 5) -> str:
         "(TFLite/XNNPACK, detection + landmarks, no smile model). Medians of "
         f"{calls} calls each in {rounds} alternating rounds, both pinned to CPU core {core}; "
         "ratio = duchenne / MediaPipe. Group photo / one face (duchenne, CPU) = "
-        f"{group / one:.1f}x. Load average {os.getloadavg()[0]:.1f} at the end of the run "
+        f"{group / one:.1f}x. Where duchenne's one-face time goes (CPU ms, onnxruntime "
+        "alone, same core): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
+        + f"; the rest ({med(ours[next(iter(images))][1]) - sum(parts.values()):.2f} ms) is "
+        "pre/post-processing in Python and OpenCV. "
+        f"Load average {os.getloadavg()[0]:.1f} at the end of the run "
         "(other processes share the cores, so wall-clock times include waiting). "
         + machine_note().format(script="benchmarks/bench_pipeline.py --peers")
     )
