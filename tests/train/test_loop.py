@@ -260,3 +260,66 @@ def test_side_runs_are_never_shipped(cache_dir: Path, tmp_path: Path) -> None:
     summary = json.loads((out / "smile_n_lodo_ferplus.json").read_text())
     assert summary["config"]["train_sets"] == ["smilesmiled_train", "mtfl_train"]
     assert (tmp_path / "onnx" / "smile_n_lodo_ferplus.onnx").is_file()
+
+
+def test_distill_term_uses_only_teacher_rows_and_never_contempt() -> None:
+    torch.manual_seed(0)
+    emotion = torch.randn(4, 8, requires_grad=True)
+    outs = (torch.randn(4, 1), torch.randn(4, 1), emotion)
+    teacher = torch.zeros(4, 8)
+    teacher[:2, :7] = torch.softmax(torch.randn(2, 7), 1)
+    t = {
+        "label": torch.tensor([1.0, 0, 1, 0]),
+        "votes": torch.zeros(4, 8),
+        "has_votes": torch.zeros(4, dtype=torch.bool),
+        "intensity": torch.zeros(4),
+        "teacher": teacher,
+    }
+    off, parts_off = loop.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1))
+    on, parts = loop.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1), distill_weight=2.0)
+    assert "distill" not in parts_off and float(parts["distill"]) > 0
+    assert torch.isclose(on - off, 2.0 * parts["distill"])
+    on.backward()
+    grad = emotion.grad
+    assert grad[:2, :7].abs().sum() > 0  # teacher rows pull on the seven shared classes
+    assert torch.all(grad[2:] == 0) and torch.all(grad[:, 7] == 0)  # no teacher, no contempt
+
+
+def test_caches_without_teacher_load_with_none(tmp_path: Path) -> None:
+    from duchenne.train.data import load_cache
+
+    crops = _crops("mtfl_train", 6, 0, False)
+    assert not crops.has_teacher.any()
+    crops.teacher[:3, 2] = 1.0
+    for quality in (None, 90):
+        back = load_cache(save_cache(tmp_path / f"c{quality}.npz", crops, pack_quality=quality))
+        assert back.has_teacher.tolist() == [True] * 3 + [False] * 3
+    old = tmp_path / "old.npz"  # a cache written before the teacher key existed
+    with np.load(save_cache(old, crops)) as z:
+        np.savez(old, **{k: z[k] for k in z.files if k != "teacher"})
+    assert not load_cache(old).has_teacher.any()
+
+
+def test_distilled_fine_tune_moves_emotions_toward_the_teacher(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    from duchenne.train.data import DeviceData, load_cache
+
+    base = loop.train(_cfg(cache_dir, epochs=2))
+    ckpt = loop.save_checkpoint(base, tmp_path / "base.pt")
+    mtfl = load_cache(cache_path(cache_dir, "mtfl_train"))
+    mtfl.teacher[:, 2] = 1.0  # the teacher calls every MTFL face "surprise"
+    save_cache(cache_path(cache_dir, "mtfl_train"), mtfl)
+
+    def p_surprise(net: torch.nn.Module) -> float:
+        out = loop.predict(net, DeviceData.from_crops(mtfl, torch.device("cpu")))
+        e = np.exp(out["emotion_logits"] - out["emotion_logits"].max(1, keepdims=True))
+        return float((e[:, 2] / e.sum(1)).mean())
+
+    def fine_tune(weight: float) -> loop.TrainResult:
+        kw = dict(epochs=5, warmup_epochs=0.0, lr=1e-2, ema_decay=0.0, init=str(ckpt))
+        return loop.train(_cfg(cache_dir, distill_weight=weight, **kw))
+
+    tuned, control = fine_tune(5.0), fine_tune(0.0)
+    assert tuned.history[0]["train_distill"] > 0 and "train_distill" not in control.history[0]
+    assert p_surprise(tuned.net) > max(p_surprise(control.net), p_surprise(base.net)) + 0.1

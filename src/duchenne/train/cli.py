@@ -96,6 +96,14 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         default=None,
         help="'+'-joined augmentation steps to leave out (see duchenne.train.data.AUGMENT_STEPS)",
     )
+    p.add_argument(
+        "--distill-weight",
+        type=float,
+        default=None,
+        help="weight of the emotion distillation term on rows with teacher probabilities "
+        "(caches given a 'teacher' by scripts/faceapi_reference.py teach; default 0: off)",
+    )
+    p.add_argument("--init", default=None, help="warm start from this checkpoint of the net")
     p.add_argument("--epochs", type=int, default=None, help="0 = as many as fit --time-budget")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -250,7 +258,8 @@ def _config(args: argparse.Namespace, net: str, fer_only: bool) -> Any:
         cfg.oversample = tuple((name, int(n)) for name, _, n in pairs)
     if args.augment_skip:
         cfg.augment_skip = tuple(set_names(args.augment_skip))
-    for key in ("epochs", "batch_size", "lr", "patience", "valid_set", "emotion_balance"):
+    keys = ("epochs", "batch_size", "lr", "patience", "valid_set", "emotion_balance")
+    for key in (*keys, "distill_weight", "init"):
         if getattr(args, key) is not None:
             setattr(cfg, key, getattr(args, key))
     return cfg

@@ -39,6 +39,8 @@ class CropSet:
         detected: (N,) bool; whether the face pipeline found the face (else template crop).
         source: (N,) str; the cache each row came from (e.g. ``ferplus_train``).
         files: (N,) str; the dataset image path relative to the dataset root.
+        teacher: (N, 8) float32 another expression model's class probabilities (FER+
+            order, contempt 0) for distillation; all-zero rows have none (the default).
     """
 
     images: np.ndarray
@@ -50,6 +52,17 @@ class CropSet:
     source: np.ndarray
     files: np.ndarray
     meta: list[dict[str, Any]] = field(default_factory=list)
+    teacher: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.teacher is None:
+            self.teacher = np.zeros((len(self.images), 8), np.float32)
+
+    @property
+    def has_teacher(self) -> np.ndarray:
+        """(N,) bool: rows with teacher probabilities."""
+        assert self.teacher is not None
+        return self.teacher.sum(axis=1) > 0
 
     def __len__(self) -> int:
         return len(self.images)
@@ -75,6 +88,7 @@ _ARRAY_FIELDS = (
     "detected",
     "source",
     "files",
+    "teacher",
 )
 
 
@@ -158,7 +172,8 @@ def load_cache(path: str | Path) -> CropSet:
         else:
             n, s = (int(v) for v in z["images_shape"][:2])
             images = _decode_mosaic(list(z["images_webp"]), n, s)
-        arrays = {k: z[k] for k in _ARRAY_FIELDS if k != "images"}
+        # caches written before distillation existed have no "teacher" (zeros then)
+        arrays = {k: z[k] for k in _ARRAY_FIELDS if k != "images" and k in z}
         meta = json.loads(str(z["meta"]))
     return CropSet(images=images, **arrays, meta=meta)
 
@@ -227,6 +242,7 @@ class CropDataset(torch.utils.data.Dataset):
             "votes": torch.from_numpy(c.votes[i]),
             "has_votes": torch.tensor(bool(c.has_votes[i])),
             "intensity": torch.tensor(c.intensity[i], dtype=torch.float32),
+            "teacher": torch.from_numpy(c.teacher[i]),
         }
         return x, targets
 
@@ -240,6 +256,7 @@ class DeviceData:
     votes: torch.Tensor
     has_votes: torch.Tensor
     intensity: torch.Tensor
+    teacher: torch.Tensor
 
     @classmethod
     def from_crops(cls, crops: CropSet, device: torch.device) -> DeviceData:
@@ -249,6 +266,7 @@ class DeviceData:
             votes=torch.from_numpy(crops.votes.astype(np.float32)).to(device),
             has_votes=torch.from_numpy(crops.has_votes.astype(bool)).to(device),
             intensity=torch.from_numpy(crops.intensity.astype(np.float32)).to(device),
+            teacher=torch.from_numpy(np.asarray(crops.teacher, np.float32)).to(device),
         )
 
     def __len__(self) -> int:
@@ -262,6 +280,7 @@ class DeviceData:
             "votes": self.votes[index],
             "has_votes": self.has_votes[index],
             "intensity": self.intensity[index],
+            "teacher": self.teacher[index],
         }
         return x, targets
 

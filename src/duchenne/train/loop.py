@@ -7,6 +7,10 @@ Losses, per batch:
         [0, 1]; the graph's sigmoid turns the logit into the fraction) - FER+ rows only.
     emotion: soft cross-entropy against the normalised 8-emotion vote distribution
         (FER+ "probability distribution" training) - FER+ rows only.
+    distill (``TrainConfig.distill_weight`` > 0): soft cross-entropy of the emotion head,
+        renormalised over the seven classes the teacher knows (``DISTILL_CLASSES``: all but
+        contempt), against another expression model's probabilities - rows that carry
+        them (``CropSet.teacher``, written by ``scripts/faceapi_reference.py teach``).
 SMILEsmileD and MTFL rows have no votes, so their intensity/emotion terms are masked out.
 The emotion term is class-weighted (``data.emotion_class_weights``) so rare classes do not
 collapse into ``neutral``; MTFL's in-the-wild photos can be oversampled
@@ -53,6 +57,8 @@ FER_AND_SMILES = ("ferplus_train", "smilesmiled_train")
 FER_ONLY = ("ferplus_train",)
 ALL_SOURCES = ("ferplus_train", "smilesmiled_train", "mtfl_train")
 """The v2 training mix: FER+ (3 heads), SMILEsmileD and MTFL photos (smile head)."""
+DISTILL_CLASSES = 7
+"""Emotion classes the distillation term covers: FER+ order minus contempt (the last)."""
 VALID_MIX = "ferplus_valid+mtfl_calib"
 """Selection and calibration mix: FER+ Valid and MTFL's ``calib`` split (never ``valid``)."""
 
@@ -91,6 +97,8 @@ class TrainConfig:
     limit: int | None = None
     time_budget_s: float | None = None
     run_name: str | None = None
+    distill_weight: float = 0.0
+    init: str | None = None
 
     @property
     def name(self) -> str:
@@ -149,8 +157,10 @@ def multitask_loss(
     pos_weight: torch.Tensor,
     weights: tuple[float, float, float],
     class_weights: torch.Tensor | None = None,
+    distill_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the three head losses (emotion/intensity masked to FER+ rows).
+    """Weighted sum of the three head losses (emotion/intensity masked to FER+ rows), plus
+    ``distill_weight`` times the distillation term on rows with teacher probabilities.
 
     ``class_weights`` (8,) scale each emotion's term of the soft cross-entropy.
     """
@@ -166,11 +176,22 @@ def multitask_loss(
     votes = targets["votes"] if class_weights is None else targets["votes"] * class_weights
     l_emo = masked_mean(-(votes * F.log_softmax(emotion, dim=1)).sum(1), mask)
     total = weights[0] * l_smile + weights[1] * l_int + weights[2] * l_emo
-    return total, {
-        "smile": l_smile.detach(),
-        "intensity": l_int.detach(),
-        "emotion": l_emo.detach(),
-    }
+    parts = {"smile": l_smile.detach(), "intensity": l_int.detach(), "emotion": l_emo.detach()}
+    if distill_weight > 0 and "teacher" in targets:
+        l_dist = distill_loss(emotion, targets["teacher"])
+        total = total + distill_weight * l_dist
+        parts["distill"] = l_dist.detach()
+    return total, parts
+
+
+def distill_loss(emotion_logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Soft cross-entropy to the teacher over ``DISTILL_CLASSES`` (rows without a teacher,
+    all-zero, are masked out): the student's contempt logit is left out of the softmax
+    rather than pushed to zero, since the teacher cannot say contempt."""
+    k = DISTILL_CLASSES
+    mask = teacher.sum(1) > 0
+    target = teacher[:, :k] / teacher[:, :k].sum(1, keepdim=True).clamp_min(1e-8)
+    return masked_mean(-(target * F.log_softmax(emotion_logits[:, :k], dim=1)).sum(1), mask)
 
 
 # ----------------------------------------------------------------- EMA, optimiser
@@ -287,7 +308,8 @@ def _run_epoch(
     dev = data.images.device
     order = rows[torch.randperm(len(rows), generator=run["gen"]).to(dev)]
     n_batches = max(1, len(order) // cfg.batch_size)
-    sums = {"loss": torch.zeros((), device=dev), "smile": 0.0, "intensity": 0.0, "emotion": 0.0}
+    sums: dict[str, Any] = {"loss": torch.zeros((), device=dev), "smile": 0.0, "intensity": 0.0}
+    sums |= {"emotion": 0.0} | ({"distill": 0.0} if cfg.distill_weight > 0 else {})
     aug_cfg = AugmentConfig(skip=tuple(cfg.augment_skip))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda")
     for b in range(n_batches):
@@ -298,7 +320,7 @@ def _run_epoch(
         with autocast:
             out = net(x)
         loss, parts = multitask_loss(
-            out, t, run["pos_weight"], cfg.loss_weights, run["class_weights"]
+            out, t, run["pos_weight"], cfg.loss_weights, run["class_weights"], cfg.distill_weight
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -356,7 +378,12 @@ def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str
     train_set, valid_set = data if data is not None else load_data(cfg)
     # channels_last on every device: cuDNN's fast path on GPUs, and oneDNN's on CPUs
     # (measured 1.5x faster steps for the inverted-residual nets on 2 cores)
-    net = build_net(cfg.net).to(device).to(memory_format=torch.channels_last)
+    net = build_net(cfg.net)
+    if cfg.init:  # warm start (fine-tuning): the weights of an earlier run of the same net
+        net.load_state_dict(
+            torch.load(cfg.init, map_location="cpu", weights_only=True)["state_dict"]
+        )
+    net = net.to(device).to(memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     opt = make_optimizer(net, cfg)
