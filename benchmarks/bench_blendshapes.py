@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 from common import markdown_table, update_readme  # noqa: E402
 from duchenne import Analyzer  # noqa: E402
-from duchenne.analysis.crops import match_hint  # noqa: E402
-from duchenne.datasets import read_ferplus, read_mtfl  # noqa: E402
+from duchenne.analysis.crops import labelled_face  # noqa: E402
+from duchenne.datasets import labelled_eyes, read_ferplus, read_mtfl  # noqa: E402
 from duchenne.evaluation.metrics import roc_auc  # noqa: E402
 from duchenne.face.blendshapes import BLENDSHAPE_NAMES, FaceBlendshapes  # noqa: E402
 from duchenne.face.detector import FaceDetector  # noqa: E402
@@ -182,10 +182,7 @@ def _mtfl_faces(limit: int, threads: int) -> tuple[np.ndarray, np.ndarray, np.nd
     analyzer = Analyzer(stages=("detect", "landmarks", "geometry", "blendshapes", "smile"))
     shapes, smile, geo, labels = [], [], [], []
     for sample in samples:
-        faces = analyzer.analyze(sample.path)
-        eyes = analyzer.face_eyes(faces)
-        hint = np.asarray(sample.meta["landmarks"])[:2]
-        i = match_hint(eyes, hint)
+        faces, i = labelled_face(analyzer, sample.path, labelled_eyes([sample])[0])
         if i is None:
             continue
         shapes.append(faces.blendshapes[i])

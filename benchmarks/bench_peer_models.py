@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from common import markdown_table, update_readme  # noqa: E402
 from duchenne import Analyzer  # noqa: E402
 from duchenne.analysis.authenticity_classifier import LogisticRegression  # noqa: E402
-from duchenne.analysis.crops import load_rgb, match_hint  # noqa: E402
+from duchenne.analysis.crops import labelled_face, load_rgb  # noqa: E402
 from duchenne.datasets import labelled_eyes, read_ferplus, read_mtfl  # noqa: E402
 from duchenne.evaluation.metrics import roc_auc  # noqa: E402
 from duchenne.faces import BLENDSHAPE_NAMES, EMOTION_LABELS  # noqa: E402
@@ -67,8 +67,7 @@ def mtfl_signals(data: Path, faceapi: Path | None, threads: int) -> dict[str, np
     ours, shapes, crops, keep = [], [], [], []
     for sample, hint in zip(samples, labelled_eyes(samples), strict=True):
         rgb = load_rgb(sample.path)
-        faces = analyzer.analyze(rgb)
-        idx = match_hint(analyzer.face_eyes(faces), hint) if len(faces) else None
+        faces, idx = labelled_face(analyzer, rgb, hint)
         keep.append(idx is not None)
         if idx is None:
             continue

@@ -136,7 +136,7 @@ def teacher_inputs(cache: dict, datasets: Path) -> np.ndarray:
     (FER+, SMILEsmileD): the dataset image itself, which is already the face.
     """
     from duchenne import Analyzer
-    from duchenne.analysis.crops import load_rgb, match_hint
+    from duchenne.analysis.crops import labelled_face, load_rgb
 
     files = [str(f) for f in cache["files"]]
     if not files or not files[0].startswith("mtfl/"):
@@ -148,8 +148,7 @@ def teacher_inputs(cache: dict, datasets: Path) -> np.ndarray:
     out = []
     for f, eyes in zip(files, cache["extra_eyes"], strict=True):
         rgb = load_rgb(datasets / f)
-        faces = analyzer.analyze(rgb)
-        idx = match_hint(analyzer.face_eyes(faces), eyes) if len(faces) else None
+        faces, idx = labelled_face(analyzer, rgb, eyes)
         box = faces.xyxy[idx] if idx is not None else fallback_box(eyes)
         out.append(square_crop(rgb, box))
     return np.stack(out)

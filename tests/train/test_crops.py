@@ -146,6 +146,20 @@ def test_match_hint_picks_the_labelled_face() -> None:
     assert match_hint(np.zeros((0, 2, 2), np.float32), hint) is None
 
 
+def test_labelled_face_on_a_real_photo_and_on_a_blank_one() -> None:
+    from duchenne import Analyzer
+    from duchenne.analysis.crops import labelled_face
+    from duchenne.data import astronaut
+
+    analyzer = Analyzer(stages="detect,landmarks", threads=1)
+    image = astronaut()
+    eyes = analyzer.face_eyes(analyzer.analyze(image))[0]
+    faces, index = labelled_face(analyzer, image, eyes + 2.0)
+    assert index == 0 and len(faces) == 1
+    assert labelled_face(analyzer, image, eyes + 400.0)[1] is None  # labelled elsewhere
+    assert labelled_face(analyzer, np.zeros((64, 64, 3), np.uint8), eyes)[1] is None
+
+
 class TwoFaceFinder:
     """Photos whose top-left pixel is bright hold two faces (a background one first);
     dark ones hold none. Stands in for the real detector in worker processes."""

@@ -332,6 +332,14 @@ def match_hint(eyes: np.ndarray, hint: np.ndarray, max_shift: float = 0.5) -> in
     return int(np.argmin(np.where(ok, shift, np.inf)))
 
 
+def labelled_face(analyzer: Any, image: Any, hint: np.ndarray) -> tuple[Any, int | None]:
+    """``analyzer.analyze(image)`` and the index of the face matching the labelled eyes
+    ``hint`` (2, 2) (``match_hint``; None when no face matches), for dataset photos that
+    label one face of possibly several."""
+    faces = analyzer.analyze(image)
+    return faces, match_hint(analyzer.face_eyes(faces), np.asarray(hint, np.float32))
+
+
 def _photo_one(job: tuple[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, bool, bool]:
     """(crop, eyes, found, matched) for one photo; the labelled eyes stand in when unmatched."""
     assert _FINDER is not None

@@ -164,17 +164,11 @@ def prefetched(frames: Iterator[Frame], size: int) -> Iterator[Frame]:
     def produce() -> None:
         try:
             for item in frames:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not _put(q, stop, item) or stop.is_set():
                     return
-            _put_final(q, stop, _DONE)
+            _put(q, stop, _DONE)
         except BaseException as exc:  # handed to the consumer
-            _put_final(q, stop, exc)
+            _put(q, stop, exc)
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
@@ -199,10 +193,13 @@ def prefetched(frames: Iterator[Frame], size: int) -> Iterator[Frame]:
                 thread.join(timeout=0.05)
 
 
-def _put_final(q: queue.Queue[Any], stop: threading.Event, item: Any) -> None:
+def _put(q: queue.Queue[Any], stop: threading.Event, item: Any) -> bool:
+    """Put ``item`` unless the consumer stops first (False then): a full queue never
+    blocks the producer past a stop."""
     while not stop.is_set():
         try:
             q.put(item, timeout=0.1)
-            return
+            return True
         except queue.Full:
             continue
+    return False

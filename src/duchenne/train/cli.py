@@ -101,7 +101,7 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="weight of the emotion distillation term on rows with teacher probabilities "
-        "(caches given a 'teacher' by scripts/faceapi_reference.py teach; default 0: off)",
+        "(caches given a 'teacher' by scripts/faceapi_reference.py; default 0: off)",
     )
     p.add_argument("--init", default=None, help="warm start from this checkpoint of the net")
     p.add_argument("--epochs", type=int, default=None, help="0 = as many as fit --time-budget")
