@@ -60,12 +60,15 @@ def evaluate_sets(
     n_boot: int,
     keypoints: SmileModel | None = None,
     lodo: dict[str, SmileModel] | None = None,
+    natural: dict[str, SmileModel] | None = None,
 ) -> dict[str, dict[str, dict]]:
     """{dataset: {model: report}} on FER+ Test, the SMILEsmileD and MTFL held-out splits.
 
     ``keypoints``: also score this model on crops aligned on the detector's eye keypoints
     (no Face Mesh), the crops of the faster ``stages=detect,smile`` path. ``lodo``:
-    leave-one-dataset-out models, each scored only on the set it never saw.
+    leave-one-dataset-out models, each scored only on the set it never saw. ``natural``:
+    the same models under the ``natural`` emotion prior, scored on the sets with emotion
+    labels, kept under ``_natural`` (only the recall table shows them).
     """
     out: dict[str, dict[str, dict]] = {}
     for label, (path, split, mode) in dataset_sets(data).items():
@@ -84,6 +87,11 @@ def evaluate_sets(
             if groups:
                 out[label][name]["breakdowns"] = groups
         out[label]["_detected_rate"] = float(crops.detected.mean())
+        if natural and targets["emotion"] is not None:
+            out[label]["_natural"] = {
+                name: model_report(m(crops.crops), targets, n_boot, 0)
+                for name, m in natural.items()
+            }
         if keypoints is not None:
             fast = dataset_crops(samples, 48, mode, eyes="keypoints")
             row = KEYPOINT_ROW.format(keypoints.name)
@@ -96,14 +104,27 @@ def _rows(results: dict[str, dict[str, dict]], data: str) -> dict[str, dict]:
 
 
 def recall_table(results: dict[str, dict[str, dict]]) -> str:
-    """Per-class emotion recall on FER+ Test: does any class collapse into ``neutral``?"""
-    rows = {n: r for n, r in _rows(results, FER).items() if "emotion" in r and "_lodo_" not in n}
+    """Per-class emotion recall on FER+ Test under each emotion prior: does any class
+    collapse into ``neutral``, and what does the balanced prior cost in accuracy?"""
+    rows = {
+        (n, "balanced (default)"): r
+        for n, r in _rows(results, FER).items()
+        if "emotion" in r and "_lodo_" not in n
+    }
+    rows.update({(n, "natural"): r for n, r in results[FER].get("_natural", {}).items()})
     names = next(iter(rows.values()))["emotion"]["labels"] if rows else []
-    lines = ["| model | " + " | ".join(names) + " | macro F1 |", "|---" * (len(names) + 2) + "|"]
-    for model, r in rows.items():
+    lines = [
+        "| model | emotion prior | " + " | ".join(names) + " | macro F1 | accuracy |",
+        "|---" * (len(names) + 4) + "|",
+    ]
+    for (model, prior), r in sorted(rows.items(), key=lambda kv: kv[0]):
         rec = r["emotion"]["per_class_recall"]
         cells = ["-" if rec[c] is None else f"{rec[c]:.2f}" for c in names]
-        lines.append(f"| {model} | " + " | ".join(cells) + f" | {_ci(r['emotion']['macro_f1'])} |")
+        lines.append(
+            f"| {model} | {prior} | "
+            + " | ".join(cells)
+            + f" | {_ci(r['emotion']['macro_f1'])} | {_ci(r['emotion']['accuracy'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -272,7 +293,8 @@ def main() -> None:
     default = default_smile_model()
     keypoints = models.get(default) if default else None
     lodo = {p.stem: SmileModel(p, threads=1) for p in args.lodo}
-    results = evaluate_sets(args.data, models, args.n_boot, keypoints, lodo)
+    natural = {n: SmileModel(n, threads=1, emotion_prior="natural") for n in names}
+    results = evaluate_sets(args.data, models, args.n_boot, keypoints, lodo, natural)
     metrics = metrics_table(
         {d: {n: r for n, r in rs.items() if "_lodo_" not in n} for d, rs in results.items()}
     )

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 
-def make_tiny_smile_onnx(path: Path, *, size: int = 48, temperature: float = 1.0) -> Path:
+def make_tiny_smile_onnx(
+    path: Path,
+    *,
+    size: int = 48,
+    temperature: float = 1.0,
+    extra_meta: dict[str, str] | None = None,
+) -> Path:
     """A smile/emotion ONNX with the shipped I/O contract whose outputs are known functions.
 
     smile_logit = 8 * (mean brightness of the lower half - mean of the upper half), so a
@@ -57,6 +63,7 @@ def make_tiny_smile_onnx(path: Path, *, size: int = 48, temperature: float = 1.0
         "duchenne.std": "0.5",
         "duchenne.temperature": str(temperature),
         "duchenne.emotion_labels": "neutral,happiness,surprise,sadness,anger,disgust,fear,contempt",
+        **(extra_meta or {}),
     }
     for k, v in meta.items():
         entry = model.metadata_props.add()

@@ -98,3 +98,17 @@ def test_view_shares_sessions_and_refuses_other_models() -> None:
     assert analyzer.stages == ("detect", "landmarks")  # the original is untouched
     with pytest.raises(ValueError, match="models"):
         analyzer.view(dataclasses.replace(analyzer.config, detector="short"))
+
+
+def test_emotion_prior_is_validated_normalised_and_round_trips() -> None:
+    assert AnalyzerConfig().emotion_prior == "balanced"
+    cfg = AnalyzerConfig(emotion_prior=[2, 2, 1, 1, 1, 1, 1, 1])
+    assert cfg.emotion_prior == pytest.approx((0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1))
+    assert AnalyzerConfig.from_dict(cfg.to_dict()) == cfg and hash(cfg)
+    assert cfg.sessions() != AnalyzerConfig().sessions()  # a different prior: other outputs
+    with pytest.raises(ValueError, match="emotion prior"):
+        AnalyzerConfig(emotion_prior="posed")
+    args = _args("analyze", "x.jpg", "--emotion-prior", "natural")
+    assert config_from_args(args).emotion_prior == "natural"
+    with pytest.raises(SystemExit):
+        _args("analyze", "x.jpg", "--emotion-prior", "1,2")

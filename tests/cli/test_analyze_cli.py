@@ -258,6 +258,25 @@ def test_bad_threshold_is_a_usage_error(capsys) -> None:
     assert info.value.code == 2 and "must be in [0, 1]" in capsys.readouterr().err
 
 
+def test_emotion_prior_reaches_the_output(capsys) -> None:
+    args = ["analyze", "--demo", "-q", "--stages", "detect,landmarks,smile"]
+    results = {}
+    for prior in ("natural", "balanced", "1,1,1,1,1,1,1,1"):
+        assert main([*args, "--emotion-prior", prior]) == 0
+        results[prior] = json.loads(capsys.readouterr().out)[0]
+    assert results["natural"]["image"]["emotion_prior"] == "natural"
+    assert results["1,1,1,1,1,1,1,1"]["image"]["emotion_prior"] == [0.125] * 8
+    faces = {p: r["faces"][0] for p, r in results.items()}
+    assert faces["natural"]["smile"] == faces["balanced"]["smile"]  # only emotions move
+    # a uniform prior is the balanced one
+    assert faces["balanced"]["emotions"] == faces["1,1,1,1,1,1,1,1"]["emotions"]
+    # the astronaut's broad smile is happiness under both priors
+    assert faces["natural"]["top_emotion"] == faces["balanced"]["top_emotion"] == "happiness"
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--emotion-prior", "posed"])
+    assert info.value.code == 2 and "emotion prior" in capsys.readouterr().err
+
+
 def test_piped_output_is_json(photos) -> None:
     """Not a terminal (pytest captures stdout): JSON by default."""
     cmd = [sys.executable, "-m", "duchenne.cli.main", "analyze", str(photos / "a.jpg"), "-q"]

@@ -260,3 +260,50 @@ def test_per_class_recall_shows_collapse_into_one_class() -> None:
     assert per_class_recall(t, p, 4) == [1.0, 0.5, 0.0, None]
     rep = multiclass_report(t, p, labels=["a", "b", "c", "d"], n_boot=10)
     assert rep["per_class_recall"] == {"a": 1.0, "b": 0.5, "c": 0.0, "d": None}
+
+
+def _draw(rng: np.random.Generator, logits: np.ndarray) -> np.ndarray:
+    """One label per row drawn from softmax(logits)."""
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return (rng.random((len(p), 1)) > p.cumsum(axis=1)).sum(axis=1)
+
+
+def test_fit_class_bias_recovers_a_known_offset() -> None:
+    rng = np.random.default_rng(2)
+    z = rng.normal(0.0, 1.5, (20_000, 4))
+    y = _draw(rng, z)
+    shift = np.array([0.8, -0.5, 0.2, -0.5])
+    b = M.fit_class_bias(y, z - shift, class_weight=None)  # refit to the labels' own prior
+    np.testing.assert_allclose(b, shift - shift.mean(), atol=0.06)
+    assert b.sum() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_balanced_bias_undoes_a_skewed_prior() -> None:
+    # Weighting each label by 1 / its frequency f makes the weighted P(y | x) proportional
+    # to P(y | x) / f_y: for a calibrated model the balanced fit must be -log f (centred).
+    rng = np.random.default_rng(3)
+    skewed = rng.normal(0.0, 1.5, (40_000, 4)) + np.log([0.6, 0.25, 0.1, 0.05])
+    y = _draw(rng, skewed)  # the model's logits are the true ones: calibrated
+    freq = M.class_prior(y, 4)
+    assert freq == pytest.approx(np.bincount(y, minlength=4) / len(y))
+    b = M.fit_class_bias(y, skewed)
+    np.testing.assert_allclose(b, -np.log(freq) + np.log(freq).mean(), atol=0.08)
+    balanced = np.argmax(skewed + b, axis=1)  # rare classes now get called
+    assert np.bincount(balanced, minlength=4)[3] > 3 * np.bincount(skewed.argmax(1), minlength=4)[3]
+
+
+def test_fit_class_bias_soft_targets_and_bad_input() -> None:
+    rng = np.random.default_rng(4)
+    z = rng.normal(0.0, 1.0, (3_000, 3))
+    y = _draw(rng, z + [0.5, 0.0, -0.5])
+    one_hot = np.eye(3)[y] * 10  # vote counts: rows are normalised
+    np.testing.assert_allclose(M.fit_class_bias(one_hot, z), M.fit_class_bias(y, z), atol=1e-9)
+    with pytest.raises(ValueError, match="every class"):
+        M.fit_class_bias(np.zeros(10, int), z[:10])
+    with pytest.raises(ValueError, match="finite"):
+        M.fit_class_bias(y[:2], np.array([[0.0, np.nan, 1.0], [0.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="class_weight"):
+        M.fit_class_bias(y, z, class_weight="uniform")
+    with pytest.raises(ValueError, match="lie in"):
+        M.fit_class_bias(y + 5, z)

@@ -19,6 +19,7 @@ from duchenne.analysis.crops import PipelineFinder
 from duchenne.cli.main import main
 from duchenne.datasets import read_dataset
 from duchenne.evaluation.runner import dataset_crops, evaluate
+from tests.helpers import SHARED_DATASETS
 
 
 def make_ferplus_test(root: Path, n: int = 6) -> Path:
@@ -110,3 +111,38 @@ def test_models_with_one_name_get_distinct_report_keys() -> None:
     assert _distinct_names(["smile_s", "smile_l"], ["smile_s", "smile_l"]) == ["smile_s", "smile_l"]
     keys = _distinct_names(["smile_s", "smile_s"], ["new/smile_s.onnx", "smile_s"])
     assert keys == ["new/smile_s.onnx", "smile_s"]
+
+
+def test_cli_emotion_prior_is_reported_with_per_class_recall(
+    ferplus: Path, tiny_smile_onnx: Path, capsys
+) -> None:
+    argv = ["evaluate", "--model", str(tiny_smile_onnx), "--data", str(ferplus), "--split", "Test"]
+    assert main([*argv, "--n-boot", "20", "--emotion-prior", "natural"]) == 0
+    text = capsys.readouterr().out
+    assert "Emotion recall per class (prior: natural)" in text and "| contempt |" in text
+    assert main([*argv, "--n-boot", "20", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["emotion_prior"] == "balanced"
+
+
+FERPLUS = SHARED_DATASETS / "ferplus"
+
+
+@pytest.mark.skipif(
+    not (FERPLUS / "FER2013Test" / "label.csv").is_file(),
+    reason="needs ../shared/datasets/ferplus (FER+ Test labels)",
+)
+def test_balanced_prior_stops_rare_emotions_collapsing_on_ferplus_test() -> None:
+    """The shipped default on real FER+ Test faces: under its FER+ (natural) prior disgust
+    and contempt are almost never called; the balanced prior fitted on Valid recovers them
+    without losing the common classes."""
+    from duchenne.models.registry import default_smile_model
+
+    name = default_smile_model()
+    recall = {}
+    for prior in ("natural", "balanced"):
+        report = evaluate(name, FERPLUS, split="Test", n_boot=10, emotion_prior=prior)
+        recall[prior] = report["models"][name]["emotion"]["per_class_recall"]
+    rare = ("disgust", "fear", "contempt")
+    assert all(recall["balanced"][c] > recall["natural"][c] + 0.2 for c in rare)
+    assert min(recall["balanced"].values()) >= 0.4
+    assert recall["balanced"]["happiness"] >= 0.8

@@ -77,3 +77,72 @@ def test_every_shipped_variant_runs(name: str) -> None:
     )
     assert out.smile.shape == (3,) and np.all((out.smile >= 0) & (out.smile <= 1))
     assert np.all((out.smile_score >= 1) & (out.smile_score <= 10))
+
+
+BIAS = np.array([-1.0, 0.5, 0.0, 0.0, 0.2, 0.1, 0.1, 0.1])
+PRIOR = np.array([0.4, 0.3, 0.1, 0.1, 0.05, 0.02, 0.02, 0.01])
+
+
+def _with_prior(tmp_path, **meta: str):
+    from tests.conftest import make_tiny_smile_onnx
+
+    return make_tiny_smile_onnx(tmp_path / "prior.onnx", extra_meta=meta)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_emotion_prior_from_metadata(tmp_path) -> None:
+    path = _with_prior(
+        tmp_path,
+        **{
+            "duchenne.emotion_bias": ",".join(map(str, BIAS)),
+            "duchenne.emotion_prior": ",".join(map(str, PRIOR)),
+        },
+    )
+    crop = _crops(0, 255)  # happiness logit 16, others 0
+    raw = np.zeros(8)
+    raw[1] = 16.0
+    balanced = SmileModel(path)(crop).emotion[0]
+    np.testing.assert_allclose(balanced, _softmax(raw + BIAS), rtol=1e-4, atol=1e-7)
+    natural = SmileModel(path, emotion_prior="natural")(crop).emotion[0]
+    np.testing.assert_allclose(natural, _softmax(raw + BIAS + np.log(PRIOR)), rtol=1e-4, atol=1e-7)
+    mine = (1, 1, 1, 1, 4, 1, 1, 1)  # "anger is four times as common here"
+    custom = SmileModel(path, emotion_prior=",".join(map(str, mine)))(_crops(128, 128))
+    want = _softmax(BIAS + np.log(np.array(mine) / 8))
+    np.testing.assert_allclose(custom.emotion[0], want, rtol=1e-4)
+    assert custom.emotion[0].argmax() == 4
+    # the prior moves emotions only
+    np.testing.assert_allclose(
+        SmileModel(path)(crop).smile, SmileModel(path, emotion_prior="natural")(crop).smile
+    )
+
+
+def test_files_without_prior_metadata_keep_the_raw_softmax(tiny_smile_onnx) -> None:
+    crop = _crops(40, 200)
+    outs = [
+        SmileModel(tiny_smile_onnx, emotion_prior=p)(crop).emotion for p in ("balanced", "natural")
+    ]
+    np.testing.assert_allclose(outs[0], outs[1])
+
+
+def test_bad_emotion_priors_are_refused(tmp_path, tiny_smile_onnx) -> None:
+    for bad in ("uniform", "1,2,3", [1, 1, 1, 1, 1, 1, 1, -1], [0] * 8, "a,b,c,d,e,f,g,h"):
+        with pytest.raises(ValueError, match="emotion prior"):
+            SmileModel(tiny_smile_onnx, emotion_prior=bad)
+    broken = _with_prior(tmp_path, **{"duchenne.emotion_bias": "0,1"})
+    with pytest.raises(UnrecognizedModelError, match="emotion_bias"):
+        SmileModel(broken)
+
+
+@pytest.mark.skipif(default_smile_model() is None, reason="no smile model ships yet")
+@pytest.mark.parametrize("name", list_models("smile_*"))
+def test_shipped_variants_carry_a_fitted_prior(name: str) -> None:
+    model = SmileModel(name)
+    # fitted on FER+ Valid (scripts/fit_emotion_prior.py): the rare classes gain on neutral
+    assert model.training_prior.sum() == pytest.approx(1.0, abs=1e-4)
+    assert model.training_prior.argmax() == 0  # FER+: neutral is the most common class
+    rare = [5, 7]  # disgust, contempt: about 2% of FER+ each
+    assert np.all(model.emotion_bias[rare] > model.emotion_bias[0])

@@ -18,8 +18,9 @@ from duchenne.train import ladder, loop  # noqa: E402
 from duchenne.train.data import CropSet, augment, cache_path, save_cache  # noqa: E402
 
 
-def _crops(name: str, n: int, seed: int, votes: bool) -> CropSet:
-    """Generated crops whose smile label is visible (a bright 'mouth' bar)."""
+def _crops(name: str, n: int, seed: int, votes: bool, spread: float = 0.0) -> CropSet:
+    """Generated crops whose smile label is visible (a bright 'mouth' bar); ``spread``
+    moves that share of every vote row onto all 8 classes evenly."""
     rng = np.random.default_rng(seed)
     images = rng.integers(40, 120, (n, 48, 48), dtype=np.uint8)
     label = (np.arange(n) % 3 == 0).astype(np.float32)
@@ -27,6 +28,7 @@ def _crops(name: str, n: int, seed: int, votes: bool) -> CropSet:
     v = np.zeros((n, 8), np.float32)
     v[:, 0] = 1 - 0.8 * label
     v[:, 1] = 0.8 * label
+    v = (1 - spread) * v + spread / 8
     has = np.full(n, votes)
     return CropSet(
         images=images,
@@ -46,7 +48,7 @@ def cache_dir(tmp_path: Path) -> Path:
     d = tmp_path / "cache"
     save_cache(cache_path(d, "ferplus_train"), _crops("ferplus_train", 28, 0, True))
     save_cache(cache_path(d, "smilesmiled_train"), _crops("smilesmiled_train", 12, 1, False))
-    save_cache(cache_path(d, "ferplus_valid"), _crops("ferplus_valid", 16, 2, True))
+    save_cache(cache_path(d, "ferplus_valid"), _crops("ferplus_valid", 16, 2, True, 0.1))
     save_cache(cache_path(d, "mtfl_train"), _crops("mtfl_train", 10, 4, False))
     save_cache(cache_path(d, "mtfl_calib"), _crops("mtfl_calib", 6, 5, False))
     return d
@@ -89,6 +91,12 @@ def test_smoke_train_and_export(cache_dir: Path, tmp_path: Path) -> None:
     )
     meta = sess.get_modelmeta().custom_metadata_map
     assert float(meta["duchenne.temperature"]) == pytest.approx(report["temperature"], rel=1e-4)
+    # the emotion prior fitted on Valid's votes travels in the file
+    from duchenne.models.smile import SmileModel
+
+    model = SmileModel(tmp_path / "out" / "smile_n.onnx")
+    assert len(meta["duchenne.emotion_bias"].split(",")) == 8
+    assert model.training_prior.argmax() == 0 and model.training_prior.min() > 0
     entry = json.loads(models_json.read_text())["models"][0]
     for key in (
         "name",

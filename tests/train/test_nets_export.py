@@ -11,7 +11,13 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
 from duchenne.train import LADDER  # noqa: E402
-from duchenne.train.export import EMOTION_LABELS, OUTPUT_NAMES, export_onnx  # noqa: E402
+from duchenne.train.export import (  # noqa: E402
+    EMOTION_LABELS,
+    OUTPUT_NAMES,
+    emotion_prior_metadata,
+    export_onnx,
+    update_metadata,
+)
 from duchenne.train.nets import NETS, build_net, count_params, fold_batchnorm  # noqa: E402
 
 
@@ -94,3 +100,25 @@ def test_export_parity_no_bn_dynamic_batch(name: str, tmp_path) -> None:
         np.testing.assert_allclose(intensity, 1 / (1 + np.exp(-ref[1])), atol=1e-4)
         np.testing.assert_allclose(emotion, ref[2], atol=1e-4)
         assert np.all((intensity >= 0) & (intensity <= 1))
+
+
+def test_update_metadata_adds_the_emotion_prior_and_keeps_the_rest(tmp_path) -> None:
+    import hashlib
+
+    from duchenne.models.smile import SmileModel
+
+    path = tmp_path / "smile_n.onnx"
+    export_onnx(build_net("smile_n"), path, name="smile_n", temperature=1.5)
+    crops = np.random.default_rng(2).integers(0, 255, (3, 48, 48, 3), dtype=np.uint8)
+    before = SmileModel(path)(crops)
+    bias = np.linspace(-0.7, 0.7, 8)
+    info = update_metadata(path, emotion_prior_metadata(bias, np.full(8, 0.125)))
+    assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    model = SmileModel(path)
+    assert model.temperature == pytest.approx(1.5)
+    np.testing.assert_allclose(model.emotion_bias, bias, atol=1e-6)
+    after = model(crops)
+    np.testing.assert_allclose(after.smile, before.smile, rtol=1e-6)  # the graph is untouched
+    shifted = np.log(before.emotion) + bias
+    want = np.exp(shifted) / np.exp(shifted).sum(1, keepdims=True)
+    np.testing.assert_allclose(after.emotion, want, rtol=1e-4, atol=1e-6)

@@ -70,7 +70,9 @@ class Analyzer:
             if config.smile_model is None and default_smile_model() is None:
                 logger.warning("no smile model ships with this installation; smile stage skipped")
             else:
-                self.smile_model = SmileModel(config.smile_model, **run)
+                self.smile_model = SmileModel(
+                    config.smile_model, emotion_prior=config.emotion_prior, **run
+                )
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -209,6 +211,9 @@ class Analyzer:
                 continue
             faces.meta.update(_describe(source, image), models=self.model_names)
             faces.meta["smile_threshold"] = self.smile_threshold
+            if self.smile_model is not None:
+                prior = self.config.emotion_prior
+                faces.meta["emotion_prior"] = prior if isinstance(prior, str) else list(prior)
             results.append(faces)
             images.append(image)
         self._smiles_isolated(sources, images, results, crop, on_error)

@@ -22,6 +22,7 @@ from typing import Any
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
 from duchenne.io.image import DEFAULT_MAX_PIXELS
 from duchenne.models.session import DEVICES
+from duchenne.models.smile import EmotionPrior, parse_emotion_prior
 
 #: The stages an ``Analyzer`` runs by default.
 STAGES = ("detect", "landmarks", "geometry", "smile")
@@ -30,7 +31,15 @@ STAGES = ("detect", "landmarks", "geometry", "smile")
 ALL_STAGES = ("detect", "landmarks", "geometry", "blendshapes", "smile")
 
 #: fields that decide which onnxruntime sessions an ``Analyzer`` opens (views must match)
-SESSION_FIELDS = ("detector", "smile_model", "min_score", "tile", "threads", "device")
+SESSION_FIELDS = (
+    "detector",
+    "smile_model",
+    "min_score",
+    "tile",
+    "threads",
+    "device",
+    "emotion_prior",
+)
 
 
 def normalize_stages(stages: Iterable[str] | str) -> tuple[str, ...]:
@@ -74,6 +83,12 @@ class AnalyzerConfig:
         device: where the models run: ``"cpu"`` (default) or ``"cuda"`` (needs the
             ``[gpu]`` extra, onnxruntime-gpu; ``DeviceUnavailableError`` when the sessions
             are built without it).
+        emotion_prior: class prior of the emotion probabilities: ``"balanced"`` (default:
+            every expression equally likely, so weak anger, disgust or fear are not called
+            ``neutral``; right for posed-expression sets), ``"natural"`` (FER+'s
+            frequencies: the highest accuracy on everyday photos) or 8 weights in
+            ``EMOTION_LABELS`` order (stored normalised, as a tuple); see
+            ``duchenne.models.smile.emotion_offset``.
 
     Example:
         >>> cfg = AnalyzerConfig(stages="detect,smile", max_faces=2)
@@ -94,9 +109,11 @@ class AnalyzerConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     smile_threshold: float = DEFAULT_SMILE_THRESHOLD
     device: str = "cpu"
+    emotion_prior: EmotionPrior = "balanced"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", normalize_stages(self.stages))
+        object.__setattr__(self, "emotion_prior", parse_emotion_prior(self.emotion_prior))
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         if not 0.0 <= float(self.smile_threshold) <= 1.0:
@@ -123,6 +140,8 @@ class AnalyzerConfig:
         d["stages"] = list(self.stages)
         if isinstance(self.smile_model, Path):
             d["smile_model"] = str(self.smile_model)
+        if isinstance(self.emotion_prior, tuple):
+            d["emotion_prior"] = list(self.emotion_prior)
         return d
 
     @classmethod

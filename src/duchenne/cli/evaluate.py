@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from duchenne.cli.options import emotion_prior
 from duchenne.io.jsonsafe import to_json_text
 from duchenne.io.sinks import records_to_text, write_records
 
@@ -47,6 +48,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="align crops on Face Mesh eyes (default) or on the detector's eye keypoints "
         "(what `--stages detect,smile` does: no Face Mesh pass)",
     )
+    p.add_argument(
+        "--emotion-prior",
+        type=emotion_prior,
+        default="balanced",
+        metavar="PRIOR",
+        help="class prior of the emotion probabilities: balanced (default), natural or 8 "
+        "comma-separated weights (as for `duchenne analyze`)",
+    )
     p.add_argument("--format", default="md", choices=FORMATS, help="printed/written format")
     p.add_argument("--output", "-o", type=Path, help="write the report here (json/csv/md)")
     p.add_argument(
@@ -74,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         plots=args.plots,
         processes=args.processes,
         eyes=args.eyes,
+        emotion_prior=args.emotion_prior,
     )
     if args.format == "json":
         text = to_json_text(report, indent=2)
@@ -101,6 +111,26 @@ def _fmt(est: dict | None) -> str:
     return f"{est['value']:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{est['value']:.3f}"
 
 
+def _recall_lines(report: dict) -> list[str]:
+    """Per-class emotion recall of each model (does a class collapse into another?)."""
+    rows = {n: r["emotion"] for n, r in report["models"].items() if "emotion" in r}
+    if not rows:
+        return []
+    labels = next(iter(rows.values()))["labels"]
+    lines = [
+        "",
+        f"Emotion recall per class (prior: {report.get('emotion_prior', 'balanced')}):",
+        "",
+        "| model | " + " | ".join(labels) + " |",
+        "|---" * (len(labels) + 1) + "|",
+    ]
+    for name, emo in rows.items():
+        rec = emo["per_class_recall"]
+        cells = ["-" if rec[c] is None else f"{rec[c]:.2f}" for c in labels]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(report: dict) -> str:
     """Headline table (value [95% CI]) and, with --compare, the paired test results."""
     lines = [
@@ -117,6 +147,7 @@ def markdown(report: dict) -> str:
             f"| {name} | {_fmt(s['accuracy'])} | {_fmt(s['f1'])} | {_fmt(s['roc_auc'])} | {_fmt(s['ece'])} "
             f"| {_fmt(r.get('smile_score_spearman'))} | {_fmt(r.get('emotion', {}).get('accuracy'))} |"
         )
+    lines += _recall_lines(report)
     if "compare" in report:
         c = report["compare"]
         m = c["mcnemar"]

@@ -18,6 +18,7 @@ from duchenne.analysis.config import ALL_STAGES, STAGES, AnalyzerConfig
 from duchenne.face.detector import DETECTORS
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
 from duchenne.models.session import DEVICES
+from duchenne.models.smile import EmotionPrior, parse_emotion_prior
 
 
 def add_analyzer_args(
@@ -78,6 +79,16 @@ def add_analyzer_args(
         help="a face counts as smiling when P(smile) >= P, in every output "
         f"(default {DEFAULT_SMILE_THRESHOLD})",
     )
+    parser.add_argument(
+        "--emotion-prior",
+        type=emotion_prior,
+        default="balanced",
+        metavar="PRIOR",
+        help="class prior of the emotion probabilities: balanced (default: every expression "
+        "equally likely a priori, for posed-expression sets), natural (FER+'s frequencies, "
+        "mostly neutral and happy: highest accuracy on everyday photos) or 8 comma-separated "
+        "weights in FER+ order (neutral,happiness,surprise,sadness,anger,disgust,fear,contempt)",
+    )
 
 
 def unit_interval(text: str) -> float:
@@ -89,6 +100,14 @@ def unit_interval(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
     return value
+
+
+def emotion_prior(text: str) -> EmotionPrior:
+    """argparse type: ``balanced``, ``natural`` or 8 comma-separated class weights."""
+    try:
+        return parse_emotion_prior(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> AnalyzerConfig:
@@ -106,7 +125,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> AnalyzerConf
         "threads": args.threads,
         "device": args.device,
     }
-    for name in ("stages", "max_faces", "min_face_size", "smile_threshold"):
+    for name in ("stages", "max_faces", "min_face_size", "smile_threshold", "emotion_prior"):
         if hasattr(args, name):
             options[name] = getattr(args, name)
     options.update(overrides)

@@ -175,17 +175,20 @@ def evaluate(
     plots: str | Path | None = None,
     processes: int = 2,
     eyes: str = "mesh",
+    emotion_prior: str | tuple[float, ...] = "balanced",
 ) -> dict[str, Any]:
     """Evaluate ``model`` (and optionally ``compare`` against it, paired) on a dataset.
 
     ``eyes="keypoints"`` scores the crops ``stages=detect,smile`` makes (no Face Mesh).
+    ``emotion_prior``: the class prior of the emotion outputs (``SmileModel``); the smile
+    metrics do not depend on it.
 
     Returns:
         A JSON-safe report: dataset facts, crop detection rate, per-model metrics with 95%
         bootstrap CIs, and the paired comparison (McNemar, paired bootstrap of AUC).
     """
     samples = list(read_dataset(data, split))[:limit]
-    models = [SmileModel(model)] + ([SmileModel(compare)] if compare else [])
+    models = [SmileModel(spec, emotion_prior=emotion_prior) for spec in [model, compare] if spec]
     crops = dataset_crops(samples, models[0].input_size, crop_mode, processes, eyes)
     targets = _targets(samples)
     names = _distinct_names([m.name for m in models], [model] + ([compare] if compare else []))
@@ -194,6 +197,7 @@ def evaluate(
         "data": str(data),
         "split": split,
         "n": len(samples),
+        "emotion_prior": emotion_prior if isinstance(emotion_prior, str) else list(emotion_prior),
         "crops": {
             "mode": crops.mode,
             "eyes": eyes,

@@ -6,11 +6,13 @@ Outputs per face crop (see ``MODEL_CARD.md``):
 - ``smile_score``: ``1 + 9 * intensity`` where ``intensity`` is the model's estimate of the
   share of annotators who would call the face happy (FER+ happiness vote fraction). So a 1
   means nobody would, a 10 means everybody would; it grows monotonically with intensity.
-- ``emotion``: softmax over the 8 FER+ classes (``duchenne.faces.EMOTION_LABELS``).
+- ``emotion``: softmax over the 8 FER+ classes (``duchenne.faces.EMOTION_LABELS``), under
+  the class prior ``emotion_prior`` asks for (see :func:`emotion_offset`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,68 @@ TASK = "smile_emotion"
 #: calls of 16, 0.71 ms in one call of 58: the activations of many crops outgrow the
 #: cache); a GPU takes a large batch at once.
 CROP_BATCH = {"cpu": 4, "cuda": 64}
+#: Named class priors for the emotion head (see :func:`emotion_offset`).
+EMOTION_PRIORS = ("balanced", "natural")
+N_EMOTIONS = 8
+
+EmotionPrior = str | tuple[float, ...]
+
+
+def parse_emotion_prior(value: str | Sequence[float]) -> EmotionPrior:
+    """``"balanced"``, ``"natural"``, or 8 non-negative class weights (a sequence or a
+    comma-separated string, FER+ order) normalised to sum 1; the one validation every entry
+    point (config, CLI, evaluation) uses.
+
+    Raises:
+        ValueError: an unknown name, not 8 weights, a negative or non-finite weight, or
+            all zero.
+    """
+    if isinstance(value, str):
+        if value in EMOTION_PRIORS:
+            return value
+        try:
+            value = [float(v) for v in value.split(",")]
+        except ValueError:
+            raise ValueError(
+                f"emotion prior must be one of {EMOTION_PRIORS} or {N_EMOTIONS} "
+                f"comma-separated weights, got {value!r}"
+            ) from None
+    weights = np.asarray(value, dtype=np.float64)
+    if weights.shape != (N_EMOTIONS,) or not np.all(np.isfinite(weights)):
+        raise ValueError(f"an emotion prior needs {N_EMOTIONS} finite weights, got {value!r}")
+    if np.any(weights < 0) or weights.sum() <= 0:
+        raise ValueError(f"emotion prior weights must be >= 0 and not all 0, got {value!r}")
+    return tuple(float(w) for w in weights / weights.sum())
+
+
+def emotion_offset(bias: np.ndarray, training_prior: np.ndarray, prior: EmotionPrior) -> np.ndarray:
+    """What to add to the emotion logits so the softmax is the posterior under ``prior``.
+
+    Why: the training data are skewed (FER+: a third neutral, 2% disgust, 2% contempt) and
+    a network learns that skew, so weak anger, disgust or fear come out as ``neutral``.
+    ``bias`` (metadata ``duchenne.emotion_bias``) was fitted on the validation split with
+    class-balanced weights (``fit_class_bias``): ``logits + bias`` is the posterior under
+    equal class frequencies, ``"balanced"``, right for posed-expression sets. Adding
+    ``log(prior)`` moves it to any other prior (Saerens et al. 2002): ``"natural"`` is
+    FER+ Valid's own (metadata ``duchenne.emotion_prior``, what web photos of people
+    show, the highest overall accuracy), a tuple is the user's. Files without the
+    metadata get a zero bias, so their raw softmax comes back under every prior.
+    """
+    if isinstance(prior, str):
+        if prior == "balanced":
+            return bias
+        return bias + np.log(np.clip(training_prior, 1e-12, None))
+    return bias + np.log(np.clip(np.asarray(prior, np.float64), 1e-12, None))
+
+
+def _metadata_vector(meta: dict[str, str], key: str, default: np.ndarray) -> np.ndarray:
+    """A comma-separated float vector from the model metadata (``default`` when absent)."""
+    if key not in meta:
+        return default
+    values = np.array([float(v) for v in meta[key].split(",")], np.float64)
+    if values.shape != default.shape or not np.all(np.isfinite(values)):
+        raise UnrecognizedModelError(f"metadata {key} must hold {len(default)} finite numbers")
+    return values
 
 
 @dataclass
@@ -50,6 +114,13 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 class SmileModel:
     """One smile/emotion model of the ladder (a registry name or a path to an ``.onnx``).
 
+    ``emotion_prior`` sets the class prior of the emotion probabilities (see
+    :func:`emotion_offset`): ``"balanced"`` (the default: every expression equally likely
+    a priori, so rare ones do not collapse into ``neutral``), ``"natural"`` (FER+'s
+    frequencies: highest accuracy on everyday photos, where most faces are neutral or
+    happy) or 8 weights in ``EMOTION_LABELS`` order. The smile and the score do not
+    depend on it.
+
     Example:
         >>> model = SmileModel()                     # the default variant
         >>> crops = np.zeros((2, model.input_size, model.input_size, 3), np.uint8)
@@ -64,6 +135,7 @@ class SmileModel:
         threads: int | None = None,
         flip: bool = True,
         device: str = "cpu",
+        emotion_prior: str | Sequence[float] = "balanced",
     ) -> None:
         name = name or default_smile_model()
         if name is None:
@@ -80,6 +152,14 @@ class SmileModel:
         self.std = float(meta.get("duchenne.std", 0.5))
         self.temperature = float(meta.get("duchenne.temperature", 1.0))
         self.flip = flip
+        self.emotion_bias = _metadata_vector(meta, "duchenne.emotion_bias", np.zeros(N_EMOTIONS))
+        self.training_prior = _metadata_vector(
+            meta, "duchenne.emotion_prior", np.full(N_EMOTIONS, 1.0 / N_EMOTIONS)
+        )
+        self.emotion_prior = parse_emotion_prior(emotion_prior)
+        self.emotion_offset = emotion_offset(
+            self.emotion_bias, self.training_prior, self.emotion_prior
+        )
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """RGB uint8 crops (n, S, S, 3) -> normalised gray NCHW float32 (n, 1, S, S)."""
@@ -112,7 +192,7 @@ class SmileModel:
             logit = (logit[:n] + logit[n:]) / 2
             intensity = (intensity[:n] + intensity[n:]) / 2
             emotion_logits = (emotion_logits[:n] + emotion_logits[n:]) / 2
-        emotion = _softmax(emotion_logits)
+        emotion = _softmax(emotion_logits + self.emotion_offset)
         smile = 1.0 / (1.0 + np.exp(-logit / self.temperature))
         return SmileOutputs(
             smile.astype(np.float32),

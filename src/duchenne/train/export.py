@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from duchenne.faces import EMOTION_LABELS
+from duchenne.io.atomic import atomic_write
 from duchenne.train.nets import ExportWrapper, fold_batchnorm
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,26 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def contract_metadata(name: str, input_size: int, temperature: float) -> dict[str, str]:
-    """The ``duchenne.*`` metadata_props every smile/emotion model carries."""
+def _vector(values: np.ndarray | list[float]) -> str:
+    """A float vector as metadata text (comma-separated, 6 significant digits)."""
+    return ",".join(f"{float(v):.6g}" for v in values)
+
+
+def emotion_prior_metadata(bias: np.ndarray, prior: np.ndarray) -> dict[str, str]:
+    """The emotion-prior keys ``duchenne.models.smile.SmileModel`` reads: the class bias
+    fitted with balanced weights on Valid and Valid's class frequencies (``emotion_offset``
+    explains both)."""
+    return {"duchenne.emotion_bias": _vector(bias), "duchenne.emotion_prior": _vector(prior)}
+
+
+def contract_metadata(
+    name: str,
+    input_size: int,
+    temperature: float,
+    emotion_prior: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The ``duchenne.*`` metadata_props every smile/emotion model carries
+    (``emotion_prior``: the keys of :func:`emotion_prior_metadata`, when fitted)."""
     return {
         "duchenne.task": "smile_emotion",
         "duchenne.name": name,
@@ -70,6 +89,7 @@ def contract_metadata(name: str, input_size: int, temperature: float) -> dict[st
         "duchenne.temperature": f"{float(temperature):.6g}",
         "duchenne.opset": str(OPSET),
         "duchenne.version": package_version(),
+        **(emotion_prior or {}),
     }
 
 
@@ -100,7 +120,8 @@ def _export(
 
 
 def _set_metadata(path: Path, metadata: Mapping[str, str]) -> None:
-    """Replace the file's metadata_props with ``metadata`` (one file, weights inline)."""
+    """Replace the file's metadata_props with ``metadata`` (one file, weights inline),
+    through a temporary file, so a failure leaves the old file whole."""
     model = onnx.load(str(path))
     del model.metadata_props[:]
     for key, value in metadata.items():
@@ -108,7 +129,19 @@ def _set_metadata(path: Path, metadata: Mapping[str, str]) -> None:
         entry.key, entry.value = key, value
     model.producer_name = "duchenne.train"
     onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+    with atomic_write(path, mode="wb") as fh:
+        fh.write(model.SerializeToString())
+
+
+def update_metadata(path: str | Path, updates: Mapping[str, str]) -> dict[str, object]:
+    """Add or replace some metadata keys of an exported file, keeping the others and the
+    graph (e.g. refit the emotion prior of a shipped model); returns its new sha256 and
+    bytes for ``models.json``."""
+    path = Path(path)
+    current = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    _set_metadata(path, {**current, **updates})
+    data = path.read_bytes()
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
 def check_no_batchnorm(path: Path) -> None:
@@ -148,6 +181,7 @@ def export_onnx(
     *,
     name: str,
     temperature: float = 1.0,
+    emotion_prior: Mapping[str, str] | None = None,
     input_size: int = 48,
     atol: float = 1e-4,
 ) -> dict[str, object]:
@@ -161,7 +195,7 @@ def export_onnx(
     reference = ExportWrapper(copy.deepcopy(net).cpu().float().eval())
     folded = ExportWrapper(fold_batchnorm(copy.deepcopy(net).cpu().float().eval()))
     _to_onnx(folded, path, input_size)
-    _set_metadata(path, contract_metadata(name, input_size, temperature))
+    _set_metadata(path, contract_metadata(name, input_size, temperature, emotion_prior))
     check_no_batchnorm(path)
     diff = check_parity(path, reference, input_size, atol)
     data = path.read_bytes()

@@ -18,10 +18,16 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from duchenne.evaluation.metrics import expected_calibration_error, fit_temperature, sigmoid
+from duchenne.evaluation.metrics import (
+    class_prior,
+    expected_calibration_error,
+    fit_class_bias,
+    fit_temperature,
+    sigmoid,
+)
 from duchenne.io.sinks import to_jsonable
 from duchenne.train.data import DeviceData, load_sets
-from duchenne.train.export import OPSET, export_onnx
+from duchenne.train.export import OPSET, emotion_prior_metadata, export_onnx
 from duchenne.train.loop import predict
 from duchenne.train.metrics import head_metrics
 from duchenne.train.nets import NETS
@@ -37,10 +43,19 @@ TRAIN_DATA = {
 
 
 def calibrate_on_valid(net: nn.Module, cache_dir: str | Path, valid_set: str) -> dict[str, Any]:
-    """Fit the smile temperature on Valid; returns T, metrics and ECE before/after."""
+    """Fit the smile temperature and the emotion prior (on the rows with votes) on Valid;
+    returns T, the emotion-prior metadata, metrics and ECE before/after."""
     crops = load_sets(cache_dir, valid_set)
     pred = predict(net.eval(), DeviceData.from_crops(crops, torch.device("cpu")))
     temperature = fit_temperature(crops.label.astype(int), pred["smile_logit"].reshape(-1))
+    votes = crops.votes[crops.has_votes]
+    prior = class_prior(votes, votes.shape[1]) if len(votes) else None
+    emotion_prior = None
+    if prior is not None and prior.min() > 0:
+        logits = pred["emotion_logits"][crops.has_votes]
+        emotion_prior = emotion_prior_metadata(fit_class_bias(votes, logits), prior)
+    else:  # tiny smoke sets: the raw softmax ships, under every prior
+        log.warning("%s: not every emotion has votes; no emotion prior fitted", valid_set)
     metrics = head_metrics(
         crops.label,
         pred["smile_logit"],
@@ -55,7 +70,12 @@ def calibrate_on_valid(net: nn.Module, cache_dir: str | Path, valid_set: str) ->
     metrics["smile_ece_calibrated"] = expected_calibration_error(
         crops.label.astype(int), sigmoid(pred["smile_logit"].reshape(-1) / temperature)
     )
-    return {"temperature": temperature, "metrics": metrics, "rows": len(crops)}
+    return {
+        "temperature": temperature,
+        "emotion_prior": emotion_prior,
+        "metrics": metrics,
+        "rows": len(crops),
+    }
 
 
 def onnx_latency_ms(path: str | Path, input_size: int = 48, runs: int = 200) -> float:
@@ -88,7 +108,13 @@ def finish(
     cfg = summary["config"]
     name = summary["name"]
     cal = calibrate_on_valid(net, cache_dir, cfg["valid_set"])
-    exported = export_onnx(net, onnx_path, name=name, temperature=cal["temperature"])
+    exported = export_onnx(
+        net,
+        onnx_path,
+        name=name,
+        temperature=cal["temperature"],
+        emotion_prior=cal["emotion_prior"],
+    )
     report = {
         **summary,
         "temperature": cal["temperature"],

@@ -1,5 +1,5 @@
-"""Calibration: sigmoid, Brier score, log loss, reliability curve, ECE and temperature
-fitting."""
+"""Calibration: sigmoid, Brier score, log loss, reliability curve, ECE, temperature fitting
+and class-prior (bias) fitting."""
 
 from __future__ import annotations
 
@@ -153,3 +153,107 @@ def fit_temperature(
             return binary_nll(y, z, math.exp(u))
 
     return math.exp(_golden_section(nll, math.log(lo), math.log(hi), tol, max_iter))
+
+
+def _soft_targets(targets: ArrayLike, k: int) -> np.ndarray:
+    """(n, k) rows summing to 1 from integer labels (n,) or vote distributions (n, k)."""
+    t = np.asarray(targets, dtype=np.float64)
+    if t.ndim == 1:
+        labels = t.astype(np.int64)
+        if np.any(labels != t) or np.any((labels < 0) | (labels >= k)):
+            raise ValueError(f"integer targets must lie in [0, {k})")
+        return np.eye(k)[labels]
+    if t.shape[1] != k or np.any(t < 0) or not np.all(np.isfinite(t)):
+        raise ValueError(f"soft targets must be non-negative (n, {k}), got shape {t.shape}")
+    total = t.sum(axis=1, keepdims=True)
+    if np.any(total <= 0):
+        raise ValueError("every soft-target row needs a positive sum")
+    return t / total
+
+
+def class_prior(targets: ArrayLike, k: int) -> np.ndarray:
+    """Class frequencies of integer labels or (mean) vote distributions, summing to 1."""
+    return _soft_targets(targets, k).mean(axis=0)
+
+
+def fit_class_bias(
+    targets: ArrayLike,
+    logits: ArrayLike,
+    *,
+    class_weight: str | ArrayLike = "balanced",
+    max_iter: int = 100,
+    tol: float = 1e-8,
+) -> np.ndarray:
+    """Per-class offsets ``b`` so that ``softmax(logits + b)`` fits the weighted targets.
+
+    Why: a classifier trained on skewed data (FER+: a third neutral, 2% disgust) learns
+    that skew as part of its logits, and a face with a weak expression is then called
+    ``neutral``. With ``class_weight="balanced"`` (each class weighted by 1 / its
+    frequency in ``targets``) the fitted ``softmax(logits + b)`` is the posterior under
+    a *uniform* class prior, the right one for a set with every expression equally
+    common (posed-expression stimuli); adding ``log(prior)`` to it gives the posterior
+    under any other prior (Saerens et al. 2002, "Adjusting the outputs of a classifier
+    to new a priori probabilities"). ``class_weight=None`` refits to the targets' own
+    frequencies.
+
+    The weighted cross-entropy is convex in ``b``, so Newton's method with a backtracking
+    line search finds the optimum in a few steps without scipy; ``b`` is returned
+    centred (softmax ignores a common shift).
+
+    Args:
+        targets: integer labels (n,) or vote distributions (n, k) (FER+ votes).
+        logits: (n, k) logits or log-probabilities of the same rows.
+        class_weight: ``"balanced"``, ``None`` or k non-negative weights.
+
+    Raises:
+        ValueError: bad shapes, non-finite logits, or an empty class under "balanced".
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 2 or not np.all(np.isfinite(z)):
+        raise ValueError(f"logits must be a finite (n, k) array, got shape {z.shape}")
+    k = z.shape[1]
+    q = _soft_targets(targets, k)
+    _same_length(q, z)
+    if class_weight is None:
+        weight = np.ones(k)
+    elif isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(
+                f"class_weight must be 'balanced', None or weights, got {class_weight!r}"
+            )
+        prior = q.mean(axis=0)
+        if np.any(prior <= 0):
+            raise ValueError("balanced weights need every class present in the targets")
+        weight = 1.0 / prior
+    else:
+        weight = np.asarray(class_weight, dtype=np.float64)
+        if weight.shape != (k,) or np.any(weight < 0) or not np.any(weight > 0):
+            raise ValueError(f"class_weight must be {k} non-negative weights")
+    a = q * weight  # (n, k) weighted targets
+    row = a.sum(axis=1)
+    total = row.sum()
+
+    def loss(b: np.ndarray) -> float:
+        zb = z + b
+        return float(-(a * (zb - np.logaddexp.reduce(zb, axis=1, keepdims=True))).sum() / total)
+
+    b = np.zeros(k)
+    current = loss(b)
+    for _ in range(max_iter):
+        zb = z + b
+        p = np.exp(zb - np.logaddexp.reduce(zb, axis=1, keepdims=True))
+        grad = (row[:, None] * p - a).sum(axis=0) / total
+        hess = (np.diag((row[:, None] * p).sum(axis=0)) - (row[:, None] * p).T @ p) / total
+        step = np.linalg.lstsq(hess, grad, rcond=None)[0]
+        t = 1.0
+        while t > 1e-10 and loss(b - t * step) > current - 1e-4 * t * float(grad @ step):
+            t /= 2
+        if t <= 1e-10:
+            break
+        b = b - t * step
+        new = loss(b)
+        done = current - new < tol
+        current = new
+        if done:
+            break
+    return b - b.mean()
