@@ -58,6 +58,18 @@ def test_invalid_values_fail_cleanly(capsys):
     assert err.startswith("duchenne serve: invalid workers") and "Traceback" not in err
 
 
+def test_emotion_prior_setting_reaches_the_analyzer(monkeypatch, capsys):
+    from duchenne.server.engine import analyzer_config
+
+    assert analyzer_config(Settings()).emotion_prior == "balanced"
+    monkeypatch.setenv("DUCHENNE_EMOTION_PRIOR", "natural")
+    assert analyzer_config(settings_from(parse())).emotion_prior == "natural"
+    flag = settings_from(parse("--emotion-prior", "1,1,1,1,1,1,1,2"))
+    assert analyzer_config(flag).emotion_prior[-1] == pytest.approx(2 / 9)
+    assert main(["serve", "--emotion-prior", "posed"]) == 2
+    assert capsys.readouterr().err.startswith("duchenne serve: invalid emotion_prior")
+
+
 def test_unknown_model_fails_before_serving(capsys):
     assert main(["serve", "--model", "no_such_model", "--port", "0"]) == 1
     err = capsys.readouterr().err

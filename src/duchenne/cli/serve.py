@@ -44,6 +44,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="smile model name or .onnx path")
     p.add_argument("--detector", choices=DETECTORS, default=None)
     p.add_argument(
+        "--emotion-prior",
+        default=None,
+        metavar="PRIOR",
+        help="emotion class prior: balanced (default), natural or 8 comma-separated weights "
+        "(as for `duchenne analyze`)",
+    )
+    p.add_argument(
         "--device",
         choices=DEVICES,
         default=None,
@@ -82,6 +89,7 @@ def settings_from(args: argparse.Namespace):  # -> duchenne.server.Settings
         "processes": args.processes,
         "model": args.model,
         "detector": args.detector,
+        "emotion_prior": args.emotion_prior,
         "device": args.device,
         "log_level": args.log_level,
     }

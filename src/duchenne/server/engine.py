@@ -103,6 +103,7 @@ def analyzer_config(settings: Settings) -> AnalyzerConfig:
         threads=settings.threads,
         max_pixels=settings.max_pixels,
         device=settings.device,
+        emotion_prior=settings.emotion_prior,
     )
 
 

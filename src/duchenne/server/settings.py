@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     device: str = Field(
         "cpu", pattern="^(cpu|cuda)$", description="run the models on: cpu or cuda (duchenne[gpu])"
     )
+    emotion_prior: str = Field(
+        "balanced",
+        description="emotion class prior: balanced, natural or 8 comma-separated weights",
+    )
     log_level: str = "info"
 
     # --- access
@@ -120,6 +124,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_model_is_default(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("emotion_prior")
+    @classmethod
+    def _known_emotion_prior(cls, value: str) -> str:
+        from duchenne.models.smile import parse_emotion_prior
+
+        parse_emotion_prior(value)  # ValueError -> ValidationError naming the field
+        return value
 
     @property
     def cors_origin_list(self) -> list[str]:
