@@ -153,3 +153,15 @@ def test_no_face_flag_in_json_and_rows() -> None:
     assert [r["no_face"] for r in result_rows("b.jpg", mock_faces(n=2))] == [False, False]
     (error,) = result_rows("c.jpg", ValueError("bad"))
     assert error["no_face"] is None and error["error"]
+
+
+@pytest.mark.parametrize(
+    ("p", "threshold", "printed", "want"),
+    [(0.99996, 1.0, 1.0, True), (0.49994, 0.5, 0.4999, False), (0.49996, 0.5, 0.5, True)],
+)
+def test_smiling_follows_the_printed_probability(p, threshold, printed, want) -> None:
+    """``smiling`` and the printed ``smile`` never disagree at the threshold."""
+    faces = mock_faces(1, smile=[p])
+    faces.meta["smile_threshold"] = threshold
+    out = faces.face(0).to_dict()
+    assert out["smile"] == printed and out["smiling"] is want

@@ -45,6 +45,19 @@ BLENDSHAPE_NAMES: tuple[str, ...] = (
 
 #: ``smile >= threshold`` means smiling unless a caller sets another (``--smile-threshold``).
 DEFAULT_SMILE_THRESHOLD = 0.5
+#: Decimals of P(smile) in every output (JSON, CSV, video rows).
+SMILE_DECIMALS = 4
+
+
+def smiling(smile: Any, threshold: float) -> Any:
+    """``smile >= threshold`` on P(smile) as the outputs print it (``SMILE_DECIMALS``).
+
+    Why rounded: a face with P(smile) 0.99996 is printed as 1.0; comparing the unrounded
+    value with a threshold of 1.0 would call it not smiling beside a printed 1.0. Works on
+    a float or an array (video episodes cut on the same rule as the per-frame rows).
+    """
+    return np.round(smile, SMILE_DECIMALS) >= threshold
+
 
 #: Single-photo action-unit proxies in [0, 1] (``duchenne.face.geometry.au_proxies``); they
 #: travel in ``Faces.data`` and are written under ``"au"`` instead of ``"geometry"``.
@@ -255,7 +268,7 @@ class Face:
     @property
     def is_smiling(self) -> bool | None:
         """``smile >= smile_threshold``; None when the smile model did not run."""
-        return None if self.smile is None else self.smile >= self.smile_threshold
+        return None if self.smile is None else bool(smiling(self.smile, self.smile_threshold))
 
     def to_dict(self, *, landmarks: bool = False) -> dict[str, Any]:
         """JSON-safe nested dict (the per-face part of the public schema)."""
@@ -271,7 +284,7 @@ class Face:
             points = [[round(x, 2), round(y, 2)] for x, y in self.keypoints]
             out["keypoints"] = dict(zip(KEYPOINT_NAMES, points, strict=True))
         if self.smile is not None:
-            out["smile"] = round(self.smile, 4)
+            out["smile"] = round(self.smile, SMILE_DECIMALS)
             out["smiling"] = self.is_smiling
         if self.smile_score is not None:
             out["smile_score"] = round(self.smile_score, 2)

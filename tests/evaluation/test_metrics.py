@@ -307,3 +307,35 @@ def test_fit_class_bias_soft_targets_and_bad_input() -> None:
         M.fit_class_bias(y, z, class_weight="uniform")
     with pytest.raises(ValueError, match="lie in"):
         M.fit_class_bias(y + 5, z)
+
+
+def test_fit_platt_recovers_temperature_and_bias() -> None:
+    rng = np.random.default_rng(5)
+    z = rng.normal(0.0, 2.0, 30_000)
+    y = (rng.random(z.size) < M.sigmoid(z)).astype(int)
+    # the model's logits are 2x too confident and shifted by -0.7: z' = 2 (z - 0.7)
+    t, b = M.fit_platt(y, 2.0 * (z - 0.7))
+    assert t == pytest.approx(2.0, rel=0.05) and b == pytest.approx(0.7, abs=0.05)
+    assert M.binary_nll(y, 2.0 * (z - 0.7) + 2 * b * t, t) < M.binary_nll(y, 2.0 * (z - 0.7), t)
+
+
+def test_group_weights_make_each_group_count_the_same() -> None:
+    w = M.group_weights(["a"] * 30 + ["b"] * 10)
+    assert w.mean() == pytest.approx(1.0)
+    assert w[:30].sum() == pytest.approx(w[30:].sum())
+    # a small shifted domain pulls the fitted bias as hard as a large one
+    rng = np.random.default_rng(6)
+    z = rng.normal(0.0, 2.0, 8_000)
+    y = (rng.random(z.size) < M.sigmoid(z)).astype(int)
+    logits = np.where(np.arange(z.size) < 6_000, z, z + 2.0)  # 2,000 rows lean "smiling"
+    groups = np.arange(z.size) < 6_000
+    _, pooled = M.fit_platt(y, logits)
+    _, balanced = M.fit_platt(y, logits, sample_weight=M.group_weights(groups))
+    assert balanced < pooled < 0  # the balanced fit corrects more towards the small domain
+
+
+def test_fit_platt_refuses_what_it_cannot_fit() -> None:
+    with pytest.raises(ValueError, match="both classes"):
+        M.fit_platt([1, 1, 1], [0.1, 0.5, 2.0])
+    with pytest.raises(ValueError, match="wrong way round"):
+        M.fit_platt([0, 0, 1, 1] * 50, [3.0, 2.0, -2.0, -3.0] * 50)

@@ -78,6 +78,7 @@ def test_device_survives_pickling_and_reaches_batch_and_server(monkeypatch) -> N
         processes=None,
         model=None,
         detector=None,
+        emotion_prior=None,
         device="cuda",
         log_level=None,
         no_batching=False,

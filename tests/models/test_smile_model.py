@@ -146,3 +146,18 @@ def test_shipped_variants_carry_a_fitted_prior(name: str) -> None:
     assert model.training_prior.argmax() == 0  # FER+: neutral is the most common class
     rare = [5, 7]  # disgust, contempt: about 2% of FER+ each
     assert np.all(model.emotion_bias[rare] > model.emotion_bias[0])
+
+
+def test_smile_bias_from_metadata_moves_the_decision_point(tmp_path) -> None:
+    from tests.conftest import make_tiny_smile_onnx
+
+    path = make_tiny_smile_onnx(
+        tmp_path / "b.onnx", temperature=4.0, extra_meta={"duchenne.smile_bias": "-1.5"}
+    )
+    model = SmileModel(path)
+    out = model(np.concatenate([_crops(0, 255), _crops(128, 128)]))
+    np.testing.assert_allclose(
+        out.smile, 1 / (1 + np.exp(-np.array([16 / 4 - 1.5, -1.5]))), rtol=1e-5
+    )
+    raw = model.raw_outputs(_crops(0, 255))  # what calibration is fitted on
+    np.testing.assert_allclose(raw["smile_logit"], [16.0], rtol=1e-4)

@@ -11,10 +11,10 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
 from duchenne.train import LADDER  # noqa: E402
+from duchenne.train.calibrate import Calibration  # noqa: E402
 from duchenne.train.export import (  # noqa: E402
     EMOTION_LABELS,
     OUTPUT_NAMES,
-    emotion_prior_metadata,
     export_onnx,
     update_metadata,
 )
@@ -69,7 +69,7 @@ def test_export_parity_no_bn_dynamic_batch(name: str, tmp_path) -> None:
     torch.manual_seed(1)
     net = _randomise_bn(build_net(name))
     path = tmp_path / f"{name}.onnx"
-    info = export_onnx(net, path, name=name, temperature=1.25)
+    info = export_onnx(net, path, name=name, calibration=Calibration(1.25, -0.3))
     assert info["parity_max_abs_diff"] < 1e-4
     model = onnx.load(str(path))
     assert "BatchNormalization" not in {n.op_type for n in model.graph.node}
@@ -81,6 +81,8 @@ def test_export_parity_no_bn_dynamic_batch(name: str, tmp_path) -> None:
     assert float(meta["duchenne.mean"]) == 0.5 and float(meta["duchenne.std"]) == 0.5
     assert meta["duchenne.emotion_labels"].split(",") == list(EMOTION_LABELS)
     assert float(meta["duchenne.temperature"]) == pytest.approx(1.25)
+    assert float(meta["duchenne.smile_bias"]) == pytest.approx(-0.3)
+    assert "duchenne.emotion_bias" not in meta  # not fitted: the raw softmax ships
     assert meta["duchenne.opset"] == "17" and meta["duchenne.version"]
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [o.name for o in sess.get_outputs()] == list(OUTPUT_NAMES)
@@ -108,11 +110,11 @@ def test_update_metadata_adds_the_emotion_prior_and_keeps_the_rest(tmp_path) -> 
     from duchenne.models.smile import SmileModel
 
     path = tmp_path / "smile_n.onnx"
-    export_onnx(build_net("smile_n"), path, name="smile_n", temperature=1.5)
+    export_onnx(build_net("smile_n"), path, name="smile_n", calibration=Calibration(1.5))
     crops = np.random.default_rng(2).integers(0, 255, (3, 48, 48, 3), dtype=np.uint8)
     before = SmileModel(path)(crops)
     bias = np.linspace(-0.7, 0.7, 8)
-    info = update_metadata(path, emotion_prior_metadata(bias, np.full(8, 0.125)))
+    info = update_metadata(path, Calibration(1.5, 0.0, bias, np.full(8, 0.125)).metadata())
     assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     model = SmileModel(path)
     assert model.temperature == pytest.approx(1.5)

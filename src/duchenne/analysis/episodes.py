@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from duchenne.analysis.dynamics import smooth_signal
+from duchenne.faces import smiling
 
 __all__ = [
     "SmileEpisode",
@@ -184,7 +185,7 @@ def smiling_episodes(
     if fps <= 0:
         raise ValueError("fps must be > 0")
     p = np.nan_to_num(np.asarray(smile, np.float64), nan=-1.0)
-    on = p >= threshold
+    on = smiling(p, threshold)
     runs = _runs_of(on)
     gap = max(1, int(round(min_duration * fps)))
     merged: list[Phase] = []

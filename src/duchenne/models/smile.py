@@ -1,8 +1,10 @@
 """Smile/emotion models of the size ladder: preprocessing, inference and calibration.
 
 Outputs per face crop (see ``MODEL_CARD.md``):
-- ``smile``: calibrated probability that the face smiles, ``sigmoid(logit / T)`` with the
-  temperature ``T`` fitted on the validation split and stored in the ONNX metadata.
+- ``smile``: calibrated probability that the face smiles, ``sigmoid(logit / T + b)`` with the
+  temperature ``T`` and bias ``b`` fitted on a validation mix of domains (Platt scaling,
+  ``duchenne.evaluation.metrics.fit_platt``) and stored in the ONNX metadata
+  (``duchenne.temperature``, ``duchenne.smile_bias``; files without a bias get 0).
 - ``smile_score``: ``1 + 9 * intensity`` where ``intensity`` is the model's estimate of the
   share of annotators who would call the face happy (FER+ happiness vote fraction). So a 1
   means nobody would, a 10 means everybody would; it grows monotonically with intensity.
@@ -151,6 +153,7 @@ class SmileModel:
         self.mean = float(meta.get("duchenne.mean", 0.5))
         self.std = float(meta.get("duchenne.std", 0.5))
         self.temperature = float(meta.get("duchenne.temperature", 1.0))
+        self.smile_bias = float(meta.get("duchenne.smile_bias", 0.0))
         self.flip = flip
         self.emotion_bias = _metadata_vector(meta, "duchenne.emotion_bias", np.zeros(N_EMOTIONS))
         self.training_prior = _metadata_vector(
@@ -167,35 +170,45 @@ class SmileModel:
         x = gray.astype(np.float32) / 255.0
         return ((x - self.mean) / self.std)[:, None]
 
-    def __call__(self, crops: np.ndarray, batch_size: int | None = None) -> SmileOutputs:
-        """Run on aligned crops (n, S, S, 3) in chunks of ``batch_size`` (default: the
-        device's ``CROP_BATCH``).
+    def raw_outputs(
+        self, crops: np.ndarray, batch_size: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """The network's outputs before calibration: ``smile_logit`` (n,), ``intensity``
+        (n,) and ``emotion_logits`` (n, 8), in chunks of ``batch_size`` (default: the
+        device's ``CROP_BATCH``); what calibration is fitted on.
 
-        With ``flip=True`` each crop is also run mirrored and the two outputs' logits are
+        With ``flip=True`` each crop is also run mirrored and the two outputs are
         averaged (test-time augmentation): faces are left-right symmetric, so this halves
         the model's sensitivity to which side a small artefact falls on, at twice the cost.
         """
-        if len(crops) == 0:
-            return SmileOutputs(
-                np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros((0, 8), np.float32)
-            )
+        n = len(crops)
+        if n == 0:
+            return {
+                "smile_logit": np.zeros(0, np.float32),
+                "intensity": np.zeros(0, np.float32),
+                "emotion_logits": np.zeros((0, N_EMOTIONS), np.float32),
+            }
         x = self.preprocess(crops)
         if self.flip:
             x = np.concatenate([x, x[..., ::-1]])
         size = batch_size or CROP_BATCH.get(self.model.device, 64)
         out = self.model.run_chunked(np.ascontiguousarray(x), size)
-        logit = out["smile_logit"].reshape(-1)
-        intensity = out["intensity"].reshape(-1)
-        emotion_logits = out["emotion_logits"]
+        raw = {
+            "smile_logit": out["smile_logit"].reshape(-1),
+            "intensity": out["intensity"].reshape(-1),
+            "emotion_logits": out["emotion_logits"],
+        }
         if self.flip:
-            n = len(crops)
-            logit = (logit[:n] + logit[n:]) / 2
-            intensity = (intensity[:n] + intensity[n:]) / 2
-            emotion_logits = (emotion_logits[:n] + emotion_logits[n:]) / 2
-        emotion = _softmax(emotion_logits + self.emotion_offset)
-        smile = 1.0 / (1.0 + np.exp(-logit / self.temperature))
+            raw = {k: (v[:n] + v[n:]) / 2 for k, v in raw.items()}
+        return raw
+
+    def __call__(self, crops: np.ndarray, batch_size: int | None = None) -> SmileOutputs:
+        """Calibrated outputs on aligned crops (n, S, S, 3) (see :meth:`raw_outputs`)."""
+        raw = self.raw_outputs(crops, batch_size)
+        smile = 1.0 / (1.0 + np.exp(-(raw["smile_logit"] / self.temperature + self.smile_bias)))
+        emotion = _softmax(raw["emotion_logits"] + self.emotion_offset)
         return SmileOutputs(
             smile.astype(np.float32),
-            intensity_to_score(intensity).astype(np.float32),
+            intensity_to_score(raw["intensity"]).astype(np.float32),
             emotion.astype(np.float32),
         )

@@ -28,6 +28,7 @@ from torch import nn
 
 from duchenne.faces import EMOTION_LABELS
 from duchenne.io.atomic import atomic_write
+from duchenne.train.calibrate import Calibration
 from duchenne.train.nets import ExportWrapper, fold_batchnorm
 
 log = logging.getLogger(__name__)
@@ -58,26 +59,11 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def _vector(values: np.ndarray | list[float]) -> str:
-    """A float vector as metadata text (comma-separated, 6 significant digits)."""
-    return ",".join(f"{float(v):.6g}" for v in values)
-
-
-def emotion_prior_metadata(bias: np.ndarray, prior: np.ndarray) -> dict[str, str]:
-    """The emotion-prior keys ``duchenne.models.smile.SmileModel`` reads: the class bias
-    fitted with balanced weights on Valid and Valid's class frequencies (``emotion_offset``
-    explains both)."""
-    return {"duchenne.emotion_bias": _vector(bias), "duchenne.emotion_prior": _vector(prior)}
-
-
 def contract_metadata(
-    name: str,
-    input_size: int,
-    temperature: float,
-    emotion_prior: Mapping[str, str] | None = None,
+    name: str, input_size: int, calibration: Calibration | None = None
 ) -> dict[str, str]:
-    """The ``duchenne.*`` metadata_props every smile/emotion model carries
-    (``emotion_prior``: the keys of :func:`emotion_prior_metadata`, when fitted)."""
+    """The ``duchenne.*`` metadata_props every smile/emotion model carries (with the
+    calibration's keys; none given: temperature 1, bias 0, raw emotion softmax)."""
     return {
         "duchenne.task": "smile_emotion",
         "duchenne.name": name,
@@ -86,10 +72,9 @@ def contract_metadata(
         "duchenne.mean": repr(MEAN),
         "duchenne.std": repr(STD),
         "duchenne.emotion_labels": ",".join(EMOTION_LABELS),
-        "duchenne.temperature": f"{float(temperature):.6g}",
         "duchenne.opset": str(OPSET),
         "duchenne.version": package_version(),
-        **(emotion_prior or {}),
+        **(calibration or Calibration()).metadata(),
     }
 
 
@@ -180,8 +165,7 @@ def export_onnx(
     path: str | Path,
     *,
     name: str,
-    temperature: float = 1.0,
-    emotion_prior: Mapping[str, str] | None = None,
+    calibration: Calibration | None = None,
     input_size: int = 48,
     atol: float = 1e-4,
 ) -> dict[str, object]:
@@ -195,7 +179,7 @@ def export_onnx(
     reference = ExportWrapper(copy.deepcopy(net).cpu().float().eval())
     folded = ExportWrapper(fold_batchnorm(copy.deepcopy(net).cpu().float().eval()))
     _to_onnx(folded, path, input_size)
-    _set_metadata(path, contract_metadata(name, input_size, temperature, emotion_prior))
+    _set_metadata(path, contract_metadata(name, input_size, calibration))
     check_no_batchnorm(path)
     diff = check_parity(path, reference, input_size, atol)
     data = path.read_bytes()

@@ -18,16 +18,11 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from duchenne.evaluation.metrics import (
-    class_prior,
-    expected_calibration_error,
-    fit_class_bias,
-    fit_temperature,
-    sigmoid,
-)
+from duchenne.evaluation.metrics import expected_calibration_error, sigmoid
 from duchenne.io.sinks import to_jsonable
+from duchenne.train.calibrate import fit_calibration
 from duchenne.train.data import DeviceData, load_sets
-from duchenne.train.export import OPSET, emotion_prior_metadata, export_onnx
+from duchenne.train.export import OPSET, export_onnx
 from duchenne.train.loop import predict
 from duchenne.train.metrics import head_metrics
 from duchenne.train.nets import NETS
@@ -43,19 +38,13 @@ TRAIN_DATA = {
 
 
 def calibrate_on_valid(net: nn.Module, cache_dir: str | Path, valid_set: str) -> dict[str, Any]:
-    """Fit the smile temperature and the emotion prior (on the rows with votes) on Valid;
-    returns T, the emotion-prior metadata, metrics and ECE before/after."""
+    """Fit the calibration (``duchenne.train.calibrate``) on Valid; returns it with the
+    metrics and the smile ECE before/after."""
     crops = load_sets(cache_dir, valid_set)
     pred = predict(net.eval(), DeviceData.from_crops(crops, torch.device("cpu")))
-    temperature = fit_temperature(crops.label.astype(int), pred["smile_logit"].reshape(-1))
-    votes = crops.votes[crops.has_votes]
-    prior = class_prior(votes, votes.shape[1]) if len(votes) else None
-    emotion_prior = None
-    if prior is not None and prior.min() > 0:
-        logits = pred["emotion_logits"][crops.has_votes]
-        emotion_prior = emotion_prior_metadata(fit_class_bias(votes, logits), prior)
-    else:  # tiny smoke sets: the raw softmax ships, under every prior
-        log.warning("%s: not every emotion has votes; no emotion prior fitted", valid_set)
+    logit = pred["smile_logit"].reshape(-1)
+    votes = np.where(crops.has_votes[:, None], crops.votes, 0.0)
+    cal = fit_calibration(crops.label, logit, crops.source, votes, pred["emotion_logits"])
     metrics = head_metrics(
         crops.label,
         pred["smile_logit"],
@@ -64,18 +53,12 @@ def calibrate_on_valid(net: nn.Module, cache_dir: str | Path, valid_set: str) ->
         crops.votes,
         crops.has_votes,
     )
-    metrics["smile_ece_raw"] = expected_calibration_error(
-        crops.label.astype(int), sigmoid(pred["smile_logit"].reshape(-1))
-    )
+    label = crops.label.astype(int)
+    metrics["smile_ece_raw"] = expected_calibration_error(label, sigmoid(logit))
     metrics["smile_ece_calibrated"] = expected_calibration_error(
-        crops.label.astype(int), sigmoid(pred["smile_logit"].reshape(-1) / temperature)
+        label, sigmoid(logit / cal.temperature + cal.smile_bias)
     )
-    return {
-        "temperature": temperature,
-        "emotion_prior": emotion_prior,
-        "metrics": metrics,
-        "rows": len(crops),
-    }
+    return {"calibration": cal, "metrics": metrics, "rows": len(crops)}
 
 
 def onnx_latency_ms(path: str | Path, input_size: int = 48, runs: int = 200) -> float:
@@ -108,16 +91,12 @@ def finish(
     cfg = summary["config"]
     name = summary["name"]
     cal = calibrate_on_valid(net, cache_dir, cfg["valid_set"])
-    exported = export_onnx(
-        net,
-        onnx_path,
-        name=name,
-        temperature=cal["temperature"],
-        emotion_prior=cal["emotion_prior"],
-    )
+    calibration = cal["calibration"]
+    exported = export_onnx(net, onnx_path, name=name, calibration=calibration)
     report = {
         **summary,
-        "temperature": cal["temperature"],
+        "temperature": calibration.temperature,
+        "smile_bias": calibration.smile_bias,
         "valid_metrics_final": cal["metrics"],
         "onnx": {"file": str(onnx_path), **exported},
         "latency_ms_b1_1thread": onnx_latency_ms(onnx_path),
@@ -127,7 +106,13 @@ def finish(
     report_path.write_text(
         json.dumps(to_jsonable(report, default=str), indent=2) + "\n", encoding="utf-8"
     )
-    log.info("%s: T=%.3f, report %s", name, cal["temperature"], report_path)
+    log.info(
+        "%s: T=%.3f b=%.3f, report %s",
+        name,
+        calibration.temperature,
+        calibration.smile_bias,
+        report_path,
+    )
     if register:
         register_model(report, models_json)
     return report
@@ -150,6 +135,7 @@ def models_entry(report: dict[str, Any]) -> dict[str, Any]:
         "channels": 1,
         "opset": OPSET,
         "temperature": round(float(report["temperature"]), 6),
+        "smile_bias": round(float(report.get("smile_bias", 0.0)), 6),
         "training": {
             "data": [TRAIN_DATA.get(s, s) for s in cfg["train_sets"]],
             "rows": report.get("train_rows"),
