@@ -144,5 +144,7 @@ def test_balanced_prior_stops_rare_emotions_collapsing_on_ferplus_test() -> None
         recall[prior] = report["models"][name]["emotion"]["per_class_recall"]
     rare = ("disgust", "fear", "contempt")
     assert all(recall["balanced"][c] > recall["natural"][c] + 0.2 for c in rare)
-    assert min(recall["balanced"].values()) >= 0.4
-    assert recall["balanced"]["happiness"] >= 0.8
+    posed = ("surprise", "sadness", "anger", "disgust", "fear")  # "most of the time"
+    assert all(recall["balanced"][c] >= 0.5 for c in posed)
+    assert min(recall["balanced"].values()) >= 0.3
+    assert recall["balanced"]["happiness"] >= 0.8 and recall["natural"]["neutral"] >= 0.8

@@ -27,7 +27,8 @@ class Calibration:
         temperature, smile_bias: ``smile = sigmoid(smile_logit / temperature + smile_bias)``.
         emotion_bias: (8,) offset making ``softmax(emotion_logits + emotion_bias)`` the
             posterior under equal class frequencies; None: not fitted (raw softmax).
-        emotion_prior: (8,) the validation set's class frequencies (the ``natural`` prior).
+        emotion_prior: (8,) the validation set's class frequencies (of plurality labels:
+            the ``natural`` prior).
     """
 
     temperature: float = 1.0
@@ -60,7 +61,9 @@ def fit_calibration(
     emotion_logits: np.ndarray,
 ) -> Calibration:
     """Fit the smile's Platt scaling (each domain weighted equally, so 0.5 means the same
-    on a 48 px crop and on a photo) and the emotion prior on the rows with votes.
+    on a 48 px crop and on a photo) and the emotion prior on the rows with votes (class-
+    balanced against their plurality labels; ``emotion_prior``: the plurality labels'
+    frequencies).
 
     Args:
         label: (n,) 0/1 smile labels; smile_logit: (n,) raw logits.
@@ -76,9 +79,16 @@ def fit_calibration(
         log.warning("smile calibration not fitted (%s): temperature 1, bias 0", exc)
         temperature, smile_bias = 1.0, 0.0
     voted = votes.sum(axis=1) > 0
-    prior = class_prior(votes[voted], votes.shape[1]) if voted.any() else None
+    # The plurality label, not the vote distribution: with class-balanced weights a soft
+    # target multiplies every minority vote by 1 / its class's share, so the rare classes
+    # that annotators add to neutral faces (contempt, sadness) would be pushed far more
+    # than their recall needs (measured on FER+ Test: lower accuracy, lower macro F1).
+    label_emotion = votes[voted].argmax(axis=1)
+    prior = class_prior(label_emotion, votes.shape[1]) if voted.any() else None
     if prior is None or prior.min() <= 0:  # tiny smoke sets: the raw softmax ships
-        log.warning("not every emotion has votes in the calibration set; no emotion prior")
+        log.warning(
+            "not every emotion is a plurality label in the calibration set; no emotion prior"
+        )
         return Calibration(temperature, smile_bias)
-    bias = fit_class_bias(votes[voted], emotion_logits[voted])
+    bias = fit_class_bias(label_emotion, emotion_logits[voted])
     return Calibration(temperature, smile_bias, bias, prior)
