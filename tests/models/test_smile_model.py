@@ -141,7 +141,7 @@ def test_bad_emotion_priors_are_refused(tmp_path, tiny_smile_onnx) -> None:
 @pytest.mark.parametrize("name", list_models("smile_*"))
 def test_shipped_variants_carry_a_fitted_prior(name: str) -> None:
     model = SmileModel(name)
-    # fitted on FER+ Valid (scripts/fit_emotion_prior.py): the rare classes gain on neutral
+    # fitted on FER+ Valid (scripts/calibrate_shipped.py): the rare classes gain on neutral
     assert model.training_prior.sum() == pytest.approx(1.0, abs=1e-4)
     assert model.training_prior.argmax() == 0  # FER+: neutral is the most common class
     rare = [5, 7]  # disgust, contempt: about 2% of FER+ each
