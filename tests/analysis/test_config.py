@@ -6,6 +6,7 @@ import dataclasses
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from duchenne.analysis.analyzer import Analyzer
@@ -105,10 +106,25 @@ def test_emotion_prior_is_validated_normalised_and_round_trips() -> None:
     cfg = AnalyzerConfig(emotion_prior=[2, 2, 1, 1, 1, 1, 1, 1])
     assert cfg.emotion_prior == pytest.approx((0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1))
     assert AnalyzerConfig.from_dict(cfg.to_dict()) == cfg and hash(cfg)
-    assert cfg.sessions() != AnalyzerConfig().sessions()  # a different prior: other outputs
+    assert cfg.sessions() == AnalyzerConfig().sessions()  # a prior is not a new session
     with pytest.raises(ValueError, match="emotion prior"):
         AnalyzerConfig(emotion_prior="posed")
     args = _args("analyze", "x.jpg", "--emotion-prior", "natural")
     assert config_from_args(args).emotion_prior == "natural"
     with pytest.raises(SystemExit):
         _args("analyze", "x.jpg", "--emotion-prior", "1,2")
+
+
+def test_a_view_under_another_emotion_prior_shares_the_smile_session() -> None:
+    analyzer = Analyzer(stages=("detect", "smile"), threads=1)
+    if analyzer.smile_model is None:
+        pytest.skip("no smile model ships")
+    natural = analyzer.with_options(emotion_prior="natural")
+    assert natural.smile_model.model is analyzer.smile_model.model  # same ONNX session
+    assert analyzer.smile_model.emotion_prior == "balanced"  # the original is untouched
+    from duchenne import data
+
+    a, b = analyzer.analyze(data.astronaut()), natural.analyze(data.astronaut())
+    assert a.smile[0] == b.smile[0]
+    assert not np.allclose(a.emotion[0], b.emotion[0])
+    assert b.meta["emotion_prior"] == "natural"

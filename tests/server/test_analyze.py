@@ -217,6 +217,23 @@ def test_smile_threshold_decides_smiling(client, demo_jpeg):
     assert client.post("/v1/analyze?smile_threshold=2", content=demo_jpeg).status_code == 422
 
 
+def test_emotion_prior_per_request_shares_the_models(client, demo_jpeg):
+    docs = {}
+    for prior in ("natural", "balanced"):
+        response = client.post(f"/v1/analyze?emotion_prior={prior}", content=demo_jpeg)
+        assert response.status_code == 200
+        docs[prior] = response.json()
+        assert docs[prior]["image"]["emotion_prior"] == prior
+    default = client.post("/v1/analyze", content=demo_jpeg).json()
+    assert default["image"]["emotion_prior"] == "balanced"  # the service's default
+    faces = [d["faces"][0] for d in (*docs.values(), default)]
+    if "emotions" in faces[0]:  # a smile model ships: only the emotions move
+        assert faces[0]["smile"] == faces[1]["smile"]
+        assert faces[1]["emotions"] == faces[2]["emotions"]
+    bad = client.post("/v1/analyze?emotion_prior=posed", content=demo_jpeg)
+    assert bad.status_code == 422 and "emotion_prior" in bad.json()["error"]["message"]
+
+
 def test_a_text_upload_is_named_by_its_file_name(client):
     response = client.post("/v1/analyze", files={"file": ("notes.txt", b"hello, not a picture")})
     assert_error(response, 422, "ImageLoadError")

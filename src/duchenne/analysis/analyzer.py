@@ -103,7 +103,8 @@ class Analyzer:
         ask for subsets (e.g. detection only) or other limits; building new sessions per
         request would cost far more than the request. ``config`` is usually a
         ``dataclasses.replace`` of :attr:`config`: stages can only be dropped, never added,
-        and the model fields (detector, smile model, threads, ...) must be the same.
+        and the model fields (detector, smile model, threads, ...) must be the same; limits,
+        the smile threshold and the emotion prior (a post-processing offset) may change.
 
         Raises:
             ValueError: ``config`` asks for a stage or a model this analyzer did not load.
@@ -123,7 +124,9 @@ class Analyzer:
         view.config = config
         view.mesh = self.mesh if "landmarks" in config.stages else None
         view.blendshape_stage = self.blendshape_stage if "blendshapes" in config.stages else None
-        view.smile_model = self.smile_model if "smile" in config.stages else None
+        view.smile_model = None
+        if "smile" in config.stages and self.smile_model is not None:
+            view.smile_model = self.smile_model.with_prior(config.emotion_prior)
         return view
 
     def with_options(
@@ -133,9 +136,10 @@ class Analyzer:
         max_faces: int | None = None,
         min_face_size: float | None = None,
         smile_threshold: float | None = None,
+        emotion_prior: str | Sequence[float] | None = None,
     ) -> Analyzer:
-        """:meth:`view` with other stages (None: these), ``max_faces`` (None: no limit) and
-        ``min_face_size`` (None: this one's).
+        """:meth:`view` with other stages (None: these), ``max_faces`` (None: no limit),
+        ``min_face_size``, ``smile_threshold`` and ``emotion_prior`` (None: this one's).
 
         Raises:
             ValueError: if ``stages`` asks for a stage this analyzer did not load.
@@ -147,6 +151,8 @@ class Analyzer:
             changes["min_face_size"] = min_face_size
         if smile_threshold is not None:
             changes["smile_threshold"] = smile_threshold
+        if emotion_prior is not None:
+            changes["emotion_prior"] = emotion_prior
         return self.view(dataclasses.replace(self.config, **changes))
 
     @property

@@ -38,7 +38,6 @@ SESSION_FIELDS = (
     "tile",
     "threads",
     "device",
-    "emotion_prior",
 )
 
 

@@ -14,6 +14,7 @@ Outputs per face crop (see ``MODEL_CARD.md``):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,17 @@ class SmileModel:
         self.emotion_offset = emotion_offset(
             self.emotion_bias, self.training_prior, self.emotion_prior
         )
+
+    def with_prior(self, emotion_prior: str | Sequence[float]) -> SmileModel:
+        """This model (the same ONNX session) under another emotion prior; ``self`` when
+        the prior is already this one's."""
+        prior = parse_emotion_prior(emotion_prior)
+        if prior == self.emotion_prior:
+            return self
+        other = copy.copy(self)
+        other.emotion_prior = prior
+        other.emotion_offset = emotion_offset(self.emotion_bias, self.training_prior, prior)
+        return other
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """RGB uint8 crops (n, S, S, 3) -> normalised gray NCHW float32 (n, 1, S, S)."""

@@ -128,12 +128,24 @@ async def analyze_options(
         bool, Query(description="the image is already a face crop: no detection")
     ] = False,
     smile_threshold: SmileThresholdQuery = DEFAULT_SMILE_THRESHOLD,
+    emotion_prior: Annotated[
+        str | None,
+        Query(
+            description="class prior of the emotion probabilities: balanced, natural or 8 "
+            "comma-separated weights in FER+ order (default: the service's)",
+            examples=["natural"],
+            max_length=200,
+        ),
+    ] = None,
 ) -> AnalyzeOptions:
     """The analysis options of a request (the ``Analyzer`` arguments, as query parameters)."""
     try:
-        return AnalyzeOptions.parse(stages, max_faces, min_face_size, crop, smile_threshold)
+        return AnalyzeOptions.parse(
+            stages, max_faces, min_face_size, crop, smile_threshold, emotion_prior
+        )
     except ValueError as exc:
-        raise ApiError(422, "ValidationError", f"stages: {exc}") from None
+        where = "emotion_prior" if "emotion prior" in str(exc) else "stages"
+        raise ApiError(422, "ValidationError", f"{where}: {exc}") from None
 
 
 OptionsDep = Annotated[AnalyzeOptions, Depends(analyze_options)]

@@ -24,6 +24,7 @@ from duchenne.annotate import FaceAnnotator
 from duchenne.errors import ImageLoadError
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD, Faces
 from duchenne.io.image import encode_image, load_image
+from duchenne.models.smile import EmotionPrior, parse_emotion_prior
 from duchenne.server.batcher import MicroBatcher
 from duchenne.server.metrics import Metrics
 from duchenne.server.processes import ProcessAnalysis
@@ -42,6 +43,7 @@ class AnalyzeOptions:
         min_face_size: drop faces smaller than this many pixels (short box side).
         crop: the image is already a face crop (no detection).
         smile_threshold: P(smile) from which a face counts as smiling.
+        emotion_prior: the emotion class prior (None: the service's, ``--emotion-prior``).
     """
 
     stages: tuple[str, ...] = STAGES
@@ -49,6 +51,7 @@ class AnalyzeOptions:
     min_face_size: float = 0.0
     crop: bool = False
     smile_threshold: float = DEFAULT_SMILE_THRESHOLD
+    emotion_prior: EmotionPrior | None = None
 
     @classmethod
     def parse(
@@ -58,8 +61,10 @@ class AnalyzeOptions:
         min_face_size: float = 0.0,
         crop: bool = False,
         smile_threshold: float = DEFAULT_SMILE_THRESHOLD,
+        emotion_prior: str | None = None,
     ) -> AnalyzeOptions:
-        """Build options from query values; ``ValueError`` names an unknown stage."""
+        """Build options from query values; ``ValueError`` names an unknown stage or a bad
+        emotion prior."""
         if stages is None:
             names: Sequence[str] = STAGES
         elif isinstance(stages, str):
@@ -72,6 +77,7 @@ class AnalyzeOptions:
             float(min_face_size),
             bool(crop),
             float(smile_threshold),
+            None if emotion_prior is None else parse_emotion_prior(emotion_prior),
         )
 
     def config_for(self, analyzer: Analyzer) -> AnalyzerConfig:
@@ -90,6 +96,7 @@ class AnalyzeOptions:
             max_faces=self.max_faces,
             min_face_size=self.min_face_size,
             smile_threshold=self.smile_threshold,
+            emotion_prior=self.emotion_prior or analyzer.config.emotion_prior,
         )
 
 

@@ -69,6 +69,9 @@ class ImageInfo(BaseModel):
     models: dict[str, str] | None = None
     emotion_labels: list[str] | None = None
     smile_threshold: float | None = Field(None, description="P(smile) from which `smiling`")
+    emotion_prior: str | list[float] | None = Field(
+        None, description="class prior of `emotions`: balanced, natural or 8 weights"
+    )
 
 
 class FacesResult(BaseModel):
