@@ -218,8 +218,7 @@ class Analyzer:
             faces.meta.update(_describe(source, image), models=self.model_names)
             faces.meta["smile_threshold"] = self.smile_threshold
             if self.smile_model is not None:
-                prior = self.config.emotion_prior
-                faces.meta["emotion_prior"] = prior if isinstance(prior, str) else list(prior)
+                faces.meta["emotion_prior"] = self.config.emotion_prior
             results.append(faces)
             images.append(image)
         self._smiles_isolated(sources, images, results, crop, on_error)

@@ -31,14 +31,7 @@ STAGES = ("detect", "landmarks", "geometry", "smile")
 ALL_STAGES = ("detect", "landmarks", "geometry", "blendshapes", "smile")
 
 #: fields that decide which onnxruntime sessions an ``Analyzer`` opens (views must match)
-SESSION_FIELDS = (
-    "detector",
-    "smile_model",
-    "min_score",
-    "tile",
-    "threads",
-    "device",
-)
+SESSION_FIELDS = ("detector", "smile_model", "min_score", "tile", "threads", "device")
 
 
 def normalize_stages(stages: Iterable[str] | str) -> tuple[str, ...]:

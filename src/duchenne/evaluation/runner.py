@@ -197,7 +197,7 @@ def evaluate(
         "data": str(data),
         "split": split,
         "n": len(samples),
-        "emotion_prior": emotion_prior if isinstance(emotion_prior, str) else list(emotion_prior),
+        "emotion_prior": emotion_prior,
         "crops": {
             "mode": crops.mode,
             "eyes": eyes,

@@ -78,11 +78,10 @@ def emotion_offset(bias: np.ndarray, training_prior: np.ndarray, prior: EmotionP
     show, the highest overall accuracy), a tuple is the user's. Files without the
     metadata get a zero bias, so their raw softmax comes back under every prior.
     """
-    if isinstance(prior, str):
-        if prior == "balanced":
-            return bias
-        return bias + np.log(np.clip(training_prior, 1e-12, None))
-    return bias + np.log(np.clip(np.asarray(prior, np.float64), 1e-12, None))
+    if prior == "balanced":
+        return bias
+    weights = training_prior if prior == "natural" else np.asarray(prior, np.float64)
+    return bias + np.log(np.clip(weights, 1e-12, None))
 
 
 def _metadata_vector(meta: dict[str, str], key: str, default: np.ndarray) -> np.ndarray:

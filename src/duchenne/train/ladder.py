@@ -43,8 +43,8 @@ def calibrate_on_valid(net: nn.Module, cache_dir: str | Path, valid_set: str) ->
     crops = load_sets(cache_dir, valid_set)
     pred = predict(net.eval(), DeviceData.from_crops(crops, torch.device("cpu")))
     logit = pred["smile_logit"].reshape(-1)
-    votes = np.where(crops.has_votes[:, None], crops.votes, 0.0)
-    cal = fit_calibration(crops.label, logit, crops.source, votes, pred["emotion_logits"])
+    # votes are all-zero rows where has_votes is False (SMILEsmileD, MTFL): not fitted on
+    cal = fit_calibration(crops.label, logit, crops.source, crops.votes, pred["emotion_logits"])
     metrics = head_metrics(
         crops.label,
         pred["smile_logit"],

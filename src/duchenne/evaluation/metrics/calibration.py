@@ -155,6 +155,38 @@ def fit_temperature(
     return math.exp(_golden_section(nll, math.log(lo), math.log(hi), tol, max_iter))
 
 
+def _newton(
+    loss: Callable[[np.ndarray], float],
+    derivatives: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    start: np.ndarray,
+    max_iter: int,
+    tol: float,
+) -> np.ndarray:
+    """Minimiser of a convex ``loss`` by Newton's method with a backtracking (Armijo) line
+    search, from ``start``; stops when a step gains less than ``tol`` or none helps.
+
+    ``derivatives`` returns (gradient, Hessian); a singular Hessian (a direction the loss
+    ignores, e.g. a common shift of softmax offsets) is solved in the least-squares sense.
+    """
+    theta = start
+    current = loss(theta)
+    for _ in range(max_iter):
+        grad, hess = derivatives(theta)
+        step = np.linalg.lstsq(hess, grad, rcond=None)[0]
+        t = 1.0
+        while t > 1e-10 and loss(theta - t * step) > current - 1e-4 * t * float(grad @ step):
+            t /= 2
+        if t <= 1e-10:
+            break
+        theta = theta - t * step
+        new = loss(theta)
+        done = current - new < tol
+        current = new
+        if done:
+            break
+    return theta
+
+
 def _soft_targets(targets: ArrayLike, k: int) -> np.ndarray:
     """(n, k) rows summing to 1 from integer labels (n,) or vote distributions (n, k)."""
     t = np.asarray(targets, dtype=np.float64)
@@ -237,25 +269,14 @@ def fit_class_bias(
         zb = z + b
         return float(-(a * (zb - np.logaddexp.reduce(zb, axis=1, keepdims=True))).sum() / total)
 
-    b = np.zeros(k)
-    current = loss(b)
-    for _ in range(max_iter):
+    def derivatives(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         zb = z + b
         p = np.exp(zb - np.logaddexp.reduce(zb, axis=1, keepdims=True))
         grad = (row[:, None] * p - a).sum(axis=0) / total
         hess = (np.diag((row[:, None] * p).sum(axis=0)) - (row[:, None] * p).T @ p) / total
-        step = np.linalg.lstsq(hess, grad, rcond=None)[0]
-        t = 1.0
-        while t > 1e-10 and loss(b - t * step) > current - 1e-4 * t * float(grad @ step):
-            t /= 2
-        if t <= 1e-10:
-            break
-        b = b - t * step
-        new = loss(b)
-        done = current - new < tol
-        current = new
-        if done:
-            break
+        return grad, hess
+
+    b = _newton(loss, derivatives, np.zeros(k), max_iter, tol)
     return b - b.mean()
 
 
@@ -303,24 +324,13 @@ def fit_platt(
         u = x @ theta
         return float(np.sum(w * (np.logaddexp(0.0, u) - y * u)) / w.sum())
 
-    theta = np.array([1.0, 0.0])
-    current = loss(theta)
-    for _ in range(max_iter):
+    def derivatives(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = sigmoid(x @ theta)
         grad = x.T @ (w * (p - y)) / w.sum()
-        hess = (x.T * (w * p * (1 - p))) @ x / w.sum() + 1e-12 * np.eye(2)
-        step = np.linalg.solve(hess, grad)
-        t = 1.0
-        while t > 1e-10 and loss(theta - t * step) > current - 1e-4 * t * float(grad @ step):
-            t /= 2
-        if t <= 1e-10:
-            break
-        theta = theta - t * step
-        new = loss(theta)
-        done = current - new < tol
-        current = new
-        if done:
-            break
+        hess = (x.T * (w * p * (1 - p))) @ x / w.sum()
+        return grad, hess
+
+    theta = _newton(loss, derivatives, np.array([1.0, 0.0]), max_iter, tol)
     slope, bias = float(theta[0]), float(theta[1])
     if slope <= 0:
         raise ValueError(f"the logits rank the classes the wrong way round (slope {slope:.3g})")
