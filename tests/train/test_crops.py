@@ -211,3 +211,48 @@ def test_photo_dataset_crops_match_the_labelled_face(tmp_path: Path) -> None:
             np.testing.assert_allclose(eyes, want)
         assert set(z["extra_pose"]) <= {"frontal", "left", "right", "left_profile", "right_profile"}
     assert n_detected == 2  # the two bright LFW photos; web photos' labels lie elsewhere
+
+
+def test_crop_format_sets_size_and_colour_of_every_crop(tmp_path: Path) -> None:
+    """Pipeline crops (found and template) and photo crops come out in the asked format."""
+    fmt = crops.CropFormat(64, colour=True)
+    root = make_smilesmiled(tmp_path / "data")
+    meta = crops.build_cache(
+        "smilesmiled", "train", data_root=root, cache_dir=tmp_path / "c64",
+        processes=1, finder_factory=BrightFinder, fmt=fmt,
+    )  # fmt: skip
+    c = load_cache(cache_path(tmp_path / "c64", "smilesmiled_train"))
+    assert c.images.shape == (8, 64, 64, 3) and c.channels == 3 and c.crop_size == 64
+    assert meta["crop_size"] == 64 and meta["colour"] is True
+    # a grey dataset image stays grey in an RGB crop
+    assert np.array_equal(c.images[..., 0], c.images[..., 2])
+    # the same eyes cut at 48 px grey give the grey version of the same face
+    grey = crops.build_crops(
+        [str(p) for p in sorted((root / "smilesmiled").rglob("*.jpg"))][:2],
+        processes=1, finder_factory=BrightFinder,
+    )  # fmt: skip
+    assert grey.images.shape == (2, 48, 48)
+    resized = crops.build_crops(
+        [str(p) for p in sorted((root / "smilesmiled").rglob("*.jpg"))][:2],
+        mode="resize", processes=1, fmt=crops.CropFormat(32, colour=True),
+    )  # fmt: skip
+    assert resized.images.shape == (2, 32, 32, 3)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        crops.CropFormat(50)
+
+
+def test_photo_crops_keep_colour(tmp_path: Path) -> None:
+    from PIL import Image
+
+    photo = np.zeros((160, 160, 3), np.uint8)
+    photo[..., 0] = 200  # a red photo: colour crops keep it, grey ones cannot
+    photo[:16, :16] = 255
+    Image.fromarray(photo).save(tmp_path / "red.jpg")
+    hint = np.array([[[102, 111], [148, 113]]], np.float32)
+    out = crops.build_photo_crops(
+        [tmp_path / "red.jpg"], hint, processes=1, finder_factory=TwoFaceFinder,
+        fmt=crops.CropFormat(56, colour=True),
+    )  # fmt: skip
+    assert out.images.shape == (1, 56, 56, 3) and bool(out.detected[0])
+    centre = out.images[0, 20:36, 20:36].reshape(-1, 3).mean(0)
+    assert centre[0] > 150 and centre[1] < 60 and centre[2] < 60

@@ -340,3 +340,80 @@ def test_distilled_fine_tune_moves_emotions_toward_the_teacher(
     tuned, control = fine_tune(5.0), fine_tune(0.0)
     assert tuned.history[0]["train_distill"] > 0 and "train_distill" not in control.history[0]
     assert p_surprise(tuned.net) > max(p_surprise(control.net), p_surprise(base.net)) + 0.1
+
+
+def _colour(crops: CropSet, size: int = 64) -> CropSet:
+    """The same generated crops, upscaled to ``size`` and tinted (an RGB cache)."""
+    import cv2
+
+    rgb = np.stack([cv2.resize(im, (size, size))[..., None].repeat(3, 2) for im in crops.images])
+    rgb[..., 2] //= 2  # a warm white balance: channels differ
+    crops.images = rgb
+    return crops
+
+
+def test_colour_run_trains_exports_and_infers_at_its_size(tmp_path: Path) -> None:
+    """A 64 px RGB cache gives a 3-channel net; checkpoint, ONNX metadata and SmileModel
+    all carry that geometry, and inference on 64 px RGB crops matches torch."""
+    d = tmp_path / "rgb"
+    for name, n, seed, votes, every in (
+        ("ferplus_train", 20, 0, True, False),
+        ("smilesmiled_train", 8, 1, False, False),
+        ("mtfl_train", 8, 4, False, False),
+        ("ferplus_valid", 16, 2, True, True),
+        ("mtfl_calib", 6, 5, False, False),
+    ):
+        save_cache(cache_path(d, name), _colour(_crops(name, n, seed, votes, every)))
+    result = loop.train(_cfg(d, epochs=1))
+    assert (result.extra["input_size"], result.extra["channels"]) == (64, 3)
+    ckpt = loop.save_checkpoint(result, tmp_path / "out" / "smile_n.pt")
+    net, summary = loop.load_checkpoint(ckpt)
+    onnx_path = tmp_path / "out" / "smile_n.onnx"
+    report = ladder.finish(
+        net, summary, onnx_path=onnx_path, cache_dir=d, report_dir=tmp_path / "out"
+    )
+    assert (ladder.models_entry(report)["input_size"], ladder.models_entry(report)["channels"]) == (
+        64,
+        3,
+    )
+    from duchenne.models.smile import SmileModel
+
+    model = SmileModel(onnx_path, flip=False)
+    assert (model.input_size, model.channels) == (64, 3)
+    crops = _colour(_crops("x", 4, 9, False)).images
+    x = model.preprocess(crops)
+    assert x.shape == (4, 3, 64, 64)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x))[0][:, 0].numpy()
+    np.testing.assert_allclose(model.raw_outputs(crops)["smile_logit"], want, atol=1e-4)
+    # a grey crop is repeated to three channels, not rejected
+    assert model.preprocess(crops[:, :, :, 0]).shape == (4, 3, 64, 64)
+
+
+def test_train_and_valid_crops_must_share_a_format(cache_dir: Path, tmp_path: Path) -> None:
+    d = tmp_path / "mixed"
+    for name in ("ferplus_train", "smilesmiled_train", "mtfl_train"):
+        save_cache(cache_path(d, name), _colour(_crops(name, 8, 0, name == "ferplus_train")))
+    for name in ("ferplus_valid", "mtfl_calib"):
+        save_cache(cache_path(d, name), _crops(name, 8, 2, name == "ferplus_valid", True))
+    with pytest.raises(ValueError, match="64 px x 3 channel"):
+        loop.train(_cfg(d, epochs=1))
+
+
+def test_augment_handles_colour_and_keeps_grey_runs_unchanged() -> None:
+    from duchenne.train.data import AUGMENT_STEPS, AugmentConfig
+
+    torch.manual_seed(0)
+    grey = torch.rand(6, 1, 48, 48)
+    torch.manual_seed(1)
+    a = AUGMENT_STEPS["colour"](grey, AugmentConfig(colour_p=1.0))
+    assert a is grey  # no draw, no change: grey runs replay as before the step existed
+    rgb = torch.rand(6, 3, 64, 64)
+    out = augment(rgb)
+    assert out.shape == rgb.shape and out.min() >= 0 and out.max() <= 1
+    # white balance changes channels differently; blur keeps each channel's mean
+    wb = AUGMENT_STEPS["colour"](rgb, AugmentConfig(colour_p=1.0, saturation=0.0))
+    ratio = (wb.mean((2, 3)) / rgb.mean((2, 3)))[0]
+    assert float(ratio.max() - ratio.min()) > 1e-3
+    blurred = AUGMENT_STEPS["blur"](rgb, AugmentConfig(blur_p=1.0))
+    torch.testing.assert_close(blurred.mean((2, 3)), rgb.mean((2, 3)), atol=0.02, rtol=0)

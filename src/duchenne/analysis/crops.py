@@ -40,6 +40,32 @@ EYE_SOURCES = ("mesh", "keypoints")
 
 
 @dataclass(frozen=True)
+class CropFormat:
+    """Side and colour of the crops a cache holds: the input a net trained on it takes.
+
+    The shipped contract is 48 px grey; larger or RGB crops let the larger variants see
+    teeth, crow's feet and skin colour (the canvas of a grey dataset image is grey in all
+    three channels, so FER+/SMILEsmileD crops stay grey in an RGB cache).
+    """
+
+    size: int = CROP_SIZE
+    colour: bool = False
+
+    def __post_init__(self) -> None:
+        if self.size < 16 or self.size % 8:
+            raise ValueError(f"crop size must be a multiple of 8 and >= 16, got {self.size}")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one crop: (S, S) grey or (S, S, 3) RGB."""
+        return (self.size, self.size, 3) if self.colour else (self.size, self.size)
+
+
+DEFAULT_FORMAT = CropFormat()
+"""48 px grey: the crops every shipped model takes."""
+
+
+@dataclass(frozen=True)
 class CanvasConfig:
     """How a small dataset image is presented to the face detector.
 
@@ -152,29 +178,39 @@ def make_canvas(gray: np.ndarray, cfg: CanvasConfig, for_align: bool = False) ->
 
 def aligned_gray(canvas_rgb: np.ndarray, eyes: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
     """The canonical crop, converted to grey exactly as ``SmileModel.preprocess`` does."""
+    return aligned_crop(canvas_rgb, eyes, CropFormat(size))
+
+
+def aligned_crop(canvas_rgb: np.ndarray, eyes: np.ndarray, fmt: CropFormat) -> np.ndarray:
+    """The canonical crop in ``fmt``: RGB as the aligner cuts it, or grey converted exactly
+    as ``SmileModel.preprocess`` converts it."""
     from duchenne.face.align import AlignConfig, align_face
 
-    crop = align_face(canvas_rgb, (eyes[0], eyes[1]), AlignConfig(size=size))
-    return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    crop = align_face(canvas_rgb, (eyes[0], eyes[1]), AlignConfig(size=fmt.size))
+    return crop if fmt.colour else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
 
 
-def resize_crop(gray: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+def resize_crop(gray: np.ndarray, size: int = CROP_SIZE, colour: bool = False) -> np.ndarray:
     """Plain resize of the whole image (the ``resize`` mode: no face pipeline at all)."""
     interp = cv2.INTER_AREA if gray.shape[0] > size else cv2.INTER_CUBIC
-    return cv2.resize(gray, (size, size), interpolation=interp)
+    out = cv2.resize(gray, (size, size), interpolation=interp)
+    return cv2.cvtColor(out, cv2.COLOR_GRAY2RGB) if colour else out
 
 
 # ----------------------------------------------------------------- worker processes
 
 _FINDER: FaceFinder | None = None
 _CANVAS: CanvasConfig | None = None
+_FORMAT = DEFAULT_FORMAT
 
 
-def _init_worker(factory: Callable[[CanvasConfig], FaceFinder], canvas: CanvasConfig) -> None:
+def _init_worker(
+    factory: Callable[[CanvasConfig], FaceFinder], canvas: CanvasConfig, fmt: CropFormat
+) -> None:
     """Build one analyzer per worker process (onnxruntime sessions are not picklable)."""
-    global _FINDER, _CANVAS
+    global _FINDER, _CANVAS, _FORMAT
     cv2.setNumThreads(1)
-    _FINDER, _CANVAS = factory(canvas), canvas
+    _FINDER, _CANVAS, _FORMAT = factory(canvas), canvas, fmt
 
 
 def _detect_one(path: str) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -184,7 +220,7 @@ def _detect_one(path: str) -> tuple[np.ndarray | None, np.ndarray | None]:
     eyes = _FINDER(make_canvas(gray, _CANVAS))
     if eyes is None:
         return None, None
-    return aligned_gray(make_canvas(gray, _CANVAS, for_align=True), eyes), eyes
+    return aligned_crop(make_canvas(gray, _CANVAS, for_align=True), eyes, _FORMAT), eyes
 
 
 def default_finder(canvas: CanvasConfig) -> FaceFinder:
@@ -198,13 +234,14 @@ def _map(
     factory: Callable[[CanvasConfig], FaceFinder],
     canvas: CanvasConfig,
     processes: int,
+    fmt: CropFormat,
 ) -> list[Any]:
     """Order-preserving map over paths with ``processes`` workers (1 = in this process)."""
     if processes <= 1:
-        _init_worker(factory, canvas)
+        _init_worker(factory, canvas, fmt)
         return [fn(p) for p in paths]
     ctx = mp.get_context("spawn")  # fresh interpreters: no forked onnxruntime state
-    with ctx.Pool(processes, initializer=_init_worker, initargs=(factory, canvas)) as pool:
+    with ctx.Pool(processes, initializer=_init_worker, initargs=(factory, canvas, fmt)) as pool:
         return list(pool.imap(fn, paths, chunksize=64))
 
 
@@ -247,21 +284,24 @@ def build_crops(
     canvas: CanvasConfig | None = None,
     processes: int = 2,
     finder_factory: Callable[[CanvasConfig], FaceFinder] = default_finder,
+    fmt: CropFormat = DEFAULT_FORMAT,
 ) -> CropResult:
-    """Aligned crops for ``paths`` (``mode``: ``pipeline`` = detector + aligner, ``resize``)."""
+    """Aligned crops for ``paths`` (``mode``: ``pipeline`` = detector + aligner, ``resize``)
+    in ``fmt`` (48 px grey by default)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     start = time.perf_counter()
     paths = [str(p) for p in paths]
     n = len(paths)
     if mode == "resize":
-        images = np.stack([resize_crop(load_gray(p)) for p in paths]) if n else _empty()
+        crops = [resize_crop(load_gray(p), fmt.size, fmt.colour) for p in paths]
+        images = np.stack(crops) if n else _empty(fmt)
         none = np.zeros(n, bool)
         return CropResult(
             images, none, np.zeros((n, 2, 2), np.float32), None, time.perf_counter() - start
         )
     canvas = canvas or CanvasConfig()
-    results = _map(_detect_one, paths, finder_factory, canvas, processes)
+    results = _map(_detect_one, paths, finder_factory, canvas, processes, fmt)
     found = np.array([r[0] is not None for r in results], bool)
     eyes = np.zeros((n, 2, 2), np.float32)
     for i, (_, e) in enumerate(results):
@@ -269,11 +309,12 @@ def build_crops(
             eyes[i] = e
     detected = found & plausible_eyes(eyes, found, canvas)
     template = template_eyes(eyes, detected, canvas)
-    images = np.empty((n, CROP_SIZE, CROP_SIZE), np.uint8)
+    images = np.empty((n, *fmt.shape), np.uint8)
     for i, (crop, _) in enumerate(results):
         if not detected[i]:
             eyes[i] = template
-            crop = aligned_gray(make_canvas(load_gray(paths[i]), canvas, for_align=True), template)
+            framed = make_canvas(load_gray(paths[i]), canvas, for_align=True)
+            crop = aligned_crop(framed, template, fmt)
         images[i] = crop
     seconds = time.perf_counter() - start
     return CropResult(
@@ -348,7 +389,8 @@ def _photo_one(job: tuple[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, boo
     eyes = _FINDER.all_eyes(rgb)  # type: ignore[attr-defined]
     index = match_hint(eyes, hint)
     chosen = hint if index is None else eyes[index]
-    return aligned_gray(rgb, chosen), chosen.astype(np.float32), len(eyes) > 0, index is not None
+    crop = aligned_crop(rgb, chosen, _FORMAT)
+    return crop, chosen.astype(np.float32), len(eyes) > 0, index is not None
 
 
 def build_photo_crops(
@@ -359,6 +401,7 @@ def build_photo_crops(
     eyes: str = "mesh",
     processes: int = 2,
     finder_factory: Callable[[CanvasConfig], FaceFinder] = photo_finder,
+    fmt: CropFormat = DEFAULT_FORMAT,
 ) -> CropResult:
     """Aligned crops of full-resolution photos through the face pipeline, as at inference.
 
@@ -372,10 +415,12 @@ def build_photo_crops(
     start = time.perf_counter()
     canvas = CanvasConfig(detector=detector, eyes=eyes)
     jobs = [(str(p), np.asarray(h, np.float32)) for p, h in zip(paths, hint_eyes, strict=True)]
-    results = _map(_photo_one, jobs, finder_factory, canvas, processes)
+    results = _map(_photo_one, jobs, finder_factory, canvas, processes, fmt)
     n = len(results)
     if not n:
-        return CropResult(_empty(), np.zeros(0, bool), np.zeros((0, 2, 2), np.float32), None, 0.0)
+        return CropResult(
+            _empty(fmt), np.zeros(0, bool), np.zeros((0, 2, 2), np.float32), None, 0.0
+        )
     images = np.stack([r[0] for r in results])
     eyes = np.stack([r[1] for r in results])
     found = np.array([r[2] for r in results], bool)
@@ -384,5 +429,5 @@ def build_photo_crops(
     return CropResult(images, detected, eyes, None, seconds, int((found & ~detected).sum()), found)
 
 
-def _empty() -> np.ndarray:
-    return np.zeros((0, CROP_SIZE, CROP_SIZE), np.uint8)
+def _empty(fmt: CropFormat) -> np.ndarray:
+    return np.zeros((0, *fmt.shape), np.uint8)

@@ -150,6 +150,9 @@ class SmileModel:
                 f"{name}: not a duchenne smile model (metadata duchenne.task missing)"
             )
         self.input_size = int(meta["duchenne.input_size"])
+        self.channels = int(meta.get("duchenne.channels", 1))
+        if self.channels not in (1, 3):
+            raise UnrecognizedModelError(f"{name}: duchenne.channels must be 1 or 3")
         self.mean = float(meta.get("duchenne.mean", 0.5))
         self.std = float(meta.get("duchenne.std", 0.5))
         self.temperature = float(meta.get("duchenne.temperature", 1.0))
@@ -176,10 +179,16 @@ class SmileModel:
         return other
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
-        """RGB uint8 crops (n, S, S, 3) -> normalised gray NCHW float32 (n, 1, S, S)."""
-        gray = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) if c.ndim == 3 else c for c in crops])
-        x = gray.astype(np.float32) / 255.0
-        return ((x - self.mean) / self.std)[:, None]
+        """RGB uint8 crops (n, S, S, 3) (or grey (n, S, S)) -> normalised NCHW float32:
+        (n, 1, S, S) grey for a grey model (``duchenne.channels`` 1, every shipped one),
+        (n, 3, S, S) RGB for a colour model (grey crops repeated to three channels)."""
+        if self.channels == 1:
+            x = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) if c.ndim == 3 else c for c in crops])
+            x = x[:, None]
+        else:
+            rgb = [np.repeat(c[..., None], 3, axis=2) if c.ndim == 2 else c for c in crops]
+            x = np.stack(rgb).transpose(0, 3, 1, 2)
+        return (x.astype(np.float32) / 255.0 - self.mean) / self.std
 
     def raw_outputs(
         self, crops: np.ndarray, batch_size: int | None = None

@@ -51,6 +51,12 @@ def _add_crops(sub: Any) -> None:
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="first N samples only (debugging)")
     p.add_argument(
+        "--crop-size", type=int, default=48, help="crop side in px (a multiple of 8; shipped 48)"
+    )
+    p.add_argument(
+        "--colour", action="store_true", help="keep RGB crops (a colour net trains on them)"
+    )
+    p.add_argument(
         "--tune", action="store_true", help="search the canvas for detection rate and exit"
     )
 
@@ -172,6 +178,7 @@ def _run_crops(args: argparse.Namespace) -> int:
     if args.tune:
         return _run_tune(args)
     metas = []
+    fmt = crops.CropFormat(args.crop_size, args.colour)
     for dataset in args.datasets:
         for split in args.splits or crops.DATASET_SPLITS[dataset]:
             if split not in crops.DATASET_SPLITS[dataset]:
@@ -185,6 +192,7 @@ def _run_crops(args: argparse.Namespace) -> int:
                     mode=args.mode,
                     processes=args.processes,
                     limit=args.limit,
+                    fmt=fmt,
                 )
             )
     print(crops.failure_table(metas))

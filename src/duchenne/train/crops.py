@@ -17,8 +17,10 @@ import numpy as np
 from duchenne.analysis.crops import (  # noqa: F401  (re-exported: the crop API lives there)
     CROP_SIZE,
     DEFAULT_CANVAS,
+    DEFAULT_FORMAT,
     MODES,
     CanvasConfig,
+    CropFormat,
     CropResult,
     FaceFinder,
     PipelineFinder,
@@ -87,8 +89,10 @@ def build_cache(
     limit: int | None = None,
     canvas: CanvasConfig | None = None,
     finder_factory: Callable[[CanvasConfig], FaceFinder] = default_finder,
+    fmt: CropFormat = DEFAULT_FORMAT,
 ) -> dict[str, Any]:
-    """Build ``<cache_dir>/<dataset>_<split>.npz``; returns its metadata (failure rate etc.)."""
+    """Build ``<cache_dir>/<dataset>_<split>.npz`` of ``fmt`` crops (48 px grey by default;
+    keep one format per cache dir); returns its metadata (failure rate etc.)."""
     from duchenne.train.data import CropSet, cache_path, save_cache
 
     samples = read_split(dataset, split, data_root)[:limit]
@@ -101,6 +105,7 @@ def build_cache(
             detector=canvas.detector,
             processes=processes,
             finder_factory=photo_finder if finder_factory is default_finder else finder_factory,
+            fmt=fmt,
         )
     else:
         result = build_crops(
@@ -109,11 +114,12 @@ def build_cache(
             canvas=canvas,
             processes=processes,
             finder_factory=finder_factory,
+            fmt=fmt,
         )
     root = Path(data_root).resolve()
     files = np.array([_relative(s.path, root) for s in samples], dtype=str)
     name = f"{dataset}_{split.lower()}"
-    meta = _meta(name, mode, canvas, result)
+    meta = _meta(name, mode, canvas, result, fmt)
     crops = CropSet(
         images=result.images,
         detected=result.detected,
@@ -151,7 +157,9 @@ def _relative(path: str | Path, root: Path) -> str:
         return str(path)
 
 
-def _meta(name: str, mode: str, canvas: CanvasConfig, result: CropResult) -> dict[str, Any]:
+def _meta(
+    name: str, mode: str, canvas: CanvasConfig, result: CropResult, fmt: CropFormat
+) -> dict[str, Any]:
     n = len(result.images)
     failed = int(n - result.detected.sum()) if mode == "pipeline" else n
     return {
@@ -165,7 +173,8 @@ def _meta(name: str, mode: str, canvas: CanvasConfig, result: CropResult) -> dic
         "canvas": asdict(canvas) if mode == "pipeline" else None,
         "template_eyes": result.template_eyes,
         "seconds": round(result.seconds, 1),
-        "crop_size": CROP_SIZE,
+        "crop_size": fmt.size,
+        "colour": fmt.colour,
     }
 
 

@@ -31,7 +31,8 @@ class CropSet:
     """Crops and targets as parallel numpy arrays (one row per sample).
 
     Attributes:
-        images: (N, S, S) uint8 aligned grayscale crops.
+        images: (N, S, S) uint8 aligned grayscale crops, or (N, S, S, 3) RGB crops for a
+            colour net (``channels``).
         label: (N,) float32 smile target (0/1).
         votes: (N, 8) float32 emotion vote distribution (rows sum to 1; zeros if none).
         has_votes: (N,) bool; False for SMILEsmileD (emotion/intensity losses masked).
@@ -57,6 +58,16 @@ class CropSet:
     def __post_init__(self) -> None:
         if self.teacher is None:
             self.teacher = np.zeros((len(self.images), 8), np.float32)
+
+    @property
+    def channels(self) -> int:
+        """1 for grey crops (N, S, S), 3 for RGB crops (N, S, S, 3)."""
+        return 1 if self.images.ndim == 3 else int(self.images.shape[3])
+
+    @property
+    def crop_size(self) -> int:
+        """Side of the square crops in pixels."""
+        return int(self.images.shape[1])
 
     @property
     def has_teacher(self) -> np.ndarray:
@@ -236,7 +247,8 @@ class CropDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c = self.crops
-        x = torch.from_numpy(c.images[i]).float().div(255.0).sub(MEAN).div(STD)[None]
+        x = channels_first(torch.from_numpy(c.images[i][None]))[0].float()
+        x = x.div(255.0).sub(MEAN).div(STD)
         targets = {
             "label": torch.tensor(c.label[i], dtype=torch.float32),
             "votes": torch.from_numpy(c.votes[i]),
@@ -273,8 +285,8 @@ class DeviceData:
         return len(self.images)
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Images in [0, 1] (B, 1, S, S) float32 and the targets of rows ``index``."""
-        x = self.images[index].unsqueeze(1).float().div_(255.0)
+        """Images in [0, 1] (B, C, S, S) float32 and the targets of rows ``index``."""
+        x = channels_first(self.images[index]).float().div_(255.0)
         targets = {
             "label": self.label[index],
             "votes": self.votes[index],
@@ -283,6 +295,11 @@ class DeviceData:
             "teacher": self.teacher[index],
         }
         return x, targets
+
+
+def channels_first(images: torch.Tensor) -> torch.Tensor:
+    """(B, S, S) grey -> (B, 1, S, S); (B, S, S, C) -> (B, C, S, S) (a view, no copy)."""
+    return images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
@@ -320,6 +337,11 @@ class AugmentConfig:
     light_p: float = 0.30
     light_strength: float = 0.35
     gamma: float = 0.35
+    # colour crops only (grey ones pass unchanged): white balance (per-channel gain, as
+    # under tungsten or shade light) and saturation (faded prints, vivid phone photos)
+    colour_p: float = 0.8
+    white_balance: float = 0.15
+    saturation: float = 0.5
     skip: tuple[str, ...] = ()  # names of AUGMENT_STEPS to leave out
 
 
@@ -353,6 +375,21 @@ def _photometric(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
     return ((x - mean) * contrast + mean + bright).clamp_(0.0, 1.0)
 
 
+def _colour(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+    """White balance and saturation of RGB crops; grey crops (one channel) pass unchanged
+    without drawing random numbers, so grey runs replay as before this step existed."""
+    n, c = x.shape[:2]
+    if c != 3:
+        return x
+    dev = x.device
+    gains = torch.exp(_rand(n * 3, dev) * cfg.white_balance).view(n, 3, 1, 1)
+    y = x * gains / gains.mean(1, keepdim=True)
+    grey = (y * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)).sum(1, True)
+    sat = (1.0 + _rand(n, dev) * cfg.saturation).view(n, 1, 1, 1)
+    y = (grey + (y - grey) * sat).clamp(0.0, 1.0)
+    return torch.where(_chosen(n, cfg.colour_p, dev), y, x)
+
+
 def _blur(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
     """Separable Gaussian blur with a per-sample sigma on a random subset of the batch."""
     n, dev = x.shape[0], x.device
@@ -360,11 +397,13 @@ def _blur(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
     taps = torch.arange(-2, 3, device=dev, dtype=x.dtype).view(1, 5)
     k = torch.exp(-0.5 * (taps / sigma) ** 2)
     k = k / k.sum(1, keepdim=True)
-    y = x.transpose(0, 1)  # (1, n, H, W): one group per sample
-    y = F.conv2d(F.pad(y, (2, 2, 0, 0), mode="replicate"), k.view(n, 1, 1, 5), groups=n)
-    y = F.conv2d(F.pad(y, (0, 0, 2, 2), mode="replicate"), k.view(n, 1, 5, 1), groups=n)
+    c, h, w = x.shape[1:]
+    k = k.repeat_interleave(c, dim=0)  # one kernel per (sample, channel)
+    y = x.reshape(1, n * c, h, w)  # one group per sample and channel
+    y = F.conv2d(F.pad(y, (2, 2, 0, 0), mode="replicate"), k.view(n * c, 1, 1, 5), groups=n * c)
+    y = F.conv2d(F.pad(y, (0, 0, 2, 2), mode="replicate"), k.view(n * c, 1, 5, 1), groups=n * c)
     apply = (torch.rand(n, device=dev) < cfg.blur_p).view(n, 1, 1, 1)
-    return torch.where(apply, y.transpose(0, 1), x)
+    return torch.where(apply, y.reshape(n, c, h, w), x)
 
 
 def _erase(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
@@ -468,6 +507,7 @@ def _jpeg(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
 AUGMENT_STEPS: dict[str, Any] = {
     "geometric": _geometric,
     "photometric": _photometric,
+    "colour": _colour,
     "lighting": _lighting,
     "blur": _blur,
     "downup": _down_up,
@@ -480,7 +520,7 @@ on the scene, then optics (blur, resampling), sensor noise, compression, occlude
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig | None = None) -> torch.Tensor:
-    """Augment a batch of [0, 1] crops (B, 1, S, S); draws from torch's seeded global RNG.
+    """Augment a batch of [0, 1] crops (B, C, S, S); draws from torch's seeded global RNG.
 
     Steps named in ``cfg.skip`` are left out (e.g. one a device's kernels cannot run).
     """

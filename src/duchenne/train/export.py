@@ -1,7 +1,8 @@
 """Export a trained ladder net to the ONNX file inference loads.
 
 What the export guarantees (checked here, not assumed):
-    * the contract's signature: input ``input`` (N, 1, S, S) float32 with a symbolic batch
+    * the contract's signature: input ``input`` (N, C, S, S) float32 (C from the net's
+      first convolution, written to ``duchenne.channels``) with a symbolic batch
       dimension; outputs ``smile_logit`` (N, 1), ``intensity`` (N, 1, sigmoid applied) and
       ``emotion_logits`` (N, 8);
     * opset 17 (onnxruntime >= 1.17 runs it; the newest ops we would gain add nothing here);
@@ -29,7 +30,7 @@ from torch import nn
 from duchenne.faces import EMOTION_LABELS
 from duchenne.io.atomic import atomic_write
 from duchenne.train.calibrate import Calibration
-from duchenne.train.nets import ExportWrapper, fold_batchnorm
+from duchenne.train.nets import ExportWrapper, fold_batchnorm, input_channels
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def package_version() -> str:
 
 
 def contract_metadata(
-    name: str, input_size: int, calibration: Calibration | None = None
+    name: str, input_size: int, calibration: Calibration | None = None, channels: int = 1
 ) -> dict[str, str]:
     """The ``duchenne.*`` metadata_props every smile/emotion model carries (with the
     calibration's keys; none given: temperature 1, bias 0, raw emotion softmax)."""
@@ -68,7 +69,7 @@ def contract_metadata(
         "duchenne.task": "smile_emotion",
         "duchenne.name": name,
         "duchenne.input_size": str(int(input_size)),
-        "duchenne.channels": "1",
+        "duchenne.channels": str(int(channels)),
         "duchenne.mean": repr(MEAN),
         "duchenne.std": repr(STD),
         "duchenne.emotion_labels": ",".join(EMOTION_LABELS),
@@ -78,9 +79,9 @@ def contract_metadata(
     }
 
 
-def _to_onnx(wrapper: nn.Module, path: Path, input_size: int) -> None:
+def _to_onnx(wrapper: nn.Module, path: Path, input_size: int, channels: int) -> None:
     """TorchScript-based exporter: deterministic, needs no onnxscript, folds constants."""
-    dummy = torch.zeros(2, 1, input_size, input_size)
+    dummy = torch.zeros(2, channels, input_size, input_size)
     axes = {INPUT_NAME: {0: "batch"}} | {o: {0: "batch"} for o in OUTPUT_NAMES}
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated, not broken
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -147,7 +148,8 @@ def check_parity(
     rng = np.random.default_rng(seed)
     worst = 0.0
     for batch in (1, 5):
-        x = rng.uniform(-1, 1, (batch, 1, input_size, input_size)).astype(np.float32)
+        shape = (batch, input_channels(reference), input_size, input_size)
+        x = rng.uniform(-1, 1, shape).astype(np.float32)
         got = sess.run(names, {INPUT_NAME: x})
         with torch.no_grad():
             want = [t.numpy() for t in reference(torch.from_numpy(x))]
@@ -178,8 +180,9 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     reference = ExportWrapper(copy.deepcopy(net).cpu().float().eval())
     folded = ExportWrapper(fold_batchnorm(copy.deepcopy(net).cpu().float().eval()))
-    _to_onnx(folded, path, input_size)
-    _set_metadata(path, contract_metadata(name, input_size, calibration))
+    channels = input_channels(net)
+    _to_onnx(folded, path, input_size, channels)
+    _set_metadata(path, contract_metadata(name, input_size, calibration, channels))
     check_no_batchnorm(path)
     diff = check_parity(path, reference, input_size, atol)
     data = path.read_bytes()

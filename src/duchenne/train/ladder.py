@@ -61,12 +61,14 @@ def calibrate_on_valid(net: nn.Module, cache_dir: str | Path, valid_set: str) ->
     return {"calibration": cal, "metrics": metrics, "rows": len(crops)}
 
 
-def onnx_latency_ms(path: str | Path, input_size: int = 48, runs: int = 200) -> float:
+def onnx_latency_ms(
+    path: str | Path, input_size: int = 48, runs: int = 200, channels: int = 1
+) -> float:
     """Median batch-1 latency on one CPU thread (the tiny variant's budget is 0.3 ms)."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    x = np.zeros((1, 1, input_size, input_size), np.float32)
+    x = np.zeros((1, channels, input_size, input_size), np.float32)
     for _ in range(20):
         sess.run(None, {"input": x})
     times = []
@@ -92,14 +94,15 @@ def finish(
     name = summary["name"]
     cal = calibrate_on_valid(net, cache_dir, cfg["valid_set"])
     calibration = cal["calibration"]
-    exported = export_onnx(net, onnx_path, name=name, calibration=calibration)
+    size, channels = summary.get("input_size", 48), summary.get("channels", 1)
+    exported = export_onnx(net, onnx_path, name=name, calibration=calibration, input_size=size)
     report = {
         **summary,
         "temperature": calibration.temperature,
         "smile_bias": calibration.smile_bias,
         "valid_metrics_final": cal["metrics"],
         "onnx": {"file": str(onnx_path), **exported},
-        "latency_ms_b1_1thread": onnx_latency_ms(onnx_path),
+        "latency_ms_b1_1thread": onnx_latency_ms(onnx_path, size, channels=channels),
     }
     report_path = Path(report_dir) / f"{name}.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,8 +134,8 @@ def models_entry(report: dict[str, Any]) -> dict[str, Any]:
         "params": report["params"],
         "arch": NETS[cfg["net"]].arch,
         "net": cfg["net"],
-        "input_size": 48,
-        "channels": 1,
+        "input_size": report.get("input_size", 48),
+        "channels": report.get("channels", 1),
         "opset": OPSET,
         "temperature": round(float(report["temperature"]), 6),
         "smile_bias": round(float(report.get("smile_bias", 0.0)), 6),

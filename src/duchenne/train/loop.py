@@ -286,6 +286,18 @@ def load_data(cfg: TrainConfig) -> tuple[CropSet, CropSet]:
     return train, valid
 
 
+def input_geometry(train: CropSet, valid: CropSet) -> dict[str, int]:
+    """The crop side and channel count a run trains on (recorded in its summary, so
+    export and ``load_checkpoint`` rebuild the same net); train and valid must agree."""
+    geometry = {"input_size": train.crop_size, "channels": train.channels}
+    if (valid.crop_size, valid.channels) != (geometry["input_size"], geometry["channels"]):
+        raise ValueError(
+            f"train crops are {train.crop_size} px x {train.channels} channel(s) but valid"
+            f" crops are {valid.crop_size} px x {valid.channels}: cut both into one cache"
+        )
+    return geometry
+
+
 def epoch_rows(crops: CropSet, oversample: tuple[tuple[str, int], ...]) -> np.ndarray:
     """Row indices one epoch visits: each row once, rows of ``oversample`` sources n times."""
     repeats = np.ones(len(crops), np.int64)
@@ -378,7 +390,8 @@ def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str
     train_set, valid_set = data if data is not None else load_data(cfg)
     # channels_last on every device: cuDNN's fast path on GPUs, and oneDNN's on CPUs
     # (measured 1.5x faster steps for the inverted-residual nets on 2 cores)
-    net = build_net(cfg.net)
+    geometry = input_geometry(train_set, valid_set)
+    net = build_net(cfg.net, geometry["channels"])
     if cfg.init:  # warm start (fine-tuning): the weights of an earlier run of the same net
         net.load_state_dict(
             torch.load(cfg.init, map_location="cpu", weights_only=True)["state_dict"]
@@ -393,6 +406,7 @@ def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str
     schedule = CosineSchedule(steps, cfg.epochs, cfg.warmup_epochs)
     return {
         "device": device,
+        "geometry": geometry,
         "train_set": train_set,
         "valid_set": valid_set,
         "tdata": DeviceData.from_crops(train_set, device),
@@ -482,7 +496,7 @@ def _result(
     run: dict[str, Any],
     stopped: str,
 ) -> TrainResult:
-    final = build_net(cfg.net)
+    final = build_net(cfg.net, run["geometry"]["channels"])
     final.load_state_dict(best["state"])
     return TrainResult(
         net=final.eval(),
@@ -499,6 +513,7 @@ def _result(
             "torch": str(torch.__version__),
             "train_rows": len(run["tdata"]),
             "valid_rows": len(run["vdata"]),
+            **run["geometry"],
         },
     )
 
@@ -518,7 +533,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The net (eval mode) and the summary saved by ``save_checkpoint``."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     summary = ckpt["summary"]
-    net = build_net(summary["config"]["net"])
+    net = build_net(summary["config"]["net"], summary.get("channels", 1))
     net.load_state_dict(ckpt["state_dict"])
     return net.eval(), summary
 

@@ -1,6 +1,8 @@
 """The smile/emotion size ladder as torch networks.
 
-Every net maps a normalised grayscale crop (N, 1, 48, 48) to three raw heads:
+Every net maps a normalised crop (N, C, S, S) to three raw heads (C = 1 grey, the shipped
+contract, or 3 RGB; S = 48 shipped, any multiple of 8 works since the trunks end in global
+pooling):
 ``smile_logit`` (N, 1), ``intensity_logit`` (N, 1) and ``emotion_logits`` (N, 8).
 The sigmoid of the intensity head lives in ``ExportWrapper`` so the training loss can
 work on logits (numerically stable) while the ONNX graph outputs the contract's [0, 1]
@@ -148,18 +150,23 @@ class ExportWrapper(nn.Module):
         return smile, torch.sigmoid(intensity), emotion
 
 
-def _tiny() -> MultiTaskNet:
+def _tiny(channels: int = 1) -> MultiTaskNet:
     widths = [(16, 32, 1), (32, 48, 2), (48, 48, 1), (48, 96, 2), (96, 96, 1), (96, 96, 1)]
-    layers: list[nn.Module] = [ConvBN(1, 16, 3, 2)]
+    layers: list[nn.Module] = [ConvBN(channels, 16, 3, 2)]
     layers += [DepthwiseSeparable(cin, cout, s) for cin, cout, s in widths]
     return MultiTaskNet(nn.Sequential(*layers), 96, dropout=0.1)
 
 
 def _inverted(
-    stem: int, cfg: list[tuple[int, int, int, int]], head: int, se: bool, dropout: float
+    stem: int,
+    cfg: list[tuple[int, int, int, int]],
+    head: int,
+    se: bool,
+    dropout: float,
+    channels: int,
 ) -> MultiTaskNet:
     """MobileNetV2-style trunk from (expand, channels, repeats, first stride) rows."""
-    layers: list[nn.Module] = [ConvBN(1, stem, 3, 1)]
+    layers: list[nn.Module] = [ConvBN(channels, stem, 3, 1)]
     cin = stem
     for t, c, n, s in cfg:
         for i in range(n):
@@ -169,19 +176,19 @@ def _inverted(
     return MultiTaskNet(nn.Sequential(*layers), head, dropout)
 
 
-def _small() -> MultiTaskNet:
+def _small(channels: int = 1) -> MultiTaskNet:
     cfg = [(1, 16, 1, 2), (4, 24, 2, 1), (4, 32, 3, 2), (4, 64, 3, 2), (4, 96, 2, 1)]
-    return _inverted(16, cfg, 320, se=False, dropout=0.2)
+    return _inverted(16, cfg, 320, se=False, dropout=0.2, channels=channels)
 
 
-def _medium() -> MultiTaskNet:
+def _medium(channels: int = 1) -> MultiTaskNet:
     cfg = [(2, 32, 2, 2), (4, 48, 3, 1), (4, 64, 3, 2), (4, 96, 4, 2), (6, 128, 2, 1)]
-    return _inverted(32, cfg, 384, se=True, dropout=0.3)
+    return _inverted(32, cfg, 384, se=True, dropout=0.3, channels=channels)
 
 
-def _large() -> MultiTaskNet:
+def _large(channels: int = 1) -> MultiTaskNet:
     stages = [(32, 2, 1), (64, 2, 2), (128, 2, 2), (192, 2, 2)]
-    layers: list[nn.Module] = [ConvBN(1, 32, 3, 1)]
+    layers: list[nn.Module] = [ConvBN(channels, 32, 3, 1)]
     cin = 32
     for c, n, s in stages:
         for i in range(n):
@@ -195,7 +202,7 @@ class NetSpec:
     """A ladder entry: how to build it and the one-line architecture description shipped."""
 
     name: str
-    build: Callable[[], MultiTaskNet]
+    build: Callable[[int], MultiTaskNet]
     arch: str
 
 
@@ -214,11 +221,20 @@ NETS: dict[str, NetSpec] = {
 }
 
 
-def build_net(name: str) -> MultiTaskNet:
-    """A freshly initialised ladder net by name; raises ``KeyError`` listing the names."""
+def build_net(name: str, channels: int = 1) -> MultiTaskNet:
+    """A freshly initialised ladder net by name, for grey (1) or RGB (3) input crops;
+    raises ``KeyError`` listing the names. Only the stem sees the channel count, so a
+    colour net costs one stem convolution more than its grey twin."""
     if name not in NETS:
         raise KeyError(f"unknown net {name!r}; known: {', '.join(NETS)}")
-    return NETS[name].build()
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+    return NETS[name].build(channels)
+
+
+def input_channels(net: nn.Module) -> int:
+    """Channels the net takes (its first convolution's input): 1 grey, 3 RGB."""
+    return next(m for m in net.modules() if isinstance(m, nn.Conv2d)).in_channels
 
 
 def count_params(net: nn.Module) -> int:
