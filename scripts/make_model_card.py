@@ -28,7 +28,7 @@ from duchenne.datasets import read_dataset  # noqa: E402
 from duchenne.evaluation.runner import (  # noqa: E402
     _targets,
     breakdowns,
-    dataset_crops,
+    crops_for_models,
     model_report,
 )
 from duchenne.io.sinks import atomic_write  # noqa: E402
@@ -73,27 +73,29 @@ def evaluate_sets(
     out: dict[str, dict[str, dict]] = {}
     for label, (path, split, mode) in dataset_sets(data).items():
         samples = list(read_dataset(path, split))
-        crops = dataset_crops(samples, 48, mode)
+        cut: dict = {}  # crops per model input format, cut once
         targets = _targets(samples)
         chosen = dict(models)
         chosen.update(
             {n: m for n, m in (lodo or {}).items() if LODO_SETS[n.rsplit("_", 1)[1]] == label}
         )
         out[label] = {}
-        for name, m in chosen.items():
-            pred = m(crops.crops)
+        crops = crops_for_models(samples, list(chosen.values()), mode, cut=cut)
+        for (name, m), c in zip(chosen.items(), crops, strict=True):
+            pred = m(c.crops)
             out[label][name] = model_report(pred, targets, n_boot, 0)
             groups = breakdowns(samples, pred, targets["label"], n_boot, 0)
             if groups:
                 out[label][name]["breakdowns"] = groups
-        out[label]["_detected_rate"] = float(crops.detected.mean())
+        out[label]["_detected_rate"] = float(crops[0].detected.mean())
         if natural and targets["emotion"] is not None:
+            crops = crops_for_models(samples, list(natural.values()), mode, cut=cut)
             out[label]["_natural"] = {
-                name: model_report(m(crops.crops), targets, n_boot, 0)
-                for name, m in natural.items()
+                name: model_report(m(c.crops), targets, n_boot, 0)
+                for (name, m), c in zip(natural.items(), crops, strict=True)
             }
         if keypoints is not None:
-            fast = dataset_crops(samples, 48, mode, eyes="keypoints")
+            fast = crops_for_models(samples, [keypoints], mode, eyes="keypoints")[0]
             row = KEYPOINT_ROW.format(keypoints.name)
             out[label][row] = model_report(keypoints(fast.crops), targets, n_boot, 0)
     return out

@@ -12,6 +12,7 @@ def make_tiny_smile_onnx(
     path: Path,
     *,
     size: int = 48,
+    channels: int = 1,
     temperature: float = 1.0,
     extra_meta: dict[str, str] | None = None,
 ) -> Path:
@@ -20,14 +21,15 @@ def make_tiny_smile_onnx(
     smile_logit = 8 * (mean brightness of the lower half - mean of the upper half), so a
     bright-bottom crop "smiles"; intensity = sigmoid(smile_logit); emotion logits put
     ``smile_logit`` on happiness and 0 elsewhere. Lets tests check the plumbing exactly.
+    ``channels`` 3 makes a colour model (the brightness is the mean over the channels).
     """
     import onnx
     from onnx import TensorProto, helper
 
     half = size // 2
-    w = np.zeros((1, 1, size, size), np.float32)
-    w[..., half:, :] = 8.0 / (half * size)
-    w[..., :half, :] = -8.0 / (half * size)
+    w = np.zeros((1, channels, size, size), np.float32)
+    w[..., half:, :] = 8.0 / (half * size * channels)
+    w[..., :half, :] = -8.0 / (half * size * channels)
     emo = np.zeros((1, 8), np.float32)
     emo[0, 1] = 1.0
     nodes = [
@@ -40,7 +42,7 @@ def make_tiny_smile_onnx(
     graph = helper.make_graph(
         nodes,
         "tiny_smile",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, size, size])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", channels, size, size])],
         [
             helper.make_tensor_value_info("smile_logit", TensorProto.FLOAT, ["batch", 1]),
             helper.make_tensor_value_info("intensity", TensorProto.FLOAT, ["batch", 1]),
@@ -58,7 +60,7 @@ def make_tiny_smile_onnx(
         "duchenne.task": "smile_emotion",
         "duchenne.name": "tiny_test",
         "duchenne.input_size": str(size),
-        "duchenne.channels": "1",
+        "duchenne.channels": str(channels),
         "duchenne.mean": "0.5",
         "duchenne.std": "0.5",
         "duchenne.temperature": str(temperature),

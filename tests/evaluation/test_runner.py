@@ -148,3 +148,23 @@ def test_balanced_prior_stops_rare_emotions_collapsing_on_ferplus_test() -> None
     assert all(recall["balanced"][c] >= 0.5 for c in posed)
     assert min(recall["balanced"].values()) >= 0.3
     assert recall["balanced"]["happiness"] >= 0.8 and recall["natural"]["neutral"] >= 0.8
+
+
+def test_models_of_different_crop_formats_are_scored_on_the_same_faces(
+    ferplus: Path, tiny_smile_onnx: Path, tmp_path: Path
+) -> None:
+    """A 64 px colour model compared with a 48 px grey one: each gets crops in its own
+    format, cut from the same detected eyes (the tiny models compute the same function of
+    brightness, so their scores agree)."""
+    from tests.conftest import make_tiny_smile_onnx
+
+    rgb = make_tiny_smile_onnx(tmp_path / "rgb64.onnx", size=64, channels=3)
+    samples = list(read_dataset(ferplus, "Test"))
+    crops = dataset_crops(samples, 64, "canvas", processes=1, colour=True)
+    assert crops.crops.shape == (6, 64, 64, 3) and crops.detected.all()
+    report = evaluate(
+        str(rgb), ferplus, split="Test", compare=str(tiny_smile_onnx), n_boot=20, processes=1
+    )
+    a = report["models"]["rgb64"]["smile"]["roc_auc"]["value"]
+    b = report["models"]["tiny_smile"]["smile"]["roc_auc"]["value"]
+    assert a == pytest.approx(b, abs=0.2)

@@ -161,3 +161,35 @@ def test_smile_bias_from_metadata_moves_the_decision_point(tmp_path) -> None:
     )
     raw = model.raw_outputs(_crops(0, 255))  # what calibration is fitted on
     np.testing.assert_allclose(raw["smile_logit"], [16.0], rtol=1e-4)
+
+
+def test_colour_model_sees_the_channels(tmp_path) -> None:
+    """A ``duchenne.channels`` 3 model gets RGB NCHW input (grey crops repeated), and its
+    crop size comes from the metadata, so the Analyzer cuts 64 px crops for a 64 px model."""
+    from duchenne import Analyzer, data
+    from tests.conftest import make_tiny_smile_onnx
+
+    path = make_tiny_smile_onnx(tmp_path / "rgb64.onnx", size=64, channels=3)
+    model = SmileModel(path, flip=False)
+    assert (model.input_size, model.channels) == (64, 3)
+    crops = np.zeros((2, 64, 64, 3), np.uint8)
+    crops[0, 32:, :, 0] = 255  # bottom half red only: a third of the brightness
+    crops[1, 32:] = 255
+    x = model.preprocess(crops)
+    assert x.shape == (2, 3, 64, 64)
+    assert x[0, 0, 40, 0] == pytest.approx(1.0) and x[0, 1, 40, 0] == pytest.approx(-1.0)
+    logit = model.raw_outputs(crops)["smile_logit"]
+    np.testing.assert_allclose(logit, [16 / 3, 16], rtol=1e-4)  # R alone: a third of the effect
+    np.testing.assert_allclose(
+        model.raw_outputs(crops[:, :, :, 1])["smile_logit"], [0, 16], rtol=1e-4, atol=1e-4
+    )
+    faces = Analyzer(smile_model=str(path), stages="detect,smile").analyze(data.astronaut())
+    assert len(faces) == 1 and 0.0 <= faces.face(0).smile <= 1.0
+
+
+def test_bad_channel_count_is_refused(tmp_path) -> None:
+    from tests.conftest import make_tiny_smile_onnx
+
+    path = make_tiny_smile_onnx(tmp_path / "m.onnx", extra_meta={"duchenne.channels": "2"})
+    with pytest.raises(UnrecognizedModelError, match="channels"):
+        SmileModel(path)

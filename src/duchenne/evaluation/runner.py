@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from duchenne.analysis.crops import CropFormat
 from duchenne.datasets import (
     FERPLUS_EMOTIONS,
     GROUP_ATTRIBUTES,
@@ -48,13 +49,21 @@ class DatasetCrops:
 
 
 def dataset_crops(
-    samples: list[Sample], size: int, mode: str = "auto", processes: int = 2, eyes: str = "mesh"
+    samples: list[Sample],
+    size: int,
+    mode: str = "auto",
+    processes: int = 2,
+    eyes: str = "mesh",
+    colour: bool = False,
 ) -> DatasetCrops:
-    """Crops for every sample (see module docstring for the modes).
+    """Crops for every sample (see module docstring for the modes), ``size`` px.
 
     ``eyes``: align on Face Mesh eye centres (``mesh``, the default pipeline) or on the
     detector's eye keypoints (``keypoints``, what ``stages=detect,smile`` does).
+    ``colour``: RGB crops in the ``canvas`` and labelled-photo modes, which otherwise
+    make grey ones like the training caches (the other modes always give RGB).
     """
+    fmt = CropFormat(size, colour)
     start = time.perf_counter()
     paths = [str(s.path) for s in samples]
     if mode == "auto":
@@ -64,11 +73,11 @@ def dataset_crops(
         from duchenne.analysis.crops import CanvasConfig, build_crops
 
         canvas = CanvasConfig(eyes=eyes)
-        result = build_crops(paths, mode="pipeline", canvas=canvas, processes=processes)
+        result = build_crops(paths, mode="pipeline", canvas=canvas, processes=processes, fmt=fmt)
         return DatasetCrops(result.images, result.detected, mode, time.perf_counter() - start)
     cfg = AlignConfig(size=size)
     if mode == "photo" and samples and all("landmarks" in s.meta for s in samples):
-        return _labelled_photo_crops(samples, size, processes, eyes, start)
+        return _labelled_photo_crops(samples, fmt, processes, eyes, start)
     if mode == "resize":
         crops = np.stack([crop_as_aligned(load_image(p), cfg) for p in paths])
         return DatasetCrops(crops, np.zeros(len(paths), bool), mode, time.perf_counter() - start)
@@ -91,17 +100,37 @@ def dataset_crops(
 
 
 def _labelled_photo_crops(
-    samples: list[Sample], size: int, processes: int, eyes: str, start: float
+    samples: list[Sample], fmt: CropFormat, processes: int, eyes: str, start: float
 ) -> DatasetCrops:
     """Photos whose labels say where the face is (MTFL): crop the matching detected face,
     the labelled eyes where the pipeline misses it, exactly as the training crops."""
-    from duchenne.analysis.crops import CROP_SIZE, build_photo_crops
+    from duchenne.analysis.crops import build_photo_crops
 
-    if size != CROP_SIZE:
-        raise ValueError(f"labelled photo crops are {CROP_SIZE} px, the model takes {size}")
     paths = [str(s.path) for s in samples]
-    result = build_photo_crops(paths, labelled_eyes(samples), eyes=eyes, processes=processes)
+    hints = labelled_eyes(samples)
+    result = build_photo_crops(paths, hints, eyes=eyes, processes=processes, fmt=fmt)
     return DatasetCrops(result.images, result.detected, "photo", time.perf_counter() - start)
+
+
+def crops_for_models(
+    samples: list[Sample],
+    models: list[SmileModel],
+    mode: str = "auto",
+    processes: int = 2,
+    eyes: str = "mesh",
+    cut: dict[tuple[int, bool], DatasetCrops] | None = None,
+) -> list[DatasetCrops]:
+    """The crops each model takes (its input size and channels), cut once per format:
+    a 64 px colour model and a 48 px grey one are scored on the same faces. ``cut``
+    keeps the crops between calls on the same samples (format -> crops)."""
+    cut = {} if cut is None else cut
+    out = []
+    for m in models:
+        key = (m.input_size, m.channels == 3)
+        if key not in cut:
+            cut[key] = dataset_crops(samples, key[0], mode, processes, eyes, colour=key[1])
+        out.append(cut[key])
+    return out
 
 
 def breakdowns(
@@ -189,10 +218,11 @@ def evaluate(
     """
     samples = list(read_dataset(data, split))[:limit]
     models = [SmileModel(spec, emotion_prior=emotion_prior) for spec in [model, compare] if spec]
-    crops = dataset_crops(samples, models[0].input_size, crop_mode, processes, eyes)
+    model_crops = crops_for_models(samples, models, crop_mode, processes, eyes)
+    crops = model_crops[0]
     targets = _targets(samples)
     names = _distinct_names([m.name for m in models], [model] + ([compare] if compare else []))
-    outputs = {name: m(crops.crops) for name, m in zip(names, models, strict=True)}
+    outputs = {name: m(c.crops) for name, m, c in zip(names, models, model_crops, strict=True)}
     report: dict[str, Any] = {
         "data": str(data),
         "split": split,
