@@ -1,0 +1,49 @@
+"""The arithmetic of benchmark scripts whose numbers go into the model card."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_label_audit_extrapolates_by_stratum_shares() -> None:
+    audit = _load("audit_mtfl_labels")
+    # 10 faces: 8 where the model agrees with the label, 2 where it does not
+    decisions = {f"a{i}": (1, 1) for i in range(8)} | {"w0": (1, 0), "w1": (0, 1)}
+    # the rater sides with the model everywhere, and is unsure of one agreed face
+    doc = {
+        "files": ["a0", "a1", "a2", "w0", "w1"],
+        "smiling": [1, 1, None, 0, 1],
+    }
+    text = audit.audit_table(doc, decisions)
+    assert "| model disagrees | 20.0% | 2 | 0 | 0 | 2 |" in text
+    assert "| model agrees with label | 80.0% | 3 | 1 | 2 | 2 |" in text
+    # labels: right on the agreed stratum only (0.8); the model: everywhere (1.0)
+    assert "labels agree with the rater on 0.800 [0.800, 0.800]" in text
+    assert "decisions agree with the rater on 1.000 [1.000, 1.000]" in text
+
+
+def test_crop_format_checkpoints_are_reused_only_for_the_same_recipe() -> None:
+    pytest.importorskip("torch")
+    bench = _load("bench_crop_format")
+    args = type("Args", (), {"net": "smile_n", "epochs": 3, "seed": 0, "threads": 1})()
+    cfg = bench.recipe(args, "48-grey", "cache/a")
+    import dataclasses
+    import json
+
+    saved = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    assert bench.same_recipe(dict(saved, cache_dir="elsewhere", run_name="x"), cfg)
+    assert not bench.same_recipe(dict(saved, epochs=4), cfg)
