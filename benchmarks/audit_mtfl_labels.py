@@ -55,13 +55,21 @@ def valid_decisions(data: Path, model: str | None) -> dict[str, tuple[int, int]]
     }
 
 
-def make_sheets(decisions: dict[str, tuple[int, int]], data: Path, out: Path, n: int) -> None:
-    """Seeded, shuffled sample of n disagreements and n agreements as numbered sheets."""
+def make_sheets(
+    decisions: dict[str, tuple[int, int]],
+    data: Path,
+    out: Path,
+    n: int,
+    seed: int = 0,
+    exclude: set[str] | None = None,
+) -> None:
+    """Seeded, shuffled sample of n disagreements and n agreements as numbered sheets
+    (faces in ``exclude``, e.g. those already marked, are never picked)."""
     import cv2
 
-    files = np.array(sorted(decisions))
+    files = np.array(sorted(set(decisions) - (exclude or set())))
     wrong = np.array([decisions[f][0] != decisions[f][1] for f in files])
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     pick = np.r_[
         rng.choice(np.flatnonzero(wrong), n, False), rng.choice(np.flatnonzero(~wrong), n, False)
     ]
@@ -148,12 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="smile model (default: the default variant)")
     parser.add_argument("--sheets", type=Path, default=None, help="write blind sheets here")
     parser.add_argument("--n", type=int, default=40, help="faces per stratum in the sheets")
+    parser.add_argument("--seed", type=int, default=0, help="of the sheets' sample")
     parser.add_argument("--judgements", type=Path, default=DEFAULT_JUDGEMENTS)
     parser.add_argument("--card", action="store_true", help="write MODEL_CARD.md's block")
     args = parser.parse_args(argv)
     decisions = valid_decisions(args.data, args.model)
     if args.sheets:
-        make_sheets(decisions, args.data, args.sheets, args.n)
+        marked = set()
+        if args.judgements.is_file():  # a further sample never repeats marked faces
+            marked = set(json.loads(args.judgements.read_text(encoding="utf-8"))["files"])
+        make_sheets(decisions, args.data, args.sheets, args.n, args.seed, marked)
         return 0
     text = audit_table(json.loads(args.judgements.read_text(encoding="utf-8")), decisions)
     print(text)
