@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from duchenne.datasets import read_dataset
-from duchenne.evaluation.runner import dataset_crops
+from duchenne.evaluation.runner import crops_for_models
 from duchenne.io.atomic import atomic_write
 from duchenne.models.registry import ASSETS, get_model_cfg, list_models
 from duchenne.models.smile import SmileModel
@@ -44,12 +44,14 @@ CALIBRATION_SETS = {
 }
 
 
-def calibration_mix(data: Path) -> dict[str, np.ndarray]:
-    """Crops, smile labels, domains and emotion votes (zeros where none) of the mix."""
+def calibration_mix(data: Path, model: SmileModel, cuts: dict) -> dict[str, np.ndarray]:
+    """Crops in ``model``'s format, smile labels, domains and emotion votes (zeros where
+    none) of the mix; ``cuts`` keeps each domain's crops per format between models."""
     parts: dict[str, list[np.ndarray]] = {"crops": [], "label": [], "domain": [], "votes": []}
     for domain, (folder, split, mode) in CALIBRATION_SETS.items():
         samples = [s for s in read_dataset(data / folder, split) if s.label is not None]
-        parts["crops"].append(dataset_crops(samples, 48, mode).crops)
+        cut = cuts.setdefault(domain, {})
+        parts["crops"].append(crops_for_models(samples, [model], mode, cut=cut)[0].crops)
         parts["label"].append(np.array([s.label for s in samples], int))
         parts["domain"].append(np.full(len(samples), domain))
         parts["votes"].append(
@@ -73,11 +75,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     names = args.models or list_models("smile_*", task="smile_emotion")
-    mix = calibration_mix(args.data)
+    cuts: dict = {}
     doc_path = ASSETS / "models.json"
     doc = json.loads(doc_path.read_text())
     for name in names:
         model = SmileModel(name, threads=1)
+        mix = calibration_mix(args.data, model, cuts)
         raw = model.raw_outputs(mix["crops"])
         cal = fit_calibration(
             mix["label"], raw["smile_logit"], mix["domain"], mix["votes"], raw["emotion_logits"]
