@@ -85,38 +85,24 @@ def trained_net(args: argparse.Namespace, name: str, cache_dir: str) -> tuple[An
     return loop.load_checkpoint(path)
 
 
-def flip_averaged_logits(net: Any, crops: Any) -> np.ndarray:
-    """Smile logits averaged over the crop and its mirror image, as inference does."""
-    import torch
-
-    from duchenne.train.data import DeviceData
-    from duchenne.train.loop import predict
-
-    out = []
-    for images in (crops.images, crops.images[:, :, ::-1]):
-        view = dataclasses.replace(crops, images=np.ascontiguousarray(images))
-        with torch.no_grad():
-            out.append(
-                predict(net, DeviceData.from_crops(view, torch.device("cpu")))["smile_logit"]
-            )
-    return (out[0] + out[1]) / 2
-
-
 def measure(net: Any, summary: dict[str, Any], cache_dir: str) -> dict[str, Any]:
     """Valid-split scores of one arm, with the Platt map fitted on the selection split."""
     from duchenne.evaluation.metrics import expected_calibration_error, fit_platt, roc_auc, sigmoid
+    from duchenne.models.smile import SmileModel
     from duchenne.train.data import load_sets
     from duchenne.train.export import export_onnx
     from duchenne.train.ladder import onnx_latency_ms
 
     calib, valid = load_sets(cache_dir, SELECT), load_sets(cache_dir, TEST)
-    temperature, bias = fit_platt(calib.label, flip_averaged_logits(net, calib))
-    logit = flip_averaged_logits(net, valid)
-    prob = sigmoid(logit / temperature + bias)
     with tempfile.TemporaryDirectory() as tmp:
         onnx = Path(tmp) / "arm.onnx"
         export_onnx(net, onnx, name="arm", input_size=valid.crop_size)
         latency = onnx_latency_ms(onnx, valid.crop_size, channels=valid.channels)
+        model = SmileModel(onnx)  # flip-averaged raw logits, exactly as inference computes them
+        calib_logit = model.raw_outputs(calib.images)["smile_logit"]
+        logit = model.raw_outputs(valid.images)["smile_logit"]
+    temperature, bias = fit_platt(calib.label, calib_logit)
+    prob = sigmoid(logit / temperature + bias)
     history = summary["history"]
     return {
         "crop": f"{valid.crop_size} px {'RGB' if valid.channels == 3 else 'grey'}",
