@@ -417,3 +417,24 @@ def test_augment_handles_colour_and_keeps_grey_runs_unchanged() -> None:
     assert float(ratio.max() - ratio.min()) > 1e-3
     blurred = AUGMENT_STEPS["blur"](rgb, AugmentConfig(blur_p=1.0))
     torch.testing.assert_close(blurred.mean((2, 3)), rgb.mean((2, 3)), atol=0.02, rtol=0)
+
+
+def test_fine_tune_from_a_shipped_onnx_starts_where_the_file_is(cache_dir: Path) -> None:
+    """`--init smile_n`: the run's epoch-0 weights are the shipped file (same outputs on
+    the valid crops), and training then moves them."""
+    from duchenne.models.smile import SmileModel
+    from duchenne.train.data import load_sets
+
+    valid = load_sets(cache_dir, loop.VALID_MIX)
+    x = loop.normalize(torch.from_numpy(valid.images).float().div(255).unsqueeze(1))
+    shipped = SmileModel("smile_n", flip=False).raw_outputs(valid.images)
+    cfg = _cfg(cache_dir, init="smile_n", epochs=0, time_budget_s=None)
+    run = loop._prepare(cfg, None)
+    with torch.no_grad():
+        smile, _, emotion = run["net"].eval()(x.contiguous(memory_format=torch.channels_last))
+    np.testing.assert_allclose(smile[:, 0].numpy(), shipped["smile_logit"], atol=1e-3)
+    np.testing.assert_allclose(emotion.numpy(), shipped["emotion_logits"], atol=1e-3)
+    tuned = loop.train(_cfg(cache_dir, init="smile_n", epochs=1, lr=1e-2, ema_decay=0.0))
+    with torch.no_grad():
+        after = tuned.net.eval()(x)[0][:, 0].numpy()
+    assert np.abs(after - shipped["smile_logit"]).max() > 1e-3

@@ -109,7 +109,21 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         help="weight of the emotion distillation term on rows with teacher probabilities "
         "(caches given a 'teacher' by scripts/faceapi_reference.py; default 0: off)",
     )
-    p.add_argument("--init", default=None, help="warm start from this checkpoint of the net")
+    p.add_argument(
+        "--init",
+        default=None,
+        help="warm start (fine-tuning): a checkpoint of the net (.pt), an exported ONNX file"
+        " or a registered model name such as smile_l (BatchNorm rebuilt from training crops)",
+    )
+    p.add_argument(
+        "--warmup-epochs", type=float, default=None, help="LR warm-up length (default 2)"
+    )
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=None,
+        help="EMA of the weights (default 0.999; a short fine-tune wants ~0.995)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="0 = as many as fit --time-budget")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -267,7 +281,7 @@ def _config(args: argparse.Namespace, net: str, fer_only: bool) -> Any:
     if args.augment_skip:
         cfg.augment_skip = tuple(set_names(args.augment_skip))
     keys = ("epochs", "batch_size", "lr", "patience", "valid_set", "emotion_balance")
-    for key in (*keys, "distill_weight", "init"):
+    for key in (*keys, "warmup_epochs", "ema_decay", "distill_weight", "init"):
         if getattr(args, key) is not None:
             setattr(cfg, key, getattr(args, key))
     return cfg

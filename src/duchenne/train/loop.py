@@ -381,6 +381,28 @@ def auto_epochs(cfg: TrainConfig, epoch_s: float, spent_s: float) -> int:
     return max(AUTO_EPOCHS_AFTER, min(cfg.max_epochs, AUTO_EPOCHS_AFTER + more))
 
 
+WARM_START_ROWS = 4096
+"""Training rows (seeded draw) whose statistics rebuild the BatchNorms of an ONNX warm start."""
+
+
+def warm_start(net: nn.Module, cfg: TrainConfig, train_set: CropSet) -> None:
+    """Fine-tuning: load ``cfg.init`` into ``net``, a checkpoint of an earlier run of the
+    same net (``.pt``) or an exported ONNX file / registered model name (BatchNorm
+    rebuilt from training crops: ``duchenne.train.warmstart``)."""
+    from duchenne.train.warmstart import is_onnx_init, resolve_onnx, warm_start_from_onnx
+
+    assert cfg.init
+    if not is_onnx_init(cfg.init):
+        state = torch.load(cfg.init, map_location="cpu", weights_only=True)["state_dict"]
+        net.load_state_dict(state)
+        return
+    rng = np.random.default_rng(cfg.seed)
+    rows = np.sort(rng.permutation(len(train_set))[: min(WARM_START_ROWS, len(train_set))])
+    sample = DeviceData.from_crops(train_set.subset(rows), torch.device("cpu"))
+    x, _ = sample.batch(torch.arange(len(sample)))
+    warm_start_from_onnx(net, resolve_onnx(cfg.init), normalize(x))
+
+
 def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str, Any]:
     """Seeded net, EMA, optimiser, schedule and device tensors for a run."""
     seed_everything(cfg.seed)
@@ -392,10 +414,8 @@ def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str
     # (measured 1.5x faster steps for the inverted-residual nets on 2 cores)
     geometry = input_geometry(train_set, valid_set)
     net = build_net(cfg.net, geometry["channels"])
-    if cfg.init:  # warm start (fine-tuning): the weights of an earlier run of the same net
-        net.load_state_dict(
-            torch.load(cfg.init, map_location="cpu", weights_only=True)["state_dict"]
-        )
+    if cfg.init:
+        warm_start(net, cfg, train_set)
     net = net.to(device).to(memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

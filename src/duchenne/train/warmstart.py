@@ -1,0 +1,198 @@
+"""Warm starts from an exported ONNX file: fine-tune a shipped model without its checkpoint.
+
+Why: the shipped files are the only weights that outlive the machine that trained them
+(checkpoints stay behind on a GPU machine), and a run that stopped on its time budget
+before its cosine schedule annealed (``h200_v2_smile_l``: 23 of 35 planned epochs) can
+still gain from a short, low learning-rate run. The export folded every BatchNorm into its
+convolution, so the file holds ``W' = W * g / s`` and ``b' = beta - g * m / s``; the
+original (W, g, beta, m, s) cannot be recovered. What can be rebuilt is a net with the same
+function *and* BatchNorm layers that behave in training mode:
+
+1. load ``W'`` into each conv, and give its BatchNorm the identity statistics with ``b'``
+   as shift, so the eval-mode net is the ONNX graph exactly;
+2. run sample crops through it and record each BatchNorm's input mean ``m`` and variance
+   ``v`` per channel;
+3. set running stats (m, v), scale ``sqrt(v + eps)`` and shift ``m + b'``: the eval-mode
+   function is unchanged, and in training mode a batch whose statistics are near (m, v)
+   sees the same function too, so the first steps start from the shipped model instead of
+   a net scrambled by batch statistics.
+
+``warm_start_from_onnx`` checks both properties against onnxruntime on the sample crops.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from duchenne.train.export import INPUT_NAME, OUTPUT_NAMES
+from duchenne.train.nets import ConvBN, input_channels
+
+log = logging.getLogger(__name__)
+
+WRAPPER_PREFIX = "net."
+"""The exported graph wraps the net in ``ExportWrapper``, whose attribute is ``net``."""
+
+PARITY_ATOL = 1e-3
+"""Largest |torch - onnxruntime| allowed after the warm start (float32 re-association)."""
+
+
+def resolve_onnx(spec: str) -> Path:
+    """An ONNX path, or the name of a registered model (``smile_l``): its shipped file."""
+    path = Path(spec)
+    if path.suffix == ".onnx":
+        if not path.is_file():
+            raise FileNotFoundError(f"--init {spec}: no such ONNX file")
+        return path
+    from duchenne.models.registry import get_model_cfg
+
+    return get_model_cfg(spec).path
+
+
+def is_onnx_init(spec: str | None) -> bool:
+    """Whether ``--init`` names an ONNX file or a registered model rather than a checkpoint."""
+    return bool(spec) and not str(spec).endswith((".pt", ".pth"))
+
+
+def onnx_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The graph's initializers by the net's own parameter names (wrapper prefix dropped)."""
+    model = onnx.load(str(path))
+    weights = {}
+    for init in model.graph.initializer:
+        if init.name.startswith(WRAPPER_PREFIX):
+            array = numpy_helper.to_array(init).copy()
+            weights[init.name[len(WRAPPER_PREFIX) :]] = torch.from_numpy(array)
+    return weights
+
+
+def _load_folded(net: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Step 1: folded convs, BatchNorms as ``x + b'`` (running var 1 - eps, mean 0)."""
+    state = net.state_dict()
+    loaded: set[str] = set()
+    for prefix, module in net.named_modules():
+        if not isinstance(module, ConvBN):
+            continue
+        key = f"{prefix}.conv"
+        bn = module.bn
+        assert isinstance(bn, nn.BatchNorm2d)
+        _copy(module.conv.weight, weights, f"{key}.weight")
+        with torch.no_grad():
+            bn.weight.fill_(1.0)
+            _copy(bn.bias, weights, f"{key}.bias")
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+        loaded |= {f"{key}.weight", f"{key}.bias"}
+    for name, tensor in state.items():  # SE convs and the three linear heads
+        if name in weights and name not in loaded and ".bn." not in name:
+            _copy(tensor, weights, name)
+            loaded.add(name)
+    missing = set(weights) - loaded
+    if missing:
+        raise ValueError(f"ONNX weights with no place in the net: {sorted(missing)[:5]}")
+
+
+def _copy(target: torch.Tensor, weights: dict[str, torch.Tensor], name: str) -> None:
+    if name not in weights:
+        raise ValueError(f"the ONNX file has no weight {name!r}: not this net")
+    source = weights[name]
+    if tuple(source.shape) != tuple(target.shape):
+        raise ValueError(f"{name}: ONNX shape {tuple(source.shape)} != net {tuple(target.shape)}")
+    with torch.no_grad():
+        target.copy_(source)
+
+
+@torch.no_grad()
+def _batchnorm_input_stats(
+    net: nn.Module, x: torch.Tensor, batch_size: int = 256
+) -> dict[nn.BatchNorm2d, tuple[torch.Tensor, torch.Tensor]]:
+    """Step 2: per-channel mean and (biased) variance of every BatchNorm's input."""
+    sums: dict[nn.BatchNorm2d, list[torch.Tensor]] = {}
+
+    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        t = inputs[0].double()
+        acc = sums.setdefault(module, [torch.zeros(t.shape[1], dtype=torch.float64)] * 2 + [0])
+        acc[0] = acc[0] + t.sum((0, 2, 3))
+        acc[1] = acc[1] + (t * t).sum((0, 2, 3))
+        acc[2] += t.shape[0] * t.shape[2] * t.shape[3]
+
+    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    hooks = [m.register_forward_pre_hook(record) for m in bns]
+    try:
+        net.eval()
+        for start in range(0, len(x), batch_size):
+            net(x[start : start + batch_size])
+    finally:
+        for h in hooks:
+            h.remove()
+    stats = {}
+    for bn, (s, ss, n) in sums.items():
+        mean = s / n
+        stats[bn] = (mean.float(), (ss / n - mean * mean).clamp_min(0).float())
+    return stats
+
+
+@torch.no_grad()
+def _set_batch_statistics(stats: dict[nn.BatchNorm2d, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Step 3: running (m, v), scale sqrt(v + eps), shift m + b': same eval function."""
+    for bn, (mean, var) in stats.items():
+        shift = bn.bias.clone()
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+        bn.weight.copy_(torch.sqrt(var + bn.eps))
+        bn.bias.copy_(mean + shift)
+
+
+def _onnx_outputs(path: Path, x: torch.Tensor) -> list[np.ndarray]:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
+
+
+@torch.no_grad()
+def _torch_outputs(net: nn.Module, x: torch.Tensor, train_mode: bool) -> list[np.ndarray]:
+    net.train(train_mode)
+    drop = [m for m in net.modules() if isinstance(m, nn.Dropout)]
+    for m in drop:  # dropout is noise, not what the check is about
+        m.eval()
+    smile, intensity, emotion = net(x)
+    net.eval()
+    return [smile.numpy(), torch.sigmoid(intensity).numpy(), emotion.numpy()]
+
+
+def _max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    return max(float(np.abs(p - q).max()) for p, q in zip(a, b, strict=True))
+
+
+def warm_start_from_onnx(net: nn.Module, path: str | Path, x: torch.Tensor) -> dict[str, float]:
+    """Load the exported ``path`` into ``net`` (same architecture) in place.
+
+    ``x``: sample crops, normalised (N, C, S, S) float32, ideally a few thousand training
+    rows: their statistics become the BatchNorms' (module docstring). Returns the largest
+    output difference to onnxruntime in eval mode and in training mode (one batch of the
+    sample); raises ``ValueError`` when the file is not this net or eval mode misses parity.
+    """
+    path = Path(path)
+    if x.ndim != 4 or x.shape[1] != input_channels(net):
+        raise ValueError(f"sample crops {tuple(x.shape)} do not fit the net's input")
+    _load_folded(net, onnx_weights(path))
+    probe = x[:256]
+    want = _onnx_outputs(path, probe)
+    folded_diff = _max_diff(_torch_outputs(net, probe, False), want)
+    if folded_diff > PARITY_ATOL:
+        raise ValueError(f"{path.name}: torch differs from onnxruntime by {folded_diff:.2e}")
+    _set_batch_statistics(_batchnorm_input_stats(net, x))
+    eval_diff = _max_diff(_torch_outputs(net, probe, False), want)
+    if eval_diff > PARITY_ATOL:
+        raise ValueError(f"{path.name}: re-parameterised BatchNorm moved outputs {eval_diff:.2e}")
+    train_diff = _max_diff(_torch_outputs(net, probe, True), want)
+    log.info(
+        "warm start from %s: eval parity %.1e, train-mode difference %.3f on %d crops",
+        path, eval_diff, train_diff, len(probe),
+    )  # fmt: skip
+    return {"eval_max_abs_diff": eval_diff, "train_mode_max_abs_diff": train_diff}
