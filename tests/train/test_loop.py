@@ -438,3 +438,19 @@ def test_fine_tune_from_a_shipped_onnx_starts_where_the_file_is(cache_dir: Path)
     with torch.no_grad():
         after = tuned.net.eval()(x)[0][:, 0].numpy()
     assert np.abs(after - shipped["smile_logit"]).max() > 1e-3
+
+
+def test_ship_as_renames_only_a_run_of_that_net_on_the_shipped_mix() -> None:
+    from duchenne.train.cli import _shipped_name
+
+    summary = {
+        "name": "smile_l_ft",
+        "config": {"net": "smile_l", "train_sets": list(loop.ALL_SOURCES), "run_name": "x"},
+    }
+    shipped = _shipped_name(summary, "smile_l")
+    assert shipped["name"] == "smile_l" and shipped["config"]["run_name"] is None
+    with pytest.raises(SystemExit, match="not smile_s"):
+        _shipped_name(summary, "smile_s")
+    fer_only = {**summary, "config": {**summary["config"], "train_sets": list(loop.FER_ONLY)}}
+    with pytest.raises(SystemExit, match="shipped mix"):
+        _shipped_name(fer_only, "smile_l")

@@ -161,6 +161,12 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--onnx-dir", default=None)
     p.add_argument("--register", action="store_true")
     p.add_argument("--default", default=None, help="also mark this variant as the default")
+    p.add_argument(
+        "--ship-as",
+        default=None,
+        help="export a named run of the shipped recipe (e.g. a fine-tune, --run-name"
+        " smile_l_ft) as the ladder variant of its net; one checkpoint only",
+    )
 
 
 def _add_ladder(sub: Any) -> None:
@@ -349,9 +355,13 @@ def _run_ladder(args: argparse.Namespace) -> int:
 def _run_export(args: argparse.Namespace) -> int:
     from duchenne.train import ladder, loop
 
+    if args.ship_as and len(args.checkpoints) != 1:
+        raise SystemExit("--ship-as takes one checkpoint")
     reports = []
     for path in args.checkpoints:
         net, summary = loop.load_checkpoint(path)
+        if args.ship_as:
+            summary = _shipped_name(summary, args.ship_as)
         fer_only = _side_run(summary["config"])
         reports.append(
             ladder.finish(
@@ -367,6 +377,20 @@ def _run_export(args: argparse.Namespace) -> int:
         ladder.set_default(args.default)
     print(_summary_table(reports))
     return 0
+
+
+def _shipped_name(summary: dict[str, Any], name: str) -> dict[str, Any]:
+    """The summary of a named run renamed to the ladder variant ``name``: only a run of
+    that net on the shipped training mix may take a shipped name."""
+    from duchenne.train.loop import ALL_SOURCES
+
+    config = summary["config"]
+    if config["net"] != name or tuple(config["train_sets"]) != ALL_SOURCES:
+        raise SystemExit(
+            f"--ship-as {name}: the run trained {config['net']} on"
+            f" {'+'.join(config['train_sets'])}, not {name} on the shipped mix"
+        )
+    return {**summary, "name": name, "config": {**config, "run_name": None}}
 
 
 def _summary_table(reports: list[dict[str, Any]]) -> str:

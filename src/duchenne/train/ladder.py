@@ -149,6 +149,7 @@ def models_entry(report: dict[str, Any]) -> dict[str, Any]:
             "device": report["device"],
             "seed": cfg["seed"],
             "torch": report.get("torch"),
+            **({"init": cfg["init"]} if cfg.get("init") else {}),
         },
         "metrics": {"valid": _rounded(report["valid_metrics_final"])},
         "latency": {"cpu_1thread_batch1_ms": round(report["latency_ms_b1_1thread"], 4)},
