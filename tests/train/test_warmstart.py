@@ -47,7 +47,7 @@ def _onnx_run(path: Path, x: torch.Tensor) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("name", ["smile_n", "smile_m"])
 def test_warm_start_reproduces_the_file(name: str, tmp_path: Path) -> None:
-    x = _sample()
+    x = _sample(192)
     path = tmp_path / f"{name}.onnx"
     export_onnx(_trained_like(name, x), path, name=name)
     net = build_net(name)
@@ -64,7 +64,7 @@ def test_warm_start_reproduces_the_file(name: str, tmp_path: Path) -> None:
 def test_training_mode_batchnorm_keeps_the_function(tmp_path: Path) -> None:
     """The point of rebuilding BatchNorm: a train-mode batch is not scrambled. A naive
     load (identity stats) would normalise every layer by its batch statistics instead."""
-    x = _sample(1024)
+    x = _sample(512)
     path = tmp_path / "smile_s.onnx"
     export_onnx(_trained_like("smile_s", x), path, name="smile_s")
     net = build_net("smile_s")
@@ -92,6 +92,8 @@ def test_wrong_net_is_refused(tmp_path: Path) -> None:
         warm_start_from_onnx(build_net("smile_s"), path, x)
     with pytest.raises(ValueError, match="do not fit"):
         warm_start_from_onnx(build_net("smile_n", channels=3), path, x)
+    with pytest.raises(ValueError, match="file's format"):  # 64 px crops, a 48 px file
+        warm_start_from_onnx(build_net("smile_n"), path, _sample(8, size=64))
 
 
 def test_init_spec_resolution(tmp_path: Path) -> None:

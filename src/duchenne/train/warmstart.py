@@ -33,7 +33,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from duchenne.train.export import INPUT_NAME, OUTPUT_NAMES
-from duchenne.train.nets import ConvBN, input_channels
+from duchenne.train.nets import ConvBN, ExportWrapper, input_channels
 
 log = logging.getLogger(__name__)
 
@@ -112,18 +112,24 @@ def _copy(target: torch.Tensor, weights: dict[str, torch.Tensor], name: str) -> 
 def _batchnorm_input_stats(
     net: nn.Module, x: torch.Tensor, batch_size: int = 256
 ) -> dict[nn.BatchNorm2d, tuple[torch.Tensor, torch.Tensor]]:
-    """Step 2: per-channel mean and (biased) variance of every BatchNorm's input."""
-    sums: dict[nn.BatchNorm2d, list[torch.Tensor]] = {}
+    """Step 2: per-channel mean and (biased) variance of every BatchNorm's input,
+    accumulated over batches as float64 sums of x and x**2 per channel."""
+    sums: dict[nn.BatchNorm2d, torch.Tensor] = {}  # (3, C): sum x, sum x**2, count
 
-    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+    def record(module: nn.BatchNorm2d, inputs: tuple[torch.Tensor, ...]) -> None:
         t = inputs[0].double()
-        acc = sums.setdefault(module, [torch.zeros(t.shape[1], dtype=torch.float64)] * 2 + [0])
-        acc[0] = acc[0] + t.sum((0, 2, 3))
-        acc[1] = acc[1] + (t * t).sum((0, 2, 3))
-        acc[2] += t.shape[0] * t.shape[2] * t.shape[3]
+        batch = torch.stack(
+            [
+                t.sum((0, 2, 3)),
+                (t * t).sum((0, 2, 3)),
+                torch.full_like(t[0, :, 0, 0], t[:, 0].numel()),
+            ]
+        )
+        sums[module] = sums.get(module, 0) + batch
 
-    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
-    hooks = [m.register_forward_pre_hook(record) for m in bns]
+    hooks = [
+        m.register_forward_pre_hook(record) for m in net.modules() if isinstance(m, nn.BatchNorm2d)
+    ]
     try:
         net.eval()
         for start in range(0, len(x), batch_size):
@@ -149,20 +155,30 @@ def _set_batch_statistics(stats: dict[nn.BatchNorm2d, tuple[torch.Tensor, torch.
         bn.bias.copy_(mean + shift)
 
 
-def _onnx_outputs(path: Path, x: torch.Tensor) -> list[np.ndarray]:
+def _onnx_session(path: Path, x: torch.Tensor) -> ort.InferenceSession:
+    """The file's session, after checking that the sample crops fit its input."""
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return sess.run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
+    expected = sess.get_inputs()[0].shape[1:]  # (channels, side, side); ints unless symbolic
+    got = list(x.shape[1:])
+    if any(isinstance(e, int) and e != g for e, g in zip(expected, got, strict=True)):
+        raise ValueError(
+            f"{path.name} takes (channels, side, side) = {expected} but the training crops"
+            f" are {got}: cut a crop cache in the file's format"
+        )
+    return sess
 
 
 @torch.no_grad()
 def _torch_outputs(net: nn.Module, x: torch.Tensor, train_mode: bool) -> list[np.ndarray]:
+    """The net's outputs in the ONNX contract (``ExportWrapper``), BatchNorm in training
+    or eval mode; dropout stays off (noise, not what the check is about)."""
     net.train(train_mode)
-    drop = [m for m in net.modules() if isinstance(m, nn.Dropout)]
-    for m in drop:  # dropout is noise, not what the check is about
-        m.eval()
-    smile, intensity, emotion = net(x)
+    for m in net.modules():
+        if isinstance(m, nn.Dropout):
+            m.eval()
+    out = [t.numpy() for t in ExportWrapper(net)(x)]
     net.eval()
-    return [smile.numpy(), torch.sigmoid(intensity).numpy(), emotion.numpy()]
+    return out
 
 
 def _max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
@@ -180,9 +196,10 @@ def warm_start_from_onnx(net: nn.Module, path: str | Path, x: torch.Tensor) -> d
     path = Path(path)
     if x.ndim != 4 or x.shape[1] != input_channels(net):
         raise ValueError(f"sample crops {tuple(x.shape)} do not fit the net's input")
+    sess = _onnx_session(path, x)
     _load_folded(net, onnx_weights(path))
     probe = x[:256]
-    want = _onnx_outputs(path, probe)
+    want = sess.run(list(OUTPUT_NAMES), {INPUT_NAME: probe.numpy()})
     folded_diff = _max_diff(_torch_outputs(net, probe, False), want)
     if folded_diff > PARITY_ATOL:
         raise ValueError(f"{path.name}: torch differs from onnxruntime by {folded_diff:.2e}")
