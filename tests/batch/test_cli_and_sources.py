@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from duchenne import batch
 from duchenne.analysis.config import AnalyzerConfig
 from duchenne.batch.inputs import expand_inputs
 from duchenne.batch.worker import BatchWorker, WorkerConfig
@@ -47,6 +48,28 @@ def test_cli_csv_with_bad_files_then_nothing_left(photo_set, reference, tmp_path
     assert main(args) == 0
     assert "nothing to analyse: all 5 inputs already done" in capsys.readouterr().err
     assert out.read_bytes() == before
+
+
+def test_other_settings_redo_a_finished_output(photo_set, tmp_path) -> None:
+    """A finished output run again with more stages is redone, not kept as done."""
+    inputs = [str(photo_set["root"] / n) for n in photo_set["good"][:3]]
+    out = tmp_path / "faces.jsonl"
+    first = batch.run(inputs, out=out, workers=0, stages=("detect",))
+    assert first.processed == 3
+    before = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(r.get("smile") is None for r in before)
+    again = batch.run(inputs, out=out, workers=0, stages=("detect",))
+    assert (again.skipped, again.processed) == (3, 0)
+
+    redone = batch.run(inputs, out=out, workers=0, stages=("detect", "landmarks", "smile"))
+    assert (redone.skipped, redone.processed) == (0, 3)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["source"] for r in rows] == inputs  # replaced, not appended beside
+    assert all(0.0 <= r["smile"] <= 1.0 for r in rows)
+    assert {r["fingerprint"].split(";settings=")[0] for r in rows} == {
+        r["fingerprint"].split(";settings=")[0] for r in before
+    }  # same files, other settings
+    assert rows[0]["fingerprint"] != before[0]["fingerprint"]
 
 
 def test_cli_reports_bad_usage_in_one_line(tmp_path, capsys) -> None:

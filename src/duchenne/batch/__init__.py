@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +216,7 @@ def run(
     if not items:
         raise BatchError("no inputs found (give files, folders, globs, archives or @list.txt)")
     ledger = Ledger(out, fmt, worker_config.results_key(), overwrite=overwrite)
+    items = [replace(i, fingerprint=ledger.key(i.fingerprint)) for i in items]
     pending = [
         i for i in items if not ledger.is_done(i.source, i.fingerprint, retry_errors=retry_errors)
     ]

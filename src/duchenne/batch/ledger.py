@@ -14,6 +14,10 @@ Why this design:
   or an error row) carrying its ``source`` and ``fingerprint``, so "what is done" is read
   back from the committed parts and the previous output. There is no second record that
   could disagree with the data.
+* **A fingerprint names the input and the settings.** :meth:`Ledger.key` appends a digest
+  of the analysis settings to the input's own fingerprint, so a run with other settings
+  (another model, more stages, crops) redoes every input instead of keeping the previous
+  output's rows, made the other way, beside its own.
 * **A part is committed by a rename.** Parts are written with ``write_records`` (temp
   file, fsync, ``os.replace``), so a part either exists complete or not at all. A crash or
   ``kill -9`` loses at most the rows buffered for the part in flight; stray temp files
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import logging
 import re
@@ -91,6 +96,7 @@ class Ledger:
         self.parts_dir = self.out.with_name(self.out.name + PARTS_SUFFIX)
         self.part_format = "parquet" if format == "parquet" else "jsonl"
         self.job = {"format": format, "settings": settings, "duchenne_version": __version__}
+        self.settings_tag = settings_digest(settings)
         self.done: dict[str, DoneEntry] = {}
         if overwrite:
             self._remove_parts()
@@ -111,9 +117,13 @@ class Ledger:
         """False after ``overwrite``: the previous output is replaced, not extended."""
         return bool(self.job.get("use_previous_output", True))
 
+    def key(self, fingerprint: str) -> str:
+        """The fingerprint written into the rows: the input's own and this run's settings."""
+        return f"{fingerprint};settings={self.settings_tag}"
+
     def is_done(self, source: str, fingerprint: str, *, retry_errors: bool = False) -> bool:
         """True if ``source`` was finished with the same fingerprint (and, with
-        ``retry_errors``, without an error)."""
+        ``retry_errors``, without an error). ``fingerprint`` is a :meth:`key`."""
         entry = self.done.get(source)
         if entry is None or entry.fingerprint != fingerprint:
             return False
@@ -233,6 +243,12 @@ class Ledger:
             logger.warning(
                 "%s: left in place (it holds files duchenne did not write)", self.parts_dir
             )
+
+
+def settings_digest(settings: dict[str, Any]) -> str:
+    """Short stable digest of the settings (key order does not matter)."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def _done_of(rows: Any) -> dict[str, DoneEntry]:
