@@ -422,6 +422,7 @@ def test_augment_handles_colour_and_keeps_grey_runs_unchanged() -> None:
 def test_fine_tune_from_a_shipped_onnx_starts_where_the_file_is(cache_dir: Path) -> None:
     """`--init smile_n`: the run's epoch-0 weights are the shipped file (same outputs on
     the valid crops), and training then moves them."""
+    from duchenne.models.registry import get_model_cfg
     from duchenne.models.smile import SmileModel
     from duchenne.train.data import load_sets
 
@@ -438,6 +439,8 @@ def test_fine_tune_from_a_shipped_onnx_starts_where_the_file_is(cache_dir: Path)
     with torch.no_grad():
         after = tuned.net.eval()(x)[0][:, 0].numpy()
     assert np.abs(after - shipped["smile_logit"]).max() > 1e-3
+    digest = get_model_cfg("smile_n").sha256
+    assert tuned.extra["init_source"] == f"smile_n.onnx sha256 {digest}"  # provenance
 
 
 def test_ship_as_renames_only_a_run_of_that_net_on_the_shipped_mix() -> None:

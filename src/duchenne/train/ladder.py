@@ -149,11 +149,17 @@ def models_entry(report: dict[str, Any]) -> dict[str, Any]:
             "device": report["device"],
             "seed": cfg["seed"],
             "torch": report.get("torch"),
-            **({"init": cfg["init"]} if cfg.get("init") else {}),
+            **({"init": _init_entry(cfg["init"], report)} if cfg.get("init") else {}),
         },
         "metrics": {"valid": _rounded(report["valid_metrics_final"])},
         "latency": {"cpu_1thread_batch1_ms": round(report["latency_ms_b1_1thread"], 4)},
     }
+
+
+def _init_entry(spec: str, report: dict[str, Any]) -> str:
+    """``--init`` as given, with the start file's name and sha256 when the run recorded it."""
+    source = report.get("init_source")
+    return f"{spec}: {source}" if source else spec
 
 
 def _rounded(metrics: dict[str, float]) -> dict[str, float]:

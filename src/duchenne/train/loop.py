@@ -385,22 +385,30 @@ WARM_START_ROWS = 4096
 """Training rows (seeded draw) whose statistics rebuild the BatchNorms of an ONNX warm start."""
 
 
-def warm_start(net: nn.Module, cfg: TrainConfig, train_set: CropSet) -> None:
+def warm_start(net: nn.Module, cfg: TrainConfig, train_set: CropSet) -> str:
     """Fine-tuning: load ``cfg.init`` into ``net``, a checkpoint of an earlier run of the
     same net (``.pt``) or an exported ONNX file / registered model name (BatchNorm
-    rebuilt from training crops: ``duchenne.train.warmstart``)."""
-    from duchenne.train.warmstart import is_onnx_init, resolve_onnx, warm_start_from_onnx
+    rebuilt from training crops: ``duchenne.train.warmstart``). Returns the start file's
+    name and sha256 (``init_source`` of the run summary)."""
+    from duchenne.train.warmstart import (
+        init_provenance,
+        is_onnx_init,
+        resolve_onnx,
+        warm_start_from_onnx,
+    )
 
     assert cfg.init
+    source = init_provenance(cfg.init)
     if not is_onnx_init(cfg.init):
         state = torch.load(cfg.init, map_location="cpu", weights_only=True)["state_dict"]
         net.load_state_dict(state)
-        return
+        return source
     rng = np.random.default_rng(cfg.seed)
     rows = np.sort(rng.permutation(len(train_set))[: min(WARM_START_ROWS, len(train_set))])
     sample = DeviceData.from_crops(train_set.subset(rows), torch.device("cpu"))
     x, _ = sample.batch(torch.arange(len(sample)))
     warm_start_from_onnx(net, resolve_onnx(cfg.init), normalize(x))
+    return source
 
 
 def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str, Any]:
@@ -414,8 +422,7 @@ def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str
     # (measured 1.5x faster steps for the inverted-residual nets on 2 cores)
     geometry = input_geometry(train_set, valid_set)
     net = build_net(cfg.net, geometry["channels"])
-    if cfg.init:
-        warm_start(net, cfg, train_set)
+    init_source = warm_start(net, cfg, train_set) if cfg.init else None
     net = net.to(device).to(memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -427,6 +434,7 @@ def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str
     return {
         "device": device,
         "geometry": geometry,
+        "init_source": init_source,
         "train_set": train_set,
         "valid_set": valid_set,
         "tdata": DeviceData.from_crops(train_set, device),
@@ -534,6 +542,7 @@ def _result(
             "train_rows": len(run["tdata"]),
             "valid_rows": len(run["vdata"]),
             **run["geometry"],
+            **({"init_source": run["init_source"]} if run["init_source"] else {}),
         },
     )
 

@@ -22,6 +22,7 @@ function *and* BatchNorm layers that behave in training mode:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -54,6 +55,15 @@ def resolve_onnx(spec: str) -> Path:
     from duchenne.models.registry import get_model_cfg
 
     return get_model_cfg(spec).path
+
+
+def init_provenance(spec: str) -> str:
+    """What a warm start began from, for the run summary and models.json: the file's name
+    and sha256 (a registered name resolves to its shipped file). Recorded automatically
+    so the chain of fine-tunes can be followed back to the exact bytes."""
+    path = resolve_onnx(spec) if is_onnx_init(spec) else Path(spec)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return f"{path.name} sha256 {digest}"
 
 
 def is_onnx_init(spec: str | None) -> bool:
