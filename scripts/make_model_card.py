@@ -130,6 +130,32 @@ def recall_table(results: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def clear_recall_table(results: dict[str, dict[str, dict]]) -> str:
+    """Per-class recall on the FER+ Test faces most annotators agree on (the stand-in for a
+    posed-expression set), with each class's face count."""
+    rows = {n: r["emotion_clear"] for n, r in _rows(results, FER).items() if "emotion_clear" in r}
+    if not rows:
+        return ""
+    first = next(iter(rows.values()))
+    names, support = first["labels"], first["per_class_support"]
+    lines = [
+        "| model | " + " | ".join(f"{c} (n={support[c]})" for c in names) + " | accuracy |",
+        "|---" * (len(names) + 2) + "|",
+    ]
+    for model, r in rows.items():
+        rec = r["per_class_recall"]
+        cells = ["-" if rec[c] is None else f"{rec[c]:.2f}" for c in names]
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {_ci(r['accuracy'])} |")
+    share = round(100 * first["min_agreement"])
+    lines += [
+        "",
+        f"FER+ Test faces whose plurality emotion has at least {share}% of the annotators' "
+        f"votes ({first['n']} of the split); default prior `balanced`; produced by "
+        "`scripts/make_model_card.py` (`duchenne evaluate` prints the same rows).",
+    ]
+    return "\n".join(lines)
+
+
 def breakdown_table(results: dict[str, dict[str, dict]], data: str = MTFL) -> str:
     """Smile accuracy and ROC-AUC per head pose and per gender on MTFL valid."""
     lines = ["| model | attribute | group | n | smile acc | ROC-AUC |", "|---|---|---|---|---|---|"]
@@ -306,6 +332,7 @@ def main() -> None:
     card = replace_block(card, "card-metrics", metrics)
     card = replace_block(card, "card-latency", latency)
     card = replace_block(card, "card-recall", recall_table(results))
+    card = replace_block(card, "card-recall-clear", clear_recall_table(results))
     card = replace_block(card, "card-breakdowns", breakdown_table(results))
     if lodo:
         card = replace_block(card, "card-lodo", lodo_table(results))

@@ -37,8 +37,8 @@ def make_ferplus_test(root: Path, n: int = 6) -> Path:
         face = cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(folder / f"fer{i:07d}.png"), face[:, ::-1] if i % 3 == 2 else face)
         votes = [0] * 10
-        votes[1 if i % 2 == 0 else 0] = 8
-        votes[3] = 2
+        votes[1 if i % 2 == 0 else 0] = 8 if i < n - 1 else 5  # the last face: ambiguous
+        votes[3] = 10 - votes[1 if i % 2 == 0 else 0]
         rows.append(f'fer{i:07d}.png,"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
     (folder / "label.csv").write_text("\n".join(rows) + "\n")
     return root
@@ -120,8 +120,14 @@ def test_cli_emotion_prior_is_reported_with_per_class_recall(
     assert main([*argv, "--n-boot", "20", "--emotion-prior", "natural"]) == 0
     text = capsys.readouterr().out
     assert "Emotion recall per class (prior: natural)" in text and "| contempt |" in text
+    assert "clear faces (>= 60% of votes agree)" in text
     assert main([*argv, "--n-boot", "20", "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)["emotion_prior"] == "balanced"
+    report = json.loads(capsys.readouterr().out)
+    assert report["emotion_prior"] == "balanced"
+    (model,) = report["models"].values()
+    # the clear faces: all but the last, whose votes split 5/5
+    assert model["emotion"]["n"] == 6 and model["emotion_clear"]["n"] == 5
+    assert sum(model["emotion_clear"]["per_class_support"].values()) == 5
 
 
 FERPLUS = SHARED_DATASETS / "ferplus"

@@ -125,10 +125,24 @@ def _recall_lines(report: dict) -> list[str]:
         "|---" * (len(labels) + 1) + "|",
     ]
     for name, emo in rows.items():
-        rec = emo["per_class_recall"]
-        cells = ["-" if rec[c] is None else f"{rec[c]:.2f}" for c in labels]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(_recall_cells(emo, labels)) + " |")
+    clear = {n: r["emotion_clear"] for n, r in report["models"].items() if "emotion_clear" in r}
+    for name, emo in clear.items():
+        share = round(100 * emo["min_agreement"])
+        cells = _recall_cells(emo, labels, support=True)
+        lines.append(
+            f"| {name}, clear faces (>= {share}% of votes agree) | " + " | ".join(cells) + " |"
+        )
     return lines
+
+
+def _recall_cells(emo: dict, labels: list[str], support: bool = False) -> list[str]:
+    """Recall per class, with the class's face count when asked (small counts show)."""
+    rec, n = emo["per_class_recall"], emo.get("per_class_support", {})
+    return [
+        "-" if rec[c] is None else (f"{rec[c]:.2f} (n={n[c]})" if support else f"{rec[c]:.2f}")
+        for c in labels
+    ]
 
 
 def markdown(report: dict) -> str:

@@ -157,6 +157,11 @@ def _distinct_names(names: list[str], specs: list[str]) -> list[str]:
     return names if len(set(names)) == len(names) else [str(s) for s in specs]
 
 
+CLEAR_AGREEMENT = 0.6
+"""Share of the annotators' emotion votes the plurality needs for a face to count as a
+*clear* expression (6 of FER+'s 10): the emotion report is repeated on those faces."""
+
+
 def _targets(samples: list[Sample]) -> dict[str, np.ndarray | None]:
     labels = np.array([-1 if s.label is None else int(s.label) for s in samples])
     intensity = [s.intensity for s in samples]
@@ -165,7 +170,17 @@ def _targets(samples: list[Sample]) -> dict[str, np.ndarray | None]:
         "label": labels,
         "graded": None if any(v is None for v in intensity) else np.array(intensity, float),
         "emotion": None if any(v is None for v in emotions) else np.array(emotions, int),
+        "agreement": _vote_agreement(samples),
     }
+
+
+def _vote_agreement(samples: list[Sample]) -> np.ndarray | None:
+    """Plurality share of each face's emotion votes, or None when a sample has no votes."""
+    if not samples or any(s.votes is None for s in samples):
+        return None
+    votes = np.array([s.votes for s in samples], float)
+    total = votes.sum(axis=1)
+    return np.divide(votes.max(axis=1), total, out=np.zeros(len(votes)), where=total > 0)
 
 
 def model_report(
@@ -188,7 +203,29 @@ def model_report(
         report["emotion"] = multiclass_report(
             targets["emotion"], out.emotion, labels=FERPLUS_EMOTIONS, n_boot=n_boot, seed=seed
         )
+        if targets.get("agreement") is not None:
+            report["emotion_clear"] = _clear_emotion_report(out, targets, n_boot, seed)
     return report
+
+
+def _clear_emotion_report(
+    out: SmileOutputs, targets: dict[str, Any], n_boot: int, seed: int
+) -> dict[str, Any]:
+    """The emotion report on faces most annotators agree on (``CLEAR_AGREEMENT``).
+
+    Why: posed-expression sets hold prototypical faces, and none is in the shared data.
+    The faces FER+'s annotators agree on are the closest stand-in: a class whose recall
+    stays low even there is missed when shown plainly, not only when it is ambiguous.
+    """
+    keep = targets["agreement"] >= CLEAR_AGREEMENT
+    report = multiclass_report(
+        targets["emotion"][keep],
+        out.emotion[keep],
+        labels=FERPLUS_EMOTIONS,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    return {"min_agreement": CLEAR_AGREEMENT, **report}
 
 
 def evaluate(

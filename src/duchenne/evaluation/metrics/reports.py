@@ -186,6 +186,9 @@ def multiclass_report(
         ).as_dict(),
         "per_class_f1": dict(zip(names, per_class_f1(t, pred, len(names)), strict=True)),
         "per_class_recall": dict(zip(names, per_class_recall(t, pred, len(names)), strict=True)),
+        "per_class_support": dict(
+            zip(names, np.bincount(t, minlength=len(names)).tolist(), strict=True)
+        ),
         "confusion_matrix": confusion_matrix(t, pred, len(names)),
     }
     if q.ndim == 2:
