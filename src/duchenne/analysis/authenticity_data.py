@@ -29,7 +29,6 @@ and the mean per-frame feature vector (:func:`~duchenne.analysis.video.frame_fea
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -45,7 +44,7 @@ from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
 from duchenne.analysis.dmarkers import FEATURE_NAMES
 from duchenne.errors import DatasetError, DuchenneError
 from duchenne.io.atomic import atomic_write
-from duchenne.io.jsonsafe import to_json_text
+from duchenne.io.jsonsafe import json_digest
 from duchenne.io.paths import VIDEO_EXTENSIONS, natural_key
 
 __all__ = [
@@ -343,7 +342,7 @@ class FeatureCache:
 
     def __init__(self, path: str | os.PathLike[str], settings: Mapping[str, Any]) -> None:
         self.path = Path(path)
-        self.settings = hashlib.sha256(to_json_text(dict(settings)).encode()).hexdigest()[:16]
+        self.settings = json_digest(dict(settings), length=16)
         self.entries: dict[str, dict[str, np.ndarray]] = {}
         if self.path.exists():
             self._load()

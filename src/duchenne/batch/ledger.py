@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import json
 import logging
 import re
@@ -52,7 +51,7 @@ from typing import Any
 from duchenne._version import __version__
 from duchenne.errors import BatchError, require_extra
 from duchenne.io.atomic import atomic_write
-from duchenne.io.jsonsafe import to_json_text
+from duchenne.io.jsonsafe import json_digest, to_json_text
 from duchenne.io.sinks import RecordWriter, write_records
 
 logger = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ class Ledger:
         self.parts_dir = self.out.with_name(self.out.name + PARTS_SUFFIX)
         self.part_format = "parquet" if format == "parquet" else "jsonl"
         self.job = {"format": format, "settings": settings, "duchenne_version": __version__}
-        self.settings_tag = settings_digest(settings)
+        self.settings_tag = json_digest(settings)
         self.done: dict[str, DoneEntry] = {}
         if overwrite:
             self._remove_parts()
@@ -243,12 +242,6 @@ class Ledger:
             logger.warning(
                 "%s: left in place (it holds files duchenne did not write)", self.parts_dir
             )
-
-
-def settings_digest(settings: dict[str, Any]) -> str:
-    """Short stable digest of the settings (key order does not matter)."""
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def _done_of(rows: Any) -> dict[str, DoneEntry]:

@@ -138,11 +138,15 @@ def _recall_lines(report: dict) -> list[str]:
 
 def _recall_cells(emo: dict, labels: list[str], support: bool = False) -> list[str]:
     """Recall per class, with the class's face count when asked (small counts show)."""
-    rec, n = emo["per_class_recall"], emo.get("per_class_support", {})
-    return [
-        "-" if rec[c] is None else (f"{rec[c]:.2f} (n={n[c]})" if support else f"{rec[c]:.2f}")
-        for c in labels
-    ]
+    rec = emo["per_class_recall"]
+    cells = ["-" if rec[c] is None else f"{rec[c]:.2f}" for c in labels]
+    if support:
+        n = emo["per_class_support"]
+        cells = [
+            cell if rec[c] is None else f"{cell} (n={n[c]})"
+            for cell, c in zip(cells, labels, strict=True)
+        ]
+    return cells
 
 
 def markdown(report: dict) -> str:

@@ -8,6 +8,7 @@ there is one converter, shared by the record writers in :mod:`duchenne.io.sinks`
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -93,6 +94,15 @@ def to_json_text(obj: Any, *, indent: int | None = None) -> str:
         TypeError: ``obj`` contains a value with no JSON meaning.
     """
     return json.dumps(to_jsonable(obj), ensure_ascii=False, allow_nan=False, indent=indent)
+
+
+def json_digest(obj: Any, length: int = 12) -> str:
+    """Short sha256 hex digest of ``obj``'s JSON text: a cache or resume key for settings.
+
+    Keys are hashed in their insertion order, so callers build the mapping in a fixed order
+    (dataclass fields, literal dicts).
+    """
+    return hashlib.sha256(to_json_text(obj).encode("utf-8")).hexdigest()[:length]
 
 
 def flatten_record(record: Record, sep: str = ".") -> dict[str, Any]:

@@ -391,23 +391,24 @@ def warm_start(net: nn.Module, cfg: TrainConfig, train_set: CropSet) -> str:
     rebuilt from training crops: ``duchenne.train.warmstart``). Returns the start file's
     name and sha256 (``init_source`` of the run summary)."""
     from duchenne.train.warmstart import (
-        init_provenance,
+        file_provenance,
+        init_path,
         is_onnx_init,
-        resolve_onnx,
         warm_start_from_onnx,
     )
 
     assert cfg.init
-    source = init_provenance(cfg.init)
+    path = init_path(cfg.init)
+    source = file_provenance(path)
     if not is_onnx_init(cfg.init):
-        state = torch.load(cfg.init, map_location="cpu", weights_only=True)["state_dict"]
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
         net.load_state_dict(state)
         return source
     rng = np.random.default_rng(cfg.seed)
     rows = np.sort(rng.permutation(len(train_set))[: min(WARM_START_ROWS, len(train_set))])
     sample = DeviceData.from_crops(train_set.subset(rows), torch.device("cpu"))
     x, _ = sample.batch(torch.arange(len(sample)))
-    warm_start_from_onnx(net, resolve_onnx(cfg.init), normalize(x))
+    warm_start_from_onnx(net, path, normalize(x))
     return source
 
 

@@ -57,13 +57,16 @@ def resolve_onnx(spec: str) -> Path:
     return get_model_cfg(spec).path
 
 
-def init_provenance(spec: str) -> str:
+def init_path(spec: str) -> Path:
+    """The file ``--init`` names: a checkpoint, an ONNX file or a registered model's file."""
+    return resolve_onnx(spec) if is_onnx_init(spec) else Path(spec)
+
+
+def file_provenance(path: Path) -> str:
     """What a warm start began from, for the run summary and models.json: the file's name
-    and sha256 (a registered name resolves to its shipped file). Recorded automatically
-    so the chain of fine-tunes can be followed back to the exact bytes."""
-    path = resolve_onnx(spec) if is_onnx_init(spec) else Path(spec)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return f"{path.name} sha256 {digest}"
+    and sha256. Recorded automatically so the chain of fine-tunes can be followed back to
+    the exact bytes."""
+    return f"{path.name} sha256 {hashlib.sha256(path.read_bytes()).hexdigest()}"
 
 
 def is_onnx_init(spec: str | None) -> bool:
