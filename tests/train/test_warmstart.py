@@ -96,6 +96,27 @@ def test_wrong_net_is_refused(tmp_path: Path) -> None:
         warm_start_from_onnx(build_net("smile_n"), path, _sample(8, size=64))
 
 
+def test_resized_warm_start_starts_from_the_file(tmp_path: Path) -> None:
+    """Progressive resizing: a 48 px file starts a 96 px run only when asked; parity is
+    checked at the file's side and the BatchNorms take the 96 px crops' statistics."""
+    x48 = _sample(256)
+    path = tmp_path / "smile_n.onnx"
+    export_onnx(_trained_like("smile_n", x48), path, name="smile_n")
+    x96 = torch.nn.functional.interpolate(x48, size=(96, 96), mode="bilinear")
+    with pytest.raises(ValueError, match="file's format"):
+        warm_start_from_onnx(build_net("smile_n"), path, x96)
+    net = build_net("smile_n")
+    report = warm_start_from_onnx(net, path, x96, resize=True)
+    assert report["eval_max_abs_diff"] < 1e-3
+    assert (report["file_side"], report["crop_side"]) == (48, 96)
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert torch.all(bn.running_var > 0)
+    with torch.no_grad():
+        smile96 = net.eval()(x96[:64])[0].numpy().ravel()
+    smile48 = _onnx_run(path, x48[:64])[0].ravel()
+    assert np.corrcoef(smile96, smile48)[0, 1] > 0.5  # the start is the file's function
+
+
 def test_init_spec_resolution(tmp_path: Path) -> None:
     assert is_onnx_init("smile_l") and is_onnx_init("x/smile_s.onnx")
     assert not is_onnx_init("reports/smile_s.pt") and not is_onnx_init(None)

@@ -116,6 +116,12 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         " or a registered model name such as smile_l (BatchNorm rebuilt from training crops)",
     )
     p.add_argument(
+        "--init-resize",
+        action="store_true",
+        help="let an ONNX --init start a run on crops of another side (progressive resizing:"
+        " a 96 px run from a 48 px file)",
+    )
+    p.add_argument(
         "--warmup-epochs", type=float, default=None, help="LR warm-up length (default 2)"
     )
     p.add_argument(
@@ -280,6 +286,7 @@ def _config(args: argparse.Namespace, net: str, fer_only: bool) -> Any:
         threads=args.threads,
         time_budget_s=args.time_budget,
         limit=args.limit,
+        init_resize=args.init_resize,
     )
     if args.oversample is not None:
         pairs = [item.partition("=") for item in set_names(args.oversample)]

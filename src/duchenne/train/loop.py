@@ -99,6 +99,7 @@ class TrainConfig:
     run_name: str | None = None
     distill_weight: float = 0.0
     init: str | None = None
+    init_resize: bool = False
 
     @property
     def name(self) -> str:
@@ -408,7 +409,7 @@ def warm_start(net: nn.Module, cfg: TrainConfig, train_set: CropSet) -> str:
     rows = np.sort(rng.permutation(len(train_set))[: min(WARM_START_ROWS, len(train_set))])
     sample = DeviceData.from_crops(train_set.subset(rows), torch.device("cpu"))
     x, _ = sample.batch(torch.arange(len(sample)))
-    warm_start_from_onnx(net, path, normalize(x))
+    warm_start_from_onnx(net, path, normalize(x), resize=cfg.init_resize)
     return source
 
 

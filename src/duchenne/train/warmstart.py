@@ -168,17 +168,28 @@ def _set_batch_statistics(stats: dict[nn.BatchNorm2d, tuple[torch.Tensor, torch.
         bn.bias.copy_(mean + shift)
 
 
-def _onnx_session(path: Path, x: torch.Tensor) -> ort.InferenceSession:
-    """The file's session, after checking that the sample crops fit its input."""
+def _onnx_session(path: Path, x: torch.Tensor, resize: bool) -> tuple[ort.InferenceSession, int]:
+    """The file's session and its crop side, after checking that the sample crops fit its
+    input (any side when ``resize``: progressive resizing, see ``warm_start_from_onnx``)."""
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     expected = sess.get_inputs()[0].shape[1:]  # (channels, side, side); ints unless symbolic
     got = list(x.shape[1:])
-    if any(isinstance(e, int) and e != g for e, g in zip(expected, got, strict=True)):
+    checked = expected[:1] if resize else expected
+    if any(isinstance(e, int) and e != g for e, g in zip(checked, got, strict=False)):
         raise ValueError(
             f"{path.name} takes (channels, side, side) = {expected} but the training crops"
             f" are {got}: cut a crop cache in the file's format"
         )
-    return sess
+    side = expected[-1] if isinstance(expected[-1], int) else got[-1]
+    return sess, side
+
+
+def _at_side(x: torch.Tensor, side: int) -> torch.Tensor:
+    """The crops at another side (area-averaged down, bilinear up): what the file was fed."""
+    if x.shape[-1] == side:
+        return x
+    mode = "area" if side < x.shape[-1] else "bilinear"
+    return torch.nn.functional.interpolate(x, size=(side, side), mode=mode)
 
 
 @torch.no_grad()
@@ -198,20 +209,29 @@ def _max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return max(float(np.abs(p - q).max()) for p, q in zip(a, b, strict=True))
 
 
-def warm_start_from_onnx(net: nn.Module, path: str | Path, x: torch.Tensor) -> dict[str, float]:
+def warm_start_from_onnx(
+    net: nn.Module, path: str | Path, x: torch.Tensor, resize: bool = False
+) -> dict[str, float]:
     """Load the exported ``path`` into ``net`` (same architecture) in place.
 
     ``x``: sample crops, normalised (N, C, S, S) float32, ideally a few thousand training
     rows: their statistics become the BatchNorms' (module docstring). Returns the largest
-    output difference to onnxruntime in eval mode and in training mode (one batch of the
-    sample); raises ``ValueError`` when the file is not this net or eval mode misses parity.
+    output difference to onnxruntime in eval mode, and between training and eval mode (one
+    batch of the sample); raises ``ValueError`` when the file is not this net or eval mode
+    misses parity.
+
+    ``resize``: the crops may have another side than the file (progressive resizing: a
+    96 px run started from a 48 px file; the nets end in global pooling, so the weights fit
+    any side). Parity with the file is then checked on the sample shrunk to the file's
+    side, and the BatchNorm statistics come from the crops at their own side; the start is
+    the file's function applied to larger crops, which training then adapts.
     """
     path = Path(path)
     if x.ndim != 4 or x.shape[1] != input_channels(net):
         raise ValueError(f"sample crops {tuple(x.shape)} do not fit the net's input")
-    sess = _onnx_session(path, x)
+    sess, file_side = _onnx_session(path, x, resize)
     _load_folded(net, onnx_weights(path))
-    probe = x[:256]
+    probe = _at_side(x[:256], file_side)
     want = sess.run(list(OUTPUT_NAMES), {INPUT_NAME: probe.numpy()})
     folded_diff = _max_diff(_torch_outputs(net, probe, False), want)
     if folded_diff > PARITY_ATOL:
@@ -220,9 +240,16 @@ def warm_start_from_onnx(net: nn.Module, path: str | Path, x: torch.Tensor) -> d
     eval_diff = _max_diff(_torch_outputs(net, probe, False), want)
     if eval_diff > PARITY_ATOL:
         raise ValueError(f"{path.name}: re-parameterised BatchNorm moved outputs {eval_diff:.2e}")
-    train_diff = _max_diff(_torch_outputs(net, probe, True), want)
+    crops = x[:256]
+    train_diff = _max_diff(_torch_outputs(net, crops, True), _torch_outputs(net, crops, False))
     log.info(
-        "warm start from %s: eval parity %.1e, train-mode difference %.3f on %d crops",
-        path, eval_diff, train_diff, len(probe),
+        "warm start from %s (%d px file, %d px crops): eval parity %.1e,"
+        " train-mode difference %.3f on %d crops",
+        path, file_side, x.shape[-1], eval_diff, train_diff, len(crops),
     )  # fmt: skip
-    return {"eval_max_abs_diff": eval_diff, "train_mode_max_abs_diff": train_diff}
+    return {
+        "eval_max_abs_diff": eval_diff,
+        "train_mode_max_abs_diff": train_diff,
+        "file_side": float(file_side),
+        "crop_side": float(x.shape[-1]),
+    }
