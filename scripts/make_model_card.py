@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_models import measure  # noqa: E402
 from common import update_readme  # noqa: E402
 from duchenne.datasets import read_dataset  # noqa: E402
+from duchenne.evaluation.metrics import recall_cells  # noqa: E402
 from duchenne.evaluation.runner import (  # noqa: E402
     _targets,
     breakdowns,
@@ -120,8 +121,7 @@ def recall_table(results: dict[str, dict[str, dict]]) -> str:
         "|---" * (len(names) + 4) + "|",
     ]
     for (model, prior), r in sorted(rows.items(), key=lambda kv: kv[0]):
-        rec = r["emotion"]["per_class_recall"]
-        cells = ["-" if rec[c] is None else f"{rec[c]:.2f}" for c in names]
+        cells = recall_cells(r["emotion"], names)
         lines.append(
             f"| {model} | {prior} | "
             + " | ".join(cells)
@@ -143,8 +143,7 @@ def clear_recall_table(results: dict[str, dict[str, dict]]) -> str:
         "|---" * (len(names) + 2) + "|",
     ]
     for model, r in rows.items():
-        rec = r["per_class_recall"]
-        cells = ["-" if rec[c] is None else f"{rec[c]:.2f}" for c in names]
+        cells = recall_cells(r, names)
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {_ci(r['accuracy'])} |")
     share = round(100 * first["min_agreement"])
     lines += [

@@ -260,6 +260,14 @@ def test_per_class_recall_shows_collapse_into_one_class() -> None:
     assert per_class_recall(t, p, 4) == [1.0, 0.5, 0.0, None]
     rep = multiclass_report(t, p, labels=["a", "b", "c", "d"], n_boot=10)
     assert rep["per_class_recall"] == {"a": 1.0, "b": 0.5, "c": 0.0, "d": None}
+    labels = ["a", "b", "c", "d"]
+    assert M.recall_cells(rep, labels) == ["1.00", "0.50", "0.00", "-"]
+    assert M.recall_cells(rep, labels, support=True) == [
+        "1.00 (n=3)",
+        "0.50 (n=2)",
+        "0.00 (n=1)",
+        "-",
+    ]
 
 
 def _draw(rng: np.random.Generator, logits: np.ndarray) -> np.ndarray:

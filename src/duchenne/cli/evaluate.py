@@ -113,6 +113,8 @@ def _fmt(est: dict | None) -> str:
 
 def _recall_lines(report: dict) -> list[str]:
     """Per-class emotion recall of each model (does a class collapse into another?)."""
+    from duchenne.evaluation.metrics import recall_cells
+
     rows = {n: r["emotion"] for n, r in report["models"].items() if "emotion" in r}
     if not rows:
         return []
@@ -125,28 +127,15 @@ def _recall_lines(report: dict) -> list[str]:
         "|---" * (len(labels) + 1) + "|",
     ]
     for name, emo in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_recall_cells(emo, labels)) + " |")
+        lines.append(f"| {name} | " + " | ".join(recall_cells(emo, labels)) + " |")
     clear = {n: r["emotion_clear"] for n, r in report["models"].items() if "emotion_clear" in r}
     for name, emo in clear.items():
         share = round(100 * emo["min_agreement"])
-        cells = _recall_cells(emo, labels, support=True)
+        cells = recall_cells(emo, labels, support=True)
         lines.append(
             f"| {name}, clear faces (>= {share}% of votes agree) | " + " | ".join(cells) + " |"
         )
     return lines
-
-
-def _recall_cells(emo: dict, labels: list[str], support: bool = False) -> list[str]:
-    """Recall per class, with the class's face count when asked (small counts show)."""
-    rec = emo["per_class_recall"]
-    cells = ["-" if rec[c] is None else f"{rec[c]:.2f}" for c in labels]
-    if support:
-        n = emo["per_class_support"]
-        cells = [
-            cell if rec[c] is None else f"{cell} (n={n[c]})"
-            for cell, c in zip(cells, labels, strict=True)
-        ]
-    return cells
 
 
 def markdown(report: dict) -> str:

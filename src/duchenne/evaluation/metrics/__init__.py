@@ -50,6 +50,7 @@ from duchenne.evaluation.metrics.reports import (
     compare_report,
     multiclass_report,
     per_class_recall,
+    recall_cells,
 )
 from duchenne.evaluation.metrics.significance import (
     Estimate,
@@ -93,6 +94,7 @@ __all__ = [
     "precision_recall_f1",
     "rankdata",
     "recall",
+    "recall_cells",
     "reliability_curve",
     "roc_auc",
     "roc_curve",

@@ -194,3 +194,18 @@ def multiclass_report(
     if q.ndim == 2:
         report["ece"] = _json_float(expected_calibration_error(t, q, n_bins))
     return to_jsonable(report)
+
+
+def recall_cells(report: dict[str, Any], labels: Sequence[str], support: bool = False) -> list[str]:
+    """Table cells of a ``multiclass_report``'s per-class recall ("-" for a class with no
+    faces), with each class's face count when asked: one format for ``duchenne evaluate``
+    and the model card, so small classes show their size wherever the numbers appear."""
+    rec = report["per_class_recall"]
+    cells = ["-" if rec[c] is None else f"{rec[c]:.2f}" for c in labels]
+    if not support:
+        return cells
+    n = report["per_class_support"]
+    return [
+        cell if rec[c] is None else f"{cell} (n={n[c]})"
+        for cell, c in zip(cells, labels, strict=True)
+    ]
