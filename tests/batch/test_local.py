@@ -15,7 +15,8 @@ from .conftest import STAGES, read_table, rows_of
 
 # A driver for subprocess runs: the real CLI, with a fault injected in the parent
 # (SIGKILL or SIGINT to itself right after its K-th part is committed) or in the workers
-# (a worker process that dies on any chunk holding a file named "poison.jpg").
+# (a worker process that dies on any chunk holding a file named "poison.jpg"; with SIGINT,
+# workers slowed to 0.3 s a chunk).
 DRIVER = textwrap.dedent(
     """
     import os, signal, sys
@@ -27,6 +28,20 @@ DRIVER = textwrap.dedent(
         def process(self, items):
             if any(item.source.endswith("poison.jpg") for item in items):
                 os._exit(3)
+            return original(self, items)
+
+        worker.BatchWorker.process = process
+        local._worker_main(conn, config)
+
+    def slow_main(conn, config):
+        # Workers that take 0.3 s a chunk: the interrupt after the first committed part
+        # always lands while work is left, even when a loaded machine starves the parent.
+        import time
+        from duchenne.batch import local, worker
+        original = worker.BatchWorker.process
+
+        def process(self, items):
+            time.sleep(0.3)
             return original(self, items)
 
         worker.BatchWorker.process = process
@@ -49,6 +64,8 @@ DRIVER = textwrap.dedent(
         ledger.Ledger.commit_part = commit_part
         if fault == "poison":
             local._worker_main = poison_main
+        if fault == "int":
+            local._worker_main = slow_main
         sys.exit(main(sys.argv[3:]))
     """
 )
