@@ -231,17 +231,19 @@ def warm_start_from_onnx(
         raise ValueError(f"sample crops {tuple(x.shape)} do not fit the net's input")
     sess, file_side = _onnx_session(path, x, resize)
     _load_folded(net, onnx_weights(path))
-    probe = _at_side(x[:256], file_side)
+    crops = x[:256]
+    probe = _at_side(crops, file_side)  # ``crops`` itself when the sides agree
     want = sess.run(list(OUTPUT_NAMES), {INPUT_NAME: probe.numpy()})
     folded_diff = _max_diff(_torch_outputs(net, probe, False), want)
     if folded_diff > PARITY_ATOL:
         raise ValueError(f"{path.name}: torch differs from onnxruntime by {folded_diff:.2e}")
     _set_batch_statistics(_batchnorm_input_stats(net, x))
-    eval_diff = _max_diff(_torch_outputs(net, probe, False), want)
+    probe_eval = _torch_outputs(net, probe, False)
+    eval_diff = _max_diff(probe_eval, want)
     if eval_diff > PARITY_ATOL:
         raise ValueError(f"{path.name}: re-parameterised BatchNorm moved outputs {eval_diff:.2e}")
-    crops = x[:256]
-    train_diff = _max_diff(_torch_outputs(net, crops, True), _torch_outputs(net, crops, False))
+    crops_eval = probe_eval if probe is crops else _torch_outputs(net, crops, False)
+    train_diff = _max_diff(_torch_outputs(net, crops, True), crops_eval)
     log.info(
         "warm start from %s (%d px file, %d px crops): eval parity %.1e,"
         " train-mode difference %.3f on %d crops",
