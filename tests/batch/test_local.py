@@ -21,31 +21,33 @@ DRIVER = textwrap.dedent(
     """
     import os, signal, sys
 
-    def poison_main(conn, config):
+    def run_patched_worker(conn, config, before):
+        # The real worker, calling before(items) ahead of each chunk.
         from duchenne.batch import local, worker
         original = worker.BatchWorker.process
 
         def process(self, items):
-            if any(item.source.endswith("poison.jpg") for item in items):
-                os._exit(3)
+            before(items)
             return original(self, items)
 
         worker.BatchWorker.process = process
         local._worker_main(conn, config)
+
+    def poison(items):
+        if any(item.source.endswith("poison.jpg") for item in items):
+            os._exit(3)
+
+    def slow(items):
+        # 0.3 s a chunk: the interrupt after the first committed part always lands while
+        # work is left, even when a loaded machine starves the parent.
+        import time
+        time.sleep(0.3)
+
+    def poison_main(conn, config):
+        run_patched_worker(conn, config, poison)
 
     def slow_main(conn, config):
-        # Workers that take 0.3 s a chunk: the interrupt after the first committed part
-        # always lands while work is left, even when a loaded machine starves the parent.
-        import time
-        from duchenne.batch import local, worker
-        original = worker.BatchWorker.process
-
-        def process(self, items):
-            time.sleep(0.3)
-            return original(self, items)
-
-        worker.BatchWorker.process = process
-        local._worker_main(conn, config)
+        run_patched_worker(conn, config, slow)
 
     if __name__ == "__main__":
         from duchenne.batch import ledger, local
