@@ -443,6 +443,35 @@ def test_fine_tune_from_a_shipped_onnx_starts_where_the_file_is(cache_dir: Path)
     assert tuned.extra["init_source"] == f"smile_n.onnx sha256 {digest}"  # provenance
 
 
+def test_init_resize_starts_a_larger_crop_run_from_a_shipped_file(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    """`train fit --init smile_n --init-resize` on 64 px crops: refused without the flag,
+    trained and exported at 64 px with it (the 48 px file is only the start)."""
+    import dataclasses
+
+    import cv2
+
+    from duchenne.train.cli import main
+    from duchenne.train.data import load_cache
+
+    big = tmp_path / "cache64"
+    for path in cache_dir.iterdir():
+        small = load_cache(path)
+        images = np.stack([cv2.resize(im, (64, 64)) for im in small.images])
+        save_cache(big / path.name, dataclasses.replace(small, images=images))
+    args = ["train", "fit", "--net", "smile_n", "--init", "smile_n", "--cache-dir", str(big),
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--threads", "1",
+            "--out", str(tmp_path / "out"), "--onnx-dir", str(tmp_path / "onnx")]  # fmt: skip
+    with pytest.raises(ValueError, match="file's format"):
+        main(args)
+    assert main([*args, "--init-resize"]) == 0
+    summary = json.loads((tmp_path / "out" / "smile_n.json").read_text())
+    assert summary["config"]["init_resize"] and summary["input_size"] == 64
+    sess = ort.InferenceSession(str(tmp_path / "onnx" / "smile_n.onnx"))
+    assert sess.get_inputs()[0].shape[-2:] == [64, 64]
+
+
 def test_ship_as_renames_only_a_run_of_that_net_on_the_shipped_mix() -> None:
     from duchenne.train.cli import _shipped_name
 
