@@ -446,8 +446,9 @@ def test_fine_tune_from_a_shipped_onnx_starts_where_the_file_is(cache_dir: Path)
 def test_init_resize_starts_a_larger_crop_run_from_a_shipped_file(
     cache_dir: Path, tmp_path: Path
 ) -> None:
-    """`train fit --init smile_n --init-resize` on 64 px crops: refused without the flag,
-    trained and exported at 64 px with it (the 48 px file is only the start)."""
+    """`train fit --init smile_n --init-resize` on 64 px crops: refused without the flag
+    (and the flag without --init), trained and exported at 64 px with it (the 48 px file is
+    only the start)."""
     import dataclasses
 
     import cv2
@@ -460,12 +461,14 @@ def test_init_resize_starts_a_larger_crop_run_from_a_shipped_file(
         small = load_cache(path)
         images = np.stack([cv2.resize(im, (64, 64)) for im in small.images])
         save_cache(big / path.name, dataclasses.replace(small, images=images))
-    args = ["train", "fit", "--net", "smile_n", "--init", "smile_n", "--cache-dir", str(big),
+    args = ["train", "fit", "--net", "smile_n", "--cache-dir", str(big),
             "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--threads", "1",
             "--out", str(tmp_path / "out"), "--onnx-dir", str(tmp_path / "onnx")]  # fmt: skip
+    with pytest.raises(SystemExit, match="needs --init"):
+        main([*args, "--init-resize"])
     with pytest.raises(ValueError, match="file's format"):
-        main(args)
-    assert main([*args, "--init-resize"]) == 0
+        main([*args, "--init", "smile_n"])
+    assert main([*args, "--init", "smile_n", "--init-resize"]) == 0
     summary = json.loads((tmp_path / "out" / "smile_n.json").read_text())
     assert summary["config"]["init_resize"] and summary["input_size"] == 64
     sess = ort.InferenceSession(str(tmp_path / "onnx" / "smile_n.onnx"))

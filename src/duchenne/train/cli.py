@@ -275,6 +275,8 @@ def _config(args: argparse.Namespace, net: str, fer_only: bool) -> Any:
     from duchenne.train.data import set_names
     from duchenne.train.loop import ALL_SOURCES, FER_ONLY, TrainConfig
 
+    if args.init_resize and not args.init:
+        raise SystemExit("--init-resize needs --init (the file whose crop side differs)")
     sets = set_names(args.train_sets) if args.train_sets else ALL_SOURCES
     cfg = TrainConfig(
         net=net,
