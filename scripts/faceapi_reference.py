@@ -6,7 +6,7 @@ possible teacher (soft targets) for our emotion head. This script reads its TF.j
 (a manifest plus a uint8-quantised ``.bin``) and runs the net with torch ops (no
 TensorFlow, no node). ``benchmarks/bench_peer_models.py`` scores it beside ours; run as a
 script it writes its probabilities into crop caches (key ``teacher``, FER+ order, contempt
-0) so ``duchenne train fit --distill-weight W`` can distil from them:
+NaN: a class it cannot say) so ``duchenne train fit --distill-weight W`` can distil from them:
 
     npm pack @vladmandic/face-api && tar xzf vladmandic-face-api-*.tgz   # -> package/model
     python scripts/faceapi_reference.py package/model --datasets ../shared/datasets \\
@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from duchenne.train.data import update_cache
 
 FACEAPI_LABELS = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
 #: face-api class -> index in duchenne.faces.EMOTION_LABELS (FER+ order; no contempt)
@@ -165,12 +167,9 @@ def main() -> None:
         with np.load(path, allow_pickle=True) as z:
             cache = {k: z[k] for k in z.files}
         probs = net(teacher_inputs(cache, args.datasets))
-        teacher = np.zeros((len(probs), 8), np.float32)
+        teacher = np.full((len(probs), 8), np.nan, np.float32)  # NaN: a class it cannot say
         teacher[:, list(TO_FERPLUS)] = probs
-        cache["teacher"] = teacher
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez_compressed(tmp, **cache)
-        tmp.replace(path)
+        update_cache(path, {"teacher": teacher})
         print(f"{path}: teacher for {len(teacher)} rows; mean", np.round(teacher.mean(0), 3))
 
 

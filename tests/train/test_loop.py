@@ -285,6 +285,7 @@ def test_distill_term_uses_only_teacher_rows_and_never_contempt() -> None:
     outs = (torch.randn(4, 1), torch.randn(4, 1), emotion)
     teacher = torch.zeros(4, 8)
     teacher[:2, :7] = torch.softmax(torch.randn(2, 7), 1)
+    teacher[:2, 7] = float("nan")  # face-api cannot say contempt
     t = {
         "label": torch.tensor([1.0, 0, 1, 0]),
         "votes": torch.zeros(4, 8),

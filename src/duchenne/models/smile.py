@@ -108,7 +108,8 @@ def intensity_to_score(intensity: np.ndarray) -> np.ndarray:
     return 1.0 + 9.0 * np.clip(intensity, 0.0, 1.0)
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (n, k) logits (max subtracted first, so large logits do not overflow)."""
     e = np.exp(x - x.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
@@ -226,7 +227,7 @@ class SmileModel:
         """Calibrated outputs on aligned crops (n, S, S, 3) (see :meth:`raw_outputs`)."""
         raw = self.raw_outputs(crops, batch_size)
         smile = 1.0 / (1.0 + np.exp(-(raw["smile_logit"] / self.temperature + self.smile_bias)))
-        emotion = _softmax(raw["emotion_logits"] + self.emotion_offset)
+        emotion = softmax(raw["emotion_logits"] + self.emotion_offset)
         return SmileOutputs(
             smile.astype(np.float32),
             intensity_to_score(raw["intensity"]).astype(np.float32),

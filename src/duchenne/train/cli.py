@@ -4,6 +4,7 @@ The lead wires ``add_train_parser`` / ``run_train`` into the main CLI. Subcomman
 
     crops    build cache/crops/<dataset>_<split>.npz with the face pipeline (--tune: canvas search)
     pack     write compact (WebP) copies of caches, to carry them to a GPU machine
+    teach    write shipped models' outputs into caches (soft targets for --distill-weight)
     fit      train one net; by default also calibrate, export and write the report
     export   calibrate + export + report (+ register) from a checkpoint
     ladder   fit + export every ladder variant (and the FER+-only one) in turn
@@ -35,6 +36,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="train_command", required=True)
     _add_crops(sub)
     _add_pack(sub)
+    _add_teach(sub)
     _add_fit(sub)
     _add_export(sub)
     _add_ladder(sub)
@@ -73,6 +75,25 @@ def _add_pack(sub: Any) -> None:
     p.add_argument("--quality", type=int, default=100)
 
 
+def _add_teach(sub: Any) -> None:
+    p = sub.add_parser(
+        "teach", help="write shipped models' outputs into caches (distillation targets)"
+    )
+    p.add_argument(
+        "--teacher",
+        action="append",
+        required=True,
+        help="a registered model name or .onnx file; repeat to average several",
+    )
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE)
+    p.add_argument(
+        "--sets",
+        default="ferplus_train+smilesmiled_train+mtfl_train",
+        help="'+'-joined caches to write into (default: the training mix)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+
+
 def _add_common_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=DEFAULT_CACHE)
     p.add_argument(
@@ -106,8 +127,8 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         "--distill-weight",
         type=float,
         default=None,
-        help="weight of the emotion distillation term on rows with teacher probabilities "
-        "(caches given a 'teacher' by scripts/faceapi_reference.py; default 0: off)",
+        help="weight of the distillation terms on rows with teacher outputs (caches given"
+        " them by 'train teach' or scripts/faceapi_reference.py; default 0: off)",
     )
     p.add_argument(
         "--init",
@@ -188,6 +209,7 @@ def run_train(args: argparse.Namespace) -> int:
     handlers = {
         "crops": _run_crops,
         "pack": _run_pack,
+        "teach": _run_teach,
         "fit": _run_fit,
         "export": _run_export,
         "ladder": _run_ladder,
@@ -265,6 +287,19 @@ def _run_pack(args: argparse.Namespace) -> int:
         total += dst.stat().st_size
         print(f"{dst}: {dst.stat().st_size / 2**20:.1f} MiB")
     print(f"total {total / 2**20:.1f} MiB")
+    return 0
+
+
+def _run_teach(args: argparse.Namespace) -> int:
+    from duchenne.train.data import set_names
+    from duchenne.train.teach import teach_caches
+
+    rows = teach_caches(args.cache_dir, set_names(args.sets), args.teacher, threads=args.threads)
+    for r in rows:
+        print(
+            f"{r['cache']}: {r['rows']} rows taught by {'+'.join(r['teachers'])};"
+            f" mean smile {r['mean_smile']:.3f}, mean emotion {r['mean_emotion']}"
+        )
     return 0
 
 

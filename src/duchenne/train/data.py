@@ -40,8 +40,12 @@ class CropSet:
         detected: (N,) bool; whether the face pipeline found the face (else template crop).
         source: (N,) str; the cache each row came from (e.g. ``ferplus_train``).
         files: (N,) str; the dataset image path relative to the dataset root.
-        teacher: (N, 8) float32 another expression model's class probabilities (FER+
-            order, contempt 0) for distillation; all-zero rows have none (the default).
+        teacher: (N, 8) float32 a teacher model's emotion probabilities (FER+ order) for
+            distillation; NaN for a class the teacher cannot say (face-api: contempt), and
+            all-zero rows have none (the default).
+        teacher_smile: (N,) float32 a teacher's smile probability; NaN where none.
+        teacher_intensity: (N,) float32 a teacher's happiness vote-fraction estimate; NaN
+            where none.
     """
 
     images: np.ndarray
@@ -54,10 +58,17 @@ class CropSet:
     files: np.ndarray
     meta: list[dict[str, Any]] = field(default_factory=list)
     teacher: np.ndarray | None = None
+    teacher_smile: np.ndarray | None = None
+    teacher_intensity: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        n = len(self.images)
         if self.teacher is None:
-            self.teacher = np.zeros((len(self.images), 8), np.float32)
+            self.teacher = np.zeros((n, 8), np.float32)
+        if self.teacher_smile is None:
+            self.teacher_smile = np.full(n, np.nan, np.float32)
+        if self.teacher_intensity is None:
+            self.teacher_intensity = np.full(n, np.nan, np.float32)
 
     @property
     def channels(self) -> int:
@@ -73,7 +84,7 @@ class CropSet:
     def has_teacher(self) -> np.ndarray:
         """(N,) bool: rows with teacher probabilities."""
         assert self.teacher is not None
-        return self.teacher.sum(axis=1) > 0
+        return np.nansum(self.teacher, axis=1) > 0
 
     def __len__(self) -> int:
         return len(self.images)
@@ -100,6 +111,8 @@ _ARRAY_FIELDS = (
     "source",
     "files",
     "teacher",
+    "teacher_smile",
+    "teacher_intensity",
 )
 
 
@@ -175,6 +188,20 @@ def save_cache(
     return path
 
 
+def update_cache(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Replace or add ``arrays`` in an existing cache ``.npz``, keeping every other key
+    (raw or packed images, ``extra_*``); written to a temp file, then renamed, so an
+    interrupted update leaves the old cache whole. Used to attach teacher outputs."""
+    path = Path(path)
+    with np.load(path, allow_pickle=True) as z:
+        cache = {k: z[k] for k in z.files}
+    cache.update(arrays)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, **cache)
+    tmp.replace(path)
+    return path
+
+
 def load_cache(path: str | Path) -> CropSet:
     """Read a crops cache written by ``save_cache`` (raw or packed)."""
     with np.load(path, allow_pickle=True) as z:
@@ -183,7 +210,7 @@ def load_cache(path: str | Path) -> CropSet:
         else:
             n, s = (int(v) for v in z["images_shape"][:2])
             images = _decode_mosaic(list(z["images_webp"]), n, s)
-        # caches written before distillation existed have no "teacher" (zeros then)
+        # caches written before distillation existed have no teacher arrays (none then)
         arrays = {k: z[k] for k in _ARRAY_FIELDS if k != "images" and k in z}
         meta = json.loads(str(z["meta"]))
     return CropSet(images=images, **arrays, meta=meta)
@@ -255,6 +282,8 @@ class CropDataset(torch.utils.data.Dataset):
             "has_votes": torch.tensor(bool(c.has_votes[i])),
             "intensity": torch.tensor(c.intensity[i], dtype=torch.float32),
             "teacher": torch.from_numpy(c.teacher[i]),
+            "teacher_smile": torch.tensor(c.teacher_smile[i], dtype=torch.float32),
+            "teacher_intensity": torch.tensor(c.teacher_intensity[i], dtype=torch.float32),
         }
         return x, targets
 
@@ -269,6 +298,8 @@ class DeviceData:
     has_votes: torch.Tensor
     intensity: torch.Tensor
     teacher: torch.Tensor
+    teacher_smile: torch.Tensor
+    teacher_intensity: torch.Tensor
 
     @classmethod
     def from_crops(cls, crops: CropSet, device: torch.device) -> DeviceData:
@@ -279,6 +310,10 @@ class DeviceData:
             has_votes=torch.from_numpy(crops.has_votes.astype(bool)).to(device),
             intensity=torch.from_numpy(crops.intensity.astype(np.float32)).to(device),
             teacher=torch.from_numpy(np.asarray(crops.teacher, np.float32)).to(device),
+            teacher_smile=torch.from_numpy(np.asarray(crops.teacher_smile, np.float32)).to(device),
+            teacher_intensity=torch.from_numpy(np.asarray(crops.teacher_intensity, np.float32)).to(
+                device
+            ),
         )
 
     def __len__(self) -> int:
@@ -293,6 +328,8 @@ class DeviceData:
             "has_votes": self.has_votes[index],
             "intensity": self.intensity[index],
             "teacher": self.teacher[index],
+            "teacher_smile": self.teacher_smile[index],
+            "teacher_intensity": self.teacher_intensity[index],
         }
         return x, targets
 

@@ -7,10 +7,15 @@ Losses, per batch:
         [0, 1]; the graph's sigmoid turns the logit into the fraction) - FER+ rows only.
     emotion: soft cross-entropy against the normalised 8-emotion vote distribution
         (FER+ "probability distribution" training) - FER+ rows only.
-    distill (``TrainConfig.distill_weight`` > 0): soft cross-entropy of the emotion head,
-        renormalised over the seven classes the teacher knows (``DISTILL_CLASSES``: all but
-        contempt), against another expression model's probabilities - rows that carry
-        them (``CropSet.teacher``, written by ``scripts/faceapi_reference.py teach``).
+    distill (``TrainConfig.distill_weight`` > 0): a teacher's outputs as soft targets, on
+        the rows that carry them (``distill_loss``): soft cross-entropy of the emotion
+        head over the classes the teacher can say (``CropSet.teacher``; face-api, written
+        by ``scripts/faceapi_reference.py``, cannot say contempt: NaN), and BCE of the smile
+        and intensity heads against the teacher's smile probability and intensity
+        (``CropSet.teacher_smile`` / ``teacher_intensity``; the larger shipped variants,
+        written by ``duchenne train teach``). The point: rows without votes (SMILEsmileD,
+        MTFL photos) get emotion and intensity targets, and every row gets the teacher's
+        graded smile belief instead of one noisy bit.
 SMILEsmileD and MTFL rows have no votes, so their intensity/emotion terms are masked out.
 The emotion term is class-weighted (``data.emotion_class_weights``) so rare classes do not
 collapse into ``neutral``; MTFL's in-the-wild photos can be oversampled
@@ -57,8 +62,6 @@ FER_AND_SMILES = ("ferplus_train", "smilesmiled_train")
 FER_ONLY = ("ferplus_train",)
 ALL_SOURCES = ("ferplus_train", "smilesmiled_train", "mtfl_train")
 """The v2 training mix: FER+ (3 heads), SMILEsmileD and MTFL photos (smile head)."""
-DISTILL_CLASSES = 7
-"""Emotion classes the distillation term covers: FER+ order minus contempt (the last)."""
 VALID_MIX = "ferplus_valid+mtfl_calib"
 """Selection and calibration mix: FER+ Valid and MTFL's ``calib`` split (never ``valid``)."""
 
@@ -179,20 +182,45 @@ def multitask_loss(
     total = weights[0] * l_smile + weights[1] * l_int + weights[2] * l_emo
     parts = {"smile": l_smile.detach(), "intensity": l_int.detach(), "emotion": l_emo.detach()}
     if distill_weight > 0 and "teacher" in targets:
-        l_dist = distill_loss(emotion, targets["teacher"])
-        total = total + distill_weight * l_dist
-        parts["distill"] = l_dist.detach()
+        terms = distill_loss((smile, intensity, emotion), targets)
+        total = total + distill_weight * sum(terms.values())
+        parts |= {k: v.detach() for k, v in terms.items()}
     return total, parts
 
 
-def distill_loss(emotion_logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """Soft cross-entropy to the teacher over ``DISTILL_CLASSES`` (rows without a teacher,
-    all-zero, are masked out): the student's contempt logit is left out of the softmax
-    rather than pushed to zero, since the teacher cannot say contempt."""
-    k = DISTILL_CLASSES
-    mask = teacher.sum(1) > 0
-    target = teacher[:, :k] / teacher[:, :k].sum(1, keepdim=True).clamp_min(1e-8)
-    return masked_mean(-(target * F.log_softmax(emotion_logits[:, :k], dim=1)).sum(1), mask)
+DISTILL_PARTS = ("distill", "distill_smile", "distill_intensity")
+"""Loss parts of the distillation term (emotion, smile, intensity), as logged per epoch."""
+
+
+def distill_loss(
+    outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor], targets: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """The distillation terms, each masked to the rows whose teacher gives that output.
+
+    emotion (``distill``): soft cross-entropy over the classes the teacher can say: a
+    class it cannot say (NaN: face-api's contempt) is left out of the student's softmax
+    rather than pushed to zero. Rows with an all-zero teacher have none. smile /
+    intensity: BCE-with-logits against the teacher's probability and intensity (NaN: none).
+    """
+    smile, intensity, emotion = outputs
+    known = torch.isfinite(targets["teacher"])
+    teacher = torch.nan_to_num(targets["teacher"])
+    logp = F.log_softmax(emotion.masked_fill(~known, -1e4), dim=1)
+    target = teacher / teacher.sum(1, keepdim=True).clamp_min(1e-8)
+    terms = {"distill": masked_mean(-(target * logp).sum(1), teacher.sum(1) > 0)}
+    for part, output, key in (
+        ("distill_smile", smile, "teacher_smile"),
+        ("distill_intensity", intensity, "teacher_intensity"),
+    ):
+        soft = targets.get(key)
+        if soft is None:
+            continue
+        has = torch.isfinite(soft)
+        bce = F.binary_cross_entropy_with_logits(
+            output[:, 0], torch.nan_to_num(soft), reduction="none"
+        )
+        terms[part] = masked_mean(bce, has)
+    return terms
 
 
 # ----------------------------------------------------------------- EMA, optimiser
@@ -322,7 +350,7 @@ def _run_epoch(
     order = rows[torch.randperm(len(rows), generator=run["gen"]).to(dev)]
     n_batches = max(1, len(order) // cfg.batch_size)
     sums: dict[str, Any] = {"loss": torch.zeros((), device=dev), "smile": 0.0, "intensity": 0.0}
-    sums |= {"emotion": 0.0} | ({"distill": 0.0} if cfg.distill_weight > 0 else {})
+    sums |= {"emotion": 0.0} | (dict.fromkeys(DISTILL_PARTS, 0.0) if cfg.distill_weight > 0 else {})
     aug_cfg = AugmentConfig(skip=tuple(cfg.augment_skip))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda")
     for b in range(n_batches):
