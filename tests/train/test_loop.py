@@ -14,7 +14,7 @@ pytest.importorskip("onnx")
 import onnxruntime as ort  # noqa: E402
 
 from duchenne.evaluation.metrics import binary_nll, fit_temperature  # noqa: E402
-from duchenne.train import ladder, loop  # noqa: E402
+from duchenne.train import ladder, loop, losses  # noqa: E402
 from duchenne.train.data import CropSet, augment, cache_path, save_cache  # noqa: E402
 
 
@@ -149,11 +149,11 @@ def test_masked_heads_ignore_smilesmiled_rows() -> None:
         "has_votes": torch.tensor([True, True, False, False]),
         "intensity": torch.rand(4),
     }
-    _, parts = loop.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1))
+    _, parts = losses.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1))
     t2 = dict(t, votes=t["votes"].clone(), intensity=t["intensity"].clone())
     t2["votes"][2:] = 0.0
     t2["intensity"][2:] = 0.5
-    _, parts2 = loop.multitask_loss(outs, t2, torch.tensor(1.0), (1, 1, 1))
+    _, parts2 = losses.multitask_loss(outs, t2, torch.tensor(1.0), (1, 1, 1))
     assert parts["emotion"] == parts2["emotion"] and parts["intensity"] == parts2["intensity"]
 
 
@@ -246,10 +246,10 @@ def test_class_weights_change_only_the_emotion_loss() -> None:
         "has_votes": torch.ones(4, dtype=torch.bool),
         "intensity": torch.rand(4),
     }
-    _, plain = loop.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1))
+    _, plain = losses.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1))
     w = torch.ones(8)
-    _, same = loop.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1), w)
-    _, heavy = loop.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1), w * 2)
+    _, same = losses.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1), w)
+    _, heavy = losses.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1), w * 2)
     assert same["emotion"] == plain["emotion"] and heavy["smile"] == plain["smile"]
     assert heavy["emotion"] == pytest.approx(2 * plain["emotion"])
 
@@ -293,8 +293,8 @@ def test_distill_term_uses_only_teacher_rows_and_never_contempt() -> None:
         "intensity": torch.zeros(4),
         "teacher": teacher,
     }
-    off, parts_off = loop.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1))
-    on, parts = loop.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1), distill_weight=2.0)
+    off, parts_off = losses.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1))
+    on, parts = losses.multitask_loss(outs, t, torch.tensor(1.0), (1, 1, 1), distill_weight=2.0)
     assert "distill" not in parts_off and float(parts["distill"]) > 0
     assert torch.isclose(on - off, 2.0 * parts["distill"])
     on.backward()

@@ -1,5 +1,5 @@
 """Teacher outputs from shipped models (``duchenne train teach``) and the distillation terms
-they feed (``loop.distill_loss``)."""
+they feed (``losses.distill_loss``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from duchenne.models.smile import SmileModel, softmax  # noqa: E402
-from duchenne.train import loop  # noqa: E402
+from duchenne.train import losses  # noqa: E402
 from duchenne.train.data import cache_path, load_cache, save_cache  # noqa: E402
 from duchenne.train.teach import teach_caches, teacher_outputs  # noqa: E402
 from tests.conftest import make_tiny_smile_onnx  # noqa: E402
@@ -103,7 +103,7 @@ def test_smile_and_intensity_distillation_use_only_rows_with_a_teacher() -> None
     t = _targets(4)
     t["teacher_smile"][:2] = torch.tensor([0.9, 0.2])
     t["teacher_intensity"][1:3] = torch.tensor([0.7, 0.1])
-    terms = loop.distill_loss((smile, intensity, torch.zeros(4, 8)), t)
+    terms = losses.distill_loss((smile, intensity, torch.zeros(4, 8)), t)
     want = torch.nn.functional.binary_cross_entropy_with_logits(
         smile[:2, 0], t["teacher_smile"][:2]
     )
@@ -125,14 +125,14 @@ def test_a_teacher_that_says_contempt_pulls_on_every_class() -> None:
     t["teacher"][1, :7] = torch.softmax(torch.arange(7.0), 0)
     t["teacher"][1, 7] = float("nan")
     t["teacher"][2, 2] = 1.0
-    terms = loop.distill_loss((torch.zeros(3, 1), torch.zeros(3, 1), emotion), t)
+    terms = losses.distill_loss((torch.zeros(3, 1), torch.zeros(3, 1), emotion), t)
     terms["distill"].backward()
     assert torch.all(emotion.grad[0] != 0) and torch.all(emotion.grad[2] != 0)
     assert torch.all(emotion.grad[1, :7] != 0) and emotion.grad[1, 7] == 0
     # at the teacher's own logits the term is the teacher's entropy (its minimum)
     at_teacher = torch.log(t["teacher"][:1]).requires_grad_(True)
     one = {k: v[:1] for k, v in t.items()}
-    best = loop.distill_loss((torch.zeros(1, 1), torch.zeros(1, 1), at_teacher), one)
+    best = losses.distill_loss((torch.zeros(1, 1), torch.zeros(1, 1), at_teacher), one)
     entropy = -(t["teacher"][0] * torch.log(t["teacher"][0])).sum()
     assert torch.isclose(best["distill"], entropy, atol=1e-5)
 

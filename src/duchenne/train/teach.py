@@ -5,7 +5,7 @@ Why: the larger variants (``smile_l``, ``smile_m``) rank smiles better than the 
 (SMILEsmileD crops, MTFL photos). Their averaged outputs give the student graded soft
 targets on every row: a smile probability instead of one noisy bit, an intensity and an
 8-class emotion distribution on the photos FER+ never labelled (``train fit
---distill-weight``, see ``duchenne.train.loop.distill_loss``).
+--distill-weight``, see ``duchenne.train.losses.distill_loss``).
 
 The teacher sees each crop as inference does (the ``SmileModel`` path, mirror averaged):
 smile is the calibrated probability, intensity the graph's sigmoid output, and emotion the
