@@ -94,3 +94,25 @@ def require_extra(module: str, extra: str):
         raise MissingExtraError(
             f"{module} is required for this feature: pip install 'duchenne[{extra}]'"
         ) from exc
+
+
+def run_reporting_failure(command: str, func, args, *, verbose: bool) -> int:
+    """Run a command's handler; a failure becomes one line on stderr and exit status 1.
+
+    Shared by ``duchenne`` and the stand-alone ``python -m duchenne.train.cli`` (which GPU
+    machines run without the inference stack), so both answer a bad argument the same way.
+    An unexpected (non-``DuchenneError``) failure is re-raised under ``--verbose`` so a
+    developer still gets the traceback.
+    """
+    import sys
+
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # last line of defence: one clear line, no traceback
+        if not isinstance(exc, DuchenneError) and verbose:
+            raise
+        print(f"duchenne {command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

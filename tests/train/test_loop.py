@@ -490,3 +490,16 @@ def test_ship_as_renames_only_a_run_of_that_net_on_the_shipped_mix() -> None:
     fer_only = {**summary, "config": {**summary["config"], "train_sets": list(loop.FER_ONLY)}}
     with pytest.raises(SystemExit, match="shipped mix"):
         _shipped_name(fer_only, "smile_l")
+
+
+def test_standalone_entry_answers_a_missing_cache_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m duchenne.train.cli`` (run on GPU machines) reports like ``duchenne``: no traceback."""
+    from duchenne.train.cli import main
+
+    rc = main(["train", "fit", "--net", "smile_n", "--cache-dir", str(tmp_path / "none")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert len(err) == 1 and err[0].startswith("duchenne train: FileNotFoundError")
+    assert "ferplus_train.npz" in err[0]

@@ -19,6 +19,7 @@ from duchenne.cli import (
     train_authenticity,
     video,
 )
+from duchenne.errors import run_reporting_failure
 
 #: the subcommand modules, each with ``add_parser(sub)``; they import only what declaring
 #: their arguments needs (``train`` loads torch only when it runs)
@@ -58,18 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # last line of defence: one clear line, no traceback
-        from duchenne.errors import DuchenneError
-
-        if not isinstance(exc, DuchenneError) and args.verbose:
-            raise
-        print(f"duchenne {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return run_reporting_failure(args.command, args.func, args, verbose=args.verbose)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from duchenne.errors import run_reporting_failure
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE = "cache/crops"
@@ -453,7 +455,8 @@ def _summary_table(reports: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m duchenne.train.cli ...``) until the main CLI wires it in."""
+    """Stand-alone entry (``python -m duchenne.train.cli train ...``) for machines that have
+    torch but not the inference stack (``scripts/train_ladder.py --isolated``)."""
     parser = argparse.ArgumentParser(prog="duchenne")
     parser.add_argument("-v", "--verbose", action="store_true")
     add_train_parser(parser.add_subparsers(dest="command", required=True))
@@ -462,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(message)s",
     )
-    return run_train(args)
+    return run_reporting_failure("train", run_train, args, verbose=args.verbose)
 
 
 if __name__ == "__main__":
