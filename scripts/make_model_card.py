@@ -245,6 +245,17 @@ def training_table(summaries: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def write_training_table(runs: list[Path]) -> None:
+    """Rewrite MODEL_CARD.md's training-runs block from these run summaries (none: keep it)."""
+    if not runs:
+        return
+    card = replace_block(
+        CARD.read_text(), "card-training", training_table([p.resolve() for p in runs])
+    )
+    with atomic_write(CARD, mode="w") as fh:
+        fh.write(card)
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     return re.sub(
@@ -309,7 +320,16 @@ def main() -> None:
         help="leave-one-dataset-out ONNX files named <net>_lodo_<ferplus|smilesmiled|mtfl>.onnx",
     )
     parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument(
+        "--training-only",
+        action="store_true",
+        help="rewrite only the training-runs table from --runs (no evaluation): a new run"
+        " summary that ships nothing need not re-score every model",
+    )
     args = parser.parse_args()
+    if args.training_only:
+        write_training_table(args.runs)
+        return
     names = list_models("smile_*", task="smile_emotion")
     models = {n: SmileModel(n, threads=1) for n in names}
     if args.fer_only:
@@ -335,12 +355,9 @@ def main() -> None:
     card = replace_block(card, "card-breakdowns", breakdown_table(results))
     if lodo:
         card = replace_block(card, "card-lodo", lodo_table(results))
-    if args.runs:
-        card = replace_block(
-            card, "card-training", training_table([p.resolve() for p in args.runs])
-        )
     with atomic_write(CARD, mode="w") as fh:
         fh.write(card)
+    write_training_table(args.runs)
     update_readme(
         "metrics",
         metrics + f"\n\nDefault variant: `{default_smile_model()}`. Details in MODEL_CARD.md.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -47,3 +48,34 @@ def test_crop_format_checkpoints_are_reused_only_for_the_same_recipe() -> None:
     saved = json.loads(json.dumps(dataclasses.asdict(cfg)))
     assert bench.same_recipe(dict(saved, cache_dir="elsewhere", run_name="x"), cfg)
     assert not bench.same_recipe(dict(saved, epochs=4), cfg)
+
+
+def test_model_card_training_table_is_rewritten_alone(tmp_path: Path, monkeypatch) -> None:
+    """``make_model_card.py --training-only``: a new run summary, no re-scoring of the models."""
+    spec = importlib.util.spec_from_file_location(
+        "make_model_card", BENCHMARKS.parent / "scripts" / "make_model_card.py"
+    )
+    card_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(card_script)
+    card = tmp_path / "MODEL_CARD.md"
+    card.write_text(
+        "# card\n<!-- card-metrics:start -->\nkept\n<!-- card-metrics:end -->\n"
+        "<!-- card-training:start -->\nold\n<!-- card-training:end -->\n"
+    )
+    run = {
+        "name": "smile_n_kd", "device": "cpu:x86_64 x2 threads", "epochs_run": 20,
+        "best_epoch": 17, "stopped": "epochs", "train_seconds": 600.0,
+        "config": {"threads": 2, "valid_set": "ferplus_valid+mtfl_calib"},
+        "valid_metrics": {"emotion_acc": 0.7512, "smile_f1": 0.8801},
+    }  # fmt: skip
+    summary = tmp_path / "smile_n_kd.json"
+    summary.write_text(json.dumps(run))
+    monkeypatch.setattr(card_script, "CARD", card)
+    monkeypatch.setattr(
+        sys, "argv", ["make_model_card.py", "--training-only", "--runs", str(summary)]
+    )
+    card_script.main()
+    text = card.read_text()
+    assert "old" not in text and "kept" in text
+    row = "| smile_n_kd | cpu:x86_64 x2 threads | 2 | 20 (17) | epochs | 10.0 | ferplus_valid+mtfl_calib | 0.751 | 0.880 |"
+    assert row in text
