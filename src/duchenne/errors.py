@@ -8,6 +8,9 @@ builtin it refines (``ValueError``, ``OSError`` ...) so generic handlers still w
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 
 class DuchenneError(Exception):
     """Base class of every error duchenne raises on purpose."""
@@ -96,7 +99,9 @@ def require_extra(module: str, extra: str):
         ) from exc
 
 
-def run_reporting_failure(command: str, func, args, *, verbose: bool) -> int:
+def run_reporting_failure(
+    command: str, func: Callable[[Any], int | None], args: Any, *, verbose: bool
+) -> int:
     """Run a command's handler; a failure becomes one line on stderr and exit status 1.
 
     Shared by ``duchenne`` and the stand-alone ``python -m duchenne.train.cli`` (which GPU
