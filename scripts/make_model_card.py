@@ -245,15 +245,11 @@ def training_table(summaries: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def write_training_table(runs: list[Path]) -> None:
-    """Rewrite MODEL_CARD.md's training-runs block from these run summaries (none: keep it)."""
+def with_training_table(card: str, runs: list[Path]) -> str:
+    """The card text with its training-runs block rebuilt from these run summaries (none: as is)."""
     if not runs:
-        return
-    card = replace_block(
-        CARD.read_text(), "card-training", training_table([p.resolve() for p in runs])
-    )
-    with atomic_write(CARD, mode="w") as fh:
-        fh.write(card)
+        return card
+    return replace_block(card, "card-training", training_table([p.resolve() for p in runs]))
 
 
 def replace_block(text: str, name: str, body: str) -> str:
@@ -328,7 +324,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.training_only:
-        write_training_table(args.runs)
+        with atomic_write(CARD, mode="w") as fh:
+            fh.write(with_training_table(CARD.read_text(), args.runs))
         return
     names = list_models("smile_*", task="smile_emotion")
     models = {n: SmileModel(n, threads=1) for n in names}
@@ -355,9 +352,9 @@ def main() -> None:
     card = replace_block(card, "card-breakdowns", breakdown_table(results))
     if lodo:
         card = replace_block(card, "card-lodo", lodo_table(results))
+    card = with_training_table(card, args.runs)
     with atomic_write(CARD, mode="w") as fh:
         fh.write(card)
-    write_training_table(args.runs)
     update_readme(
         "metrics",
         metrics + f"\n\nDefault variant: `{default_smile_model()}`. Details in MODEL_CARD.md.",

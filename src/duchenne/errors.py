@@ -8,6 +8,7 @@ builtin it refines (``ValueError``, ``OSError`` ...) so generic handlers still w
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -109,8 +110,6 @@ def run_reporting_failure(
     An unexpected (non-``DuchenneError``) failure is re-raised under ``--verbose`` so a
     developer still gets the traceback.
     """
-    import sys
-
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:
