@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from duchenne.train.data import update_cache
+from duchenne.train.warmstart import file_provenance
 
 FACEAPI_LABELS = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
 #: face-api class -> index in duchenne.faces.EMOTION_LABELS (FER+ order; no contempt)
@@ -163,13 +164,15 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     args = parser.parse_args()
     net = FaceApiExpression(args.model_dir)
+    manifest = args.model_dir / "face_expression_model-weights_manifest.json"
+    provenance = [file_provenance(manifest)]
     for path in args.caches:
         with np.load(path, allow_pickle=True) as z:
             cache = {k: z[k] for k in z.files}
         probs = net(teacher_inputs(cache, args.datasets))
         teacher = np.full((len(probs), 8), np.nan, np.float32)  # NaN: a class it cannot say
         teacher[:, list(TO_FERPLUS)] = probs
-        update_cache(path, {"teacher": teacher})
+        update_cache(path, {"teacher": teacher}, meta={"teacher": provenance})
         print(f"{path}: teacher for {len(teacher)} rows; mean", np.round(teacher.mean(0), 3))
 
 

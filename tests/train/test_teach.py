@@ -3,6 +3,7 @@ they feed (``losses.distill_loss``)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -81,6 +82,10 @@ def test_teach_caches_adds_soft_targets_and_keeps_the_cache(teachers, tmp_path: 
     assert after.teacher_smile[smiling].min() > after.teacher_smile[~smiling].max()
     with np.load(path) as z:
         assert "extra_eyes" in z.files
+    recorded = after.meta[0]["teacher"]  # which files taught, for the run summary
+    assert [r.split(" sha256 ")[0] for r in recorded] == ["a.onnx", "b.onnx"]
+    assert recorded[0].split(" sha256 ")[1] == hashlib.sha256(teachers[0].read_bytes()).hexdigest()
+    assert after.meta[0]["name"] == before.meta[0]["name"]  # the rest of the metadata kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mtfl_train.npz"]  # no temp left
 
 
@@ -165,6 +170,25 @@ def test_train_teach_then_distilled_fit_through_the_cli(teachers, tmp_path: Path
          "--distill-weight", "1", "--no-export", "--run-name", "kd"]
     )  # fmt: skip
     assert rc == 0
-    first = json.loads((out / "kd.json").read_text())["history"][0]
+    summary = json.loads((out / "kd.json").read_text())
+    taught = {"ferplus_train", "smilesmiled_train", "mtfl_train"}
+    assert set(summary["distill_teachers"]) == taught
+    assert all(
+        v[0].startswith(teachers[0].name + " sha256 ") for v in summary["distill_teachers"].values()
+    )
+    first = summary["history"][0]
     assert first["train_distill_smile"] > 0 and first["train_distill_intensity"] > 0
     assert first["train_distill"] > 0
+
+
+def test_run_summary_names_each_caches_teacher_or_says_it_is_unrecorded() -> None:
+    """A cache taught before the record existed (arrays, no metadata) is flagged rather
+    than passed off as untaught; an untaught cache is left out."""
+    from duchenne.train.data import concat
+    from duchenne.train.loop import distill_teachers
+
+    recorded, old, plain = (_crops(n, 3, 0, False) for n in ("mtfl_train", "ferplus_train", "x"))
+    recorded.meta = [{"name": "mtfl_train", "teacher": ["t.onnx sha256 00"]}]
+    old.teacher_smile = np.full(3, 0.5, np.float32)
+    got = distill_teachers(concat([recorded, old, plain]))
+    assert got == {"mtfl_train": ["t.onnx sha256 00"], "ferplus_train": ["unrecorded"]}

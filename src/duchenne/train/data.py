@@ -188,14 +188,24 @@ def save_cache(
     return path
 
 
-def update_cache(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+def update_cache(
+    path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None
+) -> Path:
     """Replace or add ``arrays`` in an existing cache ``.npz``, keeping every other key
     (raw or packed images, ``extra_*``); written to a temp file, then renamed, so an
-    interrupted update leaves the old cache whole. Used to attach teacher outputs."""
+    interrupted update leaves the old cache whole. Used to attach teacher outputs.
+
+    ``meta`` keys are set in the cache's metadata (e.g. ``teacher``: which files wrote the
+    teacher arrays), so a run trained on the cache can say what it was distilled from.
+    """
     path = Path(path)
     with np.load(path, allow_pickle=True) as z:
         cache = {k: z[k] for k in z.files}
     cache.update(arrays)
+    if meta:
+        cache["meta"] = np.array(
+            json.dumps([{**m, **meta} for m in json.loads(str(cache["meta"]))])
+        )
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez_compressed(tmp, **cache)
     tmp.replace(path)

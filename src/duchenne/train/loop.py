@@ -348,6 +348,25 @@ def warm_start(net: nn.Module, cfg: TrainConfig, train_set: CropSet) -> str:
     return source
 
 
+def distill_teachers(train_set: CropSet) -> dict[str, list[str]]:
+    """Per training cache, the teacher files (name and sha256, as ``duchenne train teach``
+    recorded them) whose outputs a distilled run learned from; a cache taught before the
+    record existed says ``unrecorded``, one never taught is left out."""
+    out = {}
+    for m in train_set.meta:
+        name = str(m.get("name", "?"))
+        if "teacher" in m:
+            out[name] = list(m["teacher"])
+        elif _taught(train_set, train_set.source == name):
+            out[name] = ["unrecorded"]
+    return out
+
+
+def _taught(crops: CropSet, rows: np.ndarray) -> bool:
+    """Whether any of these rows carries a teacher output (emotion or smile)."""
+    return bool(crops.has_teacher[rows].any() or np.isfinite(crops.teacher_smile[rows]).any())
+
+
 def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str, Any]:
     """Seeded net, EMA, optimiser, schedule and device tensors for a run."""
     seed_everything(cfg.seed)
@@ -480,6 +499,11 @@ def _result(
             "valid_rows": len(run["vdata"]),
             **run["geometry"],
             **({"init_source": run["init_source"]} if run["init_source"] else {}),
+            **(
+                {"distill_teachers": distill_teachers(run["train_set"])}
+                if cfg.distill_weight
+                else {}
+            ),
         },
     )
 

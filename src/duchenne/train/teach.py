@@ -22,6 +22,7 @@ import numpy as np
 
 from duchenne.models.smile import SmileModel, softmax
 from duchenne.train.data import cache_path, load_cache, update_cache
+from duchenne.train.warmstart import file_provenance
 
 
 def teacher_outputs(
@@ -61,14 +62,16 @@ def teach_caches(
     threads: int | None = None,
 ) -> list[dict[str, object]]:
     """Write the ``teachers``' mean outputs into each named cache (replacing any earlier
-    teacher, e.g. face-api's); returns one summary row per cache."""
+    teacher, e.g. face-api's), with the teacher files' names and sha256 in the cache's
+    metadata; returns one summary row per cache."""
     models = [SmileModel(t, threads=threads, flip=True) for t in teachers]
+    provenance = [file_provenance(m.model.path) for m in models]
     rows = []
     for name in names:
         path = cache_path(cache_dir, name)
         crops = load_cache(path)
         arrays = teacher_outputs(models, crops.images)
-        update_cache(path, arrays)
+        update_cache(path, arrays, meta={"teacher": provenance})
         rows.append({
             "cache": str(path),
             "rows": len(crops),
