@@ -137,15 +137,33 @@ def test_default_episodes_are_the_smiling_rows(analyzer, tmp_path) -> None:
         rows = [json.loads(line) for line in rows_path.read_text().splitlines()]
         assert {r["smile_threshold"] for r in rows} == {threshold}
         assert all(r["smiling"] == (r["smile"] >= threshold) for r in rows)
-        smiling = [r["time"] for r in rows if r["smiling"]]
         episodes = result.tracks[0].episodes if result.tracks else []
-        inside = [t for t in smiling if any(e.start_time <= t <= e.end_time for e in episodes)]
-        assert len(inside) >= len(smiling) - 2  # gaps < min_episode_s may be left out
-        for e in episodes:
+        outside = [r for r in rows if r["smiling"] and not _in_any(r["time"], episodes)]
+        frames = {r["frame"] for r in rows if r["smiling"]}
+        for r in outside:  # only smiles too short to count may be left out
+            assert _run_length(frames, r["frame"]) / clip.fps < VideoOptions().min_episode_s
+        for e in episodes:  # starts and ends smiling; only short lapses bridged
             span = [r for r in rows if e.start_time <= r["time"] <= e.end_time]
-            assert sum(r["smiling"] for r in span) >= 0.8 * len(span)
+            assert span[0]["smiling"] and span[-1]["smiling"]
+            lapses = {r["frame"] for r in span if not r["smiling"]}
+            for f in lapses:
+                assert _run_length(lapses, f) / clip.fps < VideoOptions().min_episode_s
         assert result.to_dict()["smile_threshold"] == threshold
         assert "P(smile) >=" in result.to_dict()["episodes_from"]
+
+
+def _in_any(t: float, episodes) -> bool:
+    return any(e.start_time <= t <= e.end_time for e in episodes)
+
+
+def _run_length(frames: set[int], frame: int) -> int:
+    """How many consecutive frames of ``frames`` the run through ``frame`` holds."""
+    a = b = frame
+    while a - 1 in frames:
+        a -= 1
+    while b + 1 in frames:
+        b += 1
+    return b - a + 1
 
 
 def test_tracking_skips_most_detector_runs(one_face) -> None:
