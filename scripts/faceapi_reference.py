@@ -41,6 +41,13 @@ MEAN_RGB = np.array([122.782, 117.001, 104.298], np.float32)
 INPUT = 112
 
 
+def weight_files(model_dir: Path, name: str = "face_expression_model") -> list[Path]:
+    """The manifest and the weight shards it names: what identifies this teacher's bytes."""
+    manifest = model_dir / f"{name}-weights_manifest.json"
+    groups = json.loads(manifest.read_text())
+    return [manifest] + [model_dir / p for group in groups for p in group["paths"]]
+
+
 def load_weights(model_dir: Path, name: str = "face_expression_model") -> dict[str, torch.Tensor]:
     """The named tensors of a TF.js weights manifest, dequantised (``q * scale + min``)."""
     manifest = json.loads((model_dir / f"{name}-weights_manifest.json").read_text())
@@ -164,8 +171,7 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     args = parser.parse_args()
     net = FaceApiExpression(args.model_dir)
-    manifest = args.model_dir / "face_expression_model-weights_manifest.json"
-    provenance = [file_provenance(manifest)]
+    provenance = [file_provenance(p) for p in weight_files(args.model_dir)]
     for path in args.caches:
         with np.load(path, allow_pickle=True) as z:
             cache = {k: z[k] for k in z.files}

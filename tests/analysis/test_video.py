@@ -130,6 +130,7 @@ def test_default_episodes_are_the_smiling_rows(analyzer, tmp_path) -> None:
     """Table and summary agree: episodes are the runs of rows with ``smiling`` true, at
     whatever ``smile_threshold`` the analyzer uses (the rows record it)."""
     clip = one_face_clip()
+    shortest = VideoOptions().min_episode_s
     for threshold in (0.5, 0.9999):
         rows_path = tmp_path / f"rows{threshold}.jsonl"
         strict = analyzer.with_options(smile_threshold=threshold)
@@ -141,13 +142,13 @@ def test_default_episodes_are_the_smiling_rows(analyzer, tmp_path) -> None:
         outside = [r for r in rows if r["smiling"] and not _in_any(r["time"], episodes)]
         frames = {r["frame"] for r in rows if r["smiling"]}
         for r in outside:  # only smiles too short to count may be left out
-            assert _run_length(frames, r["frame"]) / clip.fps < VideoOptions().min_episode_s
+            assert _run_length(frames, r["frame"]) / clip.fps < shortest
         for e in episodes:  # starts and ends smiling; only short lapses bridged
             span = [r for r in rows if e.start_time <= r["time"] <= e.end_time]
             assert span[0]["smiling"] and span[-1]["smiling"]
             lapses = {r["frame"] for r in span if not r["smiling"]}
             for f in lapses:
-                assert _run_length(lapses, f) / clip.fps < VideoOptions().min_episode_s
+                assert _run_length(lapses, f) / clip.fps < shortest
         assert result.to_dict()["smile_threshold"] == threshold
         assert "P(smile) >=" in result.to_dict()["episodes_from"]
 
