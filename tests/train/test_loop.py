@@ -444,6 +444,25 @@ def test_fine_tune_from_a_shipped_onnx_starts_where_the_file_is(cache_dir: Path)
     assert tuned.extra["init_source"] == f"smile_n.onnx sha256 {digest}"  # provenance
 
 
+@pytest.mark.parametrize(
+    ("spec", "source", "want"),
+    [
+        ("smile_n", "smile_n.onnx sha256 ab", "smile_n: smile_n.onnx sha256 ab"),
+        ("/tmp/run/start.onnx", "start.onnx sha256 cd", "start.onnx sha256 cd"),
+        ("runs/start.pt", None, "start.pt"),
+        ("smile_s", None, "smile_s"),
+    ],
+)
+def test_models_json_names_the_start_file_never_a_local_path(
+    spec: str, source: str | None, want: str
+) -> None:
+    """`--init /tmp/run/start.onnx` must not ship a training machine's path in models.json:
+    the entry keeps a registered name, else the file's name and sha256."""
+    report = {"init_source": source} if source else {}
+    got = ladder.init_entry(spec.replace("\\\\", "/"), report)
+    assert got == want and "/" not in got
+
+
 def test_init_resize_starts_a_larger_crop_run_from_a_shipped_file(
     cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -149,17 +149,27 @@ def models_entry(report: dict[str, Any]) -> dict[str, Any]:
             "device": report["device"],
             "seed": cfg["seed"],
             "torch": report.get("torch"),
-            **({"init": _init_entry(cfg["init"], report)} if cfg.get("init") else {}),
+            **({"init": init_entry(cfg["init"], report)} if cfg.get("init") else {}),
         },
         "metrics": {"valid": _rounded(report["valid_metrics_final"])},
         "latency": {"cpu_1thread_batch1_ms": round(report["latency_ms_b1_1thread"], 4)},
     }
 
 
-def _init_entry(spec: str, report: dict[str, Any]) -> str:
-    """``--init`` as given, with the start file's name and sha256 when the run recorded it."""
+def init_entry(spec: str, report: dict[str, Any]) -> str:
+    """What models.json says a fine-tuned file started from: a registered name as given,
+    with the start file's name and sha256 when the run recorded them.
+
+    Why not ``--init`` as given: a path there (``/tmp/x/start.onnx``) is a fact about
+    the training machine, not the model, and would ship inside the wheel; the file's
+    name and sha256 identify the start wherever it lies.
+    """
     source = report.get("init_source")
-    return f"{spec}: {source}" if source else spec
+    path = Path(spec)
+    registered = path.name == spec and not path.suffix
+    if not source:
+        return spec if registered else path.name
+    return f"{spec}: {source}" if registered else source
 
 
 def _rounded(metrics: dict[str, float]) -> dict[str, float]:
