@@ -5,7 +5,7 @@ Numbers are exactly what ``duchenne evaluate`` prints for the same model, data a
 (both call ``duchenne.evaluation.runner``); crops are computed once per dataset and shared.
 
     python scripts/make_model_card.py [--data ../shared/datasets] [--fer-only artifacts/.../smile_x_feronly.onnx]
-        [--extra 'LABEL=path.onnx' ...]
+        [--extra 'LABEL=path.onnx' ...] [--pair 'MODEL=LABEL' ...]
 
 The default variant is also scored on crops aligned on the detector's eye keypoints (the
 ``stages=detect,smile`` path, no Face Mesh), so that faster path's accuracy is published.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_models import measure  # noqa: E402
 from common import update_readme  # noqa: E402
 from duchenne.datasets import read_dataset  # noqa: E402
-from duchenne.evaluation.metrics import recall_cells  # noqa: E402
+from duchenne.evaluation.metrics import compare_report, recall_cells  # noqa: E402
 from duchenne.evaluation.runner import (  # noqa: E402
     _targets,
     breakdowns,
@@ -82,9 +82,12 @@ def evaluate_sets(
         )
         out[label] = {}
         crops = crops_for_models(samples, list(chosen.values()), mode, cut=cut)
+        out[label]["_y"] = targets["label"]
+        out[label]["_smile"] = {}
         for (name, m), c in zip(chosen.items(), crops, strict=True):
             pred = m(c.crops)
             out[label][name] = model_report(pred, targets, n_boot, 0)
+            out[label]["_smile"][name] = pred.smile
             groups = breakdowns(samples, pred, targets["label"], n_boot, 0)
             if groups:
                 out[label][name]["breakdowns"] = groups
@@ -188,6 +191,39 @@ def lodo_table(results: dict[str, dict[str, dict]]) -> str:
                 f"| {_ci(full.get('accuracy'))} | {_ci(full.get('roc_auc'))} |"
             )
     return "\n".join(lines)
+
+
+def paired_table(
+    results: dict[str, dict[str, dict]], pairs: list[tuple[str, str]], n_boot: int
+) -> str:
+    """Each (new, old) pair scored on the same faces of every set: the paired comparison
+    ``duchenne evaluate --model NEW --compare OLD`` prints (McNemar on the decisions at 0.5,
+    paired bootstrap of the accuracy and ROC-AUC differences, new minus old)."""
+    lines = [
+        "| model | against | data | accuracy (against -> model) | accuracy difference "
+        "| McNemar p | ROC-AUC difference | ECE (against -> model) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for new, old in pairs:
+        for data, per_model in results.items():
+            y, smile = per_model["_y"], per_model["_smile"]
+            keep = y >= 0
+            c = compare_report(
+                y[keep], smile[new][keep], smile[old][keep], n_boot=n_boot, seed=0, names=(new, old)
+            )
+            acc, auc = c["delta_accuracy"], c["delta_roc_auc"]
+            ece = per_model[old]["smile"]["ece"]["value"], per_model[new]["smile"]["ece"]["value"]
+            lines.append(
+                f"| {new} | {old} | {data} | {acc['value_b']:.3f} -> {acc['value_a']:.3f} "
+                f"| {_signed_ci(acc)} | {c['mcnemar']['p_value']:.3g} | {_signed_ci(auc)} "
+                f"| {ece[0]:.3f} -> {ece[1]:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def _signed_ci(est: dict) -> str:
+    lo, hi = est["ci"]
+    return f"{est['value']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
 def _ci(est: dict | None) -> str:
@@ -315,6 +351,14 @@ def main() -> None:
         default=[],
         help="leave-one-dataset-out ONNX files named <net>_lodo_<ferplus|smilesmiled|mtfl>.onnx",
     )
+    parser.add_argument(
+        "--pair",
+        action="append",
+        default=[],
+        metavar="MODEL=AGAINST",
+        help="a paired comparison for the card's paired block, e.g. a shipped variant against"
+        " the --extra label of the file it replaced: 'smile_s=smile_s v2 (H200 run)'",
+    )
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument(
         "--training-only",
@@ -334,6 +378,10 @@ def main() -> None:
     for spec in args.extra:
         label, _, path = spec.rpartition("=")
         models[label or Path(path).stem] = SmileModel(Path(path), threads=1)
+    pairs = [tuple(spec.split("=", 1)) for spec in args.pair]
+    unknown = sorted({n for pair in pairs for n in pair} - set(models))
+    if unknown or any(len(p) != 2 for p in pairs):
+        parser.error(f"--pair needs MODEL=AGAINST, both scored models; unknown: {unknown}")
     default = default_smile_model()
     keypoints = models.get(default) if default else None
     lodo = {p.stem: SmileModel(p, threads=1) for p in args.lodo}
@@ -352,6 +400,8 @@ def main() -> None:
     card = replace_block(card, "card-breakdowns", breakdown_table(results))
     if lodo:
         card = replace_block(card, "card-lodo", lodo_table(results))
+    if pairs:
+        card = replace_block(card, "card-paired", paired_table(results, pairs, args.n_boot))
     card = with_training_table(card, args.runs)
     with atomic_write(CARD, mode="w") as fh:
         fh.write(card)

@@ -50,13 +50,18 @@ def test_crop_format_checkpoints_are_reused_only_for_the_same_recipe() -> None:
     assert not bench.same_recipe(dict(saved, epochs=4), cfg)
 
 
-def test_model_card_training_table_is_rewritten_alone(tmp_path: Path, monkeypatch) -> None:
-    """``make_model_card.py --training-only``: a new run summary, no re-scoring of the models."""
+def _card_script():
     spec = importlib.util.spec_from_file_location(
         "make_model_card", BENCHMARKS.parent / "scripts" / "make_model_card.py"
     )
     card_script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(card_script)
+    return card_script
+
+
+def test_model_card_training_table_is_rewritten_alone(tmp_path: Path, monkeypatch) -> None:
+    """``make_model_card.py --training-only``: a new run summary, no re-scoring of the models."""
+    card_script = _card_script()
     card = tmp_path / "MODEL_CARD.md"
     card.write_text(
         "# card\n<!-- card-metrics:start -->\nkept\n<!-- card-metrics:end -->\n"
@@ -79,3 +84,30 @@ def test_model_card_training_table_is_rewritten_alone(tmp_path: Path, monkeypatc
     assert "old" not in text and "kept" in text
     row = "| smile_n_kd | cpu:x86_64 x2 threads | 2 | 20 (17) | epochs | 10.0 | ferplus_valid+mtfl_calib | 0.751 | 0.880 |"
     assert row in text
+
+
+def test_model_card_paired_rows_are_new_minus_old_on_the_same_faces() -> None:
+    """``--pair NEW=OLD``: accuracies, the paired difference and McNemar's p come from the
+    two models' probabilities on the same faces; unlabelled faces (-1) are left out."""
+    import numpy as np
+
+    card_script = _card_script()
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, -1, -1])
+    new = np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.2, 0.3, 0.4, 0.9, 0.9])  # all 8 right
+    old = np.array([0.9, 0.8, 0.4, 0.3, 0.1, 0.2, 0.6, 0.7, 0.1, 0.1])  # 4 of 8 right
+    ece = {"smile": {"ece": {"value": 0.05}}}
+    results = {
+        "set A": {"_y": y, "_smile": {"n": new, "o": old}, "n": ece, "o": ece, "_detected_rate": 1},
+    }
+    text = card_script.paired_table(results, [("n", "o")], n_boot=200)
+    row = text.splitlines()[2]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:4] == ["n", "o", "set A", "0.500 -> 1.000"]
+    assert cells[4].startswith("+0.500 [")
+    # McNemar on 4 discordant faces, all won by the new model
+    from duchenne.evaluation.metrics import mcnemar_test
+
+    right = (y[:8] == 1).astype(int)
+    p = mcnemar_test(y[:8], right, (old[:8] >= 0.5).astype(int))["p_value"]
+    assert cells[5] == f"{p:.3g}"
+    assert cells[6].startswith("+0.") and cells[7] == "0.050 -> 0.050"
