@@ -41,16 +41,21 @@ MEAN_RGB = np.array([122.782, 117.001, 104.298], np.float32)
 INPUT = 112
 
 
+def manifest_path(model_dir: Path, name: str = "face_expression_model") -> Path:
+    """The TF.js weights manifest of the named net."""
+    return model_dir / f"{name}-weights_manifest.json"
+
+
 def weight_files(model_dir: Path, name: str = "face_expression_model") -> list[Path]:
     """The manifest and the weight shards it names: what identifies this teacher's bytes."""
-    manifest = model_dir / f"{name}-weights_manifest.json"
+    manifest = manifest_path(model_dir, name)
     groups = json.loads(manifest.read_text())
     return [manifest] + [model_dir / p for group in groups for p in group["paths"]]
 
 
 def load_weights(model_dir: Path, name: str = "face_expression_model") -> dict[str, torch.Tensor]:
     """The named tensors of a TF.js weights manifest, dequantised (``q * scale + min``)."""
-    manifest = json.loads((model_dir / f"{name}-weights_manifest.json").read_text())
+    manifest = json.loads(manifest_path(model_dir, name).read_text())
     out: dict[str, torch.Tensor] = {}
     for group in manifest:
         blob = b"".join((model_dir / p).read_bytes() for p in group["paths"])

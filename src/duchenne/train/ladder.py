@@ -164,11 +164,12 @@ def init_entry(spec: str, report: dict[str, Any]) -> str:
     the training machine, not the model, and would ship inside the wheel; the file's
     name and sha256 identify the start wherever it lies.
     """
+    from duchenne.train.warmstart import is_registered_init
+
     source = report.get("init_source")
-    path = Path(spec)
-    registered = path.name == spec and not path.suffix
+    registered = is_registered_init(spec)
     if not source:
-        return spec if registered else path.name
+        return spec if registered else Path(spec).name
     return f"{spec}: {source}" if registered else source
 
 

@@ -47,8 +47,8 @@ PARITY_ATOL = 1e-3
 
 def resolve_onnx(spec: str) -> Path:
     """An ONNX path, or the name of a registered model (``smile_l``): its shipped file."""
-    path = Path(spec)
-    if path.suffix == ".onnx":
+    if not is_registered_init(spec):
+        path = Path(spec)
         if not path.is_file():
             raise FileNotFoundError(f"--init {spec}: no such ONNX file")
         return path
@@ -72,6 +72,11 @@ def file_provenance(path: Path) -> str:
 def is_onnx_init(spec: str | None) -> bool:
     """Whether ``--init`` names an ONNX file or a registered model rather than a checkpoint."""
     return bool(spec) and not str(spec).endswith((".pt", ".pth"))
+
+
+def is_registered_init(spec: str | None) -> bool:
+    """Whether ``--init`` names a registered model (``smile_l``) rather than a file."""
+    return is_onnx_init(spec) and Path(str(spec)).suffix != ".onnx"
 
 
 def onnx_weights(path: Path) -> dict[str, torch.Tensor]:
