@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -111,3 +112,36 @@ def test_model_card_paired_rows_are_new_minus_old_on_the_same_faces() -> None:
     p = mcnemar_test(y[:8], right, (old[:8] >= 0.5).astype(int))["p_value"]
     assert cells[5] == f"{p:.3g}"
     assert cells[6].startswith("+0.") and cells[7] == "0.050 -> 0.050"
+
+
+def _scored(bench, n: int, shift: float, seed: int):
+    """Logits whose true smile probability is sigmoid(logit - shift)."""
+    rng = np.random.default_rng(seed)
+    logit = rng.normal(0.0, 2.5, n)
+    label = (rng.random(n) < 1 / (1 + np.exp(-(logit - shift)))).astype(int)
+    return bench.Scored(logit, label)
+
+
+def test_calibration_mix_scores_the_held_set_out_of_fold_and_fits_its_shift() -> None:
+    bench = _load("bench_calibration_mix")
+    mix = {"a": _scored(bench, 4000, 0.0, 1), "b": _scored(bench, 4000, 0.0, 2)}
+    tests = {"a test": _scored(bench, 4000, 0.0, 3), "held": _scored(bench, 4000, 1.5, 4)}
+    result = bench.compare_mixes(mix, tests, "held", seed=0)
+    shipped, joint = result[bench.SHIPPED_ARM], result[bench.WITH_HELD_ARM]
+    ece = bench.expected_calibration_error
+    held = tests["held"]
+    # the held domain's offset is learnt only when it joins the mix
+    assert (
+        ece(held.label, joint["probs"]["held"]) < ece(held.label, shipped["probs"]["held"]) - 0.03
+    )
+    assert joint["cal"][1] < shipped["cal"][1] - 0.2
+    # out of fold: flipping one half's labels leaves that half's probabilities unchanged
+    mask = bench.halves(len(held.label), 0)
+    flipped = bench.Scored(held.logit, np.where(mask, 1 - held.label, held.label))
+    again = bench.compare_mixes(mix, {**tests, "held": flipped}, "held", seed=0)
+    moved = again[bench.WITH_HELD_ARM]["probs"]["held"]
+    np.testing.assert_allclose(moved[mask], joint["probs"]["held"][mask])
+    assert not np.allclose(moved[~mask], joint["probs"]["held"][~mask])
+    # the table's last column is the worst of the per-domain ECEs
+    row = bench.rows_for("m", result, tests)[0]
+    assert row[-1] == max(row[5], row[7])
