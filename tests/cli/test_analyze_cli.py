@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,6 +136,14 @@ def test_demo_shows_52_blendshapes_unless_stages_given(capsys) -> None:
     assert len(face["blendshapes"]) == 52 and face["blendshapes"]["mouthSmileLeft"] > 0.5
     assert main(["analyze", "--demo", "-q", "--stages", "detect,landmarks"]) == 0
     assert "blendshapes" not in json.loads(capsys.readouterr().out)[0]["faces"][0]
+
+
+def test_demo_adds_the_example_to_the_inputs_given(capsys) -> None:
+    hopper = str(Path(__file__).resolve().parents[1] / "data" / "grace_hopper.jpg")
+    args = ["analyze", hopper, "--demo", "-q", "--stages", "detect", "--format", "json"]
+    assert main(args) == 0
+    sources = [Path(doc["image"]["source"]).name for doc in json.loads(capsys.readouterr().out)]
+    assert sorted(sources) == ["astronaut.jpg", "grace_hopper.jpg"]
 
 
 def test_help_lists_commands(capsys) -> None:

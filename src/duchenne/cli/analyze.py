@@ -43,8 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--demo",
         action="store_true",
-        help="run on the bundled public-domain example photo, with every stage (blendshapes "
-        "included) unless --stages is given",
+        help="also run on the bundled public-domain example photo, with every stage "
+        "(blendshapes included) unless --stages is given",
     )
     p.add_argument(
         "--format",
@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     (it used to hold every decoded photo, ~35 MB per 12 MP image, until the end), and
     ``--draw`` annotates the decoded image it already has instead of decoding it again.
     """
-    inputs = [str(demo_image_path())] if args.demo else list(args.inputs)
+    # --demo adds the example photo; it must not silently drop the inputs given with it
+    inputs = [*args.inputs, *([str(demo_image_path())] if args.demo else [])]
     if args.demo and args.stages == ",".join(STAGES):  # the default: show everything
         args.stages = ",".join(ALL_STAGES)
     paths = iter_image_paths(inputs) if inputs else []
