@@ -6,13 +6,24 @@ crashes. :func:`atomic_write` covers file objects; :func:`commit_file` covers wr
 that need a file name; :func:`create_temp`, :func:`fsync_close` and
 :func:`unlink_quietly` are the pieces the record writers in :mod:`duchenne.io.sinks`
 build on.
+
+What the target is decides how it is written: a regular file (or a new path) is replaced
+by rename; a symlink is followed, so the file it points to is replaced and the link stays
+a link; an existing special file (character or block device, FIFO, socket) is never
+renamed over -- replacing ``/dev/null`` or a pipe with a regular file would break every
+other user of it -- so the finished bytes are streamed into it instead, as ``cat >``
+would (atomicity means nothing there); a folder is refused with :class:`IsADirectoryError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import shutil
+import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -20,20 +31,64 @@ from typing import IO, Any
 __all__ = ["atomic_write", "commit_file", "create_temp", "fsync_close", "unlink_quietly"]
 
 
-def create_temp(path: Path) -> tuple[Path, int]:
-    """Create a unique hidden temp file next to ``path``; return it and its fd.
+def _destination(path: Path) -> Path | None:
+    """The file a write to ``path`` must replace, or None if ``path`` is a special file.
 
-    ``os.open`` with mode 0o666 lets the process umask decide the final permissions,
-    which ``tempfile`` (always 0o600) would not.
+    ``os.stat`` follows symlinks, so a link is judged by what it points to; this also
+    covers ``/dev/stdout``-style links into ``/proc`` whose targets are not real paths.
+    A regular file, a new path or a dangling link resolve to their final path, so the
+    temp file is made (and renamed) next to the real file rather than over the link.
+
+    Raises:
+        IsADirectoryError: ``path`` is (or points to) a folder.
+        OSError: ``path`` cannot be examined (e.g. a symlink loop, no permission).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:  # a new path or a dangling symlink: create its target
+        return Path(os.path.realpath(path))
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(
+            errno.EISDIR, "cannot write a file: the output path is a folder", str(path)
+        )
+    if stat.S_ISREG(st.st_mode):
+        return Path(os.path.realpath(path))
+    return None
+
+
+def _open_temp(folder: Path, name: str, mode: int) -> tuple[Path, int]:
+    """Create a unique hidden temp file in ``folder``; return it and its fd."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
         try:
-            return tmp, os.open(tmp, flags, 0o666)
+            return tmp, os.open(tmp, flags, mode)
         except FileExistsError:  # pragma: no cover - 32-bit random collision
             continue
+
+
+def create_temp(path: Path) -> tuple[Path, int]:
+    """Create a unique hidden temp file for a write to ``path``; return it and its fd.
+
+    The temp file goes next to the file ``path`` resolves to (through any symlink), so
+    :func:`commit_file` can rename it into place on the same file system; missing parent
+    folders are created. ``os.open`` with mode 0o666 lets the process umask decide the
+    final permissions, which ``tempfile`` (always 0o600) would not.
+
+    If ``path`` is a special file (device, FIFO, socket) nothing will be renamed, and its
+    folder (``/dev``) may not be writable, so the temp file goes to the system temp
+    folder instead, private (0o600) since it is never the final file.
+
+    Raises:
+        IsADirectoryError: ``path`` is (or points to) a folder.
+        OSError: The temp file cannot be created.
+    """
+    path = Path(path)
+    final = _destination(path)
+    if final is None:
+        return _open_temp(Path(tempfile.gettempdir()), path.name, 0o600)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return _open_temp(final.parent, final.name, 0o666)
 
 
 def fsync_close(fh: IO[Any]) -> None:
@@ -44,19 +99,45 @@ def fsync_close(fh: IO[Any]) -> None:
 
 
 def commit_file(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
-    """Move a finished temp file (written next to ``path``) over ``path`` and persist the
-    rename; the temp file is removed if the move fails.
+    """Move a finished temp file (made by :func:`create_temp` for ``path``) over
+    ``path`` and persist the rename; the temp file is removed if the move fails.
+
+    A symlink ``path`` keeps being a link: the file it points to is replaced. A special
+    file ``path`` (device, FIFO, socket) is not replaced: the temp file's bytes are
+    streamed into it, then the temp file is removed.
 
     For writers that need a file name rather than a file object (e.g. OpenCV's video
     writer); everything else uses :func:`atomic_write`.
+
+    Raises:
+        IsADirectoryError: ``path`` is (or points to) a folder.
+        OSError: The file cannot be renamed or written.
     """
     tmp, path = Path(tmp), Path(path)
     try:
-        os.replace(tmp, path)
+        final = _destination(path)
+        if final is None:
+            _stream_into(tmp, path)
+            unlink_quietly(tmp)
+            return
+        os.replace(tmp, final)
     except BaseException:
         unlink_quietly(tmp)
         raise
-    _fsync_dir(path.parent)
+    _fsync_dir(final.parent)
+
+
+def _stream_into(tmp: Path, path: Path) -> None:
+    """Copy the bytes of ``tmp`` into the existing special file ``path``.
+
+    Opened without ``O_CREAT``, so a device or FIFO that vanished meanwhile is an error
+    rather than a new regular file; ``O_NOCTTY`` so a terminal never becomes the
+    process's controlling terminal. No fsync: pipes and most devices refuse it. A FIFO
+    blocks here until a reader opens it, as with any other writer.
+    """
+    flags = os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    with open(tmp, "rb") as src, open(os.open(path, flags), "wb") as dst:
+        shutil.copyfileobj(src, dst)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -90,7 +171,9 @@ def atomic_write(
     """Open a temporary file that replaces ``path`` only if the block succeeds.
 
     Missing parent folders are created. If the block raises, the temporary file is
-    deleted and any previous ``path`` is left as it was.
+    deleted and any previous ``path`` is left as it was. A symlink ``path`` is followed
+    (the file it points to is replaced); a special file (device, FIFO) gets the bytes
+    written into it once the block succeeds (see :func:`commit_file`).
 
     Args:
         path: Final destination.
@@ -103,6 +186,7 @@ def atomic_write(
 
     Raises:
         ValueError: ``mode`` is not a write mode.
+        IsADirectoryError: ``path`` is (or points to) a folder.
         OSError: The file cannot be created, written or renamed.
     """
     if mode not in ("w", "wb"):
