@@ -58,6 +58,19 @@ def test_indexing_and_mask_keep_fields_aligned() -> None:
     assert len(faces[1]) == 1
 
 
+def test_a_selection_keeps_each_faces_number_in_json_rows_and_views() -> None:
+    """``id`` (and the drawn ``#N``) used to restart at 0 in a filtered ``Faces``."""
+    faces = mock_faces(n=4, smile=[0.1, 0.9, 0.2, 0.7])
+    smiling = faces[faces.smile >= 0.5]
+    assert [f["id"] for f in smiling.to_dict()["faces"]] == [1, 3]
+    assert [r["face"] for r in result_rows("x.jpg", smiling)] == [1, 3]
+    assert smiling[1:].face(0).index == 3  # a selection of a selection
+    assert faces.face(-1).index == 3 and smiling.face(-1).index == 3
+    with pytest.raises(IndexError):
+        faces.face(4)
+    assert [f.index for f in faces] == [0, 1, 2, 3]  # unselected: the position
+
+
 def test_merge_and_empty() -> None:
     merged = Faces.merge([mock_faces(n=2), Faces.empty(), mock_faces(n=1)])
     assert len(merged) == 3

@@ -83,6 +83,7 @@ _OPTIONAL_SHAPES: dict[str, tuple[int | None, ...]] = {
     "emotion": (len(EMOTION_LABELS),),
     "blendshapes": (len(BLENDSHAPE_NAMES),),
     "track_id": (),
+    "face_id": (),
 }
 
 
@@ -112,6 +113,9 @@ class Faces:
         emotion: (n, 8) emotion probabilities in ``EMOTION_LABELS`` order.
         blendshapes: (n, 52) MediaPipe blendshape coefficients in ``BLENDSHAPE_NAMES`` order.
         track_id: (n,) stable identity across video frames.
+        face_id: (n,) each face's number in its image (reading order), kept by a selection
+            (``faces[faces.smile >= 0.5]``) so ``id`` and the drawn ``#N`` still name the
+            same face, as a filtered pandas frame keeps its index; None: the position.
         data: per-face extras, each an array with first dimension n (e.g. geometry values).
         meta: per-image facts: ``width``, ``height``, ``source``, model names, frame index.
 
@@ -131,6 +135,7 @@ class Faces:
     emotion: np.ndarray | None = None
     blendshapes: np.ndarray | None = None
     track_id: np.ndarray | None = None
+    face_id: np.ndarray | None = None
     data: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -166,6 +171,8 @@ class Faces:
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
         fields = {name: getattr(self, name) for name in _OPTIONAL_SHAPES}
+        if fields["face_id"] is None:  # a selection remembers which faces it kept
+            fields["face_id"] = np.arange(len(self))
         picked = {k: (None if v is None else v[index]) for k, v in fields.items()}
         return Faces(
             xyxy=self.xyxy[index],
@@ -200,9 +207,11 @@ class Faces:
         )
 
     def face(self, i: int) -> Face:
-        """The i-th face as a frozen ``Face`` view of plain Python values."""
+        """The i-th face as a frozen ``Face`` view of plain Python values (``i`` may be
+        negative, as in a list; ``index`` is the face's number in its image)."""
+        i = range(len(self))[i]  # IndexError out of range; -1 is the last face
         return Face(
-            index=i,
+            index=i if self.face_id is None else int(self.face_id[i]),
             box=tuple(float(v) for v in self.xyxy[i]),  # type: ignore[arg-type]
             score=float(self.score[i]),
             keypoints=None if self.keypoints is None else self.keypoints[i].astype(float).tolist(),

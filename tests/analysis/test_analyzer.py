@@ -138,6 +138,21 @@ def test_batch_keeps_going_after_bad_input(
         analyzer.analyze(bad)
 
 
+@pytest.mark.parametrize("source", [123, None])
+def test_no_image_source_at_all_is_the_callers_type_error_not_a_bug_report(
+    analyzer: Analyzer, astronaut: np.ndarray, source
+) -> None:
+    with pytest.raises(TypeError, match="cannot load an image from"):
+        analyzer.analyze(source)
+    with pytest.raises(TypeError):
+        analyzer.analyze_batch([astronaut, source])
+
+
+def test_empty_path_names_itself() -> None:
+    with pytest.raises(ImageLoadError, match="empty path"):
+        Analyzer(stages="detect").analyze("")
+
+
 def test_grayscale_and_blank_images(analyzer: Analyzer, astronaut: np.ndarray) -> None:
     gray = np.asarray(Image.fromarray(astronaut).convert("L"))
     assert len(analyzer.analyze(gray)) == 1

@@ -128,3 +128,11 @@ def test_a_view_under_another_emotion_prior_shares_the_smile_session() -> None:
     assert a.smile[0] == b.smile[0]
     assert not np.allclose(a.emotion[0], b.emotion[0])
     assert b.meta["emotion_prior"] == "natural"
+
+
+@pytest.mark.parametrize(
+    "option", [{"max_faces": 0}, {"max_faces": -1}, {"min_face_size": -5}, {"threads": -2}]
+)
+def test_counts_that_would_silently_drop_faces_are_refused(option) -> None:
+    with pytest.raises(ValueError, match=next(iter(option))):
+        AnalyzerConfig(**option)

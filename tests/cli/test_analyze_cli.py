@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -184,6 +185,57 @@ def test_draw_keeps_relative_paths_and_never_overwrites(tmp_path) -> None:
     assert Image.open(out / "sub" / "a.jpg").size == (256, 256)
     mirrored = np.asarray(Image.open(out / "a.png"))[300:, :, :].astype(int)
     assert np.abs(mirrored - face[300:, ::-1].astype(int)).max() == 0  # below the drawings
+
+
+def test_draw_into_the_inputs_own_folder_is_refused_before_anything_is_written(
+    tmp_path, capsys
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(data.astronaut()).save(src / "a.jpg")
+    before = (src / "a.jpg").read_bytes()
+    assert main(["analyze", str(src), "--draw", str(src), "-q", "--stages", "detect"]) == 2
+    assert "would overwrite an input" in capsys.readouterr().err
+    assert (src / "a.jpg").read_bytes() == before and sorted(os.listdir(src)) == ["a.jpg"]
+
+
+def test_crops_of_photos_sharing_a_name_are_kept_apart(tmp_path, capsys) -> None:
+    """``a.jpg`` and ``a.png`` used to write the same ``a_face0.jpg``."""
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(data.astronaut()).save(src / "a.jpg")
+    Image.fromarray(data.astronaut()[:, ::-1]).save(src / "a.png")
+    out = tmp_path / "crops"
+    assert main(["analyze", str(src), "--crops", str(out), "-q", "--format", "json"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a-2_face0.jpg", "a_face0.jpg"]
+    assert "saved as a-2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"), [("o.ndjson", "jsonl"), ("o.pq", "parquet"), ("o.txt", "text")]
+)
+def test_output_suffix_picks_the_format_as_video_and_batch_do(photos, tmp_path, name, fmt) -> None:
+    out = tmp_path / name
+    assert main(["analyze", str(photos / "a.jpg"), "-q", "--stages", "detect", "-o", str(out)]) == 0
+    start = {"jsonl": b'{"', "parquet": b"PAR1", "text": str(photos).encode()}[fmt]
+    assert out.read_bytes().startswith(start)
+
+
+def test_unknown_output_suffix_and_bad_counts_are_usage_errors(photos, tmp_path, capsys) -> None:
+    one = str(photos / "a.jpg")
+    assert main(["analyze", one, "-q", "-o", str(tmp_path / "out.xyz")]) == 2
+    assert "--format" in capsys.readouterr().err and not (tmp_path / "out.xyz").exists()
+    for bad in (["--max-faces", "-1"], ["--max-faces", "0"], ["--threads", "-2"],
+                ["--min-face-size", "-5"], ["--stages", "detect,foo"]):  # fmt: skip
+        with pytest.raises(SystemExit) as exc:
+            main(["analyze", one, "-q", *bad])
+        assert exc.value.code == 2, bad
+        assert bad[0] in capsys.readouterr().err
+
+
+def test_demo_with_stages_given_runs_only_those(capsys) -> None:
+    assert main(["analyze", "--demo", "-q", "--stages", "detect,landmarks,geometry,smile"]) == 0
+    assert "blendshapes" not in json.loads(capsys.readouterr().out)[0]["faces"][0]
 
 
 def test_streams_in_chunks_and_draws_without_decoding_again(tmp_path, monkeypatch) -> None:

@@ -177,6 +177,7 @@ class Analyzer:
 
         Raises:
             ImageLoadError: (and subclasses) when the input cannot be decoded.
+            TypeError: ``source`` is no image source at all (e.g. a number).
         """
         return self.analyze_batch([source], crop=crop, on_error="raise")[0]  # type: ignore[return-value]
 
@@ -198,6 +199,10 @@ class Analyzer:
         An unexpected exception on one input (a bug, e.g. an OpenCV assertion on an odd
         image) becomes that input's ``AnalysisError`` naming it, traceback logged once:
         one photo must never lose the results of the others (CLI, server batch, batch jobs).
+
+        Raises:
+            TypeError: a source is no image source at all (e.g. a number): a programming
+                error, raised rather than reported as that input's failure.
         """
         results: list[Faces | DuchenneError] = []
         images: list[np.ndarray | None] = []
@@ -205,10 +210,14 @@ class Analyzer:
         # Python work (the server calls this once per micro-batch)
         bar = tqdm(sources, desc="faces", unit="img") if progress else sources
         for source in bar:
+            image = None
             try:
                 image = load_image(source, max_pixels=self.max_pixels)
                 faces = self._crop_faces(image) if crop else self.faces_in(image)
             except Exception as exc:
+                if image is None and isinstance(exc, TypeError):
+                    raise  # load_image's: no image source at all (analyze(123)), the caller's bug
+
                 error = exc if isinstance(exc, DuchenneError) else _pipeline_failure(source, exc)
                 if on_error == "raise":
                     raise error from (None if error is exc else exc)

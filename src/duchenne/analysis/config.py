@@ -111,6 +111,13 @@ class AnalyzerConfig:
         if not 0.0 <= float(self.smile_threshold) <= 1.0:
             raise ValueError(f"smile_threshold must be in [0, 1], got {self.smile_threshold}")
         object.__setattr__(self, "smile_threshold", float(self.smile_threshold))
+        # a negative max_faces would reach Python slicing and drop faces from the end
+        if self.max_faces is not None and int(self.max_faces) < 1:
+            raise ValueError(f"max_faces must be >= 1 or None, got {self.max_faces}")
+        if not float(self.min_face_size) >= 0.0:
+            raise ValueError(f"min_face_size must be >= 0, got {self.min_face_size}")
+        if self.threads is not None and int(self.threads) < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
 
     @classmethod
     def build(cls, config: AnalyzerConfig | None = None, **options: Any) -> AnalyzerConfig:

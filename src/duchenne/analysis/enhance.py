@@ -295,11 +295,14 @@ def _match(before: Faces, after: Faces) -> tuple[Faces, np.ndarray]:
                     used.add(int(j))
                     order[i], matched[i] = j, True
                     break
-    if matched.all():
-        return after[order], matched
     # keep the row count: unmatched faces get the "before" row; ``matched`` says which
-    rows = [after[int(order[i])] if matched[i] else before[i] for i in range(n)]
-    return Faces.merge(rows), matched
+    rows = (
+        after[order]
+        if matched.all()
+        else Faces.merge([after[int(order[i])] if matched[i] else before[i] for i in range(n)])
+    )
+    rows.face_id = before.face_id  # row i is before's face i: it keeps that face's number
+    return rows, matched
 
 
 # --------------------------------------------------------------------------- SSIM

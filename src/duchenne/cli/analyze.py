@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from duchenne import data
 from duchenne.analysis.analyzer import Analyzer
-from duchenne.analysis.config import ALL_STAGES, STAGES
+from duchenne.analysis.config import ALL_STAGES
 from duchenne.annotate import FaceAnnotator
 from duchenne.cli.options import add_analyzer_args, config_from_args
 from duchenne.errors import DuchenneError
@@ -24,7 +24,7 @@ from duchenne.faces import Faces, result_rows, row_columns
 from duchenne.io.atomic import atomic_write
 from duchenne.io.image import iter_image_paths, load_image, save_image_atomic
 from duchenne.io.jsonsafe import to_json_text
-from duchenne.io.sinks import RecordWriter, records_to_text
+from duchenne.io.sinks import RecordWriter, infer_format, records_to_text
 
 DEMO_IMAGE = "astronaut.jpg"
 FORMATS = ("text", "json", "jsonl", "csv", "parquet")
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     """
     # --demo adds the example photo; it must not silently drop the inputs given with it
     inputs = [*args.inputs, *([str(demo_image_path())] if args.demo else [])]
-    if args.demo and args.stages == ",".join(STAGES):  # the default: show everything
+    if args.demo and args.stages is None:  # --stages not given: show everything
         args.stages = ",".join(ALL_STAGES)
     paths = iter_image_paths(inputs) if inputs else []
     if not paths:
@@ -105,7 +105,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    fmt = args.format or _format_from(args.output)
+    try:
+        fmt = args.format or _format_from(args.output)
+        drawer = _Drawer(args.draw, paths) if args.draw else None
+        cropper = _Cropper(args.crops, paths) if args.crops else None
+    except ValueError as exc:
+        print(f"duchenne analyze: {exc}", file=sys.stderr)
+        return 2
     if fmt == "parquet" and not args.output:
         print("duchenne analyze: --format parquet needs --output FILE", file=sys.stderr)
         return 2
@@ -118,8 +124,6 @@ def run(args: argparse.Namespace) -> int:
               "output, not to the text summary", file=sys.stderr)  # fmt: skip
         return 2
     analyzer = Analyzer(config_from_args(args))
-    drawer = _Drawer(args.draw, paths) if args.draw else None
-    cropper = _Cropper(args.crops, paths) if args.crops else None
     failed = 0
     columns = row_columns(landmarks=args.landmarks, blendshapes="blendshapes" in analyzer.stages)
     with _open_sink(fmt, args.output, columns) as sink:
@@ -185,13 +189,23 @@ def _analyse_chunk(
 
 
 def _format_from(output: Path | None) -> str:
-    """Format from the output suffix; on stdout text for a person, JSON for a program."""
+    """Format from the output suffix (the suffix table ``video`` and ``batch`` use, plus
+    ``.txt`` for the text summary); on stdout text for a person, JSON for a program.
+
+    Raises:
+        ValueError: a suffix that names no format (``--format`` then says which).
+    """
     if output is None:
         return "text" if sys.stdout.isatty() else "json"
-    suffix = output.suffix.lstrip(".").lower()
-    if suffix == "txt":
+    if output.suffix.lower() == ".txt":
         return "text"
-    return suffix if suffix in FORMATS else "json"
+    try:
+        return infer_format(output)
+    except ValueError:
+        raise ValueError(
+            f"cannot tell the format from {output.name!r}; give --format "
+            f"({', '.join(FORMATS)}) or a .json/.jsonl/.ndjson/.csv/.parquet/.pq/.txt name"
+        ) from None
 
 
 def _document(path: Path, result: Faces | DuchenneError, landmarks: bool) -> dict[str, Any]:
@@ -344,42 +358,65 @@ class _Drawer:
     JPEG and PNG inputs keep their name (and format); other formats get ``.jpg`` appended
     (``a.webp`` -> ``a.webp.jpg``). Two inputs that would still share a name (a
     case-insensitive file system, or ``a.webp.jpg`` beside ``a.webp``) get ``-2``, ``-3``
-    ... and a warning: nothing is overwritten silently.
+    ... and a warning: nothing is overwritten silently. Every target is named before the
+    first photo is analysed, so a folder that would overwrite an input (``--draw`` given
+    the photos' own folder) is refused up front instead of replacing the originals.
+
+    Raises:
+        ValueError: a target is one of the input files.
     """
 
     def __init__(self, folder: Path, paths: Sequence[Path]) -> None:
-        self.folder = folder
         absolute = [os.path.abspath(p) for p in paths]
         self.root = os.path.commonpath([os.path.dirname(a) for a in absolute])
-        self.used: set[str] = set()
         self.annotator = FaceAnnotator()
+        used: set[str] = set()
+        self.targets = {p: folder / self._unique(p, used) for p in paths}
+        inputs = {os.path.realpath(p) for p in paths}
+        for target in self.targets.values():
+            if os.path.realpath(target) in inputs:
+                raise ValueError(
+                    f"{folder}: writing {target} would overwrite an input photo; "
+                    "choose a folder outside the inputs"
+                )
 
-    def target(self, path: Path) -> Path:
-        """Where the annotated ``path`` is saved (unique within this run)."""
+    def _name(self, path: Path) -> Path:
+        """The target's path relative to the folder, before making it unique."""
         rel = Path(os.path.relpath(os.path.abspath(path), self.root))
-        if rel.suffix.lower() not in (".jpg", ".jpeg", ".png"):
-            rel = rel.with_name(rel.name + ".jpg")
+        return (
+            rel
+            if rel.suffix.lower() in (".jpg", ".jpeg", ".png")
+            else rel.with_name(rel.name + ".jpg")
+        )
+
+    def _unique(self, path: Path, used: set[str]) -> Path:
+        rel = self._name(path)
         candidate, n = rel, 1
-        while str(candidate).casefold() in self.used:
+        while str(candidate).casefold() in used:
             n += 1
             candidate = rel.with_name(f"{rel.stem}-{n}{rel.suffix}")
         if n > 1:
-            print(f"warning: {path}: drawn as {candidate} ({rel} is taken)", file=sys.stderr)
-        self.used.add(str(candidate).casefold())
-        return self.folder / candidate
+            print(f"warning: {path}: saved as {candidate} ({rel} is taken)", file=sys.stderr)
+        used.add(str(candidate).casefold())
+        return candidate
 
     def draw(self, path: Path, image: np.ndarray, result: Faces | DuchenneError) -> None:
         if isinstance(result, Faces):
-            save_image_atomic(self.annotator.annotate(image, result), self.target(path))
+            save_image_atomic(self.annotator.annotate(image, result), self.targets[path])
 
 
 class _Cropper(_Drawer):
     """Saves each face's eye-aligned crop (the smile model's alignment, ``CROP_SIZE``
-    pixels), named like ``--draw``'s file of the photo with ``_face<N>`` added."""
+    pixels) as ``<name>_face<N>.jpg``, ``<name>`` being ``--draw``'s file name of the photo
+    without its suffix; photos that share it (``a.jpg`` and ``a.png``) get ``-2`` ... as
+    ``--draw`` does, so one photo's crops never replace another's."""
 
     def __init__(self, folder: Path, paths: Sequence[Path]) -> None:
         super().__init__(folder, paths)
         self.cfg = AlignConfig(size=CROP_SIZE)
+
+    def _name(self, path: Path) -> Path:
+        return super()._name(path).with_suffix("")
 
     def save(self, path: Path, image: np.ndarray, result: Faces | DuchenneError) -> None:
         if not isinstance(result, Faces) or not len(result):
@@ -387,6 +424,6 @@ class _Cropper(_Drawer):
         eyes = Analyzer.face_eyes(result)
         if not len(eyes):
             return
-        target = self.target(path)
+        target = self.targets[path]
         for i, crop in enumerate(align_batch(image, eyes, self.cfg)):
-            save_image_atomic(crop, target.with_name(f"{target.stem}_face{i}.jpg"))
+            save_image_atomic(crop, target.with_name(f"{target.name}_face{i}.jpg"))

@@ -14,7 +14,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from duchenne.analysis.config import ALL_STAGES, STAGES, AnalyzerConfig
+from duchenne.analysis.config import ALL_STAGES, STAGES, AnalyzerConfig, normalize_stages
 from duchenne.face.detector import DETECTORS
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
 from duchenne.models.session import DEVICES
@@ -43,9 +43,10 @@ def add_analyzer_args(
     if stages:
         parser.add_argument(
             "--stages",
-            default=",".join(STAGES),
-            help=f"comma-separated stages from {','.join(ALL_STAGES)} (default: %(default)s; "
-            "blendshapes adds MediaPipe's 52 coefficients per face)",
+            type=stage_list,
+            default=None,  # None: not given (analyze --demo then runs every stage)
+            help=f"comma-separated stages from {','.join(ALL_STAGES)} (default: "
+            f"{','.join(STAGES)}; blendshapes adds MediaPipe's 52 coefficients per face)",
         )
     parser.add_argument(
         "--detector",
@@ -60,11 +61,16 @@ def add_analyzer_args(
         help="smile model name (see `duchenne models`) or .onnx path",
     )
     if limits:
-        parser.add_argument("--max-faces", type=int, default=None, help="keep at most N faces")
         parser.add_argument(
-            "--min-face-size", type=float, default=0.0, help="minimum face box side in pixels"
+            "--max-faces", type=positive_int, default=None, help="keep at most N faces"
         )
-    parser.add_argument("--threads", type=int, default=threads_default, help=threads_help)
+        parser.add_argument(
+            "--min-face-size",
+            type=non_negative,
+            default=0.0,
+            help="minimum face box side in pixels",
+        )
+    parser.add_argument("--threads", type=positive_int, default=threads_default, help=threads_help)
     parser.add_argument(
         "--device",
         choices=DEVICES,
@@ -89,6 +95,39 @@ def add_analyzer_args(
         "mostly neutral and happy: highest accuracy on everyday photos) or 8 comma-separated "
         "weights in FER+ order (neutral,happiness,surprise,sadness,anger,disgust,fear,contempt)",
     )
+
+
+def stage_list(text: str) -> str:
+    """argparse type: comma-separated stage names, checked here so a typo is a usage
+    error (exit 2) rather than a failure after the models have loaded."""
+    try:
+        normalize_stages(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--max-faces``, ``--threads``): a negative count
+    would otherwise reach Python slicing and drop faces from the end."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """argparse type: a number >= 0 (``--min-face-size``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0.0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def unit_interval(text: str) -> float:
@@ -126,7 +165,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> AnalyzerConf
         "device": args.device,
     }
     for name in ("stages", "max_faces", "min_face_size", "smile_threshold", "emotion_prior"):
-        if hasattr(args, name):
+        if getattr(args, name, None) is not None:  # None: not declared or not given
             options[name] = getattr(args, name)
     options.update(overrides)
     return AnalyzerConfig.build(**options)

@@ -283,6 +283,8 @@ def save_image_atomic(
 
 def _open_path(path: Path, label: str) -> IO[bytes]:
     """Open ``path`` for reading, mapping OS errors to one-line ``ImageLoadError``s."""
+    if not label:  # Path("") is ".", which would be reported as a nameless directory
+        raise ImageLoadError("empty path: no image file named")
     try:
         return open(path, "rb")  # closed by the caller's with-block
     except FileNotFoundError:
