@@ -392,8 +392,10 @@ def reading_order(xyxy: np.ndarray) -> np.ndarray:
     Why: face numbers are what people use to find a face (``#3`` on the drawing, row
     ``face=3`` in the table, ``enhance --face 3``), and reading order makes them findable.
     Faces sorted by centre height start a new row where the gap to the previous centre
-    exceeds 0.45 of the median face height (the rows of a posed group photo are a face
-    apart; heads within a row differ by less).
+    exceeds 0.45 of the median face height (the rows of a posed group photo are about a
+    face apart). A heuristic: a row whose heads are staggered by more than that (people
+    standing on steps) is numbered as two or more rows, as in the back row of
+    ``tests/data/solvay_1927.jpg``; the numbers stay unique and the same in every output.
     """
     boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
     if len(boxes) < 2:

@@ -189,6 +189,7 @@ def test_crop_mode_skips_detection(tiny_smile_onnx) -> None:
     assert len(faces) == 1 and faces.meta["crop_mode"] is True
     np.testing.assert_allclose(faces.xyxy[0], [0, 0, 64, 64])
     assert faces.smile[0] > 0.99
+    assert set(faces.meta["models"]) == {"smile"}  # no detector or landmarks ran
 
 
 def test_with_options_shares_sessions_and_only_drops_stages(

@@ -279,6 +279,7 @@ MODES = [
     ("animated-gif-frame-0", animated_gif(), (4, 4), (255, 0, 0), 0),
     ("multipage-tiff-page-0", multipage_tiff(), (4, 4), (0, 255, 0), 0),
     ("float-tiff", encode(Image.new("F", (4, 4), 0.5), "TIFF"), (0, 0), (128,) * 3, 0),
+    ("float-tiff-0-255", encode(Image.new("F", (4, 4), 200.0), "TIFF"), (0, 0), (200,) * 3, 0),
     (
         "webp-lossless",
         encode(Image.new("RGB", (8, 8), (1, 2, 3)), "WEBP", lossless=True),

@@ -224,7 +224,8 @@ class Analyzer:
                 results.append(error)
                 images.append(None)
                 continue
-            faces.meta.update(_describe(source, image), models=self.model_names)
+            models = {"smile": self.model_names["smile"]} if crop and self.smile_model else {}
+            faces.meta.update(_describe(source, image), models=models or self.model_names)
             faces.meta["smile_threshold"] = self.smile_threshold
             if self.smile_model is not None:
                 faces.meta["emotion_prior"] = self.config.emotion_prior

@@ -311,7 +311,9 @@ class _Pool:
         code = slot.process.exitcode
         if not slot.ready:
             raise BatchError(
-                f"batch worker {slot.name} exited ({_describe_exit(code)}) while starting"
+                f"batch worker {slot.name} exited ({_describe_exit(code)}) while starting; "
+                "called from a script? workers start by 'spawn' and import it again, so "
+                "the call must sit under `if __name__ == \"__main__\":`"
             )
         self.report.crashed_workers += 1
         logger.warning("batch worker %s died (%s); restarting it", slot.name, _describe_exit(code))

@@ -27,7 +27,7 @@ def pil_to_rgb(img: Image.Image, label: str) -> np.ndarray:
         arr = np.asarray(img)
         return array_to_rgb(arr, label, bits=_bit_depth(img) or _container_bits(arr))
     if mode == "F":
-        return array_to_rgb(np.asarray(img), label)
+        return array_to_rgb(_unit_float(np.asarray(img)), label)
     if mode == "CMYK":
         img = _cmyk_to_rgb(img)
     elif "A" in mode or "a" in mode or "transparency" in img.info:
@@ -38,6 +38,19 @@ def pil_to_rgb(img: Image.Image, label: str) -> np.ndarray:
         img = _convert_rgb(img, label)
     arr = np.array(img)  # one copy, writable, C-contiguous
     return arr if arr.shape[2] == 3 else array_to_rgb(arr, label)
+
+
+def _unit_float(arr: np.ndarray) -> np.ndarray:
+    """A float image *file* (TIFF mode ``F``) on the 0-255 scale, brought to [0, 1].
+
+    Why only files: a file cannot be told to use uint8 instead, and values in [0, 255]
+    beyond 1 leave no doubt about the scale; a float array from the Python API keeps the
+    strict [0, 1] rule, where the caller can convert it.
+    """
+    finite = arr[np.isfinite(arr)]
+    if finite.size and finite.min() >= 0.0 and 1 + _FLOAT_TOLERANCE < finite.max() <= 255.0:
+        return arr / np.float32(255.0)
+    return arr
 
 
 def _convert_rgb(img: Image.Image, label: str) -> Image.Image:
