@@ -313,7 +313,7 @@ class _Pool:
             raise BatchError(
                 f"batch worker {slot.name} exited ({_describe_exit(code)}) while starting; "
                 "called from a script? workers start by 'spawn' and import it again, so "
-                "the call must sit under `if __name__ == \"__main__\":`"
+                'the call must sit under `if __name__ == "__main__":`'
             )
         self.report.crashed_workers += 1
         logger.warning("batch worker %s died (%s); restarting it", slot.name, _describe_exit(code))
