@@ -61,6 +61,13 @@ def measure(name: str, runs: int) -> dict[str, object]:
     }
 
 
+PARAMS_NOTE = (
+    "`params (BN folded)` counts the shipped graph's weights (BatchNorm folded into the "
+    "convolutions at export); `duchenne models` gives the training-time count, BatchNorm "
+    "scales and shifts included, hence a slightly larger number."
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -73,7 +80,7 @@ def main() -> None:
         raise SystemExit("no smile models are registered (src/duchenne/models/assets/models.json)")
     rows = [measure(n, args.runs) for n in names]
     table = markdown_table(list(rows[0]), [list(r.values()) for r in rows])
-    text = table + "\n\n" + machine_note().format(script="benchmarks/bench_models.py")
+    text = f"{table}\n\n{PARAMS_NOTE} " + machine_note().format(script="benchmarks/bench_models.py")
     print(text)
     if args.readme:
         update_readme("bench-models", text)
