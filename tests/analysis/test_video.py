@@ -281,3 +281,210 @@ def test_smile_model_results_are_streamed_and_summarised(tiny_smile_onnx, tmp_pa
     (episode,) = track.episodes
     assert episode.peak_smile_score is not None
     assert result.feature_names == FRAME_FEATURES and episode.features.shape == (18,)
+
+
+# --------------------------------------------------------------------------- episodes
+# from P(smile) with and without landmarks, truncation causes, summary times, empty tables
+
+
+class SmilingStage(SyntheticFaceStage):
+    """The model-free face stage with a smile model's outputs: P(smile) 0.9 while the
+    generated smile is above 30 % of its height (else 0.1), smile score 1 + 9 x level.
+    ``landmarks=False`` drops the landmarks (``--stages detect,smile``); ``visible``
+    (frame range) hides the face outside it."""
+
+    with_smile = True
+
+    def __init__(self, profile, period, *, landmarks=True, visible=None, fps=25.0) -> None:
+        super().__init__(profile, period, fps)
+        self.landmarks, self.visible = landmarks, visible
+
+    def __call__(self, image: np.ndarray):
+        from duchenne.faces import Faces
+
+        i = self.i
+        faces = super().__call__(image)
+        if self.visible is not None and not self.visible[0] <= i < self.visible[1]:
+            return Faces.empty()
+        level = self.profile.level((i / self.fps) % self.period)
+        faces.smile = np.array([0.9 if level > 0.3 else 0.1], np.float32)
+        faces.smile_score = np.array([1.0 + 9.0 * level], np.float32)
+        if not self.landmarks:
+            faces.landmarks = None
+        return faces
+
+
+REPEATED = SmileProfile(start=0.5, onset=0.3, apex=0.4, offset=0.4)  # every 2 s
+WINDOWED = VideoOptions(window_s=3.0, context_s=0.6, timeline_points=64)
+
+
+def _smiling_runs(rows: list[dict]) -> list[tuple[float, float]]:
+    """(first, last) times of the runs of consecutive rows with ``smiling`` true."""
+    runs: list[tuple[float, float]] = []
+    previous = False
+    for r in rows:
+        if r["smiling"] and previous:
+            runs[-1] = (runs[-1][0], r["time"])
+        elif r["smiling"]:
+            runs.append((r["time"], r["time"]))
+        previous = r["smiling"]
+    return runs
+
+
+@pytest.mark.parametrize("landmarks", [True, False], ids=["landmarks", "detect+smile"])
+def test_episodes_are_the_smiling_runs_whatever_stages_ran(tmp_path, landmarks) -> None:
+    """``--stages detect,smile`` gave rows with ``smiling`` true but no episode: they were
+    only built from the lip-corner signal. They are the runs of smiling frames with or
+    without landmarks; only the landmark measurements are missing without them."""
+    stage = SmilingStage(REPEATED, 2.0, landmarks=landmarks)
+    path = tmp_path / "rows.jsonl"
+    result = VideoAnalyzer(stage=stage).analyze(
+        cheap_frames(150), source_fps=25, output=path, prefetch=0
+    )
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    runs = _smiling_runs(rows)
+    assert len(runs) == 3 and "P(smile) >=" in result.episodes_from
+    (track,) = result.tracks
+    spans = [(e.start_time, e.end_time) for e in track.episodes]
+    assert np.allclose(spans, runs, atol=1e-4), (spans, runs)
+    for episode, run in zip(track.episodes, runs, strict=True):
+        assert not episode.truncated and episode.peak_smile_score == pytest.approx(10.0)
+        assert run[0] <= episode.peak_time <= run[1]
+        assert episode.has_dynamics is landmarks
+    doc = json.loads(json.dumps(result.to_dict(dmarkers=True)))  # JSON-safe either way
+    first = doc["tracks"][0]["episodes"][0]
+    if landmarks:
+        assert first["onset"] is not None and len(first["dmarkers"]) == len(FEATURE_NAMES)
+        assert first["genuineness_method"] == "heuristic-unvalidated"
+        assert doc["tracks"][0]["duchenne_marker"] in (True, False)
+    else:
+        for key in ("onset", "apex", "offset", "onset_duration", "peak_amplitude", "duchenne"):
+            assert first[key] is None, key
+        assert first["duchenne_marker"] is None and first["genuineness"] is None
+        assert first["dmarkers"] is None and first["peak_smile_score"] == pytest.approx(10.0)
+        assert doc["tracks"][0]["duchenne_marker"] is None
+        assert doc["tracks"][0]["genuineness"] is None
+
+
+@pytest.mark.parametrize("landmarks", [True, False], ids=["landmarks", "detect+smile"])
+def test_a_window_cut_does_not_mark_the_next_smile_truncated(landmarks) -> None:
+    """The signal window is cut at the start of a smile still going on; that smile was
+    then reported ``truncated`` (it touched the new window's first row) though it was
+    seen whole."""
+    stage = SmilingStage(REPEATED, 2.0, landmarks=landmarks)
+    result = VideoAnalyzer(stage=stage, options=WINDOWED).analyze(
+        cheap_frames(400), source_fps=25, prefetch=0
+    )
+    onsets = [e.start_time for e in result.episodes]
+    assert np.allclose(onsets, 0.6 + 2.0 * np.arange(8), atol=0.05), onsets
+    assert [e.truncated_by for e in result.episodes] == [()] * 8
+    assert not any(e.truncated for e in result.episodes)
+
+
+def test_a_smile_longer_than_the_window_is_split_and_says_why() -> None:
+    stage = SmilingStage(SmileProfile(start=0.5, onset=0.3, apex=5.0, offset=0.4), 8.0)
+    result = VideoAnalyzer(stage=stage, options=WINDOWED).analyze(
+        cheap_frames(200), source_fps=25, prefetch=0
+    )
+    first, second = result.episodes
+    assert first.truncated_by == ("window",) and second.truncated_by == ("window",)
+    assert second.start_time == pytest.approx(first.end_time + 0.04)  # the next frame
+    assert second.end_time == pytest.approx(6.08, abs=0.05)  # the smile's real end
+
+
+def _summary_of(stage) -> tuple[VideoResult, str]:
+    from duchenne.cli.video import format_summary
+
+    result = VideoAnalyzer(stage=stage).analyze(cheap_frames(100), source_fps=25, prefetch=0)
+    return result, format_summary(result)
+
+
+def test_truncation_by_the_face_track_is_not_blamed_on_the_clip() -> None:
+    """The text said "cut by the clip's start/end" for a smile cut by a face appearing
+    and disappearing mid-clip; it says which now."""
+    always = SmileProfile(start=-1.0, onset=0.04, apex=100.0, offset=0.4)  # smiling throughout
+    result, text = _summary_of(SmilingStage(always, 20.0, visible=(25, 60)))
+    (episode,) = result.episodes
+    assert episode.truncated and episode.truncated_by == ("track_start", "track_end")
+    assert "already smiling when the face is first seen at 1.00 s" in text
+    assert "still smiling when the face is lost after 2.36 s" in text
+    assert "clip" not in text.split("\n", 1)[1]
+    result, text = _summary_of(SmilingStage(always, 20.0))
+    (episode,) = result.episodes
+    assert episode.truncated_by == ("track_start", "track_end")
+    assert "already smiling when the clip starts" in text
+    assert "still smiling when the clip ends" in text
+    assert "first seen" not in text and "lost" not in text
+
+
+def test_summary_times_are_rounded_as_in_the_rows(tmp_path) -> None:
+    """Times such as 0.1 x 3 printed as 0.30000000000000004; they have the rows' 4
+    decimals, so a summary time can be looked up in the table."""
+    from duchenne.io.frames import Frame
+
+    image = np.zeros((48, 64, 3), np.uint8)
+    frames = [Frame(i, 0.1 * i, image) for i in range(60)]
+    assert any(repr(f.time) != repr(round(f.time, 4)) for f in frames)  # the hazard exists
+    stage = SmilingStage(SmileProfile(start=0.5, onset=0.5, apex=0.5, offset=0.5), 3.0, fps=10)
+    path = tmp_path / "rows.jsonl"
+    result = VideoAnalyzer(stage=stage).analyze(frames, source_fps=10, output=path, prefetch=0)
+    doc = result.to_dict()
+    track = doc["tracks"][0]
+    times = [*doc["time_range"], track["first_time"], track["last_time"], track["best_time"]]
+    assert len(track["episodes"]) == 2
+    for ep in track["episodes"]:
+        times += [ep["start_time"], ep["end_time"], ep["duration"], ep["peak_time"]]
+        times += [*ep["onset"], *ep["apex"], *ep["offset"]]
+        times += [ep["onset_duration"], ep["apex_duration"], ep["offset_duration"]]
+    assert all(t == round(t, 4) for t in times), times
+    assert doc["time_range"] == [0.0, 5.9] and track["last_time"] == 5.9
+    assert json.dumps(doc).count("0000000") == 0
+    row_times = {json.loads(line)["time"] for line in path.read_text().splitlines()}
+    assert {ep["peak_time"] for ep in track["episodes"]} <= row_times
+    assert track["best_time"] in row_times
+
+
+@pytest.fixture(scope="module")
+def all_stages() -> Analyzer:
+    from duchenne.analysis.config import ALL_STAGES
+
+    return Analyzer(threads=1, stages=ALL_STAGES)
+
+
+@pytest.mark.parametrize(
+    "stages",
+    [
+        ("detect", "landmarks", "geometry", "smile"),  # the default
+        ("detect", "smile"),
+        ("detect",),
+        ("detect", "landmarks", "geometry", "blendshapes", "smile"),
+    ],
+    ids=lambda s: "+".join(s),
+)
+def test_a_video_without_a_face_still_gets_the_table_columns(all_stages, tmp_path, stages):
+    """No face in any frame gave a 0-byte CSV (pandas: EmptyDataError) and a Parquet
+    without columns; both now have the columns a video with faces gets."""
+    pd = pytest.importorskip("pandas")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from tests.video_factory import write_video
+
+    analyzer = all_stages.with_options(stages=stages)
+    wall = write_video(tmp_path / "wall.avi", cheap_frames(6, (160, 120)), 10.0)
+    clip = one_face_clip().path
+    for suffix in ("csv", "parquet"):
+        faces = analyze_video(analyzer, clip, output=tmp_path / f"faces.{suffix}", every=15)
+        empty = analyze_video(analyzer, wall, output=tmp_path / f"empty.{suffix}")
+        assert faces.rows_written == 5 and empty.rows_written == 0 and not empty.tracks
+    with_faces = pd.read_csv(tmp_path / "faces.csv")
+    without = pd.read_csv(tmp_path / "empty.csv")
+    assert len(with_faces) == 5 and len(without) == 0
+    assert list(without.columns) == list(with_faces.columns)
+    assert list(with_faces.columns[:4]) == ["time", "frame", "face", "detected"]
+    assert ("smile" in with_faces.columns) is ("smile" in stages)
+    assert ("geometry.yaw" in with_faces.columns) is ("geometry" in stages)
+    assert any(c.startswith("blendshapes.") for c in with_faces.columns) is (
+        "blendshapes" in stages
+    )
+    schema = pq.read_schema(tmp_path / "empty.parquet")
+    assert schema == pq.read_schema(tmp_path / "faces.parquet")
+    assert pq.read_table(tmp_path / "empty.parquet").num_rows == 0

@@ -119,8 +119,10 @@ def test_video_format_is_never_silently_ignored(tmp_path: Path, capsys) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["frames_analysed"] == clip.n_frames
     assert doc["sampling"] == "every frame" and doc["smile_threshold"] == 0.5
-    with pytest.raises(SystemExit, match="needs --output"):
-        main(["video", str(clip.path), "-q", "--format", "csv"])
+    # a table format without a file is a usage error (exit 2), as for `duchenne analyze`
+    assert main(["video", str(clip.path), "-q", "--format", "csv"]) == 2
+    assert "--format csv is a table format and needs --output" in capsys.readouterr().err
+    assert main(["video", str(clip.path), "-q", "--format", "parquet"]) == 2
 
 
 def test_video_without_a_face_says_so_unless_quiet(tmp_path: Path, capsys) -> None:
@@ -130,5 +132,107 @@ def test_video_without_a_face_says_so_unless_quiet(tmp_path: Path, capsys) -> No
     assert main(["video", str(clip), "--threads", "1", "--stages", "detect"]) == 0
     err = capsys.readouterr().err
     assert f"duchenne video: no face found in {clip}" in err
-    assert main(["video", str(clip), "--threads", "1", "--stages", "detect", "-q"]) == 0
+    rows = tmp_path / "rows.csv"
+    args = ["video", str(clip), "--threads", "1", "--stages", "detect", "-q", "-o", str(rows)]
+    assert main(args) == 0
     assert "no face found" not in capsys.readouterr().err
+    # no face, no row, but the header: the file is a table (pandas reads it)
+    with open(rows, newline="") as fh:
+        assert list(csv.reader(fh)) == [
+            ["time", "frame", "face", "detected", "box.x1", "box.y1", "box.x2", "box.y2", "score"]
+        ]
+
+
+def _exit_code(args: list[str]) -> int:
+    """``main``'s exit status, whether it returns it or argparse exits."""
+    try:
+        return main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--every", "0"], "argument --every: must be >= 1, got 0"),
+        (["--fps", "-1"], "argument --fps: must be > 0, got -1"),
+        (["--fps", "nan"], "argument --fps: must be > 0"),
+        (["--detect-every", "0"], "argument --detect-every: must be >= 1, got 0"),
+        (["--max-frames", "0"], "argument --max-frames: must be >= 1, got 0"),
+        (["--start", "-2"], "argument --start: must be >= 0"),
+        (["--end", "0"], "argument --end: must be > 0"),
+        (["--start", "3", "--end", "1"], "--end (1 s) must be after --start (3 s)"),
+        (["--start", "2", "--end", "2"], "--end (2 s) must be after --start (2 s)"),
+        (["--dmarkers", "--format", "text"], "--dmarkers goes into the JSON summary"),
+        (["-o", "rows.csv", "--format", "text"], "--format text is for the summary"),
+    ],
+)
+def test_bad_video_arguments_are_usage_errors(tmp_path, capsys, extra, message) -> None:
+    """They were a ``ValueError`` after the models loaded: exit 1, a traceback with -v."""
+    clip = one_face_clip().path
+    assert _exit_code(["-v", "video", str(clip), "-q", "--threads", "1", *extra]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+def test_start_past_the_end_of_the_clip_says_so(capsys) -> None:
+    """It read as a decode failure ("VideoDecodeError ... were kept", [INCOMPLETE])."""
+    clip = one_face_clip()
+    code = main(["video", str(clip.path), "-q", "--threads", "1", "--start", "5"])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line == (
+        f"duchenne video: VideoOpenError: {clip.path}: start 5.00 s is past the end of the "
+        "video (3.00 s long); nothing to analyse"
+    )
+
+
+def test_not_a_video_is_one_line_without_opencv_warnings(tmp_path) -> None:
+    """OpenCV's ``[ WARN:0@0.40] global cap.cpp:212 open VIDEOIO(FFMPEG) ...`` came first,
+    even with -q. Run as the user does, in a fresh process: OpenCV and FFmpeg write to the
+    process's stderr, and FFmpeg reads its log level once, when the first video opens."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "text.mp4"
+    path.write_text("a text file named like a video\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "duchenne.cli.main", "video", str(path), "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"duchenne video: VideoOpenError: {path}: cannot open as a video (not a video, "
+        "unsupported codec, or truncated/corrupt header)"
+    ]
+
+
+def test_detect_and_smile_stages_give_the_episodes_of_the_smiling_rows(tmp_path, capsys):
+    """``--stages detect,smile`` wrote smiling rows but reported "0 smile episode(s)"."""
+    clip = one_face_clip()
+    rows, summary = tmp_path / "rows.csv", tmp_path / "summary.json"
+    args = ["video", str(clip.path), "-q", "--threads", "1", "--stages", "detect,smile"]
+    assert main([*args, "--every", "3", "-o", str(rows), "--summary", str(summary)]) == 0
+    out = capsys.readouterr().out
+    with open(rows, newline="") as fh:
+        table = list(csv.DictReader(fh))
+    smiling = [float(r["time"]) for r in table if r["smiling"] == "true"]
+    assert len(smiling) >= 5
+    doc = json.loads(summary.read_text())
+    (track,) = doc["tracks"]
+    assert track["episodes"] and "P(smile) >= 0.5" in doc["episodes_from"]
+    spans = [(e["start_time"], e["end_time"]) for e in track["episodes"]]
+    assert all(any(a <= t <= b for a, b in spans) for t in smiling)
+    for e in track["episodes"]:
+        assert e["onset"] is None and e["duchenne_marker"] is None and e["genuineness"] is None
+        assert e["peak_smile_score"] >= 5
+    assert f"{len(spans)} smile episode(s)" in out and "0 smile episode(s)" not in out
+    assert "not measured (they need the landmarks stage)" in out
+    assert "genuineness*" not in out  # no heuristic score was printed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import ExitStack as DoesNotRaise
 from pathlib import Path
 
@@ -171,9 +172,57 @@ def test_invalid_sampling_is_rejected(kwargs: dict) -> None:
         Sampling(**kwargs)
 
 
-def test_start_beyond_the_end_is_a_decode_error(avi: Path) -> None:
-    with pytest.raises(VideoDecodeError, match="beyond the end"):
-        list(iter_frames(avi, start=5.0))
+@pytest.mark.parametrize(
+    ("start", "detail"),
+    [
+        (5.0, r"\(2\.00 s long\)"),  # past the header's length: refused before decoding
+        (2.0, r"\(2\.00 s long\)"),  # exactly the end: no frame starts there
+        (1.99, r"its last frame is at 1\.96 s"),  # inside the last frame: none at or after it
+    ],
+)
+def test_start_past_the_end_says_so(avi: Path, start: float, detail: str) -> None:
+    """Nothing to analyse is not a decode failure (which would read as a truncated or
+    corrupt file, with "the frames before it kept")."""
+    with pytest.raises(
+        VideoOpenError, match=r"numbered\.avi: start [\d.]+ s is past the end"
+    ) as err:
+        list(iter_frames(avi, start=start, prefetch=2))
+    assert re.search(detail, str(err.value)) and "truncated" not in str(err.value)
+    assert not isinstance(err.value, VideoDecodeError)
+    assert [f.index for f in iter_frames(avi, start=1.96)] == [49]  # the last frame is fine
+
+
+def _text_file(tmp: Path) -> Path:
+    path = tmp / "text.mp4"
+    path.write_text("hello, this is not a video\n")
+    return path
+
+
+@pytest.mark.parametrize("make", [_text_file, lambda tmp: 97], ids=["text-file", "absent-camera"])
+def test_opencv_warnings_are_silenced_when_opening(tmp_path, capfd, monkeypatch, make) -> None:
+    """OpenCV printed ``[ WARN:0@0.40] global cap.cpp:212 open VIDEOIO(FFMPEG) ...`` on the
+    C stderr before the typed error; the error alone reports the failure now, and
+    OpenCV's log level is restored afterwards."""
+    monkeypatch.delenv("OPENCV_LOG_LEVEL", raising=False)
+    levels = cv2.utils.logging
+    before = levels.getLogLevel()
+    with pytest.raises(VideoOpenError):
+        VideoReader(make(tmp_path))
+    assert "WARN" not in capfd.readouterr().err
+    assert levels.getLogLevel() == before
+
+
+def test_opencv_warnings_stay_when_the_user_sets_their_level(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("OPENCV_LOG_LEVEL", "WARNING")  # the user's choice wins
+    levels = cv2.utils.logging
+    before = levels.getLogLevel()
+    levels.setLogLevel(levels.LOG_LEVEL_WARNING)
+    try:
+        with pytest.raises(VideoOpenError):
+            VideoReader(_text_file(tmp_path))
+    finally:
+        levels.setLogLevel(before)
+    assert "WARN" in capfd.readouterr().err
 
 
 def test_truncated_mpeg_ts_is_reported_like_mp4(tmp_path: Path) -> None:

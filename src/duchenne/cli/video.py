@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from duchenne.analysis.analyzer import Analyzer
-from duchenne.cli.options import add_analyzer_args, config_from_args
+from duchenne.cli.options import add_analyzer_args, config_from_args, non_negative, positive_int
 from duchenne.errors import DuchenneError, require_extra
 from duchenne.io.atomic import atomic_write
 from duchenne.io.jsonsafe import to_json_text
@@ -18,7 +18,7 @@ from duchenne.io.sinks import FORMATS
 SUMMARY_FORMATS = ("text", "json")
 
 if TYPE_CHECKING:
-    from duchenne.analysis.video import EpisodeResult, VideoResult
+    from duchenne.analysis.video import EpisodeResult, TrackSummary, VideoResult
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,14 +50,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--draw", type=Path, metavar="OUT.mp4", help="write an annotated video")
     p.add_argument("--best", type=Path, metavar="DIR", help="save each face's smiliest frame")
     sampling = p.add_mutually_exclusive_group()
-    sampling.add_argument("--every", type=int, default=1, help="analyse every N-th frame")
-    sampling.add_argument("--fps", type=float, default=None, help="analyse about F frames/s")
-    p.add_argument("--start", type=float, default=None, help="start time (s)")
-    p.add_argument("--end", type=float, default=None, help="end time (s)")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after N analysed frames")
+    sampling.add_argument("--every", type=positive_int, default=1, help="analyse every N-th frame")
+    sampling.add_argument(
+        "--fps", type=positive_number, default=None, help="analyse about F frames/s"
+    )
+    p.add_argument("--start", type=non_negative, default=None, help="start time (s)")
+    p.add_argument("--end", type=positive_number, default=None, help="end time (s)")
+    p.add_argument(
+        "--max-frames", type=positive_int, default=None, help="stop after N analysed frames"
+    )
     p.add_argument(
         "--detect-every",
-        type=int,
+        type=positive_int,
         default=10,
         help="run the face detector every N frames; faces are tracked in between (1 = always)",
     )
@@ -72,36 +76,59 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def positive_number(text: str) -> float:
+    """argparse type: a finite number > 0 (``--fps``, ``--end``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value < float("inf"):  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _usage_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with a combination of arguments (a usage error, exit 2), or None.
+
+    Single values are checked by their argparse types; these are the combinations.
+    """
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        return f"--end ({args.end:g} s) must be after --start ({args.start:g} s)"
+    fmt = args.format
+    if args.output is not None and fmt == "text":
+        return "--format text is for the summary; --output takes csv, jsonl, json or parquet"
+    if args.output is None and fmt is not None and fmt not in SUMMARY_FORMATS:
+        return (
+            f"--format {fmt} is a table format and needs --output FILE "
+            "(the printed summary is text or json)"
+        )
+    if args.dmarkers and args.summary is None and _summary_format(args) != "json":
+        return "--dmarkers goes into the JSON summary; give --summary FILE or --format json"
+    return None
+
+
 def _summary_format(args: argparse.Namespace) -> str:
     """How the summary is printed; ``--format`` names the table's format when -o is given.
 
     With ``--output`` the table goes to the file and the printed summary is text (for the
     person who ran it; ``--summary FILE`` writes the JSON). Without, ``--format text|json``
     picks it, by default text on a terminal and JSON when piped.
-
-    Raises:
-        SystemExit: a table format without a file to write it to, or text as a table.
     """
-    fmt = args.format
     if args.output is not None:
-        if fmt == "text":
-            raise SystemExit("duchenne video: --format text is for the summary; --output "
-                             "takes csv, jsonl, json or parquet")  # fmt: skip
         return "text"
-    if fmt is not None and fmt not in SUMMARY_FORMATS:
-        raise SystemExit(f"duchenne video: --format {fmt} is a table format and needs "
-                         "--output FILE (the printed summary is text or json)")  # fmt: skip
-    return fmt or ("text" if sys.stdout.isatty() else "json")
+    return args.format or ("text" if sys.stdout.isatty() else "json")
 
 
 def run(args: argparse.Namespace) -> int:
-    """0 on success; 1 if the video could not be opened or stopped decoding part way."""
+    """0 on success; 1 if the video could not be opened or stopped decoding part way; 2
+    for arguments that do not go together."""
     from duchenne.analysis.video import VideoAnalyzer, VideoOptions
 
+    problem = _usage_error(args)
+    if problem is not None:
+        print(f"duchenne video: {problem}", file=sys.stderr)
+        return 2
     printed = _summary_format(args)
-    if args.dmarkers and args.summary is None and printed != "json":
-        raise SystemExit("duchenne video: --dmarkers goes into the JSON summary; give "
-                         "--summary FILE or --format json")  # fmt: skip
     if args.plot is not None:
         require_extra("matplotlib", "plot")
     if not args.verbose:  # FFmpeg's own decoder chatter; read when the first video opens
@@ -177,12 +204,12 @@ def format_summary(result: VideoResult) -> str:
             f"{track.n_frames} frames, {peak}, {len(track.episodes)} smile episode(s)"
         )
         for ep in track.episodes:
-            lines.append("  " + _episode_line(ep))
+            lines.append("  " + _episode_line(ep, track, result))
         for key, label in (("best_image", "best frame"), ("plot", "plot")):
             value = getattr(track, key)
             if value:
                 lines.append(f"  {label}: {value}")
-    if result.episodes:
+    if any(e.has_dynamics for e in result.episodes):
         lines.append(
             "genuineness* = hand-set heuristic over AU6, onset/offset timing and symmetry; "
             "NOT validated on labelled data."
@@ -198,19 +225,51 @@ def format_summary(result: VideoResult) -> str:
     return "\n".join(lines)
 
 
-def _episode_line(ep: EpisodeResult) -> str:
+def _episode_line(ep: EpisodeResult, track: TrackSummary, result: VideoResult) -> str:
     score = f", peak smile {ep.peak_smile_score:.1f}/10" if ep.peak_smile_score is not None else ""
+    cut = f" (cut: {_cut_reason(ep, track, result)})" if ep.truncated else ""
+    head = f"smile {ep.index + 1}: {ep.start_time:.2f}-{ep.end_time:.2f} s{cut}"
+    onset, apex, offset, rise = ep.onset, ep.apex, ep.offset, ep.peak_amplitude
+    au6, genuine = ep.duchenne, ep.genuineness
+    if None in (onset, apex, offset, rise, au6, genuine):
+        return (
+            f"{head}{score}; onset/apex/offset, Duchenne marker and genuineness not measured "
+            "(they need the landmarks stage)"
+        )
     duchenne = "yes" if ep.duchenne_marker else "no"
     trained = (
         f", trained P(spontaneous) {ep.classifier_probability:.2f}"
         if ep.classifier_probability is not None
         else ""
     )
-    cut = " (cut by the clip's start/end)" if ep.truncated else ""
     return (
-        f"smile {ep.index + 1}: {ep.start_time:.2f}-{ep.end_time:.2f} s{cut} "
-        f"(onset {ep.onset[0]:.2f}-{ep.onset[1]:.2f}, apex to {ep.apex[1]:.2f}, "
-        f"offset to {ep.offset[1]:.2f}), lip-corner rise {ep.peak_amplitude:+.3f}{score}, "
-        f"Duchenne marker: {duchenne} (AU6 {ep.duchenne.au6_index:.2f}), "
-        f"genuineness* {ep.genuineness.score:.2f}{trained}"
+        f"{head} "
+        f"(onset {onset[0]:.2f}-{onset[1]:.2f}, apex to {apex[1]:.2f}, "
+        f"offset to {offset[1]:.2f}), lip-corner rise {rise:+.3f}{score}, "
+        f"Duchenne marker: {duchenne} (AU6 {au6.au6_index:.2f}), "
+        f"genuineness* {genuine.score:.2f}{trained}"
     )
+
+
+def _cut_reason(ep: EpisodeResult, track: TrackSummary, result: VideoResult) -> str:
+    """Why a truncated episode is cut, in words: the clip's start or end only when the
+    face's track starts or ends there, else the face appearing or being lost."""
+    reasons = []
+    for cause in ep.truncated_by:
+        if cause == "track_start":
+            if track.first_time == result.first_time:
+                reasons.append("already smiling when the clip starts")
+            else:
+                reasons.append(
+                    f"already smiling when the face is first seen at {track.first_time:.2f} s"
+                )
+        elif cause == "track_end":
+            if track.last_time != result.last_time:
+                reasons.append(f"still smiling when the face is lost after {track.last_time:.2f} s")
+            elif not result.complete:
+                reasons.append("still smiling where decoding stopped")
+            else:
+                reasons.append("still smiling when the clip ends")
+        elif cause == "window":
+            reasons.append("a smile longer than the analysis window, split")
+    return "; ".join(reasons) or "at the start or end of the face's track"

@@ -24,13 +24,20 @@ from a complete file this way.
 Timestamps are the decoder's presentation times (``CAP_PROP_POS_MSEC``) when they are
 consistent, else ``index / fps``; for cameras they are wall-clock seconds since opening.
 Decoding uses OpenCV's FFmpeg backend (V4L2 or the platform default for cameras).
+
+OpenCV's own log lines (``[ WARN:0@0.4] global cap.cpp:212 open VIDEOIO(FFMPEG) ...``,
+printed on stderr when a file or camera cannot be opened) are silenced while a source is
+opened: the failure is reported once, as the typed error. Set ``OPENCV_LOG_LEVEL`` (or
+log ``duchenne.io.video`` at DEBUG) to see them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -94,10 +101,11 @@ class VideoReader:
             self._cut = transport_stream_cut(Path(source))
 
     def _open(self, source: str | os.PathLike[str] | int) -> Any:
-        if self._camera is not None:
-            cap = cv2.VideoCapture(self._camera)
-        else:
-            cap = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG)
+        with quiet_opencv():
+            if self._camera is not None:
+                cap = cv2.VideoCapture(self._camera)
+            else:
+                cap = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()
             if self._camera is not None:
@@ -130,7 +138,8 @@ class VideoReader:
         """Yield the kept frames in order; see :class:`Sampling`.
 
         Raises:
-            VideoOpenError: not a single frame could be decoded.
+            VideoOpenError: not a single frame could be decoded, or ``start`` is at or past
+                the end of the video (nothing to analyse).
             VideoDecodeError: decoding stopped before the end given by the header (raised
                 after every frame decoded before the failure was yielded).
         """
@@ -159,6 +168,14 @@ class VideoReader:
                 yield Frame(index, t, _to_rgb(bgr))
             index += 1
         self._check_end(index, decoded, s)
+        if s.start and not picker.kept and not self.info.is_live:
+            # the header let the seek through (no frame count, an estimate, or a start
+            # inside the last frame's interval), but no frame is at or after start
+            last = f" (its last frame is at {last_t:.2f} s)" if decoded else ""
+            raise VideoOpenError(
+                f"{self.label}: start {s.start:.2f} s is past the end of the video"
+                f"{last}; nothing to analyse"
+            )
 
     def _seek(self, start: float | None) -> int:
         """Jump to ``start`` (seconds) when the file allows; return the next frame index."""
@@ -166,9 +183,9 @@ class VideoReader:
             return 0
         target = int(math.floor(start * self.info.fps + 1e-6))
         if self.info.frame_count is not None and target >= self.info.frame_count:
-            raise VideoDecodeError(
-                f"{self.label}: start {start:.2f} s is beyond the end of the video "
-                f"({self.info.duration:.2f} s)"
+            raise VideoOpenError(
+                f"{self.label}: start {start:.2f} s is past the end of the video "
+                f"({self.info.duration:.2f} s long); nothing to analyse"
             )
         if target > 0 and self._cap.set(cv2.CAP_PROP_POS_FRAMES, target):
             pos = int(self._cap.get(cv2.CAP_PROP_POS_FRAMES))
@@ -231,6 +248,45 @@ class VideoReader:
             self.close()
         except Exception:
             pass
+
+
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: int | None = None
+
+
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own warnings (``[ WARN:0@0.40] global cap.cpp ...``) in the block.
+
+    Why: opening a file that is not a video, or an absent camera, makes OpenCV print
+    warnings on stderr (even under ``duchenne video -q``) before duchenne raises its own
+    one-line :class:`~duchenne.errors.VideoOpenError`. OpenCV reads ``OPENCV_LOG_LEVEL``
+    only when it is imported, so the level is lowered to ERROR here at run time
+    (``cv2.utils.logging.setLogLevel``) and restored after; errors still print. Nothing
+    changes when the user set ``OPENCV_LOG_LEVEL`` or logs this module at DEBUG. The
+    level is process-wide: nested and concurrent blocks restore it once, when the last
+    one ends.
+    """
+    global _quiet_depth, _quiet_saved
+    levels = getattr(getattr(cv2, "utils", None), "logging", None)
+    if levels is None or "OPENCV_LOG_LEVEL" in os.environ or logger.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _quiet_saved = levels.getLogLevel()
+            if _quiet_saved > levels.LOG_LEVEL_ERROR:
+                levels.setLogLevel(levels.LOG_LEVEL_ERROR)
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _quiet_saved is not None:
+                levels.setLogLevel(_quiet_saved)
+                _quiet_saved = None
 
 
 def _to_rgb(bgr: np.ndarray) -> np.ndarray:

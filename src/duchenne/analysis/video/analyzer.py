@@ -14,8 +14,9 @@ from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
 from duchenne.analysis.video.face_stage import TrackingFaceStage
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names
+from duchenne.analysis.video.outputs import FrameTable
 from duchenne.analysis.video.results import VideoResult
-from duchenne.analysis.video.session import VideoSession
+from duchenne.analysis.video.session import VideoSession, template_row
 from duchenne.errors import DuchenneError, VideoDecodeError
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD, Faces
 from duchenne.io.sinks import RecordWriter
@@ -105,8 +106,14 @@ class VideoAnalyzer:
         if hasattr(self.stage, "reset"):
             self.stage.reset()
         own_writer = output is not None and not hasattr(output, "write")
+        geometry = self.analyzer is None or "geometry" in self.analyzer.stages
+        smile_threshold = getattr(self.analyzer, "smile_threshold", DEFAULT_SMILE_THRESHOLD)
         writer = (
-            RecordWriter(output, format, keep_partial=True, row_group_size=2000)  # type: ignore[arg-type]
+            FrameTable(
+                output,  # type: ignore[arg-type]
+                format,
+                template=self._template_row(geometry, smile_threshold),
+            )
             if own_writer
             else output
         )
@@ -114,7 +121,7 @@ class VideoAnalyzer:
             self.stage,
             rate,
             self.options,
-            geometry=self.analyzer is None or "geometry" in self.analyzer.stages,
+            geometry=geometry,
             with_smile=self.with_smile,
             writer=writer,
             draw=draw,
@@ -125,7 +132,7 @@ class VideoAnalyzer:
             source=_source_label(source, info),
             info=info,
             models=self.analyzer.model_names if self.analyzer is not None else {},
-            smile_threshold=getattr(self.analyzer, "smile_threshold", DEFAULT_SMILE_THRESHOLD),
+            smile_threshold=smile_threshold,
             sampling=sampling.describe(),
         )
         frames = iter_frames(
@@ -152,6 +159,14 @@ class VideoAnalyzer:
             error.result = result  # type: ignore[attr-defined]
             raise error
         return result
+
+    def _template_row(self, geometry: bool, smile_threshold: float) -> dict[str, Any] | None:
+        """The per-frame table's columns before any face is seen (None: a face stage that
+        cannot say which fields its faces carry; the columns then come from the rows)."""
+        template = getattr(self.stage, "template", None)
+        if not callable(template):
+            return None
+        return template_row(template(), geometry=geometry, smile_threshold=smile_threshold)
 
     def _run(
         self,

@@ -10,7 +10,7 @@ from duchenne.analysis.analyzer import Analyzer
 from duchenne.face import topology as T
 from duchenne.face.boxes import iou_matrix
 from duchenne.face.landmarks import FaceRoi, roi_from_detection, roi_from_landmarks
-from duchenne.faces import Faces
+from duchenne.faces import BLENDSHAPE_NAMES, EMOTION_LABELS, Faces
 
 #: Face Mesh points whose mean stands in for each BlazeFace keypoint (eyes, nose, mouth,
 #: ear tragions)
@@ -69,6 +69,26 @@ class TrackingFaceStage:
     @property
     def with_smile(self) -> bool:
         return self.analyzer.smile_model is not None
+
+    def template(self) -> Faces:
+        """One placeholder face (zeros) with every field this stage's faces carry: the
+        columns of the per-frame table are made from it before any face is seen
+        (:func:`~duchenne.analysis.video.session.template_row`)."""
+        landmarks = "landmarks" in self.analyzer.stages
+        faces = Faces(
+            np.zeros((1, 4), np.float32),
+            np.zeros(1, np.float32),
+            keypoints=np.zeros((1, 6, 2), np.float32),
+            landmarks=np.zeros((1, 468, 3), np.float32) if landmarks else None,
+            landmark_score=np.zeros(1, np.float32) if landmarks else None,
+        )
+        if landmarks and self.analyzer.blendshape_stage is not None:
+            faces.blendshapes = np.zeros((1, len(BLENDSHAPE_NAMES)), np.float32)
+        if self.with_smile:
+            faces.smile = np.zeros(1, np.float32)
+            faces.smile_score = np.zeros(1, np.float32)
+            faces.emotion = np.zeros((1, len(EMOTION_LABELS)), np.float32)
+        return faces
 
     def __call__(self, image: np.ndarray) -> Faces:
         """Faces with raw landmarks (smiles and blendshapes when those stages run); no

@@ -20,6 +20,31 @@ GENUINENESS_NOTE = (
     "duration and speed, symmetry); it has NOT been validated on labelled data"
 )
 
+#: Decimals of every time (seconds) in the summaries: 0.1 ms, as the per-frame rows'
+#: ``time`` column, so a summary time such as ``peak_time`` can be looked up in the table
+#: (and sums of float steps do not print as ``2.9000000000000004``).
+TIME_DECIMALS = 4
+
+#: Why an episode is ``truncated``: the signal it was cut from starts or ends mid-smile.
+#: ``track_start``: already smiling on the face track's first frame (the first analysed
+#: frame, or the face appearing later); ``track_end``: still smiling on its last frame
+#: (the clip ended, decoding stopped or the face was lost); ``window``: a smile longer
+#: than the per-track signal window (``VideoOptions.window_s``) was split.
+TRUNCATION_CAUSES = ("track_start", "track_end", "window")
+
+
+def round_time(t: float | None) -> float | None:
+    """A time (or duration) in seconds as the summaries print it (:data:`TIME_DECIMALS`)."""
+    return None if t is None else round(float(t), TIME_DECIMALS)
+
+
+def _span(phase: tuple[float, float] | None) -> list[float | None] | None:
+    return None if phase is None else [round_time(phase[0]), round_time(phase[1])]
+
+
+def _length(phase: tuple[float, float] | None) -> float | None:
+    return None if phase is None else round_time(phase[1] - phase[0])
+
 
 @dataclass
 class EpisodeResult:
@@ -31,73 +56,92 @@ class EpisodeResult:
     ``peak_smile_score`` the highest smile score (None without a smile model).
     ``dmarkers`` holds the 225 features in :data:`~duchenne.analysis.dmarkers.FEATURE_NAMES`
     order (float32, to keep long videos small).
+
+    Without Face Mesh landmarks (e.g. ``--stages detect,smile``) episodes are still the runs
+    of smiling frames, but nothing measured on the landmarks exists: ``onset``, ``apex``,
+    ``offset``, ``peak_amplitude``, ``duchenne``, ``genuineness`` and ``dmarkers`` are
+    None (``has_dynamics`` is False) and ``peak_time`` is the frame of the highest smile
+    score. ``truncated``: the smile was cut, for the reasons in ``truncated_by``
+    (:data:`TRUNCATION_CAUSES`).
     """
 
     track_id: int
     index: int
     start_time: float
     end_time: float
-    onset: tuple[float, float]
-    apex: tuple[float, float]
-    offset: tuple[float, float]
+    onset: tuple[float, float] | None
+    apex: tuple[float, float] | None
+    offset: tuple[float, float] | None
     start_frame: int
     end_frame: int
     peak_time: float
     peak_frame: int
-    peak_amplitude: float
+    peak_amplitude: float | None
     peak_smile_score: float | None
     truncated: bool
-    duchenne: DuchenneResult
-    genuineness: GenuinenessResult
-    dmarkers: np.ndarray
+    duchenne: DuchenneResult | None
+    genuineness: GenuinenessResult | None
+    dmarkers: np.ndarray | None
     features: np.ndarray | None = None
     classifier_probability: float | None = None
+    truncated_by: tuple[str, ...] = ()
 
     @property
     def duration(self) -> float:
         return self.end_time - self.start_time
 
     @property
-    def duchenne_marker(self) -> bool:
-        return self.duchenne.duchenne_marker
+    def has_dynamics(self) -> bool:
+        """Whether the landmark measurements (phases, D-Markers, Duchenne marker,
+        genuineness) exist: False for episodes found without Face Mesh landmarks."""
+        return self.onset is not None and self.duchenne is not None
+
+    @property
+    def duchenne_marker(self) -> bool | None:
+        """The AU6 marker (None when no landmarks were measured)."""
+        return None if self.duchenne is None else self.duchenne.duchenne_marker
 
     def dmarker_dict(self) -> dict[str, float]:
-        """The 225 D-Markers by name."""
+        """The 225 D-Markers by name (empty when no landmarks were measured)."""
+        if self.dmarkers is None:
+            return {}
         return {n: float(v) for n, v in zip(FEATURE_NAMES, self.dmarkers, strict=True)}
 
     def to_dict(self, *, dmarkers: bool = False) -> dict[str, Any]:
-        """JSON-safe dict; ``dmarkers=True`` adds the 225 features by name."""
+        """JSON-safe dict (times rounded to :data:`TIME_DECIMALS`); ``dmarkers=True`` adds
+        the 225 features by name (null when no landmarks were measured)."""
+        g = self.genuineness
         out: dict[str, Any] = {
             "track_id": self.track_id,
             "index": self.index,
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "duration": self.duration,
-            "onset": list(self.onset),
-            "apex": list(self.apex),
-            "offset": list(self.offset),
-            "onset_duration": self.onset[1] - self.onset[0],
-            "apex_duration": self.apex[1] - self.apex[0],
-            "offset_duration": self.offset[1] - self.offset[0],
+            "start_time": round_time(self.start_time),
+            "end_time": round_time(self.end_time),
+            "duration": round_time(self.duration),
+            "onset": _span(self.onset),
+            "apex": _span(self.apex),
+            "offset": _span(self.offset),
+            "onset_duration": _length(self.onset),
+            "apex_duration": _length(self.apex),
+            "offset_duration": _length(self.offset),
             "start_frame": self.start_frame,
             "end_frame": self.end_frame,
-            "peak_time": self.peak_time,
+            "peak_time": round_time(self.peak_time),
             "peak_frame": self.peak_frame,
             "peak_amplitude": self.peak_amplitude,
             "peak_smile_score": self.peak_smile_score,
             "truncated": self.truncated,
-            "duchenne_marker": self.duchenne.duchenne_marker,
-            "duchenne": self.duchenne.to_dict(),
-            "genuineness": self.genuineness.score,
-            "genuineness_method": self.genuineness.method,
-            "genuineness_detail": {
-                "cues": self.genuineness.cues,
-                "contributions": self.genuineness.contributions,
-            },
+            "truncated_by": list(self.truncated_by),
+            "duchenne_marker": self.duchenne_marker,
+            "duchenne": None if self.duchenne is None else self.duchenne.to_dict(),
+            "genuineness": None if g is None else g.score,
+            "genuineness_method": None if g is None else g.method,
+            "genuineness_detail": None
+            if g is None
+            else {"cues": g.cues, "contributions": g.contributions},
             "classifier_probability": self.classifier_probability,
         }
         if dmarkers:
-            out["dmarkers"] = self.dmarker_dict()
+            out["dmarkers"] = self.dmarker_dict() if self.dmarkers is not None else None
         return out
 
 
@@ -122,19 +166,26 @@ class TrackSummary:
 
     @property
     def duchenne_marker(self) -> bool | None:
-        """Whether any smile of this face showed the AU6 marker (None without smiles)."""
-        return any(e.duchenne_marker for e in self.episodes) if self.episodes else None
+        """Whether any smile of this face showed the AU6 marker (None without smiles
+        measured on landmarks)."""
+        measured = [e for e in self.episodes if e.has_dynamics]
+        return any(e.duchenne_marker for e in measured) if measured else None
 
     @property
     def genuineness(self) -> float | None:
-        """Heuristic genuineness of this face's strongest smile (None without smiles)."""
-        if not self.episodes:
+        """Heuristic genuineness of this face's strongest smile (None without smiles
+        measured on landmarks)."""
+        measured = [e for e in self.episodes if e.has_dynamics and e.genuineness is not None]
+        if not measured:
             return None
-        return max(self.episodes, key=lambda e: e.peak_amplitude).genuineness.score
+        strongest = max(measured, key=lambda e: e.peak_amplitude or 0.0)
+        return strongest.genuineness.score  # type: ignore[union-attr]
 
     def to_dict(self, *, dmarkers: bool = False) -> dict[str, Any]:
-        """JSON-safe dict with the episodes."""
+        """JSON-safe dict with the episodes (times rounded to :data:`TIME_DECIMALS`)."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "episodes"}
+        for key in ("first_time", "last_time", "best_time"):
+            out[key] = round_time(out[key])
         out.update(
             duchenne_marker=self.duchenne_marker,
             genuineness=self.genuineness,
@@ -175,20 +226,23 @@ class VideoResult:
 
     def to_dict(self, *, dmarkers: bool = False) -> dict[str, Any]:
         """JSON-safe summary (tracks, episodes, provenance of every score)."""
+        video = None if self.info is None else self.info.to_dict()
+        if video is not None:
+            video["duration"] = round_time(video.get("duration"))
         return {
             "source": self.source,
-            "video": None if self.info is None else self.info.to_dict(),
+            "video": video,
             "fps": self.fps,
             "sampling": self.sampling,
             "smile_threshold": self.smile_threshold,
             "episodes_from": self.episodes_from,
             "frames_analysed": self.frames_analysed,
-            "time_range": [self.first_time, self.last_time],
+            "time_range": [round_time(self.first_time), round_time(self.last_time)],
             "complete": self.complete,
             "error": self.error,
             "rows_written": self.rows_written,
             "detector_runs": self.detector_runs,
-            "elapsed_s": self.elapsed_s,
+            "elapsed_s": round(self.elapsed_s, 3),
             "models": self.models,
             "authenticity": {
                 "duchenne_marker": "AU6 rule: eye narrowing >= 10 % and cheek raise >= 3 % "

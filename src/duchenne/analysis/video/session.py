@@ -16,7 +16,7 @@ import numpy as np
 from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names
 from duchenne.analysis.video.outputs import _AnnotatedVideo
-from duchenne.analysis.video.results import TrackSummary, VideoResult
+from duchenne.analysis.video.results import TIME_DECIMALS, TrackSummary, VideoResult
 from duchenne.analysis.video.track_state import TrackContext, TrackState
 from duchenne.errors import DuchenneError
 from duchenne.face.geometry import au_proxies, geometry_arrays
@@ -130,8 +130,7 @@ class VideoSession:
         if smoothed is not None and len(faces):
             faces.landmarks = smoothed.astype(np.float32)
             if self.geometry:
-                faces.data.update(geometry_arrays(faces.landmarks))
-                faces.data.update(au_proxies(faces.data))
+                _add_geometry(faces)
         faces.meta.update(frame=frame.index, time=frame.time, smile_threshold=self.smile_threshold)
         for i, tid in enumerate(ids.tolist()):
             track = self.tracks.get(tid)
@@ -151,20 +150,7 @@ class VideoSession:
         return faces
 
     def _row(self, frame: Frame, faces: Faces, i: int, detected: bool) -> dict[str, Any]:
-        face = faces.face(i).to_dict()
-        face.pop("id", None)
-        face.pop("keypoints", None)
-        face.pop("track_id", None)
-        row: dict[str, Any] = {
-            "time": round(frame.time, 4),
-            "frame": frame.index,
-            "face": int(faces.track_id[i]),  # type: ignore[index]
-            "detected": detected,
-        }
-        if faces.smile is not None:
-            row["smile_threshold"] = self.smile_threshold
-        row.update(face)
-        return flatten_record(row)
+        return frame_row(frame, faces, i, detected, self.smile_threshold)
 
     def _end_lost_tracks(self) -> None:
         alive = set(self.tracker.active_ids)
@@ -209,8 +195,19 @@ class VideoSession:
             from duchenne.analysis.timeline_plot import plot_track
 
             path = self.plot_dir / f"face_{track.id}.png"
+            shown, title = summary, None
+            if not all(e.has_dynamics for e in summary.episodes):
+                # episodes found without landmarks have no phases to shade or AU6 to
+                # label: the plot shades the measured ones and its title counts them all
+                measured = [e for e in summary.episodes if e.has_dynamics]
+                shown = replace(summary, episodes=measured)
+                title = (
+                    f"face {summary.track_id}: {summary.n_frames} frames, "
+                    f"{len(summary.episodes)} smile episode(s), {len(measured)} with "
+                    f"onset/apex/offset (landmarks), {self.fps:.3g} fps analysed"
+                )
             try:
-                plot_track(track.timeline.values(), summary, path, fps=self.fps)
+                plot_track(track.timeline.values(), shown, path, fps=self.fps, title=title)
                 summary.plot = str(path)
             except (OSError, ValueError, DuchenneError) as exc:
                 logger.warning("%s: plot not written (%s)", path, exc)
@@ -268,3 +265,45 @@ class VideoSession:
         """Discard the annotated video (on an unexpected error)."""
         if self.draw is not None:
             self.draw.close(commit=False)
+
+
+def frame_row(
+    frame: Frame, faces: Faces, i: int, detected: bool, smile_threshold: float
+) -> dict[str, Any]:
+    """The per-frame table row of face ``i`` of ``faces`` on ``frame`` (flat)."""
+    face = faces.face(i).to_dict()
+    face.pop("id", None)
+    face.pop("keypoints", None)
+    face.pop("track_id", None)
+    row: dict[str, Any] = {
+        "time": round(frame.time, TIME_DECIMALS),
+        "frame": frame.index,
+        "face": int(faces.track_id[i]),  # type: ignore[index]
+        "detected": detected,
+    }
+    if faces.smile is not None:
+        row["smile_threshold"] = smile_threshold
+    row.update(face)
+    return flatten_record(row)
+
+
+def template_row(
+    template: Faces, *, geometry: bool = True, smile_threshold: float = DEFAULT_SMILE_THRESHOLD
+) -> dict[str, Any]:
+    """A placeholder row with the columns (and value types) the rows of faces like
+    ``template`` get (a one-face ``Faces`` with the fields the face stage fills, e.g.
+    :meth:`TrackingFaceStage.template`): the table's header before any face is seen, so
+    a video without a face still gets a CSV header and a Parquet schema."""
+    faces = template[[0]]
+    faces.track_id = np.zeros(1, np.int64)
+    if faces.landmarks is not None and geometry:
+        _add_geometry(faces)
+    faces.meta["smile_threshold"] = smile_threshold
+    frame = Frame(0, 0.0, np.zeros((1, 1, 3), np.uint8))
+    return frame_row(frame, faces, 0, False, smile_threshold)
+
+
+def _add_geometry(faces: Faces) -> None:
+    """Geometry values and AU proxies of the faces' (smoothed) landmarks, into ``data``."""
+    faces.data.update(geometry_arrays(faces.landmarks))
+    faces.data.update(au_proxies(faces.data))

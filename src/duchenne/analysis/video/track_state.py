@@ -51,6 +51,12 @@ TIMELINE_WIDTH = 6 + len(TIMELINE_CHANNELS)
 _CHUNK = 64  # frames per compute_signals call (bounds its temporary arrays to ~2 MB)
 
 
+def _argmax(values: np.ndarray) -> int:
+    """Index of the largest finite value (0 if none is finite)."""
+    finite = np.isfinite(values)
+    return int(np.argmax(np.where(finite, values, -np.inf))) if finite.any() else 0
+
+
 def _signals_of(points: np.ndarray, reference: np.ndarray | None) -> SmileSignals:
     """Raw D signals of (T, len(_USED), 2) points against the reference frame's points.
 
@@ -120,6 +126,10 @@ class TrackState:
         self.best: tuple[float, float, int] | None = None  # value, time, frame
         self.best_crop: np.ndarray | None = None
         self.episodes: list[EpisodeResult] = []
+        # what the buffer's first row is: the track's first frame ("track"), a frame at
+        # rest or a pending smile's first frame after a window cut ("rest"), or a frame
+        # in the middle of a smile longer than the window ("window")
+        self._head = "track"
 
     # -- per frame ---------------------------------------------------------------------
 
@@ -199,7 +209,12 @@ class TrackState:
     # -- episodes ----------------------------------------------------------------------
 
     def flush(self, final: bool) -> None:
-        """Segment and measure the smiles in the buffer; cut it (or empty it if ``final``)."""
+        """Segment and measure the smiles in the buffer; cut it (or empty it if ``final``).
+
+        With a smile model (``episodes="auto"``) the episodes are the runs of smiling
+        frames whatever stages ran; without landmarks (no ``D_lip``) they are cut the same
+        way but their landmark measurements (phases, D-Markers, AU6, genuineness) are None.
+        """
         data = self.buffer.view()
         n = len(data)
         if n == 0:
@@ -209,12 +224,15 @@ class TrackState:
         usable = n >= 3 and bool(np.isfinite(raw.lip).any())
         signals = raw.smoothed(fps) if usable else raw
         mode = self.s.options.episodes
+        by_smile = mode == "auto" and bool(np.isfinite(data[:, _SMILE]).any())
         episodes: list[SmileEpisode] = []
         if usable and mode == "single":
             episodes = [single_episode(signals.lip, fps)]
-        elif usable and mode == "auto" and np.isfinite(data[:, _SMILE]).any():
+        elif by_smile:
+            # without a usable D_lip the runs are cut on a flat stand-in (the runs do not
+            # depend on it; the phases found on it are dropped in _measure)
             episodes = smiling_episodes(
-                signals.lip,
+                signals.lip if usable else np.zeros(n),
                 data[:, _SMILE],
                 fps,
                 threshold=self.s.smile_threshold,
@@ -227,13 +245,36 @@ class TrackState:
                 threshold=self.s.options.episode_threshold,
                 min_duration=self.s.options.min_episode_s,
             )
-        cut = n
+        cut, forced = n, None
         if not final:
-            episodes, cut = self._finished(episodes, n)
+            episodes, cut, forced = self._finished(episodes, n)
         for ep in episodes:
-            self.episodes.append(self._measure(ep, signals, data))
+            causes = self._truncation(ep, n, final, forced=ep is forced)
+            self.episodes.append(self._measure(ep, signals, data, usable, causes))
         self._feed_timeline(data, raw, cut)
         self._cut(cut)
+        if cut > 0 and not final:
+            split = forced is not None and forced.end_frame == n - 1
+            self._head = "window" if split else "rest"
+
+    def _truncation(
+        self, ep: SmileEpisode, n: int, final: bool, forced: bool = False
+    ) -> tuple[str, ...]:
+        """Why ``ep``, found in a buffer of ``n`` rows, is cut short (``TRUNCATION_CAUSES``).
+
+        The segmenters flag a smile that touches the first or last row of the buffer
+        (``SmileEpisode.truncated``). The last row is the track's last frame in the final
+        flush; the first row is the track's first frame, or, after a window cut, a frame
+        at rest or the first frame of a smile still going on at the cut (the buffer is cut
+        at its start): neither of these two cuts a smile. ``forced``: a smile as long as
+        the window, reported at a window cut (:meth:`_finished`).
+        """
+        causes: list[str] = []
+        if ep.truncated and ep.start_frame == 0 and self._head != "rest":
+            causes.append("track_start" if self._head == "track" else "window")
+        if ep.end_frame == n - 1 and (ep.truncated or forced):
+            causes.append("track_end" if final else "window")
+        return tuple(causes)
 
     def _feed_timeline(self, data: np.ndarray, raw: SmileSignals, upto: int) -> None:
         """Add rows ``[_fed, upto)`` to the decimated timeline (raw signals)."""
@@ -253,18 +294,21 @@ class TrackState:
             )
         self._fed = max(self._fed, upto)
 
-    def _finished(self, episodes: list[SmileEpisode], n: int) -> tuple[list[SmileEpisode], int]:
-        """Episodes that ended before the last ``context_s``, and where to cut the buffer."""
+    def _finished(
+        self, episodes: list[SmileEpisode], n: int
+    ) -> tuple[list[SmileEpisode], int, SmileEpisode | None]:
+        """Episodes that ended before the last ``context_s``, where to cut the buffer, and
+        the smile as long as the window reported now (cut short if still going on)."""
         keep = self._context_rows()
         done = [e for e in episodes if e.end_frame < n - keep]
         pending = [e for e in episodes if e.end_frame >= n - keep]
         cut = n - keep if not pending else min(n - keep, pending[0].start_frame)
-        if cut <= 0 and pending:  # one smile longer than the window: report it cut short
-            first = pending[0]
-            first.truncated = True
-            done.append(first)
-            cut = first.end_frame + 1
-        return done, max(cut, 0)
+        forced = None
+        if cut <= 0 and pending:  # one smile longer than the window: report it now
+            forced = pending[0]
+            done.append(forced)
+            cut = forced.end_frame + 1
+        return done, max(cut, 0), forced
 
     def _context_rows(self) -> int:
         return max(1, int(round(self.s.options.context_s * self.s.fps)))
@@ -275,11 +319,18 @@ class TrackState:
             self.features.drop_first(k)
         self._fed = max(0, self._fed - k)
 
-    def _measure(self, ep: SmileEpisode, signals: SmileSignals, data: np.ndarray) -> EpisodeResult:
+    def _measure(
+        self,
+        ep: SmileEpisode,
+        signals: SmileSignals,
+        data: np.ndarray,
+        dynamics: bool = True,
+        truncated_by: tuple[str, ...] = (),
+    ) -> EpisodeResult:
+        """The result of one episode; ``dynamics=False`` (no usable landmark signal): only
+        what the smile model gives (times, peak smile score, deep features)."""
         fps = self.s.fps
         t, frames = data[:, _T], data[:, _F]
-        assessed = assess_episode(signals, ep, fps)
-        dm = dmarker_vector(signals, ep, fps).astype(np.float32)
         scores = data[ep.start_frame : ep.end_frame + 1, _SCORE]
         peak_score = float(np.nanmax(scores)) if np.isfinite(scores).any() else None
         feats = None
@@ -288,31 +339,42 @@ class TrackState:
                 feats = episode_deep_features(self.features.view(), ep).astype(np.float32)
             except ValueError:
                 feats = None
-        prob = self.s.classify(dm, feats)
 
         def span(phase: tuple[int, int]) -> tuple[float, float]:
             return float(t[phase[0]]), float(t[phase[1]])
 
+        if dynamics:
+            assessed = assess_episode(signals, ep, fps)
+            dm = dmarker_vector(signals, ep, fps).astype(np.float32)
+            duchenne, genuineness = assessed.duchenne, assessed.genuineness
+            onset, apex, offset = span(ep.onset), span(ep.apex), span(ep.offset)
+            peak, amplitude = ep.peak_frame, float(ep.peak_amplitude)
+            prob = self.s.classify(dm, feats)
+        else:
+            dm = duchenne = genuineness = onset = apex = offset = amplitude = prob = None
+            smiles = data[ep.start_frame : ep.end_frame + 1, _SMILE]
+            peak = ep.start_frame + _argmax(scores if peak_score is not None else smiles)
         return EpisodeResult(
             track_id=self.id,
             index=len(self.episodes),
             start_time=float(t[ep.start_frame]),
             end_time=float(t[ep.end_frame]),
-            onset=span(ep.onset),
-            apex=span(ep.apex),
-            offset=span(ep.offset),
+            onset=onset,
+            apex=apex,
+            offset=offset,
             start_frame=int(frames[ep.start_frame]),
             end_frame=int(frames[ep.end_frame]),
-            peak_time=float(t[ep.peak_frame]),
-            peak_frame=int(frames[ep.peak_frame]),
-            peak_amplitude=float(ep.peak_amplitude),
+            peak_time=float(t[peak]),
+            peak_frame=int(frames[peak]),
+            peak_amplitude=amplitude,
             peak_smile_score=peak_score,
-            truncated=bool(ep.truncated),
-            duchenne=assessed.duchenne,
-            genuineness=assessed.genuineness,
+            truncated=bool(truncated_by),
+            duchenne=duchenne,
+            genuineness=genuineness,
             dmarkers=dm,
             features=feats,
             classifier_probability=prob,
+            truncated_by=truncated_by,
         )
 
     # -- end ---------------------------------------------------------------------------
