@@ -7,12 +7,14 @@ exactly that). Smile-score checks skip while no smile model ships.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from duchenne import Analyzer, data
 from duchenne.analysis.enhance import (
@@ -304,6 +306,77 @@ def test_bad_input(analyzer: Analyzer, astronaut, source, kwargs, error, match) 
         source = np.full((240, 320, 3), 127, np.uint8)
     with pytest.raises(error, match=match):
         enhance(analyzer, source, **kwargs)
+
+
+def _transparent(astronaut: np.ndarray) -> np.ndarray:
+    """The astronaut as RGBA: a fully transparent left strip whose hidden RGB is green (so
+    compositing on white changes it), a half-transparent band, the face opaque."""
+    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])
+    rgba[:, :90, :3] = (10, 200, 30)
+    rgba[:, :90, 3] = 0
+    rgba[:, 90:130, 3] = 128
+    return rgba
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def test_transparency_is_carried_through(
+    analyzer: Analyzer, astronaut: np.ndarray, tmp_path
+) -> None:
+    """Only RGB is enhanced: the alpha channel (and the RGB hidden under transparent
+    pixels) come back unchanged in PNG and WebP; the analysis and JPEG see the picture
+    composited on white, as load_image gives it."""
+    rgba = _transparent(astronaut)
+    (tmp_path / "t.png").write_bytes(_png(rgba))
+    composited = load_image(_png(rgba))
+    assert not np.array_equal(composited, astronaut)  # the strip is white there
+    sources = {
+        "array": rgba,
+        "bytes": _png(rgba),
+        "path": tmp_path / "t.png",
+        "file": io.BytesIO(_png(rgba)),
+        "PIL": Image.open(io.BytesIO(_png(rgba))),
+    }
+    for kind, source in sources.items():
+        same = enhance(analyzer, source, amount=0.0, score=False)
+        assert same.rgba is not None and np.array_equal(same.rgba, rgba), kind
+        assert np.array_equal(same.image, composited), kind
+        assert np.array_equal(_decode(same.encode("png")), rgba), kind
+        assert np.array_equal(_decode(same.encode("webp")), rgba), kind
+
+    result = enhance(analyzer, _png(rgba), amount=1.0)
+    assert np.array_equal(result.rgba[..., 3], rgba[..., 3])
+    moved = (result.rgba[..., :3] != rgba[..., :3]).any(axis=2)
+    assert moved.sum() > 500 and (rgba[..., 3][moved] == 255).all()  # the face, opaque
+    assert np.array_equal(result.image[moved], result.rgba[..., :3][moved])
+    assert np.array_equal(result.image[~moved], composited[~moved])
+    assert (
+        result.changes()[0]["lip_corner_elevation_after"]
+        > result.changes()[0]["lip_corner_elevation_before"]
+    )
+    assert np.array_equal(_decode(result.encode("png")), result.rgba)
+    assert _decode(result.encode("jpeg")).shape == (512, 512, 3)
+    assert result.to_dict()["image"]["alpha"] is True
+
+
+def test_opaque_inputs_have_no_alpha(analyzer: Analyzer, astronaut: np.ndarray) -> None:
+    opaque_rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])
+    result = enhance(analyzer, astronaut, amount=0.0, score=False)
+    assert result.rgba is None and result.to_dict()["image"]["alpha"] is False
+    assert np.array_equal(_decode(result.encode("png")), astronaut)
+    assert np.array_equal(_decode(result.encode("webp")), astronaut)
+    kept = enhance(analyzer, _png(opaque_rgba), amount=0.0, score=False)  # RGBA stays RGBA
+    assert np.array_equal(_decode(kept.encode("png")), opaque_rgba)
+    with pytest.raises(ValueError, match="unsupported output image format 'gif'"):
+        result.encode("gif")
 
 
 def test_needs_landmarks_stage(astronaut: np.ndarray) -> None:

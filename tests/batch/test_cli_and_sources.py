@@ -15,9 +15,11 @@ import pytest
 
 from duchenne import batch
 from duchenne.analysis.config import AnalyzerConfig
-from duchenne.batch.inputs import expand_inputs
+from duchenne.batch.inputs import MemberLimits, expand_inputs
+from duchenne.batch.ledger import OutputLock
 from duchenne.batch.worker import BatchWorker, WorkerConfig
 from duchenne.cli.main import main
+from duchenne.errors import BatchError
 
 from .conftest import STAGES, rows_of
 
@@ -187,3 +189,111 @@ def test_cli_odd_names_dot_tar_and_member_cap(photo_set, tmp_path, capsys) -> No
     args.remove("-q")
     assert main(args) == 0  # nothing re-analysed (the failure was reported by the first run)
     assert "nothing to analyse: all 4 inputs already done" in capsys.readouterr().err
+
+
+def test_a_second_job_on_the_same_output_is_refused_up_front(photo_set, tmp_path, capsys) -> None:
+    """Two jobs writing one --out lost rows silently; the second is now refused (exit 2)
+    before it lists or writes anything, and the output is free again afterwards."""
+    image = str(photo_set["root"] / photo_set["good"][0])
+    out = tmp_path / "faces.csv"
+    args = ["batch", image, "--out", str(out), "-j", "0", "-q", "--stages", "detect"]
+    with OutputLock(out):  # what a running job holds
+        with pytest.raises(BatchError, match="being written by another batch job"):
+            batch.run([image], out=out, workers=0, stages=("detect",))
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("duchenne batch: ") and err.count("\n") == 1
+        assert "only one job may write an output at a time" in err
+        assert not out.exists() and not (tmp_path / "faces.csv.parts").exists()
+    assert main(args) == 0
+    assert [r["source"] for r in csv.DictReader(out.open())] == [image]
+    assert not (tmp_path / "faces.csv.lock").exists()  # released (and removed) at the end
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--video-fps", "-1"],
+        ["-j", "-1"],
+        ["--max-member-mb", "0"],
+        ["--max-video-member-mb", "-2"],
+        ["--chunk-size", "0"],
+        ["--part-size", "0"],
+    ],
+)
+def test_bad_option_values_are_usage_errors(option, photo_set, tmp_path, capsys) -> None:
+    image = str(photo_set["root"] / photo_set["good"][0])
+    out = tmp_path / "faces.csv"
+    with pytest.raises(SystemExit) as exit_:
+        main(["batch", image, "--out", str(out), "-q", *option])
+    assert exit_.value.code == 2
+    assert option[0] in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "faces.csv.parts").exists()
+
+
+@pytest.mark.parametrize("extra", [[], ["--overwrite"]])
+def test_an_existing_folder_is_not_an_output(extra, photo_set, tmp_path, capsys) -> None:
+    image = str(photo_set["root"] / photo_set["good"][0])
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    for out in (str(victim), f"{tmp_path / 'new'}/"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["batch", image, "--out", out, "-j", "0", "-q", *extra])
+        assert exit_.value.code == 2 and "is a folder" in capsys.readouterr().err
+    with pytest.raises(BatchError, match="is a folder"):
+        batch.run([image], out=victim, workers=0, overwrite=bool(extra))
+    assert [p.name for p in tmp_path.iterdir()] == ["victim"]
+    assert [p.name for p in victim.iterdir()] == ["keep.txt"]
+
+
+def test_the_python_api_refuses_nonsensical_values(photo_set, tmp_path) -> None:
+    image = str(photo_set["root"] / photo_set["good"][0])
+    out = tmp_path / "faces.csv"
+    for bad in (
+        {"workers": -1},
+        {"video_fps": -1.0},
+        {"video_fps": 0},
+        {"video_fps": float("nan")},
+    ):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            batch.run([image], out=out, **bad)
+    for cap in (0, -5, 0.5, float("inf")):
+        with pytest.raises(ValueError, match="image_bytes"):
+            MemberLimits(image_bytes=cap)
+    assert MemberLimits(image_bytes=1).image_bytes == 1
+    assert not out.exists()
+
+
+def test_error_column_names_the_input_as_the_source_column_does(
+    worker, tmp_path, monkeypatch
+) -> None:
+    """Local files are read at their absolute path and archive videos from a temporary
+    copy; the error must spell the input as ``source`` does."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "empty.jpg").write_bytes(b"")
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    with zipfile.ZipFile(tmp_path / "v.zip", "w") as zf:
+        zf.writestr("in/clip.mp4", b"not a video either")
+    items = expand_inputs(["bad/empty.jpg", "broken.mp4", "v.zip", "missing.jpg"])
+    assert items[0].location == str(tmp_path / "bad" / "empty.jpg")  # what the worker reads
+    errors = [rows[0]["error"] for rows in worker.process(items)]
+    assert errors[0] == "ImageLoadError: bad/empty.jpg is empty (0 bytes)"
+    assert errors[1].startswith("VideoOpenError: broken.mp4: cannot open")
+    assert errors[2].startswith("VideoOpenError: v.zip::in/clip.mp4: cannot open")
+    assert errors[3] == "ImageLoadError: missing.jpg: no such file"
+    assert not any(str(tmp_path) in e or "duchenne-video-" in e for e in errors)
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_corrupt_model_file_is_one_clean_line(workers, photo_set, tmp_path, capsys) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not a model")
+    image = str(photo_set["root"] / photo_set["good"][0])
+    out = tmp_path / "faces.csv"
+    assert main(["batch", image, "--out", str(out), "-q", "-j", workers, "--model", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("duchenne batch: ") and err.count("\n") == 1
+    assert f"{bad}: onnxruntime cannot load this model file" in err
+    assert "[ONNXRuntimeError]" not in err and not out.exists()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from duchenne.batch.ledger import Ledger, PartWriter, iter_rows
+from duchenne.batch.ledger import Ledger, OutputLock, PartWriter, iter_rows
 from duchenne.errors import BatchError
 
 SETTINGS = {"stages": ["detect"]}
@@ -119,3 +123,46 @@ def test_stray_temp_files_and_foreign_parts_are_ignored(tmp_path: Path) -> None:
     assert not (ledger.parts_dir / ".part-00001.jsonl.1234.tmp").exists()
     again.commit_part([row("b")])
     assert [p.name for _, p in again.parts()] == ["part-00000.jsonl", "part-00001.jsonl"]
+
+
+def test_output_lock_admits_one_writer_at_a_time(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "r.jsonl"
+    first = OutputLock(out).acquire()
+    assert first.held and first.path == tmp_path / "new" / "r.jsonl.lock"
+    assert first.path.read_text().split()[0] == str(os.getpid())
+    second = OutputLock(out)
+    with pytest.raises(
+        BatchError, match=rf"r.jsonl is being written by another batch job \(pid {os.getpid()} on "
+    ):
+        second.acquire()
+    assert not second.held and first.path.exists()  # the refused job leaves the lock alone
+    first.release()
+    assert not first.path.exists()
+    with OutputLock(out) as third:  # free again once released
+        assert third.held
+        with pytest.raises(BatchError):
+            OutputLock(out).acquire()
+    assert not third.held and not third.path.exists()
+
+
+def test_lock_of_a_killed_job_does_not_block_the_next(tmp_path: Path) -> None:
+    """``kill -9`` leaves the lock file behind, but the kernel dropped the lock with the
+    process, so the next run takes it."""
+    out = tmp_path / "r.parquet"
+    code = (
+        "import sys, time; from duchenne.batch.ledger import OutputLock; "
+        "OutputLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(BatchError, match=f"pid {holder.pid} "):
+            OutputLock(out).acquire()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+    assert (tmp_path / "r.parquet.lock").exists()  # stale file, no lock
+    with OutputLock(out) as lock:
+        assert lock.held

@@ -41,6 +41,39 @@ def test_amount_zero_png_is_identical(photos, tmp_path) -> None:
     assert np.array_equal(np.asarray(Image.open(out)), data.astronaut())
 
 
+def test_transparent_png_keeps_its_alpha(photos, tmp_path) -> None:
+    """At --amount 0 a transparent PNG comes back identical (alpha and the RGB hidden
+    under it) as PNG and WebP; JPEG has no alpha and gets it composited on white."""
+    rgba = np.dstack([data.astronaut(), np.full((512, 512), 255, np.uint8)])
+    rgba[:, :80, 3] = 0
+    rgba[:, :80, :3] = (0, 0, 255)
+    rgba[:, 80:120, 3] = 100
+    src = tmp_path / "transparent.png"
+    Image.fromarray(rgba).save(src)
+    for name in ("same.png", "same.webp", "same.jpg"):
+        assert main(["enhance", str(src), str(tmp_path / name), "--amount", "0"]) == 0
+    for name in ("same.png", "same.webp"):
+        with Image.open(tmp_path / name) as im:
+            assert im.mode == "RGBA" and np.array_equal(np.asarray(im), rgba), name
+    with Image.open(tmp_path / "same.jpg") as im:
+        assert im.mode == "RGB" and np.asarray(im)[5:75, 5:75].min() > 240  # white, not blue
+    assert main(["enhance", str(src), str(tmp_path / "happier.png"), "--amount", "0.7"]) == 0
+    happier = np.asarray(Image.open(tmp_path / "happier.png"))
+    assert np.array_equal(happier[..., 3], rgba[..., 3])
+    assert (happier[..., :3] != rgba[..., :3]).any()
+
+
+def test_corrupt_model_file_is_one_clean_line(photos, tmp_path, capsys) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x08\x07 definitely not a model")
+    out = tmp_path / "out.jpg"
+    code = main(["enhance", str(photos / "astronaut.png"), str(out), "--model", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "[ONNXRuntimeError]" not in err
+    assert err.startswith(f"duchenne enhance: UnrecognizedModelError: {bad}: ")
+    assert not out.exists()
+
+
 def test_json_output(photos, tmp_path, capsys) -> None:
     out = tmp_path / "happier.png"
     code = main(["enhance", str(photos / "astronaut.png"), str(out), "--json", "--face", "0"])
@@ -69,6 +102,7 @@ def test_bad_input_one_line_exit_1(photos, tmp_path, capsys, name, extra, messag
 
 
 def test_bad_output_name_exit_2(photos, tmp_path, capsys) -> None:
+    """``.gif`` is not an output format (``.jpg``, ``.jpeg``, ``.png``, ``.webp`` are)."""
     code = main(["enhance", str(photos / "astronaut.png"), str(tmp_path / "out.gif")])
     assert code == 2 and "out.gif" in capsys.readouterr().err
 

@@ -18,6 +18,7 @@ from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.crops import PipelineFinder
 from duchenne.cli.main import main
 from duchenne.datasets import read_dataset
+from duchenne.errors import DatasetError
 from duchenne.evaluation.runner import dataset_crops, evaluate
 from tests.helpers import SHARED_DATASETS
 
@@ -174,3 +175,75 @@ def test_models_of_different_crop_formats_are_scored_on_the_same_faces(
     a = report["models"]["rgb64"]["smile"]["roc_auc"]["value"]
     b = report["models"]["tiny_smile"]["smile"]["roc_auc"]["value"]
     assert a == pytest.approx(b, abs=0.2)
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--limit", "0"],
+        ["--limit", "-1"],
+        ["--n-boot", "-5"],
+        ["--n-boot", "0"],
+        ["--processes", "-1"],
+    ],
+)
+def test_cli_counts_below_one_are_usage_errors(
+    option: list[str], ferplus: Path, tiny_smile_onnx: Path, capsys
+) -> None:
+    argv = ["evaluate", "--model", str(tiny_smile_onnx), "--data", str(ferplus), *option]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert f"argument {option[0]}: must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "counts", [{"limit": 0}, {"limit": -1}, {"n_boot": -5}, {"processes": -1}, {"limit": 1.5}]
+)
+def test_api_counts_below_one_raise_value_error(
+    counts: dict, ferplus: Path, tiny_smile_onnx: Path
+) -> None:
+    with pytest.raises(ValueError, match=f"{next(iter(counts))} must be an integer >= 1"):
+        evaluate(str(tiny_smile_onnx), ferplus, split="Test", **counts)
+
+
+def test_limit_keeps_the_first_samples_and_an_empty_split_is_a_dataset_error(
+    ferplus: Path, tiny_smile_onnx: Path, tmp_path: Path
+) -> None:
+    report = evaluate(str(tiny_smile_onnx), ferplus, split="Test", limit=2, n_boot=5, processes=1)
+    assert report["n"] == 2
+    empty = tmp_path / "empty" / "FER2013Test"
+    empty.mkdir(parents=True)
+    (empty / "label.csv").write_text("")
+    with pytest.raises(DatasetError, match="no samples to evaluate"):
+        evaluate(str(tiny_smile_onnx), empty.parent, split="Test", n_boot=5, processes=1)
+
+
+def test_output_suffix_picks_the_report_format(
+    ferplus: Path, tiny_smile_onnx: Path, tmp_path: Path, capsys
+) -> None:
+    argv = ["evaluate", "--model", str(tiny_smile_onnx), "--data", str(ferplus), "--split", "Test"]
+    argv += ["--limit", "3", "--n-boot", "5", "--processes", "1"]
+    for name in ("r.json", "r.csv", "r.md", "forced.json"):
+        extra = ["--format", "md"] if name == "forced.json" else []
+        assert main([*argv, "--output", str(tmp_path / name), *extra]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["n"] == 3
+    header = (tmp_path / "r.csv").read_text().splitlines()[0].split(",")
+    assert header[:4] == ["model", "data", "split", "n"]
+    assert (tmp_path / "r.md").read_text().startswith(f"Dataset `{ferplus}` split `Test`: n = 3")
+    assert (tmp_path / "forced.json").read_text().startswith("Dataset ")  # --format wins
+    capsys.readouterr()
+    assert main([*argv, "--output", str(tmp_path / "r.xlsx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("duchenne evaluate: cannot tell the report format from 'r.xlsx'")
+    assert err.count("\n") == 1 and not (tmp_path / "r.xlsx").exists()
+
+
+def test_corrupt_model_file_is_one_clean_line(ferplus: Path, tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"this is not a protobuf")
+    argv = ["evaluate", "--model", str(bad), "--data", str(ferplus), "--split", "Test"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"duchenne evaluate: UnrecognizedModelError: {bad}: ")
+    assert err.count("\n") == 1 and "[ONNXRuntimeError]" not in err

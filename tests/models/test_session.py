@@ -1,13 +1,16 @@
-"""``OnnxModel.run_chunked``: calls of any size give the outputs of one call."""
+"""``OnnxModel.run_chunked``: calls of any size give the outputs of one call; a file
+onnxruntime cannot load is a typed one-line error."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from duchenne.errors import DuchenneError, UnrecognizedModelError
 from duchenne.face.detector import FaceDetector
 from duchenne.face.landmarks import FaceMesh, FaceRoi
-from duchenne.models.registry import create_model
-from duchenne.models.session import IMAGE_BATCH
+from duchenne.models.registry import create_model, get_model_cfg
+from duchenne.models.session import IMAGE_BATCH, OnnxModel
 
 
 def test_chunked_calls_equal_one_call() -> None:
@@ -50,3 +53,25 @@ def test_detector_windows_one_by_one_equal_a_batch() -> None:
     for a, b in zip(single, batched, strict=True):
         np.testing.assert_allclose(a.score, b.score, atol=1e-4)
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-2)
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [
+        (b"garbage, not a protobuf", "INVALID_PROTOBUF"),
+        (b"", "INVALID_ARGUMENT"),
+        (None, "INVALID_PROTOBUF"),
+    ],
+)
+def test_a_file_onnxruntime_cannot_load_is_a_typed_one_line_error(tmp_path, content, code) -> None:
+    path = tmp_path / "model.onnx"
+    if content is None:  # a truncated copy of a real model
+        content = get_model_cfg("face_landmark").path.read_bytes()[:4000]
+    path.write_bytes(content)
+    for make in (OnnxModel, create_model):
+        with pytest.raises(UnrecognizedModelError) as err:
+            make(path)
+        text = str(err.value)
+        assert text.startswith(f"{path}: onnxruntime cannot load this model file ({code}: ")
+        assert "\n" not in text and "[ONNXRuntimeError]" not in text
+        assert isinstance(err.value, DuchenneError)

@@ -37,15 +37,20 @@ Pipeline for one face (``warp_face``):
    outside the moving region is bit-identical to the input.
 
 ``enhance`` wraps this for whole images: analyse, warp the selected faces, re-analyse the
-output, and report ``smile_score`` and smile geometry before and after.
+output, and report ``smile_score`` and smile geometry before and after. A transparent input
+keeps its alpha channel: the analysis sees it composited on white (as ``load_image`` gives
+every image), the warp moves its un-composited RGB, and the alpha is copied unchanged to
+``EnhanceResult.rgba`` (what ``encode``/``save`` write to PNG and WebP).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -71,7 +76,8 @@ from duchenne.face.boxes import iou_matrix
 from duchenne.face.geometry import geometry_arrays
 from duchenne.face.topology import FACE_OVAL
 from duchenne.faces import Faces
-from duchenne.io.image import load_image
+from duchenne.io.image import encode_image, load_image
+from duchenne.io.pixels import array_to_rgb
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -96,6 +102,10 @@ __all__ = [
     "warp_face",
 ]
 
+#: Image formats ``EnhanceResult.encode``/``save`` write (PNG and WebP keep transparency;
+#: WebP is written lossless, so amount 0 gives the input's pixels back exactly).
+IMAGE_FORMATS: dict[str, str] = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
+
 #: geometry values reported before/after (the ones a smile changes)
 REPORTED_GEOMETRY: tuple[str, ...] = (
     "lip_corner_elevation",
@@ -114,7 +124,8 @@ class EnhanceResult:
     """Output of :func:`enhance`.
 
     Attributes:
-        image: the enhanced RGB uint8 image (H, W, 3).
+        image: the enhanced RGB uint8 image (H, W, 3); a transparent input is composited
+            on white, as ``load_image`` shows it to the analysis (and as JPEG gets it).
         amount: the amount used.
         indices: indices (into ``before``) of the faces that were enhanced.
         before: analysis of the input image (all faces).
@@ -122,6 +133,9 @@ class EnhanceResult:
             ``before``; ``None`` when ``score=False``.
         matched: (n,) bool, whether face ``i`` was found again in the output.
         warps: one :class:`FaceWarp` per enhanced face, in ``indices`` order.
+        rgba: (H, W, 4) uint8 for an input with transparency (RGBA, LA, a palette or a
+            colour key): its own (un-composited) RGB, enhanced, and its alpha channel
+            unchanged; None for an opaque input.
     """
 
     image: np.ndarray
@@ -131,6 +145,48 @@ class EnhanceResult:
     after: Faces | None = None
     matched: np.ndarray | None = None
     warps: list[FaceWarp] = field(default_factory=list)
+    rgba: np.ndarray | None = None
+
+    def encode(self, format: str = "png", quality: int = 92) -> bytes:
+        """The result as an image file: ``"png"``, ``"webp"`` (lossless) or ``"jpeg"``.
+
+        PNG and WebP carry the input's alpha channel (``rgba``) when it had one; JPEG has
+        no alpha, so it gets ``image`` (composited on white).
+
+        Raises:
+            ValueError: an unknown format, or a JPEG quality outside 1-100.
+        """
+        fmt = IMAGE_FORMATS.get(format.lower().lstrip("."))
+        if fmt is None:
+            raise ValueError(
+                f"unsupported output image format {format!r}; use {', '.join(IMAGE_FORMATS)}"
+            )
+        if fmt == "jpeg" or (fmt == "png" and self.rgba is None):
+            return encode_image(self.image, fmt, quality)
+        from PIL import Image
+
+        pixels = self.image if self.rgba is None else self.rgba
+        buf = io.BytesIO()
+        if fmt == "png":
+            Image.fromarray(pixels).save(buf, format="PNG")  # (H, W, 4) uint8: RGBA
+        else:
+            Image.fromarray(pixels).save(buf, format="WEBP", lossless=True, exact=True)
+        return buf.getvalue()
+
+    def save(self, path: str | os.PathLike[str], quality: int = 92) -> Path:
+        """Write :meth:`encode` in the format of ``path``'s suffix, atomically.
+
+        Raises:
+            ValueError: a suffix other than ``.jpg``, ``.jpeg``, ``.png`` or ``.webp``.
+            OSError: the file cannot be written.
+        """
+        from duchenne.io.atomic import atomic_write
+
+        path = Path(path)
+        data = self.encode(path.suffix or "?", quality)
+        with atomic_write(path) as fh:
+            fh.write(data)
+        return path
 
     def changes(self) -> list[dict[str, Any]]:
         """Per face: box, whether it was enhanced, smile and geometry before -> after.
@@ -159,7 +215,12 @@ class EnhanceResult:
         """JSON-safe summary (a server route returns this beside ``encode_image(result.image)``)."""
         h, w = self.image.shape[:2]
         return {
-            "image": {"width": int(w), "height": int(h), **_plain_meta(self.before.meta)},
+            "image": {
+                "width": int(w),
+                "height": int(h),
+                "alpha": self.rgba is not None,
+                **_plain_meta(self.before.meta),
+            },
             "amount": self.amount,
             "faces": self.changes(),
         }
@@ -205,7 +266,8 @@ def enhance(
         model: the displacement model (default ``DEFAULT_MODEL``).
 
     Returns:
-        An :class:`EnhanceResult`.
+        An :class:`EnhanceResult`; for an input with transparency, ``rgba`` holds the
+        enhanced RGB with the input's alpha channel unchanged.
 
     Raises:
         ImageLoadError: (and subclasses) the input cannot be decoded.
@@ -220,18 +282,92 @@ def enhance(
     amount = _check_amount(amount)
     if "landmarks" not in analyzer.stages:
         raise ValueError("enhance needs an Analyzer with the 'landmarks' stage")
+    start = _stream_position(source)
     image = load_image(source, max_pixels=analyzer.max_pixels)
+    rgba = _transparent_pixels(source, image, start)
     before = _analyze(analyzer, image, source)
     indices = _select(faces, len(before), _label(source))
     result = EnhanceResult(image=image.copy(), amount=amount, indices=indices, before=before)
+    # the warp moves the input's own RGB: composited pixels for an opaque input, the
+    # un-composited ones for a transparent input (whose alpha is never changed)
+    src = image if rgba is None else np.ascontiguousarray(rgba[..., :3])
+    out = result.image if rgba is None else src.copy()
     if amount > 0:
         for i in indices:
-            _, record = warp_face(image, before.landmarks[i], amount, model, out=result.image)
+            _, record = warp_face(src, before.landmarks[i], amount, model, out=out)
             result.warps.append(record)
+    if rgba is not None:
+        alpha = rgba[..., 3]
+        result.rgba = np.dstack([out, alpha])
+        moved = (out != src).any(axis=2)
+        result.image[moved] = _over_white(out[moved], alpha[moved])
     if score:
         after = before if amount == 0 else _analyze(analyzer, result.image, source)
         result.after, result.matched = _match(before, after)
     return result
+
+
+def _stream_position(source: Any) -> int | None:
+    """Where a seekable file object starts (it is read twice for a transparent image)."""
+    if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)):
+        return None
+    try:
+        return int(source.tell()) if source.seekable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _transparent_pixels(source: Any, image: np.ndarray, start: int | None) -> np.ndarray | None:
+    """The input as straight (un-composited) RGBA uint8 when it has transparency, else None.
+
+    ``image`` is what ``load_image`` made of it (alpha composited on white); the RGBA is
+    kept only when compositing it gives exactly that, so the analysis and the written
+    file always show the same picture.
+    """
+    from PIL import Image, ImageOps
+
+    rgba: np.ndarray | None = None
+    if isinstance(source, np.ndarray):
+        if source.ndim == 3 and source.shape[2] == 4:
+            rgb = array_to_rgb(np.ascontiguousarray(source[..., :3]), "image")
+            alpha = array_to_rgb(np.ascontiguousarray(source[..., 3]), "image")[..., 0]
+            rgba = np.dstack([rgb, alpha])
+    else:
+        try:
+            if isinstance(source, Image.Image):
+                opened, close = source, False
+            elif isinstance(source, (str, os.PathLike)):
+                opened, close = Image.open(source), True
+            elif isinstance(source, (bytes, bytearray, memoryview)):
+                opened, close = Image.open(io.BytesIO(bytes(source))), True
+            elif start is not None:
+                source.seek(start)
+                opened, close = Image.open(source), True
+            else:
+                return None  # a stream that cannot be read again: composited RGB only
+            try:
+                if "A" in opened.mode or "a" in opened.mode or "transparency" in opened.info:
+                    try:
+                        upright = ImageOps.exif_transpose(opened)
+                    except Exception:  # a malformed EXIF block: load_image ignores it too
+                        upright = opened
+                    rgba = np.array(upright.convert("RGBA"))
+            finally:
+                if close:
+                    opened.close()
+        except Exception:  # the pixels decoded once already; never fail on the alpha
+            return None
+    if rgba is None or rgba.shape[:2] != image.shape[:2]:
+        return None
+    if not np.array_equal(_over_white(rgba[..., :3], rgba[..., 3]), image):
+        return None
+    return rgba
+
+
+def _over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``rgb`` composited on white by ``alpha`` (``duchenne.io.pixels``' rounding)."""
+    a = alpha.astype(np.uint16)[..., None]
+    return ((rgb.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
 
 
 def _check_amount(amount: float) -> float:

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 
 from duchenne.analysis.config import AnalyzerConfig
 from duchenne.batch.inputs import InputItem, MemberLimits, expand_inputs
-from duchenne.batch.ledger import Ledger, PartWriter
+from duchenne.batch.ledger import Ledger, OutputLock, PartWriter
 from duchenne.batch.local import EngineReport, run_local
 from duchenne.batch.worker import Row, WorkerConfig
 from duchenne.errors import BatchError
@@ -194,17 +195,19 @@ def run(
         in ``out``; running again continues).
 
     Raises:
-        BatchError: No inputs, unfinished parts with other settings, an output that
-            is not a batch output, or workers that cannot start.
+        BatchError: No inputs, ``out`` is a folder, another job is writing ``out``
+            (see :class:`~duchenne.batch.ledger.OutputLock`), unfinished parts with other
+            settings, an output that is not a batch output, or workers that cannot start.
         MissingExtraError: ``engine="ray"`` without Ray, or Parquet without pyarrow.
-        ValueError: Unknown engine, format, fingerprint mode or stage.
+        ValueError: Unknown engine, format, fingerprint mode or stage; ``workers`` < 0,
+            ``chunk_size`` or ``part_size`` < 1, ``video_fps`` <= 0, a member limit < 1.
         TypeError: An ``analyzer_options`` key that is not an ``AnalyzerConfig`` field.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if chunk_size < 1 or part_size < 1:
-        raise ValueError("chunk_size and part_size must be >= 1")
+    _check_options(engine, workers, chunk_size, part_size, video_fps)
     fmt = output_format(out, format)
+    if Path(out).is_dir():
+        example = Path(out) / f"faces.{fmt}"
+        raise BatchError(f"{out} is a folder; --out must name a results file (e.g. {example})")
     worker_config = WorkerConfig(
         AnalyzerConfig.build(config, **analyzer_options),
         crop=crop,
@@ -212,27 +215,55 @@ def run(
         video_summary=video_summary,
         video_fps=video_fps,
     )
-    items = expand_inputs(inputs, list_files=list_files, fingerprint=fingerprint, limits=limits)
-    if not items:
-        raise BatchError("no inputs found (give files, folders, globs, archives or @list.txt)")
-    ledger = Ledger(out, fmt, worker_config.results_key(), overwrite=overwrite)
-    items = [replace(i, fingerprint=ledger.key(i.fingerprint)) for i in items]
-    pending = [
-        i for i in items if not ledger.is_done(i.source, i.fingerprint, retry_errors=retry_errors)
-    ]
-    skipped = len(items) - len(pending)
-    summary = BatchSummary(None, fmt, engine, 0, inputs=len(items), skipped=skipped)
-    writer = PartWriter(ledger, part_size=part_size)
-    if pending:
-        report = _analyse(
-            pending, worker_config, writer, summary, engine, workers, address, chunk_size, progress
-        )
-        summary.workers, summary.interrupted = report.workers, report.interrupted
-        summary.peak_rss_mb, summary.crashed_workers = report.peak_rss_mb, report.crashed_workers
-    summary.output = ledger.finalize(keep_parts=keep_parts)
+    with OutputLock(out):  # held until the output is written: one job per output
+        items = expand_inputs(inputs, list_files=list_files, fingerprint=fingerprint, limits=limits)
+        if not items:
+            raise BatchError("no inputs found (give files, folders, globs, archives or @list.txt)")
+        ledger = Ledger(out, fmt, worker_config.results_key(), overwrite=overwrite)
+        items = [replace(i, fingerprint=ledger.key(i.fingerprint)) for i in items]
+        pending = [
+            i
+            for i in items
+            if not ledger.is_done(i.source, i.fingerprint, retry_errors=retry_errors)
+        ]
+        skipped = len(items) - len(pending)
+        summary = BatchSummary(None, fmt, engine, 0, inputs=len(items), skipped=skipped)
+        writer = PartWriter(ledger, part_size=part_size)
+        if pending:
+            report = _analyse(
+                pending,
+                worker_config,
+                writer,
+                summary,
+                engine,
+                workers,
+                address,
+                chunk_size,
+                progress,
+            )
+            summary.workers, summary.interrupted = report.workers, report.interrupted
+            summary.peak_rss_mb = report.peak_rss_mb
+            summary.crashed_workers = report.crashed_workers
+        summary.output = ledger.finalize(keep_parts=keep_parts)
     summary.processed, summary.failed, summary.faces = writer.processed, writer.failed, writer.faces
     summary.rows, summary.failures = writer.rows, writer.failures
     return summary
+
+
+def _check_options(
+    engine: str, workers: int | None, chunk_size: int, part_size: int, video_fps: float | None
+) -> None:
+    """Refuse nonsensical options before anything is listed, locked or written."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if chunk_size < 1 or part_size < 1:
+        raise ValueError("chunk_size and part_size must be >= 1")
+    if workers is not None and (
+        isinstance(workers, bool) or int(workers) != workers or workers < 0
+    ):
+        raise ValueError(f"workers must be an integer >= 0 (0: this process), got {workers!r}")
+    if video_fps is not None and not (math.isfinite(video_fps) and video_fps > 0):
+        raise ValueError(f"video_fps must be > 0 (None: every frame), got {video_fps!r}")
 
 
 def _analyse(

@@ -78,10 +78,26 @@ class MemberLimits:
     Attributes:
         image_bytes: Cap for image members (``--max-member-mb``, default 256 MiB).
         video_bytes: Cap for video members (``--max-video-member-mb``, default 4 GiB).
+
+    Raises:
+        ValueError: A cap below 1 byte.
     """
 
     image_bytes: int = 256 * MiB
     video_bytes: int = 4096 * MiB
+
+    def __post_init__(self) -> None:
+        for name in ("image_bytes", "video_bytes"):
+            value = getattr(self, name)
+            try:
+                ok = not isinstance(value, bool) and value >= 1 and value == int(value)
+            except (TypeError, ValueError, OverflowError):  # None, inf, nan
+                ok = False
+            if not ok:
+                raise ValueError(
+                    f"{name} must be an integer >= 1 byte (a cap of 0 fails every member), "
+                    f"got {value!r}"
+                )
 
     def cap(self, kind: str) -> int:
         """The cap for a member of ``kind`` (``"image"`` or ``"video"``)."""

@@ -33,6 +33,11 @@ Why this design:
 
 Parts are Parquet for Parquet output and JSON Lines for CSV and JSONL output (typed,
 schema-free and needing no pyarrow).
+
+Only one job may write an output at a time: :class:`OutputLock` holds an advisory
+``flock`` on ``OUT.lock`` for the job's life. Two jobs on the same parts folder would
+number their parts from the same counter and replace each other's rows, so the second
+job is refused up front instead.
 """
 
 from __future__ import annotations
@@ -41,7 +46,9 @@ import contextlib
 import csv
 import json
 import logging
+import os
 import re
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,13 +61,116 @@ from duchenne.io.atomic import atomic_write
 from duchenne.io.jsonsafe import json_digest, to_json_text
 from duchenne.io.sinks import RecordWriter, write_records
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 logger = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 
 JOB_FILE = "_job.json"  # leading "_": pyarrow.dataset skips it when reading the parts
 PARTS_SUFFIX = ".parts"
+LOCK_SUFFIX = ".lock"
 _PART_RE = re.compile(r"^part-(\d{5,})\.(parquet|jsonl)$")
+
+
+class OutputLock:
+    """The advisory lock that lets one batch job at a time write ``out``.
+
+    The lock is an exclusive ``flock`` on ``OUT.lock`` (beside the output), taken without
+    waiting: a second job is refused at once with a ``BatchError`` naming the holder's
+    process id and host. Why ``flock``: the kernel drops it when the holding process
+    ends, however it ends (``kill -9``, a crash, a power cut), so a lock file left by a
+    dead job never blocks the next run; only a live holder does. The file is deleted on
+    release; a waiter that locked a file just deleted sees that it is no longer the file
+    at that path and tries again, so two jobs never hold two different lock files.
+
+    On a filesystem without locks (some network mounts) the job runs unlocked with a
+    warning.
+
+    Example:
+        >>> with OutputLock("faces.parquet"):       # doctest: +SKIP
+        ...     pass                                 # only this process writes faces.parquet
+    """
+
+    def __init__(self, out: str | os.PathLike[str]) -> None:
+        self.out = Path(out)
+        self.path = self.out.with_name(self.out.name + LOCK_SUFFIX)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self) -> OutputLock:
+        """Take the lock or raise ``BatchError`` (another live job holds it)."""
+        if self._fd is not None or fcntl is None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _lock_holder(fd)
+                os.close(fd)
+                raise BatchError(
+                    f"{self.out} is being written by another batch job{holder}; only one job "
+                    "may write an output at a time: wait for it to finish or choose another --out"
+                ) from None
+            except OSError as exc:  # no locking on this filesystem
+                os.close(fd)
+                logger.warning(
+                    "%s: cannot lock (%s); make sure no other job writes %s",
+                    self.path,
+                    exc,
+                    self.out,
+                )
+                return self
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # the previous holder deleted it between our open and lock: again
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Delete the lock file and drop the lock (a no-op when not held)."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self._fd)  # closing the last descriptor drops the flock
+        self._fd = None
+
+    def __enter__(self) -> OutputLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _lock_holder(fd: int) -> str:
+    """`` (pid N on HOST)`` from a lock file, or nothing when it cannot be read."""
+    try:
+        pid, _, host = os.pread(fd, 256, 0).decode("utf-8", "replace").strip().partition(" ")
+    except OSError:
+        return ""
+    if not pid.isdigit():
+        return ""
+    return f" (pid {pid} on {host})" if host else f" (pid {pid})"
 
 
 @dataclass(frozen=True)

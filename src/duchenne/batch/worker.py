@@ -162,6 +162,8 @@ class BatchWorker:
             )
             for row in rows:  # meta["source"] is the absolute path the worker read
                 row["source"] = item.source
+                if row.get("error"):
+                    row["error"] = name_input(row["error"], item)
             out.append(rows)
         return out
 
@@ -188,7 +190,15 @@ class BatchWorker:
     def _video_rows(self, item: InputItem) -> list[Row]:
         """One row per face per sampled frame, or per track with ``video_summary``."""
         with self._local_copy(item) as path:
-            return video_rows(self.analyzer, path, item.source, self.config)
+            try:
+                rows = video_rows(self.analyzer, path, item.source, self.config)
+            except DuchenneError as exc:  # e.g. VideoOpenError naming the temporary copy
+                message = f"{type(exc).__name__}: {exc}"
+                return [error_row(item.source, name_input(message, item, path))]
+        for row in rows:
+            if row.get("error"):
+                row["error"] = name_input(row["error"], item, path)
+        return rows
 
     @contextlib.contextmanager
     def _local_copy(self, item: InputItem) -> Iterator[str]:
@@ -218,10 +228,10 @@ class BatchWorker:
         try:
             return fn(item)
         except DuchenneError as exc:
-            return [error_row(item.source, f"{type(exc).__name__}: {exc}")]
+            return [error_row(item.source, name_input(f"{type(exc).__name__}: {exc}", item))]
         except Exception as exc:
             logger.warning("%s: unexpected %s: %s", item.source, type(exc).__name__, exc)
-            return [error_row(item.source, f"{type(exc).__name__}: {exc}")]
+            return [error_row(item.source, name_input(f"{type(exc).__name__}: {exc}", item))]
 
     def _stamp(self, row: Row, item: InputItem) -> Row:
         return stamp_row(row, item, self.models)
@@ -235,6 +245,20 @@ def stamp_row(row: Row, item: InputItem, models: str) -> Row:
     """Add the resume fingerprint, the models and the version; make the row JSON-safe."""
     row.update(fingerprint=item.fingerprint, models=models, duchenne_version=__version__)
     return to_jsonable(row)
+
+
+def name_input(message: str, item: InputItem, path: str | None = None) -> str:
+    """``message`` with the path the worker read replaced by the input's ``source``.
+
+    Why: a local file is read at its absolute ``location`` (and an archive's video member
+    at a temporary copy), so decoders name those; the error column must name the input
+    as the ``source`` column spells it (``photos/x.jpg``, ``shoot.zip::clip.mp4``).
+    """
+    if path is not None and path != item.location:  # a temporary copy
+        message = message.replace(path, item.source)
+    if item.member is None and item.location != item.source:
+        message = message.replace(item.location, item.source)
+    return message
 
 
 def error_row(source: str, error: str) -> Row:

@@ -6,10 +6,11 @@ Only argument parsing and reporting live here; the work is :func:`duchenne.batch
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from duchenne.cli.options import add_analyzer_args, config_from_args
+from duchenne.cli.options import add_analyzer_args, config_from_args, non_negative, positive_int
 
 MAX_LISTED_FAILURES = 20
 
@@ -26,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("inputs", nargs="*", help="files, folders, globs, archives, URIs, @list.txt")
-    p.add_argument("--out", "-o", type=Path, required=True, help="results file")
+    p.add_argument("--out", "-o", type=output_file, required=True, help="results file")
     p.add_argument("--list", dest="list_files", action="append", default=[], metavar="FILE",
                    help="text file of inputs, one per line (repeatable)")  # fmt: skip
     p.add_argument("--format", choices=("parquet", "csv", "jsonl"), default=None,
@@ -35,10 +36,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--engine", choices=("local", "ray"), default="local")
     run.add_argument("--address", default=None,
                      help="Ray cluster address (--engine ray; default: start Ray here)")  # fmt: skip
-    run.add_argument("--workers", "-j", type=int, default=None,
-                     help="worker processes / Ray actors (default: one per core)")  # fmt: skip
-    run.add_argument("--chunk-size", type=int, default=8, help="inputs per worker task")
-    run.add_argument("--part-size", type=int, default=256,
+    run.add_argument("--workers", "-j", type=worker_count, default=None,
+                     help="worker processes / Ray actors (default: one per core; 0: analyse "
+                          "in this process)")  # fmt: skip
+    run.add_argument("--chunk-size", type=positive_int, default=8, help="inputs per worker task")
+    run.add_argument("--part-size", type=positive_int, default=256,
                      help="inputs per committed part (at most this is lost on a crash)")  # fmt: skip
     run.add_argument("--keep-parts", action="store_true",
                      help="keep OUT.parts/ (a dataset of part files) after writing OUT")  # fmt: skip
@@ -48,22 +50,56 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="analyse again the inputs that failed in an earlier run")  # fmt: skip
     run.add_argument("--fingerprint", choices=("stat", "content"), default="stat",
                      help="how an unchanged input is recognised: size+mtime or sha256")  # fmt: skip
-    run.add_argument("--max-member-mb", type=float, default=256, metavar="MB",
+    run.add_argument("--max-member-mb", type=positive_number, default=256, metavar="MB",
                      help="largest image member of a zip/tar read (held in memory; larger "
                           "ones are reported as failed; default 256)")  # fmt: skip
-    run.add_argument("--max-video-member-mb", type=float, default=4096, metavar="MB",
+    run.add_argument("--max-video-member-mb", type=positive_number, default=4096, metavar="MB",
                      help="largest video member of a zip/tar read (copied to a temp file; "
                           "default 4096)")  # fmt: skip
     an = p.add_argument_group("analysis")
     add_analyzer_args(an, threads_default=1, threads_help="onnxruntime threads per worker")
     an.add_argument("--crop", action="store_true", help="inputs are face crops (no detection)")
     an.add_argument("--landmarks", action="store_true", help="include the 468 landmarks")
-    an.add_argument("--video-fps", type=float, default=5.0,
+    an.add_argument("--video-fps", type=non_negative, default=5.0,
                     help="frames per second sampled from videos (0 = every frame)")  # fmt: skip
     an.add_argument("--video-summary", action="store_true",
                     help="one row per face track per video instead of one per frame")  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=run_command)
+
+
+def worker_count(text: str) -> int:
+    """argparse type: an integer >= 0 (``--workers``; 0 analyses in this process)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """argparse type: a number > 0 (``--max-member-mb``: a cap of 0 fails every member)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value < float("inf"):  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def output_file(text: str) -> Path:
+    """argparse type: ``--out`` names a file, not a folder (checked again by ``batch.run``,
+    which sees whether it exists; a name ending in a separator can only be a folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty file name")
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a folder; --out must name a results file (e.g. faces.parquet)"
+        )
+    return Path(text)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -98,8 +134,8 @@ def run_command(args: argparse.Namespace) -> int:
             retry_errors=args.retry_errors,
             fingerprint=args.fingerprint,
             limits=MemberLimits(
-                image_bytes=int(args.max_member_mb * MiB),
-                video_bytes=int(args.max_video_member_mb * MiB),
+                image_bytes=max(1, round(args.max_member_mb * MiB)),
+                video_bytes=max(1, round(args.max_video_member_mb * MiB)),
             ),
             progress=not args.quiet,
         )

@@ -10,7 +10,8 @@ from typing import Any
 from duchenne.cli.options import add_analyzer_args, config_from_args, unit_interval
 from duchenne.errors import DuchenneError
 
-OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png")
+OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+"""Output formats; PNG and (lossless) WebP keep a transparent input's alpha channel."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Prints smile score and smile geometry before -> after for every face.",
     )
     p.add_argument("input", type=Path, help="photo to enhance")
-    p.add_argument("output", type=Path, help="where to write the result (.jpg, .jpeg or .png)")
+    p.add_argument(
+        "output",
+        type=Path,
+        help="where to write the result (.jpg, .jpeg, .png or .webp; PNG and WebP keep "
+        "transparency, JPEG composites it on white)",
+    )
     p.add_argument(
         "--amount",
         type=unit_interval,
@@ -58,12 +64,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from duchenne.analysis.analyzer import Analyzer
     from duchenne.analysis.enhance import enhance
-    from duchenne.io.image import save_image_atomic
 
     analyzer = Analyzer(config_from_args(args))
     try:
         result = enhance(analyzer, args.input, amount=args.amount, faces=args.faces)
-        save_image_atomic(result.image, args.output, quality=args.quality)
+        result.save(args.output, quality=args.quality)
     except (DuchenneError, ValueError, OSError) as exc:
         print(f"duchenne enhance: {_message(exc, args.input)}", file=sys.stderr)
         return 1

@@ -6,11 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from duchenne.cli.options import emotion_prior
+from duchenne.cli.options import emotion_prior, positive_int
 from duchenne.io.jsonsafe import to_json_text
 from duchenne.io.sinks import records_to_text, write_records
 
 FORMATS = ("json", "md", "csv")
+SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md", ".txt": "md"}
+"""Report format of an ``--output`` name when ``--format`` is not given."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,22 +58,55 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="class prior of the emotion probabilities: balanced (default), natural or 8 "
         "comma-separated weights (as for `duchenne analyze`)",
     )
-    p.add_argument("--format", default="md", choices=FORMATS, help="printed/written format")
-    p.add_argument("--output", "-o", type=Path, help="write the report here (json/csv/md)")
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=FORMATS,
+        help="report format (default: from the --output suffix .json/.csv/.md, else md)",
+    )
+    p.add_argument("--output", "-o", type=Path, help="write the report here (.json, .csv, .md)")
     p.add_argument(
         "--plots", type=Path, metavar="DIR", help="write ROC / reliability / confusion PNGs here"
     )
     p.add_argument(
-        "--limit", type=int, default=None, help="only the first N samples (quick checks)"
+        "--limit", type=positive_int, default=None, help="only the first N samples (quick checks)"
     )
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
-    p.add_argument("--processes", type=int, default=2, help="worker processes for the crops")
+    p.add_argument(
+        "--n-boot", type=positive_int, default=1000, help="bootstrap resamples for the 95%% CIs"
+    )
+    p.add_argument(
+        "--processes", type=positive_int, default=2, help="worker processes for the crops"
+    )
     p.set_defaults(func=run)
+
+
+def report_format(format: str | None, output: Path | None) -> str:
+    """``--format``, else the ``--output`` suffix's format, else Markdown.
+
+    Raises:
+        ValueError: an ``--output`` suffix that names no report format.
+    """
+    if format is not None:
+        return format
+    if output is None:
+        return "md"
+    try:
+        return SUFFIX_FORMATS[output.suffix.lower()]
+    except KeyError:
+        raise ValueError(
+            f"cannot tell the report format from {output.name!r}; give --format "
+            f"({', '.join(FORMATS)}) or a {'/'.join(SUFFIX_FORMATS)} name"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
     from duchenne.evaluation.runner import evaluate, summary_rows
 
+    try:
+        fmt = report_format(args.format, args.output)
+    except ValueError as exc:  # a usage error: said before the (long) evaluation runs
+        print(f"duchenne evaluate: {exc}", file=sys.stderr)
+        return 2
     report = evaluate(
         args.model,
         args.data,
@@ -85,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
         eyes=args.eyes,
         emotion_prior=args.emotion_prior,
     )
-    if args.format == "json":
+    if fmt == "json":
         text = to_json_text(report, indent=2)
-    elif args.format == "csv":
+    elif fmt == "csv":
         if args.output:
             write_records(summary_rows(report), args.output, format="csv")
             return 0

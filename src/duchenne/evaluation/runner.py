@@ -10,6 +10,7 @@ SMILEsmileD: long side <= ``SMALL_IMAGE``) go through the training crop pipeline
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from duchenne.datasets import (
     labelled_eyes,
     read_dataset,
 )
+from duchenne.errors import DatasetError
 from duchenne.evaluation.metrics import binary_report, compare_report, multiclass_report
 from duchenne.face.align import AlignConfig, align_face, crop_as_aligned
 from duchenne.io.image import load_image
@@ -252,8 +254,17 @@ def evaluate(
     Returns:
         A JSON-safe report: dataset facts, crop detection rate, per-model metrics with 95%
         bootstrap CIs, and the paired comparison (McNemar, paired bootstrap of AUC).
+
+    Raises:
+        ValueError: ``limit``, ``n_boot`` or ``processes`` below 1 (``limit=None``: every
+            sample).
+        DatasetError: the dataset (split) has no samples, or an unknown layout.
     """
-    samples = list(read_dataset(data, split))[:limit]
+    _check_counts(limit=limit, n_boot=n_boot, processes=processes)
+    samples = list(itertools.islice(read_dataset(data, split), limit))
+    if not samples:
+        where = f"{data} (split {split})" if split else str(data)
+        raise DatasetError(f"{where}: no samples to evaluate")
     models = [SmileModel(spec, emotion_prior=emotion_prior) for spec in [model, compare] if spec]
     model_crops = crops_for_models(samples, models, crop_mode, processes, eyes)
     crops = model_crops[0]
@@ -290,6 +301,19 @@ def evaluate(
     if plots:
         report["plots"] = _plots(Path(plots), outputs, targets)
     return report
+
+
+def _check_counts(**counts: int | None) -> None:
+    """Each count is None (``limit`` only: no limit) or an integer >= 1.
+
+    Why: ``limit`` slices the samples, so 0 left nothing (metrics of an empty set then
+    failed with an ``IndexError``) and -1 silently dropped the last sample.
+    """
+    for name, value in counts.items():
+        if value is None and name == "limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def _plots(folder: Path, outputs: dict[str, SmileOutputs], targets: dict[str, Any]) -> list[str]:

@@ -9,6 +9,7 @@ own session instead of failing to pickle a C++ object).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from duchenne.errors import DeviceUnavailableError
+from duchenne.errors import DeviceUnavailableError, UnrecognizedModelError
 
 DEVICES = ("cpu", "cuda")
 """Where models run: ``cpu`` (default, onnxruntime's CPU provider) or ``cuda``."""
@@ -90,6 +91,11 @@ class OnnxModel:
         providers: onnxruntime execution providers (default: those of ``device``).
         device: ``"cpu"`` or ``"cuda"`` (see ``providers_for``).
 
+    Raises:
+        UnrecognizedModelError: onnxruntime cannot load the file (corrupt, truncated, not
+            ONNX, an operator it lacks); the message names the file in one line.
+        DeviceUnavailableError: ``device="cuda"`` and the CUDA provider cannot start.
+
     Example:
         >>> from duchenne.models import create_model
         >>> model = create_model("face_detection_short_range")
@@ -108,9 +114,12 @@ class OnnxModel:
         self.path = Path(path)
         self.threads, self.device = threads, device
         self.providers = list(providers or providers_for(device))
-        self.session = ort.InferenceSession(
-            str(self.path), sess_options=session_options(threads), providers=self.providers
-        )
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=session_options(threads), providers=self.providers
+            )
+        except Exception as exc:
+            raise _load_error(self.path, exc, device) from None
         if device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
             raise DeviceUnavailableError(
                 f"{self.path.name}: onnxruntime could not start its CUDA provider (no GPU "
@@ -166,3 +175,29 @@ class OnnxModel:
         return (
             f"OnnxModel({self.path.name!r}, input={self.input_shape}, outputs={self.output_names})"
         )
+
+
+_ORT_MESSAGE = re.compile(r"^\[ONNXRuntimeError\] : \d+ : (\w+) : (.*)$", re.DOTALL)
+
+
+def _load_error(path: Path, exc: Exception, device: str) -> Exception:
+    """onnxruntime's failure to open ``path`` as a duchenne error: one line naming the file.
+
+    Why: onnxruntime raises its own exception types (``InvalidProtobuf``, ``Fail`` ...)
+    with a multi-part message, which every CLI would otherwise print as they are. Errors
+    that are not onnxruntime's (e.g. ``MemoryError``) are returned unchanged.
+    """
+    if not type(exc).__module__.startswith("onnxruntime"):
+        return exc
+    text = " ".join(str(exc).split())
+    match = _ORT_MESSAGE.match(text)
+    code, reason = (match.group(1), match.group(2)) if match else (type(exc).__name__, text)
+    reason = re.sub(r"^Load model from .*? failed:\s*", "", reason)
+    if device == "cuda" and code in ("EP_FAIL", "EPFail"):
+        return DeviceUnavailableError(
+            f"{path}: onnxruntime could not start its CUDA provider ({reason})"
+        )
+    return UnrecognizedModelError(
+        f"{path}: onnxruntime cannot load this model file ({code}: {reason}); "
+        "is it a complete, valid .onnx file?"
+    )

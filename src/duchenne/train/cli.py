@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,12 @@ def _add_crops(sub: Any) -> None:
     p.add_argument("--data-root", default=DEFAULT_DATA_ROOT)
     p.add_argument("--cache-dir", default=DEFAULT_CACHE)
     p.add_argument("--datasets", nargs="+", default=["ferplus", "smilesmiled", "mtfl"])
-    p.add_argument("--splits", nargs="+", default=None, help="default: every split of each dataset")
+    p.add_argument(
+        "--splits",
+        nargs="+",
+        default=None,
+        help="default: every split of each dataset (any case: Test = test)",
+    )
     p.add_argument("--mode", choices=["pipeline", "resize"], default="pipeline")
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="first N samples only (debugging)")
@@ -225,31 +232,75 @@ def run_train(args: argparse.Namespace) -> int:
 def _run_crops(args: argparse.Namespace) -> int:
     from duchenne.train import crops
 
+    try:
+        jobs = crop_jobs(args.datasets, args.splits, crops.DATASET_SPLITS)
+    except ValueError as exc:  # a usage error: nothing was built
+        print(f"duchenne train crops: {exc}", file=sys.stderr)
+        return 2
     if args.tune:
-        return _run_tune(args)
+        every = crop_jobs(args.datasets, None, crops.DATASET_SPLITS)  # tunes on the first split
+        return _run_tune(args, list(dict.fromkeys(d for d, _ in every)))
     metas = []
     fmt = crops.CropFormat(args.crop_size, args.colour)
-    for dataset in args.datasets:
-        for split in args.splits or crops.DATASET_SPLITS[dataset]:
-            if split not in crops.DATASET_SPLITS[dataset]:
-                continue
-            metas.append(
-                crops.build_cache(
-                    dataset,
-                    split,
-                    data_root=args.data_root,
-                    cache_dir=args.cache_dir,
-                    mode=args.mode,
-                    processes=args.processes,
-                    limit=args.limit,
-                    fmt=fmt,
-                )
+    for dataset, split in jobs:
+        metas.append(
+            crops.build_cache(
+                dataset,
+                split,
+                data_root=args.data_root,
+                cache_dir=args.cache_dir,
+                mode=args.mode,
+                processes=args.processes,
+                limit=args.limit,
+                fmt=fmt,
             )
+        )
     print(crops.failure_table(metas))
     return 0
 
 
-def _run_tune(args: argparse.Namespace) -> int:
+def crop_jobs(
+    datasets: Sequence[str], splits: Sequence[str] | None, known: Mapping[str, Sequence[str]]
+) -> list[tuple[str, str]]:
+    """The ``(dataset, split)`` caches ``train crops`` builds, in the order asked.
+
+    Names match case-insensitively where that is unambiguous (``--splits Test`` is FER+'s
+    ``test``, as ``evaluate`` spells it). Without ``splits`` every split of each dataset;
+    with them, each dataset gets the named splits it has, and a split that none of the
+    named datasets has is an error (it used to be skipped, building nothing).
+
+    Args:
+        datasets: ``--datasets`` values.
+        splits: ``--splits`` values, or None for every split.
+        known: dataset -> its splits (``duchenne.train.crops.DATASET_SPLITS``).
+
+    Raises:
+        ValueError: an unknown or ambiguous dataset or split; the message lists the
+            valid names.
+    """
+    names = [_match(d, list(known), "dataset", "") for d in datasets]
+    names = list(dict.fromkeys(names))
+    if splits is None:
+        return [(d, s) for d in names for s in known[d]]
+    offered = list(dict.fromkeys(s for d in names for s in known[d]))
+    where = f" of {', '.join(names)}"
+    wanted = list(dict.fromkeys(_match(s, offered, "split", where) for s in splits))
+    return [(d, s) for d in names for s in wanted if s in known[d]]
+
+
+def _match(name: str, choices: Sequence[str], kind: str, where: str) -> str:
+    """``name`` itself, else the one choice equal to it ignoring case."""
+    if name in choices:
+        return name
+    found = [c for c in choices if c.casefold() == name.casefold()]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise ValueError(f"{kind} {name!r} matches several {kind}s{where}: {', '.join(found)}")
+    raise ValueError(f"unknown {kind} {name!r}; the {kind}s{where} are: {', '.join(choices)}")
+
+
+def _run_tune(args: argparse.Namespace, datasets: list[str]) -> int:
     import numpy as np
 
     from duchenne.train import crops
@@ -261,7 +312,7 @@ def _run_tune(args: argparse.Namespace) -> int:
         for u in (96, 128, 160)
         for b in (0, u // 4, u // 2)
     ]
-    for dataset in args.datasets:
+    for dataset in datasets:
         split = crops.DATASET_SPLITS[dataset][0]
         samples = crops.read_split(dataset, split, args.data_root)
         pick = np.random.default_rng(0).permutation(len(samples))[: args.limit or 300]
