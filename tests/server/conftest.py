@@ -94,6 +94,14 @@ def analyzer() -> Analyzer:
 
 
 @pytest.fixture(scope="session")
+def full_analyzer() -> Analyzer:
+    """Every stage loaded, the opt-in blendshapes included (as ``duchenne serve`` does)."""
+    from duchenne.analysis.config import ALL_STAGES
+
+    return Analyzer(stages=ALL_STAGES, threads=1)
+
+
+@pytest.fixture(scope="session")
 def demo_jpeg() -> bytes:
     return data.path("astronaut.jpg").read_bytes()
 

@@ -312,3 +312,95 @@ def test_group_photo_fits_and_links_faces_to_their_rows(server, browser, tmp_pat
     save_screenshot(page, tmp_path, f"dashboard-group-cards-{name}.png")
     context.close()
     assert not errors, errors
+
+
+def test_tiff_photo_is_shown_as_the_server_draws_it(server, page, tmp_path):
+    """Chromium cannot decode TIFF: the dashboard said "Found 1 face" over a broken image
+    (naturalWidth 0, the boxes squashed into a 16-pixel strip, blank thumbnails). It now
+    shows the server's JPEG drawing (format=jpeg) with the overlay over it."""
+    from PIL import Image
+
+    tiff = tmp_path / "astronaut.tif"
+    Image.open(data.path("astronaut.jpg")).save(tiff)
+    page.goto(server + "/")
+    page.wait_for_selector("#health:has-text('Service ok')")
+    with page.expect_response(lambda r: "format=jpeg" in r.url and r.status == 200) as drawn:
+        page.set_input_files("#file-input", str(tiff))
+    assert drawn.value.headers["content-type"] == "image/jpeg"
+    page.wait_for_selector("#overlay rect.face-box")
+    assert page.evaluate("document.getElementById('photo').naturalWidth") == 512
+    message = page.inner_text("#message")
+    assert "Found 1 face in astronaut.tif" in message and "server's drawing" in message
+    photo = page.locator("#photo").bounding_box()
+    overlay = page.locator("#overlay").bounding_box()
+    assert photo["height"] > 300 and abs(overlay["height"] - photo["height"]) < 2
+    box = page.locator("#overlay rect.face-box").bounding_box()
+    assert box["height"] > 50 and photo["y"] <= box["y"] <= photo["y"] + photo["height"]
+    lit = page.evaluate(
+        """() => { const c = document.querySelector('#faces canvas.thumb');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return d.some((v, i) => i % 4 !== 3 && v > 0); }"""
+    )
+    assert lit, "the face thumbnail is blank"
+    save_screenshot(page, tmp_path, "dashboard-tiff.png")
+
+
+def fake_video_job(page, rows: list[dict]) -> None:
+    """Answer the dashboard's video upload, job and frame table with a finished job."""
+    job = {
+        "id": "j",
+        "status": "done",
+        "progress": 1.0,
+        "frames_done": len(rows),
+        "frames_total": len(rows),
+        "video": {"fps": 10, "frames": 30, "seconds": 3.0, "width": 64, "height": 64},
+        "params": {},
+        "error": None,
+        "frames_url": "/v1/videos/j/frames",
+        "result": {
+            "sampling": "every frame from 0 s to 3 s (the whole video)",
+            "tracks": [{"track_id": 0, "first_time": 0.0, "last_time": 2.9, "episodes": []}],
+        },
+    }
+
+    def answer(body, status=200):
+        return lambda route: route.fulfill(
+            status=status, content_type="application/json", body=json.dumps(body)
+        )
+
+    page.route(
+        "**/v1/videos?*", answer({"id": "j", "status": "queued", "url": "/v1/videos/j"}, 202)
+    )
+    page.route("**/v1/videos/j", answer(job))
+    page.route("**/v1/videos/j/frames", answer({"rows": rows}))
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "axis"),
+    [("smile_score", 1.0, ("1", "10")), ("smile", 0.02, ("0.0", "1.0"))],
+    ids=["neutral-score", "probability"],
+)
+def test_video_chart_axis_is_fixed_by_metric(server, page, tmp_path, column, value, axis):
+    """A neutral face (smile score 1.0 all along) was drawn at the top of a 0-1 axis under
+    the title "smile score (1-10)": the score now always has the 1-10 axis, and only a
+    probability gets 0-1."""
+    rows = [{"time": i / 10, "frame": i, "face": 0, column: value} for i in range(30)]
+    fake_video_job(page, rows)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    page.goto(server + "/")
+    page.set_input_files("#file-input", str(clip))
+    page.wait_for_selector(".track svg.chart path.line", state="attached")
+    chart = page.locator(".track svg.chart")
+    assert (
+        chart.locator("text.y-min").text_content(),
+        chart.locator("text.y-max").text_content(),
+    ) == axis
+    path = chart.locator("path.line").get_attribute("d")
+    ys = {float(point.split(",")[1]) for point in path[1:].split("L")}
+    bottom = float(chart.locator("line.axis").first.get_attribute("y1"))  # the time axis
+    top = float(chart.locator("line.axis").nth(1).get_attribute("y1"))
+    expected = bottom + (top - bottom) * (value - float(axis[0])) / (
+        float(axis[1]) - float(axis[0])
+    )
+    assert len(ys) == 1 and abs(ys.pop() - expected) < 0.2, (path[:60], expected)

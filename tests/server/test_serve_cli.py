@@ -146,16 +146,76 @@ def test_sigterm_lets_the_request_in_flight_finish(serve, small_jpeg):
     assert "Application shutdown complete" in log.read_text()
 
 
-def test_help_lists_every_limit_with_its_variable(capsys):
+def test_help_lists_every_setting_with_its_variable(capsys):
+    """Generated from ``Settings``: THREADS, BATCH_MAX_*, JOB_DIR and SHUTDOWN_TIMEOUT_S
+    were missing although docs/server.md said every limit is listed."""
+    from pathlib import Path
+
     from duchenne.server.settings import Settings
 
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     out = capsys.readouterr().out
-    for name in ("max_header_bytes", "header_timeout_s", "max_body_bytes", "max_queue",
-                 "max_video_pixels", "max_video_seconds", "max_connections"):  # fmt: skip
+    docs = (Path(__file__).parents[2] / "docs" / "server.md").read_text()
+    for name, field in Settings.model_fields.items():
+        variable = f"DUCHENNE_{name.upper()}"
+        line = next((ln for ln in out.splitlines() if ln.strip().startswith(variable + "=")), "")
+        assert line and field.description and line.endswith(field.description), (name, line)
+        assert variable in docs, f"{variable} missing from docs/server.md"
+    for name in ("max_header_bytes", "max_queue", "threads", "batch_max_size", "workers"):
         default = Settings.model_fields[name].get_default(call_default_factory=True)
         assert f"DUCHENNE_{name.upper()}={default}:" in out
+    for shown in ("DUCHENNE_JOB_DIR=unset:", "DUCHENNE_BATCHING=true:", "DUCHENNE_DETECTOR=auto:"):
+        assert shown in out
+    assert "| `DUCHENNE_MODEL`, `DUCHENNE_DETECTOR` | default smile model, `auto` |" in docs
+
+
+def test_port_0_banner_names_the_bound_port(tmp_path):
+    """The banner said http://127.0.0.1:0/ (printed before uvicorn bound a random port)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DUCHENNE_API_KEY": "", "DUCHENNE_WORKERS": "1"}
+    cmd = [sys.executable, "-m", "duchenne.cli.main", "serve", "--port", "0"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if not line or line.startswith("duchenne: dashboard"):
+                break
+        match = re.match(r"duchenne: dashboard http://127\.0\.0\.1:(\d+)/ ", lines[-1])
+        assert match, "".join(lines)
+        port = int(match.group(1))
+        assert port != 0 and "/docs" in lines[-1] and f":{port}/docs" in lines[-1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+            assert resp.status == 200  # the banner is printed once the service answers
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+def test_port_in_use_fails_in_one_line_before_the_models_load(monkeypatch, capsys):
+    """It printed the banner, loaded the models, then failed (exit 3) with uvicorn's log."""
+    import duchenne.server.engine as engine
+
+    def no_models(settings):
+        raise AssertionError("the models were loaded for a port that is in use")
+
+    monkeypatch.setattr(engine, "build_analyzer", no_models)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dashboard" not in err, err
+    assert err.startswith(f"duchenne serve: cannot listen on 127.0.0.1:{port}: "), err
+    assert "in use" in err
 
 
 def test_transport_guards_and_client_aborts(serve, small_jpeg):
@@ -187,6 +247,11 @@ def test_transport_guards_and_client_aborts(serve, small_jpeg):
         answer = conn.recv(65536)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:300]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        # over the default 64 KiB in one write: the read that ends the block counts too
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 100_000 + b"\r\n\r\n")
+        answer = conn.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:300]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         head = (
             "POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
             f"Content-Length: {len(small_jpeg) * 10}\r\n\r\n"
@@ -201,5 +266,8 @@ def test_transport_guards_and_client_aborts(serve, small_jpeg):
         time.sleep(0.1)
     assert 'route="/v1/analyze",status="499"} 1' in metrics, metrics
     assert 'status="500"' not in metrics
+    rejected = "duchenne_rejected_total{reason="
+    assert f'{rejected}"header_too_large",route="unmatched"}} 2' in metrics, metrics
+    assert f'{rejected}"header_timeout",route="unmatched"}} 1' in metrics, metrics
     text = log.read_text()
     assert text.count("client closed the connection") == 1 and "Traceback" not in text, text

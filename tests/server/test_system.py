@@ -70,6 +70,97 @@ def test_metrics_in_prometheus_text_format(client, demo_jpeg):
         assert line.startswith("#") or re.fullmatch(r"[a-z_]+(\{.*\})? [0-9.e+Inf-]+", line), line
 
 
+def metric(text: str, name: str, **labels: str) -> float:
+    """One sample's value from Prometheus text (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_refusals_are_counted_under_their_route_and_reason(make_client, small_jpeg, tmp_path):
+    """503s from admission and 413s from Content-Length are answered before routing; they
+    were counted as route="unmatched", and duchenne_rejected_total never moved."""
+    from .conftest import write_video
+
+    fake = SlowAnalyzer()
+    fake.gate = threading.Event()
+    client = make_client(
+        fake,
+        workers=1,
+        max_queue=2,
+        refuse_delay_s=0,
+        max_body_bytes=4096,
+        max_jobs=1,
+        max_queued_jobs=0,
+    )
+    statuses: list[int] = []
+
+    def post() -> None:
+        statuses.append(client.post("/v1/analyze", content=small_jpeg).status_code)
+
+    admitted = [threading.Thread(target=post) for _ in range(2)]
+    for thread in admitted:
+        thread.start()
+    for _ in range(500):  # until both hold the two queue places
+        if client.get("/healthz").json()["queue"] == 2:
+            break
+        threading.Event().wait(0.01)
+    refused = [threading.Thread(target=post) for _ in range(10)]
+    for thread in refused:
+        thread.start()
+    for thread in refused:
+        thread.join(10)
+    fake.gate.set()
+    for thread in admitted:
+        thread.join(10)
+    assert sorted(statuses) == [200] * 2 + [503] * 10
+    assert client.post("/v1/analyze", content=b"x" * 5000).status_code == 413  # by length
+
+    def chunks():
+        yield b"y" * 3000
+        yield b"y" * 3000
+
+    assert client.post("/v1/analyze", content=chunks()).status_code == 413  # while streaming
+    assert (
+        client.post("/v1/analyze/batch", files=[("files", ("a", b"z" * 5000))]).status_code == 413
+    )
+    assert client.get("/no/such/route").status_code == 404
+
+    text = client.get("/metrics").text
+    requests = "duchenne_http_requests_total"
+    assert metric(text, requests, method="POST", route="/v1/analyze", status="503") == 10
+    assert metric(text, requests, method="POST", route="/v1/analyze", status="413") == 2
+    assert metric(text, requests, method="POST", route="/v1/analyze/batch", status="413") == 1
+    unmatched = [line for line in text.splitlines() if line.startswith(requests + "{")]
+    unmatched = [line for line in unmatched if 'route="unmatched"' in line]
+    assert unmatched == [f'{requests}{{method="GET",route="unmatched",status="404"}} 1']
+    rejected = "duchenne_rejected_total"
+    assert metric(text, rejected, reason="queue_full", route="/v1/analyze") == 10
+    assert metric(text, rejected, reason="body_too_large", route="/v1/analyze") == 2
+    assert metric(text, rejected, reason="body_too_large", route="/v1/analyze/batch") == 1
+
+    clip = write_video(tmp_path / "clip.avi", frames=3)
+
+    class Done:
+        def to_dict(self) -> dict:
+            return {}
+
+    def held_job(*args) -> Done:  # holds the only job place until the gate opens
+        fake.gate.wait(10)
+        return Done()
+
+    client.app.state.jobs.run_video = held_job
+    fake.gate.clear()
+    assert client.post("/v1/videos", content=clip.read_bytes()).status_code == 202
+    assert client.post("/v1/videos", content=clip.read_bytes()).status_code == 429
+    fake.gate.set()
+    text = client.get("/metrics").text
+    assert metric(text, rejected, reason="too_many_jobs", route="/v1/videos") == 1
+    assert metric(text, requests, method="POST", route="/v1/videos", status="429") == 1
+
+
 def test_every_endpoint_is_documented(client):
     spec = client.get("/openapi.json").json()
     found = {(m, p) for p, ops in spec["paths"].items() for m in ops}

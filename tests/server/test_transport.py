@@ -127,3 +127,52 @@ def test_ordinary_requests_pass(server) -> None:
     answer = read_answer(raw)
     raw.close()
     assert answer.count(b"HTTP/1.1 200 ") == 2 and answer.count(b"70000") == 2
+
+
+def header_block(size: int, target: bytes = b"/") -> bytes:
+    """A GET whose header block (request line to blank line) is exactly ``size`` bytes."""
+    head = b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nX-Fill: "
+    end = b"\r\n\r\n"
+    return head + b"f" * (size - len(head) - len(end)) + end
+
+
+def send_in(sock: socket.socket, data: bytes, step: int | None) -> None:
+    """All of ``data`` in one ``sendall``, or ``step`` bytes per write (separate reads)."""
+    if step is None:
+        sock.sendall(data)
+        return
+    for i in range(0, len(data), step):
+        try:
+            sock.sendall(data[i : i + step])
+        except (BrokenPipeError, ConnectionResetError):
+            return  # refused part way: the answer is waiting
+        time.sleep(0.002)  # let the server read each piece on its own
+
+
+@pytest.mark.parametrize("step", [None, 700], ids=["one-read", "small-reads"])
+def test_header_limit_holds_however_the_block_is_split(server, step) -> None:
+    """The read that completes the block counts too: 100 000 bytes sent in one write
+    (once answered 200) and a block one byte over the limit get 431; exactly the limit
+    passes."""
+    for size, status in ((100_000, 431), (MAX_HEADER + 1, 431), (MAX_HEADER, 200)):
+        sock = socket.create_connection(server)
+        send_in(sock, header_block(size), step)
+        answer = read_answer(sock, timeout=3)
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 %d " % status), (size, answer[:120])
+        if status == 431:
+            assert b"RequestHeaderFieldsTooLarge" in answer
+
+
+def test_oversized_pipelined_request_after_a_body_gets_431_in_order(server) -> None:
+    """A second request that starts after the first one's body, in the same read, is
+    checked when its headers complete; its 431 follows the first request's answer."""
+    first = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    raw = socket.create_connection(server)
+    raw.sendall(first + header_block(3 * MAX_HEADER))
+    answer = read_answer(raw)
+    raw.close()
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert answer.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 431 " in answer
+    first_answer = answer[: answer.index(b"HTTP/1.1 431 ")]
+    assert first_answer.endswith(b"\r\n5\r\n0\r\n\r\n")  # the echo of 5 bytes, complete

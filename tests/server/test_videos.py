@@ -339,3 +339,58 @@ def test_video_frame_pixels_are_limited_before_decoding(fake_video_client, tmp_p
     assert not list(client.app.state.jobs.folder.glob("upload-*"))
     small = write_video(tmp_path / "small.avi", frames=3, size=96)
     assert client.post("/v1/videos", content=small.read_bytes()).status_code == 202
+
+
+def test_video_jobs_run_the_default_stages_unless_asked(make_client, full_analyzer, tmp_path):
+    """The service loads the opt-in blendshapes for the requests that want them; a video
+    job used to run them always (52 ``blendshapes.*`` columns per row). ``stages`` takes
+    the values of ``/v1/analyze``; the sampling names the real span and ordinal."""
+    client = make_client(full_analyzer)
+    clip = write_video(tmp_path / "clip.avi", frames=12, fps=10.0)  # 1.2 s
+
+    def run(query: str) -> tuple[dict, list[dict]]:
+        response = client.post(f"/v1/videos{query}", content=clip.read_bytes())
+        assert response.status_code == 202, response.text
+        url = response.json()["url"]
+        wait_for(lambda: client.get(url).json()["status"] in ("done", "failed"), timeout=120)
+        status = client.get(url).json()
+        assert status["status"] == "done", status["error"]
+        return status, client.get(f"{url}/frames").json()["rows"]
+
+    status, rows = run("?every=2")
+    assert status["params"]["stages"] == ["detect", "landmarks", "geometry", "smile"]
+    assert "blendshapes" not in status["result"]["models"]
+    assert len(rows) == 6 and not [k for k in rows[0] if k.startswith("blendshapes.")]
+    assert rows[0]["smile_score"] is not None and rows[0]["geometry.mouth_width"] is not None
+    assert status["result"]["sampling"] == "every 2nd frame from 0 s to 1.2 s (the whole video)"
+
+    status, rows = run("?stages=detect,blendshapes,smile")
+    assert status["params"]["stages"] == ["detect", "landmarks", "blendshapes", "smile"]
+    assert "blendshapes" in status["result"]["models"]
+    assert len([k for k in rows[0] if k.startswith("blendshapes.")]) == 52
+    assert status["result"]["sampling"] == "every frame from 0 s to 1.2 s (the whole video)"
+
+    for bad in ("stages=", "stages=detect,nose"):
+        body = assert_error(client.post(f"/v1/videos?{bad}", content=clip.read_bytes()), 422)
+        assert body["type"] == "ValidationError" and body["message"].startswith("stages: ")
+    assert not list(client.app.state.jobs.folder.glob("upload-*"))  # refused before upload
+
+
+def test_sampling_names_the_span_and_the_cap():
+    from types import SimpleNamespace
+
+    from duchenne.io.frames import ordinal
+    from duchenne.server.jobs import describe_sampling
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 103, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "103rd", "111th",
+    ]  # fmt: skip
+    known = SimpleNamespace(info=SimpleNamespace(duration=3.0, fps=10.0), fps=5.0, last_time=2.8)
+    assert describe_sampling(2, 600, known) == "every 2nd frame from 0 s to 3 s (the whole video)"
+    unknown = SimpleNamespace(info=SimpleNamespace(duration=None, fps=10.0), fps=10.0)
+    capped = describe_sampling(1, 5, SimpleNamespace(**vars(unknown), last_time=4.9))
+    assert capped.startswith("every frame from 0 s to 5 s (the service's length limit")
+    short = describe_sampling(3, 5, SimpleNamespace(**vars(unknown), last_time=2.1))
+    assert (
+        short == "every 3rd frame from 0 s to the end of the video (last analysed frame at 2.1 s)"
+    )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ from duchenne.models.session import DEVICES
 
 DEFAULT_HOST = "127.0.0.1"
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server never started
+LISTEN_BACKLOG = 2048  # uvicorn's default
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -64,17 +67,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def limits_help() -> str:
-    """The limits that protect the service, with their variables and defaults, read from
-    ``Settings`` (so ``--help`` cannot drift from the code); see docs/server.md."""
+    """Every setting with its variable, default and meaning, read from ``Settings`` (so
+    ``--help`` cannot drift from the code); see docs/server.md."""
     try:
         from duchenne.server.settings import Settings
     except ImportError:  # pragma: no cover - without the [server] extra
         return ""
-    lines = ["limits (environment variable = default: what happens beyond it):"]
+    lines = [
+        "settings (environment variable=default: meaning; flags win; "
+        "a limit's answer follows the colon, e.g. 413):"
+    ]
     for name, field in Settings.model_fields.items():
-        if field.description and ": " in field.description:
-            default = field.get_default(call_default_factory=True)
-            lines.append(f"  DUCHENNE_{name.upper()}={default}: {field.description}")
+        default = field.get_default(call_default_factory=True)
+        if default is None or isinstance(default, bool):
+            shown = "unset" if default is None else str(default).lower()
+        else:
+            shown = default if default != "" else "''"
+        lines.append(f"  DUCHENNE_{name.upper()}={shown}: {field.description or ''}".rstrip())
     return "\n".join(lines)
 
 
@@ -112,39 +121,90 @@ def run(args: argparse.Namespace) -> int:
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
         print(f"duchenne serve: invalid {where}: {first.get('msg')}", file=sys.stderr)
         return 2
-    from duchenne.server.app import create_app
-    from duchenne.server.engine import build_analyzer
+    try:  # before the models load: a port in use is one line, not a late failure
+        sock = listen_socket(settings.host, settings.port)
+    except OSError as exc:
+        where = _url_host(settings.host) + f":{settings.port}"
+        reason = exc.strerror or str(exc)
+        print(f"duchenne serve: cannot listen on {where}: {reason}", file=sys.stderr)
+        return STARTUP_FAILURE
+    with sock:
+        from duchenne.server.app import create_app
+        from duchenne.server.engine import build_analyzer
 
-    app = create_app(settings, analyzer=build_analyzer(settings))  # bad --model fails here
-    print(
-        f"duchenne: dashboard http://{settings.host}:{settings.port}/  "
-        f"API docs http://{settings.host}:{settings.port}/docs",
-        file=sys.stderr,
-    )
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        **transport_options(settings),
-        limit_concurrency=settings.max_connections,
-        timeout_graceful_shutdown=settings.shutdown_timeout_s or None,
-        access_log=settings.log_level == "debug",
-        server_header=False,
-    )
-    server = _server_class()(config)
-    server.run()  # returns after a graceful stop (SIGTERM, Ctrl-C)
+        app = create_app(settings, analyzer=build_analyzer(settings))  # bad --model fails here
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=sock.getsockname()[1],
+            log_level=settings.log_level,
+            **transport_options(settings, app.state.metrics),
+            limit_concurrency=settings.max_connections,
+            timeout_graceful_shutdown=settings.shutdown_timeout_s or None,
+            access_log=settings.log_level == "debug",
+            server_header=False,
+        )
+        server = _server_class()(config)
+        server.banner = banner(settings, sock.getsockname()[1])
+        server.run(sockets=[sock])  # returns after a graceful stop (SIGTERM, Ctrl-C)
     return 0 if server.started else STARTUP_FAILURE
 
 
-def transport_options(settings) -> dict:
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` and listening (``port`` 0: a free one).
+
+    Bound here, before the models load, so that a port in use fails at once and the
+    banner can show the port actually bound; uvicorn serves on it (``sockets=``).
+
+    Raises:
+        OSError: the address is in use, not local, or the host is unknown.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name == "posix":  # as asyncio does: restart without waiting for TIME_WAIT
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def banner(settings, port: int) -> str:  # settings: duchenne.server.Settings
+    """The line printed once the service answers: where the dashboard and docs are."""
+    base = f"http://{_url_host(settings.host)}:{port}"
+    docs = f"  API docs {base}/docs" if settings.docs else ""
+    return f"duchenne: dashboard {base}/{docs}"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def transport_options(settings, metrics=None) -> dict:
     """uvicorn options for the header size/time limits (``duchenne.server.transport``):
-    the guarded httptools protocol, else h11 with its own header size limit (400, not 431)."""
+    the guarded httptools protocol, else h11 with its own header size limit (400, not 431).
+    With ``metrics`` (the app's ``Metrics``), its refusals count in ``duchenne_rejected_total``.
+    """
     options = {"timeout_keep_alive": settings.keep_alive_timeout_s}
     try:
         from duchenne.server.transport import guarded_protocol
 
-        options["http"] = guarded_protocol(settings.max_header_bytes, settings.header_timeout_s)
+        on_refuse = None
+        if metrics is not None:
+
+            def on_refuse(reason: str) -> None:
+                metrics.rejected.inc(reason=reason, route="unmatched")
+
+        options["http"] = guarded_protocol(
+            settings.max_header_bytes, settings.header_timeout_s, on_refuse
+        )
     except ImportError:  # pragma: no cover - httptools comes with duchenne[server]
         options.update(http="h11", h11_max_incomplete_event_size=settings.max_header_bytes)
     return options
@@ -157,12 +217,21 @@ def _server_class():  # -> type[uvicorn.Server]
     requests, run the lifespan shutdown, which closes the engine), then puts back the
     previous handlers and raises the signal again, so a clean stop ends as "killed by
     SIGTERM" (exit status 143). Here ``capture_signals`` does the same minus that last
-    step: ``run()`` returns and ``duchenne serve`` exits 0.
+    step: ``run()`` returns and ``duchenne serve`` exits 0. It also prints ``banner`` once
+    started.
     """
     import uvicorn
     from uvicorn.server import HANDLED_SIGNALS
 
     class Server(uvicorn.Server):
+        #: printed once the service answers (uvicorn logs no address when given a socket)
+        banner: str | None = None
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and self.banner:
+                print(self.banner, file=sys.stderr, flush=True)
+
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             if threading.current_thread() is not threading.main_thread():

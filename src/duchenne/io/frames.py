@@ -80,7 +80,7 @@ class Sampling:
         if self.fps is not None:
             text = f"about {self.fps:g} frames/s"
         elif self.every > 1:
-            text = f"every {self.every}th frame"
+            text = f"every {ordinal(self.every)} frame"
         else:
             text = "every frame"
         if self.start is not None or self.end is not None:
@@ -203,3 +203,9 @@ def _put(q: queue.Queue[Any], stop: threading.Event, item: Any) -> bool:
         except queue.Full:
             continue
     return False
+
+
+def ordinal(n: int) -> str:
+    """``2`` -> ``"2nd"``, ``11`` -> ``"11th"``, ``23`` -> ``"23rd"``."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

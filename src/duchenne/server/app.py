@@ -15,7 +15,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -24,6 +24,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute
 
 from duchenne._version import __version__
 from duchenne.analysis.analyzer import Analyzer
@@ -117,12 +118,16 @@ def create_app(settings: Settings | None = None, *, analyzer: Analyzer | None = 
     )
     app.state.settings, app.state.metrics = settings, metrics
     install_handlers(app)
-    for module in (analyze, videos, system, dashboard):
-        app.include_router(module.router)
+    routers = [module.router for module in (analyze, videos, system, dashboard)]
+    for router in routers:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=dashboard.static_dir()), name="static")
     if settings.docs:
         _add_docs(app)
-    _add_middleware(app, settings, metrics)
+    # every route with its path template, for requests refused before routing (metrics)
+    routes = [r for router in routers for r in router.routes]
+    routes += [r for r in app.router.routes if getattr(r, "path", None)]
+    _add_middleware(app, settings, metrics, routes)
     return app
 
 
@@ -153,7 +158,9 @@ def _add_docs(app: FastAPI) -> None:
     app.add_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
 
 
-def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+def _add_middleware(
+    app: FastAPI, settings: Settings, metrics: Metrics, routes: Sequence[BaseRoute]
+) -> None:
     """CORS innermost, then limits, then admission (refuses analysis requests before their
     bodies are read when the service is full), then metrics outermost (refusals counted)."""
     origins = settings.cors_origin_list
@@ -178,7 +185,7 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         capacity=settings.max_queue,
         refuse_delay_s=settings.refuse_delay_s,
     )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=routes)
 
 
 def _register_gauges(app: FastAPI, metrics: Metrics, engine: Engine, jobs: JobManager) -> None:

@@ -107,17 +107,36 @@ async def reject_unknown_query(request: Request) -> None:
 KnownQueryDep = Depends(reject_unknown_query)
 
 
+StagesQuery = Annotated[
+    str | None,
+    Query(
+        description=f"comma-separated stages from {','.join(ALL_STAGES)} (default "
+        f"{','.join(STAGES)}; detection always runs; geometry and blendshapes imply "
+        "landmarks; an empty value is refused)",
+        examples=["detect,landmarks,geometry,smile"],
+        max_length=100,
+    ),
+]
+
+
+def _bad_value(exc: ValueError) -> ApiError:
+    where = "emotion_prior" if "emotion prior" in str(exc) else "stages"
+    return ApiError(422, "ValidationError", f"{where}: {exc}")
+
+
+async def video_stages(stages: StagesQuery = None) -> tuple[str, ...]:
+    """The stages a video job runs: as ``/v1/analyze`` (same syntax, default and checks)."""
+    try:
+        return AnalyzeOptions.parse(stages).stages
+    except ValueError as exc:
+        raise _bad_value(exc) from None
+
+
+VideoStagesDep = Annotated[tuple[str, ...], Depends(video_stages)]
+
+
 async def analyze_options(
-    stages: Annotated[
-        str | None,
-        Query(
-            description=f"comma-separated stages from {','.join(ALL_STAGES)} (default "
-            f"{','.join(STAGES)}; detection always runs; geometry and blendshapes imply "
-            "landmarks)",
-            examples=["detect,landmarks,geometry,smile"],
-            max_length=100,
-        ),
-    ] = None,
+    stages: StagesQuery = None,
     max_faces: Annotated[
         int | None, Query(ge=1, le=1000, description="keep at most this many faces")
     ] = None,
@@ -144,8 +163,7 @@ async def analyze_options(
             stages, max_faces, min_face_size, crop, smile_threshold, emotion_prior
         )
     except ValueError as exc:
-        where = "emotion_prior" if "emotion prior" in str(exc) else "stages"
-        raise ApiError(422, "ValidationError", f"{where}: {exc}") from None
+        raise _bad_value(exc) from None
 
 
 OptionsDep = Annotated[AnalyzeOptions, Depends(analyze_options)]

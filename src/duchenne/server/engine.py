@@ -63,14 +63,19 @@ class AnalyzeOptions:
         smile_threshold: float = DEFAULT_SMILE_THRESHOLD,
         emotion_prior: str | None = None,
     ) -> AnalyzeOptions:
-        """Build options from query values; ``ValueError`` names an unknown stage or a bad
-        emotion prior."""
+        """Build options from query values; ``ValueError`` names an unknown stage, an empty
+        stage list or a bad emotion prior."""
         if stages is None:
             names: Sequence[str] = STAGES
         elif isinstance(stages, str):
             names = [s.strip() for s in stages.split(",") if s.strip()]
         else:
             names = list(stages)
+        if not names:  # "stages=" once meant detection only, silently
+            raise ValueError(
+                f"no stage given; choose from {','.join(ALL_STAGES)} "
+                f"(leave stages out for the default, {','.join(STAGES)})"
+            )
         return cls(
             normalize_stages(names),
             max_faces,

@@ -49,6 +49,40 @@ ERROR_STATUS: dict[type[BaseException], int] = {
 #: seconds a client should wait before retrying an overloaded (429) or busy (503) server
 RETRY_AFTER = {429: "5", 503: "1"}
 
+#: scope key naming why a limit refused the request (``duchenne_rejected_total{reason}``)
+REJECTED = "duchenne.rejected"
+
+#: refusals by a limit, before any analysis: exception class (nearest in the MRO) or
+#: ``ApiError.type`` -> the ``reason`` label of ``duchenne_rejected_total``. The middleware
+#: adds ``queue_full`` (admission) and ``body_too_large`` (``Content-Length``, streamed
+#: bodies); the transport ``header_too_large`` (431) and ``header_timeout`` (408).
+REJECTION_REASONS: dict[type[BaseException] | str, str] = {
+    QueueFullError: "queue_full",
+    ShuttingDownError: "shutting_down",
+    JobsClosedError: "shutting_down",
+    TooManyJobsError: "too_many_jobs",
+    errors.ImageTooLargeError: "too_many_pixels",
+    "PayloadTooLarge": "body_too_large",
+    "TooManyFiles": "too_many_files",
+    "VideoTooLong": "video_too_long",
+}
+
+
+def rejection_reason(exc: BaseException) -> str | None:
+    """Why a limit refused the request that raised ``exc`` (None: not a refusal)."""
+    if isinstance(exc, ApiError):
+        return REJECTION_REASONS.get(exc.type)
+    for cls in type(exc).__mro__:
+        if cls in REJECTION_REASONS:
+            return REJECTION_REASONS[cls]
+    return None
+
+
+def _mark_rejected(request: Request, exc: BaseException) -> None:
+    reason = rejection_reason(exc)
+    if reason is not None:
+        request.scope[REJECTED] = reason
+
 
 class ApiError(Exception):
     """A service-level refusal with its status, e.g. ``ApiError(413, "PayloadTooLarge", ...)``."""
@@ -82,6 +116,7 @@ def error_response(
 
 
 async def _known(request: Request, exc: Exception) -> JSONResponse:
+    _mark_rejected(request, exc)
     status = status_for(exc)
     if status >= 500 and status not in (501, 503):
         logger.error("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
@@ -91,6 +126,7 @@ async def _known(request: Request, exc: Exception) -> JSONResponse:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
+    _mark_rejected(request, exc)
     return error_response(exc.status, exc.type, exc.message, exc.headers)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import io
 import json
 import logging
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from duchenne.analysis.analyzer import Analyzer
+from duchenne.analysis.config import STAGES, normalize_stages
 from duchenne.analysis.video import analyze_video
 from duchenne.errors import (
     DuchenneError,
@@ -42,6 +42,8 @@ from duchenne.errors import (
     UnsupportedFormatError,
     VideoOpenError,
 )
+from duchenne.faces import DEFAULT_SMILE_THRESHOLD
+from duchenne.io.frames import ordinal
 from duchenne.io.jsonsafe import flatten_record, to_jsonable
 
 logger = logging.getLogger(__name__)
@@ -468,19 +470,28 @@ def preview_path_for(table_path: Path) -> Path:
 def video_runner(analyzer: Analyzer, max_seconds: float) -> Callable[..., Any]:
     """Adapt ``duchenne.analysis.video.analyze_video`` to the job manager's runner signature.
 
-    The analysis is bounded to ``max_seconds`` of video (also when the container does not
-    say how long it is), streams its per-frame table to ``table_path`` and ends a
-    truncated video with a partial result (``complete: false``) rather than a failure.
+    A job runs the stages in ``params["stages"]`` (default: ``STAGES``, as ``duchenne
+    video``; the service's analyzer also loads the opt-in blendshapes, which only jobs
+    that ask for them pay for) on a view of ``analyzer`` that shares its sessions. The
+    analysis is bounded to ``max_seconds`` of video (also when the container does not say
+    how long it is), streams its per-frame table to ``table_path`` and ends a truncated
+    video with a partial result (``complete: false``) rather than a failure. The result's
+    ``sampling`` says which frames and which span were analysed.
     """
+    from duchenne.server.engine import AnalyzeOptions
 
     def run(
         path: Path, params: dict[str, Any], on_progress: Callable, table_path: Path | None
     ) -> Any:
         chosen = analyzer
-        threshold = params.get("smile_threshold")
-        if threshold is not None and hasattr(analyzer, "config"):
-            config = dataclasses.replace(analyzer.config, smile_threshold=float(threshold))
-            chosen = analyzer.view(config)
+        if hasattr(analyzer, "config"):
+            threshold = params.get("smile_threshold")
+            options = AnalyzeOptions(
+                stages=normalize_stages(params.get("stages") or STAGES),
+                smile_threshold=DEFAULT_SMILE_THRESHOLD if threshold is None else float(threshold),
+            )
+            chosen = analyzer.view(options.config_for(analyzer))
+        every = max(1, int(params.get("every", 1)))
         done = 0
 
         def callback(frame: Any, faces: Any) -> None:
@@ -488,10 +499,10 @@ def video_runner(analyzer: Analyzer, max_seconds: float) -> Callable[..., Any]:
             done += 1
             on_progress(done)
 
-        return analyze_video(
+        result = analyze_video(
             chosen,
             path,
-            every=max(1, int(params.get("every", 1))),
+            every=every,
             end=max_seconds,
             output=table_path,
             format="jsonl",
@@ -500,5 +511,39 @@ def video_runner(analyzer: Analyzer, max_seconds: float) -> Callable[..., Any]:
             on_error="return",
             progress=False,
         )
+        with contextlib.suppress(AttributeError):
+            result.sampling = describe_sampling(every, max_seconds, result)
+        return result
 
     return run
+
+
+def describe_sampling(every: int, max_seconds: float, result: Any) -> str:
+    """Which frames of an uploaded video a job analysed, and over which span.
+
+    The span is the video's own (its length from the container, else up to its last
+    analysed frame), or the service's length limit when the analysis stopped there; the
+    analysis itself always runs with ``end=max_seconds``, which alone says nothing about
+    the video.
+    """
+    text = "every frame" if every == 1 else f"every {ordinal(every)} frame"
+    info = getattr(result, "info", None)
+    duration = getattr(info, "duration", None)
+    fps = float(getattr(result, "fps", 0.0) or getattr(info, "fps", 0.0) or 0.0)
+    last = getattr(result, "last_time", None)
+    if duration is not None and duration <= max_seconds:
+        return f"{text} from 0 s to {_seconds(duration)} s (the whole video)"
+    step = every / fps if fps > 0 else 0.0
+    reached_cap = last is not None and last + step >= max_seconds - 1e-6
+    if duration is not None or reached_cap:  # longer than the limit (or said to be)
+        return (
+            f"{text} from 0 s to {_seconds(max_seconds)} s (the service's length limit, "
+            "DUCHENNE_MAX_VIDEO_SECONDS: anything after it was not analysed)"
+        )
+    if last is None:
+        return f"{text} (no frame was analysed)"
+    return f"{text} from 0 s to the end of the video (last analysed frame at {_seconds(last)} s)"
+
+
+def _seconds(value: float) -> str:
+    return f"{round(float(value), 2):g}"

@@ -148,7 +148,8 @@ class Metrics:
         self.images = Counter("duchenne_images_analyzed_total", "Images analysed.")
         self.faces = Counter("duchenne_faces_detected_total", "Faces found in analysed images.")
         self.rejected = Counter(
-            "duchenne_rejected_total", "Requests refused before analysis, by reason."
+            "duchenne_rejected_total",
+            "Requests refused by a limit before analysis, by reason and route.",
         )
         self.in_flight = 0  # HTTP requests being handled (updated by the middleware)
         self._gauges: list[Gauge] = [

@@ -12,10 +12,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from duchenne.server.handlers import ApiError, error_body
+from duchenne.server.handlers import REJECTED, ApiError, error_body
 from duchenne.server.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.capacity or self._queue_full(scope):
+            scope[REJECTED] = "queue_full"
             if self.refuse_delay_s > 0:
                 await asyncio.sleep(self.refuse_delay_s)
             await send_json_error(  # the batcher's own refusal, only earlier
@@ -130,6 +131,7 @@ class LimitsMiddleware:
         max_body, timeout = self.limits(scope["method"], scope["path"])
         length = _content_length(scope)
         if length is not None and length > max_body:
+            scope[REJECTED] = "body_too_large"
             await send_json_error(
                 send, 413, "PayloadTooLarge", f"request body exceeds {max_body:,} bytes"
             )
@@ -144,6 +146,7 @@ class LimitsMiddleware:
             elif message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_body:
+                    scope[REJECTED] = "body_too_large"
                     raise PayloadTooLargeError(max_body)
             return message
 
@@ -184,10 +187,22 @@ class LimitsMiddleware:
 
 
 class MetricsMiddleware:
-    """Count requests by route template and status, and time them."""
+    """Count requests by route template and status, and time them; count the requests a
+    limit refused (``duchenne_rejected_total``, by reason and route).
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    Requests refused before routing (admission's 503, a 413 from ``Content-Length``) are
+    counted under the route they were sent to, found among ``routes``, not as
+    ``unmatched``.
+
+    Args:
+        app: the wrapped ASGI app.
+        metrics: where to count.
+        routes: the app's routes (Starlette ``BaseRoute``s with a ``path``), to name the
+            route of a request answered before routing.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[Any] = ()) -> None:
+        self.app, self.metrics, self.routes = app, metrics, tuple(routes)
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -209,9 +224,31 @@ class MetricsMiddleware:
             if CLIENT_ABORT in scope:
                 status = CLIENT_CLOSED
             self.metrics.in_flight -= 1
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = route_template(scope, self.routes)
             self.metrics.requests.inc(method=scope["method"], route=route, status=str(status))
             self.metrics.latency.observe(time.perf_counter() - t0, route=route)
+            if REJECTED in scope:
+                self.metrics.rejected.inc(reason=scope[REJECTED], route=route)
+
+
+def route_template(scope: Scope, routes: Sequence[Any] = ()) -> str:
+    """The path template of the route a request is for (``/v1/videos/{job_id}``), also
+    when it was answered before routing (then matched against ``routes``); ``unmatched``
+    when no route has its path."""
+    route = scope.get("route")
+    if route is None:
+        from starlette.routing import Match
+
+        partial = None
+        for candidate in routes:
+            match, _ = candidate.matches(scope)
+            if match is Match.FULL:
+                route = candidate
+                break
+            if match is Match.PARTIAL and partial is None:
+                partial = candidate
+        route = route or partial
+    return getattr(route, "path", None) or "unmatched"
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -37,15 +37,24 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DUCHENNE_", extra="ignore")
 
     # --- process and models
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    workers: int = Field(default_factory=_default_workers, ge=1, le=64)
+    host: str = Field("127.0.0.1", description="interface to listen on (loopback only)")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
+    workers: int = Field(
+        default_factory=_default_workers,
+        ge=1,
+        le=64,
+        description="inference threads (default: one per CPU core)",
+    )
     processes: int = Field(
         0, ge=0, le=64, description="analysis worker processes (0: threads in this process)"
     )
     threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads per session")
-    model: str | None = Field(None, description="smile model name or .onnx path (None = default)")
-    detector: str = Field("auto", pattern="^(auto|full|short)$")
+    model: str | None = Field(
+        None, description="smile model name or .onnx path (unset: the default model)"
+    )
+    detector: str = Field(
+        "auto", pattern="^(auto|full|short)$", description="face detector: auto, full or short"
+    )
     device: str = Field(
         "cpu", pattern="^(cpu|cuda)$", description="run the models on: cpu or cuda (duchenne[gpu])"
     )
@@ -53,12 +62,12 @@ class Settings(BaseSettings):
         "balanced",
         description="emotion class prior: balanced, natural or 8 comma-separated weights",
     )
-    log_level: str = "info"
+    log_level: str = Field("info", description="debug, info, warning or error")
 
     # --- access
     api_key: SecretStr | None = Field(None, description="require this key (X-API-Key or Bearer)")
     cors_origins: str = Field("", description="comma-separated allowed origins ('*' for any)")
-    docs: bool = True
+    docs: bool = Field(True, description="serve /docs and /openapi.json")
 
     # --- transport (uvicorn)
     max_header_bytes: int = Field(
@@ -77,9 +86,11 @@ class Settings(BaseSettings):
     max_batch_images: int = Field(16, ge=1, description="files per /v1/analyze/batch: 413")
 
     # --- micro-batching and overload
-    batching: bool = True
-    batch_max_size: int = Field(8, ge=1, le=256)
-    batch_max_wait_ms: float = Field(3.0, ge=0.0, le=1000.0)
+    batching: bool = Field(True, description="micro-batch concurrent images")
+    batch_max_size: int = Field(8, ge=1, le=256, description="images per micro-batch")
+    batch_max_wait_ms: float = Field(
+        3.0, ge=0.0, le=1000.0, description="how long a batch waits for more images"
+    )
     max_queue: int = Field(
         64,
         ge=1,
@@ -118,7 +129,9 @@ class Settings(BaseSettings):
     )
 
     # --- shutdown
-    shutdown_timeout_s: float = Field(30.0, ge=0)
+    shutdown_timeout_s: float = Field(
+        30.0, ge=0, description="grace period for in-flight work on SIGTERM/Ctrl-C"
+    )
 
     @field_validator("model")
     @classmethod

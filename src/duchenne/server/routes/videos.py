@@ -15,6 +15,7 @@ from duchenne.server.deps import (
     KnownQueryDep,
     SettingsDep,
     SmileThresholdQuery,
+    VideoStagesDep,
 )
 from duchenne.server.handlers import ApiError
 from duchenne.server.jobs import Job, probe_video, rows_to_csv
@@ -37,10 +38,14 @@ async def create_job(
     engine: EngineDep,
     jobs: JobsDep,
     settings: SettingsDep,
+    stages: VideoStagesDep,
     every: Annotated[int, Query(ge=1, le=1000, description="analyse every n-th frame")] = 1,
     smile_threshold: SmileThresholdQuery = DEFAULT_SMILE_THRESHOLD,
 ) -> JSONResponse:
     """Start analysing an uploaded video (multipart field `file`, or the raw body).
+
+    `stages` works as for `POST /v1/analyze`: the default stages (as `duchenne video`)
+    unless asked; the opt-in `blendshapes` adds 52 `blendshapes.*` columns per frame row.
 
     Answers 202 with the job id at once; poll `GET /v1/videos/{id}`. Refused with 413
     when the file, its frame size (pixels) or its duration is over the limits, 422 when
@@ -57,7 +62,12 @@ async def create_job(
                 "VideoTooLong",
                 f"video lasts {seconds:.1f} s; the limit is {settings.max_video_seconds:g} s",
             )
-        params = {"every": every, "filename": filename, "smile_threshold": smile_threshold}
+        params = {
+            "every": every,
+            "filename": filename,
+            "smile_threshold": smile_threshold,
+            "stages": list(stages),
+        }
         job = jobs.submit(path, params, probe)
     except BaseException:
         path.unlink(missing_ok=True)

@@ -49,13 +49,14 @@
     return body;
   }
 
-  function analyzeQuery(withBlendshapes = false) {
+  function analyzeQuery(withBlendshapes = false, format = null) {
     const params = new URLSearchParams();
     const maxFaces = parseInt(el.maxFaces.value, 10);
     if (maxFaces > 0) params.set("max_faces", String(maxFaces));
     if (withBlendshapes && el.blendshapes && el.blendshapes.checked) {
       params.set("stages", "detect,landmarks,geometry,blendshapes,smile");
     }
+    if (format) params.set("format", format);
     const text = params.toString();
     return text ? `?${text}` : "";
   }
@@ -118,12 +119,32 @@
       form.append("file", blob, name);
       const result = await api(`/v1/analyze${analyzeQuery(true)}`, { method: "POST", body: form });
       await loaded;
+      // A file the server reads but this browser cannot show (TIFF in Chromium, for
+      // example): show the server's drawing of it (format=jpeg, same size) instead.
+      const rendered = !el.photo.naturalWidth;
+      if (rendered) await showRendered(form, name);
       el.photoResult.hidden = false;
       showFaces(result);
       const n = result.faces.length;
-      say(n ? `Found ${n} face${n > 1 ? "s" : ""} in ${name}.` : `No face found in ${name}.`);
+      say((n ? `Found ${n} face${n > 1 ? "s" : ""} in ${name}.` : `No face found in ${name}.`) +
+        (rendered ? " This browser cannot display the file itself: showing the server's drawing of it." : ""));
     } catch (e) {
       say(`Could not analyse ${name}: ${e.message}`, true);
+    }
+  }
+
+  async function showRendered(form, name) {
+    const response = await fetch(`/v1/analyze${analyzeQuery(false, "jpeg")}`, { method: "POST", body: form, headers: headers() });
+    if (!response.ok) throw new Error(`the server could not draw it (HTTP ${response.status})`);
+    if (photoUrl) URL.revokeObjectURL(photoUrl);
+    photoUrl = URL.createObjectURL(await response.blob());
+    const shown = new Promise((resolve, reject) => { el.photo.onload = resolve; el.photo.onerror = reject; });
+    el.photo.src = photoUrl;
+    el.photo.alt = `The analysed image, as drawn by the server: ${name}`;
+    try {
+      await shown;
+    } catch (e) {
+      throw new Error("this browser cannot display the image");
     }
   }
 
@@ -452,7 +473,7 @@
     } catch (e) {
       say(`Per-frame table unavailable: ${e.message}`, true);
     }
-    const { label, byFace } = series(rows);
+    const { metric, label, byFace } = series(rows);
     const tracks = result.tracks || [];
     el.tracks.replaceChildren();
     if (!tracks.length) html("p", {}, "No face was found in this video.", el.tracks);
@@ -460,14 +481,14 @@
     const seconds = job.video.seconds || (result.time_range ? result.time_range[1] : 0);
     for (const track of tracks) {
       const best = rows.find((r) => r.face === track.track_id && r.frame === track.best_frame);
-      el.tracks.appendChild(trackPanel(track, byFace.get(track.track_id) || [], label, seconds, best, result.sampling));
+      el.tracks.appendChild(trackPanel(track, byFace.get(track.track_id) || [], metric, label, seconds, best, result.sampling));
     }
     el.downloads.hidden = false;
     el.downloadJson.onclick = (ev) => download(ev, `/v1/videos/${job.id}`, `${job.id}.json`);
     el.downloadCsv.onclick = (ev) => download(ev, `${job.frames_url}?format=csv`, `${job.id}.csv`);
   }
 
-  function trackPanel(track, points, label, seconds, bestRow, sampling) {
+  function trackPanel(track, points, metric, label, seconds, bestRow, sampling) {
     const panel = html("article", { className: "track" });
     html("h3", {}, `Face #${track.track_id}`, panel);
     const episodes = track.episodes || [];
@@ -479,18 +500,24 @@
     if (sampling) facts.push(`analysed ${sampling}`);
     html("p", { className: "summary" }, facts.join(" · "), panel);
     const body = html("div", { className: "track-body" }, null, panel);
-    body.appendChild(chart(points, episodes, track.best_time, seconds, track.track_id, label));
+    body.appendChild(chart(points, episodes, track.best_time, seconds, track.track_id, metric, label));
     if (track.best_time !== null && track.best_time !== undefined) body.appendChild(bestFrame(track.best_time, bestRow, track.track_id));
     return panel;
   }
 
-  function chart(points, episodes, bestT, seconds, id, label) {
+  // Fixed value axes by metric ([min, max, decimals]): the smile score always on 1-10 (a
+  // neutral face, 1.0 all along, sits at the bottom), probabilities on 0-1; the landmark
+  // signals on their own range.
+  const AXES = { smile_score: [1, 10, 0], smile: [0, 1, 1] };
+
+  function chart(points, episodes, bestT, seconds, id, metric, label) {
     const W = 600, H = 180, L = 34, B = 22, T = 8, R = 8;
     const tMax = Math.max(seconds || 0, ...points.map((p) => p[0]), 0.001);
     const ys = points.map((p) => p[1]);
-    const scoreScale = ys.length && Math.max(...ys) > 1.5;
-    const yMin = scoreScale ? 1 : Math.min(0, ...ys);
-    const yMax = scoreScale ? 10 : Math.max(1, ...ys);
+    const axis = AXES[metric];
+    const yMin = axis ? axis[0] : Math.min(0, ...ys);
+    const yMax = axis ? axis[1] : Math.max(1, ...ys);
+    const digits = axis ? axis[2] : 1;
     const x = (t) => L + ((W - L - R) * t) / tMax;
     const y = (v) => T + (H - T - B) * (1 - (v - yMin) / (yMax - yMin || 1));
     const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img",
@@ -501,8 +528,8 @@
     }
     svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" }, root);
     svg("line", { x1: L, y1: T, x2: L, y2: H - B, class: "axis" }, root);
-    svg("text", { x: 2, y: T + 10 }, root).textContent = fmt(yMax, scoreScale ? 0 : 1);
-    svg("text", { x: 2, y: H - B }, root).textContent = fmt(yMin, scoreScale ? 0 : 1);
+    svg("text", { x: 2, y: T + 10, class: "y-max" }, root).textContent = fmt(yMax, digits);
+    svg("text", { x: 2, y: H - B, class: "y-min" }, root).textContent = fmt(yMin, digits);
     svg("text", { x: W - R - 40, y: H - 6 }, root).textContent = `${fmt(tMax)} s`;
     svg("text", { x: L, y: H - 6 }, root).textContent = "0 s";
     svg("text", { x: W - R, y: T + 10, "text-anchor": "end" }, root).textContent = label;
