@@ -395,3 +395,19 @@ def test_printable_text_escapes_only_undecodable_bytes() -> None:
     assert printable_text(name) == "caf\\xe9.jpg"
     assert printable_text("café ☺.jpg") == "café ☺.jpg"
     assert to_jsonable({name: [Path(name)]}) == {"caf\\xe9.jpg": ["caf\\xe9.jpg"]}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_template_gives_an_empty_file_its_columns(tmp_path, suffix) -> None:
+    """A file that gets no record (a video without a face) still names its columns."""
+    template = {"source": "x.mp4", "time": 0.5, "smile": 0.9, "face": 0}
+    out = tmp_path / f"empty{suffix}"
+    with RecordWriter(out, template=template):
+        pass
+    if suffix == ".csv":
+        assert out.read_text().splitlines() == ["source,time,smile,face"]
+    else:
+        pq = pytest.importorskip("pyarrow.parquet")
+        table = pq.read_table(out)
+        assert table.num_rows == 0 and table.column_names == list(template)
+        assert str(table.schema.field("time").type) == "double"

@@ -10,7 +10,14 @@ import os
 import sys
 from pathlib import Path
 
-from duchenne.cli.options import add_analyzer_args, config_from_args, non_negative, positive_int
+from duchenne.cli.options import (
+    add_analyzer_args,
+    config_from_args,
+    non_negative,
+    non_negative_int,
+    positive_int,
+    positive_number,
+)
 
 MAX_LISTED_FAILURES = 20
 
@@ -36,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--engine", choices=("local", "ray"), default="local")
     run.add_argument("--address", default=None,
                      help="Ray cluster address (--engine ray; default: start Ray here)")  # fmt: skip
-    run.add_argument("--workers", "-j", type=worker_count, default=None,
+    run.add_argument("--workers", "-j", type=non_negative_int, default=None,
                      help="worker processes / Ray actors (default: one per core; 0: analyse "
                           "in this process)")  # fmt: skip
     run.add_argument("--chunk-size", type=positive_int, default=8, help="inputs per worker task")
@@ -66,28 +73,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="one row per face track per video instead of one per frame")  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=run_command)
-
-
-def worker_count(text: str) -> int:
-    """argparse type: an integer >= 0 (``--workers``; 0 analyses in this process)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def positive_number(text: str) -> float:
-    """argparse type: a number > 0 (``--max-member-mb``: a cap of 0 fails every member)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value < float("inf"):  # also rejects nan
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def output_file(text: str) -> Path:

@@ -11,7 +11,7 @@ here once.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from duchenne.analysis.config import ALL_STAGES, STAGES, AnalyzerConfig, normalize_stages
@@ -107,38 +107,44 @@ def stage_list(text: str) -> str:
     return text
 
 
+def _checked(text: str, cast: type, ok: Callable[[Any], bool], need: str) -> Any:
+    """``text`` as ``cast`` (int or float) if ``ok`` holds, else argparse's usage error
+    ("must be {need}, got ..."): the one shape every number flag below shares."""
+    try:
+        value = cast(text)
+    except ValueError:
+        kind = "an integer" if cast is int else "a number"
+        raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
+    if not ok(value):  # comparisons are False for nan, so nan is refused too
+        raise argparse.ArgumentTypeError(f"must be {need}, got {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (``--max-faces``, ``--threads``): a negative count
     would otherwise reach Python slicing and drop faces from the end."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return _checked(text, int, lambda v: v >= 1, ">= 1")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (``batch --workers``; 0 analyses in this process)."""
+    return _checked(text, int, lambda v: v >= 0, ">= 0")
 
 
 def non_negative(text: str) -> float:
-    """argparse type: a number >= 0 (``--min-face-size``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0.0:  # also rejects nan
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+    """argparse type: a number >= 0 (``--min-face-size``, ``video --start``)."""
+    return _checked(text, float, lambda v: v >= 0.0, ">= 0")
+
+
+def positive_number(text: str) -> float:
+    """argparse type: a finite number > 0 (``video --fps/--end``, ``batch --max-member-mb``:
+    a cap of 0 would fail every member)."""
+    return _checked(text, float, lambda v: 0.0 < v < float("inf"), "> 0")
 
 
 def unit_interval(text: str) -> float:
     """argparse type: a number in [0, 1] (``--smile-threshold``, ``enhance --amount``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
+    return _checked(text, float, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
 
 
 def emotion_prior(text: str) -> EmotionPrior:

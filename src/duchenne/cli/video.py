@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from duchenne.analysis.analyzer import Analyzer
-from duchenne.cli.options import add_analyzer_args, config_from_args, non_negative, positive_int
+from duchenne.cli.options import (
+    add_analyzer_args,
+    config_from_args,
+    non_negative,
+    positive_int,
+    positive_number,
+)
 from duchenne.errors import DuchenneError, require_extra
 from duchenne.io.atomic import atomic_write
 from duchenne.io.jsonsafe import to_json_text
@@ -74,17 +80,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_analyzer_args(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-
-
-def positive_number(text: str) -> float:
-    """argparse type: a finite number > 0 (``--fps``, ``--end``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value < float("inf"):  # also rejects nan
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
 def _usage_error(args: argparse.Namespace) -> str | None:

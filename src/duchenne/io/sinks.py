@@ -194,7 +194,14 @@ class _ParquetBackend:
     rows already written are copied once into a new file with the unified schema.
     """
 
-    def __init__(self, path: Path, row_group_size: int = 10_000, **_: Any) -> None:
+    def __init__(
+        self,
+        path: Path,
+        row_group_size: int = 10_000,
+        template: Record | None = None,
+        **_: Any,
+    ) -> None:
+        self._template = template
         self._pa = require_extra("pyarrow", "parquet")
         self._pq = require_extra("pyarrow.parquet", "parquet")
         self._path = path
@@ -211,7 +218,11 @@ class _ParquetBackend:
             self._flush()
 
     def finish(self) -> None:
-        if self._rows or self._writer is None:
+        if not self._rows and self._writer is None and self._template is not None:
+            # no record at all: the template's schema, so readers still see the columns
+            schema = self._rows_to_table([to_jsonable(self._template)]).schema
+            self._writer = self._pq.ParquetWriter(self._fh, schema)
+        elif self._rows or self._writer is None:
             self._flush()
         self._writer.close()
         fsync_close(self._fh)
@@ -349,6 +360,10 @@ class RecordWriter:
         keep_partial: See above.
         columns: CSV only: leading columns in this order (others follow as first seen).
         row_group_size: Parquet only: records buffered per row group.
+        template: a record with the columns (and value types) the records will have, for
+            a file that may get none (a video without a face): the CSV still gets its
+            header (``columns`` default to its keys) and the Parquet file its schema.
+            Never written as a record.
 
     Raises:
         ValueError: Unknown format.
@@ -363,15 +378,18 @@ class RecordWriter:
         keep_partial: bool = False,
         columns: Sequence[str] | None = None,
         row_group_size: int = 10_000,
+        template: Record | None = None,
     ) -> None:
         self.path = Path(path)
         self.format = infer_format(self.path, format)
         self.keep_partial = keep_partial
         self.rows_written = 0
         self._closed = False
+        if columns is None and template is not None:
+            columns = list(template)
         backend_cls = _BACKENDS[self.format]
         self._backend: _Backend = backend_cls(
-            self.path, columns=columns, row_group_size=row_group_size
+            self.path, columns=columns, row_group_size=row_group_size, template=template
         )
 
     def write(self, record: Record) -> None:

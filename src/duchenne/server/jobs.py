@@ -43,7 +43,7 @@ from duchenne.errors import (
     VideoOpenError,
 )
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
-from duchenne.io.frames import ordinal
+from duchenne.io.frames import Sampling
 from duchenne.io.jsonsafe import flatten_record, to_jsonable
 
 logger = logging.getLogger(__name__)
@@ -526,7 +526,7 @@ def describe_sampling(every: int, max_seconds: float, result: Any) -> str:
     analysis itself always runs with ``end=max_seconds``, which alone says nothing about
     the video.
     """
-    text = "every frame" if every == 1 else f"every {ordinal(every)} frame"
+    text = Sampling(every=every).describe()  # the rate in the CLI's words; the span below
     info = getattr(result, "info", None)
     duration = getattr(info, "duration", None)
     fps = float(getattr(result, "fps", 0.0) or getattr(info, "fps", 0.0) or 0.0)

@@ -14,7 +14,6 @@ from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
 from duchenne.analysis.video.face_stage import TrackingFaceStage
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names
-from duchenne.analysis.video.outputs import FrameTable
 from duchenne.analysis.video.results import VideoResult
 from duchenne.analysis.video.session import VideoSession, template_row
 from duchenne.errors import DuchenneError, VideoDecodeError
@@ -109,9 +108,11 @@ class VideoAnalyzer:
         geometry = self.analyzer is None or "geometry" in self.analyzer.stages
         smile_threshold = getattr(self.analyzer, "smile_threshold", DEFAULT_SMILE_THRESHOLD)
         writer = (
-            FrameTable(
+            RecordWriter(
                 output,  # type: ignore[arg-type]
                 format,
+                keep_partial=True,
+                row_group_size=2000,
                 template=self._template_row(geometry, smile_threshold),
             )
             if own_writer
