@@ -178,3 +178,10 @@ def test_smiling_follows_the_printed_probability(p, threshold, printed, want) ->
     faces.meta["smile_threshold"] = threshold
     out = faces.face(0).to_dict()
     assert out["smile"] == printed and out["smiling"] is want
+
+
+def test_face_views_compare_without_numpy_truth_value_errors() -> None:
+    """``Face.__eq__`` compared the landmark arrays: ``==`` and ``in`` raised ValueError."""
+    faces = mock_faces(n=2)
+    assert faces.face(0) == faces.face(0) and faces.face(0) != faces.face(1)
+    assert faces.face(1) in list(faces)

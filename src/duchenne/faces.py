@@ -252,13 +252,18 @@ class Faces:
 
 @dataclass(frozen=True)
 class Face:
-    """One face, as plain Python values (a view made by ``Faces.face``)."""
+    """One face, as plain Python values (a view made by ``Faces.face``).
+
+    Faces compare equal when all their values but ``landmarks`` are (the one array field:
+    comparing it made ``==`` and ``face in faces_list`` raise numpy's "truth value of an
+    array is ambiguous"; the box, keypoints and scores already tell faces apart).
+    """
 
     index: int
     box: tuple[float, float, float, float]
     score: float
     keypoints: list[list[float]] | None = None
-    landmarks: np.ndarray | None = None
+    landmarks: np.ndarray | None = field(default=None, compare=False)
     smile: float | None = None
     smile_score: float | None = None
     emotions: dict[str, float] | None = None

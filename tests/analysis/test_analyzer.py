@@ -281,3 +281,33 @@ def test_an_unexpected_failure_loses_only_its_own_image(
     good, bad = an.analyze_batch([astronaut, odd])
     assert isinstance(bad, AnalysisError) and "<ndarray>" in str(bad)
     assert good.smile is not None and good.smile.shape == (1,)
+
+
+@pytest.mark.parametrize(
+    "one",
+    [
+        "photo.jpg",
+        b"\xff\xd8",
+        Image.new("RGB", (8, 8)),
+        np.zeros((8, 8, 3), np.uint8),
+        np.zeros((8, 8), np.uint8),
+    ],
+    ids=["str", "bytes", "pil", "rgb-array", "grey-array"],
+)
+def test_batch_of_one_image_is_a_type_error_not_one_result_per_character_or_row(
+    analyzer: Analyzer, one: object
+) -> None:
+    """``analyze_batch("photo.jpg")`` used to analyse "p", "h", "o", ... and an RGB array
+    each pixel row, returning a list of errors or of empty results."""
+    with pytest.raises(TypeError, match="analyze\\(\\)"):
+        analyzer.analyze_batch(one)  # type: ignore[arg-type]
+
+
+def test_batch_takes_generators_and_stacks_and_refuses_unknown_on_error(
+    analyzer: Analyzer,
+) -> None:
+    blank = np.zeros((16, 16, 3), np.uint8)
+    assert len(analyzer.analyze_batch(im for im in [blank, blank])) == 2
+    assert len(analyzer.analyze_batch(np.stack([blank] * 3))) == 3  # (N, H, W, 3)
+    with pytest.raises(ValueError, match="on_error"):
+        analyzer.analyze_batch([blank], on_error="ignore")

@@ -136,3 +136,32 @@ def test_a_view_under_another_emotion_prior_shares_the_smile_session() -> None:
 def test_counts_that_would_silently_drop_faces_are_refused(option) -> None:
     with pytest.raises(ValueError, match=next(iter(option))):
         AnalyzerConfig(**option)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_faces": 1.5},
+        {"max_faces": "3"},
+        {"max_faces": True},
+        {"threads": 2.5},
+        {"threads": "2"},
+        {"max_pixels": 0},
+        {"max_pixels": "1000"},
+        {"min_score": 2.0},
+        {"min_score": float("nan")},
+        {"tile": "yes"},
+        {"detector": "long"},
+    ],
+)
+def test_bad_options_are_refused_when_built_not_in_a_later_analysis(options: dict) -> None:
+    """These used to be stored as given and fail (or silently find nothing) only inside an
+    analysis, as an ``AnalysisError`` asking for a bug report."""
+    with pytest.raises(ValueError, match=next(iter(options))):
+        AnalyzerConfig(**options)
+
+
+def test_whole_number_options_accept_numpy_and_whole_floats() -> None:
+    cfg = AnalyzerConfig(max_faces=np.int64(3), threads=2.0, max_pixels=1000, min_score=1)
+    assert (cfg.max_faces, cfg.threads, cfg.max_pixels, cfg.min_score) == (3, 2, 1000, 1.0)
+    assert type(cfg.max_faces) is int and type(cfg.threads) is int

@@ -260,6 +260,25 @@ def test_invalid_options_are_rejected() -> None:
         VideoOptions(window_s=4, context_s=3)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"min_presence": 2.0},
+        {"min_presence": float("nan")},
+        {"occlusion_s": -1.0},
+        {"context_s": -1.0},
+        {"episode_threshold": -0.1},
+        {"min_episode_s": -1.0},
+        {"min_track_frames": -1},
+        {"best_margin": -5.0},
+    ],
+)
+def test_out_of_range_options_are_rejected(options: dict) -> None:
+    """These used to be accepted and run (min_presence=2 drops every track each frame)."""
+    with pytest.raises(ValueError, match=next(iter(options))):
+        VideoOptions(**options)
+
+
 def test_smile_model_results_are_streamed_and_summarised(tiny_smile_onnx, tmp_path) -> None:
     analyzer = Analyzer(smile_model=tiny_smile_onnx, threads=1)
     rows = tmp_path / "frames.jsonl"

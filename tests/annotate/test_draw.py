@@ -63,3 +63,14 @@ def test_drawn_label_box_is_opaque_and_inside(tmp_path) -> None:
     green = np.all(region == FaceAnnotator().smile_color, axis=-1).mean()
     dark = (region.max(axis=-1) < 80).mean()
     assert green > 0.4 and dark > 0.03  # a filled box with text on it
+
+
+def test_a_selection_is_drawn_with_its_own_landmarks() -> None:
+    """``annotate(img, faces[faces.smile >= 0.5])`` used to index the landmarks by the face
+    number (IndexError, or another face's points) instead of its position."""
+    faces = mock_faces(n=3, smile=[0.1, 0.2, 0.9])
+    faces.landmarks[:, :, :2] = 5.0  # every face's points at (5, 5) ...
+    faces.landmarks[2, :, :2] = 150.0  # ... but the selected one's at (150, 150)
+    faces.xyxy = np.array([[100, 100, 200, 200]] * 3, np.float32)
+    out = FaceAnnotator().annotate(np.zeros((300, 300, 3), np.uint8), faces[faces.smile >= 0.5])
+    assert out[150, 150].any() and not out[5, 5].any()

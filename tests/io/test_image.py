@@ -635,3 +635,18 @@ def test_save_image_atomic_failure_keeps_previous_file(tmp_path: Path) -> None:
         save_image_atomic(RGB, tmp_path / "a.unknown")
     assert target.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg"]
+
+
+def test_premultiplied_grey_alpha_pil_image_loads() -> None:
+    """Mode "La" used to fail in Pillow's RGBA conversion, reported as a pipeline bug."""
+    img = Image.new("LA", (4, 4), (200, 255)).convert("La")
+    np.testing.assert_array_equal(load_image(img), np.full((4, 4, 3), 200, np.uint8))
+
+
+def test_closed_file_object_is_an_image_load_error(tmp_path: Path) -> None:
+    """A closed file used to raise a bare ValueError (an "AnalysisError: bug" in a batch)."""
+    path = write(tmp_path, "a.png", encode(Image.fromarray(RGB), "PNG"))
+    with open(path, "rb") as fh:
+        pass
+    with pytest.raises(ImageLoadError, match="a.png: the file object is closed"):
+        load_image(fh)

@@ -142,6 +142,8 @@ def _garbage(tmp: Path) -> Path:
             "truncated",
         ),
         (lambda tmp, mp4: 97, VideoOpenError, "camera:97"),
+        # OpenCV's "any camera" (-1) used to crash the interpreter on a machine without one
+        (lambda tmp, mp4: -1, VideoOpenError, "camera:-1: camera indices start at 0"),
         (lambda tmp, mp4: mp4, None, None),
     ],
 )
@@ -241,3 +243,12 @@ def test_truncated_mpeg_ts_is_reported_like_mp4(tmp_path: Path) -> None:
     assert "188-byte packet" in str(err.value) and 50 < len(got) < 250
     assert got == list(range(len(got)))
     assert len(list(iter_frames(cut, end=1.0))) == 25  # an end before the cut is no error
+
+
+@pytest.mark.parametrize("source_fps", [0, -5.0, float("nan"), float("inf")])
+def test_frame_iterable_rate_must_be_positive(source_fps: float) -> None:
+    """0 used to mean 30 fps silently, NaN gave NaN timestamps."""
+    frames = [np.zeros((4, 4, 3), np.uint8)] * 2
+    with pytest.raises(ValueError, match="source_fps"):
+        list(iter_frames(frames, source_fps=source_fps))
+    assert [f.time for f in iter_frames(frames, source_fps=10)] == [0.0, 0.1]

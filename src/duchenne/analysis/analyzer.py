@@ -11,11 +11,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from tqdm.auto import tqdm
 
 from duchenne.analysis.config import AnalyzerConfig
@@ -183,7 +185,7 @@ class Analyzer:
 
     def analyze_batch(
         self,
-        sources: Sequence[Any],
+        sources: Iterable[Any],
         *,
         crop: bool = False,
         on_error: str = "return",
@@ -201,9 +203,20 @@ class Analyzer:
         one photo must never lose the results of the others (CLI, server batch, batch jobs).
 
         Raises:
-            TypeError: a source is no image source at all (e.g. a number): a programming
+            TypeError: a source is no image source at all (e.g. a number), or ``sources``
+                is one image (a path string, bytes, a PIL image or an image array), whose
+                characters, bytes or rows would each be read as an input: a programming
                 error, raised rather than reported as that input's failure.
+            ValueError: ``on_error`` is neither ``"return"`` nor ``"raise"``.
         """
+        if on_error not in ("return", "raise"):
+            raise ValueError(f"on_error must be 'return' or 'raise', got {on_error!r}")
+        if _is_one_image(sources):
+            raise TypeError(
+                f"analyze_batch takes a list of images, got one {type(sources).__name__}; "
+                "use analyze() for a single image"
+            )
+        sources = list(sources)  # a generator is fine; a failed smile batch is retried by index
         results: list[Faces | DuchenneError] = []
         images: list[np.ndarray | None] = []
         # no tqdm object at all without a bar: building one costs more than a small image's
@@ -385,6 +398,21 @@ class Analyzer:
             f.emotion = out.emotion[start:stop]
             f.meta["emotion_labels"] = list(EMOTION_LABELS)
             start = stop
+
+
+def _is_one_image(sources: Any) -> bool:
+    """Whether ``sources`` is a single image rather than a collection of them.
+
+    Why: all of these are iterable, so ``analyze_batch("photo.jpg")`` would analyse each
+    character as a path and ``analyze_batch(rgb)`` each pixel row as a grey image, and
+    return a list of errors or empty results instead of saying what went wrong. An
+    ``(N, H, W)`` or ``(N, H, W, C)`` array is a stack of images and stays accepted.
+    """
+    if isinstance(sources, (str, bytes, bytearray, memoryview, os.PathLike, Image.Image)):
+        return True
+    if isinstance(sources, np.ndarray):
+        return sources.ndim <= 2 or (sources.ndim == 3 and sources.shape[2] in (1, 3, 4))
+    return hasattr(sources, "read")  # a file object iterates over its lines
 
 
 def _angle_gap(a: float, b: float) -> float:

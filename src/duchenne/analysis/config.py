@@ -14,11 +14,15 @@ A new Analyzer option is a new field here (plus its flag in
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from duchenne.face.detector import DETECTORS
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
 from duchenne.io.image import DEFAULT_MAX_PIXELS
 from duchenne.models.session import DEVICES
@@ -108,16 +112,22 @@ class AnalyzerConfig:
         object.__setattr__(self, "emotion_prior", parse_emotion_prior(self.emotion_prior))
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
+        if self.tile not in (True, False, "auto"):
+            raise ValueError(f"tile must be True, False or 'auto', got {self.tile!r}")
+        if self.min_score is not None:
+            if not 0.0 <= float(self.min_score) <= 1.0:
+                raise ValueError(f"min_score must be in [0, 1] or None, got {self.min_score}")
+            object.__setattr__(self, "min_score", float(self.min_score))
         if not 0.0 <= float(self.smile_threshold) <= 1.0:
             raise ValueError(f"smile_threshold must be in [0, 1], got {self.smile_threshold}")
         object.__setattr__(self, "smile_threshold", float(self.smile_threshold))
         # a negative max_faces would reach Python slicing and drop faces from the end
-        if self.max_faces is not None and int(self.max_faces) < 1:
-            raise ValueError(f"max_faces must be >= 1 or None, got {self.max_faces}")
+        for name in ("max_faces", "threads", "max_pixels"):
+            object.__setattr__(self, name, _count(name, getattr(self, name)))
         if not float(self.min_face_size) >= 0.0:
             raise ValueError(f"min_face_size must be >= 0, got {self.min_face_size}")
-        if self.threads is not None and int(self.threads) < 1:
-            raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
 
     @classmethod
     def build(cls, config: AnalyzerConfig | None = None, **options: Any) -> AnalyzerConfig:
@@ -153,3 +163,21 @@ class AnalyzerConfig:
         """The values that decide the loaded sessions (two configs with equal ``sessions()``
         can share one analyzer's models)."""
         return tuple(getattr(self, name) for name in SESSION_FIELDS)
+
+
+def _count(name: str, value: Any) -> int | None:
+    """``value`` as a whole number >= 1 (None stays None, where the field allows it).
+
+    Why strict: a float or string count (``max_faces=1.5``, ``threads="2"``) used to be
+    stored as given and fail only inside a later analysis, as an ``AnalysisError`` that
+    calls itself a bug; a whole-valued float (``2.0``, from JSON or arithmetic) is fine.
+    """
+    if value is None and name != "max_pixels":
+        return None
+    whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and value == int(value):
+        whole = True
+    if not whole or int(value) < 1:
+        none = "" if name == "max_pixels" else " or None"
+        raise ValueError(f"{name} must be a whole number >= 1{none}, got {value!r}")
+    return int(value)

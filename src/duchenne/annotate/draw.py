@@ -67,23 +67,25 @@ class FaceAnnotator:
         """A copy of ``image`` with every face drawn (labels last, so no box covers one)."""
         out = np.ascontiguousarray(image.copy())
         labels = []
-        for face in faces:
+        for i, face in enumerate(faces):
             t = self.thickness or max(1, round((face.box[2] - face.box[0]) / 80))
             color = self.smile_color if face.is_smiling else self.neutral_color
             x1, y1, x2, y2 = (round(v) for v in face.box)
             cv2.rectangle(out, (x1, y1), (x2, y2), color, t, cv2.LINE_AA)
             if self.landmarks:
-                self._points(out, faces, face, t)
+                self._points(out, faces, i, t)
             labels.append((label_box(face, out.shape), color))
         for box, color in labels:
             draw_label(out, box, color)
         return out
 
-    def _points(self, out: np.ndarray, faces: Faces, face: Face, t: int) -> None:
+    def _points(self, out: np.ndarray, faces: Faces, i: int, t: int) -> None:
+        """The key points of the ``i``-th face of ``faces`` (its position, not its number:
+        a selection such as ``faces[faces.smile >= 0.5]`` keeps the numbers of the image)."""
         if faces.landmarks is not None:
-            pts = faces.landmarks[face.index][list(KEY_LANDMARKS), :2]
-        elif face.keypoints is not None:
-            pts = np.asarray(face.keypoints)
+            pts = faces.landmarks[i][list(KEY_LANDMARKS), :2]
+        elif faces.keypoints is not None:
+            pts = faces.keypoints[i]
         else:
             return
         for x, y in pts:

@@ -19,7 +19,7 @@ import numpy as np
 
 from duchenne.errors import VideoDecodeError
 
-__all__ = ["Frame", "FramePicker", "Sampling", "array_frames", "prefetched"]
+__all__ = ["Frame", "FramePicker", "Sampling", "array_frames", "array_rate", "prefetched"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Sampling:
     def __post_init__(self) -> None:
         if int(self.every) < 1:
             raise ValueError(f"every must be >= 1, got {self.every}")
-        if self.fps is not None and self.fps <= 0:
+        if self.fps is not None and not self.fps > 0:  # NaN too
             raise ValueError(f"fps must be > 0, got {self.fps}")
         if self.fps is not None and self.every > 1:
             raise ValueError("give either every or fps, not both")
@@ -123,6 +123,26 @@ class FramePicker:
                 self.next_t += self.period
         self.kept += 1
         return True
+
+
+#: Frame rate assumed for in-memory frames when the caller gives none.
+DEFAULT_ARRAY_FPS = 30.0
+
+
+def array_rate(source_fps: float | None) -> float:
+    """The frame rate of an iterable of in-memory frames: ``source_fps`` or 30.
+
+    Why checked: the rate makes every timestamp (``i / fps``); 0 used to be taken as
+    "not given" (30 fps, silently) and NaN or a negative rate gave NaN or negative times.
+
+    Raises:
+        ValueError: ``source_fps`` is not a positive finite number.
+    """
+    if source_fps is None:
+        return DEFAULT_ARRAY_FPS
+    if not 0 < float(source_fps) < float("inf"):
+        raise ValueError(f"source_fps must be a positive frame rate, got {source_fps}")
+    return float(source_fps)
 
 
 def array_frames(items: Iterable[Any], s: Sampling, fps: float) -> Iterator[Frame]:

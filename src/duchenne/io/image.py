@@ -311,7 +311,13 @@ def _seekable(fh: IO[bytes]) -> IO[bytes]:
 
     Why: Pillow and our sniffing both rewind, and Pillow rewinds to offset 0, so a stream
     positioned past a container header is copied from where it stands.
+
+    Raises:
+        ImageLoadError: ``fh`` is closed (its ``ValueError`` would otherwise be reported
+            as a bug in the face pipeline).
     """
+    if getattr(fh, "closed", False) is True:
+        raise ImageLoadError(f"{_stream_label(fh)}: the file object is closed")
     seekable = getattr(fh, "seekable", None)
     if callable(seekable) and seekable() and fh.tell() == 0:
         return fh

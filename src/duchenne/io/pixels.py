@@ -31,6 +31,8 @@ def pil_to_rgb(img: Image.Image, label: str) -> np.ndarray:
     if mode == "CMYK":
         img = _cmyk_to_rgb(img)
     elif "A" in mode or "a" in mode or "transparency" in img.info:
+        if mode == "La":  # premultiplied grey: Pillow converts it to "LA" and nothing else
+            img = img.convert("LA")
         img = img.convert("RGBA")
     elif mode in ("1", "L"):
         return array_to_rgb(np.asarray(img), label)  # bool / uint8 grey

@@ -47,7 +47,14 @@ import cv2
 import numpy as np
 
 from duchenne.errors import VideoDecodeError, VideoOpenError
-from duchenne.io.frames import Frame, FramePicker, Sampling, array_frames, prefetched
+from duchenne.io.frames import (
+    Frame,
+    FramePicker,
+    Sampling,
+    array_frames,
+    array_rate,
+    prefetched,
+)
 from duchenne.io.paths import VIDEO_EXTENSIONS
 from duchenne.io.video_probe import (
     VideoInfo,
@@ -91,6 +98,10 @@ class VideoReader:
         self._cap: Any = None
         self.label = source_label(source)
         self._camera = camera_index(source)
+        if self._camera is not None and self._camera < 0:
+            # OpenCV reads -1 as "any camera" and crashes the process (SIGSEGV) where
+            # there is none, so a negative index never reaches it
+            raise VideoOpenError(f"{self.label}: camera indices start at 0")
         self._url = isinstance(source, str) and "://" in source
         if self._camera is None and not self._url:
             check_video_path(Path(source), self.label)
@@ -375,4 +386,4 @@ def _frames_of(source: Any, s: Sampling, source_fps: float | None) -> Iterator[F
         raise TypeError("a single image is not a video; pass a list or generator of frames")
     if not isinstance(source, Iterable):
         raise TypeError(f"cannot read video frames from {type(source).__name__}")
-    yield from array_frames(source, s, float(source_fps or 30.0))
+    yield from array_frames(source, s, array_rate(source_fps))

@@ -18,6 +18,7 @@ from duchenne.analysis.video.results import VideoResult
 from duchenne.analysis.video.session import VideoSession, template_row
 from duchenne.errors import DuchenneError, VideoDecodeError
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD, Faces
+from duchenne.io.frames import array_rate
 from duchenne.io.sinks import RecordWriter
 from duchenne.io.video import Frame, Sampling, VideoInfo, VideoReader, iter_frames
 
@@ -259,7 +260,7 @@ def _open(
         reader = VideoReader(source)
         rate = sampling.effective_fps(reader.info.fps) or 30.0
         return reader, reader.info, rate
-    return None, None, sampling.effective_fps(float(source_fps or 30.0))
+    return None, None, sampling.effective_fps(array_rate(source_fps))
 
 
 def _source_label(source: Any, info: VideoInfo | None) -> str:

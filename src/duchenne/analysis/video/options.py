@@ -38,6 +38,17 @@ def frame_features(faces: Faces, i: int, with_smile: bool) -> np.ndarray:
     return np.array(head + geo)
 
 
+#: ``VideoOptions`` fields that are durations, counts or margins (never below 0).
+_NON_NEGATIVE = (
+    "occlusion_s",
+    "context_s",
+    "episode_threshold",
+    "min_episode_s",
+    "min_track_frames",
+    "best_margin",
+)
+
+
 @dataclass(frozen=True)
 class VideoOptions:
     """Settings of the video analysis (defaults suit 25-60 fps video of people).
@@ -90,6 +101,13 @@ class VideoOptions:
     def __post_init__(self) -> None:
         if self.detect_every < 1:
             raise ValueError("detect_every must be >= 1")
+        # out-of-range values used to be accepted and run: min_presence=2 loses every
+        # track on every frame, a negative duration or margin silently changes the cuts
+        if not 0.0 <= self.min_presence <= 1.0:
+            raise ValueError(f"min_presence must be in [0, 1], got {self.min_presence}")
+        for name in _NON_NEGATIVE:
+            if not getattr(self, name) >= 0:  # NaN too
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.signal_landmarks not in ("raw", "smoothed"):
             raise ValueError("signal_landmarks must be 'raw' or 'smoothed'")
         if self.episodes not in ("auto", "lip", "single", "none"):
