@@ -185,3 +185,22 @@ def test_face_views_compare_without_numpy_truth_value_errors() -> None:
     faces = mock_faces(n=2)
     assert faces.face(0) == faces.face(0) and faces.face(0) != faces.face(1)
     assert faces.face(1) in list(faces)
+
+
+@pytest.mark.parametrize("index", [True, False, np.True_, np.array(True)])
+def test_a_single_bool_is_no_face_index(index) -> None:
+    """``faces[True]`` used to return face #1 (a bool is an int) and ``faces[np.True_]``
+    an ``InvalidFacesError`` about a keypoints shape; a mask of n bools still selects."""
+    faces = mock_faces(n=3)
+    with pytest.raises(TypeError, match="single bool"):
+        faces[index]
+    assert faces[np.array([True, False, True])].face_id.tolist() == [0, 2]
+
+
+def test_face_views_hash_consistently_with_equality() -> None:
+    """``hash(face)`` raised ``TypeError: unhashable type: 'list'`` (keypoints, dicts)."""
+    faces = mock_faces(n=2)
+    same = faces[[0, 1]].face(0)  # an equal view made another way
+    assert faces.face(0) == same and hash(faces.face(0)) == hash(same)
+    assert {faces.face(0), same, faces.face(1)} == {faces.face(0), faces.face(1)}
+    assert len({faces.face(0), faces.face(1)}) == 2

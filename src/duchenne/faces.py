@@ -167,7 +167,20 @@ class Faces:
         return len(self.xyxy)
 
     def __getitem__(self, index: int | slice | np.ndarray | Sequence[int]) -> Faces:
-        """Select faces by int, slice, boolean mask or index array; returns ``Faces``."""
+        """Select faces by int, slice, boolean mask or index array; returns ``Faces``.
+
+        Raises:
+            TypeError: a single bool (``faces[True]``, ``faces[faces.smile[0] > 0.5]``):
+                Python reads ``True`` as face 1 and numpy as a new axis, so either way it
+                would pick a face nobody asked for; a mask is an array of n bools.
+        """
+        if isinstance(index, bool) or (
+            getattr(index, "dtype", None) == np.bool_ and np.ndim(index) == 0
+        ):
+            raise TypeError(
+                "a face index must be an int, slice, boolean mask or index array, "
+                f"not the single bool {index!r}"
+            )
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
         fields = {name: getattr(self, name) for name in _OPTIONAL_SHAPES}
@@ -256,20 +269,23 @@ class Face:
 
     Faces compare equal when all their values but ``landmarks`` are (the one array field:
     comparing it made ``==`` and ``face in faces_list`` raise numpy's "truth value of an
-    array is ambiguous"; the box, keypoints and scores already tell faces apart).
+    array is ambiguous"; the box, keypoints and scores already tell faces apart). They hash
+    by their scalar values only (number, box, scores, track): the list and dict fields are
+    left out of the hash, not of ``==``, so equal faces hash alike and a face can be a set
+    member or a dict key.
     """
 
     index: int
     box: tuple[float, float, float, float]
     score: float
-    keypoints: list[list[float]] | None = None
+    keypoints: list[list[float]] | None = field(default=None, hash=False)
     landmarks: np.ndarray | None = field(default=None, compare=False)
     smile: float | None = None
     smile_score: float | None = None
-    emotions: dict[str, float] | None = None
-    blendshapes: dict[str, float] | None = None
+    emotions: dict[str, float] | None = field(default=None, hash=False)
+    blendshapes: dict[str, float] | None = field(default=None, hash=False)
     track_id: int | None = None
-    geometry: dict[str, float] = field(default_factory=dict)
+    geometry: dict[str, float] = field(default_factory=dict, hash=False)
     smile_threshold: float = DEFAULT_SMILE_THRESHOLD
 
     @property

@@ -165,3 +165,13 @@ def test_whole_number_options_accept_numpy_and_whole_floats() -> None:
     cfg = AnalyzerConfig(max_faces=np.int64(3), threads=2.0, max_pixels=1000, min_score=1)
     assert (cfg.max_faces, cfg.threads, cfg.max_pixels, cfg.min_score) == (3, 2, 1000, 1.0)
     assert type(cfg.max_faces) is int and type(cfg.threads) is int
+
+
+@pytest.mark.parametrize("config", ["detect", ("detect",), {"stages": "detect"}])
+def test_a_first_argument_that_is_no_config_says_options_are_keywords(config) -> None:
+    """``Analyzer("detect")`` used to raise ``AttributeError: 'str' object has no attribute
+    'threads'``; it is refused before any model loads, naming what to pass instead."""
+    with pytest.raises(TypeError, match="AnalyzerConfig.*keywords"):
+        Analyzer(config)
+    with pytest.raises(TypeError, match="AnalyzerConfig"):
+        AnalyzerConfig.build(config, threads=1)

@@ -279,6 +279,16 @@ def test_out_of_range_options_are_rejected(options: dict) -> None:
         VideoOptions(**options)
 
 
+@pytest.mark.parametrize("detect_every", [1.5, "3", True, None, 0])
+def test_detect_every_must_be_a_whole_number(detect_every) -> None:
+    """``1.5`` used to be accepted (and run as 1 by the face stage), ``"3"`` raised a raw
+    ``TypeError`` from ``<``; a whole-valued float is still fine."""
+    with pytest.raises(ValueError, match="detect_every must be a whole number"):
+        VideoOptions(detect_every=detect_every)
+    assert VideoOptions(detect_every=np.int64(3)).detect_every == 3
+    assert VideoOptions(detect_every=2.0).detect_every == 2
+
+
 def test_smile_model_results_are_streamed_and_summarised(tiny_smile_onnx, tmp_path) -> None:
     analyzer = Analyzer(smile_model=tiny_smile_onnx, threads=1)
     rows = tmp_path / "frames.jsonl"

@@ -7,6 +7,8 @@ import pytest
 
 from duchenne.annotate import FaceAnnotator, label_box
 from duchenne.annotate.draw import face_label
+from duchenne.errors import ImageLoadError
+from duchenne.io.image import save_image_atomic
 from tests.helpers import mock_faces
 
 
@@ -74,3 +76,40 @@ def test_a_selection_is_drawn_with_its_own_landmarks() -> None:
     faces.xyxy = np.array([[100, 100, 200, 200]] * 3, np.float32)
     out = FaceAnnotator().annotate(np.zeros((300, 300, 3), np.uint8), faces[faces.smile >= 0.5])
     assert out[150, 150].any() and not out[5, 5].any()
+
+
+def _drawn(out: np.ndarray, image_shape: tuple[int, ...]) -> None:
+    assert out.dtype == np.uint8 and out.shape == (*image_shape[:2], 3)
+    assert (out == FaceAnnotator().smile_color).all(axis=-1).any()  # the colour shows
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((120, 120), np.uint8),  # grey
+        np.zeros((120, 120, 1), np.uint8),
+        np.full((120, 120, 4), 255, np.uint8),  # RGBA: boxes drawn opaque, not as alpha
+        np.zeros((120, 120, 3), np.float64),  # [0, 1] floats
+        np.zeros((120, 120, 3), np.uint16),
+    ],
+)
+def test_any_array_the_analyzer_reads_is_drawn_on_in_colour(image) -> None:
+    """A float image came back float64 with colours on the 0-255 scale, a grey one with
+    grey boxes, an RGBA one with the boxes punched into its alpha channel."""
+    before = image.copy()
+    out = FaceAnnotator(landmarks=False).annotate(image, _faces([(20, 40, 100, 110)]))
+    _drawn(out, image.shape)
+    assert np.array_equal(image, before)  # the caller's image is left alone
+
+
+def test_a_path_is_drawn_on_as_the_analyzer_reads_it(tmp_path) -> None:
+    """``annotate("x.jpg", faces)`` raised ``AttributeError: 'str' object has no attribute
+    'copy'``."""
+    path = tmp_path / "x.png"
+    save_image_atomic(np.zeros((120, 120, 3), np.uint8), path)
+    _drawn(FaceAnnotator().annotate(str(path), _faces([(20, 40, 100, 110)])), (120, 120))
+
+
+def test_a_float_image_on_the_0_255_scale_is_refused_saying_what_to_pass() -> None:
+    with pytest.raises(ImageLoadError, match="uint8"):
+        FaceAnnotator().annotate(np.full((50, 50, 3), 200.0), _faces([(5, 5, 40, 40)]))

@@ -14,14 +14,12 @@ A new Analyzer option is a new field here (plus its flag in
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from duchenne.analysis.checks import whole_number
 from duchenne.face.detector import DETECTORS
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
 from duchenne.io.image import DEFAULT_MAX_PIXELS
@@ -124,8 +122,10 @@ class AnalyzerConfig:
             raise ValueError(f"smile_threshold must be in [0, 1], got {self.smile_threshold}")
         object.__setattr__(self, "smile_threshold", float(self.smile_threshold))
         # a negative max_faces would reach Python slicing and drop faces from the end
-        for name in ("max_faces", "threads", "max_pixels"):
-            object.__setattr__(self, name, _count(name, getattr(self, name)))
+        for name in ("max_faces", "threads"):  # None: no limit, onnxruntime's default
+            if (value := getattr(self, name)) is not None:
+                object.__setattr__(self, name, whole_number(name, value, or_none=True))
+        object.__setattr__(self, "max_pixels", whole_number("max_pixels", self.max_pixels))
         if not float(self.min_face_size) >= 0.0:
             raise ValueError(f"min_face_size must be >= 0, got {self.min_face_size}")
 
@@ -135,8 +135,16 @@ class AnalyzerConfig:
         point (``Analyzer(...)``, ``batch.run(...)``) turns keyword options into a config.
 
         Raises:
-            TypeError: an option that is not a field of ``AnalyzerConfig``.
+            TypeError: ``config`` is not an ``AnalyzerConfig`` (``Analyzer("detect")``
+                used to fail later with an ``AttributeError``), or an option that is not a
+                field of ``AnalyzerConfig``.
         """
+        if config is not None and not isinstance(config, cls):
+            raise TypeError(
+                "the first argument is an AnalyzerConfig (or None), got "
+                f"{type(config).__name__} {config!r}; give options as keywords, e.g. "
+                "Analyzer(stages='detect', threads=1)"
+            )
         base = cls() if config is None else config
         unknown = set(options) - {f.name for f in fields(cls)}
         if unknown:
@@ -163,21 +171,3 @@ class AnalyzerConfig:
         """The values that decide the loaded sessions (two configs with equal ``sessions()``
         can share one analyzer's models)."""
         return tuple(getattr(self, name) for name in SESSION_FIELDS)
-
-
-def _count(name: str, value: Any) -> int | None:
-    """``value`` as a whole number >= 1 (None stays None, where the field allows it).
-
-    Why strict: a float or string count (``max_faces=1.5``, ``threads="2"``) used to be
-    stored as given and fail only inside a later analysis, as an ``AnalysisError`` that
-    calls itself a bug; a whole-valued float (``2.0``, from JSON or arithmetic) is fine.
-    """
-    if value is None and name != "max_pixels":
-        return None
-    whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if isinstance(value, (float, np.floating)) and math.isfinite(value) and value == int(value):
-        whole = True
-    if not whole or int(value) < 1:
-        none = "" if name == "max_pixels" else " or None"
-        raise ValueError(f"{name} must be a whole number >= 1{none}, got {value!r}")
-    return int(value)

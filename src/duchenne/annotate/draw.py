@@ -17,6 +17,7 @@ import numpy as np
 
 from duchenne.face import topology as T
 from duchenne.faces import Face, Faces
+from duchenne.io.image import ImageSource, load_image
 
 # Landmarks worth showing: eye corners and lids, cheeks, lip corners and lip centres.
 KEY_LANDMARKS = (
@@ -45,7 +46,7 @@ class LabelBox:
 
 @dataclass(frozen=True)
 class FaceAnnotator:
-    """Annotate faces on RGB images.
+    """Annotate faces on images (drawn on an RGB copy).
 
     Args:
         smile_color: box colour (RGB) for smiling faces.
@@ -63,9 +64,18 @@ class FaceAnnotator:
     thickness: int | None = None
     landmarks: bool = True
 
-    def annotate(self, image: np.ndarray, faces: Faces) -> np.ndarray:
-        """A copy of ``image`` with every face drawn (labels last, so no box covers one)."""
-        out = np.ascontiguousarray(image.copy())
+    def annotate(self, image: ImageSource, faces: Faces) -> np.ndarray:
+        """A new RGB ``uint8`` (H, W, 3) image: ``image`` with every face drawn (labels
+        last, so no box covers one); ``image`` itself is never changed.
+
+        ``image`` is any source the ``Analyzer`` accepts (a path, bytes, a PIL image, an
+        array), read by :func:`~duchenne.io.image.load_image` as the ``Analyzer`` read it,
+        so the boxes land where the faces were found: grey becomes RGB (so the colours
+        show), transparency is composited on white, a float image in [0, 1] is scaled to
+        0-255 (one on the 0-255 scale is refused with ``ImageLoadError``). An encoded
+        image is held to ``load_image``'s default ``max_pixels``; an array is not.
+        """
+        out = _decoded(image)
         labels = []
         for i, face in enumerate(faces):
             t = self.thickness or max(1, round((face.box[2] - face.box[0]) / 80))
@@ -92,6 +102,15 @@ class FaceAnnotator:
             cv2.circle(
                 out, (round(float(x)), round(float(y))), t + 1, (255, 230, 0), -1, cv2.LINE_AA
             )
+
+
+def _decoded(image: ImageSource) -> np.ndarray:
+    """``image`` as a new RGB ``uint8`` array (``load_image``). An array is decoded
+    already, so the decompression-bomb limit is not applied to it: the caller analysed it
+    under its own ``max_pixels``, and drawing must not refuse what was analysed."""
+    if isinstance(image, np.ndarray):
+        return load_image(image, max_pixels=max(1, image.size))
+    return load_image(image)
 
 
 def face_label(face: Face, short: int = 0) -> str:

@@ -15,6 +15,7 @@ import fnmatch
 import functools
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,11 @@ def get_model_cfg(name: str) -> ModelCfg:
         ) from None
 
 
+def _is_path(name: str) -> bool:
+    """``name`` is meant as a file (no registry name ends in ``.onnx`` or holds a separator)."""
+    return name.endswith(".onnx") or any(sep in name for sep in (os.sep, os.altsep) if sep)
+
+
 @functools.lru_cache(maxsize=32)
 def _verified(path: Path, sha256: str) -> bool:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -145,12 +151,19 @@ def create_model(
 ) -> OnnxModel:
     """Open a registered model by name (sha256-checked) or any ``.onnx`` file by path.
 
+    Raises:
+        UnknownModelError: ``name_or_path`` is neither a registered name nor a model file;
+            a path (it ends in ``.onnx`` or holds a path separator) that is no file is
+            reported as ``no such model file``, not as an unknown registry name.
+
     Example:
         >>> model = create_model("face_landmark", threads=1)
     """
     path = Path(name_or_path)
     if path.suffix == ".onnx" and path.is_file():
         return OnnxModel(path, threads=threads, device=device)
+    if _is_path(str(name_or_path)) and not path.is_file():
+        raise UnknownModelError(f"no such model file: {name_or_path}")
     cfg = get_model_cfg(str(name_or_path))
     if verify:
         _verified(cfg.path, cfg.sha256)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from duchenne.analysis.checks import whole_number
 from duchenne.face.geometry import GEOMETRY_KEYS
 from duchenne.faces import EMOTION_LABELS, Faces
 
@@ -54,8 +55,8 @@ class VideoOptions:
     """Settings of the video analysis (defaults suit 25-60 fps video of people).
 
     Attributes:
-        detect_every: run the face detector every N analysed frames (1 = every frame);
-            between, faces are tracked by their landmark ROI.
+        detect_every: run the face detector every N analysed frames (a whole number >= 1;
+            1 = every frame); between, faces are tracked by their landmark ROI.
         min_presence: Face Mesh face-presence probability below which a tracked face is
             lost (the detector then runs on that frame).
         occlusion_s: a face missing for up to this long keeps its ID when it comes back.
@@ -99,8 +100,7 @@ class VideoOptions:
     best_margin: float = 0.4
 
     def __post_init__(self) -> None:
-        if self.detect_every < 1:
-            raise ValueError("detect_every must be >= 1")
+        object.__setattr__(self, "detect_every", whole_number("detect_every", self.detect_every))
         # out-of-range values used to be accepted and run: min_presence=2 loses every
         # track on every frame, a negative duration or margin silently changes the cuts
         if not 0.0 <= self.min_presence <= 1.0:
