@@ -114,3 +114,19 @@ def test_amount_out_of_range_is_a_usage_error(photos, tmp_path, amount) -> None:
             ["enhance", str(photos / "astronaut.png"), str(tmp_path / "o.jpg"), "--amount", amount]
         )
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize("link", [False, True], ids=["same-name", "symlink"])
+def test_writing_over_the_input_photo_is_refused(link, tmp_path, capsys) -> None:
+    """The original would be lost for good (`analyze --draw` refuses the same): exit 2,
+    the photo untouched. It used to be replaced by its enhanced copy without a word."""
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(data.astronaut()).save(photo)
+    before = photo.read_bytes()
+    output = photo
+    if link:
+        output = tmp_path / "link.jpg"
+        output.symlink_to(photo)
+    assert main(["enhance", str(photo), str(output)]) == 2
+    assert "would replace the input photo" in capsys.readouterr().err
+    assert photo.read_bytes() == before

@@ -17,7 +17,12 @@ from duchenne import data
 from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.config import ALL_STAGES
 from duchenne.annotate import FaceAnnotator
-from duchenne.cli.options import add_analyzer_args, config_from_args
+from duchenne.cli.options import (
+    add_analyzer_args,
+    config_from_args,
+    output_dir,
+    output_or_stdout,
+)
 from duchenne.errors import DuchenneError
 from duchenne.face.align import AlignConfig, align_batch
 from duchenne.faces import Faces, result_rows, row_columns
@@ -56,19 +61,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output",
         "-o",
-        type=Path,
-        help="write results to this file (atomically) instead of stdout",
+        type=output_or_stdout,
+        help="write results to this file (atomically) instead of stdout ('-': stdout)",
     )
     p.add_argument(
         "--draw",
-        type=Path,
+        type=output_dir,
         metavar="DIR",
         help="save annotated images into DIR, keeping each input's path relative to the "
         "inputs' common folder (a.jpg, a.png and sub/a.jpg stay three files)",
     )
     p.add_argument(
         "--crops",
-        type=Path,
+        type=output_dir,
         metavar="DIR",
         help=f"save each face's eye-aligned {CROP_SIZE}x{CROP_SIZE} crop into DIR, named "
         "like --draw's files with _face<N> added (N = the face number)",
@@ -126,13 +131,12 @@ def run(args: argparse.Namespace) -> int:
     analyzer = Analyzer(config_from_args(args))
     failed = 0
     columns = row_columns(landmarks=args.landmarks, blendshapes="blendshapes" in analyzer.stages)
-    with _open_sink(fmt, args.output, columns) as sink:
-        bar = tqdm(total=len(paths), disable=len(paths) < 2 or args.quiet, unit="img")
+    bar = tqdm(total=len(paths), disable=len(paths) < 2 or args.quiet, unit="img")
+    with bar, _open_sink(fmt, args.output, columns) as sink:  # the bar ends its line on error
         for start in range(0, len(paths), CHUNK):
             chunk = paths[start : start + CHUNK]
             failed += _process_chunk(analyzer, chunk, args, sink, drawer, cropper)
             bar.update(len(chunk))
-        bar.close()
     if failed:
         print(f"{failed} of {len(paths)} input(s) failed", file=sys.stderr)
     return 1 if failed else 0

@@ -6,15 +6,14 @@ Only argument parsing and reporting live here; the work is :func:`duchenne.batch
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
 from duchenne.cli.options import (
     add_analyzer_args,
     config_from_args,
     non_negative,
     non_negative_int,
+    output_file,
     positive_int,
     positive_number,
 )
@@ -73,18 +72,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="one row per face track per video instead of one per frame")  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=run_command)
-
-
-def output_file(text: str) -> Path:
-    """argparse type: ``--out`` names a file, not a folder (checked again by ``batch.run``,
-    which sees whether it exists; a name ending in a separator can only be a folder)."""
-    if not text:
-        raise argparse.ArgumentTypeError("empty file name")
-    if text.endswith(("/", os.sep)) or Path(text).is_dir():
-        raise argparse.ArgumentTypeError(
-            f"{text} is a folder; --out must name a results file (e.g. faces.parquet)"
-        )
-    return Path(text)
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from duchenne.cli.options import add_analyzer_args, config_from_args, unit_interval
+from duchenne.cli.options import add_analyzer_args, config_from_args, output_file, unit_interval
 from duchenne.errors import DuchenneError
 
 OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path, help="photo to enhance")
     p.add_argument(
         "output",
-        type=Path,
+        type=output_file,
         help="where to write the result (.jpg, .jpeg, .png or .webp; PNG and WebP keep "
         "transparency, JPEG composites it on white)",
     )
@@ -56,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
     if args.output.suffix.lower() not in OUTPUT_SUFFIXES:
         print(
             f"duchenne enhance: {args.output}: output must end in {', '.join(OUTPUT_SUFFIXES)}",
+            file=sys.stderr,
+        )
+        return 2
+    if os.path.realpath(args.output) == os.path.realpath(args.input):
+        # the original would be lost for good, as `analyze --draw` refuses too
+        print(
+            f"duchenne enhance: {args.output}: would replace the input photo; name another file",
             file=sys.stderr,
         )
         return 2

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from duchenne.cli.options import emotion_prior, positive_int
+from duchenne.cli.options import emotion_prior, output_dir, output_or_stdout, positive_int
 from duchenne.io.jsonsafe import to_json_text
 from duchenne.io.sinks import records_to_text, write_records
 
@@ -64,9 +64,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=FORMATS,
         help="report format (default: from the --output suffix .json/.csv/.md, else md)",
     )
-    p.add_argument("--output", "-o", type=Path, help="write the report here (.json, .csv, .md)")
     p.add_argument(
-        "--plots", type=Path, metavar="DIR", help="write ROC / reliability / confusion PNGs here"
+        "--output",
+        "-o",
+        type=output_or_stdout,
+        help="write the report here (.json, .csv, .md; '-': stdout, the default)",
+    )
+    p.add_argument(
+        "--plots",
+        type=output_dir,
+        metavar="DIR",
+        help="write ROC / reliability / confusion PNGs here",
     )
     p.add_argument(
         "--limit", type=positive_int, default=None, help="only the first N samples (quick checks)"
@@ -176,7 +184,9 @@ def _recall_lines(report: dict) -> list[str]:
 def markdown(report: dict) -> str:
     """Headline table (value [95% CI]) and, with --compare, the paired test results."""
     lines = [
-        f"Dataset `{report['data']}` split `{report['split']}`: n = {report['n']}, crops `{report['crops']['mode']}` "
+        # no --split: every split of the dataset (not a Python None in the report)
+        f"Dataset `{report['data']}` split `{report['split'] or 'all'}`: n = {report['n']}, "
+        f"crops `{report['crops']['mode']}` "
         f"(eyes: {report['crops'].get('eyes', 'mesh')}), "
         f"face found in {100 * (report['crops']['detected_rate'] or 0):.1f}%",
         "",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from duchenne._version import __version__
 from duchenne.cli import (
@@ -35,6 +38,9 @@ COMMANDS = (
     evaluate,
 )
 
+EXIT_BROKEN_PIPE = 128 + 13
+"""128 + SIGPIPE: the status a shell reports for any Unix tool whose reader went away."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -46,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
+    for command_parser in sub.choices.values():  # after the command too, beside its -q
+        command_parser.add_argument(
+            "--verbose",
+            "-v",
+            action="store_true",
+            default=argparse.SUPPRESS,  # not given here: keep `duchenne -v`'s value
+            help="log progress details (as `duchenne -v COMMAND`)",
+        )
     return parser
 
 
@@ -59,7 +73,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return run_reporting_failure(args.command, args.func, args, verbose=args.verbose)
+    command = _quiet_when_reader_leaves(args.func)
+    return run_reporting_failure(args.command, command, args, verbose=args.verbose)
+
+
+def _quiet_when_reader_leaves(func: Callable[[Any], int | None]) -> Callable[[Any], int]:
+    """``func`` ending quietly with ``EXIT_BROKEN_PIPE`` when stdout's reader has gone.
+
+    Why: ``duchenne analyze photos/ --format jsonl | head`` closes the pipe after a few
+    lines; the next write raised ``BrokenPipeError``, which came out as an error line
+    (a traceback under ``--verbose``) for what is a normal end. stdout is flushed here so
+    a broken pipe on the last write is caught too, then pointed at the null device so
+    the interpreter's own flush at exit does not report it again (the recipe of Python's
+    ``signal`` documentation).
+    """
+
+    @functools.wraps(func)
+    def run(args: Any) -> int:
+        try:
+            status = int(func(args) or 0)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            try:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, sys.stdout.fileno())
+                os.close(null)
+            except (OSError, ValueError):  # stdout without a file descriptor (captured)
+                pass
+            return EXIT_BROKEN_PIPE
+        return status
+
+    return run
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,8 @@ from duchenne.io.jsonsafe import to_json_text
 from duchenne.models.registry import default_smile_model, get_model_cfg, list_models
 
 COLUMNS = ("name", "task", "bytes", "params", "input", "accuracy", "latency_ms")
+"""The table's columns; ``--json`` rows have these plus ``default`` (true for the smile
+model ``analyze`` uses when ``--model`` is not given)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,14 +20,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def model_rows() -> list[dict[str, object]]:
-    """One row per registered model, facts taken from the shipped manifests."""
+    """One row per registered model, facts taken from the shipped manifests.
+
+    ``name`` is the name ``--model`` takes; the default is flagged in its own ``default``
+    field (the table marks it after the name), so a program reading ``--json`` can pass
+    every name back as it is.
+    """
     rows = []
     default = default_smile_model()
     for name in list_models():
         cfg = get_model_cfg(name)
         rows.append(
             {
-                "name": name + (" (default)" if name == default else ""),
+                "name": name,
+                "default": name == default,
                 "task": cfg.task,
                 "bytes": cfg.path.stat().st_size if cfg.path.is_file() else None,
                 "params": cfg.params,
@@ -42,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(to_json_text(rows, indent=2))
         return 0
+    for row in rows:
+        row["name"] = f"{row['name']} (default)" if row["default"] else row["name"]
     table = [[str(r[c]) if r[c] is not None else "-" for c in COLUMNS] for r in rows]
     widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(COLUMNS)]
     line = "  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True))

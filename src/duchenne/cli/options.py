@@ -11,7 +11,9 @@ here once.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from duchenne.analysis.config import ALL_STAGES, STAGES, AnalyzerConfig, normalize_stages
@@ -145,6 +147,52 @@ def positive_number(text: str) -> float:
 def unit_interval(text: str) -> float:
     """argparse type: a number in [0, 1] (``--smile-threshold``, ``enhance --amount``)."""
     return _checked(text, float, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+
+
+STDOUT = "-"
+"""The usual spelling of stdout as an output file name."""
+
+
+def output_or_stdout(text: str) -> Path | None:
+    """argparse type of an ``--output`` that may be stdout: ``-`` is stdout (None, as if
+    the flag were not given) rather than a file named ``-`` in the current folder."""
+    return None if text == STDOUT else output_file(text)
+
+
+def output_file(text: str) -> Path:
+    """argparse type of an output file, refused up front (a usage error) rather than after
+    the work: a folder (or a name ending in a separator, which can only be one), an empty
+    name, and ``-`` where stdout cannot take the output or already carries another one."""
+    if text == STDOUT:
+        raise argparse.ArgumentTypeError("'-' (stdout) is not offered here; name a file")
+    if not text:
+        raise argparse.ArgumentTypeError("empty file name")
+    if text.endswith(("/", os.sep)) or os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a folder; name a file (e.g. faces.csv)")
+    _refuse_file_in_the_way(Path(text).parents)
+    return Path(text)
+
+
+def output_dir(text: str) -> Path:
+    """argparse type of a folder a command writes files into (``--draw``, ``--plot`` ...).
+
+    An existing file at that path (or at one of its parent folders) is refused up front:
+    it used to fail at the first file written, after the work (``analyze``: exit 1 with
+    half a JSON array on stdout; ``video``: only a warning, exit 0, and the folder listed
+    among the outputs).
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("empty folder name")
+    _refuse_file_in_the_way([Path(text), *Path(text).parents])
+    return Path(text)
+
+
+def _refuse_file_in_the_way(folders: Sequence[Path]) -> None:
+    """A usage error if the nearest of ``folders`` (a path and its parents, nearest first)
+    that exists is not a folder: nothing could be created below it."""
+    existing = next((f for f in folders if os.path.exists(f)), None)  # False on any OSError
+    if existing is not None and not os.path.isdir(existing):
+        raise argparse.ArgumentTypeError(f"{existing} is a file, not a folder")
 
 
 def emotion_prior(text: str) -> EmotionPrior:

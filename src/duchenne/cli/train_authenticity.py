@@ -14,7 +14,13 @@ import os
 import sys
 from pathlib import Path
 
-from duchenne.cli.options import add_analyzer_args, config_from_args
+from duchenne.cli.options import (
+    add_analyzer_args,
+    config_from_args,
+    output_file,
+    positive_int,
+    positive_number,
+)
 from duchenne.errors import DuchenneError
 from duchenne.io.atomic import atomic_write
 from duchenne.io.jsonsafe import to_json_text
@@ -42,12 +48,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="both",
         help="which classifier(s) to evaluate (default both)",
     )
-    p.add_argument("--save", type=Path, help="write the classifier trained on all videos (JSON)")
-    p.add_argument("--report", type=Path, help="write the per-fold report (JSON)")
+    p.add_argument(
+        "--save", type=output_file, help="write the classifier trained on all videos (JSON)"
+    )
+    p.add_argument("--report", type=output_file, help="write the per-fold report (JSON)")
     p.add_argument("--cache", type=Path, help="feature cache (.npz) reused across runs")
-    p.add_argument("--every", type=int, default=1, help="analyse every N-th frame")
-    p.add_argument("--l2", type=float, default=1.0, help="L2 strength of the logistic regression")
-    p.add_argument("--proj-dim", type=int, default=64, help="fusion projection dimension")
+    p.add_argument("--every", type=positive_int, default=1, help="analyse every N-th frame")
+    p.add_argument(
+        "--l2", type=positive_number, default=1.0, help="L2 strength of the logistic regression"
+    )
+    p.add_argument("--proj-dim", type=positive_int, default=64, help="fusion projection dimension")
     p.add_argument("--projection", choices=("random", "pca"), default="random")
     p.add_argument("--skip-missing", action="store_true", help="go on when videos are missing")
     add_analyzer_args(p, stages=False, limits=False, model_flags=("--smile-model",))

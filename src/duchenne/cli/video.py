@@ -13,6 +13,8 @@ from duchenne.cli.options import (
     add_analyzer_args,
     config_from_args,
     non_negative,
+    output_dir,
+    output_file,
     positive_int,
     positive_number,
 )
@@ -20,6 +22,7 @@ from duchenne.errors import DuchenneError, require_extra
 from duchenne.io.atomic import atomic_write
 from duchenne.io.jsonsafe import to_json_text
 from duchenne.io.sinks import FORMATS
+from duchenne.io.video_writer import SUFFIXES as VIDEO_SUFFIXES
 
 SUMMARY_FORMATS = ("text", "json")
 
@@ -39,7 +42,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", help="video file, or a camera index such as 0")
     p.add_argument(
-        "--output", "-o", type=Path, help="per-frame table (.csv, .jsonl, .parquet, .json)"
+        "--output",
+        "-o",
+        type=output_file,
+        help="per-frame table (.csv, .jsonl, .parquet, .json); a file, as stdout carries "
+        "the summary",
     )
     p.add_argument(
         "--format",
@@ -48,13 +55,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="with --output: the table's format (default: its suffix); without: how the "
         "summary is printed, text or json (default: text on a terminal, json when piped)",
     )
-    p.add_argument("--summary", type=Path, help="write the per-face summary and episodes as JSON")
+    p.add_argument(
+        "--summary",
+        type=output_file,
+        help="write the per-face summary and episodes as JSON (to print it: --format json)",
+    )
     p.add_argument(
         "--dmarkers", action="store_true", help="include the 225 D-Markers per episode in --summary"
     )
-    p.add_argument("--plot", type=Path, metavar="DIR", help="one timeline PNG per face into DIR")
-    p.add_argument("--draw", type=Path, metavar="OUT.mp4", help="write an annotated video")
-    p.add_argument("--best", type=Path, metavar="DIR", help="save each face's smiliest frame")
+    p.add_argument(
+        "--plot", type=output_dir, metavar="DIR", help="one timeline PNG per face into DIR"
+    )
+    p.add_argument(
+        "--draw",
+        type=video_file,
+        metavar="OUT.mp4",
+        help=f"write an annotated video ({', '.join(VIDEO_SUFFIXES)})",
+    )
+    p.add_argument("--best", type=output_dir, metavar="DIR", help="save each face's smiliest frame")
     sampling = p.add_mutually_exclusive_group()
     sampling.add_argument("--every", type=positive_int, default=1, help="analyse every N-th frame")
     sampling.add_argument(
@@ -80,6 +98,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_analyzer_args(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def video_file(text: str) -> Path:
+    """argparse type of ``--draw``: an output file with a suffix the video writer knows,
+    refused before the models load and the video opens (it was exit 1 from the writer)."""
+    path = output_file(text)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise argparse.ArgumentTypeError(
+            f"{text}: an annotated video must end in {', '.join(VIDEO_SUFFIXES)}"
+        )
+    return path
 
 
 def _usage_error(args: argparse.Namespace) -> str | None:
