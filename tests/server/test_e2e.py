@@ -404,3 +404,140 @@ def test_video_chart_axis_is_fixed_by_metric(server, page, tmp_path, column, val
         float(axis[1]) - float(axis[0])
     )
     assert len(ys) == 1 and abs(ys.pop() - expected) < 0.2, (path[:60], expected)
+
+
+def blendshape_faces() -> dict:
+    """``MOCK_FACES`` with the 52-blendshape block the dashboard asks for on photos."""
+    names = [f"shape{i:02d}LongerName" for i in range(52)]
+    face = {
+        **MOCK_FACES["faces"][0],
+        "blendshapes": {n: (i % 10) / 10 for i, n in enumerate(names)},
+    }
+    return {**MOCK_FACES, "faces": [face]}
+
+
+@pytest.mark.parametrize(
+    "viewport",
+    [{"width": 844, "height": 390}, {"width": 1010, "height": 800}, {"width": 375, "height": 667}],
+    ids=["phone-landscape", "beside-the-photo", "phone"],
+)
+def test_emotion_and_blendshape_bars_keep_their_width(server, browser, viewport):
+    """At 844x390 (a phone turned sideways) the face card beside the photo left the
+    emotion bars 4 px and the blendshape bars 0 px wide, their values outside the card;
+    on phones a late CSS rule squeezed the blendshape bars to 16 px."""
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    body = json.dumps(blendshape_faces())
+    page.route(
+        "**/v1/analyze*",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=body),
+    )
+    page.goto(server + "/")
+    page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
+    page.wait_for_selector("#faces dl.bars.compact")
+    widths = page.eval_on_selector_all(
+        "#faces dl.bars:not(details dl) .bar",
+        "els => els.map(e => e.getBoundingClientRect().width)",
+    )
+    assert len(widths) == 8 + 6 and min(widths) >= 40, widths
+    card = page.locator("#faces li.face-card").bounding_box()
+    rights = page.eval_on_selector_all(
+        "#faces .bar-value", "els => els.map(e => e.getBoundingClientRect().right)"
+    )
+    assert max(rights) <= card["x"] + card["width"], (max(rights), card)
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    context.close()
+
+
+def test_video_chart_text_is_readable_on_a_phone(server, browser, tmp_path):
+    """The timeline was drawn 600 units wide whatever the screen: on a 375 px phone its
+    axis labels and title came out 6 px tall."""
+    context = browser.new_context(viewport={"width": 375, "height": 667})
+    page = context.new_page()
+    fake_video_job(
+        page, [{"time": i / 10, "frame": i, "face": 0, "smile_score": 9.5} for i in range(30)]
+    )
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    page.goto(server + "/")
+    page.set_input_files("#file-input", str(clip))
+    page.wait_for_selector(".track svg.chart path.line", state="attached")
+    heights = page.eval_on_selector_all(
+        ".track svg.chart text", "els => els.map(e => e.getBoundingClientRect().height)"
+    )
+    assert len(heights) == 5 and min(heights) >= 9, heights
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    context.close()
+
+
+def test_a_refused_photo_does_not_keep_the_previous_result(server, page):
+    """After a good photo, a file the server refused left the previous photo's face cards,
+    boxes and caption on show, over the broken image of the refused file."""
+    answers = iter(
+        [(200, MOCK_FACES), (422, {"error": {"status": 422, "message": "not an image"}})]
+    )
+
+    def answer(route):
+        status, body = next(answers)
+        route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
+
+    page.route("**/v1/analyze*", answer)
+    page.goto(server + "/")
+    page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
+    page.wait_for_selector("#faces li.face-card")
+    page.set_input_files(
+        "#file-input", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}]
+    )
+    page.wait_for_selector("#message.error")
+    assert "Could not analyse notes.txt" in page.inner_text("#message")
+    assert page.locator("#photo-result").is_hidden()
+
+
+def test_a_refused_video_upload_stops_its_progress_bar(server, page):
+    """A file the server refused as a video (415) left the progress bar running and the
+    note promising "a playable preview ... when the analysis is done"."""
+    page.goto(server + "/")
+    page.wait_for_selector("#health:has-text('Service ok')")
+    page.set_input_files(
+        "#file-input", files=[{"name": "fake.mp4", "mimeType": "video/mp4", "buffer": b"hello\n"}]
+    )
+    page.wait_for_selector("#message.error")
+    assert "not a video container" in page.inner_text("#message")
+    assert page.inner_text("#video-status") == "Upload refused"
+    assert page.get_attribute("#video-progress", "value") is not None  # not indeterminate
+    assert page.locator("#video-note").is_hidden()
+    assert page.locator("#video-local").is_hidden()
+
+
+def test_a_video_left_for_a_photo_does_not_take_the_message_back(server, page, tmp_path):
+    """A photo chosen while a video job ran: the video's poll went on, and when the job
+    ended "Finished clip.mp4." replaced the photo's "Found 1 face" (its section hidden)."""
+    job = {"status": "running"}
+    fake_video_job(page, [{"time": 0.0, "frame": 0, "face": 0, "smile_score": 5.0}])
+
+    def job_status(route):
+        body = {
+            "id": "j", "status": job["status"], "progress": 0.5, "frames_done": 1,
+            "frames_total": 2, "video": {"seconds": 1.0}, "error": None,
+            "frames_url": "/v1/videos/j/frames", "result": {"tracks": []},
+        }  # fmt: skip
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.route("**/v1/videos/j", job_status)
+    page.route(
+        "**/v1/analyze*",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(MOCK_FACES)
+        ),
+    )
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    page.goto(server + "/")
+    with page.expect_request("**/v1/videos/j"):
+        page.set_input_files("#file-input", str(clip))
+    page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
+    page.wait_for_selector("#message:has-text('Found 1 face')")
+    job["status"] = "done"
+    page.wait_for_timeout(2500)  # several poll intervals (700 ms)
+    assert "Found 1 face in astronaut.jpg" in page.inner_text("#message")
+    assert page.locator("#video-result").is_hidden()

@@ -161,6 +161,35 @@ def test_refusals_are_counted_under_their_route_and_reason(make_client, small_jp
     assert metric(text, requests, method="POST", route="/v1/videos", status="429") == 1
 
 
+def test_dashboard_files_are_counted_under_their_mount(client):
+    """Files served by a mount (/static, /docs/static) were counted as route="unmatched",
+    mixed with the 404s of unknown paths."""
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/docs/static/swagger-ui.css").status_code == 200
+    assert client.get("/nope").status_code == 404
+    text = client.get("/metrics").text
+    requests = "duchenne_http_requests_total"
+    assert metric(text, requests, method="GET", route="/static", status="200") == 1
+    assert metric(text, requests, method="GET", route="/docs/static", status="200") == 1
+    assert metric(text, requests, method="GET", route="unmatched", status="200") == 0
+    assert metric(text, requests, method="GET", route="unmatched", status="404") == 1
+
+
+def test_head_answers_like_get_on_the_dashboard_and_health_check(client):
+    """HEAD / , /demo.jpg and /healthz answered 405 (HEAD /docs and /static/* worked):
+    uptime probes and link checkers that send HEAD saw the service as broken."""
+    for path in ("/", "/demo.jpg", "/healthz"):
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+        assert head.content == b"", path
+    client.app.state.closing = True
+    assert client.head("/healthz").status_code == 503
+    client.app.state.closing = False
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "head" not in paths["/healthz"]  # the schema lists GET only
+
+
 def test_every_endpoint_is_documented(client):
     spec = client.get("/openapi.json").json()
     found = {(m, p) for p, ops in spec["paths"].items() for m in ops}
@@ -179,6 +208,8 @@ def test_every_endpoint_is_documented(client):
         "draw",
     }
     assert "FacesResult" in spec["components"]["schemas"]
+    # a file that is not a video container is refused with 415 (docs/server.md's table)
+    assert "415" in spec["paths"]["/v1/videos"]["post"]["responses"]
     assert client.get("/docs").status_code == 200
 
 

@@ -376,6 +376,28 @@ def test_video_jobs_run_the_default_stages_unless_asked(make_client, full_analyz
     assert not list(client.app.state.jobs.folder.glob("upload-*"))  # refused before upload
 
 
+def test_truncated_video_names_the_client_file_and_the_real_span(client, tmp_path):
+    """A video cut in half gave a partial result whose ``error`` named the upload's server
+    path (/tmp/duchenne-jobs-.../upload-....video) and whose sampling claimed "from 0 s to
+    1.2 s (the whole video)" although decoding stopped at 0.5 s."""
+    clip = write_video(tmp_path / "clip.avi", frames=12, fps=10.0)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    response = client.post("/v1/videos", files={"file": ("half.avi", cut.read_bytes())})
+    assert response.status_code == 202, response.text
+    url = response.json()["url"]
+    wait_for(lambda: client.get(url).json()["status"] in ("done", "failed"), timeout=60)
+    result = client.get(url).json()["result"]
+    assert result["complete"] is False
+    assert "half.avi" in result["error"] and "upload-" not in result["error"], result["error"]
+    assert str(client.app.state.jobs.folder) not in json.dumps(result)
+    last = result["time_range"][1]
+    assert result["sampling"] == (
+        f"every frame from 0 s to {last:g} s (decoding stopped there: the rest of the video "
+        "could not be read)"
+    )
+
+
 def test_sampling_names_the_span_and_the_cap():
     from types import SimpleNamespace
 
@@ -394,3 +416,8 @@ def test_sampling_names_the_span_and_the_cap():
     assert (
         short == "every 3rd frame from 0 s to the end of the video (last analysed frame at 2.1 s)"
     )
+    broken = SimpleNamespace(info=SimpleNamespace(duration=3.0, fps=10.0), fps=10.0)
+    none = describe_sampling(
+        1, 600, SimpleNamespace(**vars(broken), complete=False, last_time=None)
+    )
+    assert none == "every frame (decoding stopped before any frame was analysed)"

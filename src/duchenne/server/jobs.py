@@ -238,14 +238,19 @@ class Job:
                     os.unlink(path)
 
 
-def redact(result: dict[str, Any], filename: str | None) -> dict[str, Any]:
-    """Remove server-side paths from a video result: the upload's temporary path becomes
-    the client's file name, and output file locations are dropped."""
+def redact(
+    result: dict[str, Any], filename: str | None, path: Path | None = None
+) -> dict[str, Any]:
+    """Remove server-side paths from a video result: the upload's temporary ``path``
+    becomes the client's file name (also in the ``error`` of a partial result), and output
+    file locations are dropped."""
     label = filename or "upload"
     if "source" in result:
         result["source"] = label
     if isinstance(result.get("video"), dict) and "source" in result["video"]:
         result["video"]["source"] = label
+    if path is not None and isinstance(result.get("error"), str):
+        result["error"] = result["error"].replace(str(path), label)
     result.pop("outputs", None)
     for track in result.get("tracks") or []:
         if isinstance(track, dict):
@@ -432,7 +437,9 @@ class JobManager:
 
         try:
             result = self.run_video(job.path, job.params, on_progress, job.table_path)
-            job.result_dict = redact(to_jsonable(result.to_dict()), job.params.get("filename"))
+            job.result_dict = redact(
+                to_jsonable(result.to_dict()), job.params.get("filename"), job.path
+            )
             job.result = result
             self._finish(job, "done")
         except JobCancelledError:
@@ -531,6 +538,13 @@ def describe_sampling(every: int, max_seconds: float, result: Any) -> str:
     duration = getattr(info, "duration", None)
     fps = float(getattr(result, "fps", 0.0) or getattr(info, "fps", 0.0) or 0.0)
     last = getattr(result, "last_time", None)
+    if getattr(result, "complete", True) is False:  # a truncated or corrupt video
+        if last is None:
+            return f"{text} (decoding stopped before any frame was analysed)"
+        return (
+            f"{text} from 0 s to {_seconds(last)} s (decoding stopped there: the rest of "
+            "the video could not be read)"
+        )
     if duration is not None and duration <= max_seconds:
         return f"{text} from 0 s to {_seconds(duration)} s (the whole video)"
     step = every / fps if fps > 0 else 0.0

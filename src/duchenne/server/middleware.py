@@ -239,6 +239,8 @@ def route_template(scope: Scope, routes: Sequence[Any] = ()) -> str:
     if route is None:
         from starlette.routing import Match
 
+        # a mount (the dashboard's /static files) has moved its prefix into root_path
+        scope = {**scope, "root_path": scope.get("app_root_path", scope.get("root_path", ""))}
         partial = None
         for candidate in routes:
             match, _ = candidate.matches(scope)

@@ -18,12 +18,12 @@ def static_dir() -> Path:
     return Path(str(resources.files("duchenne.server") / "static"))
 
 
-@router.get("/")
+@router.api_route("/", methods=["GET", "HEAD"])
 async def index() -> FileResponse:
     return FileResponse(static_dir() / "index.html", media_type="text/html; charset=utf-8")
 
 
-@router.get("/demo.jpg")
+@router.api_route("/demo.jpg", methods=["GET", "HEAD"])
 async def demo_photo() -> FileResponse:
     """The bundled public-domain demo photo (a fixed file, never a client-chosen path)."""
     return FileResponse(data.path("astronaut.jpg"), media_type="image/jpeg")

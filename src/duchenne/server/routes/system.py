@@ -20,6 +20,7 @@ router = APIRouter(tags=["system"])
     response_model=Health,
     responses={503: {"model": Health, "description": "shutting down"}},
 )
+@router.head("/healthz", include_in_schema=False)  # probes that send HEAD: same status
 async def healthz(request: Request, engine: EngineDep, jobs: JobsDep) -> JSONResponse:
     """200 while the service takes work; 503 once it is shutting down. No API key needed."""
     closing = bool(getattr(request.app.state, "closing", False))

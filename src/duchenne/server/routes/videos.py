@@ -30,7 +30,7 @@ router = APIRouter(prefix="/v1/videos", tags=["videos"], dependencies=[ApiKeyDep
     summary="Upload a video for analysis",
     status_code=202,
     response_model=JobCreated,
-    responses=error_responses(401, 413, 422, 429, 501, 503),
+    responses=error_responses(401, 413, 415, 422, 429, 501, 503),
     openapi_extra=ONE_FILE_BODY,
 )
 async def create_job(

@@ -23,6 +23,7 @@
   let videoUrl = null;
   let webcamStream = null;
   let pollTimer = null;
+  let polling = 0; // the current video job's poll; an older one stops at its next answer
 
   // ------------------------------------------------------------------ helpers
 
@@ -105,6 +106,7 @@
 
   async function analyzePhoto(blob, name) {
     stopWebcam();
+    stopPolling();
     el.videoResult.hidden = true;
     say(`Analysing ${name}…`);
     if (photoUrl) URL.revokeObjectURL(photoUrl);
@@ -129,6 +131,7 @@
       say((n ? `Found ${n} face${n > 1 ? "s" : ""} in ${name}.` : `No face found in ${name}.`) +
         (rendered ? " This browser cannot display the file itself: showing the server's drawing of it." : ""));
     } catch (e) {
+      el.photoResult.hidden = true; // not the previous photo's faces under this file's name
       say(`Could not analyse ${name}: ${e.message}`, true);
     }
   }
@@ -369,6 +372,7 @@
 
   async function analyzeVideo(file) {
     stopWebcam();
+    stopPolling();
     el.photoResult.hidden = true;
     el.videoResult.hidden = false;
     el.tracks.replaceChildren();
@@ -377,6 +381,7 @@
     if (videoUrl) URL.revokeObjectURL(videoUrl);
     videoUrl = URL.createObjectURL(file);
     el.videoNote.hidden = true;
+    el.videoLocal.hidden = false;
     el.videoLocal.onerror = () => {
       el.videoNote.hidden = false;
       el.videoNote.textContent = "This browser cannot play this file's codec; a playable preview with the analysis drawn on it appears here when the analysis is done.";
@@ -393,15 +398,26 @@
       poll(job.id, file.name);
     } catch (e) {
       el.videoStatus.textContent = "Upload refused";
+      videoStopped();
+      el.videoLocal.hidden = true; // the server found no video in it: nothing to play
       say(`Could not analyse ${file.name}: ${e.message}`, true);
     }
   }
 
-  function poll(id, name) {
+  // A video left for another input is no longer followed: its end must not replace
+  // the message of what is on show now.
+  function stopPolling() {
     clearTimeout(pollTimer);
+    polling += 1;
+  }
+
+  function poll(id, name) {
+    stopPolling();
+    const mine = polling;
     const tick = async () => {
       try {
         const job = await api(`/v1/videos/${encodeURIComponent(id)}`);
+        if (mine !== polling) return;
         if (job.progress !== null && job.progress !== undefined) el.videoProgress.value = job.progress;
         const total = job.frames_total ? ` of ${job.frames_total}` : "";
         el.videoStatus.textContent = `${job.status}: ${job.frames_done}${total} frames`;
@@ -412,15 +428,26 @@
           return;
         }
         if (job.status === "failed" || job.status === "cancelled") {
+          videoStopped();
           say(`Video ${job.status}: ${job.error ? job.error.message : ""}`, true);
           return;
         }
         pollTimer = setTimeout(tick, 700);
       } catch (e) {
+        if (mine !== polling) return;
+        videoStopped();
         say(`Lost the job: ${e.message}`, true);
       }
     };
     tick();
+  }
+
+  // No analysis to wait for any more: the progress bar stops moving and the note does not
+  // promise a preview that will never come.
+  function videoStopped() {
+    if (!el.videoProgress.hasAttribute("value")) el.videoProgress.value = 0;
+    el.videoLocal.onerror = null;
+    el.videoNote.hidden = true;
   }
 
   // A finished job has result.tracks (one per face: episodes, best frame) and a per-frame
@@ -481,15 +508,16 @@
     const seconds = job.video.seconds || (result.time_range ? result.time_range[1] : 0);
     for (const track of tracks) {
       const best = rows.find((r) => r.face === track.track_id && r.frame === track.best_frame);
-      el.tracks.appendChild(trackPanel(track, byFace.get(track.track_id) || [], metric, label, seconds, best, result.sampling));
+      trackPanel(track, byFace.get(track.track_id) || [], metric, label, seconds, best, result.sampling);
     }
     el.downloads.hidden = false;
     el.downloadJson.onclick = (ev) => download(ev, `/v1/videos/${job.id}`, `${job.id}.json`);
     el.downloadCsv.onclick = (ev) => download(ev, `${job.frames_url}?format=csv`, `${job.id}.csv`);
   }
 
+  // The panel goes on the page first: its chart is drawn for the width it gets there.
   function trackPanel(track, points, metric, label, seconds, bestRow, sampling) {
-    const panel = html("article", { className: "track" });
+    const panel = html("article", { className: "track" }, null, el.tracks);
     html("h3", {}, `Face #${track.track_id}`, panel);
     const episodes = track.episodes || [];
     const facts = [`seen ${fmt(track.first_time)}–${fmt(track.last_time)} s`];
@@ -500,7 +528,7 @@
     if (sampling) facts.push(`analysed ${sampling}`);
     html("p", { className: "summary" }, facts.join(" · "), panel);
     const body = html("div", { className: "track-body" }, null, panel);
-    body.appendChild(chart(points, episodes, track.best_time, seconds, track.track_id, metric, label));
+    chart(body, points, episodes, track.best_time, seconds, track.track_id, metric, label);
     if (track.best_time !== null && track.best_time !== undefined) body.appendChild(bestFrame(track.best_time, bestRow, track.track_id));
     return panel;
   }
@@ -510,8 +538,13 @@
   // signals on their own range.
   const AXES = { smile_score: [1, 10, 0], smile: [0, 1, 1] };
 
-  function chart(points, episodes, bestT, seconds, id, metric, label) {
-    const W = 600, H = 180, L = 34, B = 22, T = 8, R = 8;
+  // Drawn into `parent` with one unit per screen pixel (300-600 units wide), so its 11 px
+  // text stays readable on a phone (a fixed 600-unit drawing shrank it to 5 px there).
+  function chart(parent, points, episodes, bestT, seconds, id, metric, label) {
+    const root = svg("svg", { class: "chart", role: "img",
+      "aria-label": `${label} over time for face #${id}; shaded: ${episodes.length} smile episode(s)` }, parent);
+    const W = Math.round(Math.min(600, Math.max(300, root.getBoundingClientRect().width || 600)));
+    const H = 180, L = 34, B = 22, T = 20, R = 8;
     const tMax = Math.max(seconds || 0, ...points.map((p) => p[0]), 0.001);
     const ys = points.map((p) => p[1]);
     const axis = AXES[metric];
@@ -520,8 +553,7 @@
     const digits = axis ? axis[2] : 1;
     const x = (t) => L + ((W - L - R) * t) / tMax;
     const y = (v) => T + (H - T - B) * (1 - (v - yMin) / (yMax - yMin || 1));
-    const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img",
-      "aria-label": `${label} over time for face #${id}; shaded: ${episodes.length} smile episode(s)` });
+    root.setAttribute("viewBox", `0 0 ${W} ${H}`);
     for (const ep of episodes) {
       const rect = svg("rect", { x: x(ep.start_time), y: T, width: Math.max(2, x(ep.end_time) - x(ep.start_time)), height: H - T - B, class: "episode" }, root);
       svg("title", {}, rect).textContent = `smile ${fmt(ep.start_time, 2)}–${fmt(ep.end_time, 2)} s`;
@@ -530,9 +562,9 @@
     svg("line", { x1: L, y1: T, x2: L, y2: H - B, class: "axis" }, root);
     svg("text", { x: 2, y: T + 10, class: "y-max" }, root).textContent = fmt(yMax, digits);
     svg("text", { x: 2, y: H - B, class: "y-min" }, root).textContent = fmt(yMin, digits);
-    svg("text", { x: W - R - 40, y: H - 6 }, root).textContent = `${fmt(tMax)} s`;
+    svg("text", { x: W - R, y: H - 6, "text-anchor": "end" }, root).textContent = `${fmt(tMax)} s`;
     svg("text", { x: L, y: H - 6 }, root).textContent = "0 s";
-    svg("text", { x: W - R, y: T + 10, "text-anchor": "end" }, root).textContent = label;
+    svg("text", { x: W - R, y: T - 6, "text-anchor": "end" }, root).textContent = label; // above the plot
     if (points.length) {
       const d = points.map((p, i) => `${i ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
       svg("path", { d, class: "line" }, root);
@@ -593,6 +625,7 @@
       say(`Camera not available: ${e.message}`, true);
       return;
     }
+    stopPolling();
     el.videoResult.hidden = true;
     el.photoResult.hidden = false;
     el.photo.hidden = true;
