@@ -88,6 +88,22 @@ class ServiceError(DuchenneError, RuntimeError):
     nothing is wrong with the input, so it is never reported as one input's error."""
 
 
+def error_text(error: BaseException | str, source: object) -> str:
+    """``"ErrorType: reason"`` for a line that already names the failed input ``source``.
+
+    Why: load errors start with the input they are about (``x.svg: SVG files are not
+    supported``) so that they read alone; the CLI's per-input lines name the input first,
+    and printed it twice. ``error`` is an exception or a batch error column (the same
+    ``"ErrorType: message"`` text).
+    """
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    kind, sep, message = text.partition(": ")
+    name = str(source)
+    if message.startswith(name) and message[len(name) : len(name) + 1] in (":", " "):
+        message = message[len(name) :].removeprefix(":").lstrip()  # "x.jpg is empty" too
+    return f"{kind}{sep}{message}"
+
+
 def require_extra(module: str, extra: str):
     """Import ``module`` or raise ``MissingExtraError`` naming ``pip install 'duchenne[extra]'``."""
     import importlib

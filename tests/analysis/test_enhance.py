@@ -29,6 +29,7 @@ from duchenne.analysis.enhance import (
     warp_face,
 )
 from duchenne.errors import ImageLoadError, NoFaceDetectedError
+from duchenne.face.detector import Detections
 from duchenne.face.geometry import smile_geometry
 from duchenne.io.image import load_image
 from duchenne.models.registry import default_smile_model
@@ -254,6 +255,27 @@ def test_only_chosen_face_changes(analyzer: Analyzer, astronaut: np.ndarray) -> 
     # the other face's pixels are identical; its re-measured value moves only by detector jitter
     other_change = rows[0]["lip_corner_elevation_after"] - rows[0]["lip_corner_elevation_before"]
     assert abs(other_change) < 0.005
+
+
+def test_face_missed_in_output_is_measured_where_it_was(
+    analyzer: Analyzer, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A face the detector does not find again in the output (on Solvay 1927, enhancing
+    faces 0 and 3 tips face 10 under the threshold) still gets after values, not n/a."""
+    image = _two_astronauts(astronaut)
+    detect = analyzer.detect
+
+    def miss_face_0_in_output(im: np.ndarray) -> Detections:
+        dets = detect(im)
+        return dets if np.array_equal(im, image) else dets.select(np.arange(1, len(dets)))
+
+    monkeypatch.setattr(analyzer, "detect", miss_face_0_in_output)
+    result = enhance(analyzer, image, amount=1.0, faces=[1])
+    assert result.matched is not None and result.matched.tolist() == [False, True]
+    row = result.changes()[0]
+    assert row["mouth_width_after"] is not None
+    for key in ("smile_score", "lip_corner_elevation", "mouth_width", "eye_aperture"):
+        assert row[f"{key}_after"] == row[f"{key}_before"]  # its pixels did not change
 
 
 def test_every_face_changes_by_default(analyzer: Analyzer, astronaut: np.ndarray) -> None:

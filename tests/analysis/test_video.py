@@ -421,6 +421,16 @@ def test_a_smile_longer_than_the_window_is_split_and_says_why() -> None:
     assert second.end_time == pytest.approx(6.08, abs=0.05)  # the smile's real end
 
 
+def test_a_rate_above_the_sources_is_reported_as_every_frame() -> None:
+    """``fps=1000`` on 10 frames/s keeps every frame; the result said "about 1000 frames/s"."""
+    stage = SmilingStage(REPEATED, 2.0, fps=10.0)
+    result = VideoAnalyzer(stage=stage).analyze(
+        cheap_frames(10), source_fps=10, fps=1000, prefetch=0
+    )
+    assert result.frames_analysed == 10 and result.fps == 10
+    assert result.sampling == "every frame, the source's 10 frames/s"
+
+
 def _summary_of(stage) -> tuple[VideoResult, str]:
     from duchenne.cli.video import format_summary
 

@@ -39,6 +39,7 @@ def test_cli_csv_with_bad_files_then_nothing_left(photo_set, reference, tmp_path
     assert main(args) == 1
     err = capsys.readouterr().err
     assert f"error: {root / 'bad' / 'empty.jpg'}: ImageLoadError" in err
+    assert err.count(str(root / "bad" / "empty.jpg")) == 1  # the error line names it once
     assert "5 analysed (1 failed, 4 faces)" in err and "Traceback" not in err
     rows = list(csv.DictReader(out.open()))
     assert [r["source"] for r in rows] == inputs

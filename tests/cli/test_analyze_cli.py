@@ -397,3 +397,38 @@ def test_a_pipeline_bug_on_one_photo_keeps_the_others(tmp_path, monkeypatch, cap
     rows = {r["source"]: r for r in csv.DictReader(out.open())}
     assert rows[str(tmp_path / "good.jpg")]["face"] == "0"
     assert rows[str(tmp_path / "odd.png")]["error"].startswith("AnalysisError")
+
+
+def test_text_footnote_explains_only_the_columns_shown() -> None:
+    """``--stages detect,smile`` shows no AU6/AU12, yet the footnote explained them."""
+    from duchenne.cli.analyze import format_text
+    from duchenne.faces import Faces
+
+    faces = Faces(
+        np.array([[10, 10, 60, 60]], np.float32),
+        np.array([0.9], np.float32),
+        smile=np.array([0.8], np.float32),
+        smile_score=np.array([8.0], np.float32),
+        meta={"smile_threshold": 0.5, "width": 100, "height": 100},
+    )
+    text = format_text([Path("x.jpg")], [faces])
+    assert "smiling = P(smile) >= 0.5; score 1-10; det = face detector confidence" in text
+    assert "AU6" not in text
+    faces.data.update(au6=np.array([0.2], np.float32), au12=np.array([0.7], np.float32))
+    text = format_text([Path("x.jpg")], [faces])
+    assert "AU6 0.20 AU12 0.70" in text and "AU6 / AU12 = cheek raise" in text
+
+
+def test_error_lines_name_the_file_once(tmp_path, capsys) -> None:
+    """``error: x.svg: UnsupportedFormatError: x.svg: SVG ...`` named the file twice."""
+    svg = tmp_path / "x.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    pattern = tmp_path / "none*.jpg"
+    args = ["analyze", str(svg), str(pattern), "-q", "--stages", "detect", "--format", "text"]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[:2] == [
+        f"error: {svg}: UnsupportedFormatError: SVG files are not supported",
+        f"error: {pattern}: ImageLoadError: no file matches this pattern",
+    ]
+    assert f"{svg}: error: UnsupportedFormatError: SVG files are not supported" in captured.out

@@ -236,3 +236,14 @@ def test_detect_and_smile_stages_give_the_episodes_of_the_smiling_rows(tmp_path,
     assert f"{len(spans)} smile episode(s)" in out and "0 smile episode(s)" not in out
     assert "not measured (they need the landmarks stage)" in out
     assert "genuineness*" not in out  # no heuristic score was printed
+
+
+def test_detect_only_says_the_smile_stage_was_not_run(capsys) -> None:
+    """``--stages detect`` printed "no smile model" as if none were installed; and
+    ``--fps`` above the clip's rate printed the rate asked, not the one analysed."""
+    clip = one_face_clip()
+    args = ["video", str(clip.path), "-q", "--threads", "1", "--stages", "detect"]
+    assert main([*args, "--fps", "1000", "--max-frames", "5", "--format", "text"]) == 0
+    out = capsys.readouterr().out
+    assert f"every frame, the source's {clip.fps:g} frames/s" in out
+    assert "smile stage not run" in out and "no smile model" not in out

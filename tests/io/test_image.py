@@ -111,6 +111,14 @@ BAD_FILES: list[tuple[str, Callable[[Path], Path], type[Exception], str]] = [
     ),
     ("directory", lambda d: d, ImageLoadError, "is a directory"),
     ("missing", lambda d: d / "nope.jpg", ImageLoadError, "no such file"),
+    # ``iter_image_paths`` passes on a pattern that matched nothing, to be reported here
+    ("no-match", lambda d: d / "nope*.jpg", ImageLoadError, "no file matches this pattern"),
+    (
+        "video",
+        lambda d: write(d, "clip.jpg", b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"),
+        UnsupportedFormatError,
+        "analyse videos with `duchenne video`",
+    ),
     (
         "huge-header",
         lambda d: write(d, "bomb.png", png_header_only(100_000, 100_000)),

@@ -136,6 +136,8 @@ def _garbage(tmp: Path) -> Path:
         (lambda tmp, mp4: _touch(tmp / "empty.mp4"), VideoOpenError, "empty"),
         (lambda tmp, mp4: _garbage(tmp), VideoOpenError, "cannot open as a video"),
         (lambda tmp, mp4: _photo(tmp), VideoOpenError, "duchenne analyze"),
+        # a text file named like a photo is no still image: FFmpeg's own refusal stands
+        (lambda tmp, mp4: _text(tmp / "fake.jpg"), VideoOpenError, "^(?!.*still image)"),
         (
             lambda tmp, mp4: truncate_file(mp4, tmp / "cut.mp4", 0.5),  # index at the end: gone
             VideoOpenError,
@@ -159,6 +161,11 @@ def _touch(path: Path) -> Path:
     return path
 
 
+def _text(path: Path) -> Path:
+    path.write_text("a text file named like a photo\n")
+    return path
+
+
 def _photo(tmp: Path) -> Path:
     path = tmp / "photo.jpg"
     cv2.imwrite(str(path), np.zeros((8, 8, 3), np.uint8))
@@ -172,6 +179,22 @@ def _photo(tmp: Path) -> Path:
 def test_invalid_sampling_is_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         Sampling(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("sampling", "source_fps", "text"),
+    [
+        (Sampling(fps=1000), 10.0, "every frame, the source's 10 frames/s"),
+        (Sampling(fps=10), 10.0, "every frame, the source's 10 frames/s"),
+        (Sampling(fps=4), 10.0, "about 4 frames/s"),
+        (Sampling(fps=1000), 0.0, "about 1000 frames/s"),  # a source that does not say
+        (Sampling(every=3), 10.0, "every 3rd frame"),
+    ],
+)
+def test_sampling_describes_the_rate_it_gives(sampling, source_fps, text) -> None:
+    """A rate above the source's keeps every frame; it was reported as the rate asked
+    (``--fps 1000`` on a 10 fps clip: "about 1000 frames/s")."""
+    assert sampling.describe(source_fps) == text
 
 
 @pytest.mark.parametrize(

@@ -285,9 +285,14 @@ class Analyzer:
         """BlazeFace on a decoded RGB image, with ``min_face_size``/``max_faces`` applied."""
         return self.select_faces(self.detector(image))
 
-    def faces_in(self, image: np.ndarray) -> Faces:
-        """Detection, landmarks and geometry on a decoded RGB image (no smile stage)."""
-        dets = self.detect(image)
+    def faces_in(self, image: np.ndarray, dets: Detections | None = None) -> Faces:
+        """Detection, landmarks and geometry on a decoded RGB image (no smile stage).
+
+        ``dets``: measure these faces instead of detecting them (``enhance`` measures a face
+        the detector misses in its output where it was in the input).
+        """
+        if dets is None:
+            dets = self.detect(image)
         faces = Faces(dets.xyxy, dets.score, keypoints=dets.keypoints)
         if self.mesh is not None and len(faces):
             rois = [

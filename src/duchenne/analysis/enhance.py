@@ -73,6 +73,7 @@ from duchenne.analysis.enhance_warp import _folded as _folded  # re-exported for
 from duchenne.analysis.enhance_warp import _unfold as _unfold  # re-exported for tests
 from duchenne.errors import NoFaceDetectedError
 from duchenne.face.boxes import iou_matrix
+from duchenne.face.detector import Detections
 from duchenne.face.geometry import geometry_arrays
 from duchenne.face.topology import FACE_OVAL
 from duchenne.faces import Faces
@@ -131,7 +132,8 @@ class EnhanceResult:
         before: analysis of the input image (all faces).
         after: analysis of the output image, reordered so row ``i`` is face ``i`` of
             ``before``; ``None`` when ``score=False``.
-        matched: (n,) bool, whether face ``i`` was found again in the output.
+        matched: (n,) bool, whether the detector found face ``i`` again in the output;
+            a face it misses is measured in the output at its input box instead.
         warps: one :class:`FaceWarp` per enhanced face, in ``indices`` order.
         rgba: (H, W, 4) uint8 for an input with transparency (RGBA, LA, a palette or a
             colour key): its own (un-composited) RGB, enhanced, and its alpha channel
@@ -191,12 +193,12 @@ class EnhanceResult:
     def changes(self) -> list[dict[str, Any]]:
         """Per face: box, whether it was enhanced, smile and geometry before -> after.
 
-        Values are plain floats (None when not measured: no smile model ships, or the
-        face was not found again in the output).
+        Values are plain floats (None when not measured: no smile model ships, or
+        ``score=False``).
         """
         rows = []
         for i in range(len(self.before)):
-            found = self.after is not None and self.matched is not None and self.matched[i]
+            found = self.after is not None
             row: dict[str, Any] = {
                 "face": i,
                 "enhanced": i in self.indices,
@@ -303,7 +305,13 @@ def enhance(
         result.image[moved] = _over_white(out[moved], alpha[moved])
     if score:
         after = before if amount == 0 else _analyze(analyzer, result.image, source)
-        result.after, result.matched = _match(before, after)
+        order, result.matched = _match(before, after)
+        lost = np.flatnonzero(~result.matched)
+        if len(lost):  # measured where they were in the input (see ``_analyze``)
+            after = Faces.merge([after, _analyze(analyzer, result.image, source, at=before[lost])])
+            order[lost] = np.arange(len(after) - len(lost), len(after))
+        result.after = after[order]
+        result.after.face_id = before.face_id  # row i is before's face i: it keeps its number
     return result
 
 
@@ -404,9 +412,18 @@ def _select(faces: int | Sequence[int] | None, count: int, label: str) -> tuple[
     return tuple(dict.fromkeys(int(i) for i in wanted))
 
 
-def _analyze(analyzer: Analyzer, image: np.ndarray, source: Any) -> Faces:
-    """Full analysis (smile stage included when it runs) plus the smile geometry."""
-    faces = analyzer.analyze(image)
+def _analyze(analyzer: Analyzer, image: np.ndarray, source: Any, at: Faces | None = None) -> Faces:
+    """Full analysis (smile stage included when it runs) plus the smile geometry.
+
+    ``at``: measure these faces where they are, without detecting. Why: a face the detector
+    misses in the output (a borderline score that the warp of a neighbour tipped under the
+    threshold, its own pixels unchanged) still gets an after value, from the same place.
+    """
+    if at is None:
+        faces = analyzer.analyze(image)
+    else:
+        faces = analyzer.faces_in(image, Detections(at.xyxy, at.keypoints, at.score))
+        analyzer.smiles([image], [faces])
     if faces.landmarks is not None and len(faces) and "lip_corner_elevation" not in faces.data:
         faces.data.update(geometry_arrays(faces.landmarks))
     label = _label(source)
@@ -415,8 +432,9 @@ def _analyze(analyzer: Analyzer, image: np.ndarray, source: Any) -> Faces:
     return faces
 
 
-def _match(before: Faces, after: Faces) -> tuple[Faces, np.ndarray]:
-    """Reorder ``after`` to ``before``'s faces by box IoU (greedy); unmatched rows copy ``before``."""
+def _match(before: Faces, after: Faces) -> tuple[np.ndarray, np.ndarray]:
+    """Pair ``before``'s faces with ``after``'s by box IoU (greedy): for each face of
+    ``before``, its row in ``after`` and whether it has one."""
     n = len(before)
     order = np.zeros(n, np.int64)
     matched = np.zeros(n, bool)
@@ -431,14 +449,7 @@ def _match(before: Faces, after: Faces) -> tuple[Faces, np.ndarray]:
                     used.add(int(j))
                     order[i], matched[i] = j, True
                     break
-    # keep the row count: unmatched faces get the "before" row; ``matched`` says which
-    rows = (
-        after[order]
-        if matched.all()
-        else Faces.merge([after[int(order[i])] if matched[i] else before[i] for i in range(n)])
-    )
-    rows.face_id = before.face_id  # row i is before's face i: it keeps that face's number
-    return rows, matched
+    return order, matched
 
 
 # --------------------------------------------------------------------------- SSIM

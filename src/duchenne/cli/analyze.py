@@ -23,7 +23,7 @@ from duchenne.cli.options import (
     output_dir,
     output_or_stdout,
 )
-from duchenne.errors import DuchenneError
+from duchenne.errors import DuchenneError, error_text
 from duchenne.face.align import AlignConfig, align_batch
 from duchenne.faces import Faces, result_rows, row_columns
 from duchenne.io.atomic import atomic_write
@@ -162,7 +162,7 @@ def _process_chunk(
             cropper.save(path, image, result)
         if isinstance(result, DuchenneError):
             failed += 1
-            print(f"error: {path}: {type(result).__name__}: {result}", file=sys.stderr)
+            print(f"error: {path}: {error_text(result, path)}", file=sys.stderr)
         elif result.no_face and not (args.quiet or args.crop):
             tqdm.write(f"duchenne analyze: no face found in {path}", file=sys.stderr)
     return failed
@@ -320,7 +320,7 @@ def format_text(
     lines = []
     for path, result in zip(paths, results, strict=True):
         if isinstance(result, DuchenneError):
-            lines.append(f"{path}: error: {type(result).__name__}: {result}")
+            lines.append(f"{path}: error: {error_text(result, path)}")
             continue
         size = f"{result.meta.get('width')}x{result.meta.get('height')}"
         lines.append(f"{path} ({size}): {len(result)} face(s)")
@@ -331,14 +331,17 @@ def format_text(
 
 
 def _footnote(result: Faces | DuchenneError) -> str:
-    """What the columns of the text summary mean ("" when nothing needs saying)."""
+    """What the columns of the text summary mean ("" when nothing needs saying).
+
+    Only the columns ``_face_line`` shows: ``--stages detect,smile`` has no AU6/AU12.
+    """
     if not isinstance(result, Faces) or not len(result) or result.smile is None:
         return ""
-    threshold = result.meta.get("smile_threshold")
-    return (
-        f"smiling = P(smile) >= {threshold}; score 1-10; AU6 / AU12 = cheek raise + eye "
-        "narrowing / lip-corner pull proxies (0-1); det = face detector confidence"
-    )
+    notes = [f"smiling = P(smile) >= {result.meta.get('smile_threshold')}; score 1-10"]
+    if "au6" in result.data:
+        notes.append("AU6 / AU12 = cheek raise + eye narrowing / lip-corner pull proxies (0-1)")
+    notes.append("det = face detector confidence")
+    return "; ".join(notes)
 
 
 def _face_line(face: Any) -> str:

@@ -78,7 +78,7 @@ def run_command(args: argparse.Namespace) -> int:
     """0: all inputs done; 1: some failed; 2: no inputs / bad options; 130: interrupted."""
     from duchenne import batch
     from duchenne.batch.inputs import MemberLimits, MiB
-    from duchenne.errors import DuchenneError
+    from duchenne.errors import DuchenneError, error_text
 
     if not args.inputs and not args.list_files:
         print(
@@ -115,7 +115,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"duchenne batch: {exc}", file=sys.stderr)
         return 2
     for source, error in summary.failures[:MAX_LISTED_FAILURES]:
-        print(f"error: {source}: {error}", file=sys.stderr)
+        print(f"error: {source}: {error_text(error, source)}", file=sys.stderr)
     if len(summary.failures) > MAX_LISTED_FAILURES:
         more = len(summary.failures) - MAX_LISTED_FAILURES
         print(f"... and {more} more failed input(s): see the error column", file=sys.stderr)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from duchenne.analysis.analyzer import Analyzer
+from duchenne.analysis.config import STAGES
 from duchenne.cli.options import (
     add_analyzer_args,
     config_from_args,
@@ -189,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     if printed == "json":
         print(to_json_text(result.to_dict(dmarkers=args.dmarkers), indent=2))
     else:
-        print(format_summary(result))
+        print(format_summary(result, analyzer.stages))
     if not result.tracks and not result.short_tracks and not args.quiet:
         print(f"duchenne video: no face found in {args.source}", file=sys.stderr)
     if result.error is not None:
@@ -206,8 +208,13 @@ def _t(x: float | None) -> str:
     return "?" if x is None else f"{x:.2f}"
 
 
-def format_summary(result: VideoResult) -> str:
-    """The human-readable per-face summary printed by ``duchenne video``."""
+def format_summary(result: VideoResult, stages: Sequence[str] = STAGES) -> str:
+    """The human-readable per-face summary printed by ``duchenne video``.
+
+    ``stages``: those the analyzer ran; a face without a smile score then says whether
+    no smile model is installed or the smile stage was left out (``--stages``).
+    """
+    missing = "no smile model" if "smile" in stages else "smile stage not run"
     lines = [
         f"{result.source}: {result.frames_analysed} frames analysed "
         f"({_t(result.first_time)}-{_t(result.last_time)} s at {result.fps:.3g} fps, "
@@ -221,7 +228,7 @@ def format_summary(result: VideoResult) -> str:
         peak = (
             f"peak smile {track.peak_smile_score:.1f}/10"
             if track.peak_smile_score is not None
-            else "no smile model"
+            else missing
         )
         lines.append(
             f"face {track.track_id}: {_t(track.first_time)}-{_t(track.last_time)} s, "

@@ -53,6 +53,8 @@ class Sampling:
     Example:
         >>> Sampling(every=2).effective_fps(30.0)
         15.0
+        >>> Sampling(fps=1000).describe(10.0)
+        "every frame, the source's 10 frames/s"
     """
 
     every: int = 1
@@ -75,9 +77,15 @@ class Sampling:
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
 
-    def describe(self) -> str:
-        """The sampling in words, reported with every video result (``"every frame"``)."""
-        if self.fps is not None:
+    def describe(self, source_fps: float = 0.0) -> str:
+        """The sampling in words, reported with every video result (``"every frame"``).
+
+        ``source_fps``: the source's rate (0 = unknown). A target rate at or above it keeps
+        every frame (``FramePicker``), so that is what is said, not the rate asked for.
+        """
+        if self.fps is not None and 0 < source_fps <= self.fps:
+            text = f"every frame, the source's {source_fps:g} frames/s"
+        elif self.fps is not None:
             text = f"about {self.fps:g} frames/s"
         elif self.every > 1:
             text = f"every {ordinal(self.every)} frame"

@@ -288,6 +288,8 @@ def _open_path(path: Path, label: str) -> IO[bytes]:
     try:
         return open(path, "rb")  # closed by the caller's with-block
     except FileNotFoundError:
+        if glob.has_magic(label):  # ``iter_image_paths`` passes on a pattern that matched nothing
+            raise ImageLoadError(f"{label}: no file matches this pattern") from None
         hint = " (URLs are not supported; download the file first)" if "://" in label else ""
         raise ImageLoadError(f"{label}: no such file{hint}") from None
     except IsADirectoryError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from duchenne.errors import ImageLoadError, UnsupportedFormatError
 
-__all__ = ["error_reason", "unidentified_error"]
+__all__ = ["error_reason", "image_kind", "unidentified_error"]
 
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 
@@ -18,10 +18,16 @@ def unidentified_error(head: bytes, label: str) -> ImageLoadError:
     """Explain why Pillow did not recognise the data, as precisely as the bytes allow."""
     kind = _unsupported_kind(head)
     if kind:
-        return UnsupportedFormatError(f"{label}: {kind} files are not supported")
-    image_kind = _image_kind(head)
-    if image_kind:
-        return ImageLoadError(f"{label}: looks like a {image_kind} but is corrupt or truncated")
+        # a video given to the photo analysis: say where videos go, in every front end
+        hint = (
+            "; analyse videos with `duchenne video`, analyze_video() or POST /v1/videos"
+            if kind.startswith("video")
+            else ""
+        )
+        return UnsupportedFormatError(f"{label}: {kind} files are not supported{hint}")
+    looks_like = image_kind(head)
+    if looks_like:
+        return ImageLoadError(f"{label}: looks like a {looks_like} but is corrupt or truncated")
     if _looks_like_text(head):
         return ImageLoadError(f"{label}: contains text, not image data")
     return ImageLoadError(f"{label}: not an image file (unrecognised data)")
@@ -47,8 +53,9 @@ def _unsupported_kind(head: bytes) -> str | None:
     return None
 
 
-def _image_kind(head: bytes) -> str | None:
-    """Name the image format whose magic bytes ``head`` starts with, if any."""
+def image_kind(head: bytes) -> str | None:
+    """Name the image format whose magic bytes ``head`` starts with, if any (the video
+    reader refuses a still image by this, not by its file name)."""
     magics = {
         b"\xff\xd8\xff": "JPEG",
         b"\x89PNG\r\n\x1a\n": "PNG",

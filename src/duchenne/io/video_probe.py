@@ -15,6 +15,7 @@ from typing import Any
 
 from duchenne.errors import VideoOpenError
 from duchenne.io.paths import IMAGE_EXTENSIONS
+from duchenne.io.sniff import image_kind
 
 __all__ = ["VideoInfo", "camera_index", "check_video_path", "source_label", "transport_stream_cut"]
 
@@ -90,8 +91,19 @@ def check_video_path(path: Path, label: str) -> None:
         raise VideoOpenError(f"{label} is empty (0 bytes)")
     if not os.access(path, os.R_OK):
         raise VideoOpenError(f"{label}: permission denied")
-    if path.suffix.lower() in _IMAGE_SUFFIXES:
+    if path.suffix.lower() in _IMAGE_SUFFIXES and _is_image(path):
         raise VideoOpenError(f"{label}: is a still image; use `duchenne analyze` for photos")
+
+
+def _is_image(path: Path) -> bool:
+    """Whether the file's bytes are an image. A file only named like one is left to
+    FFmpeg: a text file called ``x.jpg`` is then refused as no video (it was called a
+    still image), a video called ``x.jpg`` is read."""
+    try:
+        with open(path, "rb") as fh:
+            return image_kind(fh.read(16)) is not None
+    except OSError:
+        return False
 
 
 _TS_SYNC = 0x47

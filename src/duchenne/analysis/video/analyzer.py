@@ -102,7 +102,8 @@ class VideoAnalyzer:
         if on_error not in ("raise", "return"):
             raise ValueError("on_error must be 'raise' or 'return'")
         sampling = Sampling(every=every, fps=fps, start=start, end=end, max_frames=max_frames)
-        reader, info, rate = _open(source, sampling, source_fps)
+        reader, info, source_rate = _open(source, source_fps)
+        rate = sampling.effective_fps(source_rate) or 30.0
         if hasattr(self.stage, "reset"):
             self.stage.reset()
         own_writer = output is not None and not hasattr(output, "write")
@@ -135,7 +136,7 @@ class VideoAnalyzer:
             info=info,
             models=self.analyzer.model_names if self.analyzer is not None else {},
             smile_threshold=smile_threshold,
-            sampling=sampling.describe(),
+            sampling=sampling.describe(source_rate),
         )
         frames = iter_frames(
             reader if reader is not None else source,
@@ -251,16 +252,16 @@ def analyze_video(
 
 
 def _open(
-    source: Any, sampling: Sampling, source_fps: float | None
+    source: Any, source_fps: float | None
 ) -> tuple[VideoReader | None, VideoInfo | None, float]:
-    """Open a path/camera source once (for its info); the analysis rate of the frames."""
+    """Open a path/camera source once (for its info); the frame rate of the source
+    (0 = a file that does not say)."""
     if isinstance(source, VideoReader):
-        return None, source.info, sampling.effective_fps(source.info.fps) or 30.0
+        return None, source.info, source.info.fps
     if isinstance(source, (str, os.PathLike, int)) and not isinstance(source, bool):
         reader = VideoReader(source)
-        rate = sampling.effective_fps(reader.info.fps) or 30.0
-        return reader, reader.info, rate
-    return None, None, sampling.effective_fps(array_rate(source_fps))
+        return reader, reader.info, reader.info.fps
+    return None, None, array_rate(source_fps)
 
 
 def _source_label(source: Any, info: VideoInfo | None) -> str:
