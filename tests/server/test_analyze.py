@@ -186,6 +186,14 @@ def test_bad_query_values_are_422(client, demo_jpeg, query):
         assert body["message"].startswith("stages: ")
 
 
+@pytest.mark.parametrize("name", ["smile_threshold", "min_face_size"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_refused_as_such(client, demo_jpeg, name, value):
+    """``nan`` was refused with "should be less than or equal to 1", which it is not."""
+    body = assert_error(client.post(f"/v1/analyze?{name}={value}", content=demo_jpeg), 422)
+    assert body["message"] == f"query.{name}: Input should be a finite number"
+
+
 def test_unknown_query_parameters_are_refused_not_ignored(client, demo_jpeg):
     response = client.post("/v1/analyze?path=/etc/passwd&url=http://x/y.jpg", content=demo_jpeg)
     assert_error(response, 422, "UnknownParameter")
@@ -344,13 +352,15 @@ def test_multipart_without_a_file_part(client):
 
 def test_multipart_with_two_files_is_refused(client, small_jpeg):
     files = [("file", ("a.jpg", small_jpeg)), ("file", ("b.jpg", small_jpeg))]
-    assert_error(client.post("/v1/analyze", files=files), 413, "TooManyFiles")
+    body = assert_error(client.post("/v1/analyze", files=files), 413, "TooManyFiles")
+    assert body["message"] == "at most 1 file per request"  # was "1 files"
 
 
 def test_batch_limits(make_client, small_jpeg):
     client = make_client(max_batch_images=2)
     files = [("files", (f"{i}.jpg", small_jpeg)) for i in range(3)]
-    assert_error(client.post("/v1/analyze/batch", files=files), 413, "TooManyFiles")
+    body = assert_error(client.post("/v1/analyze/batch", files=files), 413, "TooManyFiles")
+    assert body["message"] == "at most 2 files per request"
     many = [("files", (f"{i}.jpg", small_jpeg)) for i in range(40)]
     assert_error(client.post("/v1/analyze/batch", files=many), 413, "TooManyFiles")
     raw = client.post("/v1/analyze/batch", content=small_jpeg)

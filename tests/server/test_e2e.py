@@ -541,3 +541,67 @@ def test_a_video_left_for_a_photo_does_not_take_the_message_back(server, page, t
     page.wait_for_timeout(2500)  # several poll intervals (700 ms)
     assert "Found 1 face in astronaut.jpg" in page.inner_text("#message")
     assert page.locator("#video-result").is_hidden()
+
+
+DROP = """async (target) => {
+  const blob = await (await fetch("/demo.jpg")).blob();
+  const files = new DataTransfer();
+  files.items.add(new File([blob], "astronaut.jpg", { type: "image/jpeg" }));
+  const text = new DataTransfer();
+  text.setData("text/plain", "hello");
+  const fire = (type, data) => {
+    const ev = new DragEvent(type, { dataTransfer: data, bubbles: true, cancelable: true });
+    document.querySelector(target).dispatchEvent(ev);
+    return ev.defaultPrevented;
+  };
+  return [fire("dragover", text), fire("drop", text), fire("dragover", files), fire("drop", files)];
+}"""
+
+
+@pytest.mark.parametrize("target", ["header h1", "#dropzone"])
+def test_a_file_dropped_anywhere_is_analysed_not_opened(server, page, target):
+    """A file dropped outside the drop zone made the browser open it in place of the
+    dashboard (the drop was not cancelled); it is now taken as if dropped on the zone.
+    Dragged text is left alone, and a drop on the zone is analysed once."""
+    calls: list[str] = []
+
+    def answer(route):
+        calls.append(route.request.url)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(MOCK_FACES))
+
+    page.route("**/v1/analyze*", answer)
+    page.goto(server + "/")
+    text_over, text_drop, file_over, file_drop = page.evaluate(DROP, target)
+    assert file_over and file_drop  # the browser does not open the file
+    if target != "#dropzone":
+        assert not text_over and not text_drop
+    page.wait_for_selector("#message:has-text('Found 1 face in astronaut.jpg')")
+    page.wait_for_timeout(300)
+    assert len(calls) == 1 and page.url.startswith(server)
+
+
+@pytest.mark.parametrize(
+    "viewport", [{"width": 1200, "height": 900}, {"width": 375, "height": 667}]
+)
+def test_a_tiny_video_is_shown_large_enough_for_its_controls(server, browser, tmp_path, viewport):
+    """A 64x48 video was shown 64x48 px, too small for its player controls; it is scaled
+    up (aspect ratio kept) without overflowing a 375 px phone."""
+    import cv2
+    import numpy as np
+
+    clip = tmp_path / "tiny.webm"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"VP80"), 10, (64, 48))
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    writer.release()
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    fake_video_job(page, [{"time": 0.0, "frame": 0, "face": 0, "smile_score": 5.0}])
+    page.goto(server + "/")
+    page.set_input_files("#file-input", str(clip))
+    page.wait_for_function("document.querySelector('#video-local').videoWidth === 64")
+    box = page.locator("#video-local").bounding_box()
+    assert box["width"] >= min(300, viewport["width"] - 80), box
+    assert box["width"] / box["height"] == pytest.approx(64 / 48, rel=0.02), box
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    context.close()

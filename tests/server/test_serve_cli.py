@@ -7,6 +7,7 @@ import contextlib
 import select
 import signal
 import socket
+import subprocess
 import time
 import urllib.request
 
@@ -86,20 +87,29 @@ def test_help_lists_the_options(capsys):
 
 @pytest.fixture
 def serve(tmp_path):
-    """``serve(**env)`` -> (process, url, log) of a started ``duchenne serve``; killed after."""
+    """``serve(**env)`` -> (process, url, log) of a started ``duchenne serve``; stopped
+    after as a user would (SIGTERM; SIGKILL only if it hangs), so it removes its job
+    folder: a killed server left an empty /tmp/duchenne-jobs-* behind on every run."""
     procs = []
+    temp = tmp_path / "tmp"  # the servers' TMPDIR, where their job folders go
+    temp.mkdir()
 
     def start(**env: str):
         log = tmp_path / f"server{len(procs)}.log"
-        proc, url = start_server(log, **env)
+        proc, url = start_server(log, TMPDIR=str(temp), **env)
         procs.append(proc)
         return proc, url, log
 
     yield start
     for proc in procs:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert not list(temp.glob("duchenne-jobs-*")), "a server left its job folder behind"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

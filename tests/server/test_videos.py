@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from duchenne.errors import VideoDecodeError, VideoOpenError
@@ -214,10 +215,13 @@ def test_frame_table_as_json_and_csv(fake_video_client, video):
     table = list(csv.DictReader(io.StringIO(client.get(f"{url}/frames?format=csv").text)))
     assert [r["x"] for r in table] == ["", "1"]
     assert client.get(f"{url}?format=csv").text == client.get(f"{url}/frames?format=csv").text
+    job_id = url.rsplit("/", 1)[1]
+    disposition = client.get(f"{url}/frames?format=csv").headers["content-disposition"]
+    assert disposition == f'attachment; filename="{job_id}.csv"'
     folder = client.app.state.jobs.folder
-    assert list(folder.glob("*-frames.jsonl"))
+    assert {p.suffix for p in folder.glob("*-frames.*")} == {".jsonl", ".csv"}
     client.delete(url)
-    assert not list(folder.glob("*-frames.jsonl"))  # deleting a job deletes its table
+    assert not list(folder.glob("*-frames.*"))  # deleting a job deletes its table and CSV
 
 
 def test_csv_before_done_is_409(fake_video_client, video):
@@ -247,6 +251,11 @@ def test_video_limits_and_bad_uploads(fake_video_client, video, tmp_path):
     assert_error(client.post("/v1/videos", content=b""), 422, "EmptyUpload")
     assert_error(client.get("/v1/videos?every=0"), 405)
     assert_error(client.post("/v1/videos?every=0", content=b"x"), 422, "ValidationError")
+    nan = assert_error(client.post("/v1/videos?smile_threshold=nan", content=b"x"), 422)
+    assert nan["message"] == "query.smile_threshold: Input should be a finite number"
+    two = [("file", ("a.avi", b"x")), ("file", ("b.avi", b"y"))]
+    body = assert_error(client.post("/v1/videos", files=two), 413, "TooManyFiles")
+    assert body["message"] == "at most 1 file per request"
     short = write_video(tmp_path / "short.avi", frames=5)
     assert client.post("/v1/videos", content=short.read_bytes()).status_code == 202
     busy = client.post("/v1/videos", content=short.read_bytes())
@@ -302,6 +311,30 @@ def test_real_video_job_end_to_end(client, video):
             assert stream.codec_context.name == "h264"
             assert sum(1 for _ in container.decode(stream)) == 4
     assert client.get(f"{url}?smile_thresold=0.5").status_code == 422  # typo refused
+
+
+def test_csv_of_a_video_without_faces_has_the_header_of_duchenne_video(client, analyzer, tmp_path):
+    """A video with no face gave the CSV "\\n" (no header row: pandas.read_csv raised
+    EmptyDataError); it is now the file ``duchenne video -o frames.csv`` writes."""
+    import cv2
+
+    from duchenne.analysis.video import analyze_video
+
+    clip = tmp_path / "grey.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for _ in range(3):
+        writer.write(np.full((48, 64, 3), 120, np.uint8))
+    writer.release()
+    url = client.post("/v1/videos", content=clip.read_bytes()).json()["url"]
+    wait_for(lambda: client.get(url).json()["status"] in ("done", "failed"), timeout=60)
+    assert client.get(url).json()["status"] == "done"
+    assert client.get(f"{url}/frames").json()["rows"] == []
+    table = client.get(f"{url}/frames?format=csv")
+    assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
+    cli = analyze_video(analyzer, clip, output=tmp_path / "cli.csv").outputs["frames"]
+    assert table.content == Path(cli).read_bytes()
+    header = next(csv.reader(io.StringIO(table.text)))
+    assert header[:4] == ["time", "frame", "face", "detected"] and "smile_score" in header
 
 
 def test_real_video_is_cut_at_the_length_limit(make_client, tmp_path):

@@ -75,7 +75,12 @@ ApiKeyDep = Depends(require_api_key)
 
 SmileThresholdQuery = Annotated[
     float,
-    Query(ge=0, le=1, description="a face counts as smiling when P(smile) >= this"),
+    Query(
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="a face counts as smiling when P(smile) >= this",
+    ),
 ]
 
 
@@ -141,7 +146,13 @@ async def analyze_options(
         int | None, Query(ge=1, le=1000, description="keep at most this many faces")
     ] = None,
     min_face_size: Annotated[
-        float, Query(ge=0, le=100_000, description="drop faces smaller than this (pixels)")
+        float,
+        Query(
+            ge=0,
+            le=100_000,
+            allow_inf_nan=False,
+            description="drop faces smaller than this (pixels)",
+        ),
     ] = 0.0,
     crop: Annotated[
         bool, Query(description="the image is already a face crop: no detection")

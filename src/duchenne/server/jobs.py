@@ -18,8 +18,6 @@ it would follow (HLS playlists, concat lists) could make it open server files or
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import logging
 import os
@@ -34,7 +32,7 @@ from typing import Any
 
 from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.config import STAGES, normalize_stages
-from duchenne.analysis.video import analyze_video
+from duchenne.analysis.video import VideoAnalyzer, analyze_video
 from duchenne.errors import (
     DuchenneError,
     ImageTooLargeError,
@@ -45,6 +43,7 @@ from duchenne.errors import (
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
 from duchenne.io.frames import Sampling
 from duchenne.io.jsonsafe import flatten_record, to_jsonable
+from duchenne.io.sinks import RecordWriter
 
 logger = logging.getLogger(__name__)
 
@@ -225,14 +224,26 @@ class Job:
                 return [json.loads(line) for line in fh if line.strip()]
         return frame_table(self.result, self.result_dict)
 
+    def table_file(self, format: str, template: dict[str, Any] | None) -> Path:
+        """The per-frame table as a ``format`` file beside the job's table, written once
+        by ``RecordWriter`` (as ``duchenne video -o``), so a video without a face still
+        gets its columns from ``template`` (:func:`frame_template`)."""
+        assert self.table_path is not None
+        path = self.table_path.with_suffix(f".{format}")
+        if not path.is_file():
+            with RecordWriter(path, format, template=template) as writer:
+                writer.write_many(self.table())
+        return path
+
     @property
     def preview_path(self) -> Path | None:
         """The annotated, browser-playable preview the runner writes beside the table."""
         return None if self.table_path is None else preview_path_for(self.table_path)
 
     def discard(self) -> None:
-        """Delete the files the job owns (upload, frame table and preview)."""
-        for path in (self.path, self.table_path, self.preview_path):
+        """Delete the files the job owns (upload, frame table, its exports and preview)."""
+        exports = [] if self.table_path is None else [self.table_path.with_suffix(".csv")]
+        for path in (self.path, self.table_path, *exports, self.preview_path):
             if path is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
@@ -269,14 +280,26 @@ def frame_table(result: Any, as_dict: dict[str, Any] | None) -> list[dict[str, A
     return [flatten_record(to_jsonable(r)) for r in rows]
 
 
-def rows_to_csv(rows: list[dict[str, Any]]) -> str:
-    """CSV text with the union of columns in first-seen order."""
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+def job_analyzer(analyzer: Analyzer, params: dict[str, Any]) -> Analyzer:
+    """The view of the service's ``analyzer`` a job with ``params`` runs (its ``stages``,
+    default ``STAGES`` as ``duchenne video``, and its ``smile_threshold``); it shares the
+    service's sessions."""
+    if not hasattr(analyzer, "config"):
+        return analyzer
+    from duchenne.server.engine import AnalyzeOptions
+
+    threshold = params.get("smile_threshold")
+    options = AnalyzeOptions(
+        stages=normalize_stages(params.get("stages") or STAGES),
+        smile_threshold=DEFAULT_SMILE_THRESHOLD if threshold is None else float(threshold),
+    )
+    return analyzer.view(options.config_for(analyzer))
+
+
+def frame_template(analyzer: Analyzer, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The columns (and value types) of the per-frame table of a job with ``params``, as
+    ``analyze_video`` gives its own writer: the header of a table without rows."""
+    return VideoAnalyzer(job_analyzer(analyzer, params)).frame_template()
 
 
 class JobManager:
@@ -485,19 +508,11 @@ def video_runner(analyzer: Analyzer, max_seconds: float) -> Callable[..., Any]:
     video with a partial result (``complete: false``) rather than a failure. The result's
     ``sampling`` says which frames and which span were analysed.
     """
-    from duchenne.server.engine import AnalyzeOptions
 
     def run(
         path: Path, params: dict[str, Any], on_progress: Callable, table_path: Path | None
     ) -> Any:
-        chosen = analyzer
-        if hasattr(analyzer, "config"):
-            threshold = params.get("smile_threshold")
-            options = AnalyzeOptions(
-                stages=normalize_stages(params.get("stages") or STAGES),
-                smile_threshold=DEFAULT_SMILE_THRESHOLD if threshold is None else float(threshold),
-            )
-            chosen = analyzer.view(options.config_for(analyzer))
+        chosen = job_analyzer(analyzer, params)
         every = max(1, int(params.get("every", 1)))
         done = 0
 

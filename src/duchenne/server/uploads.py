@@ -71,16 +71,21 @@ def is_multipart(request: Request) -> bool:
     return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
 
 
+def _too_many_files(max_files: int) -> ApiError:
+    noun = "file" if max_files == 1 else "files"
+    return ApiError(413, "TooManyFiles", f"at most {max_files} {noun} per request")
+
+
 async def _form_files(request: Request, max_files: int) -> list[UploadFile]:
     try:
         form = await request.form(max_files=max_files + 1, max_fields=max_files + 10)
     except HTTPException as exc:
         if "too many files" in str(exc.detail).lower():
-            raise ApiError(413, "TooManyFiles", f"at most {max_files} files per request") from None
+            raise _too_many_files(max_files) from None
         raise ApiError(422, "BadMultipart", f"malformed multipart body ({exc.detail})") from None
     files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
     if len(files) > max_files:
-        raise ApiError(413, "TooManyFiles", f"at most {max_files} files per request")
+        raise _too_many_files(max_files)
     if not files:
         raise ApiError(422, "MissingFile", "the multipart body has no file part")
     return files

@@ -107,15 +107,14 @@ class VideoAnalyzer:
         if hasattr(self.stage, "reset"):
             self.stage.reset()
         own_writer = output is not None and not hasattr(output, "write")
-        geometry = self.analyzer is None or "geometry" in self.analyzer.stages
-        smile_threshold = getattr(self.analyzer, "smile_threshold", DEFAULT_SMILE_THRESHOLD)
+        geometry, smile_threshold = self._geometry, self._smile_threshold
         writer = (
             RecordWriter(
                 output,  # type: ignore[arg-type]
                 format,
                 keep_partial=True,
                 row_group_size=2000,
-                template=self._template_row(geometry, smile_threshold),
+                template=self.frame_template(),
             )
             if own_writer
             else output
@@ -163,13 +162,26 @@ class VideoAnalyzer:
             raise error
         return result
 
-    def _template_row(self, geometry: bool, smile_threshold: float) -> dict[str, Any] | None:
-        """The per-frame table's columns before any face is seen (None: a face stage that
-        cannot say which fields its faces carry; the columns then come from the rows)."""
+    def frame_template(self) -> dict[str, Any] | None:
+        """The per-frame table's columns before any face is seen: the header a table of a
+        video without faces still gets (``duchenne video`` and the service's CSV share it).
+        None: a face stage that cannot say which fields its faces carry; the columns then
+        come from the rows."""
         template = getattr(self.stage, "template", None)
         if not callable(template):
             return None
-        return template_row(template(), geometry=geometry, smile_threshold=smile_threshold)
+        return template_row(
+            template(), geometry=self._geometry, smile_threshold=self._smile_threshold
+        )
+
+    @property
+    def _geometry(self) -> bool:
+        """Whether the rows carry the geometry columns (a custom stage: assume so)."""
+        return self.analyzer is None or "geometry" in self.analyzer.stages
+
+    @property
+    def _smile_threshold(self) -> float:
+        return float(getattr(self.analyzer, "smile_threshold", DEFAULT_SMILE_THRESHOLD))
 
     def _run(
         self,

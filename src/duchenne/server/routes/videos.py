@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -18,7 +19,7 @@ from duchenne.server.deps import (
     VideoStagesDep,
 )
 from duchenne.server.handlers import ApiError
-from duchenne.server.jobs import Job, probe_video, rows_to_csv
+from duchenne.server.jobs import Job, frame_template, probe_video
 from duchenne.server.schemas import JobCreated, JobStatus, error_responses
 from duchenne.server.uploads import ONE_FILE_BODY, save_to
 
@@ -97,6 +98,7 @@ def _job(jobs: JobsDep, job_id: str) -> Job:
 async def get_job(
     job_id: str,
     jobs: JobsDep,
+    engine: EngineDep,
     format: Annotated[
         Literal["json", "csv"],
         Query(description="json: status and result; csv: the per-frame table (when done)"),
@@ -107,7 +109,7 @@ async def get_job(
     per-frame table instead (as `GET /v1/videos/{id}/frames?format=csv`)."""
     job = _job(jobs, job_id)
     if format == "csv":
-        return await frames(job_id, jobs, "csv")
+        return await frames(job_id, jobs, engine, "csv")
     return JSONResponse(job.public())
 
 
@@ -125,21 +127,24 @@ async def get_job(
 async def frames(
     job_id: str,
     jobs: JobsDep,
+    engine: EngineDep,
     format: Annotated[Literal["json", "csv"], Query(description="table format")] = "json",
 ) -> Response:
     """One row per face per analysed frame: time, frame, face (track id), box, smile,
-    emotions, geometry and smile dynamics. 409 until the job is done."""
+    emotions, geometry and smile dynamics. 409 until the job is done. The CSV is the file
+    `duchenne video -o frames.csv` writes: it has its header row also when no face was
+    found."""
     job = _job(jobs, job_id)
     if job.status != "done":
         raise ApiError(409, "NotReady", f"job is {job.status}; the table exists when done")
-    rows = job.table()
     if format == "json":
-        return JSONResponse({"rows": rows})
-    return Response(
-        rows_to_csv(rows),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{job.id}.csv"'},
-    )
+        return JSONResponse({"rows": job.table()})
+    path = await engine.run(_table_file, job, engine.analyzer, format)
+    return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"{job.id}.csv")
+
+
+def _table_file(job: Job, analyzer: Any, format: str) -> Path:
+    return job.table_file(format, frame_template(analyzer, job.params))
 
 
 @router.get(

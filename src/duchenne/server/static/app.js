@@ -681,7 +681,20 @@
   for (const name of ["dragleave", "drop"]) {
     el.dropzone.addEventListener(name, (ev) => { ev.preventDefault(); el.dropzone.classList.remove("dragging"); });
   }
-  el.dropzone.addEventListener("drop", (ev) => handleFile(ev.dataTransfer.files[0]));
+  // A file dropped anywhere on the page is taken as if dropped on the drop zone (whose
+  // drops bubble here): the browser would otherwise open the file in place of the
+  // dashboard. Dragged text is left to the text fields.
+  const carriesFiles = (ev) => Array.from(ev.dataTransfer?.types || []).includes("Files");
+  window.addEventListener("dragover", (ev) => {
+    if (!carriesFiles(ev)) return;
+    ev.preventDefault();
+    ev.dataTransfer.dropEffect = "copy";
+  });
+  window.addEventListener("drop", (ev) => {
+    if (!carriesFiles(ev)) return;
+    ev.preventDefault();
+    handleFile(ev.dataTransfer.files[0]);
+  });
   el.webcamButton.addEventListener("click", () => (webcamStream ? stopWebcam() : startWebcam()));
   el.demoButton.addEventListener("click", async () => {
     try {
