@@ -15,6 +15,7 @@ import pytest
 
 from duchenne import data
 from duchenne.analysis.analyzer import Analyzer
+from duchenne.analysis.crop_format import CropFormat
 from duchenne.analysis.crops import PipelineFinder
 from duchenne.cli.main import main
 from duchenne.datasets import read_dataset
@@ -52,8 +53,8 @@ def ferplus(tmp_path_factory) -> Path:
 
 def test_keypoint_eyes_frame_faces_like_face_mesh_eyes(ferplus: Path) -> None:
     samples = list(read_dataset(ferplus, "Test"))
-    mesh = dataset_crops(samples, 48, "canvas", processes=1, eyes="mesh")
-    keypoints = dataset_crops(samples, 48, "canvas", processes=1, eyes="keypoints")
+    mesh = dataset_crops(samples, CropFormat(), "canvas", processes=1, eyes="mesh")
+    keypoints = dataset_crops(samples, CropFormat(), "canvas", processes=1, eyes="keypoints")
     assert mesh.detected.all() and keypoints.detected.all()
     for a, b in zip(mesh.crops, keypoints.crops, strict=True):
         assert not np.array_equal(a, b)  # different eye sources ...
@@ -167,7 +168,7 @@ def test_models_of_different_crop_formats_are_scored_on_the_same_faces(
 
     rgb = make_tiny_smile_onnx(tmp_path / "rgb64.onnx", size=64, channels=3)
     samples = list(read_dataset(ferplus, "Test"))
-    crops = dataset_crops(samples, 64, "canvas", processes=1, colour=True)
+    crops = dataset_crops(samples, CropFormat(64, colour=True), "canvas", processes=1)
     assert crops.crops.shape == (6, 64, 64, 3) and crops.detected.all()
     report = evaluate(
         str(rgb), ferplus, split="Test", compare=str(tiny_smile_onnx), n_boot=20, processes=1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -66,3 +67,19 @@ def test_crop_as_aligned_centre_square() -> None:
     img[:, 20:80] = 200
     out = crop_as_aligned(img, AlignConfig(size=30))
     assert out.shape == (30, 30, 3) and out.min() == 200
+
+
+def test_crop_as_aligned_reframes_a_canonical_crop_for_a_closer_framing() -> None:
+    """A head crop in the canonical framing, given to a model of a closer framing, is cut
+    as that model's crops are cut from the whole photo (same eyes, same geometry)."""
+    rng = np.random.default_rng(0)
+    photo = cv2.GaussianBlur(rng.integers(0, 256, (400, 400, 3), dtype=np.uint8), (0, 0), 3)
+    eyes = (np.array([160.0, 170.0]), np.array([236.0, 168.0]))
+    head = align_face(photo, eyes, AlignConfig(size=240))  # what crop mode is given
+    lower = AlignConfig(size=48, iod_fraction=0.52, eye_y=0.10)
+    direct = align_face(photo, eyes, lower).astype(float)
+    reframed = crop_as_aligned(head, lower).astype(float)
+    assert reframed.shape == direct.shape == (48, 48, 3)
+    assert np.abs(reframed - direct).mean() < 3.0
+    plain = cv2.resize(head, (48, 48), interpolation=cv2.INTER_AREA).astype(float)
+    assert np.abs(plain - direct).mean() > 4 * np.abs(reframed - direct).mean()

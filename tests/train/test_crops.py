@@ -256,3 +256,33 @@ def test_photo_crops_keep_colour(tmp_path: Path) -> None:
     assert out.images.shape == (1, 56, 56, 3) and bool(out.detected[0])
     centre = out.images[0, 20:36, 20:36].reshape(-1, 3).mean(0)
     assert centre[0] > 150 and centre[1] < 60 and centre[2] < 60
+
+
+def test_a_framed_cache_records_its_framing_and_a_run_refuses_mixed_framings(
+    tmp_path: Path,
+) -> None:
+    """The framing travels from the cache to the run's geometry (then to the model file);
+    train and valid crops of different framings, or one set mixing them, are refused."""
+    from duchenne.train.loop import input_geometry
+
+    root = make_smilesmiled(tmp_path / "data")
+    kwargs = dict(data_root=root, processes=1, finder_factory=BrightFinder)
+    lower = crops.CropFormat.named(framing="lower")
+    crops.build_cache("smilesmiled", "train", cache_dir=tmp_path / "lo", fmt=lower, **kwargs)
+    crops.build_cache("smilesmiled", "test", cache_dir=tmp_path / "lo", fmt=lower, **kwargs)
+    crops.build_cache("smilesmiled", "test", cache_dir=tmp_path / "face", **kwargs)
+    train = load_cache(cache_path(tmp_path / "lo", "smilesmiled_train"))
+    valid = load_cache(cache_path(tmp_path / "lo", "smilesmiled_test"))
+    face = load_cache(cache_path(tmp_path / "face", "smilesmiled_test"))
+    assert train.framing == {"iod_fraction": 0.52, "eye_y": 0.10}
+    assert face.framing == crops.CropFormat().framing
+    assert input_geometry(train, valid) == {"input_size": 48, "channels": 1, **lower.framing}
+    with pytest.raises(ValueError, match="same --framing"):
+        input_geometry(train, face)
+    face.meta = face.meta + train.meta
+    with pytest.raises(ValueError, match="different framings"):
+        _ = face.framing
+    with pytest.raises(ValueError, match="framing must be one of"):
+        crops.CropFormat.named(framing="mouth")
+    # the crops differ: the closer framing fills the crop with the lower face
+    assert not np.array_equal(valid.images, face.images)

@@ -124,3 +124,33 @@ def test_update_metadata_adds_the_emotion_prior_and_keeps_the_rest(tmp_path) -> 
     shifted = np.log(before.emotion) + bias
     want = np.exp(shifted) / np.exp(shifted).sum(1, keepdims=True)
     np.testing.assert_allclose(after.emotion, want, rtol=1e-4, atol=1e-6)
+
+
+def test_a_framed_export_tells_the_analyzer_how_to_cut_its_crops(tmp_path) -> None:
+    """The framing a run trained on reaches the model file, and the Analyzer and the
+    evaluation cut that model's crops in it (a canonical model keeps the old crops)."""
+    from duchenne import Analyzer
+    from duchenne.analysis.crop_format import CropFormat
+    from duchenne.data import path as data_path
+    from duchenne.face.align import align_batch
+    from duchenne.io.image import load_image
+    from duchenne.models.smile import SmileModel
+
+    lower = CropFormat.named(framing="lower")
+    framed, plain = tmp_path / "lower.onnx", tmp_path / "face.onnx"
+    export_onnx(build_net("smile_n"), framed, name="lower", framing=lower.framing)
+    export_onnx(build_net("smile_n"), plain, name="face")
+    assert SmileModel(framed).framing == {"iod_fraction": 0.52, "eye_y": 0.10}
+    assert (
+        SmileModel(plain).framing == {} and CropFormat.of_model(SmileModel(plain)) == CropFormat()
+    )
+    image = load_image(data_path("astronaut.jpg"))
+    for model, fmt in ((framed, lower), (plain, CropFormat())):
+        analyzer = Analyzer(smile_model=str(model), stages="detect,landmarks,smile")
+        faces = analyzer.faces_in(image)
+        want = align_batch(image, analyzer.face_eyes(faces), fmt.align_config())
+        np.testing.assert_array_equal(analyzer.face_crops(image, faces), want)
+    a = Analyzer(smile_model=str(framed), stages="detect,landmarks,smile")
+    b = Analyzer(smile_model=str(plain), stages="detect,landmarks,smile")
+    faces = a.faces_in(image)
+    assert not np.array_equal(a.face_crops(image, faces), b.face_crops(image, faces))

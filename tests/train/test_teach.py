@@ -89,6 +89,15 @@ def test_teach_caches_adds_soft_targets_and_keeps_the_cache(teachers, tmp_path: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mtfl_train.npz"]  # no temp left
 
 
+def test_a_teacher_of_another_framing_is_refused(teachers, tmp_path: Path) -> None:
+    """A canonical teacher would guess on lower-face crops: teaching them is refused."""
+    crops = _crops("mtfl_train", 4, 0, False)
+    crops.meta = [dict(m, iod_fraction=0.52, eye_y=0.10) for m in crops.meta]
+    save_cache(cache_path(tmp_path, "mtfl_train"), crops)
+    with pytest.raises(ValueError, match="framed"):
+        teach_caches(tmp_path, ["mtfl_train"], teachers, threads=1)
+
+
 def _targets(n: int) -> dict[str, torch.Tensor]:
     return {
         "label": torch.ones(n),

@@ -21,8 +21,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from duchenne.analysis.config import AnalyzerConfig
+from duchenne.analysis.crop_format import CropFormat
 from duchenne.errors import AnalysisError, DuchenneError
-from duchenne.face.align import AlignConfig, align_batch, crop_as_aligned, eye_centres
+from duchenne.face.align import align_batch, crop_as_aligned, eye_centres
 from duchenne.face.blendshapes import FaceBlendshapes
 from duchenne.face.detector import Detections, FaceDetector
 from duchenne.face.geometry import au_proxies, geometry_arrays
@@ -368,7 +369,7 @@ class Analyzer:
         """Aligned crops (n, S, S, 3) for the smile model: landmark eyes, else keypoint eyes."""
         if self.smile_model is None:
             raise ValueError("the smile stage is not loaded by this analyzer")
-        cfg = AlignConfig(size=self.smile_model.input_size)
+        cfg = CropFormat.of_model(self.smile_model).align_config()
         if crop:
             return crop_as_aligned(image, cfg)[None]
         return align_batch(image, self.face_eyes(faces), cfg)

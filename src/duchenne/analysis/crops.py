@@ -32,33 +32,13 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from duchenne.analysis.crop_format import CROP_SIZE, CropFormat
+from duchenne.face.align import AlignConfig
+
 log = logging.getLogger(__name__)
 
-CROP_SIZE = 48
 MODES = ("pipeline", "resize")
 EYE_SOURCES = ("mesh", "keypoints")
-
-
-@dataclass(frozen=True)
-class CropFormat:
-    """Side and colour of the crops a cache holds: the input a net trained on it takes.
-
-    The shipped contract is 48 px grey; larger or RGB crops let the larger variants see
-    teeth, crow's feet and skin colour (the canvas of a grey dataset image is grey in all
-    three channels, so FER+/SMILEsmileD crops stay grey in an RGB cache).
-    """
-
-    size: int = CROP_SIZE
-    colour: bool = False
-
-    def __post_init__(self) -> None:
-        if self.size < 16 or self.size % 8:
-            raise ValueError(f"crop size must be a multiple of 8 and >= 16, got {self.size}")
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """Shape of one crop: (S, S) grey or (S, S, 3) RGB."""
-        return (self.size, self.size, 3) if self.colour else (self.size, self.size)
 
 
 DEFAULT_FORMAT = CropFormat()
@@ -184,9 +164,9 @@ def aligned_gray(canvas_rgb: np.ndarray, eyes: np.ndarray, size: int = CROP_SIZE
 def aligned_crop(canvas_rgb: np.ndarray, eyes: np.ndarray, fmt: CropFormat) -> np.ndarray:
     """The canonical crop in ``fmt``: RGB as the aligner cuts it, or grey converted exactly
     as ``SmileModel.preprocess`` converts it."""
-    from duchenne.face.align import AlignConfig, align_face
+    from duchenne.face.align import align_face
 
-    crop = align_face(canvas_rgb, (eyes[0], eyes[1]), AlignConfig(size=fmt.size))
+    crop = align_face(canvas_rgb, (eyes[0], eyes[1]), fmt.align_config())
     return crop if fmt.colour else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
 
 
@@ -269,8 +249,6 @@ def template_eyes(eyes: np.ndarray, detected: np.ndarray, canvas: CanvasConfig) 
     """
     if detected.any():
         return np.median(eyes[detected], axis=0).astype(np.float32)
-    from duchenne.face.align import AlignConfig
-
     cfg = AlignConfig()
     c, iod = canvas.border + canvas.upscale / 2, cfg.iod_fraction * canvas.upscale
     y = canvas.border + cfg.eye_y * canvas.upscale

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from duchenne.analysis.crops import CropFormat
+from duchenne.analysis.crop_format import CropFormat
 from duchenne.datasets import (
     FERPLUS_EMOTIONS,
     GROUP_ATTRIBUTES,
@@ -30,7 +30,7 @@ from duchenne.datasets import (
 )
 from duchenne.errors import DatasetError
 from duchenne.evaluation.metrics import binary_report, compare_report, multiclass_report
-from duchenne.face.align import AlignConfig, align_face, crop_as_aligned
+from duchenne.face.align import align_face, crop_as_aligned
 from duchenne.io.image import load_image
 from duchenne.models.smile import SmileModel, SmileOutputs
 
@@ -52,20 +52,19 @@ class DatasetCrops:
 
 def dataset_crops(
     samples: list[Sample],
-    size: int,
+    fmt: CropFormat,
     mode: str = "auto",
     processes: int = 2,
     eyes: str = "mesh",
-    colour: bool = False,
 ) -> DatasetCrops:
-    """Crops for every sample (see module docstring for the modes), ``size`` px.
+    """Crops for every sample (see module docstring for the modes) in ``fmt``'s side and
+    framing.
 
     ``eyes``: align on Face Mesh eye centres (``mesh``, the default pipeline) or on the
     detector's eye keypoints (``keypoints``, what ``stages=detect,smile`` does).
-    ``colour``: RGB crops in the ``canvas`` and labelled-photo modes, which otherwise
+    ``fmt.colour``: RGB crops in the ``canvas`` and labelled-photo modes, which otherwise
     make grey ones like the training caches (the other modes always give RGB).
     """
-    fmt = CropFormat(size, colour)
     start = time.perf_counter()
     paths = [str(s.path) for s in samples]
     if mode == "auto":
@@ -77,7 +76,7 @@ def dataset_crops(
         canvas = CanvasConfig(eyes=eyes)
         result = build_crops(paths, mode="pipeline", canvas=canvas, processes=processes, fmt=fmt)
         return DatasetCrops(result.images, result.detected, mode, time.perf_counter() - start)
-    cfg = AlignConfig(size=size)
+    cfg = fmt.align_config()
     if mode == "photo" and samples and all("landmarks" in s.meta for s in samples):
         return _labelled_photo_crops(samples, fmt, processes, eyes, start)
     if mode == "resize":
@@ -120,18 +119,18 @@ def crops_for_models(
     mode: str = "auto",
     processes: int = 2,
     eyes: str = "mesh",
-    cut: dict[tuple[int, bool], DatasetCrops] | None = None,
+    cut: dict[CropFormat, DatasetCrops] | None = None,
 ) -> list[DatasetCrops]:
-    """The crops each model takes (its input size and channels), cut once per format:
-    a 64 px colour model and a 48 px grey one are scored on the same faces. ``cut``
-    keeps the crops between calls on the same samples (format -> crops)."""
+    """The crops each model takes (its input size, channels and framing), cut once per
+    format: a 64 px colour model and a 48 px grey one are scored on the same faces.
+    ``cut`` keeps the crops between calls on the same samples (format -> crops)."""
     cut = {} if cut is None else cut
     out = []
     for m in models:
-        key = (m.input_size, m.channels == 3)
-        if key not in cut:
-            cut[key] = dataset_crops(samples, key[0], mode, processes, eyes, colour=key[1])
-        out.append(cut[key])
+        fmt = CropFormat.of_model(m)
+        if fmt not in cut:
+            cut[fmt] = dataset_crops(samples, fmt, mode, processes, eyes)
+        out.append(cut[fmt])
     return out
 
 

@@ -106,12 +106,24 @@ def crop_as_aligned(image: np.ndarray, cfg: AlignConfig | None = None) -> np.nda
 
     This is the "crop mode" of head-crop classifiers (no detection) and the fallback for
     training images where no face was detected; FER2013/SMILEsmileD crops are framed
-    close to the canonical template, so no further geometry is applied.
+    close to the canonical template, so no further geometry is applied for a model of
+    that framing. A model of a closer framing (``cfg`` with other ``iod_fraction`` /
+    ``eye_y``) gets the square re-framed from where the canonical template puts the eyes,
+    so a head crop reaches it framed as its training crops were.
     """
     cfg = cfg or AlignConfig()
     h, w = image.shape[:2]
     side = min(h, w)
     y0, x0 = (h - side) // 2, (w - side) // 2
     square = image[y0 : y0 + side, x0 : x0 + side]
+    canonical = AlignConfig(size=side)
+    if (cfg.iod_fraction, cfg.eye_y, cfg.margin) != (
+        canonical.iod_fraction,
+        canonical.eye_y,
+        canonical.margin,
+    ):
+        half_iod, eye_y = canonical.iod_fraction * side / 2, canonical.eye_y * side
+        eyes = (np.array([side / 2 - half_iod, eye_y]), np.array([side / 2 + half_iod, eye_y]))
+        return align_face(square, eyes, cfg)
     interp = cv2.INTER_AREA if side > cfg.size else cv2.INTER_LINEAR
     return cv2.resize(square, (cfg.size, cfg.size), interpolation=interp)

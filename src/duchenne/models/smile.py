@@ -26,6 +26,10 @@ from duchenne.errors import UnrecognizedModelError
 from duchenne.models.registry import create_model, default_smile_model
 
 TASK = "smile_emotion"
+
+FRAMING_METADATA = {"duchenne.iod_fraction": "iod_fraction", "duchenne.eye_y": "eye_y"}
+"""ONNX metadata of a model's crop framing -> the aligner's field (``AlignConfig``). A
+model without them takes the canonical framing (every model before the framing option)."""
 #: Crops per onnxruntime call, by device. On the CPU a few at a time: larger calls cost more
 #: per crop (measured, smile_s, one thread: 0.38 ms per crop in calls of 4, 0.66 ms in
 #: calls of 16, 0.71 ms in one call of 58: the activations of many crops outgrow the
@@ -154,6 +158,9 @@ class SmileModel:
         self.channels = int(meta.get("duchenne.channels", 1))
         if self.channels not in (1, 3):
             raise UnrecognizedModelError(f"{name}: duchenne.channels must be 1 or 3")
+        self.framing = {
+            field: float(meta[key]) for key, field in FRAMING_METADATA.items() if key in meta
+        }
         self.mean = float(meta.get("duchenne.mean", 0.5))
         self.std = float(meta.get("duchenne.std", 0.5))
         self.temperature = float(meta.get("duchenne.temperature", 1.0))

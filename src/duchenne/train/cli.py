@@ -23,6 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from duchenne.analysis.crop_format import FRAMINGS
 from duchenne.errors import run_reporting_failure
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,14 @@ def _add_crops(sub: Any) -> None:
     )
     p.add_argument(
         "--colour", action="store_true", help="keep RGB crops (a colour net trains on them)"
+    )
+    p.add_argument(
+        "--framing",
+        choices=sorted(FRAMINGS),
+        default="face",
+        help="how close the crop is cut: face (forehead to chin, the canonical template), "
+        "tight (brows to chin) or lower (mouth and cheeks; eyes at the top edge); "
+        "the exported model records it and the Analyzer cuts its crops the same way",
     )
     p.add_argument(
         "--tune", action="store_true", help="search the canvas for detection rate and exit"
@@ -241,7 +250,7 @@ def _run_crops(args: argparse.Namespace) -> int:
         every = crop_jobs(args.datasets, None, crops.DATASET_SPLITS)  # tunes on the first split
         return _run_tune(args, list(dict.fromkeys(d for d, _ in every)))
     metas = []
-    fmt = crops.CropFormat(args.crop_size, args.colour)
+    fmt = crops.CropFormat.named(args.crop_size, args.colour, args.framing)
     for dataset, split in jobs:
         metas.append(
             crops.build_cache(

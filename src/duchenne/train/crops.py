@@ -175,6 +175,7 @@ def _meta(
         "seconds": round(result.seconds, 1),
         "crop_size": fmt.size,
         "colour": fmt.colour,
+        **fmt.framing,
     }
 
 

@@ -81,6 +81,23 @@ class CropSet:
         return int(self.images.shape[1])
 
     @property
+    def framing(self) -> dict[str, float]:
+        """The crops' framing (``CropFormat.framing``) from the caches' metadata; caches
+        cut before the framing option hold the canonical one.
+
+        Raises:
+            ValueError: the rows come from caches of different framings (one net learns
+                one framing: cut every cache of a run the same way).
+        """
+        from duchenne.analysis.crop_format import CropFormat
+
+        canonical = CropFormat().framing
+        seen = {tuple((k, float(m.get(k, v))) for k, v in canonical.items()) for m in self.meta}
+        if len(seen) > 1:
+            raise ValueError(f"crops of different framings in one set: {sorted(seen)}")
+        return dict(seen.pop()) if seen else canonical
+
+    @property
     def has_teacher(self) -> np.ndarray:
         """(N,) bool: rows with teacher probabilities."""
         assert self.teacher is not None

@@ -61,10 +61,17 @@ def package_version() -> str:
 
 
 def contract_metadata(
-    name: str, input_size: int, calibration: Calibration | None = None, channels: int = 1
+    name: str,
+    input_size: int,
+    calibration: Calibration | None = None,
+    channels: int = 1,
+    framing: dict[str, float] | None = None,
 ) -> dict[str, str]:
     """The ``duchenne.*`` metadata_props every smile/emotion model carries (with the
-    calibration's keys; none given: temperature 1, bias 0, raw emotion softmax)."""
+    calibration's keys; none given: temperature 1, bias 0, raw emotion softmax) and, when
+    given, the crop ``framing`` (``CropFormat.framing``: ``duchenne.iod_fraction``,
+    ``duchenne.eye_y``; absent, the Analyzer cuts the canonical framing)."""
+    framed = {f"duchenne.{k}": repr(float(v)) for k, v in (framing or {}).items()}
     return {
         "duchenne.task": "smile_emotion",
         "duchenne.name": name,
@@ -75,6 +82,7 @@ def contract_metadata(
         "duchenne.emotion_labels": ",".join(EMOTION_LABELS),
         "duchenne.opset": str(OPSET),
         "duchenne.version": package_version(),
+        **framed,
         **(calibration or Calibration()).metadata(),
     }
 
@@ -169,6 +177,7 @@ def export_onnx(
     name: str,
     calibration: Calibration | None = None,
     input_size: int = 48,
+    framing: dict[str, float] | None = None,
     atol: float = 1e-4,
 ) -> dict[str, object]:
     """Export ``net`` (left untouched) to ``path``; returns sha256, bytes and parity error.
@@ -182,7 +191,7 @@ def export_onnx(
     folded = ExportWrapper(fold_batchnorm(copy.deepcopy(net).cpu().float().eval()))
     channels = input_channels(net)
     _to_onnx(folded, path, input_size, channels)
-    _set_metadata(path, contract_metadata(name, input_size, calibration, channels))
+    _set_metadata(path, contract_metadata(name, input_size, calibration, channels, framing))
     check_no_batchnorm(path)
     diff = check_parity(path, reference, input_size, atol)
     data = path.read_bytes()

@@ -95,7 +95,10 @@ def finish(
     cal = calibrate_on_valid(net, cache_dir, cfg["valid_set"])
     calibration = cal["calibration"]
     size, channels = summary.get("input_size", 48), summary.get("channels", 1)
-    exported = export_onnx(net, onnx_path, name=name, calibration=calibration, input_size=size)
+    framing = {k: summary[k] for k in ("iod_fraction", "eye_y") if k in summary}
+    exported = export_onnx(
+        net, onnx_path, name=name, calibration=calibration, input_size=size, framing=framing
+    )
     report = {
         **summary,
         "temperature": calibration.temperature,

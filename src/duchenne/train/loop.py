@@ -222,14 +222,20 @@ def load_data(cfg: TrainConfig) -> tuple[CropSet, CropSet]:
     return train, valid
 
 
-def input_geometry(train: CropSet, valid: CropSet) -> dict[str, int]:
-    """The crop side and channel count a run trains on (recorded in its summary, so
-    export and ``load_checkpoint`` rebuild the same net); train and valid must agree."""
-    geometry = {"input_size": train.crop_size, "channels": train.channels}
+def input_geometry(train: CropSet, valid: CropSet) -> dict[str, Any]:
+    """The crop side, channel count and framing a run trains on (recorded in its summary,
+    so export and ``load_checkpoint`` rebuild the same net and the model file tells the
+    Analyzer how to cut its crops); train and valid must agree."""
+    geometry = {"input_size": train.crop_size, "channels": train.channels, **train.framing}
     if (valid.crop_size, valid.channels) != (geometry["input_size"], geometry["channels"]):
         raise ValueError(
             f"train crops are {train.crop_size} px x {train.channels} channel(s) but valid"
             f" crops are {valid.crop_size} px x {valid.channels}: cut both into one cache"
+        )
+    if valid.framing != train.framing:
+        raise ValueError(
+            f"train crops are framed {train.framing} but valid crops {valid.framing}: "
+            "cut both with the same --framing"
         )
     return geometry
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from duchenne.analysis.crop_format import CropFormat
 from duchenne.models.smile import SmileModel, softmax
 from duchenne.train.data import cache_path, load_cache, update_cache
 from duchenne.train.warmstart import file_provenance
@@ -70,6 +71,12 @@ def teach_caches(
     for name in names:
         path = cache_path(cache_dir, name)
         crops = load_cache(path)
+        for model in models:  # a teacher sees the crops it was trained on, or it guesses
+            if CropFormat.of_model(model).framing != crops.framing:
+                raise ValueError(
+                    f"teacher {model.name} takes crops framed {CropFormat.of_model(model).framing}"
+                    f", the cache {name} holds {crops.framing}"
+                )
         arrays = teacher_outputs(models, crops.images)
         update_cache(path, arrays, meta={"teacher": provenance})
         rows.append({
