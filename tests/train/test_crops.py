@@ -286,3 +286,37 @@ def test_a_framed_cache_records_its_framing_and_a_run_refuses_mixed_framings(
         crops.CropFormat.named(framing="mouth")
     # the crops differ: the closer framing fills the crop with the lower face
     assert not np.array_equal(valid.images, face.images)
+
+
+def test_recut_cache_changes_only_the_pixels(tmp_path: Path) -> None:
+    """Re-cutting from the stored eyes gives the crops a fresh build in that format gives,
+    and keeps every row's label, teacher outputs and eyes."""
+    from duchenne.train.data import update_cache
+
+    root = make_smilesmiled(tmp_path / "data")
+    kwargs = dict(data_root=root, processes=1, finder_factory=BrightFinder)
+    lower = crops.CropFormat.named(framing="lower")
+    crops.build_cache("smilesmiled", "train", cache_dir=tmp_path / "face", **kwargs)
+    crops.build_cache("smilesmiled", "train", cache_dir=tmp_path / "fresh", fmt=lower, **kwargs)
+    source = cache_path(tmp_path / "face", "smilesmiled_train")
+    update_cache(source, {"teacher_smile": np.linspace(0, 1, 8, dtype=np.float32)})
+    meta = crops.recut_cache(
+        "smilesmiled_train", source_dir=tmp_path / "face", cache_dir=tmp_path / "lo",
+        data_root=root, fmt=lower,
+    )  # fmt: skip
+    assert meta["iod_fraction"] == 0.52 and meta["eye_y"] == 0.10
+    before, after = load_cache(source), load_cache(cache_path(tmp_path / "lo", "smilesmiled_train"))
+    fresh = load_cache(cache_path(tmp_path / "fresh", "smilesmiled_train"))
+    np.testing.assert_array_equal(after.images, fresh.images)
+    assert not np.array_equal(after.images, before.images)
+    np.testing.assert_array_equal(after.label, before.label)
+    np.testing.assert_array_equal(after.teacher_smile, before.teacher_smile)
+    assert after.framing == lower.framing
+    crops.build_cache(
+        "smilesmiled", "test", cache_dir=tmp_path / "rs", mode="resize", data_root=root
+    )
+    with pytest.raises(ValueError, match="no stored eyes"):
+        crops.recut_cache(
+            "smilesmiled_test", source_dir=tmp_path / "rs", cache_dir=tmp_path / "x",
+            data_root=root, fmt=lower,
+        )  # fmt: skip

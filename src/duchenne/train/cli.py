@@ -77,6 +77,14 @@ def _add_crops(sub: Any) -> None:
         "the exported model records it and the Analyzer cuts its crops the same way",
     )
     p.add_argument(
+        "--recut-from",
+        metavar="DIR",
+        default=None,
+        help="cut the caches in DIR again in this format (--crop-size, --colour, --framing) "
+        "from the eyes they stored, into --cache-dir: no face pipeline, same faces in the "
+        "same rows, labels and teacher outputs kept",
+    )
+    p.add_argument(
         "--tune", action="store_true", help="search the canvas for detection rate and exit"
     )
 
@@ -249,23 +257,34 @@ def _run_crops(args: argparse.Namespace) -> int:
     if args.tune:
         every = crop_jobs(args.datasets, None, crops.DATASET_SPLITS)  # tunes on the first split
         return _run_tune(args, list(dict.fromkeys(d for d, _ in every)))
-    metas = []
     fmt = crops.CropFormat.named(args.crop_size, args.colour, args.framing)
-    for dataset, split in jobs:
-        metas.append(
-            crops.build_cache(
-                dataset,
-                split,
-                data_root=args.data_root,
-                cache_dir=args.cache_dir,
-                mode=args.mode,
-                processes=args.processes,
-                limit=args.limit,
-                fmt=fmt,
-            )
-        )
+    metas = [_one_cache(args, dataset, split, fmt) for dataset, split in jobs]
     print(crops.failure_table(metas))
     return 0
+
+
+def _one_cache(args: argparse.Namespace, dataset: str, split: str, fmt: Any) -> dict[str, Any]:
+    """Build one crops cache, or re-cut it from ``--recut-from``'s stored eyes."""
+    from duchenne.train import crops
+
+    if args.recut_from:
+        return crops.recut_cache(
+            f"{dataset}_{split.lower()}",
+            source_dir=args.recut_from,
+            cache_dir=args.cache_dir,
+            data_root=args.data_root,
+            fmt=fmt,
+        )
+    return crops.build_cache(
+        dataset,
+        split,
+        data_root=args.data_root,
+        cache_dir=args.cache_dir,
+        mode=args.mode,
+        processes=args.processes,
+        limit=args.limit,
+        fmt=fmt,
+    )
 
 
 def crop_jobs(

@@ -6,6 +6,7 @@ metadata (face-pipeline failure rate, canvas, template eyes), printed by ``failu
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
@@ -24,11 +25,13 @@ from duchenne.analysis.crops import (  # noqa: F401  (re-exported: the crop API 
     CropResult,
     FaceFinder,
     PipelineFinder,
+    aligned_crop,
     aligned_gray,
     build_crops,
     build_photo_crops,
     default_finder,
     load_gray,
+    load_rgb,
     make_canvas,
     photo_finder,
     plausible_eyes,
@@ -142,6 +145,55 @@ def build_cache(
         result.seconds,
     )
     return meta
+
+
+def recut_cache(
+    name: str,
+    *,
+    source_dir: str | Path,
+    cache_dir: str | Path,
+    data_root: str | Path,
+    fmt: CropFormat,
+) -> dict[str, Any]:
+    """Cut the faces of ``<source_dir>/<name>.npz`` again in ``fmt``, from the eye centres
+    that cache stored, into ``<cache_dir>/<name>.npz``; returns the new metadata.
+
+    Why: comparing or training another crop format (a closer framing, a larger side)
+    should change the pixels only. Re-cutting from the stored eyes keeps the same faces in
+    the same rows, with their labels, attributes and teacher outputs (which describe the
+    face, not the crop), and skips the face pipeline; ``build_cache`` with the same
+    ``fmt`` detects the same eyes and gives the same crops, but no teacher outputs.
+
+    Raises:
+        ValueError: the source cache stores no eyes (``resize`` mode, or cut before the
+            eyes were stored).
+    """
+    from duchenne.train.data import cache_path
+
+    source = cache_path(source_dir, name)
+    with np.load(source, allow_pickle=True) as z:
+        cache = {k: z[k] for k in z.files if k not in ("images_webp", "images_shape")}
+    meta = json.loads(str(cache["meta"]))
+    if "extra_eyes" not in cache or meta[0].get("mode") != "pipeline":
+        raise ValueError(f"{source}: no stored eyes to re-cut from (cut it with --mode pipeline)")
+    root = Path(data_root)
+    photo = meta[0]["name"].split("_")[0] in PHOTO_DATASETS
+    canvas = CanvasConfig(**meta[0]["canvas"])
+    images = np.empty((len(cache["files"]), *fmt.shape), np.uint8)
+    for i, (file, eyes) in enumerate(zip(cache["files"], cache["extra_eyes"], strict=True)):
+        path = root / str(file)
+        image = load_rgb(path) if photo else make_canvas(load_gray(path), canvas, for_align=True)
+        images[i] = aligned_crop(image, eyes, fmt)
+    cache["images"] = images
+    meta = [{**m, "crop_size": fmt.size, "colour": fmt.colour, **fmt.framing} for m in meta]
+    cache["meta"] = np.array(json.dumps(meta))
+    target = cache_path(cache_dir, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.stem + ".tmp.npz")
+    np.savez_compressed(tmp, **cache)
+    tmp.replace(target)
+    log.info("%s: %d crops re-cut from %s", name, len(images), source)
+    return meta[0]
 
 
 def sample_attributes(samples: Sequence[Any]) -> dict[str, np.ndarray]:
