@@ -11,8 +11,9 @@ selection):
 * seconds per training epoch on this machine and the ONNX batch-1 latency on one thread.
 
 Each arm is a crops cache directory made by ``duchenne train crops --datasets mtfl
---crop-size S [--colour] --cache-dir DIR``; the crops of all arms come from the same
-detected eyes, so only the format differs. The recipe is short (``--epochs``, default
+--crop-size S [--colour] [--framing F] --cache-dir DIR`` (or ``--recut-from`` another
+arm's caches); the crops of all arms come from the same detected eyes, so only the format
+differs. The recipe is short (``--epochs``, default
 15, from scratch, MTFL only) so that every arm fits a 2-core CPU: it ranks the formats, it
 does not reproduce the shipped models' accuracy (they also train on FER+ and
 SMILEsmileD). Checkpoints in ``--out`` are reused when their recipe matches (delete one
@@ -21,6 +22,9 @@ to retrain it).
     python benchmarks/bench_crop_format.py --arm 48-grey=cache/crops \\
         --arm 64-grey=cache/g64 --arm 48-rgb=cache/c48 --arm 64-rgb=cache/c64 \\
         --out artifacts/crop_format [--card]
+    python benchmarks/bench_crop_format.py --arm face=cache/crops \\
+        --arm tight=cache/tight --arm lower=cache/lower --out artifacts/crop_format \\
+        --card --card-block card-framing
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ def measure(net: Any, summary: dict[str, Any], cache_dir: str) -> dict[str, Any]
     calib, valid = load_sets(cache_dir, SELECT), load_sets(cache_dir, TEST)
     with tempfile.TemporaryDirectory() as tmp:
         onnx = Path(tmp) / "arm.onnx"
-        export_onnx(net, onnx, name="arm", input_size=valid.crop_size)
+        export_onnx(net, onnx, name="arm", input_size=valid.crop_size, framing=valid.framing)
         latency = onnx_latency_ms(onnx, valid.crop_size, channels=valid.channels)
         model = SmileModel(onnx)  # flip-averaged raw logits, exactly as inference computes them
         calib_logit = model.raw_outputs(calib.images)["smile_logit"]
@@ -105,7 +109,8 @@ def measure(net: Any, summary: dict[str, Any], cache_dir: str) -> dict[str, Any]
     prob = sigmoid(logit / temperature + bias)
     history = summary["history"]
     return {
-        "crop": f"{valid.crop_size} px {'RGB' if valid.channels == 3 else 'grey'}",
+        "crop": f"{valid.crop_size} px {'RGB' if valid.channels == 3 else 'grey'}, "
+        f"{framing_name(valid.framing)}",
         "label": valid.label,
         "logit": logit,
         "auc": roc_auc(valid.label, logit),
@@ -115,6 +120,15 @@ def measure(net: Any, summary: dict[str, Any], cache_dir: str) -> dict[str, Any]
         "best_epoch": summary["best_epoch"],
         "latency_ms": latency,
     }
+
+
+def framing_name(framing: dict[str, float]) -> str:
+    """The ``FRAMINGS`` name of a cache's framing (its numbers when it has none)."""
+    from duchenne.analysis.crop_format import FRAMINGS
+
+    values = (framing["iod_fraction"], framing["eye_y"])
+    named = [name for name, v in FRAMINGS.items() if np.allclose(v, values)]
+    return f"{named[0]} framing" if named else f"framing {values}"
 
 
 def table(arms: list[tuple[str, dict[str, Any]]], n_boot: int) -> str:
@@ -166,7 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--out", default="artifacts/crop_format", help="checkpoints")
-    parser.add_argument("--card", action="store_true", help="write MODEL_CARD.md's card-format")
+    parser.add_argument("--card", action="store_true", help="write the table into MODEL_CARD.md")
+    parser.add_argument(
+        "--card-block",
+        default="card-format",
+        help="the card's block to write (card-format: size and colour; card-framing: framing)",
+    )
     args = parser.parse_args(argv)
     arms = []
     for spec in args.arm:
@@ -182,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(arms, args.n_boot) + "\n\n" + note
     print(text)
     if args.card:
-        update_readme("card-format", text, readme=CARD)
+        update_readme(args.card_block, text, readme=CARD)
     return 0
 
 

@@ -51,6 +51,13 @@ def test_crop_format_checkpoints_are_reused_only_for_the_same_recipe() -> None:
     assert not bench.same_recipe(dict(saved, epochs=4), cfg)
 
 
+def test_crop_format_names_each_arms_framing() -> None:
+    bench = _load("bench_crop_format")
+    assert bench.framing_name({"iod_fraction": 0.52, "eye_y": 0.10}) == "lower framing"
+    assert bench.framing_name({"iod_fraction": 0.36, "eye_y": 0.33}) == "face framing"
+    assert bench.framing_name({"iod_fraction": 0.4, "eye_y": 0.3}) == "framing (0.4, 0.3)"
+
+
 def _card_script():
     spec = importlib.util.spec_from_file_location(
         "make_model_card", BENCHMARKS.parent / "scripts" / "make_model_card.py"
