@@ -211,6 +211,23 @@ def test_crops_of_photos_sharing_a_name_are_kept_apart(tmp_path, capsys) -> None
     assert "saved as a-2" in capsys.readouterr().err
 
 
+def test_inputs_sharing_only_the_root_are_drawn_and_cropped_by_file_name(tmp_path) -> None:
+    """``photo.jpg --demo --draw d/`` wrote ``d/tmp/.../photo.jpg`` and
+    ``d/work/.../site-packages/duchenne/data/astronaut.jpg``: the inputs' common folder was
+    ``/``. Such inputs keep their file name, ``-2`` added on a clash as before."""
+    from duchenne.cli.analyze import _Cropper, _Drawer
+
+    paths = [Path("/one/photo.jpg"), Path("/two/deep/photo.jpg"), Path("/two/b.webp")]
+    drawn = _Drawer(tmp_path, paths).targets
+    assert [drawn[p].relative_to(tmp_path).as_posix() for p in paths] == [
+        "photo.jpg", "photo-2.jpg", "b.webp.jpg"]  # fmt: skip
+    cropped = _Cropper(tmp_path, paths).targets
+    assert [cropped[p].name for p in paths] == ["photo", "photo-2", "b.webp"]
+    nested = _Drawer(tmp_path, [Path("/one/a/x.jpg"), Path("/one/b/x.jpg")]).targets
+    assert sorted(t.relative_to(tmp_path).as_posix() for t in nested.values()) == [
+        "a/x.jpg", "b/x.jpg"]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("name", "fmt"), [("o.ndjson", "jsonl"), ("o.pq", "parquet"), ("o.txt", "text")]
 )

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from duchenne.analysis.config import AnalyzerConfig
 from duchenne.analysis.crop_format import CropFormat
@@ -30,6 +29,7 @@ from duchenne.face.geometry import au_proxies, geometry_arrays
 from duchenne.face.landmarks import FaceMesh, FaceRoi, roi_from_detection, roi_from_landmarks
 from duchenne.faces import EMOTION_LABELS, Faces, reading_order
 from duchenne.io.image import load_image
+from duchenne.io.progress import ProgressBar
 from duchenne.models.registry import default_smile_model
 from duchenne.models.smile import SmileModel
 
@@ -222,7 +222,7 @@ class Analyzer:
         images: list[np.ndarray | None] = []
         # no tqdm object at all without a bar: building one costs more than a small image's
         # Python work (the server calls this once per micro-batch)
-        bar = tqdm(sources, desc="faces", unit="img") if progress else sources
+        bar = ProgressBar(sources, desc="faces", unit="img") if progress else sources
         for source in bar:
             image = None
             try:

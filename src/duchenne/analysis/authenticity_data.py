@@ -424,11 +424,11 @@ def build_features(
     Raises:
         DatasetError: no video at all gave features.
     """
-    from tqdm.auto import tqdm
+    from duchenne.io.progress import ProgressBar
 
     names, X, D, y, failed = [], [], [], [], {}
     feature_names = tuple(getattr(video_analyzer, "feature_names", ()))
-    for name in tqdm(protocol.names, disable=not progress, desc="videos", unit="video"):
+    for name in ProgressBar(protocol.names, disable=not progress, desc="videos", unit="video"):
         path = paths.get(name)
         if path is None:
             failed[name] = "missing"

@@ -1,7 +1,9 @@
 """One PNG per face: smile score and smile dynamics over time, with the smile episodes.
 
 Why a picture: a table of thousands of per-frame rows does not show *how* a person smiled;
-a timeline with the onset, apex and offset of each smile shaded does, at a glance.
+a timeline with the onset, apex and offset of each smile shaded does, at a glance. An
+episode found without landmarks (``--stages detect,smile``) has no phases: it is shaded
+grey from start to end and labelled "no phase data".
 
 Top panel: the smile score (1-10) when a smile model ran, else nothing but the episodes.
 Middle panel: the three D-Marker amplitude signals as changes from the track's first frame
@@ -30,6 +32,8 @@ from duchenne.io.atomic import atomic_write
 __all__ = ["plot_track"]
 
 _PHASE_COLOURS = {"onset": "#9ad19a", "apex": "#3c9b4a", "offset": "#f2b774"}
+#: an episode found without landmarks (``--stages detect,smile``): one span, no phases
+_EPISODE_COLOUR = "#b0b0b0"
 
 
 def plot_track(
@@ -143,7 +147,12 @@ def _relative(x: np.ndarray) -> np.ndarray:
 
 
 def _episodes(ax: Any, episodes: list[Any]) -> None:
+    """Shade each episode's onset, apex and offset; an episode without them (found without
+    landmarks) as one grey span from start to end, so the smile still shows."""
     for ep in episodes:
+        if not ep.has_dynamics:
+            ax.axvspan(ep.start_time, ep.end_time, color=_EPISODE_COLOUR, alpha=0.35, lw=0)
+            continue
         for phase in ("onset", "apex", "offset"):
             a, b = getattr(ep, phase)
             if b > a:
@@ -152,8 +161,11 @@ def _episodes(ax: Any, episodes: list[Any]) -> None:
 
 def _episode_labels(ax: Any, episodes: list[Any]) -> None:
     for ep in episodes:
-        marker = "Duchenne" if ep.duchenne_marker else "no AU6"
-        text = f"{marker}\ngenuine* {ep.genuineness.score:.2f}"
+        if not ep.has_dynamics:  # no AU6 marker or genuineness to show, and no phases
+            text = "smile\n(no phase data)"
+        else:
+            marker = "Duchenne" if ep.duchenne_marker else "no AU6"
+            text = f"{marker}\ngenuine* {ep.genuineness.score:.2f}"
         ax.annotate(
             text,
             xy=(ep.peak_time, 1.0),
@@ -162,7 +174,7 @@ def _episode_labels(ax: Any, episodes: list[Any]) -> None:
             va="top",
             fontsize=7,
         )
-    if episodes:
+    if any(ep.has_dynamics for ep in episodes):
         ax.annotate(
             "* heuristic, not validated",
             xy=(1.0, 1.0),

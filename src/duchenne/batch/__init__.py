@@ -23,14 +23,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from duchenne.analysis.config import AnalyzerConfig
 from duchenne.batch.inputs import InputItem, MemberLimits, expand_inputs
 from duchenne.batch.ledger import Ledger, OutputLock, PartWriter
 from duchenne.batch.local import EngineReport, run_local
 from duchenne.batch.worker import Row, WorkerConfig
 from duchenne.errors import BatchError
+from duchenne.io.progress import ProgressBar
 from duchenne.io.sinks import infer_format
 
 __all__ = ["ENGINES", "OUTPUT_FORMATS", "BatchSummary", "WorkerConfig", "default_workers", "run"]
@@ -278,7 +277,7 @@ def _analyse(
     progress: bool,
 ) -> EngineReport:
     """Run the engine with a progress bar; commit whatever finished, whatever happens."""
-    bar = tqdm(
+    bar = ProgressBar(
         total=summary.inputs,
         initial=summary.skipped,
         disable=not progress,
@@ -293,8 +292,9 @@ def _analyse(
         if not summary.startup_seconds:
             summary.startup_seconds = time.perf_counter() - t0
         writer.add(rows)
-        bar.update(len(items))
+        # the count first: the line update prints, maybe the last one, shows it
         bar.set_postfix(failed=writer.failed, refresh=False)
+        bar.update(len(items))
 
     try:
         if engine == "ray":

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from duchenne import data
 from duchenne.analysis.analyzer import Analyzer
@@ -29,6 +28,7 @@ from duchenne.faces import Faces, result_rows, row_columns
 from duchenne.io.atomic import atomic_write
 from duchenne.io.image import iter_image_paths, load_image, save_image_atomic
 from duchenne.io.jsonsafe import to_json_text
+from duchenne.io.progress import ProgressBar
 from duchenne.io.sinks import RecordWriter, infer_format, records_to_text
 
 DEMO_IMAGE = "astronaut.jpg"
@@ -69,7 +69,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=output_dir,
         metavar="DIR",
         help="save annotated images into DIR, keeping each input's path relative to the "
-        "inputs' common folder (a.jpg, a.png and sub/a.jpg stay three files)",
+        "inputs' common folder (a.jpg, a.png and sub/a.jpg stay three files; inputs with "
+        "no common folder but the root keep their file name, -2 ... added on a clash)",
     )
     p.add_argument(
         "--crops",
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     analyzer = Analyzer(config_from_args(args))
     failed = 0
     columns = row_columns(landmarks=args.landmarks, blendshapes="blendshapes" in analyzer.stages)
-    bar = tqdm(total=len(paths), disable=len(paths) < 2 or args.quiet, unit="img")
+    bar = ProgressBar(total=len(paths), disable=len(paths) < 2 or args.quiet, unit="img")
     with bar, _open_sink(fmt, args.output, columns) as sink:  # the bar ends its line on error
         for start in range(0, len(paths), CHUNK):
             chunk = paths[start : start + CHUNK]
@@ -164,7 +165,7 @@ def _process_chunk(
             failed += 1
             print(f"error: {path}: {error_text(result, path)}", file=sys.stderr)
         elif result.no_face and not (args.quiet or args.crop):
-            tqdm.write(f"duchenne analyze: no face found in {path}", file=sys.stderr)
+            ProgressBar.write(f"duchenne analyze: no face found in {path}", file=sys.stderr)
     return failed
 
 
@@ -361,6 +362,10 @@ def _face_line(face: Any) -> str:
 class _Drawer:
     """Saves annotated images under ``folder``, keeping each input's path relative to the
     inputs' common folder, so ``a.jpg``, ``a.png`` and ``sub/a.jpg`` stay three files.
+    Inputs whose only common folder is the file system's root (``photo.jpg --demo``: the
+    demo photo lives in the installed package) or a drive apart are named by their file
+    name instead: their paths from the root would nest every output under deep copies of
+    absolute folders (``d/home/me/...``, ``d/usr/lib/...``).
 
     JPEG and PNG inputs keep their name (and format); other formats get ``.jpg`` appended
     (``a.webp`` -> ``a.webp.jpg``). Two inputs that would still share a name (a
@@ -374,8 +379,7 @@ class _Drawer:
     """
 
     def __init__(self, folder: Path, paths: Sequence[Path]) -> None:
-        absolute = [os.path.abspath(p) for p in paths]
-        self.root = os.path.commonpath([os.path.dirname(a) for a in absolute])
+        self.root = _common_folder(paths)
         self.annotator = FaceAnnotator()
         used: set[str] = set()
         self.targets = {p: folder / self._unique(p, used) for p in paths}
@@ -389,7 +393,11 @@ class _Drawer:
 
     def _name(self, path: Path) -> Path:
         """The target's path relative to the folder, before making it unique."""
-        rel = Path(os.path.relpath(os.path.abspath(path), self.root))
+        rel = (
+            Path(os.path.relpath(os.path.abspath(path), self.root))
+            if self.root is not None
+            else Path(path.name)  # made unique by _unique, as a.jpg beside a.png is
+        )
         return (
             rel
             if rel.suffix.lower() in (".jpg", ".jpeg", ".png")
@@ -410,6 +418,16 @@ class _Drawer:
     def draw(self, path: Path, image: np.ndarray, result: Faces | DuchenneError) -> None:
         if isinstance(result, Faces):
             save_image_atomic(self.annotator.annotate(image, result), self.targets[path])
+
+
+def _common_folder(paths: Sequence[Path]) -> str | None:
+    """The inputs' deepest common folder, or None when they share none but the file
+    system's root (or are on different drives, where ``commonpath`` raises)."""
+    try:
+        root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
+    except ValueError:
+        return None
+    return None if os.path.dirname(root) == root else root
 
 
 class _Cropper(_Drawer):

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from duchenne.analysis.crop_format import CropFormat
 from duchenne.datasets import (
@@ -32,6 +31,7 @@ from duchenne.errors import DatasetError
 from duchenne.evaluation.metrics import binary_report, compare_report, multiclass_report
 from duchenne.face.align import align_face, crop_as_aligned
 from duchenne.io.image import load_image
+from duchenne.io.progress import ProgressBar
 from duchenne.models.smile import SmileModel, SmileOutputs
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def dataset_crops(
 
     analyzer = Analyzer(stages=stages_for_eyes(eyes), max_faces=1)
     crops, detected = [], []
-    for path in tqdm(paths, desc="crops", unit="img", disable=len(paths) < 50):
+    for path in ProgressBar(paths, desc="crops", unit="img", disable=len(paths) < 50):
         image = load_image(path)
         faces = analyzer.faces_in(image)
         found = len(faces) > 0

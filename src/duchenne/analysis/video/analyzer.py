@@ -192,10 +192,10 @@ class VideoAnalyzer:
         info: VideoInfo | None,
     ) -> tuple[VideoResult, VideoDecodeError | None]:
         """The frame loop; a decode error ends it with a partial result."""
-        from tqdm.auto import tqdm
+        from duchenne.io.progress import ProgressBar
 
         total = None if info is None or info.frame_count is None else info.frame_count
-        bar = tqdm(total=total, disable=not progress, desc="frames", unit="frame")
+        bar = ProgressBar(total=total, disable=not progress, desc="frames", unit="frame")
         try:
             for frame in frames:
                 faces = session.process(frame)

@@ -195,19 +195,18 @@ class VideoSession:
             from duchenne.analysis.timeline_plot import plot_track
 
             path = self.plot_dir / f"face_{track.id}.png"
-            shown, title = summary, None
+            title = None
             if not all(e.has_dynamics for e in summary.episodes):
-                # episodes found without landmarks have no phases to shade or AU6 to
-                # label: the plot shades the measured ones and its title counts them all
+                # episodes found without landmarks have no phases: the plot shades them
+                # whole, and its title says how many were measured
                 measured = [e for e in summary.episodes if e.has_dynamics]
-                shown = replace(summary, episodes=measured)
                 title = (
                     f"face {summary.track_id}: {summary.n_frames} frames, "
                     f"{len(summary.episodes)} smile episode(s), {len(measured)} with "
                     f"onset/apex/offset (landmarks), {self.fps:.3g} fps analysed"
                 )
             try:
-                plot_track(track.timeline.values(), shown, path, fps=self.fps, title=title)
+                plot_track(track.timeline.values(), summary, path, fps=self.fps, title=title)
                 summary.plot = str(path)
             except (OSError, ValueError, DuchenneError) as exc:
                 logger.warning("%s: plot not written (%s)", path, exc)
