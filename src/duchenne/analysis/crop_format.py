@@ -20,7 +20,7 @@ FRAMINGS: dict[str, tuple[float, float]] = {
 }
 """Named framings of a crop, as (inter-ocular distance, eye-midpoint height), fractions of
 the side. ``face``: the canonical template, forehead to chin like FER2013's crops (every
-model before the lower-face ones); ``tight``: brows to chin, 1.25x closer; ``lower``: the
+shipped model); ``tight``: brows to chin, 1.25x closer; ``lower``: the
 eyes at the top edge, the mouth and cheeks filling the crop, 1.44x closer. Why closer
 framings exist: a smile is decided mostly by the mouth and cheeks, and at 48 px the
 ``face`` framing spends most pixels on forehead, hair and background (see MODEL_CARD.md,
