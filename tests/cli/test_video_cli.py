@@ -176,6 +176,19 @@ def test_bad_video_arguments_are_usage_errors(tmp_path, capsys, extra, message) 
     assert captured.out == ""
 
 
+@pytest.mark.parametrize("flag", ["--draw", "--summary"])
+def test_an_output_that_is_the_source_video_is_refused(tmp_path, capsys, flag) -> None:
+    """``duchenne video clip.mp4 --draw clip.mp4`` replaced the video with its annotated
+    copy (exit 0) once the analysis was done."""
+    clip = tmp_path / "clip.avi"
+    clip.write_bytes(one_face_clip().path.read_bytes())
+    before = clip.read_bytes()
+    same = tmp_path / "." / "clip.avi"  # another spelling of the same file
+    assert _exit_code(["video", str(clip), "-q", flag, str(same)]) == 2
+    assert "is the source video" in capsys.readouterr().err
+    assert clip.read_bytes() == before
+
+
 def test_start_past_the_end_of_the_clip_says_so(capsys) -> None:
     """It read as a decode failure ("VideoDecodeError ... were kept", [INCOMPLETE])."""
     clip = one_face_clip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from contextlib import ExitStack as DoesNotRaise
 from pathlib import Path
@@ -275,3 +276,90 @@ def test_frame_iterable_rate_must_be_positive(source_fps: float) -> None:
     with pytest.raises(ValueError, match="source_fps"):
         list(iter_frames(frames, source_fps=source_fps))
     assert [f.time for f in iter_frames(frames, source_fps=10)] == [0.0, 0.1]
+
+
+def _corrupt_mjpeg_frames(avi: Path, dst: Path, frames: set[int]) -> Path:
+    """A copy of an MJPEG AVI whose JPEG data of ``frames`` is zeroed (sizes kept)."""
+    data = bytearray(avi.read_bytes())
+    starts = (m.start() for m in re.finditer(rb"00dc", data))  # frame chunks, index entries
+    chunks = [i for i in starts if data[i + 8 : i + 10] == b"\xff\xd8"]  # JPEG start
+    for i in frames:
+        start = chunks[i] + 8
+        size = int.from_bytes(data[chunks[i] + 4 : start], "little")
+        data[start : start + size] = bytes(size)
+    dst.write_bytes(data)
+    return dst
+
+
+def test_undecodable_frames_are_skipped_not_the_end(avi: Path, tmp_path: Path) -> None:
+    """A corrupt frame made ``grab()`` fail once and the reader stopped there: corrupt
+    first frames gave "no decodable frames" and one in the middle a ``VideoDecodeError``
+    with the rest of the video unread."""
+    bad = _corrupt_mjpeg_frames(avi, tmp_path / "bad.avi", {0, 1, 2, 20})
+    frames = list(iter_frames(bad))
+    expected = [i for i in range(N) if i not in {0, 1, 2, 20}]
+    assert [_index_of(f) for f in frames] == [f.index for f in frames] == expected
+    assert [f.time for f in frames] == pytest.approx([i / FPS for i in expected])
+
+
+def test_variable_frame_rate_keeps_the_presentation_times(tmp_path: Path) -> None:
+    """A variable-rate video (60 frames at 30 fps, then 20 at 5 fps) drifts from
+    ``index / fps`` (the header's average rate) by more than 2 s: the timestamps then
+    switched to ``index / fps``, off by up to 2.4 s."""
+    pts = [round(i * 1000 / 30) for i in range(60)] + [2000 + 200 * i for i in range(20)]
+    path = _pyav_video(tmp_path / "vfr.mp4", "mpeg4", pts)
+    frames = list(iter_frames(path))
+    assert [f.index for f in frames] == list(range(len(pts)))
+    assert [f.time for f in frames] == pytest.approx([p / 1000 for p in pts], abs=1e-3)
+
+
+def _pyav_video(
+    path: Path, codec: str, pts: list[int] | None = None, n: int = 100, **options: str
+) -> Path:
+    """Numbered frames encoded with PyAV (skipped without it or without ``codec``); ``pts``
+    in milliseconds makes a variable-frame-rate video (``n`` is then ``len(pts)``);
+    ``options`` go to the muxer."""
+    av = pytest.importorskip("av")
+    if codec not in av.codecs_available:
+        pytest.skip(f"PyAV has no {codec} encoder")
+    from fractions import Fraction
+
+    ms = Fraction(1, 1000)
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream(codec, rate=int(FPS))
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        if pts is not None:
+            stream.codec_context.time_base = ms
+        for i, image in enumerate(_numbered(n if pts is None else len(pts))):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], ms
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("start", [0.5, 1.0, 2.5])
+def test_start_in_an_mpeg_ts_gives_the_frames_from_there(tmp_path: Path, start: float) -> None:
+    """An inexact seek fell back to seeking frame 0, which in an H.264 TS "succeeded" but
+    went on where the failed seek had landed: start 0.5 s gave frame 32 (1.28 s) as
+    frame 0."""
+    path = _pyav_video(tmp_path / "numbered.ts", "libx264")
+    frames = list(iter_frames(path, start=start, max_frames=3))
+    first = math.ceil(start * FPS - 1e-6)
+    assert [_index_of(f) for f in frames] == [f.index for f in frames]
+    assert [f.index for f in frames] == [first, first + 1, first + 2]
+    assert frames[0].time == pytest.approx(first / FPS, abs=1e-3)
+
+
+def test_a_failed_grab_at_a_cut_is_the_end_not_a_skipped_frame(tmp_path: Path) -> None:
+    """At the cut of an H.264 MP4 with its index first, one grab fails and the decoder
+    then hands out the frames it held, out of order (28, then 31): decoding stops at the
+    failure, no frame after it is numbered wrong."""
+    full = _pyav_video(tmp_path / "full.mp4", "libx264", n=250, movflags="+faststart")
+    cut = truncate_file(full, tmp_path / "cut.mp4", 0.5)
+    seen: list[Frame] = []
+    with pytest.raises(VideoDecodeError, match="truncated"):
+        for frame in iter_frames(cut):
+            seen.append(frame)
+    assert [_index_of(f) for f in seen] == [f.index for f in seen] == list(range(len(seen)))

@@ -21,8 +21,16 @@ a stream of 188-byte (192 for M2TS) packets whose size is not a whole number of 
 was cut part way. A cut that falls exactly on a packet boundary (1 in 188) cannot be told
 from a complete file this way.
 
-Timestamps are the decoder's presentation times (``CAP_PROP_POS_MSEC``) when they are
-consistent, else ``index / fps``; for cameras they are wall-clock seconds since opening.
+A frame that fails to decode before the header's last frame (a corrupt stretch, up to
+50 frames in a row) is skipped with a warning and decoding goes on; the gap in the
+timestamps says how many frames were lost, so the indices after it stay their positions
+in the file. A failure after which no frame is missing is the decoder draining at the
+cut of a truncated file: decoding stops there.
+
+Timestamps are the decoder's presentation times (``CAP_PROP_POS_MSEC``) whenever they
+increase, so a variable-frame-rate video (phones lower the rate in dim light) keeps its
+real times; a frame without one gets the previous time plus ``1 / fps`` (``index / fps``
+for the first). For cameras they are wall-clock seconds since opening.
 Decoding uses OpenCV's FFmpeg backend (V4L2 or the platform default for cameras).
 
 OpenCV's own log lines (``[ WARN:0@0.4] global cap.cpp:212 open VIDEOIO(FFMPEG) ...``,
@@ -77,6 +85,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Consecutive frames that may fail to decode before decoding is taken to have stopped
+#: (a corrupt stretch is skipped; a truncated file fails on every grab after the cut).
+_MAX_BAD_FRAMES = 50
+
 
 class VideoReader:
     """An opened video file, stream or camera (a context manager).
@@ -105,6 +117,7 @@ class VideoReader:
         self._url = isinstance(source, str) and "://" in source
         if self._camera is None and not self._url:
             check_video_path(Path(source), self.label)
+        self._source = source
         self._cap = self._open(source)
         self.info = self._read_info()
         self._cut: str | None = None
@@ -159,16 +172,24 @@ class VideoReader:
             raise ValueError(f"{self.label}: the reader is closed")
         index = self._seek(s.start)
         picker = FramePicker(s, self.info.fps)
-        decoded = 0
+        decoded = failed = 0
         t0 = time.monotonic()
         last_t = -math.inf
         while True:
             if s.max_frames is not None and picker.kept >= s.max_frames:
                 return
             if not self._cap.grab():  # grab decodes; retrieve only converts kept frames
+                failed += 1
+                if self._frames_left(index + failed - 1) and failed <= _MAX_BAD_FRAMES:
+                    continue  # a corrupt frame: FFmpeg moved past it, the next may decode
                 break
-            decoded += 1
             t = self._time(index, t0, last_t)
+            if failed:
+                lost = self._lost(failed, index, t, last_t)
+                if not lost:  # no frame missing: the decoder draining at a cut, the end
+                    break
+                index, failed = index + lost, 0
+            decoded += 1
             last_t = t
             if s.end is not None and t >= s.end:
                 return
@@ -205,19 +226,50 @@ class VideoReader:
             logger.debug(
                 "%s: seek to frame %d landed on %d; decoding from 0", self.label, target, pos
             )
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            # reopened, not seeked to 0: in an MPEG-TS that seek reports frame 0 but the
+            # next frame decoded is where the failed seek landed (1.28 s in), so the
+            # frames before it were lost and the rest numbered from 0
+            self._cap.release()
+            self._cap = self._open(self._source)
         return 0
 
     def _time(self, index: int, t0: float, last: float) -> float:
         """Timestamp of the frame just grabbed (see the module docstring)."""
         if self.info.is_live:
             return time.monotonic() - t0
+        # the PTS is trusted whenever it increases: a variable-rate video (a phone that
+        # drops to 15 fps in low light) drifts from index / fps by seconds, and the
+        # header's rate is then only an average
+        t = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+        if math.isfinite(t) and t >= 0 and t > last:
+            return t
+        step = 1.0 / self.info.fps if self.info.fps > 0 else 1e-3
+        return index * step if last == -math.inf else last + step
+
+    def _lost(self, failed: int, index: int, t: float, last: float) -> int:
+        """How many of ``failed`` grabs before the frame at ``t`` lost a frame, from the
+        gap in the timestamps. 0: a failed grab that lost no frame is the decoder draining
+        the frames it holds at the cut of a truncated file (H.264), whose next frames come
+        out of order; decoding stops there."""
         fps = self.info.fps
-        msec = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
-        if math.isfinite(msec) and msec >= 0 and (index == 0 or msec / 1000.0 > last):
-            if fps <= 0 or abs(msec / 1000.0 - index / fps) < 2.0:  # sane PTS
-                return msec / 1000.0
-        return index / fps if fps > 0 else max(last + 1e-3, 0.0)
+        if fps <= 0:
+            return 0
+        gap = (t - last) * fps - 1 if last > -math.inf else t * fps - index
+        lost = max(0, min(failed, round(gap)))
+        if lost:
+            logger.warning(
+                "%s: %d frame(s) from frame %d could not be decoded; skipped",
+                self.label,
+                lost,
+                index,
+            )
+        return lost
+
+    def _frames_left(self, index: int) -> bool:
+        """Whether the header says the file has frames after ``index``: a failed grab
+        before then is a corrupt frame (FFmpeg has read past it), not the end."""
+        count = self.info.frame_count
+        return not self.info.is_live and count is not None and index + 1 < count
 
     def _check_end(self, index: int, decoded: int, s: Sampling) -> None:
         """Raise if decoding stopped early (truncation) or produced nothing."""

@@ -235,7 +235,8 @@ def analyze_video(
             :class:`~duchenne.io.sinks.RecordWriter`); rows are streamed, and on a decode
             error the rows written so far are kept (``keep_partial=True``).
         format: table format when the suffix does not say it.
-        draw: annotated output video (``.mp4`` or ``.avi``).
+        draw: annotated output video (``.mp4``, ``.webm``, ``.m4v``, ``.mov``, ``.mkv``,
+            ``.avi``).
         plot_dir: one timeline PNG per face (needs matplotlib: ``duchenne[plot]``).
         best_dir: the smiliest frame of each face (a crop around the face), as JPEG.
         every, fps, start, end, max_frames: frame sampling and time range (seconds).
