@@ -107,11 +107,17 @@ def job_flags(spec: str) -> list[str]:
 
 
 def job_name(spec: str) -> str:
+    """The name ``train fit`` gives the job's files (``TrainConfig.name``: one rule)."""
+    from duchenne.train.loop import ALL_SOURCES, FER_ONLY, TrainConfig
+
     net, _, fer = parse_job(spec)
     flags = job_flags(spec)
     if "--run-name" in flags:
         return flags[flags.index("--run-name") + 1]
-    return f"{net}_ferplus" if fer else net
+    sets = FER_ONLY if fer else ALL_SOURCES
+    if "--train-sets" in flags:
+        sets = tuple(flags[flags.index("--train-sets") + 1].split("+"))
+    return TrainConfig(net=net, train_sets=sets).name
 
 
 def run_parallel(args: argparse.Namespace) -> int:

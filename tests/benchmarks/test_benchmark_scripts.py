@@ -152,3 +152,17 @@ def test_calibration_mix_scores_the_held_set_out_of_fold_and_fits_its_shift() ->
     # the table's last column is the worst of the per-domain ECEs
     row = bench.rows_for("m", result, tests)[0]
     assert row[-1] == max(row[5], row[7])
+
+
+def test_train_ladder_predicts_the_run_names_train_fit_gives() -> None:
+    """The GPU script collects each job's files by name: it must use fit's naming rule."""
+    pytest.importorskip("torch")
+    spec = importlib.util.spec_from_file_location(
+        "train_ladder", BENCHMARKS.parent / "scripts" / "train_ladder.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.job_name("smile_s:10") == "smile_s"
+    assert script.job_name("smile_n:5:fer") == "smile_n_ferplus"
+    assert script.job_name("smile_s@train-sets=ferplus_train+mtfl_train") == "smile_s_ferplus+mtfl"
+    assert script.job_name("smile_s@run-name=x@train-sets=mtfl_train") == "x"

@@ -70,3 +70,38 @@ def test_cli_refuses_bad_names_before_building_anything(tmp_path: Path, capsys) 
         assert err.startswith("duchenne train crops: unknown ") and err.count("\n") == 1
         assert "KeyError" not in err
     assert not cache.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--batch-size", "0"], "argument --batch-size: must be a whole number >= 1"),
+        (["--epochs", "-1"], "argument --epochs: must be a whole number >= 0"),
+        (["--lr", "nan"], "argument --lr: must be a finite number > 0"),
+        (["--limit", "-3"], "argument --limit: must be a whole number >= 1"),
+        (["--epochs", "0"], "--epochs 0 (as many as fit the time) needs --time-budget"),
+        (["--oversample", "mtfl_train"], "--oversample 'mtfl_train': give CACHE=N"),
+        (["--oversample", "mtfl_trian=2"], "--oversample mtfl_trian: not a training cache"),
+        (["--fer-only", "--oversample", "mtfl_train=2"], "not a training cache of this run"),
+        (["--init-resize"], "--init-resize needs --init"),
+        (["--augment-skip", "jpeg+blurr"], "--augment-skip blurr: not an augmentation step"),
+        (["--init", "runs/smile_n.json"], "give a checkpoint (.pt), an ONNX file or a model"),
+    ],
+)
+def test_fit_refuses_bad_options_before_loading_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """Usage errors exit 2 with one line naming the option, before any cache is read (the
+    cache folder does not exist: reading it would be a FileNotFoundError, exit 1). They
+    used to be a ZeroDivisionError, 2 wasted epochs, ``invalid literal for int()`` or,
+    for a misspelt --oversample cache, nothing at all."""
+    pytest.importorskip("torch")
+    cache = ["--cache-dir", str(tmp_path / "none")]
+    for command in (["fit", "--net", "smile_n"], ["ladder", "--nets", "smile_n"]):
+        try:
+            code = main(["train", *command, *cache, *argv])
+        except SystemExit as exc:  # argparse's own usage errors
+            code = exc.code
+        assert code == 2
+        err = capsys.readouterr().err
+        assert message in err and "Error:" not in err

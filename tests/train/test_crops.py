@@ -320,3 +320,71 @@ def test_recut_cache_changes_only_the_pixels(tmp_path: Path) -> None:
             "smilesmiled_test", source_dir=tmp_path / "rs", cache_dir=tmp_path / "x",
             data_root=root, fmt=lower,
         )  # fmt: skip
+
+
+def test_a_packed_cache_can_be_recut_and_a_recut_never_replaces_its_source(
+    tmp_path: Path,
+) -> None:
+    """``train pack`` keeps the stored eyes (it used to drop them, and ``--recut-from`` a
+    pack said ``cut it with --mode pipeline``); re-cutting into the folder it reads is
+    refused, where it silently replaced the source crops."""
+    from duchenne.train.cli import main
+
+    root = make_smilesmiled(tmp_path / "data")
+    crops.build_cache(
+        "smilesmiled", "train", cache_dir=tmp_path / "face", data_root=root, processes=1,
+        finder_factory=BrightFinder,
+    )  # fmt: skip
+    common = ["--data-root", str(root), "--datasets", "smilesmiled", "--splits", "train"]
+    pack = ["train", "pack", "--cache-dir", str(tmp_path / "face"), "--out", str(tmp_path / "pk")]
+    assert main([*pack, "--sets", "smilesmiled_train"]) == 0
+    recut = ["train", "crops", *common, "--framing", "lower"]
+    assert (
+        main([*recut, "--recut-from", str(tmp_path / "pk"), "--cache-dir", str(tmp_path / "a")])
+        == 0
+    )
+    assert (
+        main([*recut, "--recut-from", str(tmp_path / "face"), "--cache-dir", str(tmp_path / "b")])
+        == 0
+    )
+    from_pack = load_cache(cache_path(tmp_path / "a", "smilesmiled_train"))
+    from_raw = load_cache(cache_path(tmp_path / "b", "smilesmiled_train"))
+    np.testing.assert_array_equal(from_pack.images, from_raw.images)
+    assert "packed_webp_quality" not in from_pack.meta[0]  # raw pixels again
+
+    source = cache_path(tmp_path / "face", "smilesmiled_train")
+    before = source.read_bytes()
+    same = ["--recut-from", str(tmp_path / "face"), "--cache-dir", str(tmp_path / "face") + "/"]
+    assert main([*recut, *same]) == 2
+    with pytest.raises(ValueError, match="would replace it"):
+        crops.recut_cache(
+            "smilesmiled_train", source_dir=tmp_path / "face", cache_dir=tmp_path / "face",
+            data_root=root, fmt=crops.CropFormat.named(framing="lower"),
+        )  # fmt: skip
+    assert source.read_bytes() == before
+
+
+def test_pack_roundtrip_of_colour_crops(tmp_path: Path) -> None:
+    """A colour cache packs (it failed with ``could not broadcast``) and comes back RGB."""
+    rng = np.random.default_rng(0)
+    images = np.zeros((5, 16, 16, 3), np.uint8)
+    images[..., 0] = 200  # red crops: a swapped channel order would make them blue
+    images += rng.integers(0, 20, images.shape, dtype=np.uint8)
+    raw = load_cache(save_cache(tmp_path / "raw.npz", _cropset(images)))
+    packed = load_cache(save_cache(tmp_path / "pk.npz", raw, pack_quality=100))
+    assert packed.images.shape == (5, 16, 16, 3)
+    # WebP halves the chroma resolution: near, not exact; the channels stay in RGB order
+    assert np.abs(packed.images.astype(int) - images.astype(int)).mean() < 8
+    np.testing.assert_allclose(packed.images.mean((0, 1, 2)), images.mean((0, 1, 2)), atol=4)
+
+
+def _cropset(images: np.ndarray):
+    from duchenne.train.data import CropSet
+
+    n = len(images)
+    return CropSet(
+        images=images, label=np.zeros(n, np.float32), votes=np.zeros((n, 8), np.float32),
+        has_votes=np.zeros(n, bool), intensity=np.zeros(n, np.float32),
+        detected=np.ones(n, bool), source=np.full(n, "x"), files=np.full(n, "f"),
+        meta=[{"name": "x"}],
+    )  # fmt: skip

@@ -129,6 +129,12 @@ def test_smoke_train_and_export(cache_dir: Path, tmp_path: Path) -> None:
 def test_fer_only_run_name(cache_dir: Path) -> None:
     cfg = _cfg(cache_dir, train_sets=loop.FER_ONLY, epochs=1)
     assert cfg.name == "smile_n_ferplus"
+    # another mix never takes the shipped run's name (its files would replace the shipped
+    # run's), nor FER+'s
+    assert _cfg(cache_dir, train_sets=("mtfl_train",)).name == "smile_n_mtfl"
+    mix = ("ferplus_train", "smilesmiled_train")
+    assert _cfg(cache_dir, train_sets=mix).name == "smile_n_ferplus+smilesmiled"
+    assert _cfg(cache_dir).name == "smile_n"
     assert loop.train(cfg).extra["train_rows"] == 28
 
 
@@ -484,8 +490,8 @@ def test_init_resize_starts_a_larger_crop_run_from_a_shipped_file(
     args = ["train", "fit", "--net", "smile_n", "--cache-dir", str(big),
             "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--threads", "1",
             "--out", str(tmp_path / "out"), "--onnx-dir", str(tmp_path / "onnx")]  # fmt: skip
-    with pytest.raises(SystemExit, match="needs --init"):
-        main([*args, "--init-resize"])
+    assert main([*args, "--init-resize"]) == 2  # a usage error
+    assert "needs --init" in capsys.readouterr().err
     assert main([*args, "--init", "smile_n"]) == 1
     assert "file's format" in capsys.readouterr().err
     assert main([*args, "--init", "smile_n", "--init-resize"]) == 0
@@ -522,3 +528,34 @@ def test_standalone_entry_answers_a_missing_cache_in_one_line(
     assert rc == 1
     assert len(err) == 1 and err[0].startswith("duchenne train: FileNotFoundError")
     assert "ferplus_train.npz" in err[0]
+
+
+def test_a_set_mixing_crop_formats_is_refused_by_name(cache_dir: Path, tmp_path: Path) -> None:
+    """Training caches of different sides/channels in one mix: a message naming the caches
+    and their formats, not numpy's ``all the input arrays must have same number of
+    dimensions``."""
+    d = tmp_path / "mixed"
+    save_cache(cache_path(d, "ferplus_train"), _crops("ferplus_train", 8, 0, True))
+    save_cache(cache_path(d, "mtfl_train"), _colour(_crops("mtfl_train", 8, 1, False)))
+    with pytest.raises(ValueError, match=r"ferplus_train 48 px x 1 .* mtfl_train 64 px x 3"):
+        loop.load_sets(d, "ferplus_train+mtfl_train")
+
+
+def test_an_interrupted_save_leaves_the_old_checkpoint_and_no_temp_file(
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the checkpoint is written: the previous one stays loadable (torch.save
+    used to write into the checkpoint itself, leaving a truncated file)."""
+    result = loop.train(_cfg(cache_dir, epochs=1))
+    path = loop.save_checkpoint(result, tmp_path / "out" / "smile_n.pt")
+    before = path.read_bytes()
+
+    def interrupted(obj: object, fh) -> None:
+        fh.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        loop.save_checkpoint(result, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["smile_n.pt"]

@@ -25,6 +25,13 @@ from typing import Any
 
 from duchenne.analysis.crop_format import FRAMINGS
 from duchenne.errors import run_reporting_failure
+from duchenne.train.options import (
+    fit_usage_error,
+    non_negative_int,
+    parse_oversample,
+    positive_float,
+    positive_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +67,10 @@ def _add_crops(sub: Any) -> None:
         help="default: every split of each dataset (any case: Test = test)",
     )
     p.add_argument("--mode", choices=["pipeline", "resize"], default="pipeline")
-    p.add_argument("--processes", type=int, default=2)
-    p.add_argument("--limit", type=int, default=None, help="first N samples only (debugging)")
+    p.add_argument("--processes", type=positive_int, default=2)
+    p.add_argument(
+        "--limit", type=positive_int, default=None, help="first N samples only (debugging)"
+    )
     p.add_argument(
         "--crop-size", type=int, default=48, help="crop side in px (a multiple of 8; shipped 48)"
     )
@@ -129,7 +138,8 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         "--train-sets",
         default=None,
         help="'+'-joined caches to train on (default: ferplus_train+smilesmiled_train+mtfl_train);"
-        " a run on another mix is exported beside, never registered (e.g. leave-one-dataset-out)",
+        " a run on another mix is named after it (smile_s_ferplus+mtfl, unless --run-name),"
+        " exported beside, never registered (e.g. leave-one-dataset-out)",
     )
     p.add_argument("--valid-set", default=None, help="'+'-joined selection/calibration caches")
     p.add_argument("--run-name", default=None, help="name of the run's files (default: the net)")
@@ -177,17 +187,21 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         default=None,
         help="EMA of the weights (default 0.999; a short fine-tune wants ~0.995)",
     )
-    p.add_argument("--epochs", type=int, default=None, help="0 = as many as fit --time-budget")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--patience", type=int, default=None)
+    p.add_argument(
+        "--epochs", type=non_negative_int, default=None, help="0 = as many as fit --time-budget"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--lr", type=positive_float, default=None)
+    p.add_argument("--patience", type=positive_int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument(
-        "--time-budget", type=float, default=None, help="seconds per net; best epoch kept"
+        "--time-budget", type=positive_float, default=None, help="seconds per net; best epoch kept"
     )
-    p.add_argument("--limit", type=int, default=None, help="train on N rows only (smoke runs)")
+    p.add_argument(
+        "--limit", type=positive_int, default=None, help="train on N rows only (smoke runs)"
+    )
     p.add_argument("--out", default=DEFAULT_REPORTS, help="checkpoints and reports")
     p.add_argument(
         "--onnx-dir",
@@ -252,8 +266,9 @@ def _run_crops(args: argparse.Namespace) -> int:
     try:
         jobs = crop_jobs(args.datasets, args.splits, crops.DATASET_SPLITS)
     except ValueError as exc:  # a usage error: nothing was built
-        print(f"duchenne train crops: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error("crops", str(exc))
+    if args.recut_from and Path(args.recut_from).resolve() == Path(args.cache_dir).resolve():
+        return _usage_error("crops", "--recut-from needs another --cache-dir to write into")
     if args.tune:
         every = crop_jobs(args.datasets, None, crops.DATASET_SPLITS)  # tunes on the first split
         return _run_tune(args, list(dict.fromkeys(d for d, _ in every)))
@@ -356,14 +371,16 @@ def _run_tune(args: argparse.Namespace, datasets: list[str]) -> int:
 
 
 def _run_pack(args: argparse.Namespace) -> int:
-    from duchenne.train.data import cache_path, load_cache, save_cache
+    from duchenne.train.data import cache_extras, cache_path, load_cache, save_cache
 
     total = 0
     for name in args.sets:
+        src = cache_path(args.cache_dir, name)
         dst = save_cache(
             cache_path(args.out, name),
-            load_cache(cache_path(args.cache_dir, name)),
+            load_cache(src),
             pack_quality=args.quality,
+            extra=cache_extras(src),
         )
         total += dst.stat().st_size
         print(f"{dst}: {dst.stat().st_size / 2**20:.1f} MiB")
@@ -391,8 +408,6 @@ def _config(args: argparse.Namespace, net: str, fer_only: bool) -> Any:
     from duchenne.train.data import set_names
     from duchenne.train.loop import ALL_SOURCES, FER_ONLY, TrainConfig
 
-    if args.init_resize and not args.init:
-        raise SystemExit("--init-resize needs --init (the file whose crop side differs)")
     sets = set_names(args.train_sets) if args.train_sets else ALL_SOURCES
     cfg = TrainConfig(
         net=net,
@@ -407,8 +422,7 @@ def _config(args: argparse.Namespace, net: str, fer_only: bool) -> Any:
         init_resize=args.init_resize,
     )
     if args.oversample is not None:
-        pairs = [item.partition("=") for item in set_names(args.oversample)]
-        cfg.oversample = tuple((name, int(n)) for name, _, n in pairs)
+        cfg.oversample = parse_oversample(args.oversample)
     if args.augment_skip:
         cfg.augment_skip = tuple(set_names(args.augment_skip))
     keys = ("epochs", "batch_size", "lr", "patience", "valid_set", "emotion_balance")
@@ -416,6 +430,12 @@ def _config(args: argparse.Namespace, net: str, fer_only: bool) -> Any:
         if getattr(args, key) is not None:
             setattr(cfg, key, getattr(args, key))
     return cfg
+
+
+def _usage_error(command: str, message: str) -> int:
+    """Print a usage error on one line as argparse would; exit status 2."""
+    print(f"duchenne train {command}: {message}", file=sys.stderr)
+    return 2
 
 
 def _onnx_path(args: argparse.Namespace, name: str, fer_only: bool) -> Path:
@@ -443,11 +463,7 @@ def _fit_one(args: argparse.Namespace, net: str, fer_only: bool) -> dict[str, An
     ckpt = loop.save_checkpoint(result, Path(args.out) / f"{cfg.name}.pt")
     summary = loop.run_summary(result)
     if args.no_export:
-        import json
-
-        (Path(args.out) / f"{cfg.name}.json").write_text(
-            json.dumps(summary, indent=2) + "\n", encoding="utf-8"
-        )
+        ladder.write_json(Path(args.out) / f"{cfg.name}.json", summary)
         log.info("checkpoint %s", ckpt)
         return summary
     return ladder.finish(
@@ -461,6 +477,8 @@ def _fit_one(args: argparse.Namespace, net: str, fer_only: bool) -> dict[str, An
 
 
 def _run_fit(args: argparse.Namespace) -> int:
+    if problem := fit_usage_error(args):
+        return _usage_error("fit", problem)
     print(_summary_table([_fit_one(args, args.net, args.fer_only)]))
     return 0
 
@@ -468,6 +486,8 @@ def _run_fit(args: argparse.Namespace) -> int:
 def _run_ladder(args: argparse.Namespace) -> int:
     from duchenne.train import LADDER, ladder
 
+    if problem := fit_usage_error(args):
+        return _usage_error("ladder", problem)
     reports = [_fit_one(args, net, args.fer_only) for net in (args.nets or LADDER)]
     if args.fer_only_net:
         reports.append(_fit_one(args, args.fer_only_net, True))
@@ -481,7 +501,7 @@ def _run_export(args: argparse.Namespace) -> int:
     from duchenne.train import ladder, loop
 
     if args.ship_as and len(args.checkpoints) != 1:
-        raise SystemExit("--ship-as takes one checkpoint")
+        return _usage_error("export", "--ship-as takes one checkpoint")
     reports = []
     for path in args.checkpoints:
         net, summary = loop.load_checkpoint(path)

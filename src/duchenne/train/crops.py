@@ -165,17 +165,28 @@ def recut_cache(
     ``fmt`` detects the same eyes and gives the same crops, but no teacher outputs.
 
     Raises:
-        ValueError: the source cache stores no eyes (``resize`` mode, or cut before the
-            eyes were stored).
+        ValueError: the source cache stores no eyes (``resize`` mode, cut before the eyes
+            were stored, or packed before ``train pack`` kept them), or ``cache_dir`` is
+            ``source_dir`` (the re-cut would replace the crops it was asked to keep).
     """
-    from duchenne.train.data import cache_path
+    from duchenne.train.data import cache_path, write_npz
 
-    source = cache_path(source_dir, name)
+    source, target = cache_path(source_dir, name), cache_path(cache_dir, name)
+    if target.resolve() == source.resolve():
+        raise ValueError(
+            f"{source}: re-cutting into the cache it reads would replace it;"
+            " give --cache-dir another folder"
+        )
     with np.load(source, allow_pickle=True) as z:
         cache = {k: z[k] for k in z.files if k not in ("images_webp", "images_shape")}
     meta = json.loads(str(cache["meta"]))
-    if "extra_eyes" not in cache or meta[0].get("mode") != "pipeline":
+    if meta[0].get("mode") != "pipeline":
         raise ValueError(f"{source}: no stored eyes to re-cut from (cut it with --mode pipeline)")
+    if "extra_eyes" not in cache:  # the pipeline found eyes, the file lost them
+        raise ValueError(
+            f"{source}: no stored eyes to re-cut from (written before caches kept them, or"
+            " packed before `train pack` did): re-cut from the caches `train crops` wrote"
+        )
     root = Path(data_root)
     photo = meta[0]["name"].split("_")[0] in PHOTO_DATASETS
     canvas = CanvasConfig(**meta[0]["canvas"])
@@ -185,13 +196,13 @@ def recut_cache(
         image = load_rgb(path) if photo else make_canvas(load_gray(path), canvas, for_align=True)
         images[i] = aligned_crop(image, eyes, fmt)
     cache["images"] = images
-    meta = [{**m, "crop_size": fmt.size, "colour": fmt.colour, **fmt.framing} for m in meta]
+    format_keys = {"crop_size": fmt.size, "colour": fmt.colour, **fmt.framing}
+    # raw pixels now, whatever the source was: a packed source's quality no longer applies
+    meta = [
+        {**{k: v for k, v in m.items() if k != "packed_webp_quality"}, **format_keys} for m in meta
+    ]
     cache["meta"] = np.array(json.dumps(meta))
-    target = cache_path(cache_dir, name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **cache)
-    tmp.replace(target)
+    write_npz(target, cache)
     log.info("%s: %d crops re-cut from %s", name, len(images), source)
     return meta[0]
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from duchenne.train.pack import decode_mosaic, encode_mosaic
+
 MEAN = 0.5
 STD = 0.5
-PACK_TILE = 64  # crops per mosaic row/column in a packed cache
 
 
 @dataclass
@@ -134,40 +134,22 @@ _ARRAY_FIELDS = (
 
 
 def concat(sets: list[CropSet]) -> CropSet:
-    """Rows of several crop sets, in order (e.g. FER+ Train followed by SMILEsmileD train)."""
+    """Rows of several crop sets, in order (e.g. FER+ Train followed by SMILEsmileD train).
+
+    Raises:
+        ValueError: the sets hold crops of different sides or channels (one net takes one
+            input shape: cut every cache of a run in one format).
+    """
+    shapes = {s.images.shape[1:] for s in sets}
+    if len(shapes) > 1:
+        described = ", ".join(
+            f"{'+'.join(str(m.get('name', '?')) for m in s.meta)} {s.crop_size} px"
+            f" x {s.channels} channel(s)"
+            for s in sets
+        )
+        raise ValueError(f"crops of different formats in one set: {described}")
     arrays = {k: np.concatenate([getattr(s, k) for s in sets]) for k in _ARRAY_FIELDS}
     return CropSet(**arrays, meta=[m for s in sets for m in s.meta])
-
-
-def _encode_mosaic(images: np.ndarray, quality: int) -> list[bytes]:
-    """WebP mosaics of PACK_TILE x PACK_TILE crops (the last one padded with zeros)."""
-    n, s = len(images), images.shape[1]
-    per = PACK_TILE * PACK_TILE
-    out = []
-    for start in range(0, n, per):
-        chunk = np.zeros((per, s, s), np.uint8)
-        part = images[start : start + per]
-        chunk[: len(part)] = part
-        mosaic = (
-            chunk.reshape(PACK_TILE, PACK_TILE, s, s)
-            .transpose(0, 2, 1, 3)
-            .reshape(PACK_TILE * s, -1)
-        )
-        ok, buf = cv2.imencode(".webp", mosaic, [cv2.IMWRITE_WEBP_QUALITY, quality])
-        if not ok:
-            raise RuntimeError("WebP encoding failed")
-        out.append(buf.tobytes())
-    return out
-
-
-def _decode_mosaic(blobs: list[bytes], n: int, s: int) -> np.ndarray:
-    tiles = []
-    for blob in blobs:
-        mosaic = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_GRAYSCALE)
-        tiles.append(
-            mosaic.reshape(PACK_TILE, s, PACK_TILE, s).transpose(0, 2, 1, 3).reshape(-1, s, s)
-        )
-    return np.concatenate(tiles)[:n]
 
 
 def save_cache(
@@ -180,7 +162,8 @@ def save_cache(
     """Write a crops cache ``.npz``; ``pack_quality`` stores WebP mosaics instead of raw pixels.
 
     Why packing exists: the training set has to travel to a GPU machine under a 64 MiB
-    limit; WebP at quality 100 is ~0.5x of raw with RMS error < 1 grey level. ``extra``
+    limit; WebP at quality 100 is ~0.5x of raw with RMS error < 1 grey level (~2 on colour
+    photos: WebP halves the chroma resolution). ``extra``
     arrays (e.g. the eye centres each crop was cut with) are stored alongside, unread by
     ``load_cache``.
     """
@@ -193,16 +176,31 @@ def save_cache(
     if pack_quality is None:
         arrays["images"] = crops.images
     else:
-        blobs = _encode_mosaic(crops.images, pack_quality)
+        blobs = encode_mosaic(crops.images, pack_quality)
         arrays["images_webp"] = np.array(blobs, dtype=object)
         arrays["images_shape"] = np.array(crops.images.shape)
         meta = [dict(m, packed_webp_quality=pack_quality) for m in meta]
     arrays["meta"] = np.array(json.dumps(meta))
     arrays.update({f"extra_{k}": v for k, v in (extra or {}).items()})
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
-    return path
+    return write_npz(path, arrays)
+
+
+def write_npz(path: str | Path, arrays: dict[str, Any]) -> Path:
+    """Write a cache ``.npz`` through a temporary file renamed over ``path``: an
+    interrupted write (Ctrl-C) leaves the old cache whole and no temp file behind."""
+    from duchenne.io.atomic import atomic_write
+
+    with atomic_write(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return Path(path)
+
+
+def cache_extras(path: str | Path) -> dict[str, np.ndarray]:
+    """A cache's ``extra_*`` arrays (the eyes each crop was cut with, MTFL attributes), by
+    name without the prefix, as ``save_cache(extra=...)`` takes them: ``train pack``
+    carries them along, so a packed cache can still be re-cut (``--recut-from``)."""
+    with np.load(path, allow_pickle=True) as z:
+        return {k.removeprefix("extra_"): z[k] for k in z.files if k.startswith("extra_")}
 
 
 def update_cache(
@@ -223,10 +221,7 @@ def update_cache(
         cache["meta"] = np.array(
             json.dumps([{**m, **meta} for m in json.loads(str(cache["meta"]))])
         )
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **cache)
-    tmp.replace(path)
-    return path
+    return write_npz(path, cache)
 
 
 def load_cache(path: str | Path) -> CropSet:
@@ -235,8 +230,8 @@ def load_cache(path: str | Path) -> CropSet:
         if "images" in z:
             images = z["images"]
         else:
-            n, s = (int(v) for v in z["images_shape"][:2])
-            images = _decode_mosaic(list(z["images_webp"]), n, s)
+            shape = tuple(int(v) for v in z["images_shape"])
+            images = decode_mosaic(list(z["images_webp"]), shape)
         # caches written before distillation existed have no teacher arrays (none then)
         arrays = {k: z[k] for k in _ARRAY_FIELDS if k != "images" and k in z}
         meta = json.loads(str(z["meta"]))

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from duchenne.evaluation.metrics import expected_calibration_error, sigmoid
+from duchenne.io.atomic import atomic_write
 from duchenne.io.sinks import to_jsonable
 from duchenne.train.calibrate import fit_calibration
 from duchenne.train.data import DeviceData, load_sets
@@ -107,11 +108,7 @@ def finish(
         "onnx": {"file": str(onnx_path), **exported},
         "latency_ms_b1_1thread": onnx_latency_ms(onnx_path, size, channels=channels),
     }
-    report_path = Path(report_dir) / f"{name}.json"
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(
-        json.dumps(to_jsonable(report, default=str), indent=2) + "\n", encoding="utf-8"
-    )
+    report_path = write_json(Path(report_dir) / f"{name}.json", to_jsonable(report, default=str))
     log.info(
         "%s: T=%.3f b=%.3f, report %s",
         name,
@@ -122,6 +119,14 @@ def finish(
     if register:
         register_model(report, models_json)
     return report
+
+
+def write_json(path: Path, doc: Any) -> Path:
+    """Write a run report or models.json (indented, newline-terminated) through a temporary
+    file: an interrupted write leaves the previous file whole, never half a JSON."""
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(doc, indent=2) + "\n")
+    return path
 
 
 def models_entry(report: dict[str, Any]) -> dict[str, Any]:
@@ -202,8 +207,7 @@ def register_model(
     else:
         doc["models"].append(entry)
     doc["models"].sort(key=lambda e: _ladder_rank(e["name"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    write_json(path, doc)
     log.info("registered %s in %s", entry["name"], path)
 
 
@@ -211,8 +215,7 @@ def set_default(name: str, models_json: str | Path = ASSETS / "models.json") -> 
     """Mark ``name`` as the variant ``Analyzer`` uses when none is asked for."""
     path = Path(models_json)
     doc = json.loads(path.read_text(encoding="utf-8"))
-    doc = {"default": name, **{k: v for k, v in doc.items() if k != "default"}}
-    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    write_json(path, {"default": name, **{k: v for k, v in doc.items() if k != "default"}})
 
 
 def _ladder_rank(name: str) -> tuple[int, str]:

@@ -89,10 +89,17 @@ class TrainConfig:
 
     @property
     def name(self) -> str:
-        """Run name: the net name, suffixed ``_ferplus`` when trained on FER+ only."""
+        """Run name: the net name on the shipped mix, else suffixed with the mix
+        (``smile_s_ferplus`` on FER+ only, ``smile_s_ferplus+mtfl``).
+
+        Why the suffix on every other mix: the name names the checkpoint and report files,
+        so a leave-one-out run without ``--run-name`` replaced the shipped run's files, and
+        one on MTFL alone was called ``_ferplus``."""
         if self.run_name:
             return self.run_name
-        return self.net if len(self.train_sets) > 1 else f"{self.net}_ferplus"
+        if tuple(self.train_sets) == ALL_SOURCES:
+            return self.net
+        return f"{self.net}_{'+'.join(s.removesuffix('_train') for s in self.train_sets)}"
 
 
 @dataclass
@@ -518,10 +525,14 @@ def _result(
 
 
 def save_checkpoint(result: TrainResult, path: str | Path) -> Path:
-    """Best weights + config + history (plain types only: loads with ``weights_only=True``)."""
+    """Best weights + config + history (plain types only: loads with ``weights_only=True``),
+    written through a temporary file: a run interrupted while saving leaves the previous
+    checkpoint whole, never a truncated one."""
+    from duchenne.io.atomic import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": result.net.state_dict(), "summary": run_summary(result)}, path)
+    with atomic_write(path, "wb") as fh:
+        torch.save({"state_dict": result.net.state_dict(), "summary": run_summary(result)}, fh)
     return path
 
 
