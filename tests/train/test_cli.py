@@ -75,10 +75,10 @@ def test_cli_refuses_bad_names_before_building_anything(tmp_path: Path, capsys) 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--batch-size", "0"], "argument --batch-size: must be a whole number >= 1"),
-        (["--epochs", "-1"], "argument --epochs: must be a whole number >= 0"),
-        (["--lr", "nan"], "argument --lr: must be a finite number > 0"),
-        (["--limit", "-3"], "argument --limit: must be a whole number >= 1"),
+        (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+        (["--epochs", "-1"], "argument --epochs: must be >= 0, got -1"),
+        (["--lr", "nan"], "argument --lr: must be > 0, got nan"),
+        (["--limit", "-3"], "argument --limit: must be >= 1, got -3"),
         (["--epochs", "0"], "--epochs 0 (as many as fit the time) needs --time-budget"),
         (["--oversample", "mtfl_train"], "--oversample 'mtfl_train': give CACHE=N"),
         (["--oversample", "mtfl_trian=2"], "--oversample mtfl_trian: not a training cache"),

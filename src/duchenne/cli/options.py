@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from duchenne.analysis.config import ALL_STAGES, STAGES, AnalyzerConfig, normalize_stages
 from duchenne.face.detector import DETECTORS
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
+from duchenne.io.argtypes import (  # noqa: F401  (the flags of every command use them)
+    non_negative,
+    non_negative_int,
+    positive_int,
+    positive_number,
+    unit_interval,
+)
 from duchenne.models.session import DEVICES
 from duchenne.models.smile import EmotionPrior, parse_emotion_prior
 
@@ -107,46 +114,6 @@ def stage_list(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
-
-
-def _checked(text: str, cast: type, ok: Callable[[Any], bool], need: str) -> Any:
-    """``text`` as ``cast`` (int or float) if ``ok`` holds, else argparse's usage error
-    ("must be {need}, got ..."): the one shape every number flag below shares."""
-    try:
-        value = cast(text)
-    except ValueError:
-        kind = "an integer" if cast is int else "a number"
-        raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
-    if not ok(value):  # comparisons are False for nan, so nan is refused too
-        raise argparse.ArgumentTypeError(f"must be {need}, got {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (``--max-faces``, ``--threads``): a negative count
-    would otherwise reach Python slicing and drop faces from the end."""
-    return _checked(text, int, lambda v: v >= 1, ">= 1")
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0 (``batch --workers``; 0 analyses in this process)."""
-    return _checked(text, int, lambda v: v >= 0, ">= 0")
-
-
-def non_negative(text: str) -> float:
-    """argparse type: a number >= 0 (``--min-face-size``, ``video --start``)."""
-    return _checked(text, float, lambda v: v >= 0.0, ">= 0")
-
-
-def positive_number(text: str) -> float:
-    """argparse type: a finite number > 0 (``video --fps/--end``, ``batch --max-member-mb``:
-    a cap of 0 would fail every member)."""
-    return _checked(text, float, lambda v: 0.0 < v < float("inf"), "> 0")
-
-
-def unit_interval(text: str) -> float:
-    """argparse type: a number in [0, 1] (``--smile-threshold``, ``enhance --amount``)."""
-    return _checked(text, float, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
 
 
 STDOUT = "-"

@@ -25,13 +25,8 @@ from typing import Any
 
 from duchenne.analysis.crop_format import FRAMINGS
 from duchenne.errors import run_reporting_failure
-from duchenne.train.options import (
-    fit_usage_error,
-    non_negative_int,
-    parse_oversample,
-    positive_float,
-    positive_int,
-)
+from duchenne.io.argtypes import non_negative_int, positive_int, positive_number
+from duchenne.train.options import fit_usage_error, parse_oversample
 
 log = logging.getLogger(__name__)
 
@@ -191,13 +186,13 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         "--epochs", type=non_negative_int, default=None, help="0 = as many as fit --time-budget"
     )
     p.add_argument("--batch-size", type=positive_int, default=None)
-    p.add_argument("--lr", type=positive_float, default=None)
+    p.add_argument("--lr", type=positive_number, default=None)
     p.add_argument("--patience", type=positive_int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument(
-        "--time-budget", type=positive_float, default=None, help="seconds per net; best epoch kept"
+        "--time-budget", type=positive_number, default=None, help="seconds per net; best epoch kept"
     )
     p.add_argument(
         "--limit", type=positive_int, default=None, help="train on N rows only (smoke runs)"

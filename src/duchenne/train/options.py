@@ -1,5 +1,6 @@
-"""The ``train`` command line's option checks: argparse types and the checks of options
-taken together, run before any data is loaded.
+"""The ``train`` command line's option checks: the ``--oversample`` parser and the checks
+of options taken together, run before any data is loaded (the number types are
+``duchenne.io.argtypes``, shared with every other command).
 
 Why apart from ``cli``: a bad option must be a usage error (one line, exit status 2)
 before a cache is read or an epoch is spent; ``fit`` and ``ladder`` share the rules.
@@ -8,33 +9,7 @@ before a cache is read or an epoch is spent; ``fit`` and ``ladder`` share the ru
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
-
-
-def positive_int(text: str) -> int:
-    """argparse type of a count that must be >= 1 (``--batch-size 0`` divided by zero
-    after loading the data; ``--limit -3`` kept all rows but the last 3)."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type of ``--epochs``: 0 is auto (fit ``--time-budget``), below is a typo."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type of a finite number > 0 (``--lr nan`` would train a net of NaNs)."""
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
 
 
 def parse_oversample(spec: str) -> tuple[tuple[str, int], ...]:
