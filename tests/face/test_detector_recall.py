@@ -76,6 +76,19 @@ def test_one_face_photo_gives_one_face(auto) -> None:
     assert len(auto(data.astronaut())) == 1
 
 
+def test_tiny_face_in_a_large_photo_keeps_its_own_box(auto) -> None:
+    """A 40 px face in a 4000 px photo: the coarse 1536 px tile level guessed an 81 px box
+    around it, which made the right 35 px box of the 384 px level look nested and dropped."""
+    head = cv2.resize(data.astronaut()[40:200, 145:305], (60, 60), interpolation=cv2.INTER_AREA)
+    image = np.full((3000, 4000, 3), 120, np.uint8)
+    image[1500:1560, 2450:2510] = head  # the face itself: about x 2460-2500, y 1510-1550
+    found = auto(image)
+    assert len(found) == 1
+    side = (found.xyxy[0, 2:] - found.xyxy[0, :2]).max()
+    assert 30 <= side <= 50, found.xyxy
+    assert _contains(found, np.array([[2480.0, 1530.0]])).all()
+
+
 def test_unknown_detector_name() -> None:
     with pytest.raises(ValueError, match="auto"):
         FaceDetector("medium")

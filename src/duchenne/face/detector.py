@@ -182,6 +182,11 @@ VERIFY_MIN = 0.5
 SECOND_CHANCE_MIN = 0.8
 NMS_IOU = 0.3
 TILE_LEVEL_MAX = 0.9  # tile levels up to this fraction of the image's long side
+# The smallest face (box side at the model input, pixels) a coarse tile level may report.
+# Below it the full-range model guesses an oversized box around a tiny face (a 40 px face
+# in a 1536 px tile: an 81 px box at 0.72, which then swallowed the right 35 px box of the
+# 384 px level); the level below sees such a face at twice the size (32 px at 16 here).
+TILE_FACE_MIN = 16
 
 
 class _Runner:
@@ -364,7 +369,7 @@ class FaceDetector:
         tiles = self.tiles(w, h)
         windows = [(image[y0:y1, x0:x1], x0, y0) for x0, y0, x1, y1 in tiles]
         for tile, dets in zip(tiles, run.many(windows, self._floor(run)), strict=True):
-            found.append(self._keep_whole(dets, tile, w, h))
+            found.append(self._keep_whole(self._keep_resolved(dets, tile), tile, w, h))
         sure = _merge([d.select(d.score >= run.min_score) for d in found])
         doubtful = [d.select(d.score < run.min_score) for d in found]
         for other in self.runners:
@@ -436,6 +441,16 @@ class FaceDetector:
             ]
             side *= 2
         return out
+
+    def _keep_resolved(self, dets: Detections, window: tuple[int, int, int, int]) -> Detections:
+        """Drop faces under ``TILE_FACE_MIN`` model pixels found in a tile of a coarse level
+        (side above ``tile_size``): a finer level has them at twice the size, and boxes this
+        small at the model input come out far too large (see ``TILE_FACE_MIN``)."""
+        side = max(window[2] - window[0], window[3] - window[1])
+        if not len(dets) or side <= self.tile_size:
+            return dets
+        size = (dets.xyxy[:, 2:] - dets.xyxy[:, :2]).max(1) * self.tile_runner.spec.input_size
+        return dets.select(size >= TILE_FACE_MIN * side)
 
     @staticmethod
     def _keep_whole(
