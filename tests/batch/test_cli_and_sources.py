@@ -298,3 +298,14 @@ def test_corrupt_model_file_is_one_clean_line(workers, photo_set, tmp_path, caps
     assert err.startswith("duchenne batch: ") and err.count("\n") == 1
     assert f"{bad}: onnxruntime cannot load this model file" in err
     assert "[ONNXRuntimeError]" not in err and not out.exists()
+
+
+def test_a_run_stopped_before_any_result_is_not_said_to_be_all_done() -> None:
+    """Ctrl-C while the workers started: the summary said "nothing to analyse: all 60
+    inputs already done; interrupted with 60 left"."""
+    summary = batch.BatchSummary(None, "csv", "local", 2, inputs=60, skipped=0, interrupted=True)
+    text = summary.describe()
+    assert "nothing to analyse" not in text
+    assert text.startswith("0 analysed") and "interrupted with 60 left" in text
+    done = batch.BatchSummary(None, "csv", "local", 0, inputs=60, skipped=60)
+    assert done.describe() == "nothing to analyse: all 60 inputs already done"

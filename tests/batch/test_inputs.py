@@ -135,6 +135,29 @@ def test_tar_made_with_dot_lists_its_members(tmp_path: Path) -> None:
     assert [i.member for i in items] == ["./a.jpg", "./sub/b.png"]  # what the archive holds
 
 
+def test_zip_members_of_one_name_are_listed_as_the_one_a_worker_reads(tmp_path: Path) -> None:
+    """Of two members named alike, the first was listed (size, CRC) and the last read,
+    which then failed as "larger than it declares" or was analysed under the wrong
+    fingerprint."""
+    import warnings
+
+    from duchenne.batch.worker import _ArchiveCache
+
+    with warnings.catch_warnings(), zipfile.ZipFile(tmp_path / "d.zip", "w") as zf:
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+        zf.writestr("a.jpg", b"old")
+        zf.writestr("b.jpg", b"b")
+        zf.writestr("a.jpg", b"newer")
+    items = expand_inputs([str(tmp_path / "d.zip")])
+    assert [i.member for i in items] == ["b.jpg", "a.jpg"]
+    assert items[1].size == 5 and items[1].fingerprint.startswith("size=5;")
+    cache = _ArchiveCache()
+    try:
+        assert cache.read(items[1]) == b"newer"
+    finally:
+        cache.close()
+
+
 def test_oversized_members_are_error_items(tmp_path: Path) -> None:
     """Declared sizes over the caps become error items before anything is read."""
     with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:

@@ -112,6 +112,23 @@ def test_an_output_not_written_by_batch_is_not_touched(tmp_path: Path) -> None:
     assert out.read_text() == '{"image": "x"}\n'
 
 
+@pytest.mark.parametrize("cut", ["photos/b", "photos/b.jpg,0,0.5,,size=1"])
+def test_a_torn_csv_row_is_refused_not_kept(tmp_path: Path, cut: str) -> None:
+    """A CSV output cut by hand inside its last row: the row was read as it stood, so a
+    row cut inside its source became a made-up input kept in the final table."""
+    out = tmp_path / "r.csv"
+    first = Ledger(out, "csv", SETTINGS)
+    first.commit_part(
+        [{**row("photos/a.jpg"), "models": "m"}, {**row("photos/b.jpg"), "models": "m"}]
+    )
+    first.finalize()
+    lines = out.read_text().splitlines()
+    assert lines[-1].startswith(cut)
+    out.write_text("\n".join([*lines[:-1], cut]))
+    with pytest.raises(BatchError, match="line 3 does not have one cell per column"):
+        Ledger(out, "csv", SETTINGS)
+
+
 def test_stray_temp_files_and_foreign_parts_are_ignored(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     ledger = Ledger(out, "jsonl", SETTINGS)

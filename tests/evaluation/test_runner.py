@@ -115,6 +115,31 @@ def test_models_with_one_name_get_distinct_report_keys() -> None:
     assert keys == ["new/smile_s.onnx", "smile_s"]
 
 
+def test_plots_of_models_keyed_by_path_stay_in_the_plots_folder(
+    ferplus: Path, tiny_smile_onnx: Path, tmp_path: Path
+) -> None:
+    """Two models of one name are keyed by their paths; their plots were written to
+    ``plots/reliability_/abs/path/model.onnx.png``, a folder tree under ``--plots``."""
+    from tests.conftest import make_tiny_smile_onnx
+
+    (tmp_path / "retrained").mkdir()
+    other = make_tiny_smile_onnx(tmp_path / "retrained" / tiny_smile_onnx.name)
+    plots = tmp_path / "plots"
+    report = evaluate(
+        str(tiny_smile_onnx),
+        ferplus,
+        split="Test",
+        compare=str(other),
+        n_boot=5,
+        processes=1,
+        plots=plots,
+    )
+    assert list(report["models"]) == [str(tiny_smile_onnx), str(other)]
+    written = sorted(p for p in plots.rglob("*") if p.is_file())
+    assert [Path(p) for p in sorted(report["plots"])] == written
+    assert all(p.parent == plots for p in written) and len(written) == 7
+
+
 def test_cli_emotion_prior_is_reported_with_per_class_recall(
     ferplus: Path, tiny_smile_onnx: Path, capsys
 ) -> None:

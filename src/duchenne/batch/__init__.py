@@ -92,7 +92,7 @@ class BatchSummary:
 
     def describe(self) -> str:
         """One line for people: counts, rate and where the results are."""
-        if self.processed:
+        if self.processed or self.interrupted:  # stopped before any result: not "all done"
             text = (
                 f"{self.processed} analysed ({self.failed} failed, {self.faces} faces), "
                 f"{self.skipped} already done, in {self.seconds:.1f} s = "

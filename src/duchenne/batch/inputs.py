@@ -398,8 +398,16 @@ def _member_wanted(name: str) -> bool:
 
 
 def _zip_members(fh: IO[bytes]) -> Iterator[tuple[str, str, int | None, int]]:
+    """Wanted members; of several with one name, only the last.
+
+    Why: workers open members by name, which ``zipfile`` (like ``unzip``) resolves to the
+    last of them, so listing the first would check and fingerprint one file and analyse
+    another (or fail it as "larger than it declares").
+    """
     with zipfile.ZipFile(fh) as zf:
         for info in zf.infolist():
+            if zf.getinfo(info.filename) is not info:  # a later member has this name
+                continue
             if not info.is_dir() and _member_wanted(info.filename):
                 fp = f"size={info.file_size};crc={info.CRC:08x}"
                 yield info.filename, fp, None, info.file_size

@@ -397,11 +397,31 @@ def iter_rows(path: Path, fmt: str, columns: Sequence[str] | None = None) -> Ite
                     yield row
     elif fmt == "csv":
         with open(path, encoding="utf-8", newline="") as fh:
-            for row in csv.DictReader(fh):
+            reader = csv.DictReader(fh)
+            for row in reader:
+                _require_whole(row, reader)
                 _require(row, columns)
                 yield row
     else:
         raise ValueError(f"cannot read back {fmt!r} batch output")
+
+
+def _require_whole(row: Row, reader: csv.DictReader) -> None:
+    """Refuse a CSV row with fewer or more cells than the header.
+
+    Why: every row a batch writes has all the header's cells, so a short one was torn
+    (a file cut by hand or a copy that stopped). Read as it is, a row cut inside its
+    ``source`` (``photos/a``) would be kept in the output as a made-up input, and one
+    cut after its ``fingerprint`` would count as done with its last columns empty.
+
+    Raises:
+        ValueError: Naming the line.
+    """
+    if None in row or None in row.values():  # DictReader's marks for extra / missing cells
+        raise ValueError(
+            f"line {reader.line_num} does not have one cell per column of the header "
+            "(a torn or edited row)"
+        )
 
 
 def _require(row: Row, columns: Sequence[str] | None) -> None:

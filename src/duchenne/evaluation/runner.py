@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,21 +325,29 @@ def _plots(folder: Path, outputs: dict[str, SmileOutputs], targets: dict[str, An
     y = targets["label"][keep]
     paths = [plots.plot_roc(y, {n: o.smile[keep] for n, o in outputs.items()}, folder / "roc.png")]
     for name, out in outputs.items():
-        paths.append(plots.plot_reliability(y, out.smile[keep], folder / f"reliability_{name}.png"))
+        stem = _file_stem(name)
+        paths.append(plots.plot_reliability(y, out.smile[keep], folder / f"reliability_{stem}.png"))
         cm = confusion_matrix(y, (out.smile[keep] >= 0.5).astype(int), 2)
         paths.append(
             plots.plot_confusion_matrix(
-                cm, folder / f"confusion_smile_{name}.png", labels=["no smile", "smile"]
+                cm, folder / f"confusion_smile_{stem}.png", labels=["no smile", "smile"]
             )
         )
         if targets["emotion"] is not None:
             cm = confusion_matrix(targets["emotion"], out.emotion.argmax(1), len(FERPLUS_EMOTIONS))
             paths.append(
                 plots.plot_confusion_matrix(
-                    cm, folder / f"confusion_emotion_{name}.png", labels=list(FERPLUS_EMOTIONS)
+                    cm, folder / f"confusion_emotion_{stem}.png", labels=list(FERPLUS_EMOTIONS)
                 )
             )
     return [str(p) for p in paths]
+
+
+def _file_stem(name: str) -> str:
+    """A model's report key as one file name: keys are model paths when two models share a
+    name (``_distinct_names``), and ``reliability_/a/b.onnx.png`` made a folder tree under
+    ``--plots`` (with ``..`` parts, outside it)."""
+    return re.sub(r"[^\w.+-]+", "_", name).strip("._") or "model"
 
 
 def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
