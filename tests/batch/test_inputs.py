@@ -48,6 +48,14 @@ def test_glob_list_file_and_duplicates(tree: Path, monkeypatch) -> None:
         expand_inputs(["@nope.txt"])
 
 
+def test_one_file_named_several_ways_is_listed_once(tree: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tree)
+    os.symlink("a/1.jpg", "link.jpg")
+    spellings = ["a/1.jpg", "./a/1.jpg", "a/deep/../1.jpg", str(tree / "a/1.jpg"), "link.jpg"]
+    items = expand_inputs([*spellings, "a/*.jpg", "missing.jpg", "./missing.jpg"])
+    assert sources(items) == ["a/1.jpg", "a/10.jpg", "missing.jpg"]  # the first spelling
+
+
 def test_content_fingerprint_ignores_touch(tree: Path) -> None:
     path = tree / "a" / "1.jpg"
     before = expand_inputs([str(path)], fingerprint="content")[0].fingerprint

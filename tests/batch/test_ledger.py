@@ -142,6 +142,20 @@ def test_stray_temp_files_and_foreign_parts_are_ignored(tmp_path: Path) -> None:
     assert [p.name for _, p in again.parts()] == ["part-00000.jsonl", "part-00001.jsonl"]
 
 
+def test_temp_files_of_a_killed_final_write_are_removed_and_no_others(tmp_path: Path) -> None:
+    from duchenne.io.atomic import create_temp
+
+    out = tmp_path / "r.jsonl"
+    stale, fd = create_temp(out)  # what a kill -9 during finalize leaves
+    os.close(fd)
+    others = [".r.jsonl.notes.tmp", ".r.jsonl.1234abcd.tmp.bak", ".x.jsonl.1234abcd.tmp"]
+    for name in others:
+        (tmp_path / name).write_text("not ours")
+    Ledger(out, "jsonl", SETTINGS)
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
+
+
 def test_output_lock_admits_one_writer_at_a_time(tmp_path: Path) -> None:
     out = tmp_path / "new" / "r.jsonl"
     first = OutputLock(out).acquire()

@@ -75,7 +75,7 @@ def test_report_records_the_eye_source(ferplus: Path, tiny_smile_onnx: Path) -> 
 
 def test_cli_eyes_flag(ferplus: Path, tiny_smile_onnx: Path, capsys) -> None:
     argv = ["evaluate", "--model", str(tiny_smile_onnx), "--data", str(ferplus), "--split"]
-    assert main([*argv, "Test", "--eyes", "keypoints", "--format", "json", "--n-boot", "20"]) == 0
+    assert main([*argv, "Test", "--eyes", "keypoints", "--format", "json", "--n-boot", "40"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["crops"]["eyes"] == "keypoints"
     with pytest.raises(SystemExit):
@@ -144,11 +144,11 @@ def test_cli_emotion_prior_is_reported_with_per_class_recall(
     ferplus: Path, tiny_smile_onnx: Path, capsys
 ) -> None:
     argv = ["evaluate", "--model", str(tiny_smile_onnx), "--data", str(ferplus), "--split", "Test"]
-    assert main([*argv, "--n-boot", "20", "--emotion-prior", "natural"]) == 0
+    assert main([*argv, "--n-boot", "40", "--emotion-prior", "natural"]) == 0
     text = capsys.readouterr().out
     assert "Emotion recall per class (prior: natural)" in text and "| contempt |" in text
     assert "clear faces (>= 60% of votes agree)" in text
-    assert main([*argv, "--n-boot", "20", "--format", "json"]) == 0
+    assert main([*argv, "--n-boot", "40", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["emotion_prior"] == "balanced"
     (model,) = report["models"].values()
@@ -208,8 +208,6 @@ def test_models_of_different_crop_formats_are_scored_on_the_same_faces(
     [
         ["--limit", "0"],
         ["--limit", "-1"],
-        ["--n-boot", "-5"],
-        ["--n-boot", "0"],
         ["--processes", "-1"],
     ],
 )
@@ -221,6 +219,18 @@ def test_cli_counts_below_one_are_usage_errors(
         main(argv)
     assert exit_.value.code == 2
     assert f"argument {option[0]}: must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n_boot", ["-5", "0", "1", "39"])
+def test_cli_too_few_resamples_are_a_usage_error(
+    n_boot: str, ferplus: Path, tiny_smile_onnx: Path, capsys
+) -> None:
+    """``--n-boot 1`` printed ``0.867 [0.800, 0.800]``: both ends were the one resample."""
+    argv = ["evaluate", "--model", str(tiny_smile_onnx), "--data", str(ferplus)]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--n-boot", n_boot])
+    assert exit_.value.code == 2
+    assert "argument --n-boot: must be >= 40" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -249,7 +259,7 @@ def test_output_suffix_picks_the_report_format(
     ferplus: Path, tiny_smile_onnx: Path, tmp_path: Path, capsys
 ) -> None:
     argv = ["evaluate", "--model", str(tiny_smile_onnx), "--data", str(ferplus), "--split", "Test"]
-    argv += ["--limit", "3", "--n-boot", "5", "--processes", "1"]
+    argv += ["--limit", "3", "--n-boot", "40", "--processes", "1"]
     for name in ("r.json", "r.csv", "r.md", "forced.json"):
         extra = ["--format", "md"] if name == "forced.json" else []
         assert main([*argv, "--output", str(tmp_path / name), *extra]) == 0
@@ -263,6 +273,23 @@ def test_output_suffix_picks_the_report_format(
     err = capsys.readouterr().err
     assert err.startswith("duchenne evaluate: cannot tell the report format from 'r.xlsx'")
     assert err.count("\n") == 1 and not (tmp_path / "r.xlsx").exists()
+
+
+def test_csv_report_carries_the_paired_comparison_on_the_first_models_row(
+    ferplus: Path, tiny_smile_onnx: Path, tmp_path: Path
+) -> None:
+    import csv
+    import shutil
+
+    other = shutil.copy(tiny_smile_onnx, tmp_path / "other.onnx")
+    argv = ["evaluate", "--model", str(tiny_smile_onnx), "--compare", str(other)]
+    argv += ["--data", str(ferplus), "--split", "Test", "--limit", "3", "--n-boot", "40"]
+    assert main([*argv, "--processes", "1", "--output", str(tmp_path / "r.csv")]) == 0
+    first, second = csv.DictReader((tmp_path / "r.csv").open())
+    assert (first["model"], first["compared_with"]) == ("tiny_smile", "other")
+    assert float(first["delta_accuracy"]) == 0.0 and float(first["mcnemar_p"]) == 1.0
+    for key in ("delta_accuracy_ci.0", "delta_roc_auc", "delta_roc_auc_ci.1", "mcnemar_method"):
+        assert first[key] != "" and second[key] == ""
 
 
 def test_corrupt_model_file_is_one_clean_line(ferplus: Path, tmp_path: Path, capsys) -> None:

@@ -334,3 +334,16 @@ def test_commit_file_onto_a_folder_raises_and_removes_the_temp(tmp_path: Path) -
         commit_file(tmp, tmp_path / "out")
     assert not tmp.exists()
     assert (tmp_path / "out").is_dir()
+
+
+def test_stale_temps_are_the_temp_files_of_that_output_only(tmp_path: Path) -> None:
+    """A killed writer's temp file is found by its output's name, and no other file is."""
+    from duchenne.io.atomic import create_temp, stale_temps
+
+    out = tmp_path / "faces.csv"
+    tmp, fd = create_temp(out)
+    os.close(fd)
+    for name in (".faces.csv.tmp", ".faces.csv.xyz12345.tmp", ".other.csv.0123abcd.tmp"):
+        (tmp_path / name).write_text("")
+    assert stale_temps(out) == [tmp]
+    assert stale_temps(tmp_path / "missing" / "x.csv") == []

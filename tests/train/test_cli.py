@@ -86,6 +86,13 @@ def test_cli_refuses_bad_names_before_building_anything(tmp_path: Path, capsys) 
         (["--init-resize"], "--init-resize needs --init"),
         (["--augment-skip", "jpeg+blurr"], "--augment-skip blurr: not an augmentation step"),
         (["--init", "runs/smile_n.json"], "give a checkpoint (.pt), an ONNX file or a model"),
+        (["--ema-decay", "1"], "argument --ema-decay: must be in [0, 1), got 1.0"),
+        (["--ema-decay", "nan"], "argument --ema-decay: must be in [0, 1), got nan"),
+        (["--warmup-epochs", "-1"], "argument --warmup-epochs: must be finite and >= 0, got -1"),
+        (["--warmup-epochs", "inf"], "argument --warmup-epochs: must be finite and >= 0"),
+        (["--emotion-balance", "nan"], "argument --emotion-balance: must be finite and >= 0"),
+        (["--distill-weight", "-0.5"], "argument --distill-weight: must be finite and >= 0"),
+        ([], "no cache "),  # every other option is fine: the caches are missing
     ],
 )
 def test_fit_refuses_bad_options_before_loading_data(
@@ -105,3 +112,76 @@ def test_fit_refuses_bad_options_before_loading_data(
         assert code == 2
         err = capsys.readouterr().err
         assert message in err and "Error:" not in err
+
+
+def _usage_exit(argv: list[str]) -> int:
+    """``main``'s exit status, argparse's own usage errors (SystemExit) included."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+def test_an_unknown_net_is_a_usage_error_before_any_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to load every cache and then fail as ``KeyError: unknown net`` (exit 1)."""
+    cache = ["--cache-dir", str(tmp_path / "none")]
+    for command in (
+        ["fit", "--net", "bogus"],
+        ["ladder", "--nets", "smile_n", "bogus"],
+        ["ladder", "--fer-only-net", "bogus"],
+    ):
+        assert _usage_exit(["train", *command, *cache]) == 2
+        err = capsys.readouterr().err
+        assert "invalid choice: 'bogus'" in err and "smile_n" in err
+
+
+def test_missing_caches_are_named_with_the_command_that_makes_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing --valid-set or --train-sets cache was a FileNotFoundError after the
+    others were loaded; now one line names them all and the ``train crops`` to run (the
+    present caches are empty files: nothing is read)."""
+    pytest.importorskip("torch")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in ("ferplus_train", "smilesmiled_train", "mtfl_train", "mtfl_calib"):
+        (cache / f"{name}.npz").touch()
+    fit = ["train", "fit", "--net", "smile_n", "--cache-dir", str(cache)]
+    assert main(fit) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Error" not in err
+    assert f"no cache {cache / 'ferplus_valid.npz'}: make it with" in err
+    assert f"`duchenne train crops --cache-dir {cache} --datasets ferplus --splits valid`" in err
+    assert (
+        main([*fit, "--valid-set", "mtfl_calib", "--train-sets", "ferplus_trian+mtfl_valid"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "ferplus_trian.npz, " in err and "mtfl_valid.npz:" in err
+    assert "--datasets ferplus mtfl --splits trian valid`" in err
+
+
+def test_crops_refuses_a_bad_side_and_checks_recut_sources_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--crop-size 50 was a ValueError line (exit 1); --recut-from a folder lacking a split
+    re-cut the others, then failed as a FileNotFoundError; --limit was ignored by it."""
+    out, source = tmp_path / "out", tmp_path / "face"
+    source.mkdir()
+    (source / "ferplus_train.npz").touch()
+    crops = ["train", "crops", "--datasets", "ferplus", "--cache-dir", str(out)]
+    for side, message in (
+        ("50", "crop size must be a multiple of 8 and >= 16, got 50"),
+        ("x", "not an integer: 'x'"),
+    ):
+        assert _usage_exit([*crops, "--crop-size", side]) == 2
+        assert f"argument --crop-size: {message}" in capsys.readouterr().err
+    recut = [*crops, "--recut-from", str(source), "--splits", "train", "valid"]
+    assert main(recut) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"duchenne train crops: no cache {source / 'ferplus_valid.npz'}:")
+    assert f"--cache-dir {source} --datasets ferplus --splits valid`" in err
+    assert main([*recut[:-1], "--limit", "3"]) == 2
+    assert "--limit does not apply to --recut-from" in capsys.readouterr().err
+    assert not out.exists()

@@ -520,14 +520,51 @@ def test_ship_as_renames_only_a_run_of_that_net_on_the_shipped_mix() -> None:
 def test_standalone_entry_answers_a_missing_cache_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``python -m duchenne.train.cli`` (run on GPU machines) reports like ``duchenne``: no traceback."""
+    """``python -m duchenne.train.cli`` (run on GPU machines) reports like ``duchenne``: no
+    traceback. A missing cache is a usage error now, checked before anything is loaded (it
+    was a FileNotFoundError, exit 1)."""
     from duchenne.train.cli import main
 
     rc = main(["train", "fit", "--net", "smile_n", "--cache-dir", str(tmp_path / "none")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 1
-    assert len(err) == 1 and err[0].startswith("duchenne train: FileNotFoundError")
-    assert "ferplus_train.npz" in err[0]
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("duchenne train fit: no cache ")
+    assert "ferplus_train.npz" in err[0] and "`duchenne train crops --cache-dir" in err[0]
+
+
+def test_ctrl_c_keeps_the_best_epoch_so_far(
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in epoch 2 of ``train fit``: exit 130 as before, but the best finished epoch
+    is saved the normal way (checkpoint + summary, ``stopped: "interrupted"``); it used to
+    write nothing. An interrupt before any finished epoch has nothing to keep."""
+    from duchenne.train.cli import main
+
+    real_epoch, calls = loop._run_epoch, []
+
+    def interrupted_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "_run_epoch", interrupted_in_epoch_2)
+    out = tmp_path / "out"
+    fit = ["train", "fit", "--net", "smile_n", "--cache-dir", str(cache_dir), "--epochs", "3",
+           "--batch-size", "8", "--device", "cpu", "--threads", "1", "--out", str(out),
+           "--onnx-dir", str(tmp_path / "onnx")]  # fmt: skip
+    assert main(fit) == 130
+    summary = json.loads((out / "smile_n.json").read_text())
+    assert summary["stopped"] == loop.INTERRUPTED == "interrupted"
+    assert summary["best_epoch"] == 1 and summary["epochs_run"] == 1
+    net, saved = loop.load_checkpoint(out / "smile_n.pt")
+    assert saved["stopped"] == "interrupted" and not (tmp_path / "onnx").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["smile_n.json", "smile_n.pt"]  # no temps
+
+    calls.clear()
+    calls.append(1)  # the next epoch is "epoch 2": interrupted before any finished
+    assert main([*fit, "--out", str(tmp_path / "early")]) == 130
+    assert not (tmp_path / "early").exists()
 
 
 def test_a_set_mixing_crop_formats_is_refused_by_name(cache_dir: Path, tmp_path: Path) -> None:

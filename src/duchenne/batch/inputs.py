@@ -176,7 +176,9 @@ def expand_inputs(
         limits: Archive member size caps (None = :class:`MemberLimits` defaults).
 
     Returns:
-        Items in input order; a source reached twice is listed once.
+        Items in input order; a file reached twice is listed once, under the first name
+        it was reached by (``_identity``: ``a.jpg``, ``./a.jpg``, ``/abs/a.jpg`` and a
+        symlink to it are one file).
 
     Raises:
         ValueError: Unknown ``fingerprint`` mode.
@@ -187,12 +189,24 @@ def expand_inputs(
     texts = [str(i) for i in inputs] + [f"@{f}" for f in list_files]
     out: list[InputItem] = []
     seen: set[str] = set()
+    read: set[tuple[str, str | None]] = set()
     ctx = _Expansion(recursive, fingerprint, limits or MemberLimits())
     for item in _expand_all(texts, ctx, depth=0):
-        if item.source not in seen:
+        if item.source not in seen and _identity(item) not in read:
             seen.add(item.source)
+            read.add(_identity(item))
             out.append(item)
     return out
+
+
+def _identity(item: InputItem) -> tuple[str, str | None]:
+    """The bytes an item reads: its resolved local path (or URI) and archive member.
+
+    Why: sources are spelled as given, so one file named twice (``imgs/../imgs/a.jpg``,
+    an absolute path, a symlink) was analysed twice and gave duplicate rows.
+    """
+    where = item.location if is_uri(item.location) else os.path.realpath(item.location)
+    return where, item.member
 
 
 def read_list_file(path: str | os.PathLike[str]) -> list[str]:

@@ -57,7 +57,7 @@ from typing import Any
 
 from duchenne._version import __version__
 from duchenne.errors import BatchError, require_extra
-from duchenne.io.atomic import atomic_write
+from duchenne.io.atomic import atomic_write, stale_temps
 from duchenne.io.jsonsafe import json_digest, to_json_text
 from duchenne.io.sinks import RecordWriter, write_records
 
@@ -332,11 +332,22 @@ class Ledger:
         self.done.update(entries)
 
     def _clean_temp_files(self) -> None:
-        """Remove hidden temp files left by a writer that was killed."""
+        """Remove hidden temp files left by a writer that was killed: any in the parts
+        folder, and those of ``out`` itself (a kill while :meth:`finalize` wrote it).
+
+        Next to ``out`` only the names :func:`duchenne.io.atomic.create_temp` gives a
+        write to ``out`` are removed (``.NAME.<8 hex>.tmp`` beside the file ``out``
+        resolves to), never another file's; the caller holds :class:`OutputLock`, so no
+        live writer of ``out`` owns one. A special-file ``out`` (``/dev/null``) has its
+        temp files in the system temp folder, shared with others: left alone.
+        """
         if self.parts_dir.is_dir():
             for path in self.parts_dir.glob(".*.tmp"):
                 with contextlib.suppress(OSError):
                     path.unlink()
+        for path in stale_temps(self.out):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def _remove_parts(self) -> None:
         """Delete the parts folder (only files this module writes, then the folder)."""

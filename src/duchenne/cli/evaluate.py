@@ -7,12 +7,17 @@ import sys
 from pathlib import Path
 
 from duchenne.cli.options import emotion_prior, output_dir, output_or_stdout, positive_int
+from duchenne.io.argtypes import int_at_least
 from duchenne.io.jsonsafe import to_json_text
 from duchenne.io.sinks import records_to_text, write_records
 
 FORMATS = ("json", "md", "csv")
 SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md", ".txt": "md"}
 """Report format of an ``--output`` name when ``--format`` is not given."""
+MIN_BOOT = 40
+"""Fewest ``--n-boot`` resamples: the 95% interval cuts 2.5% off each tail, which needs
+1 / 0.025 = 40 resamples to hold one; with 1 both ends were that one resample, an
+"interval" that need not contain the value."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -80,7 +85,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--limit", type=positive_int, default=None, help="only the first N samples (quick checks)"
     )
     p.add_argument(
-        "--n-boot", type=positive_int, default=1000, help="bootstrap resamples for the 95%% CIs"
+        "--n-boot",
+        type=int_at_least(MIN_BOOT),
+        default=1000,
+        help=f"bootstrap resamples for the 95%% CIs (at least {MIN_BOOT}; default 1000)",
     )
     p.add_argument(
         "--processes", type=positive_int, default=2, help="worker processes for the crops"

@@ -351,7 +351,11 @@ def _file_stem(name: str) -> str:
 
 
 def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """One flat row per model: the headline numbers with their 95% CIs."""
+    """One flat row per model: the headline numbers with their 95% CIs.
+
+    With a comparison, the first model's row also carries it (``compare_columns``), so the
+    CSV report stays one table: what the Markdown and JSON reports say, one row to read.
+    """
     rows = []
     for name, r in report["models"].items():
         row: dict[str, Any] = {
@@ -369,5 +373,23 @@ def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         if "emotion" in r:
             est = r["emotion"]["accuracy"]
             row["emotion_accuracy"], row["emotion_accuracy_ci"] = est["value"], est["ci"]
+        if "compare" in report and name == report["compare"]["names"][0]:
+            row.update(compare_columns(report["compare"]))
         rows.append(row)
     return rows
+
+
+def compare_columns(compare: dict[str, Any]) -> dict[str, Any]:
+    """The paired comparison as columns of the first model's row: ``compared_with`` names
+    the other model, and the differences are this row's model minus it (as in
+    ``compare_report``); the other model's row leaves these cells empty."""
+    acc, auc = compare["delta_accuracy"], compare["delta_roc_auc"]
+    return {
+        "compared_with": compare["names"][1],
+        "delta_accuracy": acc["value"],
+        "delta_accuracy_ci": acc["ci"],
+        "mcnemar_p": compare["mcnemar"]["p_value"],
+        "mcnemar_method": compare["mcnemar"]["method"],
+        "delta_roc_auc": auc["value"],
+        "delta_roc_auc_ci": auc["ci"],
+    }

@@ -11,7 +11,16 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["non_negative", "non_negative_int", "positive_int", "positive_number", "unit_interval"]
+__all__ = [
+    "finite_non_negative",
+    "int_at_least",
+    "non_negative",
+    "non_negative_int",
+    "positive_int",
+    "positive_number",
+    "unit_interval",
+    "unit_interval_below_one",
+]
 
 
 def _checked(text: str, cast: type, ok: Callable[[Any], bool], need: str) -> Any:
@@ -43,6 +52,12 @@ def non_negative(text: str) -> float:
     return _checked(text, float, lambda v: v >= 0.0, ">= 0")
 
 
+def finite_non_negative(text: str) -> float:
+    """argparse type: a finite number >= 0 (``train --warmup-epochs``, ``--emotion-balance``,
+    ``--distill-weight``): inf would overflow the warm-up's step count or make the loss inf."""
+    return _checked(text, float, lambda v: 0.0 <= v < float("inf"), "finite and >= 0")
+
+
 def positive_number(text: str) -> float:
     """argparse type: a finite number > 0 (``video --fps/--end``, ``batch --max-member-mb``:
     a cap of 0 would fail every member)."""
@@ -52,3 +67,20 @@ def positive_number(text: str) -> float:
 def unit_interval(text: str) -> float:
     """argparse type: a number in [0, 1] (``--smile-threshold``, ``enhance --amount``)."""
     return _checked(text, float, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+
+
+def unit_interval_below_one(text: str) -> float:
+    """argparse type: a number in [0, 1) (``train --ema-decay``: from 1 up only the EMA's
+    warm-up ramp, which tends to 1, sets the decay, so the evaluated weights freeze)."""
+    return _checked(text, float, lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum``, for a count whose floor is not 0 or 1
+    (``evaluate --n-boot``: too few resamples give a meaningless interval)."""
+
+    def check(text: str) -> int:
+        return _checked(text, int, lambda v: v >= minimum, f">= {minimum}")
+
+    check.__name__ = f"int_at_least_{minimum}"  # argparse names a type by it
+    return check

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -28,7 +29,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "commit_file", "create_temp", "fsync_close", "unlink_quietly"]
+__all__ = [
+    "atomic_write",
+    "commit_file",
+    "create_temp",
+    "fsync_close",
+    "stale_temps",
+    "unlink_quietly",
+]
 
 
 def _destination(path: Path) -> Path | None:
@@ -56,11 +64,16 @@ def _destination(path: Path) -> Path | None:
     return None
 
 
+def _temp_name(name: str, token: str) -> str:
+    """The hidden temp file name of a write to a file called ``name``."""
+    return f".{name}.{token}.tmp"
+
+
 def _open_temp(folder: Path, name: str, mode: int) -> tuple[Path, int]:
     """Create a unique hidden temp file in ``folder``; return it and its fd."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        tmp = folder / _temp_name(name, secrets.token_hex(4))
         try:
             return tmp, os.open(tmp, flags, mode)
         except FileExistsError:  # pragma: no cover - 32-bit random collision
@@ -89,6 +102,22 @@ def create_temp(path: Path) -> tuple[Path, int]:
         return _open_temp(Path(tempfile.gettempdir()), path.name, 0o600)
     final.parent.mkdir(parents=True, exist_ok=True)
     return _open_temp(final.parent, final.name, 0o666)
+
+
+def stale_temps(path: Path) -> list[Path]:
+    """The temp files :func:`create_temp` made for writes to ``path`` that still lie
+    beside it: after a writer was killed, its owner removes them (holding whatever lock
+    keeps other writers of ``path`` away). None for a special file (their temp files are
+    in the shared system temp folder) or a missing folder.
+    """
+    try:
+        final = _destination(Path(path))
+    except OSError:
+        return []
+    if final is None or not final.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(_temp_name(final.name, "@")).replace("@", "[0-9a-f]{8}"))
+    return [p for p in final.parent.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
 
 
 def fsync_close(fh: IO[Any]) -> None:

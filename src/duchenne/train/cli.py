@@ -25,8 +25,15 @@ from typing import Any
 
 from duchenne.analysis.crop_format import FRAMINGS
 from duchenne.errors import run_reporting_failure
-from duchenne.io.argtypes import non_negative_int, positive_int, positive_number
-from duchenne.train.options import fit_usage_error, parse_oversample
+from duchenne.io.argtypes import (
+    finite_non_negative,
+    non_negative_int,
+    positive_int,
+    positive_number,
+    unit_interval_below_one,
+)
+from duchenne.train import LADDER
+from duchenne.train.options import crop_size, fit_usage_error, missing_caches, parse_oversample
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +74,7 @@ def _add_crops(sub: Any) -> None:
         "--limit", type=positive_int, default=None, help="first N samples only (debugging)"
     )
     p.add_argument(
-        "--crop-size", type=int, default=48, help="crop side in px (a multiple of 8; shipped 48)"
+        "--crop-size", type=crop_size, default=48, help="crop side in px, a multiple of 8 >= 16"
     )
     p.add_argument(
         "--colour", action="store_true", help="keep RGB crops (a colour net trains on them)"
@@ -86,7 +93,7 @@ def _add_crops(sub: Any) -> None:
         default=None,
         help="cut the caches in DIR again in this format (--crop-size, --colour, --framing) "
         "from the eyes they stored, into --cache-dir: no face pipeline, same faces in the "
-        "same rows, labels and teacher outputs kept",
+        "same rows, labels and teacher outputs kept (every row: not with --limit)",
     )
     p.add_argument(
         "--tune", action="store_true", help="search the canvas for detection rate and exit"
@@ -145,7 +152,7 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--emotion-balance",
-        type=float,
+        type=finite_non_negative,
         default=None,
         help="emotion class weights = class share ** -x (0 off, 1 inverse frequency)",
     )
@@ -156,7 +163,7 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--distill-weight",
-        type=float,
+        type=finite_non_negative,
         default=None,
         help="weight of the distillation terms on rows with teacher outputs (caches given"
         " them by 'train teach' or scripts/faceapi_reference.py; default 0: off)",
@@ -174,11 +181,11 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         " a 96 px run from a 48 px file)",
     )
     p.add_argument(
-        "--warmup-epochs", type=float, default=None, help="LR warm-up length (default 2)"
+        "--warmup-epochs", type=finite_non_negative, default=None, help="LR warm-up (default 2)"
     )
     p.add_argument(
         "--ema-decay",
-        type=float,
+        type=unit_interval_below_one,
         default=None,
         help="EMA of the weights (default 0.999; a short fine-tune wants ~0.995)",
     )
@@ -211,7 +218,7 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
 
 def _add_fit(sub: Any) -> None:
     p = sub.add_parser("fit", help="train one net")
-    p.add_argument("--net", required=True)
+    p.add_argument("--net", required=True, choices=LADDER)
     _add_common_fit(p)
 
 
@@ -233,8 +240,8 @@ def _add_export(sub: Any) -> None:
 
 def _add_ladder(sub: Any) -> None:
     p = sub.add_parser("ladder", help="fit + export several nets in turn")
-    p.add_argument("--nets", nargs="+", default=None, help="default: the whole ladder")
-    p.add_argument("--fer-only-net", default=None, help="also train this net on FER+ only")
+    p.add_argument("--nets", nargs="+", choices=LADDER, help="default: the whole ladder")
+    p.add_argument("--fer-only-net", choices=LADDER, help="also train this net on FER+ only")
     p.add_argument("--default", default=None, help="mark this variant as the default")
     _add_common_fit(p)
 
@@ -264,6 +271,10 @@ def _run_crops(args: argparse.Namespace) -> int:
         return _usage_error("crops", str(exc))
     if args.recut_from and Path(args.recut_from).resolve() == Path(args.cache_dir).resolve():
         return _usage_error("crops", "--recut-from needs another --cache-dir to write into")
+    if args.recut_from and args.limit:  # a re-cut keeps its source's rows: all of them
+        return _usage_error("crops", "--limit does not apply to --recut-from (it keeps every row)")
+    if args.recut_from and (problem := missing_caches(args.recut_from, _cache_names(jobs))):
+        return _usage_error("crops", problem)
     if args.tune:
         every = crop_jobs(args.datasets, None, crops.DATASET_SPLITS)  # tunes on the first split
         return _run_tune(args, list(dict.fromkeys(d for d, _ in every)))
@@ -279,7 +290,7 @@ def _one_cache(args: argparse.Namespace, dataset: str, split: str, fmt: Any) -> 
 
     if args.recut_from:
         return crops.recut_cache(
-            f"{dataset}_{split.lower()}",
+            _cache_names([(dataset, split)])[0],
             source_dir=args.recut_from,
             cache_dir=args.cache_dir,
             data_root=args.data_root,
@@ -295,6 +306,11 @@ def _one_cache(args: argparse.Namespace, dataset: str, split: str, fmt: Any) -> 
         limit=args.limit,
         fmt=fmt,
     )
+
+
+def _cache_names(jobs: Sequence[tuple[str, str]]) -> list[str]:
+    """The cache names (``ferplus_train``) of ``(dataset, split)`` jobs."""
+    return [f"{dataset}_{split.lower()}" for dataset, split in jobs]
 
 
 def crop_jobs(
@@ -454,12 +470,14 @@ def _fit_one(args: argparse.Namespace, net: str, fer_only: bool) -> dict[str, An
 
     cfg = _config(args, net, fer_only)
     fer_only = _side_run(asdict(cfg))
-    result = loop.train(cfg)
-    ckpt = loop.save_checkpoint(result, Path(args.out) / f"{cfg.name}.pt")
-    summary = loop.run_summary(result)
+    try:
+        result = loop.train(cfg)
+    except loop.TrainingInterrupted as stop:
+        # Ctrl-C: keep the best epoch so far as --no-export would, then exit 130 as before
+        _save_run(args, stop.result, with_summary=True)
+        raise
+    summary = _save_run(args, result, with_summary=args.no_export)
     if args.no_export:
-        ladder.write_json(Path(args.out) / f"{cfg.name}.json", summary)
-        log.info("checkpoint %s", ckpt)
         return summary
     return ladder.finish(
         result.net,
@@ -471,6 +489,19 @@ def _fit_one(args: argparse.Namespace, net: str, fer_only: bool) -> dict[str, An
     )
 
 
+def _save_run(args: argparse.Namespace, result: Any, *, with_summary: bool) -> dict[str, Any]:
+    """Write ``<out>/<name>.pt`` and, where no export will write the report, the summary
+    ``<out>/<name>.json`` (both atomically); returns the summary."""
+    from duchenne.train import ladder, loop
+
+    ckpt = loop.save_checkpoint(result, Path(args.out) / f"{result.config.name}.pt")
+    summary = loop.run_summary(result)
+    if with_summary:
+        ladder.write_json(Path(args.out) / f"{result.config.name}.json", summary)
+    log.info("checkpoint %s (stopped: %s)", ckpt, result.stopped)
+    return summary
+
+
 def _run_fit(args: argparse.Namespace) -> int:
     if problem := fit_usage_error(args):
         return _usage_error("fit", problem)
@@ -479,7 +510,7 @@ def _run_fit(args: argparse.Namespace) -> int:
 
 
 def _run_ladder(args: argparse.Namespace) -> int:
-    from duchenne.train import LADDER, ladder
+    from duchenne.train import ladder
 
     if problem := fit_usage_error(args):
         return _usage_error("ladder", problem)

@@ -118,6 +118,24 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+INTERRUPTED = "interrupted"
+"""``TrainResult.stopped`` of a run stopped by Ctrl-C (``TrainingInterrupted``)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``train`` after at least one finished epoch; ``result`` is the run up
+    to then (best epoch so far, ``stopped == INTERRUPTED``).
+
+    Why a KeyboardInterrupt that carries the result: on a 2-core CPU a run takes hours,
+    and an interrupt used to lose every epoch; a caller that knows this class saves the
+    result (``duchenne train fit`` does), one that does not still stops as before.
+    """
+
+    def __init__(self, result: TrainResult) -> None:
+        super().__init__(INTERRUPTED)
+        self.result = result
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch (all devices): same seed, same run on CPU."""
     random.seed(seed)
@@ -444,6 +462,10 @@ def train(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None = None) -> Trai
     ``AUTO_EPOCHS_AFTER`` epochs and written back into the config), after ``cfg.patience``
     epochs without a better selection score, or when another epoch as long as the last
     one would exceed ``time_budget_s``.
+
+    Raises:
+        TrainingInterrupted: Ctrl-C after at least one finished epoch (the result so far
+            comes with it); before that, the plain KeyboardInterrupt.
     """
     t_setup = time.perf_counter()
     run = _prepare(cfg, data)
@@ -457,31 +479,37 @@ def train(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None = None) -> Trai
     best: dict[str, Any] = {"score": -math.inf, "epoch": 0, "state": None, "metrics": {}}
     start = time.perf_counter()
     stopped, epochs, epoch = "epochs", cfg.epochs, 0
-    while epoch < (epochs if epochs > 0 else AUTO_EPOCHS_AFTER):
-        epoch += 1
-        t0 = time.perf_counter()
-        losses = _run_epoch(net, ema, run["opt"], run["sched"], run, cfg)
-        metrics = evaluate(ema.net, vdata, run["valid_set"])
-        row = {"epoch": epoch, "lr": run["opt"].param_groups[0]["lr"]}
-        row |= {"seconds": time.perf_counter() - t0, "score": selection_score(metrics)}
-        row |= {f"train_{k}": v for k, v in losses.items()}
-        history.append(row | {f"valid_{k}": v for k, v in metrics.items()})
-        _log_epoch(cfg.name, history[-1])
-        if epoch == AUTO_EPOCHS_AFTER and epochs <= 0:
-            spent = time.perf_counter() - t_setup
-            epochs = cfg.epochs = auto_epochs(cfg, row["seconds"], spent)
-            run["schedule"].set_epochs(epochs)
-            log.info("%s: %d epochs fit the %.0fs budget", cfg.name, epochs, cfg.time_budget_s)
-        if row["score"] > best["score"]:
-            state = {k: v.detach().cpu().clone() for k, v in ema.net.state_dict().items()}
-            best = {"score": row["score"], "epoch": epoch, "state": state, "metrics": metrics}
-        elapsed = time.perf_counter() - start
-        if epoch - best["epoch"] >= cfg.patience:
-            stopped = f"early stop (patience {cfg.patience})"
-            break
-        if cfg.time_budget_s is not None and elapsed + row["seconds"] > cfg.time_budget_s:
-            stopped = f"time budget {cfg.time_budget_s:.0f}s"
-            break
+    try:
+        while epoch < (epochs if epochs > 0 else AUTO_EPOCHS_AFTER):
+            epoch += 1
+            t0 = time.perf_counter()
+            losses = _run_epoch(net, ema, run["opt"], run["sched"], run, cfg)
+            metrics = evaluate(ema.net, vdata, run["valid_set"])
+            row = {"epoch": epoch, "lr": run["opt"].param_groups[0]["lr"]}
+            row |= {"seconds": time.perf_counter() - t0, "score": selection_score(metrics)}
+            row |= {f"train_{k}": v for k, v in losses.items()}
+            history.append(row | {f"valid_{k}": v for k, v in metrics.items()})
+            _log_epoch(cfg.name, history[-1])
+            if epoch == AUTO_EPOCHS_AFTER and epochs <= 0:
+                spent = time.perf_counter() - t_setup
+                epochs = cfg.epochs = auto_epochs(cfg, row["seconds"], spent)
+                run["schedule"].set_epochs(epochs)
+                log.info("%s: %d epochs fit the %.0fs budget", cfg.name, epochs, cfg.time_budget_s)
+            if row["score"] > best["score"]:
+                state = {k: v.detach().cpu().clone() for k, v in ema.net.state_dict().items()}
+                best = {"score": row["score"], "epoch": epoch, "state": state, "metrics": metrics}
+            elapsed = time.perf_counter() - start
+            if epoch - best["epoch"] >= cfg.patience:
+                stopped = f"early stop (patience {cfg.patience})"
+                break
+            if cfg.time_budget_s is not None and elapsed + row["seconds"] > cfg.time_budget_s:
+                stopped = f"time budget {cfg.time_budget_s:.0f}s"
+                break
+    except KeyboardInterrupt:
+        if best["state"] is None:  # no finished epoch: nothing worth keeping
+            raise
+        seconds = time.perf_counter() - start
+        raise TrainingInterrupted(_result(cfg, best, history, seconds, run, INTERRUPTED)) from None
     return _result(cfg, best, history, time.perf_counter() - start, run, stopped)
 
 

@@ -1,6 +1,7 @@
-"""The ``train`` command line's option checks: the ``--oversample`` parser and the checks
-of options taken together, run before any data is loaded (the number types are
-``duchenne.io.argtypes``, shared with every other command).
+"""The ``train`` command line's option checks: the ``--crop-size`` type, the ``--oversample``
+parser, the missing-cache check and the checks of options taken together, run before any
+data is loaded (the number types are ``duchenne.io.argtypes``, shared with every other
+command).
 
 Why apart from ``cli``: a bad option must be a usage error (one line, exit status 2)
 before a cache is read or an epoch is spent; ``fit`` and ``ladder`` share the rules.
@@ -9,7 +10,46 @@ before a cache is read or an epoch is spent; ``fit`` and ``ladder`` share the ru
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
+
+from duchenne.analysis.crop_format import CropFormat
+from duchenne.io.argtypes import positive_int
+
+
+def crop_size(text: str) -> int:
+    """argparse type: ``--crop-size``, a side ``CropFormat`` accepts (its rule, the one the
+    Analyzer and the caches share: a multiple of 8, >= 16). A bad side used to pass the
+    parser and fail as a ValueError (exit 1)."""
+    try:
+        return CropFormat(size=positive_int(text)).size
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def missing_caches(cache_dir: str | Path, names: Iterable[str]) -> str | None:
+    """What to say when some of the named caches (``<dataset>_<split>``) are not in
+    ``cache_dir``: the missing files and the ``train crops`` line that makes them; None
+    when all are there.
+
+    Why before any work: a missing cache used to surface as a FileNotFoundError after the
+    other caches were loaded (or other splits re-cut), without saying how to make it.
+    """
+    from duchenne.train.data import cache_path
+
+    missing = [n for n in dict.fromkeys(names) if not cache_path(cache_dir, n).is_file()]
+    if not missing:
+        return None
+    files = ", ".join(str(cache_path(cache_dir, n)) for n in missing)
+    pairs = [n.rpartition("_")[::2] for n in missing if "_" in n]  # (dataset, split)
+    if not pairs:
+        return f"no cache {files}: `duchenne train crops` makes <dataset>_<split> caches"
+    datasets = " ".join(dict.fromkeys(d for d, _ in pairs))
+    splits = " ".join(dict.fromkeys(s for _, s in pairs))
+    return (
+        f"no cache {files}: make it with"
+        f" `duchenne train crops --cache-dir {cache_dir} --datasets {datasets} --splits {splits}`"
+    )
 
 
 def parse_oversample(spec: str) -> tuple[tuple[str, int], ...]:
@@ -32,9 +72,10 @@ def parse_oversample(spec: str) -> tuple[tuple[str, int], ...]:
 
 def fit_usage_error(args: argparse.Namespace) -> str | None:
     """What is wrong with ``fit``/``ladder``'s options together, checked before any data
-    is loaded (so a typo costs no epochs); None when nothing is."""
+    is loaded (so a typo costs no epochs); None when nothing is. Last: a cache the run
+    would read that is not there."""
     from duchenne.train.data import AUGMENT_STEPS, set_names
-    from duchenne.train.loop import ALL_SOURCES, FER_ONLY
+    from duchenne.train.loop import ALL_SOURCES, FER_ONLY, VALID_MIX
 
     skipped = set_names(args.augment_skip or "")
     if unknown_steps := [name for name in skipped if name not in AUGMENT_STEPS]:
@@ -50,17 +91,18 @@ def fit_usage_error(args: argparse.Namespace) -> str | None:
         return "--init-resize needs --init (the file whose crop side differs)"
     if args.epochs == 0 and not args.time_budget:
         return "--epochs 0 (as many as fit the time) needs --time-budget SECONDS"
-    if args.oversample is None:
-        return None
-    try:
-        pairs = parse_oversample(args.oversample)
-    except ValueError as exc:
-        return str(exc)
     sets = FER_ONLY if args.fer_only else set_names(args.train_sets or "+".join(ALL_SOURCES))
-    unknown = [name for name, _ in pairs if name not in sets]
-    if unknown:  # a misspelt name used to oversample nothing, silently
-        return (
-            f"--oversample {', '.join(unknown)}: not a training cache of this run"
-            f" ({'+'.join(sets)})"
-        )
-    return None
+    if args.oversample is not None:
+        try:
+            pairs = parse_oversample(args.oversample)
+        except ValueError as exc:
+            return str(exc)
+        unknown = [name for name, _ in pairs if name not in sets]
+        if unknown:  # a misspelt name used to oversample nothing, silently
+            return (
+                f"--oversample {', '.join(unknown)}: not a training cache of this run"
+                f" ({'+'.join(sets)})"
+            )
+    fer_only_net = FER_ONLY if getattr(args, "fer_only_net", None) else ()  # ladder only
+    valid = set_names(args.valid_set or VALID_MIX)
+    return missing_caches(args.cache_dir, [*sets, *fer_only_net, *valid])
