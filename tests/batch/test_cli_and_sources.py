@@ -135,6 +135,26 @@ def test_videos_mixed_with_images(tmp_path) -> None:
     json.dumps(track)  # JSON-safe
 
 
+def test_video_rows_carry_no_face_as_image_rows_do(tmp_path) -> None:
+    """``no_face``: false on face rows, true on the row of a video without a face, null
+    when the input failed -- as on image rows, so one filter works on a mixed table."""
+    _video(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(str(tmp_path / "blank.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10,
+                             (160, 160))  # fmt: skip
+    for _ in range(4):
+        writer.write(np.full((160, 160, 3), 128, np.uint8))
+    writer.release()
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    items = expand_inputs([str(tmp_path / n) for n in ("clip.avi", "blank.avi", "broken.mp4")])
+    for summary in (False, True):
+        config = WorkerConfig(AnalyzerConfig(stages=("detect",)), video_summary=summary)
+        clip, blank, broken = BatchWorker(config).process(items)
+        assert clip and all(r["no_face"] is False and r["face"] == 0 for r in clip)
+        assert [(r["face"], r["no_face"], r["error"]) for r in blank] == [(None, True, None)]
+        assert broken[0]["no_face"] is None and broken[0]["error"].startswith("VideoOpenError")
+        assert list(clip[0]).index("no_face") == list(clip[0]).index("face") + 1
+
+
 def test_worker_survives_unexpected_exceptions(photo_set, worker, monkeypatch) -> None:
     from duchenne.io.image import load_image
 

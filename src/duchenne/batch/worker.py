@@ -263,7 +263,7 @@ def name_input(message: str, item: InputItem, path: str | None = None) -> str:
 
 def error_row(source: str, error: str) -> Row:
     """The row of an input that produced no result (same keys as ``duchenne analyze``)."""
-    return {"source": source, "face": None, "error": error}
+    return {"source": source, "face": None, "no_face": None, "error": error}
 
 
 def video_rows(analyzer: Analyzer, path: str, source: str, config: WorkerConfig) -> list[Row]:
@@ -272,8 +272,9 @@ def video_rows(analyzer: Analyzer, path: str, source: str, config: WorkerConfig)
     Per sampled frame: one row per face (``face`` is the track id, with ``frame`` and
     ``time``). With ``config.video_summary``: one row per face track (first/last time,
     frames, peak and mean smile score, Duchenne marker, genuineness, smile episodes).
-    A video without faces gets one row with ``face`` null. A video that stops decoding
-    part way keeps the rows of the frames before and carries the error on each row.
+    A video without faces gets one row with ``face`` null and ``no_face`` true (``no_face``
+    is false on face rows, as for images). A video that stops decoding part way keeps the
+    rows of the frames before and carries the error on each row.
     """
     frames = _Collector()
     result = analyze_video(
@@ -289,11 +290,17 @@ def video_rows(analyzer: Analyzer, path: str, source: str, config: WorkerConfig)
         rows = [{**video, **_track_row(t)} for t in result.tracks]
     else:
         rows = [{**video, **r} for r in frames.rows]
+    # ``no_face`` as on image rows: false on face rows, true on the one row of a video
+    # without a face, null when the video failed before any face was found
+    no_face = False if rows else (None if error else True)
     if not rows:
         rows = [{**video, "face": None}]
+    out = []
     for row in rows:
-        row["error"] = error
-    return rows
+        items = list(row.items())
+        at = list(row).index("face") + 1  # beside ``face``, where image rows have it
+        out.append({**dict(items[:at]), "no_face": no_face, **dict(items[at:]), "error": error})
+    return out
 
 
 def _track_row(track: Any) -> Row:

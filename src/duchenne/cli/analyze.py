@@ -84,7 +84,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--crop", action="store_true", help="inputs are face crops: no detection (head-crop mode)"
     )
     p.add_argument(
-        "--landmarks", action="store_true", help="include the 468 landmarks in JSON output"
+        "--landmarks",
+        action="store_true",
+        help="include the 468 landmarks: JSON 'landmarks', table columns landmarks.<i>.<0|1|2>",
     )
     p.add_argument(
         "--quiet", "-q", action="store_true", help="no progress bar, no 'no face found' notices"

@@ -4,7 +4,7 @@ Why documentation-only models: analysis routes return ``Faces.to_dict()`` as is 
 document the CLI and Python API give), so the service never reshapes results; these
 models describe that document in ``/docs`` and the tests validate real responses against
 them, which keeps the two from drifting apart. Fields ``to_dict`` leaves out when a stage
-did not run (smile, emotions, geometry, landmarks) are optional here.
+did not run (smile, emotions, blendshapes, geometry, landmarks) are optional here.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from duchenne.faces import EMOTION_LABELS, KEYPOINT_NAMES
+from duchenne.faces import BLENDSHAPE_NAMES, EMOTION_LABELS, KEYPOINT_NAMES
 
 
 class Box(BaseModel):
@@ -46,6 +46,11 @@ class FaceResult(BaseModel):
     top_emotion: str | None = None
     emotions: dict[str, float] | None = Field(
         None, description=f"probabilities of {', '.join(EMOTION_LABELS)}"
+    )
+    blendshapes: dict[str, float] | None = Field(
+        None,
+        description=f"MediaPipe's {len(BLENDSHAPE_NAMES)} blendshape coefficients in [0, 1], "
+        "by name (only with the opt-in stage: stages=...,blendshapes)",
     )
     geometry: dict[str, float] | None = Field(None, description="landmark smile geometry")
     au: dict[str, float] | None = Field(
