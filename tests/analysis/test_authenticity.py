@@ -63,6 +63,42 @@ def test_thresholds_are_configurable() -> None:
     assert duchenne_marker(sig, ep, loose).duchenne_marker
 
 
+def _timed_smile(fps: float) -> tuple:
+    """One smile in seconds (rest 1 s, onset 0.6 s, apex 0.9 s, offset 0.8 s) at ``fps``."""
+    t = np.arange(0.0, 4.0, 1.0 / fps)
+    profile = np.interp(t, [0.0, 1.0, 1.6, 2.5, 3.3, 4.0], [0, 0, 1, 1, 0, 0])
+    sig = compute_signals(synthetic_landmarks(profile, au6=0.5)).smoothed(fps)
+    (ep,) = find_episodes(sig.lip, fps)
+    return sig, ep
+
+
+def test_duchenne_baseline_is_the_face_before_the_onset_at_any_frame_rate() -> None:
+    # The baseline used to be the first 3 frames *of* the onset, already rising: it
+    # underestimated the drop (3 px of an 8 px lid at au6=0.5 -> 1.5/8 = 0.1875), and
+    # the more so the lower the frame rate.
+    results = {fps: duchenne_marker(*_timed_smile(fps)) for fps in (25.0, 50.0, 100.0)}
+    for fps, res in results.items():
+        sig, _ = _timed_smile(fps)
+        assert res.eyelid_baseline == pytest.approx(sig.eyelid[0], rel=5e-3)  # rest level
+        assert res.cheek_baseline == pytest.approx(sig.cheek[0], rel=1e-3)
+    eye = [r.eye_narrowing for r in results.values()]
+    assert max(eye) - min(eye) < 0.015 * max(eye)  # was 3.4 % apart at 25 vs 100 fps
+    assert min(eye) == pytest.approx(1.5 / 8.0, rel=0.03)
+
+
+def test_genuineness_survives_a_lost_face_over_the_onset() -> None:
+    # unsmoothed signals with NaN frames (face lost) over the whole onset: the relative
+    # speed was NaN and the score a confident 0.0
+    landmarks = synthetic_landmarks(smile_profile(), au6=1.0)
+    landmarks[29:52] = np.nan
+    raw = compute_signals(landmarks)
+    (ep,) = find_episodes(raw.smoothed(FPS).lip, FPS)
+    result = genuineness(raw, ep, FPS)
+    assert all(np.isfinite(v) for v in (*result.cues.values(), *result.contributions.values()))
+    assert result.cues["onset_relative_speed"] > 0
+    assert result.score == pytest.approx(genuineness(raw.smoothed(FPS), ep, FPS).score, abs=0.05)
+
+
 def test_genuineness_heuristic_is_flagged_and_ordered() -> None:
     slow_au6 = genuineness(*_smile(au6=1.0, onset=24, offset=30), FPS)
     fast_lips = genuineness(*_smile(au6=0.0, onset=6, offset=8, left_gain=0.4), FPS)

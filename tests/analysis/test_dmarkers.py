@@ -164,3 +164,32 @@ def test_errors_and_nan_input() -> None:
     holes[5] = np.nan
     feats = compute_dmarkers(_signals(holes), _episode((0, 20), (20, 20), (20, 20)), FPS)
     assert feats["onset.lip.speed_max_pos"] == pytest.approx(0.01 * FPS)
+
+
+def _timed_smile_features(fps: float) -> dict[str, float]:
+    """D-Markers of one smile defined in seconds (S-shaped onset 0.6 s, offset 0.8 s)."""
+    t = np.arange(0.0, 4.0, 1.0 / fps)
+    ramp = np.interp(t, [0.0, 1.0, 1.6, 2.5, 3.3, 4.0], [0, 0, 1, 1, 0, 0])
+    sig = compute_signals(synthetic_landmarks(0.5 - 0.5 * np.cos(np.pi * ramp))).smoothed(fps)
+    (ep,) = find_episodes(sig.lip, fps)
+    return compute_dmarkers(sig, ep, fps)
+
+
+def test_frame_rate_dependence_is_as_documented() -> None:
+    """Per-second features agree at 25 and 50 fps; the paper's sums scale with fps."""
+    slow, fast = _timed_smile_features(25.0), _timed_smile_features(50.0)
+    for phase in ("onset", "offset"):
+        for region in ("lip", "eyelid", "cheek"):
+            key = f"{phase}.{region}."
+            for name in ("duration", "duration_pos", "duration_neg"):
+                assert fast[key + name] == pytest.approx(slow[key + name], abs=1 / 25.0)
+            for name in ("speed_max_pos", "speed_max_neg", "speed_mean_pos", "speed_mean_neg"):
+                assert fast[key + name] == pytest.approx(slow[key + name], rel=0.05, abs=1e-3)
+            assert fast[key + "amplitude_mean"] == pytest.approx(
+                slow[key + "amplitude_mean"], rel=0.01
+            )
+            # sums over frames (paper-literal): proportional to fps, i.e. sum / fps agrees
+            sums = ("amplitude_total_pos", "amplitude_total_neg", "amplitude_net")
+            for name in (*sums, "net_amplitude_per_duration"):
+                if abs(slow[key + name]) > 1e-3:
+                    assert fast[key + name] / slow[key + name] == pytest.approx(2.0, rel=0.15)

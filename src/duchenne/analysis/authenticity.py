@@ -6,7 +6,7 @@ Three levels, from rule to learned model:
    orbicularis oculi: the cheeks rise and the eyes narrow together with the lip-corner
    pull. We measure, during the apex, the relative *decrease* of ``D_cheek`` (cheek
    raise) and of ``D_eyelid`` (eye narrowing) against the episode's own baseline (the
-   first frames of its onset), so each smile is compared with the face just before it.
+   0.1 s up to its onset's start), so each smile is compared with the face just before it.
 2. :func:`genuineness`: a logistic score over a few literature-backed cues (AU6
    involvement, onset duration and relative speed, offset duration, symmetry). Weights
    and reference values are set by hand from published tendencies, **not fitted or
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from duchenne.analysis.dynamics import SmileSignals
+from duchenne.analysis.dynamics import SmileSignals, smooth_signal
 from duchenne.analysis.episodes import SmileEpisode
 
 __all__ = [
@@ -50,6 +50,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 HEURISTIC_METHOD = "heuristic-unvalidated"
+#: Default baseline window (s) ending at the onset's start (see :class:`DuchenneThresholds`).
+_BASELINE_S = 0.1
 
 
 # --------------------------------------------------------------------------- AU6 marker
@@ -68,14 +70,18 @@ class DuchenneThresholds:
             0.03: the cheek point moves ~1-3 px towards the eye on a 100 px face in a
             clear AU6, i.e. 3-8 % of that distance.
         eye_full, cheek_full: decreases counted as a full-strength AU6 in ``au6_index``.
-        baseline_frames: frames at the start of the onset averaged as the baseline.
+        baseline_s: time (s) averaged as the baseline, ending at the onset's first frame
+            (the face just before the smile). Not the first frames *of* the onset, which
+            are already rising: that shrank the measured drop, and by an amount that
+            depended on the frame rate (3 frames cover twice as much of the rise at
+            25 fps as at 50 fps). 0.1 s = 3 frames at 30 fps.
     """
 
     eye_narrowing: float = 0.10
     cheek_raise: float = 0.03
     eye_full: float = 0.25
     cheek_full: float = 0.08
-    baseline_frames: int = 3
+    baseline_s: float = _BASELINE_S
 
 
 @dataclass
@@ -119,8 +125,8 @@ def duchenne_marker(
         True
     """
     th = thresholds or DuchenneThresholds()
-    eye_base, eye_apex = _baseline_and_apex(signals.eyelid, episode, th.baseline_frames)
-    cheek_base, cheek_apex = _baseline_and_apex(signals.cheek, episode, th.baseline_frames)
+    eye_base, eye_apex = _baseline_and_apex(signals.eyelid, episode, th.baseline_s)
+    cheek_base, cheek_apex = _baseline_and_apex(signals.cheek, episode, th.baseline_s)
     eye = _relative_drop(eye_base, eye_apex)
     cheek = _relative_drop(cheek_base, cheek_apex)
     au6 = 0.5 * (_clip01(eye / th.eye_full) + _clip01(cheek / th.cheek_full))
@@ -134,11 +140,16 @@ def duchenne_marker(
     )
 
 
-def _baseline_and_apex(x: np.ndarray, episode: SmileEpisode, k: int) -> tuple[float, float]:
-    """Mean of the first ``k`` onset frames, and mean over the apex frames."""
+def _baseline_and_apex(x: np.ndarray, episode: SmileEpisode, seconds: float) -> tuple[float, float]:
+    """Mean over the ``seconds`` up to the onset's first frame (at least it), and over the apex.
+
+    The window ends where the onset starts, not after it: frames inside the rise would
+    pull the baseline towards the apex, and the more so the lower the frame rate.
+    """
     x = np.asarray(x, dtype=np.float64)
+    k = max(1, int(round(seconds * episode.fps)))
     on_first, on_last = episode.onset
-    base = _nanmean(x[on_first : min(on_first + max(k, 1), on_last + 1)])
+    base = _nanmean(x[max(0, on_first - k + 1) : on_first + 1])
     ap_first, ap_last = episode.apex
     return base, _nanmean(x[ap_first : ap_last + 1])
 
@@ -252,12 +263,18 @@ def genuineness(
 def _cues(
     signals: SmileSignals, episode: SmileEpisode, fps: float, au6_index: float
 ) -> dict[str, float]:
-    """The raw cue values of the heuristic."""
-    lip = np.asarray(signals.lip, dtype=np.float64)
+    """The raw cue values of the heuristic.
+
+    Lost-face (NaN) frames are interpolated first, as for the D-Markers: a gap over the
+    onset otherwise made the relative speed NaN, and with it the score a confident 0.0.
+    """
+    lip = smooth_signal(signals.lip, fps, method="none")
     on_first, on_last = episode.onset
     rise = float(lip[on_last] - lip[on_first])
     speed = np.gradient(lip) * fps if len(lip) > 1 else np.zeros_like(lip)
-    max_speed = float(np.nanmax(speed[on_first : on_last + 1])) if on_last > on_first else 0.0
+    onset_speed = speed[on_first : on_last + 1]
+    onset_speed = onset_speed[np.isfinite(onset_speed)]
+    max_speed = float(onset_speed.max()) if on_last > on_first and len(onset_speed) else 0.0
     rel_speed = max_speed / rise if rise > 1e-9 else 0.0
     return {
         "au6_index": float(au6_index),
@@ -270,8 +287,8 @@ def _cues(
 
 def _symmetry(signals: SmileSignals, episode: SmileEpisode) -> float:
     """``1 - |dL - dR| / (|dL| + |dR|)`` of the per-side lip displacement at the apex."""
-    base_l, apex_l = _baseline_and_apex(signals.lip_left, episode, 3)
-    base_r, apex_r = _baseline_and_apex(signals.lip_right, episode, 3)
+    base_l, apex_l = _baseline_and_apex(signals.lip_left, episode, _BASELINE_S)
+    base_r, apex_r = _baseline_and_apex(signals.lip_right, episode, _BASELINE_S)
     d_left, d_right = apex_l - base_l, apex_r - base_r
     den = abs(d_left) + abs(d_right)
     if not math.isfinite(den) or den < 1e-9:
