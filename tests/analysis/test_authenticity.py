@@ -19,6 +19,7 @@ from duchenne.analysis.authenticity_classifier import (
     cross_validate,
     episode_deep_features,
 )
+from duchenne.analysis.dmarkers import DMARKER_VERSION
 from duchenne.analysis.dynamics import compute_signals
 from duchenne.analysis.episodes import find_episodes
 
@@ -173,6 +174,30 @@ def test_dmarker_classifier_round_trip(tmp_path) -> None:
     )
     with pytest.raises(ValueError):
         AuthenticityClassifier("svm")
+
+
+def test_saved_classifier_records_the_dmarker_version(tmp_path) -> None:
+    X, y = _separable()
+    clf = AuthenticityClassifier().fit(X, y)
+    path = tmp_path / "m.json"
+    clf.save(path)
+    content = json.loads(path.read_text())
+    assert content["dmarker_version"] == DMARKER_VERSION
+    np.testing.assert_array_equal(AuthenticityClassifier.load(path).predict(X), clf.predict(X))
+
+
+@pytest.mark.parametrize("version", [None, 1, DMARKER_VERSION + 1])
+def test_classifier_of_another_dmarker_version_is_refused(tmp_path, version) -> None:
+    X, y = _separable()
+    content = AuthenticityClassifier().fit(X, y).to_dict()
+    if version is None:  # written before the version was recorded
+        del content["dmarker_version"]
+    else:
+        content["dmarker_version"] = version
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match="retrain it with `duchenne train-authenticity`"):
+        AuthenticityClassifier.load(path)
 
 
 def test_cross_validate_fold_descriptions() -> None:

@@ -11,8 +11,10 @@ import pytest
 
 from duchenne.analysis import authenticity_data as ad
 from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
+from duchenne.analysis.dmarkers import DMARKER_VERSION
 from duchenne.analysis.video import VideoAnalyzer, frame_feature_names
 from duchenne.errors import DatasetError, DuchenneError
+from duchenne.io.jsonsafe import json_digest
 from tests.video_factory import SmileProfile, SyntheticFaceStage
 
 NAMES = [f"{s:03d}_{kind}_smile_1" for s in range(1, 5) for kind in ("deliberate", "spontaneous")]
@@ -147,6 +149,21 @@ def test_feature_cache_round_trip_and_invalidation(tmp_path: Path) -> None:
     assert again.get(video) is None
 
 
+def test_feature_cache_key_changes_with_the_dmarker_version(tmp_path: Path, monkeypatch) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"abc")
+    monkeypatch.setattr(ad, "DMARKER_VERSION", 1)
+    old = ad.FeatureCache(tmp_path / "cache.npz", {"every": 1})
+    old.put(video, np.arange(225.0), np.ones(8))
+    old.save()
+    monkeypatch.undo()
+    # features of the old formulas are not reused, and keys from before the version
+    # was part of the settings (the settings alone) do not match either
+    new = ad.FeatureCache(tmp_path / "cache.npz", {"every": 1})
+    assert new.get(video) is None
+    assert new.settings not in (old.settings, json_digest({"every": 1}, length=16))
+
+
 def test_saved_model_carries_its_provenance(fold_dirs: Path, tmp_path: Path) -> None:
     protocol = ad.read_folds(fold_dirs)
     table = _table(protocol)
@@ -178,4 +195,23 @@ def test_fusion_model_with_other_frame_features_is_refused(fold_dirs: Path, tmp_
         extraction={},
     )
     with pytest.raises(DuchenneError, match="trained on per-frame features"):
+        VideoAnalyzer(stage=SyntheticFaceStage(SmileProfile(), 3.0), classifier=path)
+
+
+def test_video_analyzer_refuses_a_model_of_other_dmarkers(fold_dirs: Path, tmp_path) -> None:
+    protocol = ad.read_folds(fold_dirs)
+    table = _table(protocol)
+    report = ad.evaluate_protocol(table, protocol, ("dmarkers",))
+    path = ad.save_model(
+        ad.train_final(table, "dmarkers"),
+        tmp_path / "m.json",
+        report=report,
+        table=table,
+        extraction={},
+    )
+    content = json.loads(path.read_text())
+    assert content["dmarker_version"] == DMARKER_VERSION
+    del content["dmarker_version"]  # as saved before D-Marker version 2
+    path.write_text(json.dumps(content))
+    with pytest.raises(DuchenneError, match="retrain it with `duchenne train-authenticity`"):
         VideoAnalyzer(stage=SyntheticFaceStage(SmileProfile(), 3.0), classifier=path)

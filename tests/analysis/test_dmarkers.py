@@ -10,11 +10,12 @@ import pytest
 from duchenne.analysis.dmarkers import (
     FEATURE_NAMES,
     PHASE_FEATURES,
+    REFERENCE_FPS,
     compute_dmarkers,
     dmarker_vector,
     phase_features,
 )
-from duchenne.analysis.dynamics import compute_signals
+from duchenne.analysis.dynamics import SmileSignals, compute_signals
 from duchenne.analysis.episodes import SmileEpisode, find_episodes
 
 from .test_dynamics import smile_profile, synthetic_landmarks
@@ -65,12 +66,13 @@ def test_linear_ramp() -> None:
     assert f["amplitude_max"] == pytest.approx(1.1)
     assert f["amplitude_mean"] == pytest.approx(0.8)
     assert f["amplitude_std"] == pytest.approx(np.std(d))
-    assert f["amplitude_total_pos"] == pytest.approx(d[1:].sum())
+    per_frame = REFERENCE_FPS / FPS  # sums over frames count as at 50 fps
+    assert f["amplitude_total_pos"] == pytest.approx(d[1:].sum() * per_frame)
     assert f["amplitude_mean_pos"] == pytest.approx(d[1:].mean())
     assert f["amplitude_total_neg"] == 0.0 and f["amplitude_mean_neg"] == 0.0
-    assert f["amplitude_net"] == pytest.approx(d[1:].sum())
+    assert f["amplitude_net"] == pytest.approx(d[1:].sum() * per_frame)
     assert f["amplitude_ratio_pos"] == 1.0 and f["amplitude_ratio_neg"] == 0.0
-    assert f["net_amplitude_per_duration"] == pytest.approx(d[1:].sum() / 1.0)
+    assert f["net_amplitude_per_duration"] == pytest.approx(d[1:].sum() * per_frame / 1.0)
     assert f["asymmetry"] == 0.0
 
 
@@ -85,8 +87,9 @@ def test_triangle_phases() -> None:
     assert feats["offset.lip.duration_neg"] == pytest.approx(0.5)
     assert feats["offset.lip.duration_pos"] == 0.0
     assert feats["offset.lip.speed_max_neg"] == pytest.approx(slope)
-    assert feats["offset.lip.amplitude_total_neg"] == pytest.approx(d[16:].sum())
-    assert feats["offset.lip.amplitude_net"] == pytest.approx(-d[16:].sum())
+    per_frame = REFERENCE_FPS / FPS
+    assert feats["offset.lip.amplitude_total_neg"] == pytest.approx(d[16:].sum() * per_frame)
+    assert feats["offset.lip.amplitude_net"] == pytest.approx(-d[16:].sum() * per_frame)
     assert feats["offset.lip.amplitude_ratio_neg"] == 1.0
     assert all(feats[f"apex.lip.{n}"] == 0.0 for n in PHASE_FEATURES)  # empty apex
 
@@ -166,30 +169,57 @@ def test_errors_and_nan_input() -> None:
     assert feats["onset.lip.speed_max_pos"] == pytest.approx(0.01 * FPS)
 
 
-def _timed_smile_features(fps: float) -> dict[str, float]:
-    """D-Markers of one smile defined in seconds (S-shaped onset 0.6 s, offset 0.8 s)."""
+_SUMS = ("amplitude_total_pos", "amplitude_total_neg", "amplitude_net")
+
+
+def _timed_smile(fps: float) -> tuple[SmileSignals, SmileEpisode, dict[str, float]]:
+    """One smile defined in seconds (S-shaped onset 0.6 s, offset 0.8 s): its smoothed
+    signals, its episode and its D-Markers at ``fps``."""
     t = np.arange(0.0, 4.0, 1.0 / fps)
     ramp = np.interp(t, [0.0, 1.0, 1.6, 2.5, 3.3, 4.0], [0, 0, 1, 1, 0, 0])
     sig = compute_signals(synthetic_landmarks(0.5 - 0.5 * np.cos(np.pi * ramp))).smoothed(fps)
     (ep,) = find_episodes(sig.lip, fps)
-    return compute_dmarkers(sig, ep, fps)
+    return sig, ep, compute_dmarkers(sig, ep, fps)
+
+
+def _paper_sums(d: np.ndarray, fps: float) -> dict[str, float]:
+    """The paper's literal sums over the frames of one phase (exact at 50 fps)."""
+    step = np.diff(d)
+    pos, neg = d[1:][step > 0].sum(), np.abs(d[1:][step < 0]).sum()
+    net = pos - neg
+    return {
+        "amplitude_total_pos": pos,
+        "amplitude_total_neg": neg,
+        "amplitude_net": net,
+        "net_amplitude_per_duration": net * fps / len(step),
+    }
 
 
 def test_frame_rate_dependence_is_as_documented() -> None:
-    """Per-second features agree at 25 and 50 fps; the paper's sums scale with fps."""
-    slow, fast = _timed_smile_features(25.0), _timed_smile_features(50.0)
+    """The same smile gives the same per-second features and (scaled) sums at 25 and
+    50 fps, and at the paper's 50 fps the sums are the paper's literal formulas."""
+    _, _, slow = _timed_smile(25.0)
+    sig, ep, fast = _timed_smile(50.0)
     for phase in ("onset", "offset"):
         for region in ("lip", "eyelid", "cheek"):
             key = f"{phase}.{region}."
             for name in ("duration", "duration_pos", "duration_neg"):
                 assert fast[key + name] == pytest.approx(slow[key + name], abs=1 / 25.0)
-            for name in ("speed_max_pos", "speed_max_neg", "speed_mean_pos", "speed_mean_neg"):
+            per_second = ("speed_max_pos", "speed_max_neg", "speed_mean_pos", "speed_mean_neg")
+            for name in (*per_second, "net_amplitude_per_duration"):
                 assert fast[key + name] == pytest.approx(slow[key + name], rel=0.05, abs=1e-3)
+            # the sums integrate the amplitude over the phase, so they also differ by the
+            # frame grid's difference in phase duration (at most 1/25 s, checked above)
+            grid = abs(fast[key + "duration"] - slow[key + "duration"]) * REFERENCE_FPS
+            peak = max(abs(fast[key + "amplitude_max"]), abs(slow[key + "amplitude_max"]))
+            for name in _SUMS:
+                slack = 0.05 * abs(slow[key + name]) + grid * peak + 1e-3
+                assert fast[key + name] == pytest.approx(slow[key + name], abs=slack)
             assert fast[key + "amplitude_mean"] == pytest.approx(
                 slow[key + "amplitude_mean"], rel=0.01
             )
-            # sums over frames (paper-literal): proportional to fps, i.e. sum / fps agrees
-            sums = ("amplitude_total_pos", "amplitude_total_neg", "amplitude_net")
-            for name in (*sums, "net_amplitude_per_duration"):
-                if abs(slow[key + name]) > 1e-3:
-                    assert fast[key + name] / slow[key + name] == pytest.approx(2.0, rel=0.15)
+            # at the reference rate the values are the paper's, as before the scaling
+            first, last = ep.phase(phase)
+            d = sig.region(region)[0][first : last + 1]
+            for name, value in _paper_sums(d, 50.0).items():
+                assert fast[key + name] == pytest.approx(value, rel=1e-12, abs=1e-12)

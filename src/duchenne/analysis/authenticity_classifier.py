@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from duchenne.analysis.dmarkers import DMARKER_VERSION
 from duchenne.analysis.episodes import SmileEpisode
 
 __all__ = [
@@ -342,11 +343,13 @@ class AuthenticityClassifier:
         return float(np.mean(self.predict(X, deep) == y))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe state (projection matrices included, so loading needs no RNG)."""
+        """JSON-safe state (projection matrices included, so loading needs no RNG), with the
+        D-Marker formula version the model was trained on."""
         if self.model is None:
             raise RuntimeError("AuthenticityClassifier is not fitted")
         return {
             "format": "duchenne.authenticity/1",
+            "dmarker_version": DMARKER_VERSION,
             "kind": self.kind,
             "l2": self.l2,
             "proj_dim": self.proj_dim,
@@ -359,9 +362,21 @@ class AuthenticityClassifier:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AuthenticityClassifier:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: not a classifier, or one trained on D-Markers of another formula
+                version (its weights would be applied to features on another scale).
+        """
         if d.get("format") != "duchenne.authenticity/1":
             raise ValueError("not a duchenne authenticity classifier")
+        version = d.get("dmarker_version")
+        if version != DMARKER_VERSION:
+            found = "1 (unrecorded)" if version is None else repr(version)
+            raise ValueError(
+                f"trained on D-Markers of formula version {found}, but this duchenne computes "
+                f"version {DMARKER_VERSION}; retrain it with `duchenne train-authenticity`"
+            )
         clf = cls(d["kind"], d["l2"], d["proj_dim"], d["projection"], d["seed"], d["fusion_bias"])
         clf.model = LogisticRegression.from_dict(d["model"])
         if d["proj"] is not None:

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
-from duchenne.analysis.dmarkers import FEATURE_NAMES
+from duchenne.analysis.dmarkers import DMARKER_VERSION, FEATURE_NAMES
 from duchenne.errors import DatasetError, DuchenneError
 from duchenne.io.atomic import atomic_write
 from duchenne.io.jsonsafe import json_digest
@@ -338,11 +338,13 @@ class FeatureCache:
 
     Why: every video is in every fold, and decoding a dataset takes far longer than the
     classifiers; re-running with other classifier settings should not decode it again.
+    The settings include :data:`~duchenne.analysis.dmarkers.DMARKER_VERSION`, so features
+    cached by other D-Marker formulas are recomputed rather than mixed with new ones.
     """
 
     def __init__(self, path: str | os.PathLike[str], settings: Mapping[str, Any]) -> None:
         self.path = Path(path)
-        self.settings = json_digest(dict(settings), length=16)
+        self.settings = json_digest({**settings, "dmarker_version": DMARKER_VERSION}, length=16)
         self.entries: dict[str, dict[str, np.ndarray]] = {}
         if self.path.exists():
             self._load()
@@ -575,7 +577,10 @@ def save_model(
             f"mean accuracy {report.mean(kind):.3f} ± {report.std(kind):.3f} over "
             f"{len(report.folds)} folds of this dataset only; not validated elsewhere"
         ),
-        "dmarkers": f"{len(FEATURE_NAMES)} D-Markers in duchenne.analysis.dmarkers.FEATURE_NAMES order",
+        "dmarkers": (
+            f"{len(FEATURE_NAMES)} D-Markers (formula version {DMARKER_VERSION}) in "
+            "duchenne.analysis.dmarkers.FEATURE_NAMES order"
+        ),
         "frame_features": list(table.feature_names),
         "extraction": dict(extraction),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -20,6 +20,9 @@ reproducible):
   are the phase's positive / negative speeds (same for ``A``).
 - Empty sets give 0.0 (a mean, maximum or ratio over nothing), never NaN. A phase with
   fewer than two frames has no dynamics: all its 25 features are 0.0.
+- The paper's sums over frames (total and net amplitudes, and the net amplitude per
+  duration) are scaled by ``REFERENCE_FPS / fps``: unchanged at the paper's 50 fps,
+  independent of the frame rate elsewhere (:data:`DMARKER_VERSION` 2).
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ from duchenne.analysis.dynamics import SmileSignals
 from duchenne.analysis.episodes import SmileEpisode
 
 __all__ = [
+    "DMARKER_VERSION",
     "FEATURE_NAMES",
     "PHASES",
     "PHASE_FEATURES",
+    "REFERENCE_FPS",
     "REGIONS",
     "compute_dmarkers",
     "dmarker_vector",
@@ -78,6 +83,20 @@ PHASE_FEATURES: tuple[str, ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(
     f"{p}.{r}.{f}" for p in PHASES for r in REGIONS for f in PHASE_FEATURES
 )
+#: Frame rate (fps) at which the paper's sums over frames are defined. Dibeklioglu, Salah
+#: & Gevers (ECCV 2012) compute D-Markers on UvA-NEMO, whose videos are all 50 fps, and
+#: define the total and net amplitudes as plain sums over the frames of a phase, so that
+#: their values grow with the number of frames per second. Scaling those sums by
+#: ``REFERENCE_FPS / fps`` keeps the paper's values on 50 fps data and makes the same
+#: smile give the same values at any other rate (or with ``--every``).
+REFERENCE_FPS: float = 50.0
+#: Version of the D-Marker formulas. Classifiers and feature caches record it, because
+#: features computed by other formulas are not comparable with these.
+#: 1: the paper's sums over frames, proportional to the frame rate.
+#: 2: ``amplitude_total_pos``, ``amplitude_total_neg``, ``amplitude_net`` and
+#: ``net_amplitude_per_duration`` scaled by ``REFERENCE_FPS / fps`` (frame-rate independent;
+#: unchanged at 50 fps).
+DMARKER_VERSION: int = 2
 _EPS = 1e-12
 
 SignalSource = SmileSignals | Mapping[str, np.ndarray]
@@ -93,7 +112,8 @@ def compute_dmarkers(signals: SignalSource, episode: SmileEpisode, fps: float) -
             *smoothed* signals: speeds and accelerations are derivatives. NaN samples are
             linearly interpolated.
         episode: the phases (frame ranges index into the signals).
-        fps: the video's real frame rate (frames per second).
+        fps: the real frame rate of the analysed frames (frames per second; with every
+            N-th frame analysed, the video's rate / N).
 
     Returns:
         ``{name: value}`` in :data:`FEATURE_NAMES` order, all finite floats.
@@ -148,7 +168,8 @@ def phase_features(
         d: (n,) amplitude samples of the phase.
         speed: (n,) speeds (amplitude units per second) at the same frames.
         accel: (n,) accelerations (units per second squared).
-        fps: frame rate.
+        fps: frame rate of the samples (the sums over frames are scaled to
+            :data:`REFERENCE_FPS`).
         left, right: optional (n,) per-side amplitudes for the asymmetry.
 
     Returns:
@@ -161,7 +182,9 @@ def phase_features(
     d_pos, d_neg = d[1:][step > 0], np.abs(d[1:][step < 0])
     n_int = len(step)
     total = n_int / fps
-    tot_pos, tot_neg = float(d_pos.sum()), float(d_neg.sum())
+    # sums over frames, counted as at the paper's 50 fps (see REFERENCE_FPS)
+    per_frame = REFERENCE_FPS / fps
+    tot_pos, tot_neg = float(d_pos.sum()) * per_frame, float(d_neg.sum()) * per_frame
     net = tot_pos - tot_neg
     feats = {
         "duration_pos": len(d_pos) / fps,

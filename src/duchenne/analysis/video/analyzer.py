@@ -295,7 +295,9 @@ def _load_classifier(
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
         model = AuthenticityClassifier.from_dict(content)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, KeyError, json.JSONDecodeError) as exc:
         raise DuchenneError(f"{path}: not a duchenne authenticity model ({exc})") from None
+    except ValueError as exc:  # its own words: another format, or other D-Marker formulas
+        raise DuchenneError(f"{path}: {exc}") from None
     info = {"path": str(path), "kind": model.kind, **content.get("provenance", {})}
     return model, info
