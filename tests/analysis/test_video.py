@@ -483,6 +483,24 @@ def test_summary_times_are_rounded_as_in_the_rows(tmp_path) -> None:
     assert track["best_time"] in row_times
 
 
+def test_annotated_video_plays_in_real_time_at_a_variable_rate(tmp_path) -> None:
+    """The annotated video was written at one constant rate (here the given 30 fps), so
+    after 1 s at 30 fps the 2 s at 5 fps played in 0.33 s; its frames now keep the
+    source's times (from the first frame on)."""
+    av = pytest.importorskip("av", reason="frame timestamps need the 'video' extra (PyAV)")
+    from duchenne.io.frames import Frame
+
+    times = [3 + i / 30 for i in range(30)] + [4 + 0.2 * i for i in range(10)]
+    image = np.zeros((240, 320, 3), np.uint8)
+    frames = [Frame(i, t, image.copy()) for i, t in enumerate(times)]
+    stage = SyntheticFaceStage(SmileProfile(start=0.5, onset=0.5, apex=0.5, offset=0.5), 3.0)
+    path = tmp_path / "annotated.mp4"
+    VideoAnalyzer(stage=stage).analyze(frames, source_fps=30, draw=path, prefetch=0)
+    with av.open(str(path)) as container:
+        written = [float(f.time) for f in container.decode(video=0)]
+    assert written == pytest.approx([t - 3 for t in times], abs=1e-3)
+
+
 @pytest.fixture(scope="module")
 def all_stages() -> Analyzer:
     from duchenne.analysis.config import ALL_STAGES

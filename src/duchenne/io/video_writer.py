@@ -7,6 +7,16 @@ VP9 — both play in every current browser. Without PyAV (extra ``[video]``) ``.
 still plays (OpenCV's VP8), ``.mp4`` falls back to ``mp4v`` with a warning that says
 so, and ``.avi``/``.mkv`` are written as before (MJPG/XVID) for desktop players.
 
+Timing: each frame is shown from its own time (``write(frame, time)``, e.g. the source's
+presentation time), so the video plays in real time also when the source has a variable
+frame rate or the kept frames are spread unevenly (``--every N`` of such a source). PyAV
+stores the times as the frames' timestamps; OpenCV can only write a constant rate
+(``fps``), so there a frame is repeated up to the next frame's time, or dropped when the
+next one falls in the same output frame.
+
+Size: yuv420p (and OpenCV's MJPEG) needs even sides, so an odd side is stretched by one
+pixel in every container (161x121 -> 162x122; OpenCV alone would round ``.avi`` down).
+
 Frames go to a hidden temporary file next to the destination, which replaces it only
 on a successful close (a half-written video never appears under the final name).
 """
@@ -16,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +55,8 @@ OPENCV_FOURCC = {
 }
 SUFFIXES = tuple(sorted(OPENCV_FOURCC))
 BROWSER_SUFFIXES = (".mp4", ".m4v", ".webm")
+#: timestamp unit of the PyAV streams, in seconds (milliseconds: every container keeps it)
+TIME_BASE = Fraction(1, 1000)
 
 
 def pyav_codec(suffix: str) -> str | None:
@@ -67,7 +80,8 @@ class VideoWriter:
 
     Args:
         path: destination; its suffix picks the container (``.mp4``, ``.webm``, ...).
-        fps: frame rate.
+        fps: nominal frame rate: the spacing of frames written without a time, and the
+            constant rate of the OpenCV fallback.
         quality: x264/VP9 constant-quality value (lower = better; 23 ~ visually clean).
 
     Raises:
@@ -87,12 +101,24 @@ class VideoWriter:
         self.codec: str | None = None
         self.frames = 0
         self._size: tuple[int, int] | None = None
+        self._t0: float | None = None  # time of the first frame (the video starts at 0)
+        self._last = 0.0  # time of the previous frame, from the start of the video
+        self._pts = -1  # PyAV: timestamp of the previous frame, in TIME_BASE
+        self._held: np.ndarray | None = None  # OpenCV: last frame, written on the next
+        self._slots = 0  # OpenCV: output frames written
         self._av: Any = None
         self._stream: Any = None
         self._cv: Any = None
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one RGB frame (resized to the first frame's size if it differs)."""
+    def write(self, frame: np.ndarray, time: float | None = None) -> None:
+        """Append one RGB frame (resized to the first frame's size if it differs).
+
+        Args:
+            frame: RGB ``uint8`` (H, W, 3).
+            time: when it is shown, in seconds on any clock (the first frame's time is the
+                start of the video); None: ``1 / fps`` after the previous frame.
+        """
+        t = self._time(time)
         frame = np.ascontiguousarray(frame)
         if self._size is None:
             self._open(frame.shape[1], frame.shape[0])
@@ -105,13 +131,36 @@ class VideoWriter:
             import av
 
             picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            # strictly increasing, as the encoders and muxers require
+            self._pts = max(round(t / TIME_BASE), self._pts + 1)
+            picture.pts, picture.time_base = self._pts, TIME_BASE
             for packet in self._stream.encode(picture):
                 self._av.mux(packet)
         else:
             import cv2
 
-            self._cv.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            self._write_opencv(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), t)
         self.frames += 1
+
+    def _time(self, time: float | None) -> float:
+        """Seconds from the first frame to this one (``1 / fps`` on without a time)."""
+        if self._t0 is None:
+            self._t0, t = (0.0 if time is None else float(time)), 0.0
+        elif time is None:
+            t = self._last + 1 / self.fps
+        else:
+            t = float(time) - self._t0
+        self._last = t
+        return t
+
+    def _write_opencv(self, image: np.ndarray, t: float) -> None:
+        """OpenCV writes a constant rate: the previous frame fills the output frames up to
+        this one's time (repeated, or dropped when both fall in the same output frame)."""
+        if self._held is not None:
+            while self._slots < round(t * self.fps):
+                self._cv.write(self._held)
+                self._slots += 1
+        self._held = image
 
     def _open(self, width: int, height: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,8 +179,7 @@ class VideoWriter:
     def _open_pyav(self, codec: str, width: int, height: int) -> None:
         import av
 
-        # yuv420p needs even sides: an odd side is stretched by one pixel (write resizes)
-        even = (width + width % 2, height + height % 2)
+        even = _even(width, height)
         mp4 = self.suffix in (".mp4", ".m4v", ".mov")
         self._av = av.open(
             str(self.tmp),
@@ -142,6 +190,7 @@ class VideoWriter:
         stream = self._av.add_stream(codec, rate=_rate(self.fps))
         stream.width, stream.height = even
         stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = TIME_BASE  # the frames carry their own times
         stream.options = _codec_options(codec, self.quality)
         self._stream, self.codec, self._size = stream, codec, even
 
@@ -149,12 +198,11 @@ class VideoWriter:
         import cv2
 
         fourcc = OPENCV_FOURCC[self.suffix]
-        writer = cv2.VideoWriter(
-            str(self.tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps, (width, height)
-        )
+        size = _even(width, height)  # as PyAV: MJPEG would round an odd side down
+        writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps, size)
         if not writer.isOpened():
             raise OSError(f"{self.path}: cannot write video (no {fourcc} encoder)")
-        self._cv, self.codec, self._size = writer, fourcc, (width, height)
+        self._cv, self.codec, self._size = writer, fourcc, size
 
     def close(self, commit: bool = True) -> Path | None:
         """Finish the file and move it into place (``commit``), or discard it.
@@ -169,12 +217,14 @@ class VideoWriter:
                     self._av.mux(packet)
                 self._av.close()
             elif self._cv is not None:
+                if self._held is not None:
+                    self._cv.write(self._held)
                 self._cv.release()
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
         finally:
-            self._stream = self._av = self._cv = None
+            self._stream = self._av = self._cv = self._held = None
         if opened and commit:
             commit_file(self.tmp, self.path)
             return self.path
@@ -188,14 +238,18 @@ class VideoWriter:
         self.close(commit=exc_type is None)
 
 
+def _even(width: int, height: int) -> tuple[int, int]:
+    """The written size: yuv420p (and MJPEG) need even sides, so an odd side grows by one
+    pixel (``write`` stretches the frame), the same in every container."""
+    return width + width % 2, height + height % 2
+
+
 def _container(suffix: str) -> str:
     return {".webm": "webm", ".mkv": "matroska", ".mov": "mov"}.get(suffix, "mp4")
 
 
 def _rate(fps: float) -> Any:
     """The frame rate as a fraction (PyAV wants a rational; 29.97 -> 30000/1001)."""
-    from fractions import Fraction
-
     return Fraction(fps).limit_denominator(1001)
 
 

@@ -43,7 +43,7 @@ class _AnnotatedVideo:
     def write(self, frame: Frame, faces: Faces) -> None:
         image = self._annotator.annotate(frame.image, faces)
         draw_caption(image, f"{frame.time:6.2f} s", corner="bottom-left")
-        self._writer.write(image)
+        self._writer.write(image, frame.time)  # real time, also at a variable rate
 
     def close(self, commit: bool = True) -> None:
         self._writer.close(commit=commit)
