@@ -102,14 +102,15 @@ def _add_crops(sub: Any) -> None:
 
 def _add_pack(sub: Any) -> None:
     p = sub.add_parser("pack", help="WebP-packed copies of caches (to carry to a GPU machine)")
-    p.add_argument("--cache-dir", default=DEFAULT_CACHE)
-    p.add_argument("--out", default="cache/pack")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="folder of the caches")
+    p.add_argument("--out", default="cache/pack", help="folder of the packed copies")
     p.add_argument(
         "--sets",
         nargs="+",
         default=["ferplus_train", "ferplus_valid", "smilesmiled_train", "mtfl_train", "mtfl_calib"],
+        help="caches to pack (default: the training and selection caches)",
     )
-    p.add_argument("--quality", type=int, default=100)
+    p.add_argument("--quality", type=int, default=100, help="WebP quality (default 100)")
 
 
 def _add_teach(sub: Any) -> None:
