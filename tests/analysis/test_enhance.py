@@ -285,7 +285,7 @@ def test_every_face_changes_by_default(analyzer: Analyzer, astronaut: np.ndarray
 
 
 def test_group_photo_one_face(analyzer: Analyzer) -> None:
-    """Solvay 1927 (28 small faces): enhancing one leaves every pixel outside it untouched."""
+    """Solvay 1927 (29 small faces): enhancing one leaves every pixel outside it untouched."""
     image = load_image(TEST_DATA / "solvay_1927.jpg")
     result = enhance(analyzer, image, amount=1.0, faces=3, score=False)
     chosen = _lower_face_mask(result.before.landmarks[3], image.shape)

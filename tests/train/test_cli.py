@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from duchenne.train.cli import crop_jobs, main
+from duchenne.train.cli import main
 from duchenne.train.crops import DATASET_SPLITS
+from duchenne.train.options import crop_jobs
 
 
 def test_every_split_by_default_and_splits_in_any_case() -> None:
@@ -185,3 +186,23 @@ def test_crops_refuses_a_bad_side_and_checks_recut_sources_first(
     assert main([*recut[:-1], "--limit", "3"]) == 2
     assert "--limit does not apply to --recut-from" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_pack_and_teach_name_missing_caches_and_check_their_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like fit: a missing cache is one line naming it (was a FileNotFoundError, exit 1),
+    and --quality / --threads out of range are usage errors."""
+    cache = str(tmp_path / "cache")
+    for argv in (
+        ["pack", "--cache-dir", cache, "--sets", "mtfl_calib", "--out", str(tmp_path / "p")],
+        ["teach", "--cache-dir", cache, "--sets", "mtfl_calib", "--teacher", "smile_n"],
+    ):
+        assert main(["train", *argv]) == 2
+        err = capsys.readouterr().err
+        assert "mtfl_calib.npz" in err and "FileNotFoundError" not in err
+    for argv in (["pack", "--quality", "500"], ["teach", "--teacher", "x", "--threads", "-3"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["train", *argv])
+        assert exc.value.code == 2
+    assert not (tmp_path / "p").exists()

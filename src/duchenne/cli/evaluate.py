@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from duchenne.cli.options import emotion_prior, output_dir, output_or_stdout, positive_int
-from duchenne.io.argtypes import int_at_least
+from duchenne.io.argtypes import int_range
 from duchenne.io.jsonsafe import to_json_text
 from duchenne.io.sinks import records_to_text, write_records
 
@@ -86,7 +86,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--n-boot",
-        type=int_at_least(MIN_BOOT),
+        type=int_range(MIN_BOOT),
         default=1000,
         help=f"bootstrap resamples for the 95%% CIs (at least {MIN_BOOT}; default 1000)",
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 __all__ = [
     "finite_non_negative",
-    "int_at_least",
+    "int_range",
     "non_negative",
     "non_negative_int",
     "positive_int",
@@ -75,12 +75,16 @@ def unit_interval_below_one(text: str) -> float:
     return _checked(text, float, lambda v: 0.0 <= v < 1.0, "in [0, 1)")
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """argparse type: an integer >= ``minimum``, for a count whose floor is not 0 or 1
-    (``evaluate --n-boot``: too few resamples give a meaningless interval)."""
+def int_range(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum`` (and <= ``maximum`` when given), for a
+    count whose bounds are not 0 or 1 (``evaluate --n-boot``: too few resamples give a
+    meaningless interval; ``train pack --quality``: WebP's 1-100)."""
+    need = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
 
     def check(text: str) -> int:
-        return _checked(text, int, lambda v: v >= minimum, f">= {minimum}")
+        return _checked(
+            text, int, lambda v: v >= minimum and (maximum is None or v <= maximum), need
+        )
 
-    check.__name__ = f"int_at_least_{minimum}"  # argparse names a type by it
+    check.__name__ = f"int_range_{minimum}_{maximum}"  # argparse names a type by it
     return check

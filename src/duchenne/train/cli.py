@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,20 @@ from duchenne.analysis.crop_format import FRAMINGS
 from duchenne.errors import run_reporting_failure
 from duchenne.io.argtypes import (
     finite_non_negative,
+    int_range,
     non_negative_int,
     positive_int,
     positive_number,
     unit_interval_below_one,
 )
 from duchenne.train import LADDER
-from duchenne.train.options import crop_size, fit_usage_error, missing_caches, parse_oversample
+from duchenne.train.options import (
+    crop_jobs,
+    crop_size,
+    fit_usage_error,
+    missing_caches,
+    parse_oversample,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +117,7 @@ def _add_pack(sub: Any) -> None:
         default=["ferplus_train", "ferplus_valid", "smilesmiled_train", "mtfl_train", "mtfl_calib"],
         help="caches to pack (default: the training and selection caches)",
     )
-    p.add_argument("--quality", type=int, default=100, help="WebP quality (default 100)")
+    p.add_argument("--quality", type=int_range(1, 100), default=100, help="WebP quality (100)")
 
 
 def _add_teach(sub: Any) -> None:
@@ -129,7 +136,7 @@ def _add_teach(sub: Any) -> None:
         default="ferplus_train+smilesmiled_train+mtfl_train",
         help="'+'-joined caches to write into (default: the training mix)",
     )
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="onnxruntime threads")
 
 
 def _add_common_fit(p: argparse.ArgumentParser) -> None:
@@ -314,47 +321,6 @@ def _cache_names(jobs: Sequence[tuple[str, str]]) -> list[str]:
     return [f"{dataset}_{split.lower()}" for dataset, split in jobs]
 
 
-def crop_jobs(
-    datasets: Sequence[str], splits: Sequence[str] | None, known: Mapping[str, Sequence[str]]
-) -> list[tuple[str, str]]:
-    """The ``(dataset, split)`` caches ``train crops`` builds, in the order asked.
-
-    Names match case-insensitively where that is unambiguous (``--splits Test`` is FER+'s
-    ``test``, as ``evaluate`` spells it). Without ``splits`` every split of each dataset;
-    with them, each dataset gets the named splits it has, and a split that none of the
-    named datasets has is an error (it used to be skipped, building nothing).
-
-    Args:
-        datasets: ``--datasets`` values.
-        splits: ``--splits`` values, or None for every split.
-        known: dataset -> its splits (``duchenne.train.crops.DATASET_SPLITS``).
-
-    Raises:
-        ValueError: an unknown or ambiguous dataset or split; the message lists the
-            valid names.
-    """
-    names = [_match(d, list(known), "dataset", "") for d in datasets]
-    names = list(dict.fromkeys(names))
-    if splits is None:
-        return [(d, s) for d in names for s in known[d]]
-    offered = list(dict.fromkeys(s for d in names for s in known[d]))
-    where = f" of {', '.join(names)}"
-    wanted = list(dict.fromkeys(_match(s, offered, "split", where) for s in splits))
-    return [(d, s) for d in names for s in wanted if s in known[d]]
-
-
-def _match(name: str, choices: Sequence[str], kind: str, where: str) -> str:
-    """``name`` itself, else the one choice equal to it ignoring case."""
-    if name in choices:
-        return name
-    found = [c for c in choices if c.casefold() == name.casefold()]
-    if len(found) == 1:
-        return found[0]
-    if found:
-        raise ValueError(f"{kind} {name!r} matches several {kind}s{where}: {', '.join(found)}")
-    raise ValueError(f"unknown {kind} {name!r}; the {kind}s{where} are: {', '.join(choices)}")
-
-
 def _run_tune(args: argparse.Namespace, datasets: list[str]) -> int:
     import numpy as np
 
@@ -385,6 +351,8 @@ def _run_tune(args: argparse.Namespace, datasets: list[str]) -> int:
 def _run_pack(args: argparse.Namespace) -> int:
     from duchenne.train.data import cache_extras, cache_path, load_cache, save_cache
 
+    if problem := missing_caches(args.cache_dir, args.sets):
+        return _usage_error("pack", problem)
     total = 0
     for name in args.sets:
         src = cache_path(args.cache_dir, name)
@@ -404,6 +372,8 @@ def _run_teach(args: argparse.Namespace) -> int:
     from duchenne.train.data import set_names
     from duchenne.train.teach import teach_caches
 
+    if problem := missing_caches(args.cache_dir, set_names(args.sets)):
+        return _usage_error("teach", problem)
     rows = teach_caches(args.cache_dir, set_names(args.sets), args.teacher, threads=args.threads)
     for r in rows:
         print(

@@ -10,7 +10,7 @@ before a cache is read or an epoch is spent; ``fit`` and ``ladder`` share the ru
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from duchenne.analysis.crop_format import CropFormat
@@ -106,3 +106,44 @@ def fit_usage_error(args: argparse.Namespace) -> str | None:
     fer_only_net = FER_ONLY if getattr(args, "fer_only_net", None) else ()  # ladder only
     valid = set_names(args.valid_set or VALID_MIX)
     return missing_caches(args.cache_dir, [*sets, *fer_only_net, *valid])
+
+
+def crop_jobs(
+    datasets: Sequence[str], splits: Sequence[str] | None, known: Mapping[str, Sequence[str]]
+) -> list[tuple[str, str]]:
+    """The ``(dataset, split)`` caches ``train crops`` builds, in the order asked.
+
+    Names match case-insensitively where that is unambiguous (``--splits Test`` is FER+'s
+    ``test``, as ``evaluate`` spells it). Without ``splits`` every split of each dataset;
+    with them, each dataset gets the named splits it has, and a split that none of the
+    named datasets has is an error (it used to be skipped, building nothing).
+
+    Args:
+        datasets: ``--datasets`` values.
+        splits: ``--splits`` values, or None for every split.
+        known: dataset -> its splits (``duchenne.train.crops.DATASET_SPLITS``).
+
+    Raises:
+        ValueError: an unknown or ambiguous dataset or split; the message lists the
+            valid names.
+    """
+    names = [_match(d, list(known), "dataset", "") for d in datasets]
+    names = list(dict.fromkeys(names))
+    if splits is None:
+        return [(d, s) for d in names for s in known[d]]
+    offered = list(dict.fromkeys(s for d in names for s in known[d]))
+    where = f" of {', '.join(names)}"
+    wanted = list(dict.fromkeys(_match(s, offered, "split", where) for s in splits))
+    return [(d, s) for d in names for s in wanted if s in known[d]]
+
+
+def _match(name: str, choices: Sequence[str], kind: str, where: str) -> str:
+    """``name`` itself, else the one choice equal to it ignoring case."""
+    if name in choices:
+        return name
+    found = [c for c in choices if c.casefold() == name.casefold()]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise ValueError(f"{kind} {name!r} matches several {kind}s{where}: {', '.join(found)}")
+    raise ValueError(f"unknown {kind} {name!r}; the {kind}s{where} are: {', '.join(choices)}")
