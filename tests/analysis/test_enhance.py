@@ -401,6 +401,26 @@ def test_opaque_inputs_have_no_alpha(analyzer: Analyzer, astronaut: np.ndarray) 
         result.encode("gif")
 
 
+def test_rgb_colour_profile_is_kept(analyzer: Analyzer, astronaut: np.ndarray, tmp_path) -> None:
+    """The pixels keep the input's values, so every output keeps its RGB ICC profile (a
+    Display P3 photo written without it looks washed out); a caller's file stays open."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buf = io.BytesIO()
+    Image.fromarray(astronaut).save(buf, format="JPEG", quality=95, icc_profile=icc)
+    (tmp_path / "in.jpg").write_bytes(buf.getvalue())
+    with open(tmp_path / "in.jpg", "rb") as fh:
+        result = enhance(analyzer, fh, amount=0.5, score=False)
+        assert not fh.closed
+    assert result.icc_profile == icc
+    for suffix in (".jpg", ".png", ".webp"):
+        result.save(tmp_path / f"out{suffix}")
+        assert Image.open(tmp_path / f"out{suffix}").info.get("icc_profile") == icc, suffix
+    assert np.array_equal(_decode(result.encode("png")), result.image)
+    assert enhance(analyzer, astronaut, amount=0.0, score=False).icc_profile is None
+
+
 def test_needs_landmarks_stage(astronaut: np.ndarray) -> None:
     with pytest.raises(ValueError, match="landmarks"):
         enhance(Analyzer(stages=("detect",), threads=1), astronaut)

@@ -138,6 +138,9 @@ class EnhanceResult:
         rgba: (H, W, 4) uint8 for an input with transparency (RGBA, LA, a palette or a
             colour key): its own (un-composited) RGB, enhanced, and its alpha channel
             unchanged; None for an opaque input.
+        icc_profile: the input's embedded RGB colour profile, written into every output
+            format (the pixels keep the input's values, so they keep its colour space);
+            None when it had none (or a grey or CMYK one: those pixels were converted).
     """
 
     image: np.ndarray
@@ -148,12 +151,14 @@ class EnhanceResult:
     matched: np.ndarray | None = None
     warps: list[FaceWarp] = field(default_factory=list)
     rgba: np.ndarray | None = None
+    icc_profile: bytes | None = None
 
     def encode(self, format: str = "png", quality: int = 92) -> bytes:
         """The result as an image file: ``"png"``, ``"webp"`` (lossless) or ``"jpeg"``.
 
         PNG and WebP carry the input's alpha channel (``rgba``) when it had one; JPEG has
-        no alpha, so it gets ``image`` (composited on white).
+        no alpha, so it gets ``image`` (composited on white). All three carry
+        ``icc_profile`` when the input had one.
 
         Raises:
             ValueError: an unknown format, or a JPEG quality outside 1-100.
@@ -163,16 +168,21 @@ class EnhanceResult:
             raise ValueError(
                 f"unsupported output image format {format!r}; use {', '.join(IMAGE_FORMATS)}"
             )
-        if fmt == "jpeg" or (fmt == "png" and self.rgba is None):
+        if not self.icc_profile and (fmt == "jpeg" or (fmt == "png" and self.rgba is None)):
             return encode_image(self.image, fmt, quality)
         from PIL import Image
 
-        pixels = self.image if self.rgba is None else self.rgba
+        if fmt == "jpeg" and not 1 <= int(quality) <= 100:
+            raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+        pixels = self.image if self.rgba is None or fmt == "jpeg" else self.rgba
+        icc = {"icc_profile": self.icc_profile} if self.icc_profile else {}
         buf = io.BytesIO()
         if fmt == "png":
-            Image.fromarray(pixels).save(buf, format="PNG")  # (H, W, 4) uint8: RGBA
+            Image.fromarray(pixels).save(buf, format="PNG", **icc)  # RGB or RGBA
+        elif fmt == "webp":
+            Image.fromarray(pixels).save(buf, format="WEBP", lossless=True, exact=True, **icc)
         else:
-            Image.fromarray(pixels).save(buf, format="WEBP", lossless=True, exact=True)
+            Image.fromarray(pixels).save(buf, format="JPEG", quality=int(quality), **icc)
         return buf.getvalue()
 
     def save(self, path: str | os.PathLike[str], quality: int = 92) -> Path:
@@ -287,9 +297,12 @@ def enhance(
     start = _stream_position(source)
     image = load_image(source, max_pixels=analyzer.max_pixels)
     rgba = _transparent_pixels(source, image, start)
+    icc_profile = _rgb_icc_profile(source, start)
     before = _analyze(analyzer, image, source)
     indices = _select(faces, len(before), _label(source))
-    result = EnhanceResult(image=image.copy(), amount=amount, indices=indices, before=before)
+    result = EnhanceResult(
+        image=image.copy(), amount=amount, indices=indices, before=before, icc_profile=icc_profile
+    )
     # the warp moves the input's own RGB: composited pixels for an opaque input, the
     # un-composited ones for a transparent input (whose alpha is never changed)
     src = image if rgba is None else np.ascontiguousarray(rgba[..., :3])
@@ -332,7 +345,7 @@ def _transparent_pixels(source: Any, image: np.ndarray, start: int | None) -> np
     kept only when compositing it gives exactly that, so the analysis and the written
     file always show the same picture.
     """
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     rgba: np.ndarray | None = None
     if isinstance(source, np.ndarray):
@@ -342,17 +355,10 @@ def _transparent_pixels(source: Any, image: np.ndarray, start: int | None) -> np
             rgba = np.dstack([rgb, alpha])
     else:
         try:
-            if isinstance(source, Image.Image):
-                opened, close = source, False
-            elif isinstance(source, (str, os.PathLike)):
-                opened, close = Image.open(source), True
-            elif isinstance(source, (bytes, bytearray, memoryview)):
-                opened, close = Image.open(io.BytesIO(bytes(source))), True
-            elif start is not None:
-                source.seek(start)
-                opened, close = Image.open(source), True
-            else:
+            reopened = _open_again(source, start)
+            if reopened is None:
                 return None  # a stream that cannot be read again: composited RGB only
+            opened, close = reopened
             try:
                 if "A" in opened.mode or "a" in opened.mode or "transparency" in opened.info:
                     try:
@@ -370,6 +376,48 @@ def _transparent_pixels(source: Any, image: np.ndarray, start: int | None) -> np
     if not np.array_equal(_over_white(rgba[..., :3], rgba[..., 3]), image):
         return None
     return rgba
+
+
+def _open_again(source: Any, start: int | None) -> tuple[Any, bool] | None:
+    """``source`` opened with Pillow (again) and whether to close it; None for an array or
+    a stream that cannot be read again."""
+    from PIL import Image
+
+    if isinstance(source, Image.Image):
+        return source, False
+    if isinstance(source, (str, os.PathLike)):
+        return Image.open(source), True
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return Image.open(io.BytesIO(bytes(source))), True
+    if start is not None and not isinstance(source, np.ndarray):
+        source.seek(start)
+        return Image.open(source), False  # closing it would close the caller's stream
+    return None
+
+
+def _rgb_icc_profile(source: Any, start: int | None) -> bytes | None:
+    """The input's embedded ICC profile when it describes RGB values, else None.
+
+    ``load_image`` keeps an RGB (or palette) image's values as they are, so the output
+    must carry the same profile to show the same colours (a Display P3 photo written
+    without it looks washed out). A grey or CMYK profile does not describe the RGB
+    pixels written, so it is dropped.
+    """
+    try:
+        reopened = _open_again(source, start)
+        if reopened is None:
+            return None
+        opened, close = reopened
+        try:
+            icc = opened.info.get("icc_profile")
+        finally:
+            if close:
+                opened.close()
+    except Exception:  # the pixels decoded once already; never fail on the profile
+        return None
+    if isinstance(icc, bytes) and icc[16:20] == b"RGB ":
+        return icc
+    return None
 
 
 def _over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
