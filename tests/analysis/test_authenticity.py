@@ -200,6 +200,21 @@ def test_classifier_of_another_dmarker_version_is_refused(tmp_path, version) -> 
         AuthenticityClassifier.load(path)
 
 
+@pytest.mark.parametrize("bad", [[1, 2], "coef"])
+def test_malformed_classifier_files_are_refused_on_load(bad) -> None:
+    """A JSON list raised AttributeError, and weights of another length than the means
+    failed only at the first prediction, after a whole video was analysed."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 5)), np.arange(20) % 2
+    content = AuthenticityClassifier("dmarkers").fit(X, y).to_dict()
+    if bad == "coef":
+        content["model"]["coef"] = content["model"]["coef"][:3]
+    else:
+        content = bad
+    with pytest.raises(ValueError, match="not a duchenne authenticity classifier|inconsistent"):
+        AuthenticityClassifier.from_dict(content)
+
+
 def test_cross_validate_fold_descriptions() -> None:
     X, y = _separable(50)
     by_k = cross_validate(5, X, y)

@@ -75,6 +75,11 @@ def test_reads_fold_files_and_single_json_forms(tmp_path: Path) -> None:
         ([{"train": ["clip_a"], "test": ["clip_b"]}], "cannot tell the label"),
         ([{"test": {"a": 1}}], "needs 'train' and 'test'"),
         ("not folds", "expected a list of folds"),
+        # one video given two labels inside one split (the list form kept the last)
+        (
+            [{"train": [{"video": "a", "label": 0}, {"video": "a", "label": 1}], "test": {}}],
+            "'a' is given two labels",
+        ),
     ],
 )
 def test_bad_fold_files_raise_dataset_errors(tmp_path: Path, content, message: str) -> None:
@@ -101,6 +106,21 @@ def test_videos_are_found_by_name_or_stem_and_missing_ones_reported(
         ad.resolve_videos(protocol, tmp_path / "videos")
     found = ad.resolve_videos(protocol, tmp_path / "videos", skip_missing=True)
     assert len(found) == 7 and found[NAMES[0]].name == f"{NAMES[0]}.mp4"
+
+
+def test_a_video_named_twice_or_ambiguously_is_an_error(tmp_path: Path) -> None:
+    """Two names of one file (with and without suffix) made it count twice, possibly in
+    train and test of one fold; a name matching two files silently took the first."""
+    videos = tmp_path / "videos"
+    (videos / "sub").mkdir(parents=True)
+    for rel in ("a.mp4", "b.mp4", "sub/b.mp4"):
+        (videos / rel).write_bytes(b"x")
+    leak = ad.read_folds(_write(tmp_path / "f1.json", [{"train": {"a": 0}, "test": {"a.mp4": 0}}]))
+    with pytest.raises(DatasetError, match="are one video"):
+        ad.resolve_videos(leak, videos)
+    ambiguous = ad.read_folds(_write(tmp_path / "f2.json", [{"train": {"b": 0}, "test": {}}]))
+    with pytest.raises(DatasetError, match="'b' matches 2 files"):
+        ad.resolve_videos(ambiguous, videos, skip_missing=True)
 
 
 def _table(protocol: ad.FoldProtocol, seed: int = 0) -> ad.FeatureTable:
@@ -147,6 +167,49 @@ def test_feature_cache_round_trip_and_invalidation(tmp_path: Path) -> None:
     assert ad.FeatureCache(tmp_path / "cache.npz", {"every": 2}).get(video) is None
     os.utime(video, ns=(1, 1))  # the file changed: features are recomputed
     assert again.get(video) is None
+
+
+@pytest.mark.parametrize("cut", [0, 10, 0.5, "mismatch"])
+def test_a_damaged_feature_cache_is_replaced_not_fatal(tmp_path: Path, cut, caplog) -> None:
+    """Empty or truncated cache files (EOFError, BadZipFile) and arrays of other lengths
+    (IndexError) stopped train-authenticity instead of starting a new cache."""
+    path = tmp_path / "cache.npz"
+    if cut == "mismatch":
+        np.savez(
+            path, keys=np.array(["a", "b"]), dmarkers=np.zeros((1, 225)), features=np.zeros((2, 8))
+        )
+    else:
+        cache = ad.FeatureCache(path, {"every": 1})
+        video = tmp_path / "clip.mp4"
+        video.write_bytes(b"abc")
+        cache.put(video, np.arange(225.0), np.ones(8))
+        cache.save()
+        data = path.read_bytes()
+        path.write_bytes(data[: int(cut * len(data)) if isinstance(cut, float) else cut])
+    assert ad.FeatureCache(path, {"every": 1}).entries == {}
+    assert "unreadable feature cache" in caplog.text
+
+
+def test_interrupted_extraction_keeps_the_features_already_extracted(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The cache was only written after the last video: Ctrl-C lost all the work."""
+    videos = {n: tmp_path / f"{n}.mp4" for n in ("a", "b")}
+    for v in videos.values():
+        v.write_bytes(v.name.encode())
+    protocol = ad.FoldProtocol([ad.Fold("1", ("a",), ("b",))], {"a": 0, "b": 1}, "x")
+
+    def fake(_analyzer, path, **_sampling):
+        if path == videos["b"]:
+            raise KeyboardInterrupt
+        return ad.ClipFeatures(np.arange(225.0), np.ones(8), 10, 25.0, 10)
+
+    monkeypatch.setattr(ad, "clip_features", fake)
+    cache = ad.FeatureCache(tmp_path / "cache.npz", {})
+    with pytest.raises(KeyboardInterrupt):
+        ad.build_features(protocol, videos, object(), cache=cache)
+    again = ad.FeatureCache(tmp_path / "cache.npz", {})
+    assert again.get(videos["a"]) is not None and again.get(videos["b"]) is None
 
 
 def test_feature_cache_key_changes_with_the_dmarker_version(tmp_path: Path, monkeypatch) -> None:

@@ -23,3 +23,24 @@ def test_save_into_a_folder_is_refused_up_front(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main(["train-authenticity", "--videos", "v", "--folds", "f", "--save", str(tmp_path)])
     assert info.value.code == 2 and "is a folder" in capsys.readouterr().err
+
+
+def test_the_emotion_prior_is_part_of_the_feature_cache_key(tmp_path, monkeypatch) -> None:
+    """--emotion-prior changes the 8 emotion features, but cached features of another
+    prior were served as if they were this one's."""
+    from duchenne.analysis import authenticity_data as ad
+
+    (tmp_path / "folds.json").write_text('[{"train": {"a": 0, "b": 1}, "test": {"c": 1}}]')
+    (tmp_path / "videos").mkdir()
+    settings = []
+
+    def stop(_protocol, _paths, _video, *, cache, **_kw):
+        settings.append(cache.settings)
+        raise ad.DatasetError("stop")
+
+    monkeypatch.setattr(ad, "build_features", stop)
+    for prior in ("balanced", "natural"):
+        args = ["train-authenticity", "--videos", str(tmp_path / "videos"), "--skip-missing"]
+        args += ["--folds", str(tmp_path / "folds.json"), "--cache", str(tmp_path / "c.npz")]
+        assert main([*args, "--emotion-prior", prior, "-q"]) == 1
+    assert len(settings) == 2 and settings[0] != settings[1]

@@ -162,6 +162,14 @@ class LogisticRegression:
         model.scale_ = np.asarray(d["scale"], dtype=np.float64)
         model.coef_ = np.asarray(d["coef"], dtype=np.float64)
         model.intercept_ = float(d["intercept"])
+        if (
+            model.coef_.ndim != 1
+            or not model.coef_.shape == model.mean_.shape == model.scale_.shape
+        ):
+            raise ValueError(
+                f"inconsistent model: {model.coef_.size} weights, {model.mean_.size} means, "
+                f"{model.scale_.size} scales"
+            )
         return model
 
 
@@ -368,7 +376,7 @@ class AuthenticityClassifier:
             ValueError: not a classifier, or one trained on D-Markers of another formula
                 version (its weights would be applied to features on another scale).
         """
-        if d.get("format") != "duchenne.authenticity/1":
+        if not isinstance(d, dict) or d.get("format") != "duchenne.authenticity/1":
             raise ValueError("not a duchenne authenticity classifier")
         version = d.get("dmarker_version")
         if version != DMARKER_VERSION:

@@ -33,6 +33,8 @@ import json
 import logging
 import os
 import re
+import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,14 +70,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _LABEL_WORDS = {
-    "posed": 0,
-    "deliberate": 0,
-    "fake": 0,
-    "acted": 0,
-    "spontaneous": 1,
-    "genuine": 1,
-    "real": 1,
-    "felt": 1,
+    **dict.fromkeys(("posed", "deliberate", "fake", "acted"), 0),
+    **dict.fromkeys(("spontaneous", "genuine", "real", "felt"), 1),
 }
 _NAME_KEYS = ("video", "name", "file", "path", "id")
 
@@ -157,7 +153,9 @@ def _parse_split(obj: Any, where: str) -> dict[str, int]:
                     raise DatasetError(
                         f"{where}[{i}]: needs a name ({'/'.join(_NAME_KEYS)}) and a label"
                     )
-                out[str(item[key])] = parse_label(item["label"], f"{where}[{i}]")
+                video, label = str(item[key]), parse_label(item["label"], f"{where}[{i}]")
+                if out.setdefault(video, label) != label:
+                    raise DatasetError(f"{where}[{i}]: {video!r} is given two labels")
             else:
                 raise DatasetError(f"{where}[{i}]: expected a name or an object, got {item!r}")
         return out
@@ -243,8 +241,9 @@ def read_folds(path: str | os.PathLike[str]) -> FoldProtocol:
 # --------------------------------------------------------------------------- videos
 
 
-def index_videos(videos_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Video files under ``videos_dir`` (recursive) by file name and by stem.
+def index_videos(videos_dir: str | os.PathLike[str]) -> dict[str, list[Path]]:
+    """Video files under ``videos_dir`` (recursive) by file name and by stem (every match:
+    files of one name in two subfolders, or ``a.mp4`` and ``a.avi``, share a key).
 
     Raises:
         DatasetError: the folder does not exist.
@@ -252,15 +251,15 @@ def index_videos(videos_dir: str | os.PathLike[str]) -> dict[str, Path]:
     root = Path(videos_dir)
     if not root.is_dir():
         raise DatasetError(f"{root}: no such videos folder")
-    out: dict[str, Path] = {}
+    out: dict[str, list[Path]] = {}
     for path in sorted(root.rglob("*")):
         if (
             path.is_file()
             and path.suffix.lower() in VIDEO_EXTENSIONS
             and not path.name.startswith(".")
         ):
-            out.setdefault(path.name, path)
-            out.setdefault(path.stem, path)
+            out.setdefault(path.name, []).append(path)
+            out.setdefault(path.stem, []).append(path)
     return out
 
 
@@ -270,11 +269,18 @@ def resolve_videos(
     """The file of every video of the protocol.
 
     Raises:
-        DatasetError: videos are missing (unless ``skip_missing``, which logs them).
+        DatasetError: videos are missing (unless ``skip_missing``, which logs them); a name
+            matches several files, or two names one file (it would count twice).
     """
     index = index_videos(videos_dir)
-    found = {n: index[n] for n in protocol.names if n in index}
-    missing = [n for n in protocol.names if n not in index]
+    found = {n: index[n][0] for n in protocol.names if n in index}
+    by_file: dict[Path, str] = {}
+    for name, path in found.items():
+        if len(index[name]) > 1:
+            raise DatasetError(f"{name!r} matches {len(index[name])} files in {videos_dir}")
+        if (other := by_file.setdefault(path, name)) != name:
+            raise DatasetError(f"{name!r} and {other!r} in the fold files are one video: {path}")
+    missing = [n for n in protocol.names if n not in found]
     if missing and not skip_missing:
         raise DatasetError(
             f"{videos_dir}: {len(missing)} of {len(protocol.names)} videos named by the folds "
@@ -353,14 +359,12 @@ class FeatureCache:
         try:
             with np.load(self.path, allow_pickle=False) as data:
                 keys = [str(k) for k in data["keys"]]
-                for i, key in enumerate(keys):
-                    self.entries[key] = {
-                        "dmarkers": data["dmarkers"][i],
-                        "features": data["features"][i],
-                    }
-        except (OSError, ValueError, KeyError) as exc:
+                # each array decompressed once; rows of other lengths: ValueError
+                rows = list(zip(keys, data["dmarkers"], data["features"], strict=True))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             logger.warning("%s: unreadable feature cache (%s); starting a new one", self.path, exc)
-            self.entries = {}
+            return
+        self.entries = {k: {"dmarkers": d, "features": f} for k, d, f in rows}
 
     def key(self, video: Path) -> str:
         st = video.stat()
@@ -430,28 +434,30 @@ def build_features(
 
     names, X, D, y, failed = [], [], [], [], {}
     feature_names = tuple(getattr(video_analyzer, "feature_names", ()))
-    for name in ProgressBar(protocol.names, disable=not progress, desc="videos", unit="video"):
-        path = paths.get(name)
-        if path is None:
-            failed[name] = "missing"
-            continue
-        hit = cache.get(path) if cache is not None else None
-        if hit is None:
-            try:
-                clip = clip_features(video_analyzer, path, **sampling)
-            except DuchenneError as exc:
-                logger.warning("%s", exc)
-                failed[name] = f"{type(exc).__name__}: {exc}"
+    try:
+        for name in ProgressBar(protocol.names, disable=not progress, desc="videos", unit="video"):
+            path = paths.get(name)
+            if path is None:
+                failed[name] = "missing"
                 continue
-            hit = (clip.dmarkers, clip.features)
-            if cache is not None:
-                cache.put(path, *hit)
-        names.append(name)
-        X.append(hit[0])
-        D.append(hit[1])
-        y.append(protocol.labels[name])
-    if cache is not None:
-        cache.save()
+            hit = cache.get(path) if cache is not None else None
+            if hit is None:
+                try:
+                    clip = clip_features(video_analyzer, path, **sampling)
+                except DuchenneError as exc:
+                    logger.warning("%s", exc)
+                    failed[name] = f"{type(exc).__name__}: {exc}"
+                    continue
+                hit = (clip.dmarkers, clip.features)
+                if cache is not None:
+                    cache.put(path, *hit)
+            names.append(name)
+            X.append(hit[0])
+            D.append(hit[1])
+            y.append(protocol.labels[name])
+    finally:  # an interrupted run (Ctrl-C, a crash) keeps the features it has extracted
+        if cache is not None:
+            cache.save()
     if not names:
         raise DatasetError("no video gave features (see the warnings above)")
     return FeatureTable(

@@ -91,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         "episodes": "single (each clip = one smile; D-Marker dataset protocol)",
         "every": args.every,
         "models": analyzer.model_names,
+        "emotion_prior": analyzer.config.emotion_prior,  # changes the emotion features
         "frame_features": list(video.feature_names),
         "frame_features_source": (
             "per-frame vector [smile, smile_score, 8 emotions, 8 geometry]: the smile model "
