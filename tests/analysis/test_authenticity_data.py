@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from duchenne.analysis import authenticity_data as ad
+from duchenne.analysis import authenticity_folds as af
 from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
 from duchenne.analysis.dmarkers import DMARKER_VERSION
 from duchenne.analysis.video import VideoAnalyzer, frame_feature_names
@@ -42,7 +43,7 @@ def fold_dirs(tmp_path: Path) -> Path:
 
 
 def test_reads_the_fold_folder_layout(fold_dirs: Path) -> None:
-    protocol = ad.read_folds(fold_dirs)
+    protocol = af.read_folds(fold_dirs)
     assert [f.name for f in protocol.folds] == ["1", "2"]
     assert sorted(protocol.names) == sorted(NAMES)
     assert protocol.labels["001_spontaneous_smile_1"] == 1
@@ -55,11 +56,11 @@ def test_reads_fold_files_and_single_json_forms(tmp_path: Path) -> None:
     # one JSON file per fold, splits as lists of names (labels from the names)
     _write(tmp_path / "a" / "fold1.json", {"train": NAMES[:4], "test": NAMES[4:]})
     _write(tmp_path / "a" / "fold2.json", {"train": NAMES[4:], "test": NAMES[:4]})
-    assert len(ad.read_folds(tmp_path / "a").folds) == 2
+    assert len(af.read_folds(tmp_path / "a").folds) == 2
     # one JSON: {"folds": [...]} with {"video", "label"} objects and label words
     split = [{"video": f"{n}.mp4", "label": "spontaneous" if _label(n) else "posed"} for n in NAMES]
     single = _write(tmp_path / "b.json", {"folds": [{"train": split[:6], "test": split[6:]}]})
-    protocol = ad.read_folds(single)
+    protocol = af.read_folds(single)
     assert protocol.labels["004_spontaneous_smile_1.mp4"] == 1 and len(protocol.folds) == 1
 
 
@@ -84,14 +85,14 @@ def test_reads_fold_files_and_single_json_forms(tmp_path: Path) -> None:
 )
 def test_bad_fold_files_raise_dataset_errors(tmp_path: Path, content, message: str) -> None:
     with pytest.raises(DatasetError, match=message):
-        ad.read_folds(_write(tmp_path / "folds.json", content))
+        af.read_folds(_write(tmp_path / "folds.json", content))
 
 
 def test_missing_fold_path_and_empty_folder(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no such"):
-        ad.read_folds(tmp_path / "nope")
+        af.read_folds(tmp_path / "nope")
     with pytest.raises(DatasetError, match="no folds found"):
-        ad.read_folds(tmp_path)
+        af.read_folds(tmp_path)
 
 
 def test_videos_are_found_by_name_or_stem_and_missing_ones_reported(
@@ -101,10 +102,10 @@ def test_videos_are_found_by_name_or_stem_and_missing_ones_reported(
     videos.mkdir(parents=True)
     for name in NAMES[:-1]:
         (videos / f"{name}.mp4").write_bytes(b"x")
-    protocol = ad.read_folds(fold_dirs)
+    protocol = af.read_folds(fold_dirs)
     with pytest.raises(DatasetError, match=r"1 of 8 videos .* missing, e\.g\. 004_spontaneous"):
-        ad.resolve_videos(protocol, tmp_path / "videos")
-    found = ad.resolve_videos(protocol, tmp_path / "videos", skip_missing=True)
+        af.resolve_videos(protocol, tmp_path / "videos")
+    found = af.resolve_videos(protocol, tmp_path / "videos", skip_missing=True)
     assert len(found) == 7 and found[NAMES[0]].name == f"{NAMES[0]}.mp4"
 
 
@@ -115,15 +116,15 @@ def test_a_video_named_twice_or_ambiguously_is_an_error(tmp_path: Path) -> None:
     (videos / "sub").mkdir(parents=True)
     for rel in ("a.mp4", "b.mp4", "sub/b.mp4"):
         (videos / rel).write_bytes(b"x")
-    leak = ad.read_folds(_write(tmp_path / "f1.json", [{"train": {"a": 0}, "test": {"a.mp4": 0}}]))
+    leak = af.read_folds(_write(tmp_path / "f1.json", [{"train": {"a": 0}, "test": {"a.mp4": 0}}]))
     with pytest.raises(DatasetError, match="are one video"):
-        ad.resolve_videos(leak, videos)
-    ambiguous = ad.read_folds(_write(tmp_path / "f2.json", [{"train": {"b": 0}, "test": {}}]))
+        af.resolve_videos(leak, videos)
+    ambiguous = af.read_folds(_write(tmp_path / "f2.json", [{"train": {"b": 0}, "test": {}}]))
     with pytest.raises(DatasetError, match="'b' matches 2 files"):
-        ad.resolve_videos(ambiguous, videos, skip_missing=True)
+        af.resolve_videos(ambiguous, videos, skip_missing=True)
 
 
-def _table(protocol: ad.FoldProtocol, seed: int = 0) -> ad.FeatureTable:
+def _table(protocol: af.FoldProtocol, seed: int = 0) -> ad.FeatureTable:
     """Separable synthetic features (20 columns stand in for the 225 D-Markers: the
     protocol works on any feature matrix, and small ones keep the fits fast)."""
     rng = np.random.default_rng(seed)
@@ -135,7 +136,7 @@ def _table(protocol: ad.FoldProtocol, seed: int = 0) -> ad.FeatureTable:
 
 
 def test_protocol_reports_per_fold_and_mean_accuracy(fold_dirs: Path) -> None:
-    protocol = ad.read_folds(fold_dirs)
+    protocol = af.read_folds(fold_dirs)
     report = ad.evaluate_protocol(_table(protocol), protocol)
     assert list(report.accuracy) == ["dmarkers", "fusion"]
     assert report.accuracy["dmarkers"] == [1.0, 1.0] and report.mean("fusion") >= 0.75
@@ -145,7 +146,7 @@ def test_protocol_reports_per_fold_and_mean_accuracy(fold_dirs: Path) -> None:
 
 
 def test_a_fold_without_both_classes_is_an_error(fold_dirs: Path) -> None:
-    protocol = ad.read_folds(fold_dirs)
+    protocol = af.read_folds(fold_dirs)
     table = _table(protocol)
     keep = [i for i, n in enumerate(table.names) if "spontaneous" not in n or n.startswith("001")]
     small = ad.FeatureTable(
@@ -197,7 +198,7 @@ def test_interrupted_extraction_keeps_the_features_already_extracted(
     videos = {n: tmp_path / f"{n}.mp4" for n in ("a", "b")}
     for v in videos.values():
         v.write_bytes(v.name.encode())
-    protocol = ad.FoldProtocol([ad.Fold("1", ("a",), ("b",))], {"a": 0, "b": 1}, "x")
+    protocol = af.FoldProtocol([af.Fold("1", ("a",), ("b",))], {"a": 0, "b": 1}, "x")
 
     def fake(_analyzer, path, **_sampling):
         if path == videos["b"]:
@@ -228,7 +229,7 @@ def test_feature_cache_key_changes_with_the_dmarker_version(tmp_path: Path, monk
 
 
 def test_saved_model_carries_its_provenance(fold_dirs: Path, tmp_path: Path) -> None:
-    protocol = ad.read_folds(fold_dirs)
+    protocol = af.read_folds(fold_dirs)
     table = _table(protocol)
     report = ad.evaluate_protocol(table, protocol)
     clf = ad.train_final(table, "fusion")
@@ -245,7 +246,7 @@ def test_saved_model_carries_its_provenance(fold_dirs: Path, tmp_path: Path) -> 
 
 
 def test_fusion_model_with_other_frame_features_is_refused(fold_dirs: Path, tmp_path) -> None:
-    protocol = ad.read_folds(fold_dirs)
+    protocol = af.read_folds(fold_dirs)
     table = _table(protocol)
     table.feature_names = frame_feature_names(True)  # as if trained with a smile model
     table.D = np.hstack([table.D, np.zeros((len(table.D), 10))])
@@ -262,7 +263,7 @@ def test_fusion_model_with_other_frame_features_is_refused(fold_dirs: Path, tmp_
 
 
 def test_video_analyzer_refuses_a_model_of_other_dmarkers(fold_dirs: Path, tmp_path) -> None:
-    protocol = ad.read_folds(fold_dirs)
+    protocol = af.read_folds(fold_dirs)
     table = _table(protocol)
     report = ad.evaluate_protocol(table, protocol, ("dmarkers",))
     path = ad.save_model(
@@ -278,3 +279,15 @@ def test_video_analyzer_refuses_a_model_of_other_dmarkers(fold_dirs: Path, tmp_p
     path.write_text(json.dumps(content))
     with pytest.raises(DuchenneError, match="retrain it with `duchenne train-authenticity`"):
         VideoAnalyzer(stage=SyntheticFaceStage(SmileProfile(), 3.0), classifier=path)
+
+
+def test_a_key_repeated_in_a_fold_file_is_an_error_and_a_bom_is_fine(tmp_path: Path) -> None:
+    """JSON parsers keep the last of two equal keys, so a video silently took its second
+    label; a byte-order mark (Windows editors) used to make the file unreadable."""
+    twice = tmp_path / "twice.json"
+    twice.write_text('[{"train": {"a": 0, "b": 1, "a": 1}, "test": {"c": 1}}]')
+    with pytest.raises(DatasetError, match=r"twice.json: the key\(s\) 'a' appear twice"):
+        af.read_folds(twice)
+    bom = tmp_path / "bom.json"
+    bom.write_text('\ufeff[{"train": {"a": 0}, "test": {"b": 1}}]', encoding="utf-8")
+    assert af.read_folds(bom).labels == {"a": 0, "b": 1}

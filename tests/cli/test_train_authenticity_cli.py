@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from duchenne.cli.main import main
+from duchenne.errors import DatasetError
 
 
 @pytest.mark.parametrize(
@@ -36,7 +37,7 @@ def test_the_emotion_prior_is_part_of_the_feature_cache_key(tmp_path, monkeypatc
 
     def stop(_protocol, _paths, _video, *, cache, **_kw):
         settings.append(cache.settings)
-        raise ad.DatasetError("stop")
+        raise DatasetError("stop")
 
     monkeypatch.setattr(ad, "build_features", stop)
     for prior in ("balanced", "natural"):

@@ -77,12 +77,13 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from duchenne.analysis import authenticity_data as ad
     from duchenne.analysis.analyzer import Analyzer
+    from duchenne.analysis.authenticity_folds import read_folds, resolve_videos
     from duchenne.analysis.video import VideoAnalyzer, VideoOptions
 
     if not args.verbose:
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    protocol = ad.read_folds(args.folds)
-    paths = ad.resolve_videos(protocol, args.videos, skip_missing=args.skip_missing)
+    protocol = read_folds(args.folds)
+    paths = resolve_videos(protocol, args.videos, skip_missing=args.skip_missing)
     print(f"protocol: {protocol.describe()}; {len(paths)} videos found in {args.videos}")
     analyzer = Analyzer(config_from_args(args))
     options = VideoOptions(episodes="single", collect_features=True)
