@@ -291,3 +291,25 @@ def test_a_key_repeated_in_a_fold_file_is_an_error_and_a_bom_is_fine(tmp_path: P
     bom = tmp_path / "bom.json"
     bom.write_text('\ufeff[{"train": {"a": 0}, "test": {"b": 1}}]', encoding="utf-8")
     assert af.read_folds(bom).labels == {"a": 0, "b": 1}
+
+
+def test_fusion_model_of_another_emotion_prior_is_refused(fold_dirs: Path, tmp_path) -> None:
+    """The fusion model reads emotion probabilities, which the prior moves."""
+    from duchenne.analysis.analyzer import Analyzer
+
+    protocol = af.read_folds(fold_dirs)
+    table = _table(protocol)
+    table.feature_names = frame_feature_names(True)
+    table.D = np.hstack([table.D, np.zeros((len(table.D), 10))])
+    report = ad.evaluate_protocol(table, protocol, ("fusion",))
+    path = ad.save_model(
+        ad.train_final(table, "fusion"),
+        tmp_path / "m.json",
+        report=report,
+        table=table,
+        extraction={"emotion_prior": "balanced"},
+    )
+    analyzer = Analyzer(stages="detect,landmarks,geometry,smile")
+    VideoAnalyzer(analyzer, classifier=path)  # the prior it was trained with: fine
+    with pytest.raises(DuchenneError, match="trained with emotion prior 'balanced'"):
+        VideoAnalyzer(analyzer.with_options(emotion_prior="natural"), classifier=path)

@@ -21,6 +21,7 @@ from duchenne.faces import DEFAULT_SMILE_THRESHOLD, Faces
 from duchenne.io.frames import array_rate
 from duchenne.io.sinks import RecordWriter
 from duchenne.io.video import Frame, Sampling, VideoInfo, VideoReader, iter_frames
+from duchenne.models.smile import parse_emotion_prior
 
 # the package's logger (not this module's): log records keep the name they had when the
 # package was one module
@@ -67,6 +68,27 @@ class VideoAnalyzer:
                     f"features {trained_on}, but this analyzer gives {list(self.feature_names)} "
                     "(a smile model present at training time and not now, or the reverse)"
                 )
+            self._check_emotion_prior()
+
+    def _check_emotion_prior(self) -> None:
+        """A fusion model reads the emotion probabilities, which the emotion prior moves:
+        one trained under another prior would get inputs it never saw."""
+        extraction = (self.classifier_info or {}).get("extraction") or {}
+        if "emotion_prior" not in extraction or self.analyzer is None:
+            return  # recorded since train-authenticity stored it; older models: unknown
+        trained = parse_emotion_prior(extraction["emotion_prior"])
+        ours = self.analyzer.config.emotion_prior
+        same = (
+            trained == ours
+            if isinstance(trained, str) or isinstance(ours, str)
+            else bool(np.allclose(trained, ours))
+        )
+        if not same:
+            raise DuchenneError(
+                f"{self.classifier_info.get('path', 'the classifier')}: trained with emotion "
+                f"prior {trained!r}, but this analyzer uses {ours!r}; analyse with that prior "
+                "(--emotion-prior) or retrain"
+            )
 
     @property
     def with_smile(self) -> bool:
