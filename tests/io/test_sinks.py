@@ -411,3 +411,20 @@ def test_template_gives_an_empty_file_its_columns(tmp_path, suffix) -> None:
         table = pq.read_table(out)
         assert table.num_rows == 0 and table.column_names == list(template)
         assert str(table.schema.field("time").type) == "double"
+
+
+def test_schema_types_a_parquet_file_whose_records_hold_only_nulls(tmp_path) -> None:
+    """``schema``: the file starts from it (typed nulls for columns the records lack or
+    leave null); the records may still add columns and widen types."""
+    import pyarrow as pa
+
+    schema = pa.schema([("source", pa.string()), ("face", pa.int64()), ("box.x1", pa.float64())])
+    out = tmp_path / "typed.parquet"
+    write_records([{"source": "bad.jpg", "face": None, "error": "x"}], out, schema=schema)
+    got = pq.read_schema(out)
+    assert got.names == ["source", "face", "box.x1", "error"]
+    assert [str(t) for t in got.types] == ["string", "int64", "double", "string"]
+    write_records([{"source": "a.jpg", "face": 1.5}], out, schema=schema)  # widened
+    assert str(pq.read_schema(out).field("face").type) == "double"
+    write_records([], out, schema=schema)
+    assert pq.read_schema(out) == schema and pq.read_table(out).num_rows == 0

@@ -34,6 +34,14 @@ Why this design:
 Parts are Parquet for Parquet output and JSON Lines for CSV and JSONL output (typed,
 schema-free and needing no pyarrow).
 
+Parquet parts share one schema, so ``OUT.parts/`` reads as one dataset: the schema of
+all parts so far, unified as the final file's writer unifies its row groups (new columns
+last, a column all null so far takes the type its first values have). A part is written
+with that schema; a part that widens it (the first face after parts of failed inputs,
+the first error) has the earlier parts rewritten to the wider schema, each atomically.
+That happens a handful of times per job, mostly in its first parts; a run that stopped
+part way through it finishes it when the next run starts.
+
 Only one job may write an output at a time: :class:`OutputLock` holds an advisory
 ``flock`` on ``OUT.lock`` for the job's life. Two jobs on the same parts folder would
 number their parts from the same counter and replace each other's rows, so the second
@@ -218,6 +226,8 @@ class Ledger:
             self._read_done(self.out, self.format, label=str(self.out))
         for _, part in self.parts():
             self._read_done(part, self.part_format, label=str(part))
+        self._schema: Any = None  # of the parquet parts (None: no part yet)
+        self._conform_parts()  # after _read_done, which names a part it cannot read
 
     # ------------------------------------------------------------------ state
 
@@ -256,8 +266,10 @@ class Ledger:
         if not (self.parts_dir / JOB_FILE).exists():
             self._write_job()
         path = self.parts_dir / f"part-{self._next:05d}.{self.part_format}"
-        write_records(rows, path, format=self.part_format)
+        write_records(rows, path, format=self.part_format, schema=self._schema)
         self._next += 1
+        if self.part_format == "parquet":
+            self._conform_parts(new=path)
         for source, entry in _done_of(rows).items():
             self.done[source] = entry
         return path
@@ -295,6 +307,37 @@ class Ledger:
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.parts_dir / JOB_FILE, "w") as fh:
             fh.write(to_json_text(self.job, indent=2) + "\n")
+
+    def _conform_parts(self, new: Path | None = None) -> None:
+        """Give every parquet part the parts' common schema (see the module docstring).
+
+        ``new``: the part just written from the common schema (possibly widening it);
+        None: establish the common schema of the parts a run left (on start).
+        """
+        if self.part_format != "parquet":
+            return
+        pq = require_extra("pyarrow.parquet", "parquet")
+        if new is not None:
+            schema = pq.read_schema(new)
+            if schema == self._schema:
+                return
+            stale = [p for _, p in self.parts() if p != new]  # all of the narrower schema
+        else:
+            found = {p: pq.read_schema(p) for _, p in self.parts()}
+            if not found:
+                return
+            pa = require_extra("pyarrow", "parquet")
+            try:
+                schema = pa.unify_schemas(list(found.values()), promote_options="permissive")
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise BatchError(
+                    f"{self.parts_dir}: parts that do not fit one schema ({exc}); "
+                    "pass --overwrite to start again"
+                ) from None
+            stale = [p for p, s in found.items() if s != schema]
+        for part in stale:
+            write_records(list(iter_rows(part, "parquet")), part, "parquet", schema=schema)
+        self._schema = schema
 
     def _check_job(self) -> None:
         path = self.parts_dir / JOB_FILE

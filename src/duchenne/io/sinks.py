@@ -189,9 +189,11 @@ def _csv_cell(value: Any) -> str:
 class _ParquetBackend:
     """Buffered row groups through ``pyarrow.parquet.ParquetWriter``.
 
-    The schema is inferred from the first row group. If a later group brings a new
-    column or needs a wider type (e.g. a column that was all null becomes float), the
-    rows already written are copied once into a new file with the unified schema.
+    The schema is inferred from the first row group (unified with ``schema`` when given:
+    its columns come first and keep their types, so a group whose column is all null is
+    still typed). If a later group brings a new column or needs a wider type (e.g. a
+    column that was all null becomes float), the rows already written are copied once
+    into a new file with the unified schema.
     """
 
     def __init__(
@@ -199,9 +201,11 @@ class _ParquetBackend:
         path: Path,
         row_group_size: int = 10_000,
         template: Record | None = None,
+        schema: Any = None,
         **_: Any,
     ) -> None:
         self._template = template
+        self._seed = schema
         self._pa = require_extra("pyarrow", "parquet")
         self._pq = require_extra("pyarrow.parquet", "parquet")
         self._path = path
@@ -218,14 +222,19 @@ class _ParquetBackend:
             self._flush()
 
     def finish(self) -> None:
-        if not self._rows and self._writer is None and self._template is not None:
-            # no record at all: the template's schema, so readers still see the columns
-            schema = self._rows_to_table([to_jsonable(self._template)]).schema
-            self._writer = self._pq.ParquetWriter(self._fh, schema)
+        empty = None if self._rows or self._writer is not None else self._empty_schema()
+        if empty is not None:  # no record at all: readers still see the columns
+            self._writer = self._pq.ParquetWriter(self._fh, empty)
         elif self._rows or self._writer is None:
             self._flush()
         self._writer.close()
         fsync_close(self._fh)
+
+    def _empty_schema(self) -> Any:
+        """The schema of a file without records: ``schema``, else the template's."""
+        if self._seed is not None or self._template is None:
+            return self._seed
+        return self._rows_to_table([to_jsonable(self._template)]).schema
 
     def discard(self) -> None:
         with contextlib.suppress(Exception):
@@ -240,6 +249,9 @@ class _ParquetBackend:
         self._rows = []
         if self._writer is None:
             self._schema = table.schema
+            if self._seed is not None:
+                self._schema = self._unify(self._seed, table.schema)
+                table = _cast_to(self._pa, table, self._schema)
             self._writer = self._pq.ParquetWriter(self._fh, self._schema)
         elif table.schema != self._schema:
             table = self._conform(table)
@@ -262,15 +274,17 @@ class _ParquetBackend:
 
     def _conform(self, table: Any) -> Any:
         """Fit ``table`` to the file schema, widening the file's schema if needed."""
-        try:
-            unified = self._pa.unify_schemas(
-                [self._schema, table.schema], promote_options="permissive"
-            )
-        except (self._pa.ArrowInvalid, self._pa.ArrowTypeError) as exc:
-            raise TypeError(f"records do not fit the parquet schema: {exc}") from None
+        unified = self._unify(self._schema, table.schema)
         if unified != self._schema:
             self._rewrite(unified)
         return _cast_to(self._pa, table, self._schema)
+
+    def _unify(self, schema: Any, other: Any) -> Any:
+        """``schema`` widened to hold ``other`` too (its new columns last)."""
+        try:
+            return self._pa.unify_schemas([schema, other], promote_options="permissive")
+        except (self._pa.ArrowInvalid, self._pa.ArrowTypeError) as exc:
+            raise TypeError(f"records do not fit the parquet schema: {exc}") from None
 
     def _rewrite(self, schema: Any) -> None:
         """Copy what was written so far into a new temp file with ``schema``."""
@@ -364,6 +378,11 @@ class RecordWriter:
             a file that may get none (a video without a face): the CSV still gets its
             header (``columns`` default to its keys) and the Parquet file its schema.
             Never written as a record.
+        schema: Parquet only: a ``pyarrow.Schema`` the file starts from, with or without
+            records: its columns come first with its types (columns the records lack are
+            typed nulls); the records may still add columns or widen types. Why: files
+            that must read as one dataset (the parts of a batch job) keep one schema even
+            when one holds only nulls in a column. Wins over ``template``.
 
     Raises:
         ValueError: Unknown format.
@@ -379,6 +398,7 @@ class RecordWriter:
         columns: Sequence[str] | None = None,
         row_group_size: int = 10_000,
         template: Record | None = None,
+        schema: Any = None,
     ) -> None:
         self.path = Path(path)
         self.format = infer_format(self.path, format)
@@ -389,7 +409,11 @@ class RecordWriter:
             columns = list(template)
         backend_cls = _BACKENDS[self.format]
         self._backend: _Backend = backend_cls(
-            self.path, columns=columns, row_group_size=row_group_size, template=template
+            self.path,
+            columns=columns,
+            row_group_size=row_group_size,
+            template=template,
+            schema=schema,
         )
 
     def write(self, record: Record) -> None:
@@ -457,6 +481,7 @@ def write_records(
     format: str | None = None,
     *,
     columns: Sequence[str] | None = None,
+    schema: Any = None,
 ) -> Path:
     """Write all ``records`` to ``path`` atomically (all or nothing).
 
@@ -468,6 +493,7 @@ def write_records(
         format: ``"json"`` (one list), ``"jsonl"``, ``"csv"`` (flattened) or
             ``"parquet"``.
         columns: CSV only: leading columns in this order.
+        schema: Parquet only: the schema the file starts from (see :class:`RecordWriter`).
 
     Returns:
         ``path`` as a ``Path``.
@@ -485,7 +511,7 @@ def write_records(
         if columns is None and infer_format(path, format) == "csv":
             columns = list(_union_columns(records))
         group = min(max(len(records), 1), 1_000_000)
-    with RecordWriter(path, format, columns=columns, row_group_size=group) as writer:
+    with RecordWriter(path, format, columns=columns, row_group_size=group, schema=schema) as writer:
         writer.write_many(records)
     return Path(path)
 
