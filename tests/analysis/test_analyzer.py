@@ -192,6 +192,20 @@ def test_crop_mode_skips_detection(tiny_smile_onnx) -> None:
     assert set(faces.meta["models"]) == {"smile"}  # no detector or landmarks ran
 
 
+def test_a_model_of_any_side_gets_its_crops(tmp_path, astronaut: np.ndarray) -> None:
+    """A 44 px model (not a multiple of 8: CropFormat's rule for training caches) got an
+    AnalysisError calling itself a bug on every face once crops went through CropFormat."""
+    from tests.conftest import make_tiny_smile_onnx
+
+    an = Analyzer(smile_model=make_tiny_smile_onnx(tmp_path / "m44.onnx", size=44), threads=1)
+    crop = np.zeros((64, 64, 3), np.uint8)
+    crop[32:] = 255
+    assert an.analyze(crop, crop=True).smile[0] > 0.99
+    faces = an.analyze(astronaut)
+    assert len(faces) == 1 and faces.smile is not None
+    assert an.face_crops(astronaut, faces).shape == (1, 44, 44, 3)
+
+
 def test_with_options_shares_sessions_and_only_drops_stages(
     analyzer: Analyzer, astronaut: np.ndarray
 ) -> None:

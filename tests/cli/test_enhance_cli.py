@@ -116,6 +116,22 @@ def test_amount_out_of_range_is_a_usage_error(photos, tmp_path, amount) -> None:
     assert info.value.code == 2
 
 
+@pytest.mark.parametrize("quality", ["0", "101", "high"])
+def test_quality_out_of_range_is_a_usage_error(photos, tmp_path, capsys, quality) -> None:
+    """Checked by the parser like every number flag (``io.argtypes``), before any model loads."""
+    with pytest.raises(SystemExit) as info:
+        main(
+            [
+                "enhance",
+                str(photos / "astronaut.png"),
+                str(tmp_path / "o.jpg"),
+                "--quality",
+                quality,
+            ]
+        )
+    assert info.value.code == 2 and "argument --quality: " in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("link", [False, True], ids=["same-name", "symlink"])
 def test_writing_over_the_input_photo_is_refused(link, tmp_path, capsys) -> None:
     """The original would be lost for good (`analyze --draw` refuses the same): exit 2,

@@ -188,6 +188,19 @@ def test_crops_refuses_a_bad_side_and_checks_recut_sources_first(
     assert not out.exists()
 
 
+def test_crops_refuses_a_framing_of_resize_crops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--mode resize cuts the whole image (no eyes to frame by); with --framing lower the
+    cache recorded that framing, so its model told the Analyzer to cut crops it never saw."""
+    out = tmp_path / "out"
+    argv = ["train", "crops", "--datasets", "ferplus", "--cache-dir", str(out)]
+    assert main([*argv, "--mode", "resize", "--framing", "lower"]) == 2
+    err = capsys.readouterr().err
+    assert err == "duchenne train crops: --framing needs --mode pipeline (resize has no eyes)\n"
+    assert not out.exists()
+
+
 def test_pack_and_teach_name_missing_caches_and_check_their_numbers(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

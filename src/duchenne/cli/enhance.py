@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from duchenne.cli.options import add_analyzer_args, config_from_args, output_file, unit_interval
+from duchenne.cli.options import (
+    add_analyzer_args,
+    config_from_args,
+    output_file,
+    same_file,
+    unit_interval,
+)
 from duchenne.errors import DuchenneError
+from duchenne.io.argtypes import int_range
 
 OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 """Output formats; PNG and (lossless) WebP keep a transparent input's alpha channel."""
@@ -44,7 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="enhance only face N (repeatable; faces are numbered as `duchenne analyze` lists them)",
     )
-    p.add_argument("--quality", type=int, default=92, help="JPEG quality 1-100 (default 92)")
+    p.add_argument(
+        "--quality", type=int_range(1, 100), default=92, help="JPEG quality 1-100 (default 92)"
+    )
     p.add_argument(
         "--json", action="store_true", help="print the result as JSON instead of a table"
     )
@@ -60,15 +68,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if os.path.realpath(args.output) == os.path.realpath(args.input):
+    if same_file(args.output, args.input):
         # the original would be lost for good, as `analyze --draw` refuses too
         print(
             f"duchenne enhance: {args.output}: would replace the input photo; name another file",
             file=sys.stderr,
         )
-        return 2
-    if not 1 <= args.quality <= 100:
-        print(f"duchenne enhance: --quality must be 1-100, got {args.quality}", file=sys.stderr)
         return 2
     from duchenne.analysis.analyzer import Analyzer
     from duchenne.analysis.enhance import enhance

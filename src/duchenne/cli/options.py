@@ -162,6 +162,15 @@ def _refuse_file_in_the_way(folders: Sequence[Path]) -> None:
         raise argparse.ArgumentTypeError(f"{existing} is a file, not a folder")
 
 
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one existing file (a link, a hard link or another spelling
+    included): an output that is an input would replace it when the command ends."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either one missing, or not a path (a camera index)
+        return False
+
+
 def emotion_prior(text: str) -> EmotionPrior:
     """argparse type: ``balanced``, ``natural`` or 8 comma-separated class weights."""
     try:

@@ -19,6 +19,7 @@ from duchenne.cli.options import (
     output_file,
     positive_int,
     positive_number,
+    same_file,
 )
 from duchenne.errors import DuchenneError, require_extra
 from duchenne.io.atomic import atomic_write
@@ -132,18 +133,10 @@ def _usage_error(args: argparse.Namespace) -> str | None:
         return "--dmarkers goes into the JSON summary; give --summary FILE or --format json"
     for flag in ("draw", "output", "summary"):
         path = getattr(args, flag)
-        if path is not None and _same_file(path, args.source):
+        if path is not None and same_file(path, args.source):
             # the output replaces its file when done: the video would be lost
             return f"--{flag} {path} is the source video; it would be overwritten"
     return None
-
-
-def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    """Whether two paths name one existing file (a link or another spelling included)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # either one missing, or a camera index
-        return False
 
 
 def _summary_format(args: argparse.Namespace) -> str:

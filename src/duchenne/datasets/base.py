@@ -15,6 +15,7 @@ import numpy as np
 
 from duchenne.errors import DatasetError
 from duchenne.faces import EMOTION_LABELS
+from duchenne.io.atomic import atomic_write
 from duchenne.io.paths import IMAGE_EXTENSIONS as _IMAGE_EXTENSIONS
 from duchenne.io.paths import natural_key
 
@@ -195,10 +196,8 @@ def write_split_file(
     lines = [f"# {line}" for line in comment.splitlines() if line.strip()]
     lines.append("path,label,split")
     lines.extend(",".join(row) for row in rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
     return path
 
 

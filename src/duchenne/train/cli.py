@@ -277,6 +277,10 @@ def _run_crops(args: argparse.Namespace) -> int:
         jobs = crop_jobs(args.datasets, args.splits, crops.DATASET_SPLITS)
     except ValueError as exc:  # a usage error: nothing was built
         return _usage_error("crops", str(exc))
+    if args.mode == "resize" and args.framing != "face" and not args.recut_from:
+        # resize crops are the whole image: no eyes to frame by, yet the cache (and the
+        # model trained on it) would record the framing and the Analyzer cut that
+        return _usage_error("crops", "--framing needs --mode pipeline (resize has no eyes)")
     if args.recut_from and Path(args.recut_from).resolve() == Path(args.cache_dir).resolve():
         return _usage_error("crops", "--recut-from needs another --cache-dir to write into")
     if args.recut_from and args.limit:  # a re-cut keeps its source's rows: all of them
