@@ -393,8 +393,11 @@ class AuthenticityClassifier:
         return clf
 
     def save(self, path: str | Path) -> None:
-        """Write the model as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict()), encoding="utf-8")
+        """Write the model as JSON (atomically: an interrupted save never leaves half a model)."""
+        from duchenne.io.atomic import atomic_write
+
+        with atomic_write(path, "w") as fh:
+            fh.write(json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> AuthenticityClassifier:

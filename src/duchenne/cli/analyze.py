@@ -433,8 +433,8 @@ def _common_folder(paths: Sequence[Path]) -> str | None:
 
 
 class _Cropper(_Drawer):
-    """Saves each face's eye-aligned crop (the smile model's alignment, ``CROP_SIZE``
-    pixels) as ``<name>_face<N>.jpg``, ``<name>`` being ``--draw``'s file name of the photo
+    """Saves each face's eye-aligned crop (the canonical forehead-to-chin framing at
+    ``CROP_SIZE`` pixels, for people to look at, whatever framing the smile model cuts) as ``<name>_face<N>.jpg``, ``<name>`` being ``--draw``'s file name of the photo
     without its suffix; photos that share it (``a.jpg`` and ``a.png``) get ``-2`` ... as
     ``--draw`` does, so one photo's crops never replace another's."""
 
