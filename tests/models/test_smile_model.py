@@ -193,3 +193,99 @@ def test_bad_channel_count_is_refused(tmp_path) -> None:
     path = make_tiny_smile_onnx(tmp_path / "m.onnx", extra_meta={"duchenne.channels": "2"})
     with pytest.raises(UnrecognizedModelError, match="channels"):
         SmileModel(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("duchenne.input_size", "abc"),
+        ("duchenne.input_size", "0"),
+        ("duchenne.channels", "x"),
+        ("duchenne.temperature", "0"),
+        ("duchenne.temperature", "-1"),
+        ("duchenne.temperature", "nan"),
+        ("duchenne.std", "0"),
+        ("duchenne.mean", "nan"),
+        ("duchenne.smile_bias", "inf"),
+        ("duchenne.emotion_bias", "1,2,3"),
+        ("duchenne.emotion_bias", "0,0,0,0,0,0,0,nan"),
+        ("duchenne.emotion_bias", "a,b,c,d,e,f,g,h"),
+        ("duchenne.emotion_prior", "-1,0,0,0,0,0,0,2"),
+        ("duchenne.iod_fraction", "0"),
+        ("duchenne.iod_fraction", "5"),
+        ("duchenne.iod_fraction", "wide"),
+        ("duchenne.eye_y", "9"),
+        ("duchenne.eye_y", "nan"),
+    ],
+)
+def test_bad_metadata_is_refused_at_load(tmp_path, key: str, value: str) -> None:
+    """A value that would only fail later (a numpy error, NaN probabilities, a degenerate
+    crop) is refused when the file is opened, naming the file and the key."""
+    from tests.conftest import make_tiny_smile_onnx
+
+    path = make_tiny_smile_onnx(tmp_path / "bad_meta.onnx", extra_meta={key: value})
+    with pytest.raises(UnrecognizedModelError, match=rf"bad_meta\.onnx: .*{key}"):
+        SmileModel(path)
+
+
+def test_framing_metadata_in_range_loads(tmp_path) -> None:
+    from tests.conftest import make_tiny_smile_onnx
+
+    meta = {"duchenne.iod_fraction": "0.9", "duchenne.eye_y": "-0.2"}  # the closed bounds
+    model = SmileModel(make_tiny_smile_onnx(tmp_path / "edge.onnx", extra_meta=meta))
+    assert model.framing == {"iod_fraction": 0.9, "eye_y": -0.2}
+
+
+@pytest.mark.parametrize(
+    ("meta", "match"),
+    [
+        ({"duchenne.input_size": "64"}, "input shape"),  # graph takes 48 px
+        ({"duchenne.channels": "3"}, "input shape"),  # graph takes grey
+    ],
+)
+def test_metadata_disagreeing_with_the_graph_is_refused(tmp_path, meta, match: str) -> None:
+    from tests.conftest import make_tiny_smile_onnx
+
+    path = make_tiny_smile_onnx(tmp_path / "mismatch.onnx", extra_meta=meta)
+    with pytest.raises(UnrecognizedModelError, match=rf"mismatch\.onnx: .*{match}"):
+        SmileModel(path)
+
+
+def _edited(tmp_path, edit) -> str:
+    """The tiny model with ``edit(onnx_model)`` applied, saved as ``edited.onnx``."""
+    import onnx
+
+    from tests.conftest import make_tiny_smile_onnx
+
+    model = onnx.load(str(make_tiny_smile_onnx(tmp_path / "tiny.onnx")))
+    edit(model)
+    path = tmp_path / "edited.onnx"
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def _rename_emotion_output(model) -> None:
+    model.graph.node[-1].output[0] = model.graph.output[2].name = "emotions"
+
+
+def _drop_emotion_output(model) -> None:
+    del model.graph.output[2]
+
+
+def _drop_input_size(model) -> None:
+    keep = [p for p in model.metadata_props if p.key != "duchenne.input_size"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (_rename_emotion_output, "outputs"),
+        (_drop_emotion_output, "outputs"),
+        (_drop_input_size, "duchenne.input_size"),
+    ],
+)
+def test_graph_off_the_contract_is_refused(tmp_path, edit, match: str) -> None:
+    with pytest.raises(UnrecognizedModelError, match=rf"edited\.onnx: .*{match}"):
+        SmileModel(_edited(tmp_path, edit))

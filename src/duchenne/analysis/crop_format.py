@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from duchenne.face.align import AlignConfig
+from duchenne.models.smile import FRAMING_BOUNDS
 
 CROP_SIZE = 48
 
@@ -49,10 +50,9 @@ class CropFormat:
     def __post_init__(self) -> None:
         if self.size < 16 or self.size % 8:
             raise ValueError(f"crop size must be a multiple of 8 and >= 16, got {self.size}")
-        if not 0.1 <= self.iod_fraction <= 0.9:
-            raise ValueError(f"iod_fraction must be in [0.1, 0.9], got {self.iod_fraction}")
-        if not -0.2 <= self.eye_y <= 0.8:
-            raise ValueError(f"eye_y must be in [-0.2, 0.8], got {self.eye_y}")
+        for name, (low, high) in FRAMING_BOUNDS.items():  # the bounds a model file may carry
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"{name} must be in [{low}, {high}], got {getattr(self, name)}")
 
     @classmethod
     def named(

@@ -15,6 +15,7 @@ Outputs per face crop (see ``MODEL_CARD.md``):
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +25,20 @@ import numpy as np
 
 from duchenne.errors import UnrecognizedModelError
 from duchenne.models.registry import create_model, default_smile_model
+from duchenne.models.session import OnnxModel
 
 TASK = "smile_emotion"
+#: The graph outputs the contract names (``notes/CONTRACTS.md``); outputs are read by name.
+OUTPUTS = ("smile_logit", "intensity", "emotion_logits")
 
 FRAMING_METADATA = {"duchenne.iod_fraction": "iod_fraction", "duchenne.eye_y": "eye_y"}
 """ONNX metadata of a model's crop framing -> the aligner's field (``AlignConfig``). A
 model without them takes the canonical framing (every model before the framing option)."""
+FRAMING_BOUNDS = {"iod_fraction": (0.1, 0.9), "eye_y": (-0.2, 0.8)}
+"""Closed range of each framing field, checked when a model file is opened (``AlignConfig``
+would cut a degenerate or off-image crop without complaint). The same ranges as
+``analysis.crop_format.CropFormat``'s check; they live here because ``models`` is below
+``analysis`` in the layering, so ``CropFormat`` can import them but not the reverse."""
 #: Crops per onnxruntime call, by device. On the CPU a few at a time: larger calls cost more
 #: per crop (measured, smile_s, one thread: 0.38 ms per crop in calls of 4, 0.66 ms in
 #: calls of 16, 0.71 ms in one call of 58: the activations of many crops outgrow the
@@ -88,14 +97,100 @@ def emotion_offset(bias: np.ndarray, training_prior: np.ndarray, prior: EmotionP
     return bias + np.log(np.clip(weights, 1e-12, None))
 
 
-def _metadata_vector(meta: dict[str, str], key: str, default: np.ndarray) -> np.ndarray:
-    """A comma-separated float vector from the model metadata (``default`` when absent)."""
+def _metadata_number(
+    name: object,
+    meta: dict[str, str],
+    key: str,
+    default: float,
+    *,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+    positive: bool = False,
+) -> float:
+    """A finite float from the model metadata (``default`` when absent), within the closed
+    ``bounds`` and, with ``positive``, above 0.
+
+    Why at load time: a bad value would otherwise surface later as a numpy warning, NaN
+    probabilities or a silently wrong crop, far from the file that caused it.
+
+    Raises:
+        UnrecognizedModelError: not a number, not finite or out of range (the message
+            names the file and the key).
+    """
     if key not in meta:
         return default
-    values = np.array([float(v) for v in meta[key].split(",")], np.float64)
+    try:
+        value = float(meta[key])
+    except ValueError:
+        value = math.nan
+    low, high = bounds
+    if not (math.isfinite(value) and low <= value <= high and (value > 0 or not positive)):
+        rule = " > 0" if positive else f" in [{low}, {high}]" if math.isfinite(low) else ""
+        raise UnrecognizedModelError(
+            f"{name}: metadata {key}={meta[key]!r} must be a finite number{rule}"
+        )
+    return value
+
+
+def _metadata_vector(
+    name: object, meta: dict[str, str], key: str, default: np.ndarray
+) -> np.ndarray:
+    """A comma-separated float vector from the model metadata (``default`` when absent).
+
+    Raises:
+        UnrecognizedModelError: not ``len(default)`` finite numbers (names file and key).
+    """
+    if key not in meta:
+        return default
+    try:
+        values = np.array([float(v) for v in meta[key].split(",")], np.float64)
+    except ValueError:
+        values = np.full(0, np.nan)
     if values.shape != default.shape or not np.all(np.isfinite(values)):
-        raise UnrecognizedModelError(f"metadata {key} must hold {len(default)} finite numbers")
+        raise UnrecognizedModelError(
+            f"{name}: metadata {key}={meta[key]!r} must hold {len(default)} finite numbers"
+        )
     return values
+
+
+def _metadata_int(name: object, meta: dict[str, str], key: str, default: int | None) -> int:
+    """A positive integer from the model metadata (``default`` when absent; None: required).
+
+    Raises:
+        UnrecognizedModelError: missing (without a default), not an integer, or < 1.
+    """
+    if key not in meta and default is not None:
+        return default
+    text = meta.get(key)
+    if text is None or not text.strip().isdecimal() or int(text) < 1:
+        raise UnrecognizedModelError(f"{name}: metadata {key}={text!r} must be an integer >= 1")
+    return int(text)
+
+
+def _check_graph(name: object, model: OnnxModel, input_size: int, channels: int) -> None:
+    """The graph must take (batch, channels, input_size, input_size) and give the contract's
+    ``OUTPUTS``; symbolic dimensions pass.
+
+    Why: metadata that disagrees with the graph would cut crops of the wrong side or
+    colour, and a missing output fails only on the first face, as a bare onnxruntime or
+    ``KeyError``; checked once at load, the message names the file.
+
+    Raises:
+        UnrecognizedModelError: another input shape or another set of outputs.
+    """
+    shape = model.input_shape
+    want = (None, channels, input_size, input_size)
+    if len(shape) != 4 or any(
+        isinstance(d, int) and w is not None and d != w for d, w in zip(shape, want, strict=True)
+    ):
+        raise UnrecognizedModelError(
+            f"{name}: graph input shape {list(shape)} does not match metadata "
+            f"duchenne.channels={channels}, duchenne.input_size={input_size} "
+            "(expected [batch, channels, size, size])"
+        )
+    if sorted(model.output_names) != sorted(OUTPUTS):
+        raise UnrecognizedModelError(
+            f"{name}: graph outputs {model.output_names} are not the contract's {list(OUTPUTS)}"
+        )
 
 
 @dataclass
@@ -152,24 +247,34 @@ class SmileModel:
         meta = self.model.metadata
         if meta.get("duchenne.task") != TASK:
             raise UnrecognizedModelError(
-                f"{name}: not a duchenne smile model (metadata duchenne.task missing)"
+                f"{name}: not a duchenne smile model (metadata duchenne.task is "
+                f"{meta.get('duchenne.task')!r}, not {TASK!r})"
             )
-        self.input_size = int(meta["duchenne.input_size"])
-        self.channels = int(meta.get("duchenne.channels", 1))
+        self.input_size = _metadata_int(name, meta, "duchenne.input_size", None)
+        self.channels = _metadata_int(name, meta, "duchenne.channels", 1)
         if self.channels not in (1, 3):
             raise UnrecognizedModelError(f"{name}: duchenne.channels must be 1 or 3")
+        _check_graph(name, self.model, self.input_size, self.channels)
         self.framing = {
-            field: float(meta[key]) for key, field in FRAMING_METADATA.items() if key in meta
+            field: _metadata_number(name, meta, key, math.nan, bounds=FRAMING_BOUNDS[field])
+            for key, field in FRAMING_METADATA.items()
+            if key in meta
         }
-        self.mean = float(meta.get("duchenne.mean", 0.5))
-        self.std = float(meta.get("duchenne.std", 0.5))
-        self.temperature = float(meta.get("duchenne.temperature", 1.0))
-        self.smile_bias = float(meta.get("duchenne.smile_bias", 0.0))
+        self.mean = _metadata_number(name, meta, "duchenne.mean", 0.5)
+        self.std = _metadata_number(name, meta, "duchenne.std", 0.5, positive=True)
+        self.temperature = _metadata_number(name, meta, "duchenne.temperature", 1.0, positive=True)
+        self.smile_bias = _metadata_number(name, meta, "duchenne.smile_bias", 0.0)
         self.flip = flip
-        self.emotion_bias = _metadata_vector(meta, "duchenne.emotion_bias", np.zeros(N_EMOTIONS))
-        self.training_prior = _metadata_vector(
-            meta, "duchenne.emotion_prior", np.full(N_EMOTIONS, 1.0 / N_EMOTIONS)
+        self.emotion_bias = _metadata_vector(
+            name, meta, "duchenne.emotion_bias", np.zeros(N_EMOTIONS)
         )
+        self.training_prior = _metadata_vector(
+            name, meta, "duchenne.emotion_prior", np.full(N_EMOTIONS, 1.0 / N_EMOTIONS)
+        )
+        if np.any(self.training_prior < 0) or self.training_prior.sum() <= 0:
+            raise UnrecognizedModelError(
+                f"{name}: metadata duchenne.emotion_prior must be >= 0 and not all 0"
+            )
         self.emotion_prior = parse_emotion_prior(emotion_prior)
         self.emotion_offset = emotion_offset(
             self.emotion_bias, self.training_prior, self.emotion_prior

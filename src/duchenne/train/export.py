@@ -29,6 +29,7 @@ from torch import nn
 
 from duchenne.faces import EMOTION_LABELS
 from duchenne.io.atomic import atomic_write
+from duchenne.models.smile import OUTPUTS
 from duchenne.train.calibrate import Calibration
 from duchenne.train.nets import ExportWrapper, fold_batchnorm, input_channels
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 OPSET = 17
 INPUT_NAME = "input"
-OUTPUT_NAMES = ("smile_logit", "intensity", "emotion_logits")
+OUTPUT_NAMES = OUTPUTS  # the contract SmileModel reads (one list of names)
 MEAN = 0.5
 STD = 0.5
 
