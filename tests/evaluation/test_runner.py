@@ -234,13 +234,30 @@ def test_cli_too_few_resamples_are_a_usage_error(
 
 
 @pytest.mark.parametrize(
-    "counts", [{"limit": 0}, {"limit": -1}, {"n_boot": -5}, {"processes": -1}, {"limit": 1.5}]
+    "counts",
+    [
+        {"limit": 0},
+        {"limit": -1},
+        {"n_boot": -5},
+        {"processes": -1},
+        {"limit": 1.5},
+        {"n_boot": "9"},
+        {"processes": True},
+    ],
 )
 def test_api_counts_below_one_raise_value_error(
     counts: dict, ferplus: Path, tiny_smile_onnx: Path
 ) -> None:
-    with pytest.raises(ValueError, match=f"{next(iter(counts))} must be an integer >= 1"):
+    with pytest.raises(ValueError, match=f"{next(iter(counts))} must be a whole number >= 1"):
         evaluate(str(tiny_smile_onnx), ferplus, split="Test", **counts)
+
+
+def test_api_whole_valued_float_counts_are_accepted(ferplus: Path, tiny_smile_onnx: Path) -> None:
+    """As for every other count (``analysis.checks.whole_number``): 2.0 from JSON is 2."""
+    report = evaluate(
+        str(tiny_smile_onnx), ferplus, split="Test", limit=2.0, n_boot=5.0, processes=1.0
+    )
+    assert report["n"] == 2
 
 
 def test_limit_keeps_the_first_samples_and_an_empty_split_is_a_dataset_error(

@@ -53,10 +53,58 @@ def test_api_key_from_the_environment(monkeypatch):
     assert settings.cors_origin_list == ["https://a.example", "https://b.example"]
 
 
-def test_invalid_values_fail_cleanly(capsys):
-    assert main(["serve", "--workers", "0"]) == 2
+@pytest.mark.parametrize(
+    ("flag", "value", "need"),
+    [
+        ("--port", "-1", "in [0, 65535]"),
+        ("--port", "70000", "in [0, 65535]"),
+        ("--workers", "0", "in [1, 64]"),
+        ("--processes", "-2", "in [0, 64]"),
+    ],
+)
+def test_bad_number_flags_are_usage_errors(flag, value, need, capsys):
+    """Refused by argparse (io.argtypes), before the server extra is even imported."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", flag, value])
+    assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("duchenne serve: invalid workers") and "Traceback" not in err
+    assert f"argument {flag}: must be {need}, got {value}" in err and "Traceback" not in err
+
+
+def test_number_flags_have_the_bounds_of_their_settings():
+    """The flags' argparse bounds repeat ``Settings``': a value one accepts the other does."""
+    for name in ("port", "workers", "processes"):
+        metadata = Settings.model_fields[name].metadata
+        low = next(m.ge for m in metadata if hasattr(m, "ge"))
+        high = next(m.le for m in metadata if hasattr(m, "le"))
+        for value in (low, high):
+            assert getattr(settings_from(parse(f"--{name}", str(value))), name) == value
+        for value in (low - 1, high + 1):
+            with pytest.raises(SystemExit):
+                parse(f"--{name}", str(value))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field"),
+    [
+        ("DUCHENNE_PORT", "-1", "port"),
+        ("DUCHENNE_PORT", "70000", "port"),
+        ("DUCHENNE_WORKERS", "0", "workers"),
+        ("DUCHENNE_PROCESSES", "-2", "processes"),
+        ("DUCHENNE_MAX_BODY_BYTES", "abc", "max_body_bytes"),
+        ("DUCHENNE_BATCHING", "maybe", "batching"),
+    ],
+)
+def test_invalid_environment_values_fail_cleanly(variable, value, field, monkeypatch, capsys):
+    """One line naming the variable and its value, exit status 2, before the socket binds."""
+    monkeypatch.setattr(
+        "duchenne.cli.serve.listen_socket", lambda *_: pytest.fail("bound a socket")
+    )
+    monkeypatch.setenv(variable, value)
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"duchenne serve: invalid {field} ({variable}={value!r}): ")
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_emotion_prior_setting_reaches_the_analyzer(monkeypatch, capsys):
@@ -68,7 +116,8 @@ def test_emotion_prior_setting_reaches_the_analyzer(monkeypatch, capsys):
     flag = settings_from(parse("--emotion-prior", "1,1,1,1,1,1,1,2"))
     assert analyzer_config(flag).emotion_prior[-1] == pytest.approx(2 / 9)
     assert main(["serve", "--emotion-prior", "posed"]) == 2
-    assert capsys.readouterr().err.startswith("duchenne serve: invalid emotion_prior")
+    err = capsys.readouterr().err
+    assert err.startswith("duchenne serve: invalid emotion_prior (--emotion-prior='posed'): ")
 
 
 def test_unknown_model_fails_before_serving(capsys):

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 
 from duchenne.face.detector import DETECTORS
+from duchenne.io.argtypes import int_range
 from duchenne.models.session import DEVICES
 
 DEFAULT_HOST = "127.0.0.1"
@@ -29,17 +30,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default=None, help=f"interface to bind (default {DEFAULT_HOST})")
-    p.add_argument("--port", type=int, default=None, help="TCP port (default 8000)")
+    p.add_argument(
+        "--port",
+        type=int_range(0, 65535),
+        default=None,
+        help="TCP port (default 8000; 0: any free)",
+    )
     p.add_argument(
         "--workers",
-        type=int,
+        type=int_range(1, 64),
         default=None,
         help="inference threads (default: one per CPU core), in the one service process "
         "unless --processes is given",
     )
     p.add_argument(
         "--processes",
-        type=int,
+        type=int_range(0, 64),
         default=None,
         help="analyse images in N worker processes instead of threads (default 0: threads). "
         "GIL-free, for machines with many cores; on 2 cores threads were faster (README)",
@@ -119,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        print(f"duchenne serve: invalid {where}: {first.get('msg')}", file=sys.stderr)
+        given = f" ({_source(args, where)}={first.get('input')!r})" if "input" in first else ""
+        print(f"duchenne serve: invalid {where}{given}: {first.get('msg')}", file=sys.stderr)
         return 2
     try:  # before the models load: a port in use is one line, not a late failure
         sock = listen_socket(settings.host, settings.port)
@@ -148,6 +155,13 @@ def run(args: argparse.Namespace) -> int:
         server.banner = banner(settings, sock.getsockname()[1])
         server.run(sockets=[sock])  # returns after a graceful stop (SIGTERM, Ctrl-C)
     return 0 if server.started else STARTUP_FAILURE
+
+
+def _source(args: argparse.Namespace, field: str) -> str:
+    """Where a setting's value came from: its flag if given, else ``DUCHENNE_<FIELD>``."""
+    if getattr(args, field, None) is not None:
+        return "--" + field.replace("_", "-")
+    return f"DUCHENNE_{field.upper()}"
 
 
 def listen_socket(host: str, port: int) -> socket.socket:

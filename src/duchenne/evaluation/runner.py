@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from duchenne.analysis.checks import whole_number
 from duchenne.analysis.crop_format import CropFormat
 from duchenne.datasets import (
     FERPLUS_EMOTIONS,
@@ -256,11 +257,15 @@ def evaluate(
         bootstrap CIs, and the paired comparison (McNemar, paired bootstrap of AUC).
 
     Raises:
-        ValueError: ``limit``, ``n_boot`` or ``processes`` below 1 (``limit=None``: every
-            sample).
+        ValueError: ``limit``, ``n_boot`` or ``processes`` not a whole number >= 1 (``2.0``
+            is fine; ``limit=None``: every sample).
         DatasetError: the dataset (split) has no samples, or an unknown layout.
     """
-    _check_counts(limit=limit, n_boot=n_boot, processes=processes)
+    # limit slices the samples: 0 left nothing (the metrics of an empty set then failed with
+    # an IndexError) and -1 silently dropped the last sample; None: every sample
+    limit = None if limit is None else whole_number("limit", limit, or_none=True)
+    n_boot = whole_number("n_boot", n_boot)
+    processes = whole_number("processes", processes)
     samples = list(itertools.islice(read_dataset(data, split), limit))
     if not samples:
         where = f"{data} (split {split})" if split else str(data)
@@ -301,19 +306,6 @@ def evaluate(
     if plots:
         report["plots"] = _plots(Path(plots), outputs, targets)
     return report
-
-
-def _check_counts(**counts: int | None) -> None:
-    """Each count is None (``limit`` only: no limit) or an integer >= 1.
-
-    Why: ``limit`` slices the samples, so 0 left nothing (metrics of an empty set then
-    failed with an ``IndexError``) and -1 silently dropped the last sample.
-    """
-    for name, value in counts.items():
-        if value is None and name == "limit":
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def _plots(folder: Path, outputs: dict[str, SmileOutputs], targets: dict[str, Any]) -> list[str]:
