@@ -272,6 +272,15 @@ def _drop_emotion_output(model) -> None:
     del model.graph.output[2]
 
 
+def _seven_emotions(model) -> None:
+    """A 7-class head (its softmax failed in numpy on the first face)."""
+    import onnx
+
+    emo = next(i for i in model.graph.initializer if i.name == "emo")
+    emo.CopyFrom(onnx.numpy_helper.from_array(np.ones((1, 7), np.float32), "emo"))
+    model.graph.output[2].type.tensor_type.shape.dim[-1].dim_value = 7
+
+
 def _drop_input_size(model) -> None:
     keep = [p for p in model.metadata_props if p.key != "duchenne.input_size"]
     del model.metadata_props[:]
@@ -283,6 +292,7 @@ def _drop_input_size(model) -> None:
     [
         (_rename_emotion_output, "outputs"),
         (_drop_emotion_output, "outputs"),
+        (_seven_emotions, "emotion_logits has 7 classes"),
         (_drop_input_size, "duchenne.input_size"),
     ],
 )

@@ -93,6 +93,7 @@ def test_number_flags_have_the_bounds_of_their_settings():
         ("DUCHENNE_PROCESSES", "-2", "processes"),
         ("DUCHENNE_MAX_BODY_BYTES", "abc", "max_body_bytes"),
         ("DUCHENNE_BATCHING", "maybe", "batching"),
+        ("DUCHENNE_REQUEST_TIMEOUT_S", "inf", "request_timeout_s"),  # a request never timed out
     ],
 )
 def test_invalid_environment_values_fail_cleanly(variable, value, field, monkeypatch, capsys):

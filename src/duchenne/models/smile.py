@@ -191,6 +191,12 @@ def _check_graph(name: object, model: OnnxModel, input_size: int, channels: int)
         raise UnrecognizedModelError(
             f"{name}: graph outputs {model.output_names} are not the contract's {list(OUTPUTS)}"
         )
+    emotion = next(o for o in model.session.get_outputs() if o.name == "emotion_logits")
+    width = emotion.shape[-1] if emotion.shape else None
+    if isinstance(width, int) and width != N_EMOTIONS:  # a 7-class head broke numpy later
+        raise UnrecognizedModelError(
+            f"{name}: emotion_logits has {width} classes, the contract's {N_EMOTIONS} (FER+)"
+        )
 
 
 @dataclass

@@ -34,7 +34,11 @@ class Settings(BaseSettings):
         9000
     """
 
-    model_config = SettingsConfigDict(env_prefix="DUCHENNE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="DUCHENNE_",
+        extra="ignore",
+        allow_inf_nan=False,  # an inf timeout never ends
+    )
 
     # --- process and models
     host: str = Field("127.0.0.1", description="interface to listen on (loopback only)")
