@@ -245,34 +245,30 @@ def test_saved_model_carries_its_provenance(fold_dirs: Path, tmp_path: Path) -> 
     assert video.classifier_info["reliability"] == prov["reliability"]
 
 
-def test_fusion_model_with_other_frame_features_is_refused(fold_dirs: Path, tmp_path) -> None:
+def _saved_model(
+    fold_dirs: Path, path: Path, kind: str, *, smile: bool = False, extraction=None
+) -> Path:
+    """A ``kind`` classifier trained on the synthetic table and saved as ``duchenne
+    train-authenticity`` saves it; ``smile``: its per-frame features as if a smile model
+    ran (the 10 smile and emotion columns added)."""
     protocol = af.read_folds(fold_dirs)
     table = _table(protocol)
-    table.feature_names = frame_feature_names(True)  # as if trained with a smile model
-    table.D = np.hstack([table.D, np.zeros((len(table.D), 10))])
-    report = ad.evaluate_protocol(table, protocol, ("fusion",))
-    path = ad.save_model(
-        ad.train_final(table, "fusion"),
-        tmp_path / "m.json",
-        report=report,
-        table=table,
-        extraction={},
-    )
+    if smile:
+        table.feature_names = frame_feature_names(True)
+        table.D = np.hstack([table.D, np.zeros((len(table.D), 10))])
+    report = ad.evaluate_protocol(table, protocol, (kind,))
+    clf = ad.train_final(table, kind)
+    return ad.save_model(clf, path, report=report, table=table, extraction=extraction or {})
+
+
+def test_fusion_model_with_other_frame_features_is_refused(fold_dirs: Path, tmp_path) -> None:
+    path = _saved_model(fold_dirs, tmp_path / "m.json", "fusion", smile=True)
     with pytest.raises(DuchenneError, match="trained on per-frame features"):
         VideoAnalyzer(stage=SyntheticFaceStage(SmileProfile(), 3.0), classifier=path)
 
 
 def test_video_analyzer_refuses_a_model_of_other_dmarkers(fold_dirs: Path, tmp_path) -> None:
-    protocol = af.read_folds(fold_dirs)
-    table = _table(protocol)
-    report = ad.evaluate_protocol(table, protocol, ("dmarkers",))
-    path = ad.save_model(
-        ad.train_final(table, "dmarkers"),
-        tmp_path / "m.json",
-        report=report,
-        table=table,
-        extraction={},
-    )
+    path = _saved_model(fold_dirs, tmp_path / "m.json", "dmarkers")
     content = json.loads(path.read_text())
     assert content["dmarker_version"] == DMARKER_VERSION
     del content["dmarker_version"]  # as saved before D-Marker version 2
@@ -297,16 +293,11 @@ def test_fusion_model_of_another_emotion_prior_is_refused(fold_dirs: Path, tmp_p
     """The fusion model reads emotion probabilities, which the prior moves."""
     from duchenne.analysis.analyzer import Analyzer
 
-    protocol = af.read_folds(fold_dirs)
-    table = _table(protocol)
-    table.feature_names = frame_feature_names(True)
-    table.D = np.hstack([table.D, np.zeros((len(table.D), 10))])
-    report = ad.evaluate_protocol(table, protocol, ("fusion",))
-    path = ad.save_model(
-        ad.train_final(table, "fusion"),
+    path = _saved_model(
+        fold_dirs,
         tmp_path / "m.json",
-        report=report,
-        table=table,
+        "fusion",
+        smile=True,
         extraction={"emotion_prior": "balanced"},
     )
     analyzer = Analyzer(stages="detect,landmarks,geometry,smile")

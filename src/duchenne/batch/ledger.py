@@ -268,8 +268,7 @@ class Ledger:
         path = self.parts_dir / f"part-{self._next:05d}.{self.part_format}"
         write_records(rows, path, format=self.part_format, schema=self._schema)
         self._next += 1
-        if self.part_format == "parquet":
-            self._conform_parts(new=path)
+        self._conform_parts(new=path)  # parquet parts only
         for source, entry in _done_of(rows).items():
             self.done[source] = entry
         return path

@@ -72,9 +72,10 @@ def teach_caches(
         path = cache_path(cache_dir, name)
         crops = load_cache(path)
         for model in models:  # a teacher sees the crops it was trained on, or it guesses
-            if CropFormat.of_model(model).framing != crops.framing:
+            framing = CropFormat.of_model(model).framing
+            if framing != crops.framing:
                 raise ValueError(
-                    f"teacher {model.name} takes crops framed {CropFormat.of_model(model).framing}"
+                    f"teacher {model.name} takes crops framed {framing}"
                     f", the cache {name} holds {crops.framing}"
                 )
         arrays = teacher_outputs(models, crops.images)
