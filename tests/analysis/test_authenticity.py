@@ -113,6 +113,25 @@ def test_genuineness_heuristic_is_flagged_and_ordered() -> None:
     json.dumps(out)
 
 
+def test_a_smile_seen_without_its_onset_gets_no_onset_terms() -> None:
+    """Already smiling on the first frame: the empty onset scored as a 0 s onset (-4.6)
+    with a zero speed (+4.6), which cancelled only with the default weights (speed -1,
+    onset 1); with others the unseen onset moved the score. Like a missing offset, it
+    contributes nothing now."""
+    from duchenne.analysis.authenticity import HeuristicWeights
+
+    sig, _ = _smile(au6=1.0)
+    ep = find_episodes(sig.lip[60:], FPS)[0]  # the clip starts at the apex
+    sig = type(sig)(**{k: v[60:] for k, v in vars(sig).items() if k != "reference_frame"})
+    assert ep.onset[0] == ep.onset[1] and ep.truncated
+    for weights in (HeuristicWeights(), HeuristicWeights(speed=-2.0, onset=0.5)):
+        result = genuineness(sig, ep, FPS, weights=weights)
+        assert result.contributions["onset"] == 0.0 and result.contributions["speed"] == 0.0
+        z = sum(result.contributions.values())
+        assert result.score == pytest.approx(1 / (1 + np.exp(-z)))
+        assert result.contributions["offset"] != 0.0  # the offset was seen
+
+
 # ------------------------------------------------------------------------- classifiers
 
 

@@ -320,13 +320,15 @@ class SmilingStage(SyntheticFaceStage):
     """The model-free face stage with a smile model's outputs: P(smile) 0.9 while the
     generated smile is above 30 % of its height (else 0.1), smile score 1 + 9 x level.
     ``landmarks=False`` drops the landmarks (``--stages detect,smile``); ``visible``
-    (frame range) hides the face outside it."""
+    (frame range) hides the face outside it, ``hidden`` (frame range) inside it."""
 
     with_smile = True
 
-    def __init__(self, profile, period, *, landmarks=True, visible=None, fps=25.0) -> None:
+    def __init__(
+        self, profile, period, *, landmarks=True, visible=None, hidden=None, fps=25.0
+    ) -> None:
         super().__init__(profile, period, fps)
-        self.landmarks, self.visible = landmarks, visible
+        self.landmarks, self.visible, self.hidden = landmarks, visible, hidden
 
     def __call__(self, image: np.ndarray):
         from duchenne.faces import Faces
@@ -334,6 +336,8 @@ class SmilingStage(SyntheticFaceStage):
         i = self.i
         faces = super().__call__(image)
         if self.visible is not None and not self.visible[0] <= i < self.visible[1]:
+            return Faces.empty()
+        if self.hidden is not None and self.hidden[0] <= i < self.hidden[1]:
             return Faces.empty()
         level = self.profile.level((i / self.fps) % self.period)
         faces.smile = np.array([0.9 if level > 0.3 else 0.1], np.float32)
@@ -408,6 +412,51 @@ def test_a_window_cut_does_not_mark_the_next_smile_truncated(landmarks) -> None:
     assert np.allclose(onsets, 0.6 + 2.0 * np.arange(8), atol=0.05), onsets
     assert [e.truncated_by for e in result.episodes] == [()] * 8
     assert not any(e.truncated for e in result.episodes)
+
+
+@pytest.mark.parametrize("landmarks", [True, False], ids=["landmarks", "detect+smile"])
+def test_a_face_hidden_during_its_smile_keeps_one_episode(landmarks) -> None:
+    """A face hidden for 0.6 s at its apex (within ``occlusion_s``, so it keeps its ID)
+    gave two episodes, neither truncated: the first with no offset, the second with no
+    onset. It is one smile, measured as if the face had not been hidden."""
+    smile = SmileProfile(start=0.5, onset=0.3, apex=1.5, offset=0.4)
+
+    def run(hidden):
+        stage = SmilingStage(smile, 4.0, landmarks=landmarks, hidden=hidden)
+        return VideoAnalyzer(stage=stage).analyze(cheap_frames(100), source_fps=25, prefetch=0)
+
+    seen, hidden = run(None), run((30, 45))  # frames 30-44: 1.2-1.8 s, inside the apex
+    assert [t.track_id for t in hidden.tracks] == [0]
+    (whole,), (episode,) = seen.episodes, hidden.episodes
+    assert (episode.start_time, episode.end_time) == (whole.start_time, whole.end_time)
+    assert not episode.truncated and episode.has_dynamics is landmarks
+    if landmarks:
+        assert episode.onset == pytest.approx(whole.onset)
+        assert episode.offset == pytest.approx(whole.offset)
+
+
+@pytest.mark.parametrize("options", [VideoOptions(), WINDOWED], ids=["whole", "windowed"])
+def test_smiling_runs_are_measured_from_the_feet_of_their_smiles(options) -> None:
+    """P(smile) reaches the threshold 30 % up the rise (SmilingStage): the onset was
+    measured from there (0.6 s instead of 0.5 s), the offset to where it fell back, and
+    the AU6 baseline on the rise. Phases and D-Markers are now those of the lip-corner
+    segmentation, also across window cuts; the episodes still span the smiling rows."""
+    from dataclasses import replace
+
+    def run(mode):
+        stage = SmilingStage(REPEATED, 2.0)
+        analyzer = VideoAnalyzer(stage=stage, options=replace(options, episodes=mode))
+        return analyzer.analyze(cheap_frames(400), source_fps=25, prefetch=0).episodes
+
+    smiling, lip = run("auto"), run("lip")
+    assert len(smiling) == len(lip) == 8
+    for k, (ep, ref) in enumerate(zip(smiling, lip, strict=True)):
+        assert ep.start_time == pytest.approx(0.6 + 2 * k)  # the first smiling frame
+        assert ep.onset[0] == pytest.approx(0.5 + 2 * k, abs=0.041)  # the rise's foot
+        assert ep.offset[1] == pytest.approx(1.6 + 2 * k, abs=0.041)
+        assert (ep.onset, ep.apex, ep.offset) == (ref.onset, ref.apex, ref.offset)
+        assert np.allclose(ep.dmarkers, ref.dmarkers, atol=1e-5)
+        assert ep.duchenne.eyelid_baseline == pytest.approx(ref.duchenne.eyelid_baseline)
 
 
 def test_a_smile_longer_than_the_window_is_split_and_says_why() -> None:

@@ -187,6 +187,10 @@ class HeuristicWeights:
     - ``offset * ln(offset_s / offset_ref_s)``: and longer offsets (0 if no offset).
     - ``speed * ln(rel_speed / speed_ref)`` with ``speed < 0``: the onset's maximum lip
       speed divided by its rise (1/s; intensity-free); posed smiles are faster.
+
+    A phase that was not seen (no onset: already smiling when the face was first seen;
+    no offset: still smiling when it was lost) contributes 0 to its terms (the onset to
+    both ``onset`` and ``speed``): it is unknown, not instantaneous.
     - ``symmetry * (symmetry - symmetry_ref)``: posed smiles are more often asymmetric
       (Ekman, Hager & Friesen 1981).
     """
@@ -245,15 +249,22 @@ def genuineness(
     if au6_index is None:
         au6_index = duchenne_marker(signals, episode).au6_index
     cues = _cues(signals, episode, fps, au6_index)
+    # an empty onset scored as a 0 s onset (x 0.01 floor: -4.6) and a zero speed (+4.6):
+    # the two cancelled with the default weights only, and the cues read as measured
+    onset_seen = cues["onset_duration"] > 0
     contrib = {
         "au6": w.au6 * (cues["au6_index"] - 0.5),
-        "onset": w.onset * _log_ratio(cues["onset_duration"], w.onset_ref_s),
+        "onset": (
+            w.onset * _log_ratio(cues["onset_duration"], w.onset_ref_s) if onset_seen else 0.0
+        ),
         "offset": (
             w.offset * _log_ratio(cues["offset_duration"], w.offset_ref_s)
             if cues["offset_duration"] > 0
             else 0.0
         ),
-        "speed": w.speed * _log_ratio(cues["onset_relative_speed"], w.speed_ref),
+        "speed": (
+            w.speed * _log_ratio(cues["onset_relative_speed"], w.speed_ref) if onset_seen else 0.0
+        ),
         "symmetry": w.symmetry * (cues["symmetry"] - w.symmetry_ref),
     }
     z = w.bias + sum(contrib.values())

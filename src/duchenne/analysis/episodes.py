@@ -40,6 +40,8 @@ class SmileEpisode:
     ``offset = (b, end)`` where ``a`` is the top of the onset rise and ``b`` the top of the
     offset fall (``a == b`` when the smile has no plateau). A phase ``(i, i)`` is empty
     (no frame interval); ``truncated`` says the smile was cut by the clip's start or end.
+    Episodes cut on P(smile) (:func:`smiling_episodes`) span the smiling frames; their
+    onset may start before ``start_frame`` and their offset end after ``end_frame``.
     """
 
     start_frame: int
@@ -171,26 +173,33 @@ def smiling_episodes(
     Why: the per-frame table says ``smiling`` where ``smile >= threshold``; episodes cut
     the same way make the table and the summary agree (a face smiling through a whole
     clip is one long episode, not the one bump of ``D_lip`` above its smiling baseline).
-    Gaps shorter than ``min_duration`` (a blink of the classifier) do not split a smile;
-    runs shorter than ``min_duration`` are dropped. Onset, apex and offset are then the
-    phases of ``D_lip`` inside each run (:func:`split_phases`, baseline = its 5th
-    percentile over the whole signal).
+    Gaps shorter than ``min_duration`` (a blink of the classifier; a gap of ``k`` frames
+    lasts ``k / fps``, as a run of ``k`` frames) do not split a smile; runs shorter than
+    ``min_duration`` are dropped. Onset, apex and offset are then the phases of ``D_lip``
+    (:func:`split_phases`, baseline = its 5th percentile over the whole signal) between
+    the feet of the smile around each run: the onset can start before the run's first
+    frame and the offset end after its last, where ``D_lip`` still rises towards, or
+    falls from, the smiling frames.
 
     Args:
         d_lip: (T,) ``D_lip`` signal (smoothed), for the phases.
-        smile: (T,) P(smile) per frame (NaN where unknown counts as not smiling).
+        smile: (T,) P(smile) per frame; NaN where unknown (the face was hidden): smiling
+            when the known frames on both sides of the unknown stretch are smiling, else
+            not smiling (:func:`_bridge_unknown`).
         fps, min_duration, phase_tolerance: as :func:`find_episodes`.
         threshold: the smiling threshold.
     """
     if fps <= 0:
         raise ValueError("fps must be > 0")
-    p = np.nan_to_num(np.asarray(smile, np.float64), nan=-1.0)
-    on = smiling(p, threshold)
+    p = np.asarray(smile, np.float64)
+    known = np.isfinite(p)
+    on = _bridge_unknown(smiling(np.where(known, p, -1.0), threshold), known)
     runs = _runs_of(on)
-    gap = max(1, int(round(min_duration * fps)))
     merged: list[Phase] = []
     for a, b in runs:
-        if merged and a - merged[-1][1] - 1 < gap:
+        # in seconds, not rounded frames: round(0.25 * 25) = 6 kept a 0.24 s gap (6
+        # frames) at 25 fps while 7 frames (0.233 s) were bridged at 30 fps
+        if merged and (a - merged[-1][1] - 1) / fps < min_duration:
             merged[-1] = (merged[-1][0], b)
         else:
             merged.append((a, b))
@@ -202,11 +211,36 @@ def smiling_episodes(
     d = np.where(finite, d, np.nanmedian(d))
     base = float(np.percentile(d, 5))
     episodes = []
-    for a, b in runs:
-        ep = split_phases(d, fps, a, b, base, phase_tolerance)
+    # the phases are searched out to the feet of the smile (downhill from the run's ends,
+    # never past the lowest frame before a neighbouring run): the classifier calls a face
+    # smiling part way up the rise, and phases cut at the run measured a shorter, steeper
+    # onset and offset, and an AU6 baseline taken on the rise
+    for (a, b), (lo, hi) in zip(runs, _extend_runs(d, runs, np.inf), strict=True):
+        ep = split_phases(d, fps, lo, hi, base, phase_tolerance)
+        ep.start_frame, ep.end_frame = a, b
         ep.truncated = a == 0 or b == len(d) - 1
         episodes.append(ep)
     return episodes
+
+
+def _bridge_unknown(on: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``on`` with each stretch of unknown frames smiling when the known frames just before
+    and just after it are both smiling.
+
+    Why: a face hidden for a moment (a hand, a turned head; its track keeps it for up to
+    ``VideoOptions.occlusion_s``) has no P(smile) on those frames. Counting them as not
+    smiling split one smile into two episodes, neither called truncated, the first
+    measured without its offset and the second without its onset; the lip-corner signal
+    is interpolated over the same frames (:func:`~duchenne.analysis.dynamics.smooth_signal`).
+    """
+    n = len(on)
+    idx = np.arange(n)
+    before = np.maximum.accumulate(np.where(known, idx, -1))
+    after = np.minimum.accumulate(np.where(known, idx, n)[::-1])[::-1]
+    inside = ~known & (before >= 0) & (after < n)
+    out = on.copy()
+    out[inside] = on[before[inside]] & on[after[inside]]
+    return out
 
 
 def _runs_of(mask: np.ndarray) -> list[Phase]:

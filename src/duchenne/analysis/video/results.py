@@ -51,7 +51,9 @@ class EpisodeResult:
     """One smile of one face, with its timing, D-Markers and authenticity.
 
     Times are seconds in the video; ``onset``, ``apex``, ``offset`` are (start, end)
-    times of the phases (D-Marker definition, see ``docs/dmarkers.md``). ``peak_amplitude``
+    times of the phases (D-Marker definition, see ``docs/dmarkers.md``); for episodes cut
+    on P(smile) the onset may start before ``start_time`` and the offset end after
+    ``end_time`` (the smile's rise and fall around its smiling frames). ``peak_amplitude``
     is the rise of ``D_lip`` above its rest level (fraction of the neutral mouth width);
     ``peak_smile_score`` the highest smile score (None without a smile model).
     ``dmarkers`` holds the 225 features in :data:`~duchenne.analysis.dmarkers.FEATURE_NAMES`

@@ -49,12 +49,29 @@ _WIDTH = _PTS + 2 * len(_USED)
 #: timeline columns: time, smile score, smile, D lip, D eyelid, D cheek, blendshape channels
 TIMELINE_WIDTH = 6 + len(TIMELINE_CHANNELS)
 _CHUNK = 64  # frames per compute_signals call (bounds its temporary arrays to ~2 MB)
+#: seconds kept before a pending smile's onset at a window cut: the AU6 baseline (0.1 s)
+#: and the smoothing kernel (3 sigma = 0.15 s) reach that far back
+_LEAD_S = 0.25
 
 
 def _argmax(values: np.ndarray) -> int:
     """Index of the largest finite value (0 if none is finite)."""
     finite = np.isfinite(values)
     return int(np.argmax(np.where(finite, values, -np.inf))) if finite.any() else 0
+
+
+def _first_row(episode: SmileEpisode, lead: int) -> int:
+    """The first buffer row a smile still going on at a window cut needs.
+
+    ``lead`` rows before its onset's foot, which lies before its first smiling frame when
+    the episodes are the smiling runs (``smiling_episodes``), so that the next window
+    measures the whole rise with the frames before it (the smoothing, the derivatives and
+    the AU6 baseline reach back over them); but never the buffer's first row: a rise as
+    long as the window would leave nothing to cut, and the smile is then cut at its first
+    smiling frame, as before.
+    """
+    first = episode.onset[0] - lead
+    return first if 0 < first < episode.start_frame else episode.start_frame
 
 
 def _signals_of(points: np.ndarray, reference: np.ndarray | None) -> SmileSignals:
@@ -302,7 +319,8 @@ class TrackState:
         keep = self._context_rows()
         done = [e for e in episodes if e.end_frame < n - keep]
         pending = [e for e in episodes if e.end_frame >= n - keep]
-        cut = n - keep if not pending else min(n - keep, pending[0].start_frame)
+        lead = int(round(_LEAD_S * self.s.fps))
+        cut = n - keep if not pending else min(n - keep, _first_row(pending[0], lead))
         forced = None
         if cut <= 0 and pending:  # one smile longer than the window: report it now
             forced = pending[0]
