@@ -436,6 +436,23 @@ def test_text_footnote_explains_only_the_columns_shown() -> None:
     assert "AU6 0.20 AU12 0.70" in text and "AU6 / AU12 = cheek raise" in text
 
 
+def test_text_summary_p_smile_agrees_with_the_smiling_decision() -> None:
+    """P(smile) 0.4996 is not smiling at 0.5; printed at two decimals it read 0.50."""
+    from duchenne.cli.analyze import format_text
+    from duchenne.faces import Faces
+
+    faces = Faces(
+        np.array([[10, 10, 60, 60], [70, 10, 120, 60]], np.float32),
+        np.array([0.9, 0.9], np.float32),
+        smile=np.array([0.4996, 0.5], np.float32),
+        smile_score=np.array([5.0, 5.0], np.float32),
+        meta={"smile_threshold": 0.5, "width": 130, "height": 100},
+    )
+    lines = format_text([Path("x.jpg")], [faces], footnote=False).splitlines()
+    assert "not smiling" in lines[1] and "P(smile) 0.4996" in lines[1]
+    assert "not smiling" not in lines[2] and "P(smile) 0.5000" in lines[2]
+
+
 def test_error_lines_name_the_file_once(tmp_path, capsys) -> None:
     """``error: x.svg: UnsupportedFormatError: x.svg: SVG ...`` named the file twice."""
     svg = tmp_path / "x.svg"

@@ -36,8 +36,24 @@ def test_letterbox_roundtrip() -> None:
     assert out.shape == (128, 128, 3)
     assert px == 0 and py > 0
     # image point (150, 50) -> letterbox -> back
-    lx, ly = 150 * scale + px, 50 * scale + py
-    assert np.allclose([(lx - px) / scale, (ly - py) / scale], [150, 50])
+    lx, ly = np.array([150, 50]) * scale + (px, py)
+    assert np.allclose([(lx - px) / scale[0], (ly - py) / scale[1]], [150, 50])
+
+
+def test_letterbox_maps_pixels_back_to_where_they_were() -> None:
+    """A blob found in the letterbox maps back onto itself on both axes.
+
+    1000x777 at 128 (the short-range model): the height becomes 99 px, a scale of 0.1274
+    where the width's is 0.128; one scale for both axes put the blob 3 px too high."""
+    h, w, centre = 777, 1000, np.array([400.0, 700.0])  # x, y in pixel-edge coordinates
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    blob = np.exp(-((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (2 * 15.0**2))
+    img = np.repeat(np.round(blob * 255).astype(np.uint8)[..., None], 3, axis=2)
+    out, scale, px, py = letterbox(img, 128)
+    weight = out[..., 0].astype(np.float64)
+    ys, xs = np.mgrid[0 : out.shape[0], 0 : out.shape[1]] + 0.5
+    found = np.array([(xs * weight).sum(), (ys * weight).sum()]) / weight.sum()
+    np.testing.assert_allclose((found - (px, py)) / scale, centre, atol=0.1)
 
 
 def test_weighted_nms_averages_cluster_and_keeps_separate_faces() -> None:

@@ -24,7 +24,7 @@ from duchenne.cli.options import (
 )
 from duchenne.errors import DuchenneError, error_text
 from duchenne.face.align import AlignConfig, align_batch
-from duchenne.faces import Faces, result_rows, row_columns
+from duchenne.faces import SMILE_DECIMALS, Faces, result_rows, row_columns
 from duchenne.io.atomic import atomic_write
 from duchenne.io.image import iter_image_paths, load_image, save_image_atomic
 from duchenne.io.jsonsafe import to_json_text
@@ -348,10 +348,14 @@ def _footnote(result: Faces | DuchenneError) -> str:
 
 
 def _face_line(face: Any) -> str:
+    """One face of the text summary. P(smile) is shown to ``SMILE_DECIMALS``, the value
+    ``smiling`` is decided on (and JSON/CSV print): at two decimals a P(smile) of 0.4996
+    read ``not smiling ... P(smile) 0.50`` under the footnote ``smiling = P(smile) >= 0.5``."""
     parts = [f"#{face.index}"]
     if face.smile is not None:
         parts.append("smiling    " if face.is_smiling else "not smiling")
-        parts.append(f"score {face.smile_score:4.1f}/10  P(smile) {face.smile:.2f}")
+        p_smile = f"{face.smile:.{SMILE_DECIMALS}f}"
+        parts.append(f"score {face.smile_score:4.1f}/10  P(smile) {p_smile}")
     if face.top_emotion:
         parts.append(face.top_emotion)
     if "au6" in face.geometry:
