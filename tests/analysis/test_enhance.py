@@ -315,6 +315,8 @@ def test_result_is_json_ready(analyzer: Analyzer, astronaut: np.ndarray) -> None
         ("astronaut", {"faces": 1}, NoFaceDetectedError, "face 1 does not exist"),
         ("astronaut", {"faces": [-1]}, NoFaceDetectedError, "does not exist"),
         ("astronaut", {"faces": ["0"]}, ValueError, "integers"),
+        ("astronaut", {"faces": 0.0}, ValueError, "integers, got 0.0"),  # was a TypeError
+        ("astronaut", {"faces": "10"}, ValueError, "integers, got '10'"),  # was split: '1'
         ("astronaut", {"faces": []}, ValueError, "empty"),
         ("astronaut", {"amount": 1.5}, ValueError, r"\[0, 1\]"),
         ("astronaut", {"amount": float("nan")}, ValueError, r"\[0, 1\]"),

@@ -146,3 +146,14 @@ def test_writing_over_the_input_photo_is_refused(link, tmp_path, capsys) -> None
     assert main(["enhance", str(photo), str(output)]) == 2
     assert "would replace the input photo" in capsys.readouterr().err
     assert photo.read_bytes() == before
+
+
+@pytest.mark.parametrize("face", ["-1", "first"])
+def test_face_number_that_is_no_face_number_is_a_usage_error(
+    photos, tmp_path, capsys, face
+) -> None:
+    """Faces count from 0: ``--face -1`` was taken, the models loaded and the photo was
+    analysed before it failed as "face -1 does not exist" (exit 1)."""
+    with pytest.raises(SystemExit) as info:
+        main(["enhance", str(photos / "astronaut.png"), str(tmp_path / "o.jpg"), "--face", face])
+    assert info.value.code == 2 and "argument --face: " in capsys.readouterr().err

@@ -331,3 +331,13 @@ def test_transport_guards_and_client_aborts(serve, small_jpeg):
     assert f'{rejected}"header_timeout",route="unmatched"}} 1' in metrics, metrics
     text = log.read_text()
     assert text.count("client closed the connection") == 1 and "Traceback" not in text, text
+
+
+def test_host_setting_says_loopback_is_the_default_not_the_rule(capsys):
+    """``DUCHENNE_HOST=127.0.0.1: interface to listen on (loopback only)`` read as if no
+    other interface were allowed, while docs/server.md's own example binds 0.0.0.0."""
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("DUCHENNE_HOST="))
+    assert "default is loopback only" in line and "0.0.0.0" in line

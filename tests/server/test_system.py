@@ -399,3 +399,27 @@ def test_unexpected_500_closes_the_connection_and_logs_one_traceback(
     assert client.get("/healthz").status_code == 200
     metrics = client.get("/metrics").text
     assert 'route="/v1/analyze",status="500"} 1' in metrics
+
+
+def test_error_answers_are_declared_as_the_json_error_body(make_client, monkeypatch):
+    """The schema said what FastAPI assumes, not what the handlers send: the 401 of
+    ``/metrics`` as ``text/plain`` (its response class) and the 422 of the video routes as
+    FastAPI's ``{"detail": [...]}``; both are ``{"error": {...}}`` JSON (docs/server.md)."""
+    monkeypatch.setenv("DUCHENNE_API_KEY", "s3cret")
+    client = make_client()
+    spec = client.get("/openapi.json").json()
+    error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for code, answer in op["responses"].items():
+                if int(code) >= 400 and path != "/healthz":  # its 503 is the Health body
+                    assert answer.get("content") == error_body, (method, path, code)
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    preview = spec["paths"]["/v1/videos/{job_id}/preview"]["get"]["responses"]["200"]
+    assert set(preview["content"]) == {"video/mp4", "video/webm"}  # never JSON
+    metrics = client.get("/metrics")
+    assert metrics.headers["content-type"].startswith("application/json")
+    assert_error(metrics, 401, "Unauthorized")
+    key = {"X-API-Key": "s3cret"}
+    assert_error(client.get("/v1/videos/abc?format=xml", headers=key), 422, "ValidationError")
+    assert_error(client.delete("/v1/videos/abc?every=2", headers=key), 422)

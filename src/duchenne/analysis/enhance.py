@@ -48,7 +48,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -446,7 +446,10 @@ def _select(faces: int | Sequence[int] | None, count: int, label: str) -> tuple[
         raise NoFaceDetectedError(f"{label}: no face found, nothing to enhance")
     if faces is None:
         return tuple(range(count))
-    wanted = [faces] if isinstance(faces, (int, np.integer)) else list(faces)
+    # one index unless a collection of them: a float (0.0) or a str ("0") is then refused
+    # below as "face indices must be integers" instead of failing in list() or splitting
+    collection = isinstance(faces, Iterable) and not isinstance(faces, (str, bytes))
+    wanted = list(faces) if collection else [faces]
     if not wanted:
         raise ValueError("faces is empty: pass None to enhance every face")
     for i in wanted:

@@ -39,15 +39,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("parquet", "csv", "jsonl"), default=None,
                    help="output format (default: from the --out suffix, else parquet)")  # fmt: skip
     run = p.add_argument_group("engine")
-    run.add_argument("--engine", choices=("local", "ray"), default="local")
+    run.add_argument("--engine", choices=("local", "ray"), default="local",
+                     help="local worker processes (default) or a Ray Data actor pool "
+                          "(duchenne[ray])")  # fmt: skip
     run.add_argument("--address", default=None,
                      help="Ray cluster address (--engine ray; default: start Ray here)")  # fmt: skip
     run.add_argument("--workers", "-j", type=non_negative_int, default=None,
                      help="worker processes / Ray actors (default: one per core; 0: analyse "
                           "in this process)")  # fmt: skip
-    run.add_argument("--chunk-size", type=positive_int, default=8, help="inputs per worker task")
+    run.add_argument(
+        "--chunk-size", type=positive_int, default=8, help="inputs per worker task (default 8)"
+    )
     run.add_argument("--part-size", type=positive_int, default=256,
-                     help="inputs per committed part (at most this is lost on a crash)")  # fmt: skip
+                     help="inputs per committed part (at most this is lost on a crash; "
+                          "default 256)")  # fmt: skip
     run.add_argument("--keep-parts", action="store_true",
                      help="keep OUT.parts/ (a dataset of part files) after writing OUT")  # fmt: skip
     run.add_argument("--overwrite", action="store_true",
@@ -55,7 +60,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--retry-errors", action="store_true",
                      help="analyse again the inputs that failed in an earlier run")  # fmt: skip
     run.add_argument("--fingerprint", choices=("stat", "content"), default="stat",
-                     help="how an unchanged input is recognised: size+mtime or sha256")  # fmt: skip
+                     help="how an unchanged input is recognised: stat (size+mtime, default) or "
+                          "content (sha256)")  # fmt: skip
     run.add_argument("--max-member-mb", type=positive_number, default=256, metavar="MB",
                      help="largest image member of a zip/tar read (held in memory; larger "
                           "ones are reported as failed; default 256)")  # fmt: skip
@@ -63,11 +69,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="largest video member of a zip/tar read (copied to a temp file; "
                           "default 4096)")  # fmt: skip
     an = p.add_argument_group("analysis")
-    add_analyzer_args(an, threads_default=1, threads_help="onnxruntime threads per worker")
+    add_analyzer_args(
+        an, threads_default=1, threads_help="onnxruntime threads per worker (default 1)"
+    )
     an.add_argument("--crop", action="store_true", help="inputs are face crops (no detection)")
     an.add_argument("--landmarks", action="store_true", help="include the 468 landmarks")
     an.add_argument("--video-fps", type=non_negative, default=5.0,
-                    help="frames per second sampled from videos (0 = every frame)")  # fmt: skip
+                    help="frames per second sampled from videos (default 5; 0: every frame)")  # fmt: skip
     an.add_argument("--video-summary", action="store_true",
                     help="one row per face track per video instead of one per frame")  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")

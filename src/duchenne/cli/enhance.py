@@ -10,6 +10,7 @@ from typing import Any
 from duchenne.cli.options import (
     add_analyzer_args,
     config_from_args,
+    non_negative_int,
     output_file,
     same_file,
     unit_interval,
@@ -44,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--face",
-        type=int,
+        type=non_negative_int,  # faces count from 0: -1 is a usage error, not a missing face
         action="append",
         dest="faces",
         metavar="N",

@@ -34,7 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--split",
         default=None,
-        help="split: FER+ Train/Valid/Test, SMILEsmileD train/test/all, MTFL train/calib/valid/all, or a sub-folder",
+        help="split: FER+ Train/Valid/Test, SMILEsmileD train/test/all, MTFL "
+        "train/calib/valid/all, or a sub-folder (default: every sample of the dataset, "
+        "training splits included)",
     )
     p.add_argument(
         "--compare",
@@ -46,7 +48,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--crops",
         default="auto",
         choices=("auto", "canvas", "photo", "resize"),
-        help="how face crops are made",
+        help="how face crops are made: canvas (small crops upscaled onto a canvas, then the "
+        "face pipeline, as for training), photo (the Analyzer's most confident face), resize "
+        "(the whole image as the crop, no detection); default auto: canvas when the first "
+        "image is at most 128 px, else photo",
     )
     p.add_argument(
         "--eyes",
@@ -91,7 +96,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"bootstrap resamples for the 95%% CIs (at least {MIN_BOOT}; default 1000)",
     )
     p.add_argument(
-        "--processes", type=positive_int, default=2, help="worker processes for the crops"
+        "--processes",
+        type=positive_int,
+        default=2,
+        help="worker processes for the crops (default 2)",
     )
     p.set_defaults(func=run)
 

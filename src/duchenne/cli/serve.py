@@ -51,7 +51,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "GIL-free, for machines with many cores; on 2 cores threads were faster (README)",
     )
     p.add_argument("--model", default=None, help="smile model name or .onnx path")
-    p.add_argument("--detector", choices=DETECTORS, default=None)
+    p.add_argument(
+        "--detector",
+        choices=DETECTORS,
+        default=None,
+        help="BlazeFace: auto (both models merged, default), full or short",
+    )
     p.add_argument(
         "--emotion-prior",
         default=None,
@@ -68,7 +73,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-batching", action="store_true", help="run each image alone (no micro-batching)"
     )
-    p.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"))
+    p.add_argument(
+        "--log-level",
+        default=None,
+        choices=("debug", "info", "warning", "error"),
+        help="server log level (default info; debug adds an access log)",
+    )
     p.set_defaults(func=run)
 
 

@@ -41,7 +41,11 @@ class Settings(BaseSettings):
     )
 
     # --- process and models
-    host: str = Field("127.0.0.1", description="interface to listen on (loopback only)")
+    host: str = Field(
+        "127.0.0.1",
+        description="interface to listen on (the default is loopback only; 0.0.0.0: every "
+        "interface)",
+    )
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
     workers: int = Field(
         default_factory=_default_workers,

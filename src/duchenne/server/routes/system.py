@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from duchenne._version import __version__
 from duchenne.models.registry import default_smile_model, get_model_cfg, list_models
@@ -36,7 +36,9 @@ async def healthz(request: Request, engine: EngineDep, jobs: JobsDep) -> JSONRes
 @router.get(
     "/metrics",
     summary="Prometheus metrics",
-    response_class=PlainTextResponse,
+    # not PlainTextResponse: FastAPI lists a route's error models under its response class's
+    # media type, so the 401 was declared text/plain while it is sent as JSON
+    response_class=Response,
     responses={
         200: {"content": {CONTENT_TYPE: {}}, "description": "text exposition format 0.0.4"},
         **error_responses(401),

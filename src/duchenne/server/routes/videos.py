@@ -92,7 +92,7 @@ def _job(jobs: JobsDep, job_id: str) -> Job:
     response_model=JobStatus,
     responses={
         200: {"content": {"text/csv": {}}, "description": "status JSON, or the frame table"},
-        **error_responses(401, 404, 409),
+        **error_responses(401, 404, 409, 422),
     },
 )
 async def get_job(
@@ -121,7 +121,7 @@ async def get_job(
             "content": {"application/json": {}, "text/csv": {}},
             "description": "one row per face per analysed frame",
         },
-        **error_responses(401, 404, 409),
+        **error_responses(401, 404, 409, 422),
     },
 )
 async def frames(
@@ -150,9 +150,10 @@ def _table_file(job: Job, analyzer: Any, format: str) -> Path:
 @router.get(
     "/{job_id}/preview",
     summary="Browser-playable annotated video of a finished job",
+    response_class=Response,  # the 200 is a video only (the default class added JSON to it)
     responses={
         200: {"content": {"video/mp4": {}, "video/webm": {}}, "description": "the preview"},
-        **error_responses(401, 404, 409),
+        **error_responses(401, 404, 409, 422),
     },
 )
 async def preview(job_id: str, jobs: JobsDep) -> Response:
@@ -172,7 +173,7 @@ async def preview(job_id: str, jobs: JobsDep) -> Response:
     "/{job_id}",
     summary="Cancel and delete a job",
     status_code=204,
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 422),
 )
 async def delete_job(job_id: str, jobs: JobsDep) -> Response:
     """Cancel the job if it has not finished, and forget it and its result."""
