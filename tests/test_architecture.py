@@ -183,3 +183,20 @@ def test_no_source_file_exceeds_600_lines() -> None:
         if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert not long, f"split these modules by concern (over {MAX_LINES} lines): {long}"
+
+
+def test_every_typed_error_is_public() -> None:
+    """Each ``DuchenneError`` subclass is importable from ``duchenne`` (the README tells
+    users to catch ``DeviceUnavailableError``; it was only in ``duchenne.errors``)."""
+    import inspect
+
+    import duchenne
+    from duchenne import errors
+
+    typed = {
+        name
+        for name, obj in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(obj, errors.DuchenneError) and obj.__module__ == errors.__name__
+    }
+    assert typed - set(duchenne.__all__) == set()
+    assert all(getattr(duchenne, name) is getattr(errors, name) for name in typed)

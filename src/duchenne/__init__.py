@@ -23,8 +23,10 @@ from duchenne.analysis.video import VideoOptions as VideoOptions
 from duchenne.analysis.video import VideoResult as VideoResult
 from duchenne.analysis.video import analyze_video as analyze_video
 from duchenne.annotate import FaceAnnotator as FaceAnnotator
+from duchenne.errors import AnalysisError as AnalysisError
 from duchenne.errors import BatchError as BatchError
 from duchenne.errors import DatasetError as DatasetError
+from duchenne.errors import DeviceUnavailableError as DeviceUnavailableError
 from duchenne.errors import DuchenneError as DuchenneError
 from duchenne.errors import ImageLoadError as ImageLoadError
 from duchenne.errors import ImageTooLargeError as ImageTooLargeError
@@ -49,10 +51,12 @@ from duchenne.models.registry import list_models as list_models
 __all__ = [
     "BLENDSHAPE_NAMES",
     "EMOTION_LABELS",
+    "AnalysisError",
     "Analyzer",
     "AnalyzerConfig",
     "BatchError",
     "DatasetError",
+    "DeviceUnavailableError",
     "DuchenneError",
     "EnhanceResult",
     "Face",

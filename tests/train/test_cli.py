@@ -5,11 +5,13 @@ No dataset is read: the validation runs before anything is built.
 
 from __future__ import annotations
 
+import argparse
+import re
 from pathlib import Path
 
 import pytest
 
-from duchenne.train.cli import main
+from duchenne.train.cli import add_train_parser, main
 from duchenne.train.crops import DATASET_SPLITS
 from duchenne.train.options import crop_jobs
 
@@ -219,3 +221,46 @@ def test_pack_and_teach_name_missing_caches_and_check_their_numbers(
             main(["train", *argv])
         assert exc.value.code == 2
     assert not (tmp_path / "p").exists()
+
+
+def _train_actions() -> list[tuple[str, argparse.Action]]:
+    parser = argparse.ArgumentParser()
+    add_train_parser(parser.add_subparsers())
+    train = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub = next(
+        a for a in train.choices["train"]._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    return [
+        (name, action)
+        for name, p in sub.choices.items()
+        for action in p._actions
+        if not isinstance(action, argparse._HelpAction)
+    ]
+
+
+def test_every_train_flag_says_what_it_does_and_its_default() -> None:
+    """``duchenne train <cmd> --help`` is where a user looks: ``--data-root``,
+    ``--cache-dir``, ``--out``, ``--mode``, ``--batch-size``, ``--lr``, ``--patience`` and
+    export's flags had no help, or did not say their default."""
+    for command, action in _train_actions():
+        flag = (action.option_strings or [action.dest])[-1]
+        assert action.help, f"train {command} {flag} has no help"
+        if action.required or action.default in (None, False, argparse.SUPPRESS, []):
+            continue
+        assert "default" in action.help, f"train {command} {flag}: default unstated"
+
+
+def test_fit_help_states_the_defaults_the_run_uses() -> None:
+    """Flags left unset take ``TrainConfig``'s values: the help must name those, not
+    numbers of its own."""
+    pytest.importorskip("torch")
+    from duchenne.train.loop import TrainConfig
+
+    cfg = TrainConfig()
+    fit = {a.dest: a.help for c, a in _train_actions() if c == "fit"}
+    for dest in ("epochs", "batch_size", "lr", "patience", "emotion_balance", "warmup_epochs"):
+        stated = re.search(r"default ([0-9.]+)", fit[dest])
+        assert stated and float(stated.group(1)) == float(getattr(cfg, dest)), dest
+    assert f"default {cfg.ema_decay}" in fit["ema_decay"]
+    assert f"default {cfg.valid_set}" in fit["valid_set"]
+    assert "default mtfl_train=2" in fit["oversample"] and cfg.oversample == (("mtfl_train", 2),)

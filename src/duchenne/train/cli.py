@@ -47,6 +47,13 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE = "cache/crops"
 DEFAULT_REPORTS = "artifacts/train"
 DEFAULT_DATA_ROOT = "../shared/datasets"
+_CACHE_HELP = f"folder of the crop caches (default {DEFAULT_CACHE})"
+_OUT_HELP = f"folder of checkpoints and run reports (default {DEFAULT_REPORTS})"
+_ONNX_DIR_HELP = (
+    "where the ONNX files go (default: the package's assets for the shipped recipe,"
+    " artifacts/models for other runs)"
+)
+_REGISTER_HELP = "add or replace the entry in the package's models.json"
 
 
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -66,22 +73,40 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _add_crops(sub: Any) -> None:
     p = sub.add_parser("crops", help="build the aligned crops cache")
-    p.add_argument("--data-root", default=DEFAULT_DATA_ROOT)
-    p.add_argument("--cache-dir", default=DEFAULT_CACHE)
-    p.add_argument("--datasets", nargs="+", default=["ferplus", "smilesmiled", "mtfl"])
+    p.add_argument(
+        "--data-root",
+        default=DEFAULT_DATA_ROOT,
+        help=f"folder holding the datasets (default {DEFAULT_DATA_ROOT})",
+    )
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help=_CACHE_HELP)
+    p.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["ferplus", "smilesmiled", "mtfl"],
+        help="datasets to crop (default: ferplus smilesmiled mtfl)",
+    )
     p.add_argument(
         "--splits",
         nargs="+",
         default=None,
         help="default: every split of each dataset (any case: Test = test)",
     )
-    p.add_argument("--mode", choices=["pipeline", "resize"], default="pipeline")
-    p.add_argument("--processes", type=positive_int, default=2)
+    p.add_argument(
+        "--mode",
+        choices=["pipeline", "resize"],
+        default="pipeline",
+        help="pipeline: the project's detector, landmarks and aligner (default); resize: the"
+        " whole image as the crop",
+    )
+    p.add_argument("--processes", type=positive_int, default=2, help="worker processes (default 2)")
     p.add_argument(
         "--limit", type=positive_int, default=None, help="first N samples only (debugging)"
     )
     p.add_argument(
-        "--crop-size", type=crop_size, default=48, help="crop side in px, a multiple of 8 >= 16"
+        "--crop-size",
+        type=crop_size,
+        default=48,
+        help="crop side in px, a multiple of 8 >= 16 (default 48)",
     )
     p.add_argument(
         "--colour", action="store_true", help="keep RGB crops (a colour net trains on them)"
@@ -90,7 +115,8 @@ def _add_crops(sub: Any) -> None:
         "--framing",
         choices=sorted(FRAMINGS),
         default="face",
-        help="how close the crop is cut: face (forehead to chin, the canonical template), "
+        help="how close the crop is cut: face (forehead to chin, the canonical template; "
+        "default), "
         "tight (brows to chin) or lower (mouth and cheeks; eyes at the top edge); "
         "the exported model records it and the Analyzer cuts its crops the same way",
     )
@@ -109,15 +135,19 @@ def _add_crops(sub: Any) -> None:
 
 def _add_pack(sub: Any) -> None:
     p = sub.add_parser("pack", help="WebP-packed copies of caches (to carry to a GPU machine)")
-    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="folder of the caches")
-    p.add_argument("--out", default="cache/pack", help="folder of the packed copies")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help=_CACHE_HELP)
+    p.add_argument(
+        "--out", default="cache/pack", help="folder of the packed copies (default cache/pack)"
+    )
     p.add_argument(
         "--sets",
         nargs="+",
         default=["ferplus_train", "ferplus_valid", "smilesmiled_train", "mtfl_train", "mtfl_calib"],
         help="caches to pack (default: the training and selection caches)",
     )
-    p.add_argument("--quality", type=int_range(1, 100), default=100, help="WebP quality (100)")
+    p.add_argument(
+        "--quality", type=int_range(1, 100), default=100, help="WebP quality (default 100)"
+    )
 
 
 def _add_teach(sub: Any) -> None:
@@ -130,17 +160,19 @@ def _add_teach(sub: Any) -> None:
         required=True,
         help="a registered model name or .onnx file; repeat to average several",
     )
-    p.add_argument("--cache-dir", default=DEFAULT_CACHE)
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help=_CACHE_HELP)
     p.add_argument(
         "--sets",
         default="ferplus_train+smilesmiled_train+mtfl_train",
         help="'+'-joined caches to write into (default: the training mix)",
     )
-    p.add_argument("--threads", type=positive_int, default=None, help="onnxruntime threads")
+    p.add_argument(
+        "--threads", type=positive_int, default=None, help="onnxruntime threads (default: all)"
+    )
 
 
 def _add_common_fit(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache-dir", default=DEFAULT_CACHE)
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help=_CACHE_HELP)
     p.add_argument(
         "--fer-only", action="store_true", help="train on FER+ Train only (cross-dataset report)"
     )
@@ -151,7 +183,11 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         " a run on another mix is named after it (smile_s_ferplus+mtfl, unless --run-name),"
         " exported beside, never registered (e.g. leave-one-dataset-out)",
     )
-    p.add_argument("--valid-set", default=None, help="'+'-joined selection/calibration caches")
+    p.add_argument(
+        "--valid-set",
+        default=None,
+        help="'+'-joined selection/calibration caches (default ferplus_valid+mtfl_calib)",
+    )
     p.add_argument("--run-name", default=None, help="name of the run's files (default: the net)")
     p.add_argument(
         "--oversample",
@@ -162,7 +198,7 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         "--emotion-balance",
         type=finite_non_negative,
         default=None,
-        help="emotion class weights = class share ** -x (0 off, 1 inverse frequency)",
+        help="emotion class weights = class share ** -x (0 off, 1 inverse frequency; default 0.5)",
     )
     p.add_argument(
         "--augment-skip",
@@ -198,45 +234,57 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         help="EMA of the weights (default 0.999; a short fine-tune wants ~0.995)",
     )
     p.add_argument(
-        "--epochs", type=non_negative_int, default=None, help="0 = as many as fit --time-budget"
+        "--epochs",
+        type=non_negative_int,
+        default=None,
+        help="epochs to run (default 60; 0: as many as fit --time-budget)",
     )
-    p.add_argument("--batch-size", type=positive_int, default=None)
-    p.add_argument("--lr", type=positive_number, default=None)
-    p.add_argument("--patience", type=positive_int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="(default 256)")
+    p.add_argument(
+        "--lr", type=positive_number, default=None, help="peak learning rate (default 0.002)"
+    )
+    p.add_argument(
+        "--patience",
+        type=positive_int,
+        default=None,
+        help="epochs without a better validation score before stopping (default 25)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="(default 0)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument(
+        "--threads", type=positive_int, default=None, help="torch CPU threads (default: all)"
+    )
     p.add_argument(
         "--time-budget", type=positive_number, default=None, help="seconds per net; best epoch kept"
     )
     p.add_argument(
         "--limit", type=positive_int, default=None, help="train on N rows only (smoke runs)"
     )
-    p.add_argument("--out", default=DEFAULT_REPORTS, help="checkpoints and reports")
+    p.add_argument("--out", default=DEFAULT_REPORTS, help=_OUT_HELP)
     p.add_argument(
         "--onnx-dir",
         default=None,
-        help="default: package assets (ladder) / artifacts/models (FER+-only)",
+        help=_ONNX_DIR_HELP,
     )
     p.add_argument(
         "--no-export", action="store_true", help="checkpoint only (e.g. on a GPU machine)"
     )
-    p.add_argument("--register", action="store_true", help="add/replace the entry in models.json")
+    p.add_argument("--register", action="store_true", help=_REGISTER_HELP)
 
 
 def _add_fit(sub: Any) -> None:
     p = sub.add_parser("fit", help="train one net")
-    p.add_argument("--net", required=True, choices=LADDER)
+    p.add_argument("--net", required=True, choices=LADDER, help="the variant to train")
     _add_common_fit(p)
 
 
 def _add_export(sub: Any) -> None:
     p = sub.add_parser("export", help="calibrate + export + report from a checkpoint")
-    p.add_argument("checkpoints", nargs="+")
-    p.add_argument("--cache-dir", default=DEFAULT_CACHE)
-    p.add_argument("--out", default=DEFAULT_REPORTS)
-    p.add_argument("--onnx-dir", default=None)
-    p.add_argument("--register", action="store_true")
+    p.add_argument("checkpoints", nargs="+", help="checkpoints (.pt) written by fit")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help=_CACHE_HELP)
+    p.add_argument("--out", default=DEFAULT_REPORTS, help=_OUT_HELP)
+    p.add_argument("--onnx-dir", default=None, help=_ONNX_DIR_HELP)
+    p.add_argument("--register", action="store_true", help=_REGISTER_HELP)
     p.add_argument("--default", default=None, help="also mark this variant as the default")
     p.add_argument(
         "--ship-as",

@@ -262,10 +262,10 @@ def tune_canvas(
 
 def failure_table(metas: Sequence[dict[str, Any]]) -> str:
     """A plain-text table of detection failures per cache (printed by the CLI)."""
-    lines = [f"{'cache':<20} {'mode':<9} {'n':>7} {'failed':>7} {'rejected':>8} {'rate':>7}"]
+    lines = [f"{'cache':<20} {'mode':<9} {'n':>7} {'failed':>7} {'rejected':>8} {'failed %':>8}"]
     for m in metas:
         lines.append(
             f"{m['name']:<20} {m['mode']:<9} {m['n']:>7} {m['failed']:>7} {m.get('rejected', 0):>8}"
-            f" {100 * m['failure_rate']:>6.2f}%"
+            f" {100 * m['failure_rate']:>7.2f}%"
         )
     return "\n".join(lines)
