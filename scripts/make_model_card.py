@@ -14,6 +14,7 @@ The default variant is also scored on crops aligned on the detector's eye keypoi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
@@ -43,6 +44,10 @@ KEYPOINT_ROW = "{} (keypoint eyes: `stages=detect,smile`)"
 FER, SMILES, MTFL = "FER+ Test", "SMILEsmileD test (seed 0, 20%)", "MTFL valid (seed 0, 20%)"
 LODO_SETS = {"ferplus": FER, "smilesmiled": SMILES, "mtfl": MTFL}
 """Leave-one-dataset-out run suffix (``<net>_lodo_<dataset>``) -> the set it is scored on."""
+LODO_RECORD = REPO / "benchmarks" / "data" / "lodo_results.json"
+"""Every leave-one-dataset-out row the card shows. Kept beside the scripts, not only in the
+card, because a LODO file is trained for this table alone: a regeneration that scores new
+files adds or replaces their rows and keeps the others as scored."""
 
 
 def dataset_sets(data: Path) -> dict[str, tuple[Path, str, str]]:
@@ -60,14 +65,12 @@ def evaluate_sets(
     models: dict[str, SmileModel],
     n_boot: int,
     keypoints: SmileModel | None = None,
-    lodo: dict[str, SmileModel] | None = None,
     natural: dict[str, SmileModel] | None = None,
 ) -> dict[str, dict[str, dict]]:
     """{dataset: {model: report}} on FER+ Test, the SMILEsmileD and MTFL held-out splits.
 
     ``keypoints``: also score this model on crops aligned on the detector's eye keypoints
-    (no Face Mesh), the crops of the faster ``stages=detect,smile`` path. ``lodo``:
-    leave-one-dataset-out models, each scored only on the set it never saw. ``natural``:
+    (no Face Mesh), the crops of the faster ``stages=detect,smile`` path. ``natural``:
     the same models under the ``natural`` emotion prior, scored on the sets with emotion
     labels, kept under ``_natural`` (only the recall table shows them).
     """
@@ -77,9 +80,6 @@ def evaluate_sets(
         cut: dict = {}  # crops per model input format, cut once
         targets = _targets(samples)
         chosen = dict(models)
-        chosen.update(
-            {n: m for n, m in (lodo or {}).items() if LODO_SETS[n.rsplit("_", 1)[1]] == label}
-        )
         out[label] = {}
         crops = crops_for_models(samples, list(chosen.values()), mode, cut=cut)
         out[label]["_y"] = targets["label"]
@@ -112,11 +112,7 @@ def _rows(results: dict[str, dict[str, dict]], data: str) -> dict[str, dict]:
 def recall_table(results: dict[str, dict[str, dict]]) -> str:
     """Per-class emotion recall on FER+ Test under each emotion prior: does any class
     collapse into ``neutral``, and what does the balanced prior cost in accuracy?"""
-    rows = {
-        (n, "balanced (default)"): r
-        for n, r in _rows(results, FER).items()
-        if "emotion" in r and "_lodo_" not in n
-    }
+    rows = {(n, "balanced (default)"): r for n, r in _rows(results, FER).items() if "emotion" in r}
     rows.update({(n, "natural"): r for n, r in results[FER].get("_natural", {}).items()})
     names = next(iter(rows.values()))["emotion"]["labels"] if rows else []
     lines = [
@@ -162,8 +158,6 @@ def breakdown_table(results: dict[str, dict[str, dict]], data: str = MTFL) -> st
     """Smile accuracy and ROC-AUC per head pose and per gender on MTFL valid."""
     lines = ["| model | attribute | group | n | smile acc | ROC-AUC |", "|---|---|---|---|---|---|"]
     for model, r in _rows(results, data).items():
-        if "_lodo_" in model:
-            continue
         for key in ("pose", "gender"):
             for group, g in r.get("breakdowns", {}).get(key, {}).items():
                 lines.append(
@@ -172,25 +166,104 @@ def breakdown_table(results: dict[str, dict[str, dict]], data: str = MTFL) -> st
     return "\n".join(lines)
 
 
-def lodo_table(results: dict[str, dict[str, dict]]) -> str:
+def score_lodo(
+    data: Path,
+    lodo: list[Path],
+    references: dict[str, Path],
+    recipe: str,
+    n_boot: int,
+) -> list[dict]:
+    """Leave-one-dataset-out rows: each ``<net>_lodo_<dataset>.onnx`` scored on the set it
+    never saw, beside its all-three-sources reference scored on the same faces.
+
+    ``references``: net -> the same recipe trained on all three sources (default: the
+    shipped file of that net). ``recipe`` names how the files were trained.
+    """
+    rows = []
+    for path in lodo:
+        net, _, left = path.stem.partition("_lodo_")
+        if left not in LODO_SETS:
+            raise SystemExit(f"{path.name}: not named <net>_lodo_<{'|'.join(LODO_SETS)}>.onnx")
+        label = LODO_SETS[left]
+        where, split, mode = dataset_sets(data)[label]
+        samples = list(read_dataset(where, split))
+        targets = _targets(samples)
+        ref_path = references.get(net)
+        pair = [SmileModel(path, threads=1), SmileModel(ref_path or net, threads=1)]
+        crops = crops_for_models(samples, pair, mode, cut={})
+        own, full = (
+            model_report(m(c.crops), targets, n_boot, 0)["smile"]
+            for m, c in zip(pair, crops, strict=True)
+        )
+        rows.append(
+            {
+                "net": net,
+                "left_out": left,
+                "scored_on": label,
+                "recipe": recipe,
+                "file": _file_record(path),
+                "accuracy": own["accuracy"],
+                "roc_auc": own["roc_auc"],
+                "all3": {
+                    "file": _file_record(ref_path or pair[1].model.path),
+                    "accuracy": full["accuracy"],
+                    "roc_auc": full["roc_auc"],
+                },
+            }
+        )
+    return rows
+
+
+def _file_record(path: Path) -> dict[str, str]:
+    """A scored file's name (relative to the repository when inside it) and sha256."""
+    path = Path(path).resolve()
+    name = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else path.name
+    return {"path": name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def update_lodo_record(record: list[dict], rows: list[dict]) -> list[dict]:
+    """The record with ``rows`` added, replacing any row of the same net, left-out set and
+    recipe; other rows stay as they were scored (the H200 runs' files were not kept, so
+    their rows cannot be scored again)."""
+    key = lambda r: (r["net"], r["left_out"], r["recipe"])  # noqa: E731
+    new = {key(r) for r in rows}
+    return [r for r in record if key(r) not in new] + rows
+
+
+def lodo_table(record: list[dict]) -> str:
     """Each leave-one-dataset-out run on the set it never saw, beside the same net trained
     on all three sources (the gap is what that source adds)."""
     lines = [
-        "| net | left out | scored on | smile acc (left out) | ROC-AUC (left out) | smile acc (all 3) | ROC-AUC (all 3) |",
-        "|---|---|---|---|---|---|---|",
+        "| net | recipe | left out | scored on | smile acc (left out) | ROC-AUC (left out) | smile acc (all 3) | ROC-AUC (all 3) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for data in (FER, SMILES, MTFL):
-        rows = _rows(results, data)
-        for name, r in rows.items():
-            if "_lodo_" not in name:
-                continue
-            net, left = name.split("_lodo_")
-            full = rows.get(net, {}).get("smile", {})
-            lines.append(
-                f"| {net} | {left} | {data} | {_ci(r['smile']['accuracy'])} | {_ci(r['smile']['roc_auc'])} "
-                f"| {_ci(full.get('accuracy'))} | {_ci(full.get('roc_auc'))} |"
-            )
+    sets, nets = list(LODO_SETS), ["smile_n", "smile_s", "smile_m", "smile_l"]  # small first
+    rank = lambda r: (sets.index(r["left_out"]), nets.index(r["net"]), r["recipe"])  # noqa: E731
+    for r in sorted(record, key=rank):
+        full = r["all3"]
+        lines.append(
+            f"| {r['net']} | {r['recipe']} | {r['left_out']} | {r['scored_on']} | {_ci(r['accuracy'])} "
+            f"| {_ci(r['roc_auc'])} | {_ci(full['accuracy'])} | {_ci(full['roc_auc'])} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Rows kept in `{LODO_RECORD.relative_to(REPO)}` (each with its files' sha256); "
+        "produced by `scripts/make_model_card.py --lodo FILES --lodo-recipe TEXT`."
+    )
     return "\n".join(lines)
+
+
+def write_lodo_block(card: str, args: argparse.Namespace) -> str:
+    """Score ``--lodo`` files into the kept record and rewrite the card's LODO block."""
+    refs = dict(spec.split("=", 1) for spec in args.lodo_reference)
+    rows = score_lodo(
+        args.data, args.lodo, {n: Path(p) for n, p in refs.items()}, args.lodo_recipe, args.n_boot
+    )
+    record = json.loads(LODO_RECORD.read_text()) if LODO_RECORD.exists() else []
+    record = update_lodo_record(record, rows)
+    with atomic_write(LODO_RECORD, mode="w") as fh:
+        fh.write(json.dumps(record, indent=2) + "\n")
+    return replace_block(card, "card-lodo", lodo_table(record))
 
 
 def paired_table(
@@ -349,7 +422,25 @@ def main() -> None:
         nargs="*",
         type=Path,
         default=[],
-        help="leave-one-dataset-out ONNX files named <net>_lodo_<ferplus|smilesmiled|mtfl>.onnx",
+        help="leave-one-dataset-out ONNX files named <net>_lodo_<ferplus|smilesmiled|mtfl>.onnx,"
+        " scored into benchmarks/data/lodo_results.json and the card's LODO block",
+    )
+    parser.add_argument(
+        "--lodo-recipe",
+        default=None,
+        help="how the --lodo files were trained (the table's recipe column; required with --lodo)",
+    )
+    parser.add_argument(
+        "--lodo-reference",
+        action="append",
+        default=[],
+        metavar="NET=ONNX",
+        help="the same recipe trained on all three sources (default: the shipped NET)",
+    )
+    parser.add_argument(
+        "--lodo-only",
+        action="store_true",
+        help="score only the --lodo files and rewrite only the LODO block",
     )
     parser.add_argument(
         "--pair",
@@ -367,6 +458,15 @@ def main() -> None:
         " summary that ships nothing need not re-score every model",
     )
     args = parser.parse_args()
+    if args.lodo and not args.lodo_recipe:
+        parser.error("--lodo needs --lodo-recipe")
+    if args.lodo_only:
+        if not args.lodo:
+            parser.error("--lodo-only needs --lodo files")
+        card = write_lodo_block(CARD.read_text(), args)
+        with atomic_write(CARD, mode="w") as fh:
+            fh.write(card)
+        return
     if args.training_only:
         with atomic_write(CARD, mode="w") as fh:
             fh.write(with_training_table(CARD.read_text(), args.runs))
@@ -384,12 +484,9 @@ def main() -> None:
         parser.error(f"--pair needs MODEL=AGAINST, both scored models; unknown: {unknown}")
     default = default_smile_model()
     keypoints = models.get(default) if default else None
-    lodo = {p.stem: SmileModel(p, threads=1) for p in args.lodo}
     natural = {n: SmileModel(n, threads=1, emotion_prior="natural") for n in names}
-    results = evaluate_sets(args.data, models, args.n_boot, keypoints, lodo, natural)
-    metrics = metrics_table(
-        {d: {n: r for n, r in rs.items() if "_lodo_" not in n} for d, rs in results.items()}
-    )
+    results = evaluate_sets(args.data, models, args.n_boot, keypoints, natural)
+    metrics = metrics_table(results)
     latency = latency_table(names)
     update_models_json(results)
     card = CARD.read_text()
@@ -398,8 +495,8 @@ def main() -> None:
     card = replace_block(card, "card-recall", recall_table(results))
     card = replace_block(card, "card-recall-clear", clear_recall_table(results))
     card = replace_block(card, "card-breakdowns", breakdown_table(results))
-    if lodo:
-        card = replace_block(card, "card-lodo", lodo_table(results))
+    if args.lodo:
+        card = write_lodo_block(card, args)
     if pairs:
         card = replace_block(card, "card-paired", paired_table(results, pairs, args.n_boot))
     card = with_training_table(card, args.runs)

@@ -166,3 +166,30 @@ def test_train_ladder_predicts_the_run_names_train_fit_gives() -> None:
     assert script.job_name("smile_n:5:fer") == "smile_n_ferplus"
     assert script.job_name("smile_s@train-sets=ferplus_train+mtfl_train") == "smile_s_ferplus+mtfl"
     assert script.job_name("smile_s@run-name=x@train-sets=mtfl_train") == "x"
+
+
+def _lodo_row(net: str, left: str, recipe: str, acc: float) -> dict:
+    est = {"value": acc, "ci": [acc - 0.01, acc + 0.01]}
+    return {
+        "net": net, "left_out": left, "scored_on": left.upper(), "recipe": recipe,
+        "file": {"path": f"{net}_lodo_{left}.onnx", "sha256": None},
+        "accuracy": est, "roc_auc": est, "all3": {"file": {}, "accuracy": est, "roc_auc": est},
+    }  # fmt: skip
+
+
+def test_lodo_record_keeps_rows_it_cannot_score_again_and_replaces_rescored_ones() -> None:
+    """A LODO file is trained for the card's table alone: scoring new files must not drop
+    the rows of runs whose files were not kept (the H200 call), and scoring the same net,
+    left-out set and recipe again replaces its row."""
+    card_script = _card_script()
+    old = [_lodo_row("smile_s", "mtfl", "H200", 0.848), _lodo_row("smile_n", "mtfl", "CPU", 0.80)]
+    new = [_lodo_row("smile_n", "mtfl", "CPU", 0.83), _lodo_row("smile_n", "ferplus", "CPU", 0.9)]
+    record = card_script.update_lodo_record(old, new)
+    assert len(record) == 3 and old[0] in record and old[1] not in record
+    table = card_script.lodo_table(record).splitlines()
+    rows = [line for line in table if line.startswith("| smile_")]
+    # by left-out set in card order (ferplus first), then the ladder's small nets first
+    assert [r.split("|")[1].strip() + " " + r.split("|")[3].strip() for r in rows] == [
+        "smile_n ferplus", "smile_n mtfl", "smile_s mtfl"
+    ]  # fmt: skip
+    assert "0.830 [0.820, 0.840]" in rows[1] and "0.848 [0.838, 0.858]" in rows[2]
