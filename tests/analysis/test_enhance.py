@@ -301,7 +301,8 @@ def test_result_is_json_ready(analyzer: Analyzer, astronaut: np.ndarray) -> None
     doc = json.loads(json.dumps(result.to_dict()))
     assert doc["amount"] == 0.6 and doc["image"]["width"] == 512
     face = doc["faces"][0]
-    assert face["enhanced"] and len(face["box"]) == 4
+    assert face["enhanced"] and face["box"] == result.before.face(0).to_dict()["box"]
+    assert set(face["box"]) == {"x1", "y1", "x2", "y2"}  # as analyze/batch/service write it
     assert {"smile_score_before", "smile_score_after", "eye_aperture_after"} <= set(face)
     if default_smile_model() is None:
         assert face["smile_score_before"] is None

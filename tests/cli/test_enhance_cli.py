@@ -83,6 +83,16 @@ def test_json_output(photos, tmp_path, capsys) -> None:
     assert face["enhanced"] and face["mouth_width_after"] > face["mouth_width_before"]
 
 
+def test_json_box_reads_as_analyze_json(photos, tmp_path, capsys) -> None:
+    """The box is ``{x1, y1, x2, y2}`` as in ``duchenne analyze`` JSON (it was a list)."""
+    photo = str(photos / "astronaut.png")
+    assert main(["analyze", photo, "-q", "--format", "json"]) == 0
+    analyzed = json.loads(capsys.readouterr().out)[0]["faces"][0]["box"]
+    assert main(["enhance", photo, str(tmp_path / "out.png"), "--json"]) == 0
+    (face,) = json.loads(capsys.readouterr().out)["faces"]
+    assert face["box"] == analyzed and set(analyzed) == {"x1", "y1", "x2", "y2"}
+
+
 @pytest.mark.parametrize(
     ("name", "extra", "message"),
     [

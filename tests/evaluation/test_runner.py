@@ -20,7 +20,7 @@ from duchenne.analysis.crops import PipelineFinder
 from duchenne.cli.main import main
 from duchenne.datasets import read_dataset
 from duchenne.errors import DatasetError
-from duchenne.evaluation.runner import dataset_crops, evaluate
+from duchenne.evaluation.runner import MIN_BOOT, dataset_crops, evaluate
 from tests.helpers import SHARED_DATASETS
 
 
@@ -62,9 +62,9 @@ def test_keypoint_eyes_frame_faces_like_face_mesh_eyes(ferplus: Path) -> None:
 
 
 def test_report_records_the_eye_source(ferplus: Path, tiny_smile_onnx: Path) -> None:
-    report = evaluate(str(tiny_smile_onnx), ferplus, split="Test", n_boot=20, processes=1)
+    report = evaluate(str(tiny_smile_onnx), ferplus, split="Test", n_boot=40, processes=1)
     fast = evaluate(
-        str(tiny_smile_onnx), ferplus, split="Test", n_boot=20, processes=1, eyes="keypoints"
+        str(tiny_smile_onnx), ferplus, split="Test", n_boot=40, processes=1, eyes="keypoints"
     )
     assert report["crops"]["eyes"] == "mesh" and fast["crops"]["eyes"] == "keypoints"
     assert report["n"] == fast["n"] == 6
@@ -130,7 +130,7 @@ def test_plots_of_models_keyed_by_path_stay_in_the_plots_folder(
         ferplus,
         split="Test",
         compare=str(other),
-        n_boot=5,
+        n_boot=40,
         processes=1,
         plots=plots,
     )
@@ -173,7 +173,7 @@ def test_balanced_prior_stops_rare_emotions_collapsing_on_ferplus_test() -> None
     name = default_smile_model()
     recall = {}
     for prior in ("natural", "balanced"):
-        report = evaluate(name, FERPLUS, split="Test", n_boot=10, emotion_prior=prior)
+        report = evaluate(name, FERPLUS, split="Test", n_boot=40, emotion_prior=prior)
         recall[prior] = report["models"][name]["emotion"]["per_class_recall"]
     rare = ("disgust", "fear", "contempt")
     assert all(recall["balanced"][c] > recall["natural"][c] + 0.2 for c in rare)
@@ -196,7 +196,7 @@ def test_models_of_different_crop_formats_are_scored_on_the_same_faces(
     crops = dataset_crops(samples, CropFormat(64, colour=True), "canvas", processes=1)
     assert crops.crops.shape == (6, 64, 64, 3) and crops.detected.all()
     report = evaluate(
-        str(rgb), ferplus, split="Test", compare=str(tiny_smile_onnx), n_boot=20, processes=1
+        str(rgb), ferplus, split="Test", compare=str(tiny_smile_onnx), n_boot=40, processes=1
     )
     a = report["models"]["rgb64"]["smile"]["roc_auc"]["value"]
     b = report["models"]["tiny_smile"]["smile"]["roc_auc"]["value"]
@@ -238,10 +238,8 @@ def test_cli_too_few_resamples_are_a_usage_error(
     [
         {"limit": 0},
         {"limit": -1},
-        {"n_boot": -5},
         {"processes": -1},
         {"limit": 1.5},
-        {"n_boot": "9"},
         {"processes": True},
     ],
 )
@@ -252,10 +250,21 @@ def test_api_counts_below_one_raise_value_error(
         evaluate(str(tiny_smile_onnx), ferplus, split="Test", **counts)
 
 
+@pytest.mark.parametrize("n_boot", [-5, 0, 1, 39, 39.0, 40.5, "40", True])
+def test_api_too_few_resamples_raise_value_error_as_the_cli_refuses_them(
+    n_boot: object, ferplus: Path, tiny_smile_onnx: Path
+) -> None:
+    """``evaluate(n_boot=1)`` reported an interval whose ends were the one resample; the CLI
+    already refused it (``--n-boot``: ``MIN_BOOT``), the API now does too."""
+    assert MIN_BOOT == 40
+    with pytest.raises(ValueError, match=r"n_boot must be a whole number >= 40, got "):
+        evaluate(str(tiny_smile_onnx), ferplus, split="Test", n_boot=n_boot, processes=1)
+
+
 def test_api_whole_valued_float_counts_are_accepted(ferplus: Path, tiny_smile_onnx: Path) -> None:
     """As for every other count (``analysis.checks.whole_number``): 2.0 from JSON is 2."""
     report = evaluate(
-        str(tiny_smile_onnx), ferplus, split="Test", limit=2.0, n_boot=5.0, processes=1.0
+        str(tiny_smile_onnx), ferplus, split="Test", limit=2.0, n_boot=40.0, processes=1.0
     )
     assert report["n"] == 2
 
@@ -263,13 +272,13 @@ def test_api_whole_valued_float_counts_are_accepted(ferplus: Path, tiny_smile_on
 def test_limit_keeps_the_first_samples_and_an_empty_split_is_a_dataset_error(
     ferplus: Path, tiny_smile_onnx: Path, tmp_path: Path
 ) -> None:
-    report = evaluate(str(tiny_smile_onnx), ferplus, split="Test", limit=2, n_boot=5, processes=1)
+    report = evaluate(str(tiny_smile_onnx), ferplus, split="Test", limit=2, n_boot=40, processes=1)
     assert report["n"] == 2
     empty = tmp_path / "empty" / "FER2013Test"
     empty.mkdir(parents=True)
     (empty / "label.csv").write_text("")
     with pytest.raises(DatasetError, match="no samples to evaluate"):
-        evaluate(str(tiny_smile_onnx), empty.parent, split="Test", n_boot=5, processes=1)
+        evaluate(str(tiny_smile_onnx), empty.parent, split="Test", n_boot=40, processes=1)
 
 
 def test_output_suffix_picks_the_report_format(

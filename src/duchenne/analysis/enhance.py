@@ -204,7 +204,9 @@ class EnhanceResult:
         """Per face: box, whether it was enhanced, smile and geometry before -> after.
 
         Values are plain floats (None when not measured: no smile model ships, or
-        ``score=False``).
+        ``score=False``). ``box`` is ``{"x1", "y1", "x2", "y2"}`` in input pixels, taken
+        from ``Face.to_dict`` so it reads as in ``duchenne analyze`` JSON, batch and the
+        service (it was a list here, the one output a shared reader could not parse).
         """
         rows = []
         for i in range(len(self.before)):
@@ -212,7 +214,7 @@ class EnhanceResult:
             row: dict[str, Any] = {
                 "face": i,
                 "enhanced": i in self.indices,
-                "box": [round(float(v), 1) for v in self.before.xyxy[i]],
+                "box": self.before.face(i).to_dict()["box"],
             }
             for key in ("smile_score", "smile"):
                 row[f"{key}_before"] = _value(self.before, key, i)

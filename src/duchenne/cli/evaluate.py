@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from duchenne.cli.options import emotion_prior, output_dir, output_or_stdout, positive_int
+from duchenne.evaluation.runner import MIN_BOOT
 from duchenne.io.argtypes import int_range
 from duchenne.io.jsonsafe import to_json_text
 from duchenne.io.sinks import records_to_text, write_records
@@ -14,10 +15,6 @@ from duchenne.io.sinks import records_to_text, write_records
 FORMATS = ("json", "md", "csv")
 SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md", ".txt": "md"}
 """Report format of an ``--output`` name when ``--format`` is not given."""
-MIN_BOOT = 40
-"""Fewest ``--n-boot`` resamples: the 95% interval cuts 2.5% off each tail, which needs
-1 / 0.025 = 40 resamples to hold one; with 1 both ends were that one resample, an
-"interval" that need not contain the value."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -40,6 +40,31 @@ logger = logging.getLogger(__name__)
 
 SMALL_IMAGE = 128
 CROP_MODES = ("auto", "canvas", "photo", "resize")
+MIN_BOOT = 40
+"""Fewest bootstrap resamples ``evaluate`` takes: the 95% interval cuts 2.5% off each
+tail, which needs 1 / 0.025 = 40 resamples to hold one; with fewer its ends were single
+resamples, an "interval" that need not contain the value (``duchenne evaluate --n-boot``
+refuses the same)."""
+
+
+def boot_count(n_boot: Any) -> int:
+    """``n_boot`` as an int if it is a whole number >= ``MIN_BOOT``, else ``ValueError``.
+
+    Why one check: the CLI refused ``--n-boot 1`` while ``evaluate(n_boot=1)`` reported an
+    interval missing its own value. One message whatever is wrong with the value (``n_boot
+    must be a whole number >= 40, got 39``), the CLI's rule in the API's words.
+
+    Example:
+        >>> boot_count(200.0)
+        200
+    """
+    try:
+        count = whole_number("n_boot", n_boot)
+    except ValueError:  # not whole, or < 1: the same message as too few
+        count = 0
+    if count < MIN_BOOT:
+        raise ValueError(f"n_boot must be a whole number >= {MIN_BOOT}, got {n_boot!r}")
+    return count
 
 
 @dataclass
@@ -257,14 +282,14 @@ def evaluate(
         bootstrap CIs, and the paired comparison (McNemar, paired bootstrap of AUC).
 
     Raises:
-        ValueError: ``limit``, ``n_boot`` or ``processes`` not a whole number >= 1 (``2.0``
-            is fine; ``limit=None``: every sample).
+        ValueError: ``limit`` or ``processes`` not a whole number >= 1, or ``n_boot`` not
+            one >= ``MIN_BOOT`` (``2.0`` is fine; ``limit=None``: every sample).
         DatasetError: the dataset (split) has no samples, or an unknown layout.
     """
     # limit slices the samples: 0 left nothing (the metrics of an empty set then failed with
     # an IndexError) and -1 silently dropped the last sample; None: every sample
     limit = None if limit is None else whole_number("limit", limit, or_none=True)
-    n_boot = whole_number("n_boot", n_boot)
+    n_boot = boot_count(n_boot)
     processes = whole_number("processes", processes)
     samples = list(itertools.islice(read_dataset(data, split), limit))
     if not samples:

@@ -35,7 +35,7 @@ from duchenne.server.jobs import JobManager, video_runner
 from duchenne.server.metrics import Metrics, state_labels
 from duchenne.server.middleware import AdmissionMiddleware, LimitsMiddleware, MetricsMiddleware
 from duchenne.server.routes import analyze, dashboard, system, videos
-from duchenne.server.settings import Settings
+from duchenne.server.settings import Settings, unknown_variables
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ def create_app(settings: Settings | None = None, *, analyzer: Analyzer | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.closing = False
+        for message in unknown_variables():  # a typo'd DUCHENNE_* was silently ignored
+            logger.warning(message)
         engine = Engine(settings, metrics, analyzer)
         await engine.start()
         own_dir = settings.job_dir is None

@@ -9,13 +9,20 @@ default safe for a small machine.
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MB = 1024 * 1024
+ENV_PREFIX = "DUCHENNE_"
+
+PACKAGE_VARIABLES = frozenset({"DUCHENNE_THREADS"})
+"""``DUCHENNE_*`` variables the package reads outside ``Settings`` (``models/session.py``:
+the default onnxruntime threads of every command), so they are never called unknown."""
 
 
 def _default_workers() -> int:
@@ -35,7 +42,7 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="DUCHENNE_",
+        env_prefix=ENV_PREFIX,
         extra="ignore",
         allow_inf_nan=False,  # an inf timeout never ends
     )
@@ -165,3 +172,42 @@ class Settings(BaseSettings):
         if self.api_key is None:
             return None
         return self.api_key.get_secret_value() or None
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One message per ``DUCHENNE_*`` variable that no setting reads, with the closest name.
+
+    Why: pydantic-settings ignores variables it has no field for, so a typo such as
+    ``DUCHENNE_THREDS=4`` left the service on its default without a word. The service
+    warns at startup rather than refusing to start: other tools may set ``DUCHENNE_*``
+    variables of their own. Names compare case-insensitively, as ``Settings`` reads them.
+
+    Args:
+        environ: the environment to check (default ``os.environ``).
+
+    Returns:
+        Messages such as ``"DUCHENNE_THREDS is not a duchenne setting and is ignored; did
+        you mean DUCHENNE_THREADS?"``, sorted by variable name; empty when all are known.
+
+    Example:
+        >>> [m] = unknown_variables({"DUCHENNE_THREDS": "4", "DUCHENNE_PORT": "80", "HOME": "/"})
+        >>> m.endswith("ignored; did you mean DUCHENNE_THREADS?")
+        True
+    """
+    environ = os.environ if environ is None else environ
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields} | PACKAGE_VARIABLES
+    # matched without the shared prefix, which made any two names look alike
+    suffixes = sorted(k.removeprefix(ENV_PREFIX) for k in known)
+    messages = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), suffixes, n=1)
+        hint = (
+            f"; did you mean {ENV_PREFIX}{close[0]}?"
+            if close
+            else " (`duchenne serve --help` lists them)"
+        )
+        messages.append(f"{name} is not a duchenne setting and is ignored{hint}")
+    return messages
