@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from duchenne.train.cli import add_train_parser, main
+from duchenne.train.arguments import add_train_parser
+from duchenne.train.cli import main
 from duchenne.train.crops import DATASET_SPLITS
 from duchenne.train.options import crop_jobs
 
@@ -175,7 +176,8 @@ def test_crops_refuses_a_bad_side_and_checks_recut_sources_first(
     (source / "ferplus_train.npz").touch()
     crops = ["train", "crops", "--datasets", "ferplus", "--cache-dir", str(out)]
     for side, message in (
-        ("50", "crop size must be a multiple of 8 and >= 16, got 50"),
+        ("50", "a cache's crop size must be a multiple of 8, got 50"),
+        ("8", "crop size must be >= 16, got 8"),
         ("x", "not an integer: 'x'"),
     ):
         assert _usage_exit([*crops, "--crop-size", side]) == 2

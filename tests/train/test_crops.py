@@ -237,8 +237,20 @@ def test_crop_format_sets_size_and_colour_of_every_crop(tmp_path: Path) -> None:
         mode="resize", processes=1, fmt=crops.CropFormat(32, colour=True),
     )  # fmt: skip
     assert resized.images.shape == (2, 32, 32, 3)
-    with pytest.raises(ValueError, match="multiple of 8"):
-        crops.CropFormat(50)
+    with pytest.raises(ValueError, match=">= 16"):
+        crops.CropFormat(8)
+
+
+def test_a_model_of_any_side_has_a_crop_format(tmp_path: Path) -> None:
+    """The multiple-of-8 rule is the training caches' (``--crop-size``): a 44 px model's
+    format used to raise, so ``duchenne evaluate`` failed on it and the Analyzer needed a
+    second path to cut its crops."""
+    from duchenne.models.smile import SmileModel
+    from tests.conftest import make_tiny_smile_onnx
+
+    model = SmileModel(make_tiny_smile_onnx(tmp_path / "m44.onnx", size=44), threads=1)
+    fmt = crops.CropFormat.of_model(model)
+    assert fmt.size == 44 and fmt.align_config().size == 44
 
 
 def test_photo_crops_keep_colour(tmp_path: Path) -> None:

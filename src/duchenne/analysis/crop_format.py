@@ -48,8 +48,10 @@ class CropFormat:
     eye_y: float = AlignConfig.eye_y
 
     def __post_init__(self) -> None:
-        if self.size < 16 or self.size % 8:
-            raise ValueError(f"crop size must be a multiple of 8 and >= 16, got {self.size}")
+        # any side a model takes (a 44 px file is cut 44 px); the caches' multiple-of-8
+        # rule is the trainer's (train.options.crop_size)
+        if self.size < 16:
+            raise ValueError(f"crop size must be >= 16, got {self.size}")
         for name, (low, high) in FRAMING_BOUNDS.items():  # the bounds a model file may carry
             if not low <= getattr(self, name) <= high:
                 raise ValueError(f"{name} must be in [{low}, {high}], got {getattr(self, name)}")

@@ -6,6 +6,7 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from duchenne.train.cli import add_train_parser, run_train
+    from duchenne.train.arguments import add_train_parser
+    from duchenne.train.cli import run_train
 
     add_train_parser(sub).set_defaults(func=run_train)

@@ -18,13 +18,17 @@ from duchenne.io.argtypes import positive_int
 
 
 def crop_size(text: str) -> int:
-    """argparse type: ``--crop-size``, a side ``CropFormat`` accepts (its rule, the one the
-    Analyzer and the caches share: a multiple of 8, >= 16). A bad side used to pass the
-    parser and fail as a ValueError (exit 1)."""
+    """argparse type: ``--crop-size`` of a training cache: a side ``CropFormat`` accepts
+    (>= 16) that is also a multiple of 8, so that the JPEG-artefact augmentation (8x8
+    blocks) and the nets' stride-2 stages divide it. A bad side used to pass the parser
+    and fail as a ValueError (exit 1)."""
     try:
-        return CropFormat(size=positive_int(text)).size
+        size = CropFormat(size=positive_int(text)).size
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if size % 8:
+        raise argparse.ArgumentTypeError(f"a cache's crop size must be a multiple of 8, got {size}")
+    return size
 
 
 def missing_caches(cache_dir: str | Path, names: Iterable[str]) -> str | None:
