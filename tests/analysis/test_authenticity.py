@@ -132,6 +132,43 @@ def test_a_smile_seen_without_its_onset_gets_no_onset_terms() -> None:
         assert result.contributions["offset"] != 0.0  # the offset was seen
 
 
+def _from(sig, first: int):
+    """The signals from frame ``first`` on (a face first seen there)."""
+    return type(sig)(**{k: v[first:] for k, v in vars(sig).items() if k != "reference_frame"})
+
+
+def test_a_smile_with_no_face_at_rest_before_it_has_an_unknown_au6() -> None:
+    """Already smiling on the first frame, the AU6 baseline (the 0.1 s up to the onset) was
+    the smile itself: "no" with an AU6 index of 0.00 for a full Duchenne smile, and -2 on
+    the genuineness logit (and a perfect symmetry, +0.4, from the same baseline). Both are
+    unknown now (None) and contribute nothing; so is a rise from the first frame (the face
+    may have appeared mid-rise) and a baseline with no signal."""
+    sig, whole = _smile(au6=1.0)
+    assert duchenne_marker(sig, whole).duchenne_marker is True  # seen whole: measured
+    on_first = whole.onset[0]
+    eyelid = sig.eyelid.copy()
+    eyelid[: on_first + 1] = np.nan  # the face lost over the baseline window
+    lost = type(sig)(**{**vars(sig), "eyelid": eyelid})
+    cases = [
+        ("at the apex", _from(sig, 60)),  # empty onset
+        ("mid-rise", _from(sig, on_first + 3)),  # the onset starts on the first frame
+    ]
+    cases = [(name, part, find_episodes(part.lip, FPS)[0]) for name, part in cases]
+    for name, part, ep in [*cases, ("no baseline signal", lost, whole)]:
+        marker = duchenne_marker(part, ep)
+        assert marker.duchenne_marker is None and not marker.measurable, name
+        assert set(marker.to_dict().values()) == {None}, name
+        assert json.loads(json.dumps(marker.to_dict()))["au6_index"] is None
+        result = assess_episode(part, ep, FPS)
+        g = result.genuineness
+        assert g.cues["au6_index"] is None and g.contributions["au6"] == 0.0, name
+        assert g.score == pytest.approx(1 / (1 + np.exp(-sum(g.contributions.values()))))
+        assert genuineness(part, ep, FPS).score == pytest.approx(g.score)
+        if name != "no baseline signal":  # the lip corners' baseline is the smile too
+            assert g.cues["symmetry"] is None and g.contributions["symmetry"] == 0.0
+        json.dumps(result.to_dict())
+
+
 # ------------------------------------------------------------------------- classifiers
 
 

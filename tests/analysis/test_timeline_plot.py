@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -54,3 +55,40 @@ def test_episodes_without_phases_are_shaded_whole_and_labelled(tmp_path, monkeyp
     assert {(a, b) for a, b, _ in spans} == {(1, 3)}
     assert not {c for *_, c in spans} & {"#9ad19a", "#3c9b4a", "#f2b774"}  # no phase colours
     assert notes == ["smile\n(no phase data)"]  # no "heuristic" note either
+
+
+def test_an_unmeasurable_duchenne_marker_is_not_labelled_no_au6(tmp_path, monkeypatch) -> None:
+    """A smile with no face at rest before it has an unknown AU6 marker (None); the plot
+    labelled it "no AU6", as if measured."""
+    from duchenne.analysis.authenticity import DuchenneResult, GenuinenessResult
+
+    notes: list[str] = []
+    annotate = Axes.annotate
+
+    def spy_note(self: Axes, text: str, *args: Any, **kw: Any) -> Any:
+        notes.append(text)
+        return annotate(self, text, *args, **kw)
+
+    monkeypatch.setattr(Axes, "annotate", spy_note)
+    unknown = DuchenneResult(None, None, None, None, None, None)
+    measured = DuchenneResult(False, 0.1, 0.02, 0.01, 0.25, 1.17)
+    episodes = [
+        replace(
+            _episode_without_landmarks(start, start + 1),
+            index=k,
+            onset=(start, start + 0.3),
+            apex=(start + 0.3, start + 0.6),
+            offset=(start + 0.6, start + 1),
+            peak_amplitude=0.1,
+            duchenne=duchenne,
+            genuineness=GenuinenessResult(0.5, {}, {}),
+        )
+        for k, (start, duchenne) in enumerate(((0.0, unknown), (2.0, measured)))
+    ]
+    t = np.arange(0, 4, 0.1)
+    timeline = np.full((len(t), 6), np.nan)
+    timeline[:, 0], timeline[:, 3] = t, 0.5
+    summary = SimpleNamespace(track_id=0, n_frames=len(t), best_time=2.0, episodes=episodes)
+    plot_track(timeline, summary, tmp_path / "face_0.png", fps=10)
+    labels = [n for n in notes if "genuine*" in n]
+    assert labels == ["AU6 unknown\ngenuine* 0.50", "no AU6\ngenuine* 0.50"]

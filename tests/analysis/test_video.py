@@ -480,6 +480,108 @@ def test_a_rate_above_the_sources_is_reported_as_every_frame() -> None:
     assert result.sampling == "every frame, the source's 10 frames/s"
 
 
+class ClockedStage(SyntheticFaceStage):
+    """The model-free face stage whose smile follows the source's time at any sampling:
+    it reads each frame's position in the source from the pixel ``cheap_frames`` sets."""
+
+    def __call__(self, image: np.ndarray):
+        self.i = int(image[0, 0, 0])
+        return super().__call__(image)
+
+
+def _true_lip_speeds(smile: SmileProfile) -> tuple[float, float]:
+    """Largest rise and fall speed (1/s) of the generated smile's ``D_lip``, from its
+    landmarks at 1000 frames/s."""
+    from duchenne.analysis.dynamics import compute_signals
+
+    stage = SyntheticFaceStage(smile, 100.0, fps=1000.0)
+    n = int(1000 * (smile.end + 0.2))
+    lip = compute_signals(np.stack([stage(None).landmarks[0, :, :2] for _ in range(n)])).lip
+    speed = np.gradient(lip) * 1000.0
+    return float(speed.max()), float(-speed.min())
+
+
+@pytest.mark.parametrize(("source_fps", "fps"), [(50, 20), (25, 24), (25, 12)])
+def test_a_rate_that_does_not_divide_the_sources_keeps_the_dynamics_true(source_fps, fps):
+    """``fps=20`` on 50 frames/s kept frames 0.06 s and 0.04 s apart in turn, and the
+    dynamics took them as 0.05 s apart (25 -> 24 frames/s: speeds 19 % too high). The kept
+    frames are evenly spaced at the rate reported now, and phase durations and speeds
+    match the generated smile's within a frame."""
+    smile = SmileProfile(start=0.6, onset=1.0, apex=0.6, offset=1.2)
+    times: list[float] = []
+    result = VideoAnalyzer(
+        stage=ClockedStage(smile, 100.0, fps=source_fps), options=VideoOptions(episodes="single")
+    ).analyze(
+        cheap_frames(int(3.6 * source_fps)),
+        source_fps=source_fps,
+        fps=fps,
+        prefetch=0,
+        callback=lambda frame, _: times.append(frame.time),
+    )
+    step = 1 / result.fps
+    assert np.allclose(np.diff(times), step), np.unique(np.round(np.diff(times), 4))
+    assert f"{result.fps:.4g} frames/s" in result.sampling
+    (episode,) = result.episodes
+    markers = episode.dmarker_dict()
+    rise, fall = _true_lip_speeds(smile)
+    for phase, seconds, speed in (("onset", smile.onset, rise), ("offset", smile.offset, fall)):
+        a, b = getattr(episode, phase)
+        assert b - a == pytest.approx(seconds, abs=step + 1e-6), phase
+        assert markers[f"{phase}.lip.duration"] == pytest.approx(seconds, abs=step + 1e-6)
+        # a ramp's end misplaced by one frame changes its speed by step / duration
+        key = "speed_max_pos" if phase == "onset" else "speed_max_neg"
+        assert markers[f"{phase}.lip.{key}"] == pytest.approx(speed, rel=step / seconds), phase
+
+
+def test_outputs_list_only_what_was_written(tmp_path) -> None:
+    """Without a face the summary listed the plot and best-frame folders, which were never
+    created, and an annotated video path that already existed though nothing was written
+    to it; only what was written is listed now."""
+    from duchenne.faces import Faces
+
+    class NoFace:
+        with_smile = False
+
+        def __call__(self, image: np.ndarray) -> Faces:
+            return Faces.empty()
+
+    plots, best, stale = tmp_path / "plots", tmp_path / "best", tmp_path / "old.mp4"
+    stale.write_bytes(b"an earlier run")
+    sides = {"plot_dir": plots, "best_dir": best, "prefetch": 0}
+    empty = VideoAnalyzer(stage=NoFace()).analyze(cheap_frames(10), source_fps=25, **sides)
+    assert empty.outputs == {} and not plots.exists() and not best.exists()
+    nothing = VideoAnalyzer(stage=NoFace()).analyze([], source_fps=25, draw=stale, prefetch=0)
+    assert "video" not in nothing.outputs
+    stage = SyntheticFaceStage(REPEATED, 2.0)
+    seen = VideoAnalyzer(stage=stage).analyze(cheap_frames(10), source_fps=25, best_dir=best)
+    assert seen.outputs == {"best": str(best)} and (best / "face_0.jpg").exists()
+
+
+def test_a_smile_already_on_when_the_face_appears_has_no_duchenne_marker() -> None:
+    """The face appears at 0.8 s, in the apex: the AU6 baseline was the smile itself and
+    the marker "no (AU6 0.00)"; it is unknown (null) now, and so is the face's marker,
+    as its other smile (lip corners only) shows none."""
+    from duchenne.cli.video import format_summary
+
+    stage = SmilingStage(REPEATED, 2.0, visible=(20, 100))
+    result = VideoAnalyzer(stage=stage).analyze(cheap_frames(100), source_fps=25, prefetch=0)
+    (track,) = result.tracks
+    cut, whole = track.episodes
+    assert cut.truncated_by == ("track_start",) and cut.has_dynamics
+    assert cut.duchenne_marker is None and cut.duchenne.au6_index is None
+    assert cut.genuineness.contributions["au6"] == 0.0
+    assert whole.duchenne_marker is False and whole.duchenne.au6_index is not None
+    assert track.duchenne_marker is None  # not False: the first smile's is unknown
+    doc = json.loads(json.dumps(result.to_dict()))
+    first = doc["tracks"][0]["episodes"][0]
+    assert first["duchenne_marker"] is None and first["duchenne"]["au6_index"] is None
+    assert first["genuineness_detail"]["cues"]["au6_index"] is None
+    assert doc["tracks"][0]["duchenne_marker"] is None
+    smile_1, smile_2 = format_summary(result).splitlines()[2:4]
+    assert "Duchenne marker: not measurable" in smile_1 and "AU6" not in smile_1
+    assert "Duchenne marker: no (AU6 0.00)" in smile_2
+
+
 def _summary_of(stage) -> tuple[VideoResult, str]:
     from duchenne.cli.video import format_summary
 

@@ -55,6 +55,26 @@ def test_video_prints_a_summary_and_writes_every_output(tmp_path: Path, capsys) 
     assert not list(out.glob(".*partial*"))  # no temporary file left behind
 
 
+def test_a_smile_on_from_the_first_frame_has_its_marker_not_measurable(tmp_path, capsys):
+    """Smiling from the clip's first frame, the AU6 baseline was the smile itself: the
+    summary printed "Duchenne marker: no (AU6 0.00)", a guess; it says "not measurable"
+    now, and the JSON has null."""
+    from tests.video_factory import SmileProfile, make_smile_video
+
+    on = SmileProfile(start=-1.0, onset=0.5, apex=1.0, offset=0.5)  # falls from 0.5 to 1 s
+    clip = make_smile_video(tmp_path / "on.avi", [on], fps=15, duration=2.0, size=(240, 180))
+    summary = tmp_path / "summary.json"
+    args = ["video", str(clip.path), "--threads", "1", "-q", "--summary", str(summary)]
+    assert main([*args, "--format", "text"]) == 0
+    out = capsys.readouterr().out
+    assert "already smiling when the clip starts" in out
+    assert "Duchenne marker: not measurable" in out and "AU6 0.00" not in out
+    (track,) = json.loads(summary.read_text())["tracks"]
+    first = track["episodes"][0]
+    assert first["onset_duration"] == 0.0 and first["duchenne_marker"] is None
+    assert first["duchenne"]["au6_index"] is None and track["duchenne_marker"] is None
+
+
 def test_truncated_video_exits_1_and_keeps_the_rows(tmp_path: Path, capsys) -> None:
     cut = truncate_file(one_face_clip().path, tmp_path / "cut.avi", 0.5)
     rows = tmp_path / "frames.jsonl"

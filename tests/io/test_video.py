@@ -69,6 +69,7 @@ def test_all_frames_in_order_with_timestamps(fixture: str, request) -> None:
         ({"every": 4, "start": 1.0}, [25, 29, 33, 37, 41, 45, 49]),
         ({"start": 0.4, "end": 0.6}, [10, 11, 12, 13, 14]),
         ({"fps": 5.0, "end": 1.0}, [0, 5, 10, 15, 20]),
+        ({"fps": 10.0, "end": 1.0}, [0, 3, 6, 9, 12, 15, 18, 21, 24]),  # 8.33 frames/s
         ({"max_frames": 3, "start": 1.2}, [30, 31, 32]),
     ],
 )
@@ -187,15 +188,54 @@ def test_invalid_sampling_is_rejected(kwargs: dict) -> None:
     [
         (Sampling(fps=1000), 10.0, "every frame, the source's 10 frames/s"),
         (Sampling(fps=10), 10.0, "every frame, the source's 10 frames/s"),
-        (Sampling(fps=4), 10.0, "about 4 frames/s"),
+        (
+            Sampling(fps=4),
+            10.0,
+            "every 3rd frame, 3.333 frames/s of the source's 10 "
+            "(the evenly spaced rate nearest the 4 frames/s asked)",
+        ),
+        (
+            Sampling(fps=25),
+            30.0,
+            "every frame, the source's 30 frames/s "
+            "(the evenly spaced rate nearest the 25 frames/s asked)",
+        ),
         (Sampling(fps=1000), 0.0, "about 1000 frames/s"),  # a source that does not say
         (Sampling(every=3), 10.0, "every 3rd frame"),
     ],
 )
 def test_sampling_describes_the_rate_it_gives(sampling, source_fps, text) -> None:
     """A rate above the source's keeps every frame; it was reported as the rate asked
-    (``--fps 1000`` on a 10 fps clip: "about 1000 frames/s")."""
+    (``--fps 1000`` on a 10 fps clip: "about 1000 frames/s"). A rate that does not divide
+    the source's is rounded to one that does, and that is said too."""
     assert sampling.describe(source_fps) == text
+
+
+@pytest.mark.parametrize(
+    ("source_fps", "fps", "step"),
+    [(50, 20, 3), (30, 25, 1), (25, 12, 2), (10, 4, 3), (30, 10, 3), (29.97, 10, 3), (10, 50, 1)],
+)
+def test_a_target_rate_keeps_evenly_spaced_frames(source_fps, fps, step) -> None:
+    """``fps=20`` on 50 frames/s kept frames by time, 0.06 s and 0.04 s apart in turn,
+    which the dynamics take as 0.05 s each. It keeps every k-th frame now, k the whole
+    step whose rate is nearest the one asked, and that rate is the one reported."""
+    frames = list(iter_frames(_numbered(60), fps=fps, source_fps=source_fps))
+    assert [f.index for f in frames] == list(range(0, 60, step))
+    rate = Sampling(fps=fps).effective_fps(source_fps)
+    assert Sampling(fps=fps).stride(source_fps) == step
+    assert rate == pytest.approx(source_fps / step)
+    assert np.allclose(np.diff([f.time for f in frames]), 1 / rate)
+
+
+def test_a_target_rate_on_a_source_of_unknown_rate_picks_frames_by_time() -> None:
+    """Without the source's rate (a file whose header does not say) no step can be
+    chosen: frames are kept about 1/fps apart by their times."""
+    from duchenne.io.frames import FramePicker
+
+    sampling = Sampling(fps=10)
+    assert sampling.stride(0.0) is None and sampling.effective_fps(0.0) == 10
+    picker = FramePicker(sampling, 0.0)
+    assert [i for i in range(10) if picker.keep(0.04 * i)] == [0, 3, 5, 8]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ Three levels, from rule to learned model:
    pull. We measure, during the apex, the relative *decrease* of ``D_cheek`` (cheek
    raise) and of ``D_eyelid`` (eye narrowing) against the episode's own baseline (the
    0.1 s up to its onset's start), so each smile is compared with the face just before it.
+   A smile with no face at rest before it (already smiling on the signal's first frame,
+   or rising from it) has no baseline: its marker is unknown (None), not "no".
 2. :func:`genuineness`: a logistic score over a few literature-backed cues (AU6
    involvement, onset duration and relative speed, offset duration, symmetry). Weights
    and reference values are set by hand from published tendencies, **not fitted or
@@ -45,6 +47,7 @@ __all__ = [
     "assess_episode",
     "duchenne_marker",
     "genuineness",
+    "has_rest_before",
 ]
 
 logger = logging.getLogger(__name__)
@@ -91,17 +94,32 @@ class DuchenneResult:
     ``au6_index`` in [0, 1] is the mean of the eye narrowing and cheek raise, each divided
     by its full-strength value and clipped to [0, 1]. ``duchenne_marker`` requires *both*
     cues above their thresholds (crow's feet come with both).
+
+    Every field is None when the marker cannot be measured (:attr:`measurable` is False):
+    no face at rest was seen before the smile, or the signals are missing there. The
+    baseline would then be the smile itself and the drop about 0, which read as a
+    confident "no AU6".
     """
 
-    duchenne_marker: bool
-    au6_index: float
-    eye_narrowing: float
-    cheek_raise: float
-    eyelid_baseline: float
-    cheek_baseline: float
+    duchenne_marker: bool | None
+    au6_index: float | None
+    eye_narrowing: float | None
+    cheek_raise: float | None
+    eyelid_baseline: float | None
+    cheek_baseline: float | None
+
+    @classmethod
+    def unknown(cls) -> DuchenneResult:
+        """The result of a smile whose AU6 cannot be measured (every field None)."""
+        return cls(None, None, None, None, None, None)
+
+    @property
+    def measurable(self) -> bool:
+        """Whether the marker was measured (False: no baseline before the smile)."""
+        return self.duchenne_marker is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict."""
+        """JSON-safe dict (None stays None: null in JSON)."""
         return asdict(self)
 
 
@@ -118,17 +136,22 @@ def duchenne_marker(
         thresholds: see :class:`DuchenneThresholds`.
 
     Returns:
-        :class:`DuchenneResult`.
+        :class:`DuchenneResult`; :meth:`DuchenneResult.unknown` when the episode has no
+        face at rest before it (:func:`has_rest_before`) or its signals are missing there.
 
     Example:
         >>> duchenne_marker(signals, episode).duchenne_marker  # doctest: +SKIP
         True
     """
     th = thresholds or DuchenneThresholds()
+    if not has_rest_before(episode):
+        return DuchenneResult.unknown()
     eye_base, eye_apex = _baseline_and_apex(signals.eyelid, episode, th.baseline_s)
     cheek_base, cheek_apex = _baseline_and_apex(signals.cheek, episode, th.baseline_s)
     eye = _relative_drop(eye_base, eye_apex)
     cheek = _relative_drop(cheek_base, cheek_apex)
+    if eye is None or cheek is None:
+        return DuchenneResult.unknown()
     au6 = 0.5 * (_clip01(eye / th.eye_full) + _clip01(cheek / th.cheek_full))
     return DuchenneResult(
         duchenne_marker=bool(eye >= th.eye_narrowing and cheek >= th.cheek_raise),
@@ -138,6 +161,19 @@ def duchenne_marker(
         eyelid_baseline=float(eye_base),
         cheek_baseline=float(cheek_base),
     )
+
+
+def has_rest_before(episode: SmileEpisode) -> bool:
+    """Whether the signal shows the face before the smile: a non-empty onset that starts
+    after the signal's first frame.
+
+    Why: every baseline (AU6, symmetry) is the face just before the onset. A smile already
+    on at the first frame (empty onset: its rise was not seen) or rising from it (the face
+    may have appeared mid-rise; no frame before it) has none, and the window before the
+    onset is then the smile itself.
+    """
+    on_first, on_last = episode.onset
+    return 0 < on_first < on_last
 
 
 def _baseline_and_apex(x: np.ndarray, episode: SmileEpisode, seconds: float) -> tuple[float, float]:
@@ -160,10 +196,11 @@ def _nanmean(x: np.ndarray) -> float:
     return float(x.mean()) if len(x) else math.nan
 
 
-def _relative_drop(base: float, value: float) -> float:
-    """``(base - value) / |base|``; 0.0 when undefined (missing data, zero baseline)."""
+def _relative_drop(base: float, value: float) -> float | None:
+    """``(base - value) / |base|``; None when undefined (missing data, zero baseline):
+    unknown, not "no drop"."""
     if not (math.isfinite(base) and math.isfinite(value)) or abs(base) < 1e-9:
-        return 0.0
+        return None
     return (base - value) / abs(base)
 
 
@@ -187,12 +224,14 @@ class HeuristicWeights:
     - ``offset * ln(offset_s / offset_ref_s)``: and longer offsets (0 if no offset).
     - ``speed * ln(rel_speed / speed_ref)`` with ``speed < 0``: the onset's maximum lip
       speed divided by its rise (1/s; intensity-free); posed smiles are faster.
-
-    A phase that was not seen (no onset: already smiling when the face was first seen;
-    no offset: still smiling when it was lost) contributes 0 to its terms (the onset to
-    both ``onset`` and ``speed``): it is unknown, not instantaneous.
     - ``symmetry * (symmetry - symmetry_ref)``: posed smiles are more often asymmetric
       (Ekman, Hager & Friesen 1981).
+
+    What was not seen contributes 0 to its terms: it is unknown, not instantaneous, absent
+    or perfect. No onset (already smiling when the face was first seen) zeroes ``onset``
+    and ``speed``; no offset (still smiling when it was lost) ``offset``; no face at rest
+    before the smile (:func:`has_rest_before`; the AU6 marker is then None) ``au6`` and
+    ``symmetry``, both measured from that face (their cues are None).
     """
 
     bias: float = 0.0
@@ -212,7 +251,7 @@ class GenuinenessResult:
     """Heuristic genuineness of one smile: ``score`` = P(genuine) under the heuristic."""
 
     score: float
-    cues: dict[str, float]
+    cues: dict[str, float | None]
     contributions: dict[str, float]
     method: str = HEURISTIC_METHOD
     note: str = "hand-set logistic heuristic over literature cues; not validated on labelled data"
@@ -235,25 +274,38 @@ def genuineness(
         signals: smoothed signals of the track.
         episode: the smile.
         fps: frame rate.
-        au6_index: from :func:`duchenne_marker` (computed if ``None``).
+        au6_index: from :func:`duchenne_marker` (computed if ``None``; an AU6 that cannot
+            be measured contributes nothing).
         weights: see :class:`HeuristicWeights`.
 
     Returns:
-        :class:`GenuinenessResult` with the raw cues and each cue's logit contribution.
+        :class:`GenuinenessResult` with the raw cues (None where unknown) and each cue's
+        logit contribution.
 
     Example:
         >>> genuineness(signals, episode, fps=30).method  # doctest: +SKIP
         'heuristic-unvalidated'
     """
-    w = weights or HeuristicWeights()
     if au6_index is None:
         au6_index = duchenne_marker(signals, episode).au6_index
+    return _genuineness(signals, episode, fps, au6_index, weights or HeuristicWeights())
+
+
+def _genuineness(
+    signals: SmileSignals,
+    episode: SmileEpisode,
+    fps: float,
+    au6_index: float | None,
+    w: HeuristicWeights,
+) -> GenuinenessResult:
+    """:func:`genuineness` with the AU6 index as measured (None: unknown, not recomputed)."""
     cues = _cues(signals, episode, fps, au6_index)
+    au6, symmetry = cues["au6_index"], cues["symmetry"]
     # an empty onset scored as a 0 s onset (x 0.01 floor: -4.6) and a zero speed (+4.6):
     # the two cancelled with the default weights only, and the cues read as measured
     onset_seen = cues["onset_duration"] > 0
     contrib = {
-        "au6": w.au6 * (cues["au6_index"] - 0.5),
+        "au6": 0.0 if au6 is None else w.au6 * (au6 - 0.5),
         "onset": (
             w.onset * _log_ratio(cues["onset_duration"], w.onset_ref_s) if onset_seen else 0.0
         ),
@@ -265,15 +317,15 @@ def genuineness(
         "speed": (
             w.speed * _log_ratio(cues["onset_relative_speed"], w.speed_ref) if onset_seen else 0.0
         ),
-        "symmetry": w.symmetry * (cues["symmetry"] - w.symmetry_ref),
+        "symmetry": 0.0 if symmetry is None else w.symmetry * (symmetry - w.symmetry_ref),
     }
     z = w.bias + sum(contrib.values())
     return GenuinenessResult(score=_sigmoid(z), cues=cues, contributions=contrib)
 
 
 def _cues(
-    signals: SmileSignals, episode: SmileEpisode, fps: float, au6_index: float
-) -> dict[str, float]:
+    signals: SmileSignals, episode: SmileEpisode, fps: float, au6_index: float | None
+) -> dict[str, float | None]:
     """The raw cue values of the heuristic.
 
     Lost-face (NaN) frames are interpolated first, as for the D-Markers: a gap over the
@@ -288,7 +340,7 @@ def _cues(
     max_speed = float(onset_speed.max()) if on_last > on_first and len(onset_speed) else 0.0
     rel_speed = max_speed / rise if rise > 1e-9 else 0.0
     return {
-        "au6_index": float(au6_index),
+        "au6_index": None if au6_index is None else float(au6_index),
         "onset_duration": episode.phase_duration("onset"),
         "offset_duration": episode.phase_duration("offset"),
         "onset_relative_speed": rel_speed,
@@ -296,8 +348,14 @@ def _cues(
     }
 
 
-def _symmetry(signals: SmileSignals, episode: SmileEpisode) -> float:
-    """``1 - |dL - dR| / (|dL| + |dR|)`` of the per-side lip displacement at the apex."""
+def _symmetry(signals: SmileSignals, episode: SmileEpisode) -> float | None:
+    """``1 - |dL - dR| / (|dL| + |dR|)`` of the per-side lip displacement at the apex.
+
+    None without a face at rest before the smile (:func:`has_rest_before`): both
+    displacements are then about 0 and the ratio read as a perfectly symmetric smile.
+    """
+    if not has_rest_before(episode):
+        return None
     base_l, apex_l = _baseline_and_apex(signals.lip_left, episode, _BASELINE_S)
     base_r, apex_r = _baseline_and_apex(signals.lip_right, episode, _BASELINE_S)
     d_left, d_right = apex_l - base_l, apex_r - base_r
@@ -349,5 +407,5 @@ def assess_episode(
         >>> assess_episode(signals, episode, fps=30).to_dict()["duchenne_marker"]  # doctest: +SKIP
     """
     marker = duchenne_marker(signals, episode, thresholds)
-    score = genuineness(signals, episode, fps, marker.au6_index, weights)
+    score = _genuineness(signals, episode, fps, marker.au6_index, weights or HeuristicWeights())
     return AuthenticityResult(marker, score)

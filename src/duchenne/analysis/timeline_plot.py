@@ -164,7 +164,7 @@ def _episode_labels(ax: Any, episodes: list[Any]) -> None:
         if not ep.has_dynamics:  # no AU6 marker or genuineness to show, and no phases
             text = "smile\n(no phase data)"
         else:
-            marker = "Duchenne" if ep.duchenne_marker else "no AU6"
+            marker = {True: "Duchenne", False: "no AU6", None: "AU6 unknown"}[ep.duchenne_marker]
             text = f"{marker}\ngenuine* {ep.genuineness.score:.2f}"
         ax.annotate(
             text,

@@ -79,7 +79,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sampling = p.add_mutually_exclusive_group()
     sampling.add_argument("--every", type=positive_int, default=1, help="analyse every N-th frame")
     sampling.add_argument(
-        "--fps", type=positive_number, default=None, help="analyse about F frames/s"
+        "--fps",
+        type=positive_number,
+        default=None,
+        help="analyse about F frames/s: every k-th frame, for the k whose rate is nearest F "
+        "(evenly spaced; the summary states the rate used)",
     )
     p.add_argument("--start", type=non_negative, default=None, help="start time (s)")
     p.add_argument("--end", type=positive_number, default=None, help="end time (s)")
@@ -273,7 +277,10 @@ def _episode_line(ep: EpisodeResult, track: TrackSummary, result: VideoResult) -
             f"{head}{score}; onset/apex/offset, Duchenne marker and genuineness not measured "
             "(they need the landmarks stage)"
         )
-    duchenne = "yes" if ep.duchenne_marker else "no"
+    if au6.measurable:
+        duchenne = f"{'yes' if au6.duchenne_marker else 'no'} (AU6 {au6.au6_index:.2f})"
+    else:  # no face at rest before the smile: "no (AU6 0.00)" would be a guess
+        duchenne = "not measurable (no face at rest seen before the smile)"
     trained = (
         f", trained P(spontaneous) {ep.classifier_probability:.2f}"
         if ep.classifier_probability is not None
@@ -283,7 +290,7 @@ def _episode_line(ep: EpisodeResult, track: TrackSummary, result: VideoResult) -
         f"{head} "
         f"(onset {onset[0]:.2f}-{onset[1]:.2f}, apex to {apex[1]:.2f}, "
         f"offset to {offset[1]:.2f}), lip-corner rise {rise:+.3f}{score}, "
-        f"Duchenne marker: {duchenne} (AU6 {au6.au6_index:.2f}), "
+        f"Duchenne marker: {duchenne}, "
         f"genuineness* {genuine.score:.2f}{trained}"
     )
 

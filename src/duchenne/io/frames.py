@@ -8,6 +8,7 @@ prefetch works for either; none of it depends on the decoder.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -44,8 +45,11 @@ class Sampling:
 
     Attributes:
         every: keep every N-th decoded frame (1 = all).
-        fps: keep frames at about this rate (at most the source rate); exclusive with
-            ``every > 1``.
+        fps: keep frames at about this rate, exclusive with ``every > 1``: every k-th
+            frame, for the whole k whose rate (source rate / k, never above the source's)
+            is nearest ``fps`` (:meth:`stride`), so the kept frames are evenly spaced and
+            their rate is :meth:`effective_fps`, which the dynamics use; only for a source
+            that does not give its rate are frames picked by time, about ``fps`` apart.
         start: first time to keep, in seconds (files are seeked, not decoded up to it).
         end: stop after this time, in seconds (exclusive).
         max_frames: stop after this many kept frames.
@@ -55,6 +59,8 @@ class Sampling:
         15.0
         >>> Sampling(fps=1000).describe(10.0)
         "every frame, the source's 10 frames/s"
+        >>> Sampling(fps=20).stride(50.0), round(Sampling(fps=20).effective_fps(50.0), 2)
+        (3, 16.67)
     """
 
     every: int = 1
@@ -80,11 +86,22 @@ class Sampling:
     def describe(self, source_fps: float = 0.0) -> str:
         """The sampling in words, reported with every video result (``"every frame"``).
 
-        ``source_fps``: the source's rate (0 = unknown). A target rate at or above it keeps
-        every frame (``FramePicker``), so that is what is said, not the rate asked for.
+        ``source_fps``: the source's rate (0 = unknown). For a target rate it says the
+        frames kept and their rate (:meth:`stride`), not the rate asked for: a rate at or
+        above the source's keeps every frame, and one that does not divide it is rounded
+        to one that does.
         """
+        step = self.stride(source_fps)
         if self.fps is not None and 0 < source_fps <= self.fps:
             text = f"every frame, the source's {source_fps:g} frames/s"
+        elif self.fps is not None and step is not None:
+            kept = (
+                f"every frame, the source's {source_fps:g} frames/s"
+                if step == 1
+                else f"every {ordinal(step)} frame, {source_fps / step:.4g} frames/s of the "
+                f"source's {source_fps:g}"
+            )
+            text = f"{kept} (the evenly spaced rate nearest the {self.fps:g} frames/s asked)"
         elif self.fps is not None:
             text = f"about {self.fps:g} frames/s"
         elif self.every > 1:
@@ -100,18 +117,43 @@ class Sampling:
         return text
 
     def effective_fps(self, source_fps: float) -> float:
-        """Rate of the kept frames for a source at ``source_fps`` (0 = unknown)."""
-        if self.fps is not None:
-            return min(self.fps, source_fps) if source_fps > 0 else self.fps
-        return source_fps / self.every if source_fps > 0 else 0.0
+        """Rate of the kept frames for a source at ``source_fps`` (0 = unknown): the
+        source's divided by :meth:`stride`; a target rate as asked when the source's is
+        unknown."""
+        step = self.stride(source_fps)
+        if step is None:
+            return float(self.fps)  # type: ignore[arg-type]
+        return source_fps / step if source_fps > 0 else 0.0
+
+    def stride(self, source_fps: float) -> int | None:
+        """Every how many decoded frames one is kept; None for a target rate on a source
+        of unknown rate (0), whose frames are then picked by time.
+
+        For a target rate ``fps``: the whole k for which ``source_fps / k`` is nearest
+        ``fps`` (the lower rate on a tie; 1 at or above the source's rate). Why whole:
+        the dynamics (speeds, durations, D-Markers) take the kept frames as evenly
+        spaced at one rate. Picking frames by time at a rate that does not divide the
+        source's (50 -> 20 frames/s) alternated 0.06 s and 0.04 s steps, which the
+        dynamics read as 0.05 s each (25 -> 24 frames/s: maximum speeds 19 % too high).
+        """
+        if self.fps is None:
+            return int(self.every)
+        if not source_fps > 0:
+            return None
+        low = max(1, math.floor(source_fps / self.fps))
+        high = low + 1
+        nearer_low = source_fps / low - self.fps < self.fps - source_fps / high
+        return low if nearer_low else high
 
 
 class FramePicker:
-    """Decides which decoded frames are kept (every N-th, or a target rate)."""
+    """Decides which decoded frames are kept: every N-th (:meth:`Sampling.stride`), or,
+    for a target rate on a source of unknown rate, one frame per period of time."""
 
     def __init__(self, s: Sampling, source_fps: float) -> None:
-        self.every = int(s.every)
-        self.period = None if s.fps is None or (source_fps and s.fps >= source_fps) else 1 / s.fps
+        step = s.stride(source_fps)
+        self.every = 1 if step is None else step
+        self.period = None if step is not None else 1 / s.fps  # type: ignore[operator]
         self.next_t: float | None = None
         self.kept = 0
         self._seen = 0

@@ -45,5 +45,7 @@ class _AnnotatedVideo:
         draw_caption(image, f"{frame.time:6.2f} s", corner="bottom-left")
         self._writer.write(image, frame.time)  # real time, also at a variable rate
 
-    def close(self, commit: bool = True) -> None:
-        self._writer.close(commit=commit)
+    def close(self, commit: bool = True) -> Path | None:
+        """Finish the video; its path, or None when nothing was written (no frame, or
+        ``commit`` False)."""
+        return self._writer.close(commit=commit)

@@ -64,7 +64,9 @@ class EpisodeResult:
     ``offset``, ``peak_amplitude``, ``duchenne``, ``genuineness`` and ``dmarkers`` are
     None (``has_dynamics`` is False) and ``peak_time`` is the frame of the highest smile
     score. ``truncated``: the smile was cut, for the reasons in ``truncated_by``
-    (:data:`TRUNCATION_CAUSES`).
+    (:data:`TRUNCATION_CAUSES`). A smile with no face at rest seen before it (already
+    smiling when the face was first seen) has a ``duchenne`` whose fields, and so
+    ``duchenne_marker``, are None: its AU6 cannot be measured.
     """
 
     track_id: int
@@ -100,7 +102,8 @@ class EpisodeResult:
 
     @property
     def duchenne_marker(self) -> bool | None:
-        """The AU6 marker (None when no landmarks were measured)."""
+        """The AU6 marker (None when no landmarks were measured, or when no face at rest
+        was seen before the smile: see :class:`DuchenneResult`)."""
         return None if self.duchenne is None else self.duchenne.duchenne_marker
 
     def dmarker_dict(self) -> dict[str, float]:
@@ -168,10 +171,14 @@ class TrackSummary:
 
     @property
     def duchenne_marker(self) -> bool | None:
-        """Whether any smile of this face showed the AU6 marker (None without smiles
-        measured on landmarks)."""
-        measured = [e for e in self.episodes if e.has_dynamics]
-        return any(e.duchenne_marker for e in measured) if measured else None
+        """Whether any smile of this face showed the AU6 marker: True if one did, False if
+        every smile was measured without it, None when that cannot be said (no smile
+        measured on landmarks, or those without it include one whose marker is unknown:
+        ``any`` read an unknown as "no")."""
+        markers = [e.duchenne_marker for e in self.episodes if e.has_dynamics]
+        if any(m is True for m in markers):
+            return True
+        return False if markers and None not in markers else None
 
     @property
     def genuineness(self) -> float | None:
@@ -248,7 +255,8 @@ class VideoResult:
             "models": self.models,
             "authenticity": {
                 "duchenne_marker": "AU6 rule: eye narrowing >= 10 % and cheek raise >= 3 % "
-                "(apex vs the start of the onset)",
+                "(apex vs the 0.1 s up to the onset); null when not measurable (no face at "
+                "rest seen before the smile)",
                 "genuineness_method": HEURISTIC_METHOD,
                 "genuineness_note": GENUINENESS_NOTE,
                 "classifier": self.classifier,

@@ -217,16 +217,7 @@ class VideoSession:
         """End every track; close the annotated video; return the result."""
         for tid in list(self.tracks):
             self._end(tid)
-        if self.draw is not None:
-            self.draw.close(commit=True)
-        outputs = {}
-        if self.draw is not None and self.draw.path.exists():
-            outputs["video"] = str(self.draw.path)
-            outputs["video_codec"] = str(self.draw.codec)
-        if self.plot_dir is not None:
-            outputs["plots"] = str(self.plot_dir)
-        if self.best_dir is not None:
-            outputs["best"] = str(self.best_dir)
+        written = self.draw.close(commit=True) if self.draw is not None else None
         return VideoResult(
             source=self.source,
             info=self.info,
@@ -244,11 +235,26 @@ class VideoSession:
             models=self.models,
             feature_names=self.feature_names if self.options.collect_features else (),
             classifier=self.classifier_info,
-            outputs=outputs,
+            outputs=self._outputs(written),
             smile_threshold=self.smile_threshold,
             sampling=self.sampling,
             episodes_from=self.episodes_from,
         )
+
+    def _outputs(self, video: Path | None) -> dict[str, str]:
+        """The side outputs written, for the result: the annotated ``video`` (None: no
+        frame was written), and the ``plots`` / ``best`` folders only when a file went
+        into them. A folder asked for but left empty (no face, too-short tracks, a failed
+        write) used to be listed though it was never created."""
+        outputs: dict[str, str] = {}
+        if video is not None and self.draw is not None:
+            outputs["video"] = str(video)
+            outputs["video_codec"] = str(self.draw.codec)
+        if self.plot_dir is not None and any(s.plot for s in self.summaries):
+            outputs["plots"] = str(self.plot_dir)
+        if self.best_dir is not None and any(s.best_image for s in self.summaries):
+            outputs["best"] = str(self.best_dir)
+        return outputs
 
     @property
     def episodes_from(self) -> str:

@@ -525,6 +525,7 @@
     if (track.peak_smile_score !== null && track.peak_smile_score !== undefined) facts.push(`peak ${fmt(track.peak_smile_score)}/10`);
     facts.push(`${episodes.length} smile episode${episodes.length === 1 ? "" : "s"}`);
     if (track.duchenne_marker !== null && track.duchenne_marker !== undefined) facts.push(track.duchenne_marker ? "Duchenne marker seen" : "no Duchenne marker");
+    else if (episodes.some((ep) => ep.onset)) facts.push("Duchenne marker not measurable"); // null with phases: no face at rest before the smile
     if (sampling) facts.push(`analysed ${sampling}`);
     html("p", { className: "summary" }, facts.join(" · "), panel);
     const body = html("div", { className: "track-body" }, null, panel);
