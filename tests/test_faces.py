@@ -204,3 +204,19 @@ def test_face_views_hash_consistently_with_equality() -> None:
     assert faces.face(0) == same and hash(faces.face(0)) == hash(same)
     assert {faces.face(0), same, faces.face(1)} == {faces.face(0), faces.face(1)}
     assert len({faces.face(0), faces.face(1)}) == 2
+
+
+def test_rotation_is_a_face_field_in_json_and_rows() -> None:
+    """The turn a face was found in travels with the face: views, selections, JSON, rows;
+    faces not detected in a photo (video frames) have none and write none."""
+    from duchenne.faces import row_columns
+
+    faces = mock_faces(n=2)
+    faces.rotation = np.array([180, 180])
+    assert faces.face(1).rotation == 180 and faces[[1]].rotation.tolist() == [180]
+    assert faces.to_dict()["faces"][0]["rotation"] == 180
+    assert "rotation" in row_columns()
+    assert [r["rotation"] for r in result_rows("a.jpg", faces)] == [180, 180]
+    faces.rotation = None
+    assert "rotation" not in faces.to_dict()["faces"][0]
+    assert result_rows("a.jpg", faces)[0]["rotation"] is None

@@ -84,6 +84,7 @@ _OPTIONAL_SHAPES: dict[str, tuple[int | None, ...]] = {
     "blendshapes": (len(BLENDSHAPE_NAMES),),
     "track_id": (),
     "face_id": (),
+    "rotation": (),
 }
 
 
@@ -102,7 +103,11 @@ class Faces:
     """All faces found in one image (or one video frame), as parallel arrays.
 
     Args:
-        xyxy: (n, 4) float32 boxes in original image pixels.
+        xyxy: (n, 4) float32 boxes (x1, y1, x2, y2) in original image pixels. A face cut by
+            the image edge gets the box of the whole face, so it extends past the image
+            (x1 or y1 below 0, x2 beyond the width, y2 beyond the height); clip it for a
+            box inside the image (``np.clip(xyxy, 0, [w, h, w, h])``, w and h from
+            ``meta``).
         score: (n,) detector confidence in [0, 1].
         keypoints: (n, 6, 2) BlazeFace keypoints in pixels (order in ``KEYPOINT_NAMES``).
         landmarks: (n, 468, 3) Face Mesh landmarks; x, y in pixels, z in pixels relative to
@@ -116,6 +121,12 @@ class Faces:
         face_id: (n,) each face's number in its image (reading order), kept by a selection
             (``faces[faces.smile >= 0.5]``) so ``id`` and the drawn ``#N`` still name the
             same face, as a filtered pandas frame keeps its index; None: the position.
+        rotation: (n,) the turn, in degrees counter-clockwise (0, 90, 180, 270), of the image
+            in which the face was found upright (``AnalyzerConfig.rotations``): not 0 means
+            the photo is sideways or upside down, and turning it that way (PIL:
+            ``image.rotate(rotation, expand=True)``) makes it upright. Boxes, keypoints and
+            landmarks are in the image's own pixels all the same. None when faces were not
+            detected in a photo (video frames, crop mode, given detections).
         data: per-face extras, each an array with first dimension n (e.g. geometry values).
         meta: per-image facts: ``width``, ``height``, ``source``, model names, frame index.
 
@@ -136,6 +147,7 @@ class Faces:
     blendshapes: np.ndarray | None = None
     track_id: np.ndarray | None = None
     face_id: np.ndarray | None = None
+    rotation: np.ndarray | None = None
     data: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -234,6 +246,7 @@ class Faces:
             emotions=_named(EMOTION_LABELS, self.emotion, i),
             blendshapes=_named(BLENDSHAPE_NAMES, self.blendshapes, i),
             track_id=None if self.track_id is None else int(self.track_id[i]),
+            rotation=None if self.rotation is None else int(self.rotation[i]),
             geometry={k: float(v[i]) for k, v in self.data.items() if v.ndim == 1},
             smile_threshold=float(self.meta.get("smile_threshold", DEFAULT_SMILE_THRESHOLD)),
         )
@@ -285,6 +298,7 @@ class Face:
     emotions: dict[str, float] | None = field(default=None, hash=False)
     blendshapes: dict[str, float] | None = field(default=None, hash=False)
     track_id: int | None = None
+    rotation: int | None = None
     geometry: dict[str, float] = field(default_factory=dict, hash=False)
     smile_threshold: float = DEFAULT_SMILE_THRESHOLD
 
@@ -308,6 +322,8 @@ class Face:
             "box": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
             "score": round(self.score, 4),
         }
+        if self.rotation is not None:
+            out["rotation"] = self.rotation
         if self.track_id is not None:
             out["track_id"] = self.track_id
         if self.keypoints is not None:
@@ -354,7 +370,7 @@ def row_columns(
 
     cols = ["source", "face", "no_face", "width", "height", "smile_threshold"]
     cols += [f"box.{k}" for k in ("x1", "y1", "x2", "y2")]
-    cols += ["score"]
+    cols += ["score", "rotation"]
     cols += [f"keypoints.{k}.{j}" for k in KEYPOINT_NAMES for j in (0, 1)]
     cols += ["smile", "smiling", "smile_score", "top_emotion"]
     cols += [f"emotions.{e}" for e in EMOTION_LABELS]

@@ -91,6 +91,19 @@ def test_every_cli_command_builds_its_analyzer_from_the_same_flags() -> None:
     assert _args("batch", "x", "--out", "o.csv").threads == 1  # per worker
 
 
+def test_photos_are_searched_turned_unless_told_not_to_and_video_frames_never() -> None:
+    """``rotations`` is on by default; ``analyze --no-rotations`` turns it off, and
+    ``video`` offers no such flag (its frames are never turned)."""
+    assert AnalyzerConfig().rotations is True
+    assert config_from_args(_args("analyze", "x.jpg")).rotations is True
+    assert config_from_args(_args("analyze", "x.jpg", "--no-rotations")).rotations is False
+    with pytest.raises(SystemExit):
+        _args("video", "x.mp4", "--no-rotations")
+    off = AnalyzerConfig(rotations=False)
+    assert AnalyzerConfig.from_dict(off.to_dict()) == off
+    assert off.sessions() == AnalyzerConfig().sessions()  # a per-request view may change it
+
+
 def test_view_shares_sessions_and_refuses_other_models() -> None:
     analyzer = Analyzer(stages=("detect", "landmarks"), threads=1)
     view = analyzer.view(dataclasses.replace(analyzer.config, stages=("detect",), max_faces=1))
@@ -152,6 +165,7 @@ def test_counts_that_would_silently_drop_faces_are_refused(option) -> None:
         {"min_score": float("nan")},
         {"tile": "yes"},
         {"detector": "long"},
+        {"rotations": "no"},
     ],
 )
 def test_bad_options_are_refused_when_built_not_in_a_later_analysis(options: dict) -> None:

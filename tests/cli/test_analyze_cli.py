@@ -466,3 +466,32 @@ def test_error_lines_name_the_file_once(tmp_path, capsys) -> None:
         f"error: {pattern}: ImageLoadError: no file matches this pattern",
     ]
     assert f"{svg}: error: UnsupportedFormatError: SVG files are not supported" in captured.out
+
+
+def test_an_upside_down_photo_reports_its_face_and_turn(tmp_path, capsys) -> None:
+    """A photo upside down without an EXIF tag: its face, with ``rotation`` 180 in JSON and
+    CSV (turn it so to make it upright); ``--no-rotations`` takes it as given."""
+    path = tmp_path / "upside_down.jpg"
+    Image.fromarray(np.ascontiguousarray(np.rot90(data.astronaut(), 2))).save(path, quality=95)
+    assert main(["analyze", str(path), "--stages", "detect", "--format", "json"]) == 0
+    face = json.loads(capsys.readouterr().out)[0]["faces"][0]
+    assert face["rotation"] == 180 and face["box"]["y1"] > 256  # in the photo's own pixels
+    assert main(["analyze", str(path), "--stages", "detect", "--format", "csv"]) == 0
+    row = next(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert row["rotation"] == "180" and row["no_face"] == "false"
+    assert (
+        main(["analyze", str(path), "--stages", "detect", "--format", "csv", "--no-rotations"]) == 0
+    )
+    captured = capsys.readouterr()
+    row = next(csv.DictReader(captured.out.splitlines()))
+    assert row["no_face"] == "true" and row["rotation"] == ""
+    assert f"no face found in {path}" in captured.err
+
+
+def test_faces_all_under_the_minimum_size_are_not_called_no_face(tmp_path, capsys) -> None:
+    path = tmp_path / "face.jpg"
+    Image.fromarray(data.astronaut()).save(path)
+    assert main(["analyze", str(path), "--stages", "detect", "--min-face-size", "300"]) == 0
+    err = capsys.readouterr().err
+    assert "no face found" not in err
+    assert f"1 face(s) found in {path}, all smaller than --min-face-size 300\n" in err

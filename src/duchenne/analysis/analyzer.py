@@ -27,6 +27,7 @@ from duchenne.face.blendshapes import FaceBlendshapes
 from duchenne.face.detector import Detections, FaceDetector
 from duchenne.face.geometry import au_proxies, geometry_arrays
 from duchenne.face.landmarks import FaceMesh, FaceRoi, roi_from_detection, roi_from_landmarks
+from duchenne.face.orientation import faces_upright, find_turned
 from duchenne.faces import EMOTION_LABELS, Faces, reading_order
 from duchenne.io.image import load_image
 from duchenne.io.progress import ProgressBar
@@ -283,7 +284,12 @@ class Analyzer:
     # crop finder call them instead of the models behind them.
 
     def detect(self, image: np.ndarray) -> Detections:
-        """BlazeFace on a decoded RGB image, with ``min_face_size``/``max_faces`` applied."""
+        """BlazeFace on a decoded RGB image, with ``min_face_size``/``max_faces`` applied.
+
+        The image is taken as it stands, never turned (``config.rotations`` is for photos,
+        in :meth:`faces_in`): a video's orientation comes from its container, and a frame
+        without a face must not cost three more detector passes.
+        """
         return self.select_faces(self.detector(image))
 
     def faces_in(self, image: np.ndarray, dets: Detections | None = None) -> Faces:
@@ -291,10 +297,25 @@ class Analyzer:
 
         ``dets``: measure these faces instead of detecting them (``enhance`` measures a face
         the detector misses in its output where it was in the input).
+
+        With ``config.rotations``, a photo with no upright face (none, or mostly sideways
+        ones) is also searched turned by quarter turns (``face.orientation.find_turned``);
+        faces are always reported in the pixels of ``image``, and ``rotation`` says which
+        turn showed them upright. When no face is left, ``meta["faces_below_min_size"]``
+        counts those ``min_face_size`` dropped (one more detector pass, only then).
         """
+        rotation = None
         if dets is None:
-            dets = self.detect(image)
-        faces = Faces(dets.xyxy, dets.score, keypoints=dets.keypoints)
+            dets, turn = self.detect(image), 0
+            if self.config.rotations and not faces_upright(dets):
+                if (turned := find_turned(self.detector, image, dets)) is not None:
+                    dets, turn = self.select_faces(turned[0]), turned[1]
+            rotation = np.full(len(dets), turn, np.int64)
+        faces = Faces(dets.xyxy, dets.score, keypoints=dets.keypoints, rotation=rotation)
+        if rotation is not None and not len(faces) and self.min_face_size > 0:
+            small = int((_short_sides(self.detector(image)) < self.min_face_size).sum())
+            if small:  # found, then dropped: not a photo without faces
+                faces.meta["faces_below_min_size"] = small
         if self.mesh is not None and len(faces):
             rois = [
                 roi_from_detection(b, k) for b, k in zip(dets.xyxy, dets.keypoints, strict=True)
@@ -351,8 +372,7 @@ class Analyzer:
     def select_faces(self, dets: Detections) -> Detections:
         """Apply ``min_face_size`` and ``max_faces`` (highest score kept) to raw detections,
         then put the faces in reading order (their numbers everywhere)."""
-        size = np.minimum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
-        dets = dets.select(size >= self.min_face_size)
+        dets = dets.select(_short_sides(dets) >= self.min_face_size)
         order = np.argsort(-dets.score)
         if self.max_faces is not None:
             order = order[: self.max_faces]
@@ -419,6 +439,11 @@ def _is_one_image(sources: Any) -> bool:
     if isinstance(sources, np.ndarray):
         return sources.ndim <= 2 or (sources.ndim == 3 and sources.shape[2] in (1, 3, 4))
     return hasattr(sources, "read")  # a file object iterates over its lines
+
+
+def _short_sides(dets: Detections) -> np.ndarray:
+    """Each box's shorter side in pixels (what ``min_face_size`` limits)."""
+    return np.minimum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
 
 
 def _angle_gap(a: float, b: float) -> float:

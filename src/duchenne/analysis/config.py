@@ -83,6 +83,14 @@ class AnalyzerConfig:
             frequencies: the highest accuracy on everyday photos) or 8 weights in
             ``EMOTION_LABELS`` order (stored normalised, as a tuple); see
             ``duchenne.models.smile.emotion_offset``.
+        rotations: when a photo shows no upright face (an upside-down scan, a sideways
+            export without its EXIF orientation), also look for faces in it turned by 180,
+            90 and 270 degrees, and report them in the photo's own pixels with the turn
+            they were found in (each face's ``rotation``). Default on: the cost falls only
+            on such photos: one with no face at all takes 4-5 times as long (three more
+            detector passes; measured on one thread: 640x480 12 -> 53 ms, 4000x3000
+            0.8 -> 3.7 s). Photos only: video frames are never turned (see
+            ``Analyzer.detect``).
 
     Example:
         >>> cfg = AnalyzerConfig(stages="detect,smile", max_faces=2)
@@ -104,6 +112,7 @@ class AnalyzerConfig:
     smile_threshold: float = DEFAULT_SMILE_THRESHOLD
     device: str = "cpu"
     emotion_prior: EmotionPrior = "balanced"
+    rotations: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", normalize_stages(self.stages))
@@ -112,6 +121,8 @@ class AnalyzerConfig:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
+        if not isinstance(self.rotations, bool):
+            raise ValueError(f"rotations must be True or False, got {self.rotations!r}")
         if self.tile not in (True, False, "auto"):
             raise ValueError(f"tile must be True, False or 'auto', got {self.tile!r}")
         if self.min_score is not None:

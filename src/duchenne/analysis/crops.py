@@ -110,7 +110,10 @@ class PipelineFinder:
     """Detect (+ Face Mesh) with the project's ``Analyzer``; returns (2, 2) eye centres or None.
 
     ``eyes="keypoints"`` skips Face Mesh and returns the detector's eye keypoints, the
-    eyes ``Analyzer.face_crops`` aligns on when the landmarks stage is off.
+    eyes ``Analyzer.face_crops`` aligns on when the landmarks stage is off. Dataset
+    images are upright, so the finder never turns them (``rotations=False``): a turned
+    look would only add false faces on the few canvases the detector misses, and change
+    the crops the shipped models were trained on.
     """
 
     def __init__(
@@ -119,7 +122,11 @@ class PipelineFinder:
         from duchenne.analysis.analyzer import Analyzer
 
         self.analyzer = Analyzer(
-            stages=stages_for_eyes(eyes), detector=detector, max_faces=max_faces, threads=1
+            stages=stages_for_eyes(eyes),
+            detector=detector,
+            max_faces=max_faces,
+            threads=1,
+            rotations=False,
         )
 
     def __call__(self, canvas_rgb: np.ndarray) -> np.ndarray | None:

@@ -79,7 +79,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"save each face's eye-aligned {CROP_SIZE}x{CROP_SIZE} crop into DIR, named "
         "like --draw's files with _face<N> added (N = the face number)",
     )
-    add_analyzer_args(p)
+    add_analyzer_args(p, rotations=True)
     p.add_argument(
         "--crop", action="store_true", help="inputs are face crops: no detection (head-crop mode)"
     )
@@ -167,8 +167,18 @@ def _process_chunk(
             failed += 1
             print(f"error: {path}: {error_text(result, path)}", file=sys.stderr)
         elif result.no_face and not (args.quiet or args.crop):
-            ProgressBar.write(f"duchenne analyze: no face found in {path}", file=sys.stderr)
+            text = _no_face_text(path, result, args.min_face_size)
+            ProgressBar.write(f"duchenne analyze: {text}", file=sys.stderr)
     return failed
+
+
+def _no_face_text(path: Path, result: Faces, min_face_size: float) -> str:
+    """Why ``path`` has no face: none found, or all smaller than ``--min-face-size`` (a
+    limit that drops every face must not read as a photo without faces)."""
+    small = result.meta.get("faces_below_min_size", 0)
+    if not small:
+        return f"no face found in {path}"
+    return f"{small} face(s) found in {path}, all smaller than --min-face-size {min_face_size:g}"
 
 
 def _analyse_chunk(
@@ -362,6 +372,8 @@ def _face_line(face: Any) -> str:
         parts.append(f"AU6 {face.geometry['au6']:.2f} AU12 {face.geometry['au12']:.2f}")
     x1, y1, x2, y2 = (round(v) for v in face.box)
     parts.append(f"box {x1},{y1}-{x2},{y2}  det {face.score:.2f}")
+    if face.rotation:  # found in the photo turned: it is sideways or upside down
+        parts.append(f"found turned {face.rotation} deg")
     return "  ".join(parts)
 
 

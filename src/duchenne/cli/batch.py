@@ -70,7 +70,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "default 4096)")  # fmt: skip
     an = p.add_argument_group("analysis")
     add_analyzer_args(
-        an, threads_default=1, threads_help="onnxruntime threads per worker (default 1)"
+        an,
+        threads_default=1,
+        threads_help="onnxruntime threads per worker (default 1)",
+        rotations=True,
     )
     an.add_argument("--crop", action="store_true", help="inputs are face crops (no detection)")
     an.add_argument("--landmarks", action="store_true", help="include the 468 landmarks")

@@ -38,6 +38,7 @@ def add_analyzer_args(
     model_flags: Sequence[str] = ("--model",),
     threads_default: int | None = None,
     threads_help: str = "onnxruntime threads",
+    rotations: bool = False,
 ) -> None:
     """Declare the shared Analyzer flags on ``parser`` (a parser or an argument group).
 
@@ -48,6 +49,8 @@ def add_analyzer_args(
             ``--smile-model`` because its ``--model`` picks the classifier.
         threads_default: ``--threads`` default (None = onnxruntime's own).
         threads_help: ``--threads`` help text.
+        rotations: offer ``--rotations/--no-rotations`` (commands that analyse photos;
+            video frames are never turned).
     """
     if stages:
         parser.add_argument(
@@ -78,6 +81,16 @@ def add_analyzer_args(
             type=non_negative,
             default=0.0,
             help="minimum face box side in pixels",
+        )
+    if rotations:
+        parser.add_argument(
+            "--rotations",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="when a photo shows no upright face, also look in it turned by 180, 90 and "
+            "270 degrees; faces found so are reported in the photo's pixels with their "
+            "'rotation' (default: on; it costs up to 3 more detector passes, only on such "
+            "photos)",
         )
     parser.add_argument("--threads", type=positive_int, default=threads_default, help=threads_help)
     parser.add_argument(
@@ -194,7 +207,14 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> AnalyzerConf
         "threads": args.threads,
         "device": args.device,
     }
-    for name in ("stages", "max_faces", "min_face_size", "smile_threshold", "emotion_prior"):
+    for name in (
+        "stages",
+        "max_faces",
+        "min_face_size",
+        "smile_threshold",
+        "emotion_prior",
+        "rotations",
+    ):
         if getattr(args, name, None) is not None:  # None: not declared or not given
             options[name] = getattr(args, name)
     options.update(overrides)

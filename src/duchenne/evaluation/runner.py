@@ -112,7 +112,8 @@ def dataset_crops(
     from duchenne.analysis.analyzer import Analyzer
     from duchenne.analysis.crops import stages_for_eyes
 
-    analyzer = Analyzer(stages=stages_for_eyes(eyes), max_faces=1)
+    # dataset images are upright: no turned search (it could only add false faces)
+    analyzer = Analyzer(stages=stages_for_eyes(eyes), max_faces=1, rotations=False)
     crops, detected = [], []
     for path in ProgressBar(paths, desc="crops", unit="img", disable=len(paths) < 50):
         image = load_image(path)

@@ -282,6 +282,7 @@ class FaceDetector:
     a second look in a window centred on them (both models must agree there), and when
     nothing at all is found, a last pass runs both models on the image inside a grey
     border (a face cut by the frame edge or filling it is then seen whole and smaller).
+    Photos turned sideways or upside down: ``duchenne.face.orientation.find_turned``.
 
     Args:
         model: ``"auto"`` (both models, default), ``"short"`` (faces within ~2 m),

@@ -37,6 +37,9 @@ class FaceResult(BaseModel):
     box: Box
     score: float = Field(description="face detector confidence in [0, 1] (not a smile score)")
     track_id: int | None = None
+    rotation: int | None = Field(
+        None, description="turn (degrees counter-clockwise) of the image the face was found in"
+    )
     keypoints: dict[str, list[float]] | None = Field(
         None, description=f"BlazeFace keypoints [x, y]: {', '.join(KEYPOINT_NAMES)}"
     )
@@ -151,7 +154,8 @@ class JobStatus(BaseModel):
     result: dict[str, Any] | None = Field(
         None,
         description="when done: the video result's to_dict() (tracks = per-face summaries "
-        "with smile episodes and best frame; complete=false if the video was cut short)",
+        "with smile episodes and best frame; complete=false if the video was cut short; "
+        "duchenne_marker and au6_index are null where not measurable)",
     )
 
 
