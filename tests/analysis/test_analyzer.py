@@ -274,7 +274,7 @@ def test_crop_mode_skips_detection(tiny_smile_onnx) -> None:
 
 
 def test_a_model_of_any_side_gets_its_crops(tmp_path, astronaut: np.ndarray) -> None:
-    """A 44 px model (not a multiple of 8: CropFormat's rule for training caches) got an
+    """A 44 px model (not a multiple of 8: the training caches' rule, not the models') got an
     AnalysisError calling itself a bug on every face once crops went through CropFormat."""
     from tests.conftest import make_tiny_smile_onnx
 

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from duchenne.analysis.config import AnalyzerConfig
-from duchenne.analysis.crop_format import model_align_config
+from duchenne.analysis.crop_format import CropFormat
 from duchenne.errors import AnalysisError, DuchenneError
 from duchenne.face.align import align_batch, crop_as_aligned, eye_centres
 from duchenne.face.blendshapes import FaceBlendshapes
@@ -389,7 +389,7 @@ class Analyzer:
         """Aligned crops (n, S, S, 3) for the smile model: landmark eyes, else keypoint eyes."""
         if self.smile_model is None:
             raise ValueError("the smile stage is not loaded by this analyzer")
-        cfg = model_align_config(self.smile_model)
+        cfg = CropFormat.of_model(self.smile_model).align_config()
         if crop:
             return crop_as_aligned(image, cfg)[None]
         return align_batch(image, self.face_eyes(faces), cfg)

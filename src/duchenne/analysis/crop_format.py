@@ -84,13 +84,3 @@ class CropFormat:
     def align_config(self) -> AlignConfig:
         """The aligner's geometry for these crops."""
         return AlignConfig(size=self.size, iod_fraction=self.iod_fraction, eye_y=self.eye_y)
-
-
-def model_align_config(model: Any) -> AlignConfig:
-    """The aligner's geometry of a ``SmileModel``'s crops: its side and framing metadata.
-
-    Why not ``CropFormat.of_model(model).align_config()``: ``CropFormat``'s side rule (a
-    multiple of 8, >= 16) is the training caches'; the Analyzer must still cut the crops of
-    a model of another side (44 px), as it did before framings, not fail on every face.
-    """
-    return AlignConfig(size=model.input_size, **model.framing)
