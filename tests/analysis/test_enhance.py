@@ -7,6 +7,7 @@ exactly that). Smile-score checks skip while no smile model ships.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -28,6 +29,8 @@ from duchenne.analysis.enhance import (
     ssim,
     warp_face,
 )
+from duchenne.analysis.enhance_model import LIP_INNER_RING, mouth_open_weight
+from duchenne.analysis.enhance_shade import shading_layer
 from duchenne.errors import ImageLoadError, NoFaceDetectedError
 from duchenne.face.detector import Detections
 from duchenne.face.geometry import smile_geometry
@@ -200,6 +203,68 @@ def test_displacement_directions(analyzer: Analyzer, astronaut: np.ndarray) -> N
     assert np.abs(d[list(FACE_OVAL)]).max() < 0.01 * frame.iod  # outline pinned
     assert np.abs(d[[70, 105, 300, 334, 10, 151]]).max() < 0.005 * frame.iod  # brows, forehead
     np.testing.assert_allclose(smile_displacements(landmarks, 0.5), 0.5 * d)  # linear in amount
+
+
+# --------------------------------------------------------------------------- open mouths
+
+
+def test_open_mouth_teeth_move_rigidly(analyzer: Analyzer, astronaut2x: np.ndarray) -> None:
+    """The astronaut smiles with her teeth showing: the opening moves as one piece.
+
+    Before the fix the lip-corner handle bent the inner-lip contour into a U (its points'
+    moves differed by 0.09 IOD), and the mesh triangles spanning the opening bent and
+    stretched the teeth: the output's teeth matched the input's, shifted by their mean
+    move, with SSIM 0.19. Now the contour keeps its shape and the teeth match (0.99).
+    """
+    result = enhance(analyzer, astronaut2x, amount=1.0, score=False)
+    landmarks, (warp,) = result.before.landmarks[0], result.warps
+    frame = face_frame_3d(landmarks)
+    assert mouth_open_weight(frame.uv) > 0.9  # an open mouth (inner-lip gap 0.17 IOD)
+    ring = list(LIP_INNER_RING)
+    moves = (warp.target - warp.source)[ring]
+    assert np.abs(moves - moves.mean(0)).max() < 0.01 * frame.iod  # one common move
+    assert warp.folds == 0 and warp.min_jacobian > 0.3
+    # inside the opening the output is the input translated by that move: unbent teeth
+    opening = np.zeros(astronaut2x.shape[:2], np.uint8)
+    cv2.fillPoly(opening, [np.round(warp.target[ring]).astype(np.int32)], 1)
+    dx, dy = moves.mean(0)
+    shifted = cv2.warpAffine(
+        astronaut2x,
+        np.float32([[1, 0, dx], [0, 1, dy]]),  # the input moved by (dx, dy)
+        astronaut2x.shape[1::-1],
+        flags=cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_REFLECT,
+    )
+    assert opening.sum() > 500  # the teeth
+    assert ssim(shifted, result.image, opening.astype(bool)) > 0.95
+
+
+def test_closed_mouth_is_not_held_rigid(analyzer: Analyzer, grace: np.ndarray) -> None:
+    """A closed mouth (Grace Hopper) keeps exactly the smile it had before open mouths
+    were held rigid: the lip line still bends up with the corners."""
+    landmarks = analyzer.analyze(grace).landmarks[0]
+    assert mouth_open_weight(face_frame_3d(landmarks).uv) == 0.0
+    free = dataclasses.replace(DEFAULT_MODEL, rigid_mouth=None)
+    assert np.array_equal(
+        smile_displacements(landmarks, 1.0), smile_displacements(landmarks, 1.0, free)
+    )
+    out, _ = warp_face(grace, landmarks, 1.0)
+    assert np.array_equal(out, warp_face(grace, landmarks, 1.0, free)[0])
+
+
+def test_open_mouth_has_no_line_between_the_lips(analyzer: Analyzer, astronaut: np.ndarray) -> None:
+    """The shading's line between closed lips is not painted on an open mouth's upper
+    teeth (it darkened their edge by up to 10 %)."""
+    landmarks = analyzer.analyze(astronaut).landmarks[0]
+    frame = face_frame_3d(landmarks)
+    box = (0, 0, astronaut.shape[1], astronaut.shape[0])
+    closed = shading_layer(landmarks[:, :2], frame.image_axes, box)
+    opened = shading_layer(landmarks[:, :2], frame.image_axes, box, open_mouth=1.0)
+    x, y = np.round(landmarks[13, :2]).astype(int)  # middle of the upper inner lip
+    assert closed[y, x] < -0.03 and abs(opened[y, x]) < 0.005
+    far = np.ones(closed.shape, bool)
+    far[y - 40 : y + 40, x - 60 : x + 60] = False  # elsewhere the layer is the same
+    np.testing.assert_allclose(opened[far], closed[far], atol=1e-6)
 
 
 # --------------------------------------------------------------------------- what must not change

@@ -23,6 +23,9 @@ Pipeline for one face (``warp_face``):
    (a foreshortened "out" on a turned head) and dropped onto the image plane, then
    averaged over landmarks that lie within ``smooth`` IOD of each other *in the image*
    (on a turned head, points far apart on the face can be a pixel apart in the photo).
+   On an open mouth (teeth showing) the inner-lip contour then gets one common move,
+   fading out across the lips (``DisplacementModel.rigid_mouth``), so the teeth are
+   moved, not bent; a closed mouth is left as it was.
 3. **Mesh.** Delaunay triangulation (``cv2.Subdiv2D``) of the 468 landmarks plus a ring of
    fixed anchors around the face. Triangles must keep their orientation after the move
    (no folds); if one would flip (a degenerate mesh), the displacement is scaled down

@@ -23,6 +23,7 @@ __all__ = [
     "FaceFrame",
     "Handle",
     "face_frame_3d",
+    "mouth_open_weight",
     "smile_displacements",
     "smoothstep",
 ]
@@ -31,9 +32,19 @@ __all__ = [
 RIGHT_EYE_CORNERS = (T.RIGHT_EYE_OUTER, T.RIGHT_EYE_INNER)
 LEFT_EYE_CORNERS = (T.LEFT_EYE_OUTER, T.LEFT_EYE_INNER)
 LIP_INNER_CENTRE = (T.LIP_UPPER_INNER, T.LIP_LOWER_INNER)
+#: the inner lip contour (the edge of the mouth opening): right corner, along the upper
+#: lip to the left corner, back along the lower lip
+LIP_INNER_RING = (
+    78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95,
+)  # fmt: skip
 
 _EPS = 1e-9
 _ZERO_IOD = 2e-3  # landmark moves below this many IOD (at amount 1) are set to 0 (invisible)
+#: IOD from the inner-lip contour over which an open mouth's common move fades out: a
+#: little more than the lips are thick, so they bend no more than without it (with 0.08
+#: the lip corners took the whole lift and parts stretched to over twice their area;
+#: measured on open-mouth MTFL smiles, docs/enhance.md)
+_RIGID_FALLOFF = 0.16
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,13 @@ class DisplacementModel:
         ring_scale: anchor ring size relative to the landmark bounding box.
         shading: the smile's folds, dimples and highlights painted after the warp
             (:mod:`duchenne.analysis.enhance_shade`); ``None`` = geometry only.
+        rigid_mouth: inner-lip gap (IOD, ``LIP_INNER_CENTRE``) at which the mouth
+            opening starts to move as one rigid piece, and at which it fully does
+            (smoothstep between); ``None`` = never. Why: the teeth and tongue seen through
+            an open mouth are rigid, but the handles bend the inner-lip contour into a
+            U and stretch it apart, and the mesh triangles spanning the opening drag
+            the teeth along (see ``mouth_open_weight``). Below the first value (a closed
+            mouth, lips apart by tracking noise) nothing changes.
     """
 
     handles: tuple[Handle, ...]
@@ -83,6 +101,7 @@ class DisplacementModel:
     smooth: float = 0.03
     ring_scale: float = 1.4
     shading: Shading | None = DEFAULT_SHADING
+    rigid_mouth: tuple[float, float] | None = (0.10, 0.18)
 
 
 #: The default Duchenne smile (AU6 cheek raiser + AU12 lip-corner puller), tuned on a
@@ -180,7 +199,44 @@ def smile_displacements(
     frame = face_frame_3d(landmarks)
     disp = frame.to_image(_face_frame_displacements(frame.uv, model))
     xy = np.asarray(landmarks, np.float64)[:, :2]
-    return _image_smooth(xy, disp, model.smooth * frame.iod, frame.iod) * float(amount)
+    disp = _image_smooth(xy, disp, model.smooth * frame.iod, frame.iod)
+    return _rigid_mouth(disp, frame.uv, mouth_open_weight(frame.uv, model)) * float(amount)
+
+
+def mouth_open_weight(uv: np.ndarray, model: DisplacementModel = DEFAULT_MODEL) -> float:
+    """0 (closed mouth) .. 1 (open): how far the mouth opening is held rigid.
+
+    ``uv``: face coordinates of the landmarks (``FaceFrame.uv``, IOD units, so the
+    gap does not depend on face size or head roll). The weight rises by smoothstep
+    over ``model.rigid_mouth``; exactly 0 for a closed mouth, so its smile is unchanged.
+    """
+    if model.rigid_mouth is None:
+        return 0.0
+    start, full = model.rigid_mouth
+    gap = float(np.linalg.norm(uv[T.LIP_UPPER_INNER] - uv[T.LIP_LOWER_INNER]))
+    return float(smoothstep(np.asarray((gap - start) / max(full - start, _EPS))))
+
+
+def _rigid_mouth(disp: np.ndarray, uv: np.ndarray, weight: float) -> np.ndarray:
+    """Blend the moves around the mouth opening toward one common move by ``weight`` (0..1).
+
+    Why: on an open mouth the lip-corner handle lifts the inner corners (78, 308) about
+    four times as far as the middle of the lips, so the inner-lip contour bends into a U
+    and the affine mesh triangles spanning the opening bend and stretch the teeth with
+    it. With one common move, those triangles only translate: teeth and tongue come out
+    unbent. The common move is that of the opening's centre (the mean of 13 and 14), so
+    the middle of the lips, where most teeth show, keeps its smile move. The blend fades
+    out over ``_RIGID_FALLOFF`` IOD from the inner-lip contour (smoothstep), so the lips
+    take up the corners' lift gradually: the thin rows of Face Mesh points inside each lip
+    would fold if the contour alone were held. Linear in ``disp`` (the moves stay linear
+    in ``amount``).
+    """
+    if weight <= 0.0:
+        return disp
+    ring = uv[list(LIP_INNER_RING)]
+    near = 1.0 - smoothstep(_distance_to_polyline(uv, ring) / _RIGID_FALLOFF)
+    common = disp[list(LIP_INNER_CENTRE)].mean(0)
+    return disp + (weight * near)[:, None] * (common - disp)
 
 
 def _image_smooth(xy: np.ndarray, disp: np.ndarray, sigma: float, iod: float) -> np.ndarray:

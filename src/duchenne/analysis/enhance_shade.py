@@ -86,6 +86,7 @@ def shading_layer(
     axes: np.ndarray,
     box: tuple[int, int, int, int],
     shading: Shading = DEFAULT_SHADING,
+    open_mouth: float = 0.0,
 ) -> np.ndarray:
     """(h, w) float32 relative luminance change over ``box`` at amount 1 (0 = unchanged).
 
@@ -95,6 +96,9 @@ def shading_layer(
             subject's left) and ``y`` (toward the chin) axes (``FaceFrame.image_axes``).
         box: (x0, y0, x1, y1) pixels the layer covers.
         shading: strengths and sizes.
+        open_mouth: 0 (closed mouth) .. 1 (open), ``enhance_model.mouth_open_weight``.
+            The line between the lips fades out with it: in an open mouth there is no
+            such line, and the stroke would darken the edge of the upper teeth.
     """
     x0, y0, x1, y1 = box
     right, down = np.asarray(axes, np.float64)
@@ -114,9 +118,11 @@ def shading_layer(
         layer += shading.fold_light * _stroke(shape, lit, 0.04, 0.05, iod, _FOLD_PROFILE)
         dimple = p[corner] + 0.015 * out
         layer += shading.corners * _spot(shape, dimple, shading.corner_sigma * iod)
-    layer += shading.mouth_line * _stroke(
-        shape, p[list(_UPPER_INNER_LIP)], 0.01, shading.mouth_blur, iod, _MOUTH_PROFILE
-    )
+    mouth_line = shading.mouth_line * (1.0 - float(open_mouth))
+    if mouth_line:
+        layer += mouth_line * _stroke(
+            shape, p[list(_UPPER_INNER_LIP)], 0.01, shading.mouth_blur, iod, _MOUTH_PROFILE
+        )
     for lid in (_RIGHT_LOWER_LID, _LEFT_LOWER_LID):
         crease = p[list(lid)] + shading.lid_offset * down
         layer += shading.lid_crease * _stroke(shape, crease, 0.015, 0.02, iod)
@@ -133,14 +139,16 @@ def shade_face(
     weight: np.ndarray,
     box: tuple[int, int, int, int],
     shading: Shading = DEFAULT_SHADING,
+    open_mouth: float = 0.0,
 ) -> int:
     """Apply the smile's shading to ``out`` in place; returns how many pixels changed.
 
     ``weight`` (same size as ``box``) is the face feather mask: 0 outside the face, so no
-    pixel there changes.
+    pixel there changes. ``open_mouth``: see :func:`shading_layer`.
     """
     x0, y0, x1, y1 = box
-    layer = shading_layer(target_xy, axes, box, shading) * (float(amount) * weight)
+    layer = shading_layer(target_xy, axes, box, shading, open_mouth)
+    layer *= float(amount) * weight
     roi = out[y0:y1, x0:x1]
     shaded = np.clip(roi.astype(np.float32) * (1.0 + layer[..., None]) + 0.5, 0, 255)
     shaded = shaded.astype(np.uint8)

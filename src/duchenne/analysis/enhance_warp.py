@@ -19,6 +19,7 @@ from duchenne.analysis.enhance_model import (
     DEFAULT_MODEL,
     DisplacementModel,
     face_frame_3d,
+    mouth_open_weight,
     smile_displacements,
     smoothstep,
 )
@@ -151,7 +152,14 @@ def warp_face(
         if area is not None and model.shading is not None:
             box, weight = area
             shaded = shade_face(
-                out, target[: len(xy)], frame.image_axes, amount, weight, box, model.shading
+                out,
+                target[: len(xy)],
+                frame.image_axes,
+                amount,
+                weight,
+                box,
+                model.shading,
+                open_mouth=mouth_open_weight(frame.uv, model),
             )
             record.shaded = shaded
     return out, record
