@@ -117,7 +117,8 @@ def job_name(spec: str) -> str:
     sets = FER_ONLY if fer else ALL_SOURCES
     if "--train-sets" in flags:
         sets = tuple(flags[flags.index("--train-sets") + 1].split("+"))
-    return TrainConfig(net=net, train_sets=sets).name
+    limit = int(flags[flags.index("--limit") + 1]) if "--limit" in flags else None
+    return TrainConfig(net=net, train_sets=sets, limit=limit).name
 
 
 def run_parallel(args: argparse.Namespace) -> int:

@@ -422,3 +422,103 @@ def test_real_mtfl_counts_and_recorded_split() -> None:
     recorded = Path(__file__).resolve().parents[1] / "src/duchenne/data/mtfl_split_seed0.csv"
     again = read_mtfl(root, split_file=recorded)
     assert [s.split for s in again] == [s.split for s in samples]
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def test_bom_and_crlf_label_files_read_like_plain_ones(tmp_path: Path) -> None:
+    """A label file saved by Excel (BOM, CRLF) used to lose its first row as a
+    'missing_file' (FER+, MTFL) or fail to parse (GENKI, split files)."""
+    bom = "\ufeff"
+    fer = tmp_path / "fer" / "FER2013Test"
+    for name in ("a.png", "b.png"):
+        _touch(fer / name)
+    rows = [f'{n},"(0, 0, 48, 48)",{",".join(map(str, v))}' for n, v in FER_ROWS[:2]]
+    (fer / "label.csv").write_bytes((bom + "\r\n".join(rows) + "\r\n").encode())
+    samples = read_ferplus(tmp_path / "fer", "Test")
+    assert len(samples) == 2 and samples.stats.dropped == {}
+    mtfl = make_mtfl(tmp_path / "mtfl")
+    plain = read_mtfl(mtfl)
+    text = (mtfl / "training.txt").read_text()
+    (mtfl / "training.txt").write_bytes((bom + text.replace("\n", "\r\n")).encode())
+    again = read_mtfl(mtfl)
+    assert again.stats.dropped == {} and [s.split for s in again] == [s.split for s in plain]
+    genki = tmp_path / "genki"
+    for i in (1, 2):
+        _touch(genki / f"file{i:04d}.jpg")
+    (genki / "labels.txt").write_bytes(f"{bom}1 0 0 0\r\n0 0 0 0\r\n".encode())
+    assert read_genki4k(genki).labels().tolist() == [1, 0]
+    split = tmp_path / "split.csv"
+    split.write_bytes(f"{bom}path,label,split\r\na.jpg,1,test\r\n".encode())
+    assert read_split_file(split) == {"a.jpg": "test"}
+
+
+def test_a_missing_mtfl_photo_moves_no_other_photo(tmp_path: Path) -> None:
+    """The split is dealt over training.txt, not over the photos present: one missing file
+    used to re-deal the permutation (a third of the photos changed split)."""
+    root = make_mtfl(tmp_path / "mtfl")
+    before = {s.path: s.split for s in read_mtfl(root)}
+    (root / "net_7876" / "0_0_0.jpg").unlink()
+    after = read_mtfl(root)
+    assert after.stats.dropped == {"missing_file": 1}
+    assert {s.path: s.split for s in after} == {
+        p: split for p, split in before.items() if p.name != "0_0_0.jpg"
+    }
+    # a split file written from the partial copy reads back on it
+    recorded = write_split_file(after, tmp_path / "split.csv", root=root)
+    assert [s.split for s in read_mtfl(root, split_file=recorded)] == [s.split for s in after]
+
+
+@pytest.mark.parametrize("field", [12, 13, 14, 15])  # gender, smile, glasses, pose
+def test_mtfl_attribute_out_of_range_is_an_error(tmp_path: Path, field: int) -> None:
+    """A smile value of 0 or 3 used to read as 'not smiling': a wrong label, silently."""
+    root = make_mtfl(tmp_path / "mtfl")
+    lines = (root / "training.txt").read_text().splitlines()
+    parts = lines[0].split()
+    parts[field - 1] = "7"
+    lines[0] = " ".join(parts)
+    (root / "training.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match=r"training.txt:1: gender, smile"):
+        read_mtfl(root)
+
+
+def test_symlinked_folders_are_read_once_and_recorded(tmp_path: Path) -> None:
+    """os.walk did not enter a symlinked folder: SMILEsmileD with a linked positives7 read
+    as 'no images', a linked class sub-folder was skipped; a split file of linked images
+    could not be written (their real paths lie outside the root)."""
+    elsewhere = tmp_path / "elsewhere"
+    for i in range(5):
+        _touch(elsewhere / f"{i}.jpg")
+    root = tmp_path / "sm" / "SMILEs"
+    (root / "positives").mkdir(parents=True)
+    os.symlink(elsewhere, root / "positives" / "positives7")
+    for i in range(5):
+        _touch(root / "negatives" / "negatives7" / f"{i}.jpg")
+    samples = read_smilesmiled(tmp_path / "sm", seed=3)
+    assert len(samples) == 10 and sum(s.label for s in samples) == 5
+    split = write_split_file(samples, tmp_path / "split.csv", root=root)
+    assert "positives/positives7/0.jpg" in read_split_file(split)
+    folders = tmp_path / "cf"
+    _touch(folders / "no_smile" / "x.jpg")
+    (folders / "smile").mkdir()
+    os.symlink(elsewhere, folders / "smile" / "batch1")
+    os.symlink(folders / "smile", folders / "smile" / "loop")  # a cycle is read once
+    assert sorted(read_class_folders(folders).labels().tolist()) == [0, 1, 1, 1, 1, 1]
+
+
+def test_a_partial_smilesmiled_copy_keeps_the_recorded_split(tmp_path: Path) -> None:
+    """With seed 0 / 20% the bundled record decides, so images missing from a copy do not
+    re-deal the rest (the recipe over 60 of 13,165 images gives another split)."""
+    recorded_path = Path(__file__).resolve().parents[1] / "src/duchenne/data"
+    recorded = read_split_file(recorded_path / "smilesmiled_split_seed0.csv")
+    names = sorted(recorded)[::220]
+    for name in names:
+        _touch(tmp_path / "SMILEs" / name)
+    samples = read_smilesmiled(tmp_path)
+    assert samples.stats.notes["split_source"] == "smilesmiled_split_seed0.csv"
+    assert {s.path.relative_to(tmp_path / "SMILEs").as_posix(): s.split for s in samples} == {
+        n: recorded[n] for n in names
+    }
+    _touch(tmp_path / "SMILEs" / "positives" / "positives7" / "not_recorded.jpg")
+    assert read_smilesmiled(tmp_path).stats.notes["split_source"] == "recipe"

@@ -166,6 +166,7 @@ def test_train_ladder_predicts_the_run_names_train_fit_gives() -> None:
     assert script.job_name("smile_n:5:fer") == "smile_n_ferplus"
     assert script.job_name("smile_s@train-sets=ferplus_train+mtfl_train") == "smile_s_ferplus+mtfl"
     assert script.job_name("smile_s@run-name=x@train-sets=mtfl_train") == "x"
+    assert script.job_name("smile_s@limit=64") == "smile_s_limit64"  # a smoke run
 
 
 def _lodo_row(net: str, left: str, recipe: str, acc: float) -> dict:

@@ -225,6 +225,34 @@ def test_pack_and_teach_name_missing_caches_and_check_their_numbers(
     assert not (tmp_path / "p").exists()
 
 
+def test_pack_refuses_to_replace_the_caches_it_packs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pack --out` = `--cache-dir` replaced each raw cache by its lossy WebP copy."""
+    np = pytest.importorskip("numpy")
+    from duchenne.train.data import CropSet, cache_path, save_cache
+
+    n = 4
+    crops = CropSet(
+        images=np.zeros((n, 48, 48), np.uint8),
+        label=np.zeros(n, np.float32),
+        votes=np.zeros((n, 8), np.float32),
+        has_votes=np.zeros(n, bool),
+        intensity=np.zeros(n, np.float32),
+        detected=np.ones(n, bool),
+        source=np.full(n, "mtfl_calib"),
+        files=np.array([f"{i}.jpg" for i in range(n)]),
+        meta=[{"name": "mtfl_calib"}],
+    )
+    cache = tmp_path / "cache"
+    path = save_cache(cache_path(cache, "mtfl_calib"), crops)
+    before = path.read_bytes()
+    argv = ["train", "pack", "--cache-dir", str(cache), "--sets", "mtfl_calib"]
+    assert main([*argv, "--out", str(tmp_path / "." / "cache")]) == 2
+    assert "--out needs another folder" in capsys.readouterr().err
+    assert path.read_bytes() == before
+
+
 def _train_actions() -> list[tuple[str, argparse.Action]]:
     parser = argparse.ArgumentParser()
     add_train_parser(parser.add_subparsers())

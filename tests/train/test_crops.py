@@ -83,6 +83,24 @@ def test_resize_mode_builds_cache(tmp_path: Path) -> None:
     assert c.files[0] == "ferplus/FER2013Train/fer0000000.png"
 
 
+def test_an_empty_split_builds_no_cache(tmp_path: Path) -> None:
+    """An empty label.csv made a 0-row cache (exit 0) that a run then trained on."""
+    from duchenne.errors import DatasetError
+
+    folder = tmp_path / "data" / "ferplus" / "FER2013Test"
+    folder.mkdir(parents=True)
+    (folder / "label.csv").write_text("")
+    with pytest.raises(DatasetError, match="ferplus test .*no samples"):
+        crops.build_cache(
+            "ferplus",
+            "test",
+            data_root=tmp_path / "data",
+            cache_dir=tmp_path / "cache",
+            mode="resize",
+        )
+    assert not cache_path(tmp_path / "cache", "ferplus_test").exists()
+
+
 def test_pipeline_mode_records_failures_and_uses_template(tmp_path: Path) -> None:
     root = make_smilesmiled(tmp_path / "data")
     meta = crops.build_cache(
@@ -176,6 +194,7 @@ class TwoFaceFinder:
 def test_photo_dataset_crops_match_the_labelled_face(tmp_path: Path) -> None:
     from PIL import Image
 
+    from duchenne.errors import DatasetError
     from tests.test_datasets import make_mtfl
 
     root = tmp_path / "data" / "mtfl"
@@ -185,19 +204,23 @@ def test_photo_dataset_crops_match_the_labelled_face(tmp_path: Path) -> None:
         img = rng.integers(0, 255, (160, 160, 3), dtype=np.uint8)
         img[:16, :16] = 255 if i % 2 == 0 else 0
         Image.fromarray(img).save(path)
-    metas = [
-        crops.build_cache(
-            "mtfl", split, data_root=root.parent, cache_dir=tmp_path / "cache",
-            processes=1, finder_factory=TwoFaceFinder,
-        )
-        for split in ("train", "calib", "valid")
-    ]  # fmt: skip
+    metas = []
+    for split in ("train", "calib", "valid"):
+        try:
+            metas.append(
+                crops.build_cache(
+                    "mtfl", split, data_root=root.parent, cache_dir=tmp_path / "cache",
+                    processes=1, finder_factory=TwoFaceFinder,
+                )
+            )  # fmt: skip
+        except DatasetError:  # a split this small fake leaves empty: no cache
+            assert not cache_path(tmp_path / "cache", f"mtfl_{split}").exists()
     assert sum(m["n"] for m in metas) == 6
     n_detected = 0
     for split in ("train", "calib", "valid"):
-        z = np.load(cache_path(tmp_path / "cache", f"mtfl_{split}"))
-        if len(z["label"]) == 0:
+        if not cache_path(tmp_path / "cache", f"mtfl_{split}").exists():
             continue
+        z = np.load(cache_path(tmp_path / "cache", f"mtfl_{split}"))
         n_detected += int(z["detected"].sum())
         for found, detected, eyes, source in zip(
             z["extra_found"], z["detected"], z["extra_eyes"], z["extra_source"], strict=True

@@ -285,6 +285,32 @@ def test_side_runs_are_never_shipped(cache_dir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "onnx" / "smile_n_lodo_ferplus.onnx").is_file()
 
 
+def test_a_limit_smoke_run_never_replaces_the_shipped_files(
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fit --net smile_n --limit 8` used to write the package's smile_n.onnx (and the real
+    run's smile_n.pt): a smoke run is a side run, named apart and never shipped."""
+    from duchenne.train.cli import _shipped_name, main
+
+    assets = tmp_path / "assets"
+    monkeypatch.setattr(ladder, "ASSETS", assets)  # where the shipped ONNX would go
+    monkeypatch.chdir(tmp_path)
+    assert _cfg(cache_dir, limit=8).name == "smile_n_limit8"
+    assert _cfg(cache_dir, limit=8, run_name="x").name == "x"
+    out = tmp_path / "out"
+    rc = main(
+        ["train", "fit", "--net", "smile_n", "--cache-dir", str(cache_dir), "--epochs", "1",
+         "--batch-size", "8", "--device", "cpu", "--threads", "1", "--out", str(out),
+         "--limit", "8"]
+    )  # fmt: skip
+    assert rc == 0
+    assert not assets.exists() and not (out / "smile_n.pt").exists()
+    assert (tmp_path / "artifacts" / "models" / "smile_n_limit8.onnx").is_file()
+    summary = json.loads((out / "smile_n_limit8.json").read_text())
+    with pytest.raises(SystemExit, match="--limit 8"):
+        _shipped_name(summary, "smile_n")
+
+
 def test_distill_term_uses_only_teacher_rows_and_never_contempt() -> None:
     torch.manual_seed(0)
     emotion = torch.randn(4, 8, requires_grad=True)

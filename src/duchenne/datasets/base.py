@@ -144,9 +144,20 @@ def _finish(samples: list[Sample], stats: ReadStats) -> SampleList:
 
 
 def _list_images(folder: Path, recursive: bool = True) -> list[Path]:
-    """All image files under ``folder`` in a filesystem-independent (natural) order."""
+    """All image files under ``folder`` in a filesystem-independent (natural) order.
+
+    Symlinked sub-folders are followed (a dataset assembled from links, e.g.
+    ``positives7 -> /data/...``, used to read as empty or lose those images silently);
+    a folder reached twice (a link cycle, or two links to one folder) is read once.
+    """
     found: list[tuple[list[Any], Path]] = []
-    for dirpath, dirnames, filenames in os.walk(folder):  # os.walk: no stat per file
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):  # no stat per file
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
         base = Path(dirpath)
         rel = base.relative_to(folder).as_posix()
@@ -160,7 +171,7 @@ def read_split_file(path: str | Path) -> dict[str, str]:
     """Read a split file written by ``write_split_file``: relative path -> split name."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a BOM from Excel
     except OSError as exc:
         raise DatasetError(f"cannot read split file {path}: {exc}") from exc
     rows = csv.reader(line for line in lines if line.strip() and not line.startswith("#"))
@@ -184,10 +195,10 @@ def write_split_file(
     numbers reproducible even if the recipe or numpy's generator ever changes. The
     file is sorted by path so diffs stay small. ``comment`` lines go first, ``#``-prefixed.
     """
-    root, path = Path(root).resolve(), Path(path)
+    path = Path(path)
     rows = sorted(
         (
-            Path(s.path).resolve().relative_to(root).as_posix(),
+            _relative_name(s.path, root),
             "" if s.label is None else str(s.label),
             s.split or "",
         )
@@ -199,6 +210,24 @@ def write_split_file(
     with atomic_write(path, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     return path
+
+
+def _relative_name(path: str | Path, root: str | Path) -> str:
+    """``path`` relative to ``root`` as the readers name it (posix).
+
+    Why links are not resolved first: the readers name a file by the path they walked, so a
+    file under a symlinked folder (``positives7 -> /elsewhere``) resolves outside ``root``
+    and ``relative_to`` failed; the resolved paths are the fallback (``root`` given through
+    a link the samples were not read through).
+    """
+    try:
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
+        pass
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        raise DatasetError(f"{path} is not under the split file's root {root}") from None
 
 
 GROUP_ATTRIBUTES: tuple[str, ...] = ("pose", "gender", "source")

@@ -45,7 +45,9 @@ def _parse_ferplus_rows(label_path: Path) -> tuple[list[str], list[tuple[int, ..
     boxes: list[tuple[int, ...]] = []
     votes: list[list[int]] = []
     box_cache: dict[str, tuple[int, ...]] = {}  # nearly every FER+ box is "(0, 0, 48, 48)"
-    with label_path.open(newline="", encoding="utf-8") as fh:
+    # utf-8-sig: a label.csv saved by Excel starts with a BOM, which made the first file
+    # name "\ufefffer0000000.png", a silent "missing_file" drop
+    with label_path.open(newline="", encoding="utf-8-sig") as fh:
         for line_no, row in enumerate(csv.reader(fh), start=1):
             if not row or not "".join(row).strip():
                 continue

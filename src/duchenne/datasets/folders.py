@@ -30,7 +30,8 @@ from duchenne.errors import DatasetError
 def _parse_genki_labels(path: Path) -> list[tuple[int, list[float]]]:
     """Parse ``labels.txt`` lines ``smile yaw pitch roll`` (pose optional)."""
     parsed = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a BOM is not a number
+    for line_no, line in enumerate(lines, start=1):
         tokens = line.split()
         if not tokens:
             continue

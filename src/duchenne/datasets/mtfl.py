@@ -83,6 +83,12 @@ def _parse_mtfl_line(line: str, where: str) -> tuple[str, np.ndarray, list[int]]
         attrs = [int(v) for v in parts[11:15]]
     except ValueError as exc:
         raise DatasetError(f"{where}: {exc}") from exc
+    gender, smile, glasses, pose = attrs
+    if not (gender in (1, 2) and smile in (1, 2) and glasses in (1, 2) and 1 <= pose <= 5):
+        # a 0 or 3 used to read as "not smiling" (and female, no glasses): a wrong label
+        raise DatasetError(
+            f"{where}: gender, smile and glasses must be 1 or 2 and pose 1-5, got {attrs}"
+        )
     points = np.stack([coords[:5], coords[5:]], axis=1)
     return parts[0].replace("\\", "/"), points, attrs
 
@@ -105,7 +111,9 @@ def read_mtfl(
     ``source`` (``lfw_5590``/``net_7876``). There is no official validation split, so
     ``mtfl_split`` makes one (grouped by LFW person, stratified, seeded: ``train`` 70%,
     ``calib`` 10% for selection and calibration, ``valid`` 20% for reporting) or a
-    recorded ``split_file`` (paths relative to ``root``) is used.
+    recorded ``split_file`` (paths relative to ``root``) is used. The split is dealt over
+    every photo ``training.txt`` lists, present or not, so a missing photo (dropped, counted
+    in ``stats.dropped["missing_file"]``) moves no other photo to another split.
 
     Raises:
         DatasetError: ``training.txt`` missing or malformed, bad split name, or files
@@ -116,7 +124,7 @@ def read_mtfl(
     root = Path(root)
     index = root / "training.txt"
     try:
-        lines = index.read_text(encoding="utf-8").splitlines()
+        lines = index.read_text(encoding="utf-8-sig").splitlines()  # a BOM is no path
     except OSError as exc:
         raise DatasetError(f"MTFL: cannot read {index}: {exc}") from exc
     notes = {"seed": seed, "valid_fraction": valid_fraction, "calib_fraction": calib_fraction}
@@ -127,14 +135,19 @@ def read_mtfl(
             continue
         stats.rows += 1
         name, points, (gender, smile, glasses, pose) = _parse_mtfl_line(line, f"{index}:{line_no}")
-        if check_files and not (root / name).is_file():
-            stats.drop("missing_file")
-            continue
         rows.append((name, points, gender, smile, glasses, pose))
+    # the split is made over every listed photo, before missing files are dropped: made
+    # over the photos present, one missing file re-dealt the whole permutation (other
+    # photos changed split, and a model's training photos could land in valid)
     labels = {r[0]: 1 if r[3] == 1 else 0 for r in rows}
+    if check_files:
+        present = [r for r in rows if (root / r[0]).is_file()]
+        if len(present) < len(rows):
+            stats.drop("missing_file", len(rows) - len(present))
+        rows = present
     if split_file is not None:
         assignment = read_split_file(split_file)
-        missing = [n for n in labels if n not in assignment]
+        missing = [r[0] for r in rows if r[0] not in assignment]
         if missing:
             raise DatasetError(
                 f"{split_file}: {len(missing)} images have no split, e.g. {missing[0]}"
@@ -151,7 +164,7 @@ def read_mtfl(
             "landmarks": points,
             "gender": "male" if gender == 1 else "female",
             "glasses": glasses == 1,
-            "pose": MTFL_POSES[pose - 1] if 1 <= pose <= 5 else "unknown",
+            "pose": MTFL_POSES[pose - 1],
             "source": name.partition("/")[0],
         }
         samples.append(Sample(root / name, label=labels[name], split=assignment[name], meta=meta))

@@ -40,6 +40,24 @@ def _smiles_files(base: Path) -> dict[int, list[str]]:
     return files
 
 
+RECORDED_SPLIT = "smilesmiled_split_seed0.csv"
+"""The seed-0, 20% split the model card reports on, bundled in ``duchenne/data``."""
+
+
+def _recorded_split(names: list[str]) -> dict[str, str] | None:
+    """The bundled seed-0 split when it names every image found, else None.
+
+    Why the record before the recipe: the recipe deals the images it finds, so a copy
+    missing one image re-dealt the whole permutation and the "test" split then held photos
+    the shipped models trained on. The record keeps each found image's split; images it
+    does not list mean another version of the set, which only the recipe can split.
+    """
+    from duchenne.data import path as data_path
+
+    recorded = read_split_file(data_path(RECORDED_SPLIT))
+    return recorded if all(n in recorded for n in names) else None
+
+
 def smilesmiled_split(
     names_by_label: dict[int, Sequence[str]], *, seed: int = 0, test_fraction: float = 0.2
 ) -> dict[str, str]:
@@ -75,7 +93,10 @@ def read_smilesmiled(
 
     There is no official split, so one is made by ``smilesmiled_split`` (stratified,
     seeded, sorted names) or taken from a recorded ``split_file`` (paths relative to
-    the folder holding ``positives/``). Every sample's ``split`` is set either way.
+    the folder holding ``positives/``). Every sample's ``split`` is set either way. With
+    the default seed and fraction, the bundled record of that split (``RECORDED_SPLIT``)
+    is used whenever it lists every image found, so a copy missing images keeps the
+    others' splits; ``stats.notes["split_source"]`` says which was used.
 
     Args:
         root: ``smilesmiled/`` or its ``SMILEs/`` folder.
@@ -98,9 +119,15 @@ def read_smilesmiled(
             raise DatasetError(
                 f"{split_file}: {len(missing)} images have no split, e.g. {missing[0]}"
             )
+        source = str(split_file)
     else:
-        assignment = smilesmiled_split(files, seed=seed, test_fraction=test_fraction)
-    stats = ReadStats("smilesmiled", notes={"seed": seed, "test_fraction": test_fraction})
+        recorded = None
+        if (seed, test_fraction) == (0, 0.2):
+            recorded = _recorded_split([n for names in files.values() for n in names])
+        assignment = recorded or smilesmiled_split(files, seed=seed, test_fraction=test_fraction)
+        source = RECORDED_SPLIT if recorded else "recipe"
+    notes = {"seed": seed, "test_fraction": test_fraction, "split_source": source}
+    stats = ReadStats("smilesmiled", notes=notes)
     samples = []
     for label in (1, 0):
         for name in files[label]:

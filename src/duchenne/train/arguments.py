@@ -235,7 +235,10 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
         "--time-budget", type=positive_number, default=None, help="seconds per net; best epoch kept"
     )
     p.add_argument(
-        "--limit", type=positive_int, default=None, help="train on N rows only (smoke runs)"
+        "--limit",
+        type=positive_int,
+        default=None,
+        help="train on N rows only (a smoke run: files named <net>_limitN, never shipped)",
     )
     p.add_argument("--out", default=DEFAULT_REPORTS, help=_OUT_HELP)
     p.add_argument(

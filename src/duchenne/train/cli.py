@@ -140,6 +140,9 @@ def _run_pack(args: argparse.Namespace) -> int:
 
     if problem := missing_caches(args.cache_dir, args.sets):
         return _usage_error("pack", problem)
+    if Path(args.out).resolve() == Path(args.cache_dir).resolve():
+        # the lossy WebP copy replaced the raw cache it was made from
+        return _usage_error("pack", "--out needs another folder than --cache-dir")
     total = 0
     for name in args.sets:
         src = cache_path(args.cache_dir, name)
@@ -216,10 +219,13 @@ def _onnx_path(args: argparse.Namespace, name: str, fer_only: bool) -> Path:
 
 
 def _side_run(config: dict[str, Any]) -> bool:
-    """A run that is not the shipped recipe (FER+ only, another mix, a named experiment):
-    its ONNX goes to artifacts/models and it is never registered."""
+    """A run that is not the shipped recipe (FER+ only, another mix, a named experiment, a
+    ``--limit`` smoke run): its ONNX goes to artifacts/models and it is never registered
+    (a 64-row smoke run of the shipped mix used to replace the package's ONNX file)."""
     from duchenne.train.loop import ALL_SOURCES
 
+    if config.get("limit") is not None:
+        return True
     return tuple(config["train_sets"]) != ALL_SOURCES or bool(config.get("run_name"))
 
 
@@ -319,6 +325,8 @@ def _shipped_name(summary: dict[str, Any], name: str) -> dict[str, Any]:
             f"--ship-as {name}: the run trained {config['net']} on"
             f" {'+'.join(config['train_sets'])}, not {name} on the shipped mix"
         )
+    if config.get("limit") is not None:
+        raise SystemExit(f"--ship-as {name}: the run trained on --limit {config['limit']} rows")
     return {**summary, "name": name, "config": {**config, "run_name": None}}
 
 

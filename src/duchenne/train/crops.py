@@ -39,6 +39,7 @@ from duchenne.analysis.crops import (  # noqa: F401  (re-exported: the crop API 
     template_eyes,
 )
 from duchenne.datasets import GROUP_ATTRIBUTES, labelled_eyes
+from duchenne.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +53,28 @@ PHOTO_DATASETS = frozenset({"mtfl"})
 
 
 def read_split(dataset: str, split: str, root: str | Path) -> list[Any]:
-    """Samples of one dataset split through ``duchenne.datasets`` (FER+ splits any case)."""
+    """Samples of one dataset split through ``duchenne.datasets`` (FER+ splits any case).
+
+    Raises:
+        DatasetError: the split has no samples (an empty ``label.csv`` or ``training.txt``,
+            or every listed image missing): its cache was written with 0 rows, exit 0,
+            and a run then trained or selected on nothing.
+    """
     from duchenne import datasets
 
     if dataset == "ferplus":
-        return list(datasets.read_ferplus(Path(root) / "ferplus", split.capitalize()))
-    if dataset == "smilesmiled":
-        return list(
+        samples = list(datasets.read_ferplus(Path(root) / "ferplus", split.capitalize()))
+    elif dataset == "smilesmiled":
+        samples = list(
             datasets.read_smilesmiled(Path(root) / "smilesmiled", split, seed=0, test_fraction=0.2)
         )
-    if dataset == "mtfl":
-        return list(datasets.read_mtfl(Path(root) / "mtfl", split))
-    raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASET_SPLITS)}")
+    elif dataset == "mtfl":
+        samples = list(datasets.read_mtfl(Path(root) / "mtfl", split))
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASET_SPLITS)}")
+    if not samples:
+        raise DatasetError(f"{dataset} {split} under {root}: no samples to crop")
+    return samples
 
 
 def targets_from_samples(samples: Sequence[Any]) -> dict[str, np.ndarray]:

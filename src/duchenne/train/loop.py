@@ -94,12 +94,14 @@ class TrainConfig:
 
         Why the suffix on every other mix: the name names the checkpoint and report files,
         so a leave-one-out run without ``--run-name`` replaced the shipped run's files, and
-        one on MTFL alone was called ``_ferplus``."""
+        one on MTFL alone was called ``_ferplus``. A ``--limit`` smoke run is suffixed
+        ``_limitN`` for the same reason (its checkpoint replaced the real run's)."""
         if self.run_name:
             return self.run_name
-        if tuple(self.train_sets) == ALL_SOURCES:
-            return self.net
-        return f"{self.net}_{'+'.join(s.removesuffix('_train') for s in self.train_sets)}"
+        name = self.net
+        if tuple(self.train_sets) != ALL_SOURCES:
+            name += "_" + "+".join(s.removesuffix("_train") for s in self.train_sets)
+        return name if self.limit is None else f"{name}_limit{self.limit}"
 
 
 @dataclass
