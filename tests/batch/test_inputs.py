@@ -36,6 +36,24 @@ def test_folder_recursive_images_then_videos(tree: Path) -> None:
     assert all(i.fingerprint.startswith("size=10;mtime_ns=") for i in items)
 
 
+def test_symlinked_folders_are_followed_once(tree: Path) -> None:
+    """A library assembled from links (``more -> elsewhere``) lost those photos and
+    videos; a link cycle must not hang the scan nor list a file twice."""
+    elsewhere = tree / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("4.jpg", "clip2.mp4"):
+        (elsewhere / name).write_bytes(b"x" * 10)
+    (tree / "a" / "more").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(tree / "a", target_is_directory=True)
+    names = [
+        Path(s).relative_to(tree).as_posix() for s in sources(expand_inputs([str(tree / "a")]))
+    ]
+    assert names == [
+        "a/1.jpg", "a/2.png", "a/10.jpg", "a/deep/3.jpg", "a/more/4.jpg", "a/clip.mp4",
+        "a/more/clip2.mp4",
+    ]  # fmt: skip
+
+
 def test_glob_list_file_and_duplicates(tree: Path, monkeypatch) -> None:
     monkeypatch.chdir(tree)
     Path("list.txt").write_text("# comment\n\na/1.jpg\n  a/deep/3.jpg  \na/missing.jpg\n")

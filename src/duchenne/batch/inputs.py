@@ -32,6 +32,7 @@ from typing import IO, Any
 from duchenne.errors import require_extra
 from duchenne.io.image import SUPPORTED_EXTENSIONS, iter_image_paths
 from duchenne.io.jsonsafe import printable_text
+from duchenne.io.paths import walk_files
 from duchenne.io.video import VIDEO_EXTENSIONS
 
 __all__ = [
@@ -309,16 +310,9 @@ def _local_file(path: Path, fingerprint: str) -> InputItem:
 
 
 def _walk_videos(root: Path, recursive: bool) -> list[Path]:
-    """Video files under ``root`` (hidden entries skipped), sorted."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
-        found += [
-            Path(dirpath, n)
-            for n in filenames
-            if not n.startswith(".") and Path(n).suffix.lower() in VIDEO_EXTENSIONS
-        ]
-    return sorted(found)
+    """Video files under ``root`` (hidden ones skipped, symlinked folders followed once),
+    sorted."""
+    return sorted(walk_files(root, recursive, VIDEO_EXTENSIONS))
 
 
 def _stat_fp(path: Path) -> str:

@@ -17,7 +17,7 @@ from duchenne.errors import DatasetError
 from duchenne.faces import EMOTION_LABELS
 from duchenne.io.atomic import atomic_write
 from duchenne.io.paths import IMAGE_EXTENSIONS as _IMAGE_EXTENSIONS
-from duchenne.io.paths import natural_key
+from duchenne.io.paths import natural_key, walk_files
 
 logger = logging.getLogger("duchenne.datasets")
 
@@ -144,27 +144,12 @@ def _finish(samples: list[Sample], stats: ReadStats) -> SampleList:
 
 
 def _list_images(folder: Path, recursive: bool = True) -> list[Path]:
-    """All image files under ``folder`` in a filesystem-independent (natural) order.
-
-    Symlinked sub-folders are followed (a dataset assembled from links, e.g.
-    ``positives7 -> /data/...``, used to read as empty or lose those images silently);
-    a folder reached twice (a link cycle, or two links to one folder) is read once.
-    """
-    found: list[tuple[list[Any], Path]] = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):  # no stat per file
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
-        base = Path(dirpath)
-        rel = base.relative_to(folder).as_posix()
-        for name in filenames:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                found.append((natural_key(f"{rel}/{name}"), base / name))
-    return [path for _, path in sorted(found, key=lambda item: item[0])]
+    """All image files under ``folder`` in a filesystem-independent (natural) order
+    (symlinked sub-folders followed, each folder read once: ``io.paths.walk_files``)."""
+    found = walk_files(folder, recursive, IMAGE_EXTENSIONS)
+    return sorted(
+        found, key=lambda p: natural_key(f"{p.parent.relative_to(folder).as_posix()}/{p.name}")
+    )
 
 
 def read_split_file(path: str | Path) -> dict[str, str]:

@@ -42,7 +42,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from duchenne.errors import ImageLoadError, ImageTooLargeError, UnsupportedFormatError
 from duchenne.io.atomic import atomic_write
-from duchenne.io.paths import IMAGE_EXTENSIONS, natural_sorted
+from duchenne.io.paths import IMAGE_EXTENSIONS, natural_sorted, walk_files
 from duchenne.io.pixels import array_to_rgb, pil_to_rgb
 from duchenne.io.sniff import error_reason, unidentified_error
 
@@ -503,12 +503,8 @@ def _expand_input(text: str, recursive: bool) -> list[Path]:
 
 
 def _walk_images(root: Path, recursive: bool) -> Iterator[Path]:
-    """Yield image files under ``root``, skipping hidden files and folders."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
-        for name in filenames:
-            if _is_image_name(name):
-                yield Path(dirpath, name)
+    """Image files under ``root`` (hidden ones skipped, symlinked folders followed once)."""
+    return walk_files(root, recursive, SUPPORTED_EXTENSIONS)
 
 
 def _is_image_name(name: str) -> bool:

@@ -8,8 +8,9 @@ keys differ between tools.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -45,3 +46,25 @@ def natural_sorted(paths: Iterable[Path]) -> list[Path]:
         return tuple((natural_key(part), part) for part in path.parts)
 
     return sorted(paths, key=key)
+
+
+def walk_files(root: Path, recursive: bool, suffixes: frozenset[str]) -> Iterator[Path]:
+    """Files under ``root`` whose lowercase suffix is in ``suffixes``, in ``os.walk`` order;
+    hidden files and folders skipped.
+
+    Why one walker: folder inputs (``iter_image_paths``, batch videos) and the dataset
+    readers must see the same files. Symlinked folders are followed (a photo library or a
+    dataset assembled from links used to read as empty), and a folder reached twice (a
+    link cycle, or two links to one folder) is read once, so a cycle cannot hang a scan.
+    """
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # no stat per file
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
+        for name in filenames:
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in suffixes:
+                yield Path(dirpath, name)
