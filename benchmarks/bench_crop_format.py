@@ -42,6 +42,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table, update_readme  # noqa: E402
+from duchenne.evaluation.runner import MIN_BOOT  # noqa: E402
+from duchenne.io.argtypes import int_range  # noqa: E402
 
 CARD = ROOT / "MODEL_CARD.md"
 TRAIN, SELECT, TEST = "mtfl_train", "mtfl_calib", "mtfl_valid"
@@ -178,7 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument(
+        "--n-boot",
+        type=int_range(MIN_BOOT),
+        default=1000,
+        help=f"bootstrap resamples (at least {MIN_BOOT}, as duchenne evaluate; default 1000)",
+    )
     parser.add_argument("--out", default="artifacts/crop_format", help="checkpoints")
     parser.add_argument("--card", action="store_true", help="write the table into MODEL_CARD.md")
     parser.add_argument(

@@ -28,11 +28,13 @@ from common import update_readme  # noqa: E402
 from duchenne.datasets import read_dataset  # noqa: E402
 from duchenne.evaluation.metrics import compare_report, recall_cells  # noqa: E402
 from duchenne.evaluation.runner import (  # noqa: E402
+    MIN_BOOT,
     _targets,
     breakdowns,
     crops_for_models,
     model_report,
 )
+from duchenne.io.argtypes import int_range  # noqa: E402
 from duchenne.io.sinks import atomic_write  # noqa: E402
 from duchenne.models.registry import ASSETS, default_smile_model, list_models  # noqa: E402
 from duchenne.models.smile import SmileModel  # noqa: E402
@@ -450,7 +452,12 @@ def main() -> None:
         help="a paired comparison for the card's paired block, e.g. a shipped variant against"
         " the --extra label of the file it replaced: 'smile_s=smile_s v2 (H200 run)'",
     )
-    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument(
+        "--n-boot",
+        type=int_range(MIN_BOOT),
+        default=1000,
+        help=f"bootstrap resamples (at least {MIN_BOOT}, as duchenne evaluate; default 1000)",
+    )
     parser.add_argument(
         "--training-only",
         action="store_true",

@@ -194,3 +194,14 @@ def test_lodo_record_keeps_rows_it_cannot_score_again_and_replaces_rescored_ones
         "smile_n ferplus", "smile_n mtfl", "smile_s mtfl"
     ]  # fmt: skip
     assert "0.830 [0.820, 0.840]" in rows[1] and "0.848 [0.838, 0.858]" in rows[2]
+
+
+@pytest.mark.parametrize("script", ["make_model_card", "bench_crop_format"])
+def test_card_scripts_refuse_too_few_bootstrap_resamples(script, monkeypatch, capsys) -> None:
+    """``--n-boot 1`` wrote intervals of one resample into the card (``duchenne evaluate``
+    already refused fewer than 40)."""
+    module = _card_script() if script == "make_model_card" else _load(script)
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", "--n-boot", "39"])
+    with pytest.raises(SystemExit) as exc:
+        module.main()
+    assert exc.value.code == 2 and "must be >= 40" in capsys.readouterr().err
