@@ -18,7 +18,7 @@ from duchenne.analysis.analyzer import Analyzer
 from duchenne.analysis.crop_format import CropFormat
 from duchenne.analysis.crops import PipelineFinder
 from duchenne.cli.main import main
-from duchenne.datasets import read_dataset
+from duchenne.datasets import Sample, read_dataset
 from duchenne.errors import DatasetError
 from duchenne.evaluation.runner import MIN_BOOT, dataset_crops, evaluate
 from tests.helpers import SHARED_DATASETS
@@ -269,7 +269,7 @@ def test_api_whole_valued_float_counts_are_accepted(ferplus: Path, tiny_smile_on
     assert report["n"] == 2
 
 
-def test_limit_keeps_the_first_samples_and_an_empty_split_is_a_dataset_error(
+def test_limit_keeps_n_samples_and_an_empty_split_is_a_dataset_error(
     ferplus: Path, tiny_smile_onnx: Path, tmp_path: Path
 ) -> None:
     report = evaluate(str(tiny_smile_onnx), ferplus, split="Test", limit=2, n_boot=40, processes=1)
@@ -326,3 +326,16 @@ def test_corrupt_model_file_is_one_clean_line(ferplus: Path, tmp_path: Path, cap
     err = capsys.readouterr().err
     assert err.startswith(f"duchenne evaluate: UnrecognizedModelError: {bad}: ")
     assert err.count("\n") == 1 and "[ONNXRuntimeError]" not in err
+
+
+def test_limit_draws_a_seeded_sample_that_keeps_both_classes() -> None:
+    """``--limit 200`` on SMILEsmileD (its 2,000+ smiles listed first) held smiles only, so
+    ROC-AUC printed "-"; the draw is seeded (the same every run) and keeps reading order."""
+    from duchenne.evaluation.runner import limited_samples
+
+    samples = [Sample(Path(f"{i}.jpg"), label=int(i < 500)) for i in range(1000)]
+    kept = limited_samples(samples, 50, seed=0)
+    assert len(kept) == 50 and {s.label for s in kept} == {0, 1}
+    order = [int(s.path.stem) for s in kept]
+    assert order == sorted(order) and kept == limited_samples(samples, 50, seed=0)
+    assert limited_samples(samples, 5000, seed=0) is samples

@@ -84,7 +84,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write ROC / reliability / confusion PNGs here",
     )
     p.add_argument(
-        "--limit", type=positive_int, default=None, help="only the first N samples (quick checks)"
+        "--limit",
+        type=positive_int,
+        default=None,
+        help="only N samples, drawn at random with a fixed seed (quick checks; default: all)",
     )
     p.add_argument(
         "--n-boot",

@@ -10,7 +10,6 @@ SMILEsmileD: long side <= ``SMALL_IMAGE``) go through the training crop pipeline
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 import time
@@ -65,6 +64,20 @@ def boot_count(n_boot: Any) -> int:
     if count < MIN_BOOT:
         raise ValueError(f"n_boot must be a whole number >= {MIN_BOOT}, got {n_boot!r}")
     return count
+
+
+def limited_samples(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
+    """``limit`` samples drawn at random (seeded), in their reading order; all if None.
+
+    Why not the first ``limit``: readers list a set in a fixed order, often by class
+    (SMILEsmileD: 2,000+ smiles first), so a quick ``--limit 200`` held one class and its
+    ROC-AUC could not be computed; a seeded draw keeps the classes' mix and is the same
+    every run.
+    """
+    if limit is None or limit >= len(samples):
+        return samples
+    keep = np.sort(np.random.default_rng(seed).choice(len(samples), limit, replace=False))
+    return [samples[i] for i in keep]
 
 
 @dataclass
@@ -287,12 +300,12 @@ def evaluate(
             one >= ``MIN_BOOT`` (``2.0`` is fine; ``limit=None``: every sample).
         DatasetError: the dataset (split) has no samples, or an unknown layout.
     """
-    # limit slices the samples: 0 left nothing (the metrics of an empty set then failed with
-    # an IndexError) and -1 silently dropped the last sample; None: every sample
+    # limit: 0 left nothing (the metrics of an empty set then failed with an IndexError)
+    # and -1 silently dropped the last sample; None: every sample
     limit = None if limit is None else whole_number("limit", limit, or_none=True)
     n_boot = boot_count(n_boot)
     processes = whole_number("processes", processes)
-    samples = list(itertools.islice(read_dataset(data, split), limit))
+    samples = limited_samples(list(read_dataset(data, split)), limit, seed)
     if not samples:
         where = f"{data} (split {split})" if split else str(data)
         raise DatasetError(f"{where}: no samples to evaluate")
