@@ -294,3 +294,25 @@ def test_fit_help_states_the_defaults_the_run_uses() -> None:
     assert f"default {cfg.ema_decay}" in fit["ema_decay"]
     assert f"default {cfg.valid_set}" in fit["valid_set"]
     assert "default mtfl_train=2" in fit["oversample"] and cfg.oversample == (("mtfl_train", 2),)
+
+
+def test_a_limited_crops_run_never_replaces_a_full_cache(tmp_path: Path, capsys) -> None:
+    """``train crops --limit 8`` wrote its 8 rows under the full cache's name (in the
+    default ``cache/crops``, the hours-long ``ferplus_train``); a cache a limited run made
+    says so in its metadata and may be replaced by another."""
+    import json
+
+    import numpy as np
+
+    cache = tmp_path / "crops"
+    cache.mkdir()
+    full = cache / "ferplus_train.npz"
+    np.savez(full, meta=json.dumps([{"name": "ferplus_train", "n": 28000}]))
+    argv = ["train", "crops", "--datasets", "ferplus", "--splits", "train"]
+    argv += ["--cache-dir", str(cache), "--data-root", str(tmp_path / "none"), "--limit", "8"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--limit 8 would replace the full cache {full}" in err
+    np.savez(full, meta=json.dumps([{"name": "ferplus_train", "n": 8, "limit": 8}]))
+    main(argv)  # goes on to the data (missing here): no refusal
+    assert "would replace" not in capsys.readouterr().err

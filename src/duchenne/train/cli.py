@@ -30,6 +30,7 @@ from duchenne.train.arguments import add_train_parser
 from duchenne.train.options import (
     crop_jobs,
     fit_usage_error,
+    full_caches_in_the_way,
     missing_caches,
     parse_oversample,
 )
@@ -69,6 +70,10 @@ def _run_crops(args: argparse.Namespace) -> int:
     if args.recut_from and args.limit:  # a re-cut keeps its source's rows: all of them
         return _usage_error("crops", "--limit does not apply to --recut-from (it keeps every row)")
     if args.recut_from and (problem := missing_caches(args.recut_from, _cache_names(jobs))):
+        return _usage_error("crops", problem)
+    if args.limit and (
+        problem := full_caches_in_the_way(args.cache_dir, _cache_names(jobs), args.limit)
+    ):
         return _usage_error("crops", problem)
     if args.tune:
         every = crop_jobs(args.datasets, None, crops.DATASET_SPLITS)  # tunes on the first split

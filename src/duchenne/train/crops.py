@@ -133,7 +133,7 @@ def build_cache(
     root = Path(data_root).resolve()
     files = np.array([_relative(s.path, root) for s in samples], dtype=str)
     name = f"{dataset}_{split.lower()}"
-    meta = _meta(name, mode, canvas, result, fmt)
+    meta = {**_meta(name, mode, canvas, result, fmt), "limit": limit}
     crops = CropSet(
         images=result.images,
         detected=result.detected,

@@ -10,6 +10,7 @@ before a cache is read or an epoch is spent; ``fit`` and ``ladder`` share the ru
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -53,6 +54,33 @@ def missing_caches(cache_dir: str | Path, names: Iterable[str]) -> str | None:
     return (
         f"no cache {files}: make it with"
         f" `duchenne train crops --cache-dir {cache_dir} --datasets {datasets} --splits {splits}`"
+    )
+
+
+def full_caches_in_the_way(cache_dir: str | Path, names: Iterable[str], limit: int) -> str | None:
+    """What to say when ``train crops --limit`` would write over full caches; None if not.
+
+    Why: a smoke run's ``--limit 8`` cache has the full cache's name, so it replaced the
+    hours-long ``ferplus_train`` in the default ``cache/crops`` (a ``fit`` then trained on 8
+    rows without a word). A cache made with ``--limit`` records it and may be replaced.
+    """
+    import numpy as np
+
+    from duchenne.train.data import cache_path
+
+    full = []
+    for name in dict.fromkeys(names):
+        path = cache_path(cache_dir, name)
+        if not path.is_file():
+            continue
+        with np.load(path, allow_pickle=True) as z:  # reads the meta member only
+            meta = json.loads(str(z["meta"]))
+        if all(m.get("limit") is None for m in meta) and sum(m["n"] for m in meta) > limit:
+            full.append(str(path))
+    if not full:
+        return None
+    return (
+        f"--limit {limit} would replace the full cache {', '.join(full)}: give another --cache-dir"
     )
 
 
