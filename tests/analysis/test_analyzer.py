@@ -114,6 +114,33 @@ def test_turned_photo_measures_as_the_upright_one(
     assert abs(faces.smile_score[0] - up.smile_score[0]) < 0.1
 
 
+def test_a_sideways_jpeg_with_a_levelish_eye_line_is_still_turned(astronaut: np.ndarray) -> None:
+    """Turned clockwise and saved as JPEG (quality 75), the astronaut's coarse eye line is
+    41 degrees off level, which the old 45-degree bar called upright: reported at rotation
+    0 with a 0.78 detector box; the search must find it at 90."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.rot90(astronaut, -1))).save(buf, "JPEG", quality=75)
+    analyzer = Analyzer(stages=("detect",), threads=1)
+    assert analyzer.analyze(buf.getvalue()).rotation.tolist() == [90]
+
+
+def test_turned_looks_skip_the_grey_border_retry(astronaut: np.ndarray, monkeypatch) -> None:
+    """A turned view must score the retry's bar anyway, and the retry was half the cost
+    of each look: a photo without a face paid 4-5x instead of about 2.6x."""
+    analyzer = Analyzer(stages=("detect",), threads=1)
+    calls = []
+    real = type(analyzer.detector).__call__
+    monkeypatch.setattr(
+        type(analyzer.detector),
+        "__call__",
+        lambda self, image, second_chance=None: (
+            calls.append(second_chance) or real(self, image, second_chance)
+        ),
+    )
+    analyzer.analyze(np.full((240, 320, 3), 128, np.uint8))
+    assert calls == [None, False, False, False]
+
+
 def test_rotations_off_takes_the_photo_as_given(astronaut: np.ndarray) -> None:
     analyzer = Analyzer(stages=("detect",), rotations=False, threads=1)
     assert len(analyzer.analyze(np.ascontiguousarray(np.rot90(astronaut, 2)))) == 0

@@ -87,9 +87,9 @@ class AnalyzerConfig:
             export without its EXIF orientation), also look for faces in it turned by 180,
             90 and 270 degrees, and report them in the photo's own pixels with the turn
             they were found in (each face's ``rotation``). Default on: the cost falls only
-            on such photos: one with no face at all takes 4-5 times as long (three more
-            detector passes; measured on one thread: 640x480 12 -> 53 ms, 4000x3000
-            0.8 -> 3.7 s). Photos only: video frames are never turned (see
+            on such photos: one with no face at all takes about 2.6 times as long (three
+            more detector passes without the grey-border retry; measured on one thread:
+            640x480 10 -> 27 ms). Photos only: video frames are never turned (see
             ``Analyzer.detect``).
 
     Example:

@@ -349,12 +349,17 @@ class FaceDetector:
         """The tile (full-range, when used) model's spec."""
         return self.tile_runner.spec
 
-    def __call__(self, image: np.ndarray) -> Detections:
-        """Detect faces; boxes and keypoints are in ``image`` pixel coordinates."""
+    def __call__(self, image: np.ndarray, second_chance: bool | None = None) -> Detections:
+        """Detect faces; boxes and keypoints are in ``image`` pixel coordinates.
+
+        ``second_chance``: override the detector's padded retry for this call (the turned
+        looks of ``face.orientation`` skip it).
+        """
         sure, doubtful = self._scan(image)
         if len(doubtful):
             sure = _merge([sure, self._verify(image, _unmatched(doubtful, sure))])
-        if not len(sure) and self.second_chance:
+        retry = self.second_chance if second_chance is None else second_chance
+        if not len(sure) and retry:
             sure = self._padded(image)
         return _drop_nested(sure)
 
