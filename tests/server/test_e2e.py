@@ -7,6 +7,7 @@ Screenshots go to ``artifacts/server/`` (git-ignored) and the test's tmp folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -605,3 +606,238 @@ def test_a_tiny_video_is_shown_large_enough_for_its_controls(server, browser, tm
     assert box["width"] / box["height"] == pytest.approx(64 / 48, rel=0.02), box
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
     context.close()
+
+
+def test_a_slow_photo_answer_does_not_replace_the_next_photo(server, page):
+    """A photo chosen while the previous one was still being analysed: the older, slower
+    answer arrived last and drew its faces (and "Found 3 faces in solvay_1927.jpg") over
+    the new photo, whose alt text still named the new file."""
+    held = []
+    three = {
+        "image": {"width": 1600, "height": 1101},
+        "faces": [
+            {
+                "id": i,
+                "box": {"x1": 100 * i, "y1": 100, "x2": 100 * i + 50, "y2": 150},
+                "score": 0.9,
+            }
+            for i in range(3)
+        ],
+    }
+
+    def answer(route):
+        if not held:
+            held.append(route)  # the first photo's answer waits
+        else:
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(MOCK_FACES))
+
+    page.route("**/v1/analyze*", answer)
+    page.goto(server + "/")
+    with page.expect_request("**/v1/analyze*"):
+        page.set_input_files("#file-input", str(GROUP))
+    page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
+    page.wait_for_selector("#message:has-text('Found 1 face in astronaut.jpg')")
+    held[0].fulfill(status=200, content_type="application/json", body=json.dumps(three))
+    page.wait_for_timeout(500)
+    assert "Found 1 face in astronaut.jpg" in page.inner_text("#message")
+    assert page.locator("#overlay rect.face-box").count() == 1
+    assert page.inner_text("#photo-caption").startswith("512×512")
+
+
+def running_video_job(page, deleted: list[str]) -> None:
+    """Answer the dashboard's video upload with job ``j``, running until deleted."""
+    page.route(
+        "**/v1/videos?*",
+        lambda route: route.fulfill(
+            status=202,
+            content_type="application/json",
+            body=json.dumps({"id": "j", "status": "queued", "url": "/v1/videos/j"}),
+        ),
+    )
+
+    def job(route):
+        if route.request.method == "DELETE":
+            deleted.append(route.request.url)
+            route.fulfill(status=204)
+            return
+        body = {
+            "id": "j", "status": "running", "progress": 0.25, "frames_done": 1,
+            "frames_total": 4, "video": {"seconds": 1.0}, "error": None,
+            "frames_url": "/v1/videos/j/frames",
+        }  # fmt: skip
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.route("**/v1/videos/j", job)
+
+
+def test_a_video_job_can_be_cancelled(server, page, tmp_path):
+    """The dashboard had no way to stop a video job: it ran to its end on the server,
+    holding one of the DUCHENNE_MAX_JOBS places. "Cancel analysis" deletes it."""
+    deleted: list[str] = []
+    running_video_job(page, deleted)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    page.goto(server + "/")
+    assert page.locator("#video-cancel").is_hidden()
+    page.set_input_files("#file-input", str(clip))
+    page.wait_for_selector("#video-status:has-text('running: 1 of 4 frames')")
+    with page.expect_request(lambda r: r.method == "DELETE"):
+        page.click("#video-cancel")
+    assert deleted == [server + "/v1/videos/j"]
+    assert page.inner_text("#message") == "Cancelled clip.mp4."
+    assert page.inner_text("#video-status") == "Cancelled"
+    assert page.locator("#video-cancel").is_hidden()
+    assert page.get_attribute("#video-progress", "value") is not None  # not indeterminate
+
+
+def test_a_video_left_for_a_photo_is_cancelled_on_the_server(server, page, tmp_path):
+    """A photo chosen while a video job ran: the dashboard stopped following the job but
+    left it running on the server (the next video waited behind it, or got 429)."""
+    deleted: list[str] = []
+    running_video_job(page, deleted)
+    page.route(
+        "**/v1/analyze*",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(MOCK_FACES)
+        ),
+    )
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    page.goto(server + "/")
+    page.set_input_files("#file-input", str(clip))
+    page.wait_for_selector("#video-status:has-text('running')")
+    with page.expect_request(lambda r: r.method == "DELETE"):
+        page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
+    page.wait_for_selector("#message:has-text('Found 1 face in astronaut.jpg')")
+    assert deleted == [server + "/v1/videos/j"]
+
+
+def test_a_video_upload_left_for_a_photo_is_not_followed(server, page, tmp_path):
+    """A photo chosen while a video was still uploading: when the upload's answer came,
+    the dashboard started polling that job and "Analysing clip.mp4…" replaced the
+    photo's "Found 1 face"."""
+    held = []
+    polled: list[str] = []
+    page.route("**/v1/videos?*", lambda route: held.append(route))
+    page.route("**/v1/videos/j", lambda route: polled.append(route.request.url))
+    page.route(
+        "**/v1/analyze*",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(MOCK_FACES)
+        ),
+    )
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    page.goto(server + "/")
+    with page.expect_request("**/v1/videos?*"):
+        page.set_input_files("#file-input", str(clip))
+    page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
+    page.wait_for_selector("#message:has-text('Found 1 face in astronaut.jpg')")
+    with contextlib.suppress(sync_api.Error):  # the dashboard aborted the upload
+        held[0].fulfill(
+            status=202,
+            content_type="application/json",
+            body=json.dumps({"id": "j", "status": "queued", "url": "/v1/videos/j"}),
+        )
+    page.wait_for_timeout(1000)
+    assert "Found 1 face in astronaut.jpg" in page.inner_text("#message")
+    assert not polled
+
+
+THUMB_PIXELS = """() => Array.from(document.querySelector('#faces canvas.thumb')
+  .getContext('2d').getImageData(0, 0, 96, 96).data)"""
+
+
+def test_a_face_found_in_a_turned_photo_is_shown_upright(server, page):
+    """Faces found in an upside-down or sideways photo (``rotation`` 180, 90, 270) had
+    their thumbnails cut straight from the photo, so the card showed the face upside down
+    or lying on its side; they are turned upright, and the card says how it was found."""
+    face = MOCK_FACES["faces"][0]
+    answers = iter([0, 180, 90])
+
+    def answer(route):
+        body = {**MOCK_FACES, "faces": [{**face, "rotation": next(answers)}]}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.route("**/v1/analyze*", answer)
+    page.goto(server + "/")
+    thumbs = []
+    for fact in ("face detector", "found upside down", "found lying sideways"):
+        page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
+        page.wait_for_selector(f"#faces li.face-card:has-text('{fact}')")
+        if fact == "face detector":
+            assert "found " not in page.inner_text("#faces li.face-card")
+        thumbs.append(page.evaluate(THUMB_PIXELS))
+    import numpy as np
+
+    upright, upside_down, sideways = (np.array(t, np.int16).reshape(96, 96, 4) for t in thumbs)
+    assert np.abs(upside_down - upright).mean() > 10  # the photo's own thumbnail is upright
+    # the same pixels turned (up to the canvas's resampling): 180 and 90 counter-clockwise
+    assert np.abs(upside_down - upright[::-1, ::-1]).mean() < 2
+    assert np.abs(sideways - np.rot90(upright, 1)).mean() < 2
+
+
+CONTRAST = """() => {
+  const lum = (c) => {
+    const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map((v) => Number(v) / 255)
+      .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+  const opaque = (c) => c && !/^rgba\\(.*,\\s*0\\)$/.test(c) && c !== "transparent";
+  const background = (el) => {
+    for (; el; el = el.parentElement) { const c = getComputedStyle(el).backgroundColor; if (opaque(c)) return c; }
+    return "rgb(255, 255, 255)";
+  };
+  const low = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (el.closest("svg") || !el.checkVisibility()) continue;
+    const text = [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent.trim()).join("");
+    if (!text) continue;
+    const r = ratio(getComputedStyle(el).color, background(el));
+    if (r < 4.5) low.push(`${el.tagName}.${el.className} "${text.slice(0, 20)}": ${r.toFixed(2)}`);
+  }
+  for (const g of document.querySelectorAll("#overlay .face")) { // the numbers on the photo
+    const r = ratio(getComputedStyle(g.querySelector(".tag-text")).fill, getComputedStyle(g.querySelector(".tag")).fill);
+    if (r < 4.5) low.push(`tag ${g.getAttribute("class")}: ${r.toFixed(2)}`);
+  }
+  return low;
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_key_text_meets_wcag_aa_contrast(server, browser, scheme):
+    """Text below 4.5:1 against its background: the smiling scores of the face table
+    (14 px, #1e8a4c on white, 4.4:1), the pressed "Stop webcam" button in the dark scheme
+    (white on light red, 2.3:1) and the number of the highlighted face on the photo in
+    the dark scheme (white on light orange, 1.8:1)."""
+    faces = [
+        {**MOCK_FACES["faces"][0], "id": i, "smiling": i % 2 == 0, "smile_score": 2.0 + i}
+        for i in range(7)
+    ]
+    context = browser.new_context(color_scheme=scheme, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.route(
+        "**/v1/analyze*",
+        lambda route: route.fulfill(
+            status=200,
+            content_type="application/json",
+            body=json.dumps({**MOCK_FACES, "faces": faces}),
+        ),
+    )
+    page.goto(server + "/")
+    page.click(".options summary")
+    page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
+    page.wait_for_selector("#face-table tbody tr")
+    page.hover("#face-table tbody tr")  # its face on the photo is highlighted
+    low = page.evaluate(CONTRAST)
+    page.click("#view-cards")
+    page.hover("#faces li.face-card")
+    low += page.evaluate(CONTRAST)
+    with page.expect_response(lambda r: "/v1/analyze" in r.url):
+        page.click("#webcam-button")
+    assert page.get_attribute("#webcam-button", "aria-pressed") == "true"
+    low += page.evaluate(CONTRAST)
+    page.click("#webcam-button")
+    context.close()
+    assert not low, low

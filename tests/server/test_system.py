@@ -276,6 +276,15 @@ def test_unknown_routes_and_methods_answer_json(client):
     assert_error(client.get("/v1/analyze"), 405, "MethodNotAllowed")
 
 
+def test_405_allow_names_every_method_of_the_path(client):
+    """``PUT /v1/videos/{id}`` said ``Allow: GET`` (Starlette names only the first route
+    of the path) although ``DELETE`` is routed there too; RFC 9110 wants them all."""
+    response = client.put("/v1/videos/abc")
+    assert_error(response, 405, "MethodNotAllowed")
+    assert response.headers["allow"] == "DELETE, GET"
+    assert client.get("/v1/analyze").headers["allow"] == "POST"
+
+
 def test_api_key(make_client, small_jpeg, monkeypatch):
     monkeypatch.setenv("DUCHENNE_API_KEY", "s3cret")
     client = make_client()

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from duchenne import errors
 from duchenne.server.batcher import QueueFullError, ShuttingDownError
@@ -130,12 +131,35 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.type, exc.message, exc.headers)
 
 
+#: the methods a 405's ``Allow`` header may name
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of the app answers at the request's path (the ``Allow``
+    header of a 405): Starlette names only the first route's, so ``PUT /v1/videos/{id}``
+    said ``Allow: GET`` although ``DELETE`` is routed there too. Asked of each route with
+    ``matches`` (FastAPI nests included routers, so the routes' own method sets are not
+    all at hand)."""
+    return ", ".join(
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    )
+
+
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     name = {401: "Unauthorized", 404: "NotFound", 405: "MethodNotAllowed"}.get(
         exc.status_code, "HTTPError"
     )
-    return error_response(exc.status_code, name, str(exc.detail), getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+    return error_response(exc.status_code, name, str(exc.detail), headers)
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:

@@ -18,12 +18,14 @@
     downloads: $("downloads"), downloadJson: $("download-json"), downloadCsv: $("download-csv"),
     faceTable: $("face-table"), faceTableWrap: $("face-table-wrap"), viewToggle: $("view-toggle"),
     viewCards: $("view-cards"), viewTable: $("view-table"), videoNote: $("video-note"),
+    videoCancel: $("video-cancel"),
   };
   let photoUrl = null;
   let videoUrl = null;
   let webcamStream = null;
   let pollTimer = null;
-  let polling = 0; // the current video job's poll; an older one stops at its next answer
+  let shown = 0; // the input on show (photo, video or webcam); answers for older ones are dropped
+  let job = null; // the unfinished video job on show: { id (null while uploading), upload, name }
 
   // ------------------------------------------------------------------ helpers
 
@@ -106,7 +108,7 @@
 
   async function analyzePhoto(blob, name) {
     stopWebcam();
-    stopPolling();
+    const mine = leaveInput();
     el.videoResult.hidden = true;
     say(`Analysing ${name}…`);
     if (photoUrl) URL.revokeObjectURL(photoUrl);
@@ -121,34 +123,40 @@
       form.append("file", blob, name);
       const result = await api(`/v1/analyze${analyzeQuery(true)}`, { method: "POST", body: form });
       await loaded;
+      if (mine !== shown) return; // another input was chosen meanwhile: it is on show now
       // A file the server reads but this browser cannot show (TIFF in Chromium, for
       // example): show the server's drawing of it (format=jpeg, same size) instead.
       const rendered = !el.photo.naturalWidth;
-      if (rendered) await showRendered(form, name);
+      if (rendered && !(await showRendered(form, name, mine))) return;
       el.photoResult.hidden = false;
       showFaces(result);
       const n = result.faces.length;
       say((n ? `Found ${n} face${n > 1 ? "s" : ""} in ${name}.` : `No face found in ${name}.`) +
         (rendered ? " This browser cannot display the file itself: showing the server's drawing of it." : ""));
     } catch (e) {
+      if (mine !== shown) return;
       el.photoResult.hidden = true; // not the previous photo's faces under this file's name
       say(`Could not analyse ${name}: ${e.message}`, true);
     }
   }
 
-  async function showRendered(form, name) {
+  // False when another input was chosen while the drawing was on its way (nothing shown).
+  async function showRendered(form, name, mine) {
     const response = await fetch(`/v1/analyze${analyzeQuery(false, "jpeg")}`, { method: "POST", body: form, headers: headers() });
     if (!response.ok) throw new Error(`the server could not draw it (HTTP ${response.status})`);
+    const drawing = await response.blob();
+    if (mine !== shown) return false;
     if (photoUrl) URL.revokeObjectURL(photoUrl);
-    photoUrl = URL.createObjectURL(await response.blob());
-    const shown = new Promise((resolve, reject) => { el.photo.onload = resolve; el.photo.onerror = reject; });
+    photoUrl = URL.createObjectURL(drawing);
+    const loaded = new Promise((resolve, reject) => { el.photo.onload = resolve; el.photo.onerror = reject; });
     el.photo.src = photoUrl;
     el.photo.alt = `The analysed image, as drawn by the server: ${name}`;
     try {
-      await shown;
+      await loaded;
     } catch (e) {
       throw new Error("this browser cannot display the image");
     }
+    return mine === shown;
   }
 
   // Faces arrive in reading order (rows top to bottom, left to right) and are numbered
@@ -166,7 +174,7 @@
     el.overlay.replaceChildren();
     result.faces.forEach((face) => el.overlay.appendChild(faceMark(face, width, height)));
     el.overlay.setAttribute("aria-label", `${result.faces.length} detected face(s), numbered in reading order`);
-    const thumbs = result.faces.map((face) => thumbnail(source, face.box, width, height));
+    const thumbs = result.faces.map((face) => thumbnail(source, face, width, height));
     const table = view === "table" || (view === "auto" && result.faces.length >= TABLE_FROM);
     el.viewCards.setAttribute("aria-pressed", String(!table));
     el.viewTable.setAttribute("aria-pressed", String(table));
@@ -208,8 +216,11 @@
     return g;
   }
 
-  // A small picture of the face (box grown by 20 %) for its card or table row.
-  function thumbnail(source, box, width, height) {
+  // A small picture of the face (box grown by 20 %) for its card or table row, turned
+  // upright when the face was found in a turned photo (face.rotation: degrees
+  // counter-clockwise that make it upright), so an upside-down face is not shown upside down.
+  function thumbnail(source, face, width, height) {
+    const box = face.box;
     const canvas = document.createElement("canvas");
     canvas.className = "thumb";
     canvas.width = canvas.height = 96;
@@ -219,7 +230,13 @@
     const sw = Math.min(side, width - sx), sh = Math.min(side, height - sy);
     const scale = (source.naturalWidth || source.videoWidth || width) / width;
     try {
-      canvas.getContext("2d").drawImage(source, sx * scale, sy * scale, sw * scale, sh * scale, 0, 0, 96, 96 * (sh / sw || 1));
+      const ctx = canvas.getContext("2d");
+      if (face.rotation) { // about the centre; the canvas turns clockwise for positive angles
+        ctx.translate(48, 48);
+        ctx.rotate((-face.rotation * Math.PI) / 180);
+        ctx.translate(-48, -48);
+      }
+      ctx.drawImage(source, sx * scale, sy * scale, sw * scale, sh * scale, 0, 0, 96, 96 * (sh / sw || 1));
     } catch (e) { /* a frame not ready yet: the thumbnail stays blank */ }
     return canvas;
   }
@@ -267,6 +284,7 @@
     if (face.top_emotion) facts.push(`mostly ${face.top_emotion}`);
     if (face.au) facts.push(`AU6 ${fmt(face.au.au6, 2)} · AU12 ${fmt(face.au.au12, 2)}`);
     facts.push(`face detector ${pct(face.score)}`);
+    if (face.rotation) facts.push(face.rotation === 180 ? "found upside down" : "found lying sideways");
     if (face.smile === undefined) facts.push("smile score needs a smile model");
     html("p", { className: "facts" }, facts.join(" · "), body);
     if (face.emotions) {
@@ -372,7 +390,7 @@
 
   async function analyzeVideo(file) {
     stopWebcam();
-    stopPolling();
+    const mine = leaveInput();
     el.photoResult.hidden = true;
     el.videoResult.hidden = false;
     el.tracks.replaceChildren();
@@ -389,14 +407,24 @@
     el.videoLocal.src = videoUrl;
     el.videoStatus.textContent = `Uploading ${file.name}…`;
     say(`Uploading ${file.name}…`);
+    const upload = new AbortController();
+    job = { id: null, upload, name: file.name };
+    el.videoCancel.hidden = false;
     try {
       const every = Math.max(1, parseInt(el.every.value, 10) || 1);
       const form = new FormData();
       form.append("file", file, file.name);
-      const job = await api(`/v1/videos?every=${every}`, { method: "POST", body: form });
+      const created = await api(`/v1/videos?every=${every}`, { method: "POST", body: form, signal: upload.signal });
+      if (mine !== shown) { // left while the answer was on its way: nobody waits for it
+        deleteJob(created.id);
+        return;
+      }
+      job = { id: created.id, upload: null, name: file.name };
       say(`Analysing ${file.name}…`);
-      poll(job.id, file.name);
+      poll(created.id, file.name, mine);
     } catch (e) {
+      if (mine !== shown) return; // cancelled, or left for another input
+      jobEnded();
       el.videoStatus.textContent = "Upload refused";
       videoStopped();
       el.videoLocal.hidden = true; // the server found no video in it: nothing to play
@@ -404,37 +432,66 @@
     }
   }
 
-  // A video left for another input is no longer followed: its end must not replace
-  // the message of what is on show now.
-  function stopPolling() {
+  // Another input replaces the one on show: the answers still on their way for the old one
+  // are dropped (a slow photo drew its faces over the next photo; a video's end took the
+  // message back), and its unfinished video job is cancelled on the server, where it held
+  // one of the few job places (DUCHENNE_MAX_JOBS) until it ended. Returns the new input's
+  // number, which its own answers check.
+  function leaveInput() {
     clearTimeout(pollTimer);
-    polling += 1;
+    shown += 1;
+    if (job) {
+      if (job.upload) job.upload.abort();
+      if (job.id) deleteJob(job.id);
+    }
+    jobEnded();
+    return shown;
   }
 
-  function poll(id, name) {
-    stopPolling();
-    const mine = polling;
+  function deleteJob(id) {
+    fetch(`/v1/videos/${encodeURIComponent(id)}`, { method: "DELETE", headers: headers() }).catch(() => {});
+  }
+
+  // The job on show finished (or was refused): there is nothing left to cancel.
+  function jobEnded() {
+    job = null;
+    el.videoCancel.hidden = true;
+  }
+
+  function cancelVideo() {
+    const name = job ? job.name : "the video";
+    leaveInput();
+    el.videoStatus.textContent = "Cancelled";
+    videoStopped();
+    say(`Cancelled ${name}.`);
+    el.fileInput.focus(); // the button that had the focus is gone
+  }
+
+  function poll(id, name, mine) {
     const tick = async () => {
       try {
-        const job = await api(`/v1/videos/${encodeURIComponent(id)}`);
-        if (mine !== polling) return;
-        if (job.progress !== null && job.progress !== undefined) el.videoProgress.value = job.progress;
-        const total = job.frames_total ? ` of ${job.frames_total}` : "";
-        el.videoStatus.textContent = `${job.status}: ${job.frames_done}${total} frames`;
-        if (job.status === "done") {
+        const status = await api(`/v1/videos/${encodeURIComponent(id)}`);
+        if (mine !== shown) return;
+        if (status.progress !== null && status.progress !== undefined) el.videoProgress.value = status.progress;
+        const total = status.frames_total ? ` of ${status.frames_total}` : "";
+        el.videoStatus.textContent = `${status.status}: ${status.frames_done}${total} frames`;
+        if (status.status === "done") {
+          jobEnded();
           el.videoProgress.value = 1;
           say(`Finished ${name}.`);
-          showVideo(job);
+          showVideo(status, mine);
           return;
         }
-        if (job.status === "failed" || job.status === "cancelled") {
+        if (status.status === "failed" || status.status === "cancelled") {
+          jobEnded();
           videoStopped();
-          say(`Video ${job.status}: ${job.error ? job.error.message : ""}`, true);
+          say(`Video ${status.status}: ${status.error ? status.error.message : ""}`, true);
           return;
         }
         pollTimer = setTimeout(tick, 700);
       } catch (e) {
-        if (mine !== polling) return;
+        if (mine !== shown) return;
+        jobEnded();
         videoStopped();
         say(`Lost the job: ${e.message}`, true);
       }
@@ -475,31 +532,34 @@
 
   // The server's preview (the analysed frames with boxes and numbers, H.264 MP4 or WebM)
   // plays in any browser whatever the upload's codec; it replaces the local file.
-  async function usePreview(job) {
+  async function usePreview(job, mine) {
     if (!job.preview_url) return;
     try {
       const response = await fetch(job.preview_url, { headers: headers() });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const preview = await response.blob();
+      if (mine !== shown) return;
       if (videoUrl) URL.revokeObjectURL(videoUrl);
-      videoUrl = URL.createObjectURL(await response.blob());
+      videoUrl = URL.createObjectURL(preview);
       el.videoLocal.onerror = null;
       el.videoLocal.src = videoUrl;
       el.videoNote.hidden = false;
       el.videoNote.textContent = "Showing the analysed frames with each face's number drawn on them.";
     } catch (e) {
-      say(`Preview unavailable: ${e.message}`, true);
+      if (mine === shown) say(`Preview unavailable: ${e.message}`, true);
     }
   }
 
-  async function showVideo(job) {
+  async function showVideo(job, mine) {
     const result = job.result || {};
-    await usePreview(job);
+    await usePreview(job, mine);
     let rows = [];
     try {
       rows = (await api(job.frames_url)).rows || [];
     } catch (e) {
-      say(`Per-frame table unavailable: ${e.message}`, true);
+      if (mine === shown) say(`Per-frame table unavailable: ${e.message}`, true);
     }
+    if (mine !== shown) return;
     const { metric, label, byFace } = series(rows);
     const tracks = result.tracks || [];
     el.tracks.replaceChildren();
@@ -626,7 +686,7 @@
       say(`Camera not available: ${e.message}`, true);
       return;
     }
-    stopPolling();
+    leaveInput();
     el.videoResult.hidden = true;
     el.photoResult.hidden = false;
     el.photo.hidden = true;
@@ -706,6 +766,7 @@
     }
   });
   $("options-form").addEventListener("submit", (ev) => ev.preventDefault());
+  el.videoCancel.addEventListener("click", cancelVideo);
   el.viewCards.addEventListener("click", () => setView("cards"));
   el.viewTable.addEventListener("click", () => setView("table"));
   el.apiKey.value = sessionStorage.getItem("duchenne-key") || "";
