@@ -87,6 +87,23 @@ def save_screenshot(page, tmp_path: Path, name: str) -> Path:
     return shot
 
 
+def _answer_photos_with_mock_faces(page) -> None:
+    """Every photo the dashboard sends gets ``MOCK_FACES`` at once."""
+    page.route(
+        "**/v1/analyze*",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(MOCK_FACES)
+        ),
+    )
+
+
+def _fake_clip(tmp_path: Path) -> Path:
+    """A file the dashboard takes for an MP4 (its answers are mocked: never decoded)."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    return clip
+
+
 def test_upload_the_demo_photo_shows_boxes_and_scores(server, page, tmp_path):
     page.goto(server + "/")
     assert page.title().startswith("duchenne")
@@ -194,12 +211,7 @@ MOCK_FACES = {
 
 def test_smile_scores_and_emotion_bars_render(server, page, tmp_path):
     """The rendering of smile fields, with the API answer stubbed (no smile model needed)."""
-    page.route(
-        "**/v1/analyze*",
-        lambda route: route.fulfill(
-            status=200, content_type="application/json", body=json.dumps(MOCK_FACES)
-        ),
-    )
+    _answer_photos_with_mock_faces(page)
     page.goto(server + "/")
     page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
     page.wait_for_selector("#overlay rect.face-box.smiling")
@@ -387,8 +399,7 @@ def test_video_chart_axis_is_fixed_by_metric(server, page, tmp_path, column, val
     probability gets 0-1."""
     rows = [{"time": i / 10, "frame": i, "face": 0, column: value} for i in range(30)]
     fake_video_job(page, rows)
-    clip = tmp_path / "clip.mp4"
-    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    clip = _fake_clip(tmp_path)
     page.goto(server + "/")
     page.set_input_files("#file-input", str(clip))
     page.wait_for_selector(".track svg.chart path.line", state="attached")
@@ -458,8 +469,7 @@ def test_video_chart_text_is_readable_on_a_phone(server, browser, tmp_path):
     fake_video_job(
         page, [{"time": i / 10, "frame": i, "face": 0, "smile_score": 9.5} for i in range(30)]
     )
-    clip = tmp_path / "clip.mp4"
-    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    clip = _fake_clip(tmp_path)
     page.goto(server + "/")
     page.set_input_files("#file-input", str(clip))
     page.wait_for_selector(".track svg.chart path.line", state="attached")
@@ -525,14 +535,8 @@ def test_a_video_left_for_a_photo_does_not_take_the_message_back(server, page, t
         route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
     page.route("**/v1/videos/j", job_status)
-    page.route(
-        "**/v1/analyze*",
-        lambda route: route.fulfill(
-            status=200, content_type="application/json", body=json.dumps(MOCK_FACES)
-        ),
-    )
-    clip = tmp_path / "clip.mp4"
-    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    _answer_photos_with_mock_faces(page)
+    clip = _fake_clip(tmp_path)
     page.goto(server + "/")
     with page.expect_request("**/v1/videos/j"):
         page.set_input_files("#file-input", str(clip))
@@ -675,8 +679,7 @@ def test_a_video_job_can_be_cancelled(server, page, tmp_path):
     holding one of the DUCHENNE_MAX_JOBS places. "Cancel analysis" deletes it."""
     deleted: list[str] = []
     running_video_job(page, deleted)
-    clip = tmp_path / "clip.mp4"
-    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    clip = _fake_clip(tmp_path)
     page.goto(server + "/")
     assert page.locator("#video-cancel").is_hidden()
     page.set_input_files("#file-input", str(clip))
@@ -695,14 +698,8 @@ def test_a_video_left_for_a_photo_is_cancelled_on_the_server(server, page, tmp_p
     left it running on the server (the next video waited behind it, or got 429)."""
     deleted: list[str] = []
     running_video_job(page, deleted)
-    page.route(
-        "**/v1/analyze*",
-        lambda route: route.fulfill(
-            status=200, content_type="application/json", body=json.dumps(MOCK_FACES)
-        ),
-    )
-    clip = tmp_path / "clip.mp4"
-    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    _answer_photos_with_mock_faces(page)
+    clip = _fake_clip(tmp_path)
     page.goto(server + "/")
     page.set_input_files("#file-input", str(clip))
     page.wait_for_selector("#video-status:has-text('running')")
@@ -720,14 +717,8 @@ def test_a_video_upload_left_for_a_photo_is_not_followed(server, page, tmp_path)
     polled: list[str] = []
     page.route("**/v1/videos?*", lambda route: held.append(route))
     page.route("**/v1/videos/j", lambda route: polled.append(route.request.url))
-    page.route(
-        "**/v1/analyze*",
-        lambda route: route.fulfill(
-            status=200, content_type="application/json", body=json.dumps(MOCK_FACES)
-        ),
-    )
-    clip = tmp_path / "clip.mp4"
-    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    _answer_photos_with_mock_faces(page)
+    clip = _fake_clip(tmp_path)
     page.goto(server + "/")
     with page.expect_request("**/v1/videos?*"):
         page.set_input_files("#file-input", str(clip))
