@@ -4,7 +4,8 @@ The decoding reproduces MediaPipe's graph (``face_detection_*.pbtxt``): SSD anch
 box/keypoint regression relative to the anchor centre, sigmoid scores, then MediaPipe's
 *weighted* non-maximum suppression, which averages overlapping candidates by score and
 gives steadier boxes than hard NMS. Large images (group photos) are additionally scanned in
-overlapping tiles so that small faces reach the detector at a usable size.
+overlapping tiles so that small faces reach the detector at a usable size; what only a
+tile shows must be confirmed by the short-range model (``TILE_CONFIRM_MIN``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 
 from duchenne.face.boxes import box_iou
+from duchenne.face.windows import centred_windows
 from duchenne.models.registry import create_model, get_model_cfg
 
 
@@ -190,6 +192,15 @@ TILE_LEVEL_MAX = 0.9  # tile levels up to this fraction of the image's long side
 # in a 1536 px tile: an 81 px box at 0.72, which then swallowed the right 35 px box of the
 # 384 px level); the level below sees such a face at twice the size (32 px at 16 here).
 TILE_FACE_MIN = 16
+# What the full-range model finds only in a tile must be confirmed by the short-range model
+# at this score in a window ``VERIFY_SCALE`` times its size. Why: a tile multiplies
+# the model's looks at a fine scale where texture passes its threshold (blurred noise at
+# 4000x3000: 16 faces at 0.60-0.72 in 384 px tiles; the astronaut upscaled to 6144 px: 2-5
+# faces on the helmet and suit, as a tile of an upscaled photo is a blur the model never
+# saw), while the short-range model, shown the candidate at its own scale, scores every
+# such one (thousands measured) at most 0.65 and every Solvay face at 1-4x at least 0.76.
+# The full-range model is no judge there: it scores clear Solvay faces 0.18-0.49 in them.
+TILE_CONFIRM_MIN = AUTO_SHORT_MIN
 
 
 class _Runner:
@@ -278,8 +289,10 @@ class FaceDetector:
     of 1,232 frontal 256x256 portraits), while only the full-range model finds faces
     smaller than about a tenth of the image. ``"auto"`` (the default) runs the full-range
     model on the whole image (and on tiles of large images), and the short-range model
-    where that finds no face. Doubtful candidates (``verify_min`` up to the threshold) get
-    a second look in a window centred on them (both models must agree there), and when
+    where that finds no face. Faces only tiles find need the short-range model's word in a
+    window centred on them (tiles of textures and of upscaled photos hold false ones).
+    Doubtful candidates (``verify_min`` up to the threshold) get a second look in such a
+    window (both models must agree there; the short-range one for tiles'), and when
     nothing at all is found, a last pass runs both models on the image inside a grey
     border (a face cut by the frame edge or filling it is then seen whole and smaller).
     Photos turned sideways or upside down: ``duchenne.face.orientation.find_turned``.
@@ -371,18 +384,31 @@ class FaceDetector:
         that fill the frame; the short-range model finds those, and only those matter when
         the full-range model found nothing, so a photo with a face costs one model run.
 
+        What only tiles find, the short-range model must confirm (``_confirm``): faces, and
+        with verification on the best ``max_verify`` doubtful ones. Before the other model's
+        turn, so that false tile faces do not stand in for a face the whole image shows.
+
         Returns the merged faces a model is sure of (score at or above its threshold) and,
-        with verification on, the merged doubtful ones (``verify_min`` up to it).
+        with verification on, the merged doubtful ones of the whole-image passes
+        (``verify_min`` up to it).
         """
         h, w = image.shape[:2]
         run = self.tile_runner
-        found = [run(image, 0, 0, self._floor(run))]
+        whole = run(image, 0, 0, self._floor(run))
         tiles = self.tiles(w, h)
         windows = [(image[y0:y1, x0:x1], x0, y0) for x0, y0, x1, y1 in tiles]
-        for tile, dets in zip(tiles, run.many(windows, self._floor(run)), strict=True):
-            found.append(self._keep_whole(self._keep_resolved(dets, tile), tile, w, h))
-        sure = _merge([d.select(d.score >= run.min_score) for d in found])
-        doubtful = [d.select(d.score < run.min_score) for d in found]
+        zoomed = [
+            self._keep_whole(self._keep_resolved(dets, tile), tile, w, h)
+            for tile, dets in zip(tiles, run.many(windows, self._floor(run)), strict=True)
+        ]
+        seen = whole.select(whole.score >= run.min_score)
+        sure = _merge([seen, *(d.select(d.score >= run.min_score) for d in zoomed)])
+        maybe = _unmatched(_merge([d.select(d.score < run.min_score) for d in zoomed]), sure)
+        maybe = maybe.select(np.argsort(-maybe.score)[: self.max_verify])
+        tile_only = ~_overlaps(sure, seen)
+        confirmed = self._confirm(image, Detections.concat([sure.select(tile_only), maybe]))
+        sure = _merge([sure.select(~tile_only), confirmed])
+        doubtful = [whole.select(whole.score < run.min_score)]
         for other in self.runners:
             if other is run or len(sure):
                 continue
@@ -407,13 +433,7 @@ class FaceDetector:
         boxes = doubtful.xyxy[np.argsort(-doubtful.score)][: self.max_verify]
         if not len(boxes):
             return Detections.empty()
-        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-        sides = np.maximum((boxes[:, 2:] - boxes[:, :2]).max(1), 1.0)
-        corners = (centres - VERIFY_SCALE * sides[:, None] / 2).round().astype(int)
-        windows = [
-            (_window(image, int(x0), int(y0), round(VERIFY_SCALE * s)), int(x0), int(y0))
-            for (x0, y0), s in zip(corners, sides, strict=True)
-        ]
+        windows, centres, sides = centred_windows(image, boxes, VERIFY_SCALE)
         alive = list(range(len(windows)))
         first: dict[int, Detections] = {}
         for run in self.verifiers:  # what the first model rejects, the second never sees
@@ -424,6 +444,19 @@ class FaceDetector:
             alive = [i for i in alive if len(hits[i])]
             first = first or hits
         return _merge([first[i] for i in alive])
+
+    def _confirm(self, image: np.ndarray, zoomed: Detections) -> Detections:
+        """The candidates only tiles found that the short-range model also finds, at
+        ``TILE_CONFIRM_MIN`` in a window ``VERIFY_SCALE`` times their size centred on them
+        (why: see ``TILE_CONFIRM_MIN``). They keep their tile boxes: the tiles frame such a
+        small face better than the window, where it fills a third."""
+        if not len(zoomed):
+            return zoomed
+        windows, centres, sides = centred_windows(image, zoomed.xyxy, VERIFY_SCALE)
+        short = next(r for r in self.verifiers if r.spec == SHORT_RANGE)
+        found = short.many(windows, max(short.min_score, TILE_CONFIRM_MIN))
+        hit = [len(_near(d, c, s / 3)) > 0 for d, c, s in zip(found, centres, sides, strict=True)]
+        return zoomed.select(np.array(hit, bool))
 
     def _padded(self, image: np.ndarray) -> Detections:
         """Second chance: whole-image models on the image inside a grey border, stricter."""
@@ -489,12 +522,18 @@ def _spec(model: str | BlazeFaceSpec) -> BlazeFaceSpec:
     return SPECS[model] if isinstance(model, str) else model
 
 
+def _overlaps(candidates: Detections, faces: Detections, iou: float = NMS_IOU) -> np.ndarray:
+    """Whether each candidate overlaps one of ``faces`` (IoU above ``iou``)."""
+    if not len(faces) or not len(candidates):
+        return np.zeros(len(candidates), bool)
+    return np.array([(box_iou(b, faces.xyxy) > iou).any() for b in candidates.xyxy], bool)
+
+
 def _unmatched(candidates: Detections, faces: Detections, iou: float = NMS_IOU) -> Detections:
     """The candidates that overlap none of ``faces``."""
     if not len(faces) or not len(candidates):
         return candidates
-    keep = np.array([not (box_iou(b, faces.xyxy) > iou).any() for b in candidates.xyxy])
-    return _drop_nested(candidates.select(keep), within=faces)
+    return _drop_nested(candidates.select(~_overlaps(candidates, faces, iou)), within=faces)
 
 
 def _alone(spec: BlazeFaceSpec) -> float | None:
@@ -534,19 +573,6 @@ def _near(dets: Detections, centre: np.ndarray, distance: float) -> Detections:
     """Detections whose box centre lies within ``distance`` of ``centre`` (both axes)."""
     gap = np.abs((dets.xyxy[:, :2] + dets.xyxy[:, 2:]) / 2 - centre).max(1) if len(dets) else []
     return dets.select(np.asarray(gap) < distance) if len(dets) else dets
-
-
-def _window(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
-    """The ``side``-pixel square at (x0, y0), grey where it extends beyond the image."""
-    h, w = image.shape[:2]
-    crop = image[max(y0, 0) : max(y0 + side, 0), max(x0, 0) : max(x0 + side, 0)]
-    top, left = max(-y0, 0), max(-x0, 0)
-    bottom, right = side - top - crop.shape[0], side - left - crop.shape[1]
-    if top or left or bottom > 0 or right > 0:
-        crop = cv2.copyMakeBorder(
-            crop, top, max(bottom, 0), left, max(right, 0), cv2.BORDER_CONSTANT, value=(128,) * 3
-        )
-    return crop
 
 
 def _merge(parts: list[Detections], iou: float = NMS_IOU) -> Detections:
