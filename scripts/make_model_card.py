@@ -157,10 +157,11 @@ def clear_recall_table(results: dict[str, dict[str, dict]]) -> str:
 
 
 def breakdown_table(results: dict[str, dict[str, dict]], data: str = MTFL) -> str:
-    """Smile accuracy and ROC-AUC per head pose and per gender on MTFL valid."""
+    """Smile accuracy and ROC-AUC per head pose, per gender and per source (LFW photos,
+    which SMILEsmileD's training crops may share, or web photos) on MTFL valid."""
     lines = ["| model | attribute | group | n | smile acc | ROC-AUC |", "|---|---|---|---|---|---|"]
     for model, r in _rows(results, data).items():
-        for key in ("pose", "gender"):
+        for key in ("pose", "gender", "source"):
             for group, g in r.get("breakdowns", {}).get(key, {}).items():
                 lines.append(
                     f"| {model} | {key} | {group} | {g['n']} | {_ci(g['accuracy'])} | {_ci(g['roc_auc'])} |"
@@ -347,10 +348,11 @@ def training_table(summaries: list[Path]) -> str:
     for path in summaries:
         run = json.loads(path.read_text())
         cfg, valid = run["config"], run["valid_metrics"]
+        emotion = f"{valid['emotion_acc']:.3f}" if "emotion_acc" in valid else "- (no FER+)"
         lines.append(
             f"| {run['name']} | {run['device']} | {cfg.get('threads') or '-'} "
             f"| {run['epochs_run']} ({run['best_epoch']}) | {run['stopped']} "
-            f"| {run['train_seconds'] / 60:.1f} | {cfg.get('valid_set', '-')} | {valid['emotion_acc']:.3f} "
+            f"| {run['train_seconds'] / 60:.1f} | {cfg.get('valid_set', '-')} | {emotion} "
             f"| {valid['smile_f1']:.3f} | `{path.relative_to(REPO) if path.is_relative_to(REPO) else path}` |"
         )
     return "\n".join(lines)
@@ -478,6 +480,7 @@ def main() -> None:
         with atomic_write(CARD, mode="w") as fh:
             fh.write(with_training_table(CARD.read_text(), args.runs))
         return
+    card = with_training_table(CARD.read_text(), args.runs)  # before the long evaluation
     names = list_models("smile_*", task="smile_emotion")
     models = {n: SmileModel(n, threads=1) for n in names}
     if args.fer_only:
@@ -496,7 +499,6 @@ def main() -> None:
     metrics = metrics_table(results)
     latency = latency_table(names)
     update_models_json(results)
-    card = CARD.read_text()
     card = replace_block(card, "card-metrics", metrics)
     card = replace_block(card, "card-latency", latency)
     card = replace_block(card, "card-recall", recall_table(results))
@@ -506,7 +508,6 @@ def main() -> None:
         card = write_lodo_block(card, args)
     if pairs:
         card = replace_block(card, "card-paired", paired_table(results, pairs, args.n_boot))
-    card = with_training_table(card, args.runs)
     with atomic_write(CARD, mode="w") as fh:
         fh.write(card)
     update_readme(
