@@ -180,8 +180,8 @@ def main() -> None:
     faces = base["faces"] / max(1, base["images"])
     note = (
         f"{args.count} 640x480 JPEG photos, each with one face from {origin} "
-        f"({faces:.2f} faces found per photo: the tight low-resolution crops are often missed "
-        "by the detector, which is realistic for throughput); all stages, "
+        f"({faces:.2f} faces found per photo: a tight low-resolution crop that the detector "
+        "misses costs the no-face path, as it does on real photos); all stages, "
         f"1 onnxruntime thread per worker; best of {args.repeats} alternating rounds. "
         "The load average shows how busy the machine was (other processes share its cores): "
         "scaling above 1 worker is bounded by the cores left free. "
