@@ -329,6 +329,38 @@ def test_16bit_png_keeps_full_gradient() -> None:
     np.testing.assert_array_equal(out.ravel(), np.arange(256))  # nothing clipped
 
 
+def int32_tiff(tmp_path: Path, values: np.ndarray) -> Path:
+    """A 32-bit integer TIFF as Pillow writes it (mode "I", BitsPerSample 32, signed)."""
+    img = Image.fromarray(values.astype(np.int32))
+    assert img.mode == "I"
+    path = tmp_path / "int32.tif"
+    img.save(path, "TIFF")
+    with Image.open(path) as stored:
+        assert stored.mode == "I" and stored.tag_v2[258] in (32, (32,))
+    return path
+
+
+def test_32bit_tiff_holding_8bit_values_decodes_them_exactly(tmp_path: Path) -> None:
+    ramp = np.add.outer(np.arange(16), np.arange(16) * 16).astype(np.int32)  # 0 ... 255
+    out = load_image(int32_tiff(tmp_path, ramp))  # was all black: 255 / (2**32 - 1) -> 0
+    for channel in range(3):
+        np.testing.assert_array_equal(out[..., channel], ramp)
+
+
+def test_32bit_tiff_holding_16bit_values_decodes_like_a_16bit_png(tmp_path: Path) -> None:
+    values = np.array([[0, 256, 257, 1000], [32896, 65279, 65534, 65535]])
+    out = load_image(int32_tiff(tmp_path, values))
+    as_16bit = load_image(encode(Image.fromarray(values.astype(np.uint16)), "PNG"))
+    np.testing.assert_array_equal(out, as_16bit)
+    assert out[1, 3, 0] == 255 and out[0, 3, 0] == 4
+
+
+def test_32bit_tiff_beyond_16bit_values_uses_the_full_int32_range(tmp_path: Path) -> None:
+    values = np.array([[-5, 0, 1 << 16, 3 << 29, (1 << 31) - 1]])  # 3 << 29: 3/4 of white
+    out = load_image(int32_tiff(tmp_path, values))[0, :, 0]
+    np.testing.assert_array_equal(out, [0, 0, 0, 191, 255])
+
+
 @pytest.mark.parametrize(
     ("orientation", "corner"),
     [(1, (0, 0)), (3, (-1, -1)), (6, (0, -1)), (8, (-1, 0))],

@@ -81,6 +81,7 @@ def test_smoke_train_and_export(cache_dir: Path, tmp_path: Path) -> None:
     ckpt = loop.save_checkpoint(result, tmp_path / "out" / "smile_n.pt")
     net, summary = loop.load_checkpoint(ckpt)
     assert summary["name"] == "smile_n" and summary["params"] == result.params
+    assert summary["config"]["oversample"] == [["mtfl_train", 2]]  # the shipped mix's default
     models_json = tmp_path / "models.json"
     report = ladder.finish(
         net,
@@ -266,6 +267,24 @@ def test_oversampled_sources_are_visited_more_often(cache_dir: Path) -> None:
     sources = train.source[rows]
     assert (sources == "mtfl_train").sum() == 3 * (train.source == "mtfl_train").sum()
     assert (sources == "ferplus_train").sum() == (train.source == "ferplus_train").sum()
+
+
+def test_summary_records_only_the_oversampling_of_the_runs_own_caches(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    """A FER+-only run's summary listed the default ``mtfl_train`` x2, a cache it never read."""
+    cfg = _cfg(cache_dir, train_sets=loop.FER_ONLY, epochs=1)
+    assert cfg.oversample == (("mtfl_train", 2),)  # the default, left as it is
+    result = loop.train(cfg)
+    _, summary = loop.load_checkpoint(loop.save_checkpoint(result, tmp_path / "fer.pt"))
+    assert summary["config"]["oversample"] == []
+    assert summary["config"]["train_sets"] == ["ferplus_train"]
+    mixed = _cfg(
+        cache_dir, train_sets=loop.FER_ONLY, oversample=(("mtfl_train", 2), ("ferplus_train", 3))
+    )
+    assert mixed.applied_oversample == (("ferplus_train", 3),)
+    train, _ = loop.load_data(mixed)
+    assert len(loop.epoch_rows(train, mixed.applied_oversample)) == 3 * len(train)
 
 
 def test_side_runs_are_never_shipped(cache_dir: Path, tmp_path: Path) -> None:

@@ -11,8 +11,12 @@ Pixel conventions applied on load (documented here because they change pixel val
 
 * Transparency (RGBA, LA, PA, palette or grey/RGB with a transparent colour) is
   composited onto a **white** background, as an image viewer would show it.
-* 16-bit and 32-bit integer images are scaled by their bit depth (``65535 -> 255``),
-  never clipped; float images must hold values in ``[0, 1]``.
+* 16-bit integer images (and 12-bit ones that declare it) are scaled by their bit depth
+  (``65535 -> 255``), never clipped. 32-bit integer images (Pillow mode ``I``) are scaled
+  by the depth their values imply, since the 32-bit container says nothing of the data's
+  range: a peak of at most 255 is read as 8-bit, at most 65535 as 16-bit, else as the
+  full int32 range (``2**31 - 1 -> 255``). Float images must hold values in ``[0, 1]``
+  (a float file may use 0-255).
 * CMYK is converted through its embedded ICC profile when there is one, else with the
   standard ``(255 - C) * (255 - K) / 255`` formula. ICC profiles of RGB images are
   ignored: their values are taken as sRGB.

@@ -3,7 +3,8 @@
 Why a module of its own: :mod:`duchenne.io.image` decides *what* to decode and how it may
 fail; this module holds the one set of rules for turning decoded samples into the array
 every model reads -- 16-bit and 12-bit data scaled with rounding, ``[0, 1]`` floats
-scaled (0-255 floats refused), CMYK through its ICC profile, alpha composited on white.
+scaled (0-255 floats refused), 32-bit integer files by the depth their values imply,
+CMYK through its ICC profile, alpha composited on white.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def pil_to_rgb(img: Image.Image, label: str) -> np.ndarray:
     mode = img.mode
     if mode.startswith("I;16") or mode == "I":
         arr = np.asarray(img)
-        return array_to_rgb(arr, label, bits=_bit_depth(img) or _container_bits(arr))
+        return array_to_rgb(arr, label, bits=_integer_bits(img, arr))
     if mode == "F":
         return array_to_rgb(_unit_float(np.asarray(img)), label)
     if mode == "CMYK":
@@ -76,6 +77,23 @@ def _cmyk_to_rgb(img: Image.Image) -> Image.Image:
         except (ImportError, OSError, ValueError, ImageCms.PyCMSError):
             pass  # broken or unusable profile: fall back to the formula
     return img.convert("RGB")  # Pillow: (255 - C) * (255 - K) / 255
+
+
+def _integer_bits(img: Image.Image, arr: np.ndarray) -> int:
+    """Bit depth to scale a Pillow ``I;16*`` / ``I`` image by.
+
+    ``I;16*`` images and ``I`` images that declare a depth narrower than 32 bits (12-bit
+    data, a signed 16-bit TIFF) use that depth. A depth of 32 bits, or none (mode ``I``
+    from other formats), only names the int32 container Pillow, ImageJ or numpy wrote, not
+    the range of the data: such files almost always hold 8- or 16-bit values, and scaling
+    0-255 by ``2**32 - 1`` gives a black image. The depth is then the one the values imply
+    (:func:`_container_bits`): a peak of at most 255 is 8-bit, at most 65535 16-bit (so it
+    decodes exactly like an ``I;16`` file), else the full non-negative int32 range.
+    """
+    declared = _bit_depth(img)
+    if declared is not None and declared < 32:
+        return declared
+    return _container_bits(arr)
 
 
 def _bit_depth(img: Image.Image) -> int | None:
@@ -140,9 +158,14 @@ def _to_uint8(arr: np.ndarray, label: str, bits: int | None) -> np.ndarray:
 
 
 def _container_bits(arr: np.ndarray) -> int:
-    """Smallest of 8/16/32 bits holding the data (Pillow mode "I" has no declared depth)."""
+    """Smallest of 8/16/31 bits holding the data (a 32-bit container says nothing of its range).
+
+    Why not a min-max stretch: a step between the usual depths keeps a dark photo dark and
+    gives every frame of one camera the same scale. 31, not 32: Pillow's mode ``I`` holds
+    signed int32, so ``2**31 - 1`` is its white (negative samples clip to black).
+    """
     peak = int(arr.max())
-    return 8 if peak <= 0xFF else 16 if peak <= 0xFFFF else 32
+    return 8 if peak <= 0xFF else 16 if peak <= 0xFFFF else 31
 
 
 def _scale_bits(arr: np.ndarray, bits: int) -> np.ndarray:

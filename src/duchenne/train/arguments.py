@@ -169,7 +169,8 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--oversample",
         default=None,
-        help="'+'-joined CACHE=N: visit that cache's rows N times per epoch (default mtfl_train=2)",
+        help="'+'-joined CACHE=N: visit that cache's rows N times per epoch"
+        " (default mtfl_train=2, when the run trains on mtfl_train)",
     )
     p.add_argument(
         "--emotion-balance",

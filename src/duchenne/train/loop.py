@@ -103,6 +103,15 @@ class TrainConfig:
             name += "_" + "+".join(s.removesuffix("_train") for s in self.train_sets)
         return name if self.limit is None else f"{name}_limit{self.limit}"
 
+    @property
+    def applied_oversample(self) -> tuple[tuple[str, int], ...]:
+        """The ``oversample`` pairs whose cache this run trains on.
+
+        Why: the default names ``mtfl_train``, which a FER+-only or leave-MTFL-out run does
+        not read; those pairs change nothing, and a summary listing them told its reader
+        the run oversampled MTFL. The loop and the summary both use this one list."""
+        return tuple((name, times) for name, times in self.oversample if name in self.train_sets)
+
 
 @dataclass
 class TrainResult:
@@ -416,7 +425,7 @@ def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     opt = make_optimizer(net, cfg)
-    rows = epoch_rows(train_set, tuple(cfg.oversample))
+    rows = epoch_rows(train_set, cfg.applied_oversample)
     steps = max(1, len(rows) // cfg.batch_size)
     class_weights = emotion_class_weights(train_set.votes, train_set.has_votes, cfg.emotion_balance)
     schedule = CosineSchedule(steps, cfg.epochs, cfg.warmup_epochs)
@@ -580,7 +589,7 @@ def run_summary(result: TrainResult) -> dict[str, Any]:
     cfg = asdict(result.config)
     cfg["train_sets"] = list(cfg["train_sets"])
     cfg["loss_weights"] = list(cfg["loss_weights"])
-    cfg["oversample"] = [list(pair) for pair in cfg["oversample"]]
+    cfg["oversample"] = [list(pair) for pair in result.config.applied_oversample]
     cfg["augment_skip"] = list(cfg["augment_skip"])
     return {
         "name": result.config.name,
