@@ -359,37 +359,6 @@ def auto_epochs(cfg: TrainConfig, epoch_s: float, spent_s: float) -> int:
     return max(AUTO_EPOCHS_AFTER, min(cfg.max_epochs, AUTO_EPOCHS_AFTER + more))
 
 
-WARM_START_ROWS = 4096
-"""Training rows (seeded draw) whose statistics rebuild the BatchNorms of an ONNX warm start."""
-
-
-def warm_start(net: nn.Module, cfg: TrainConfig, train_set: CropSet) -> str:
-    """Fine-tuning: load ``cfg.init`` into ``net``, a checkpoint of an earlier run of the
-    same net (``.pt``) or an exported ONNX file / registered model name (BatchNorm
-    rebuilt from training crops: ``duchenne.train.warmstart``). Returns the start file's
-    name and sha256 (``init_source`` of the run summary)."""
-    from duchenne.train.warmstart import (
-        file_provenance,
-        init_path,
-        is_onnx_init,
-        warm_start_from_onnx,
-    )
-
-    assert cfg.init
-    path = init_path(cfg.init)
-    source = file_provenance(path)
-    if not is_onnx_init(cfg.init):
-        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-        net.load_state_dict(state)
-        return source
-    rng = np.random.default_rng(cfg.seed)
-    rows = np.sort(rng.permutation(len(train_set))[: min(WARM_START_ROWS, len(train_set))])
-    sample = DeviceData.from_crops(train_set.subset(rows), torch.device("cpu"))
-    x, _ = sample.batch(torch.arange(len(sample)))
-    warm_start_from_onnx(net, path, normalize(x), resize=cfg.init_resize)
-    return source
-
-
 def distill_teachers(train_set: CropSet) -> dict[str, list[str]]:
     """Per training cache, the teacher files (name and sha256, as ``duchenne train teach``
     recorded them) whose outputs a distilled run learned from; a cache taught before the
@@ -420,7 +389,11 @@ def _prepare(cfg: TrainConfig, data: tuple[CropSet, CropSet] | None) -> dict[str
     # (measured 1.5x faster steps for the inverted-residual nets on 2 cores)
     geometry = input_geometry(train_set, valid_set)
     net = build_net(cfg.net, geometry["channels"])
-    init_source = warm_start(net, cfg, train_set) if cfg.init else None
+    init_source = None
+    if cfg.init:
+        from duchenne.train.warmstart import warm_start  # onnx and onnxruntime: only here
+
+        init_source = warm_start(net, cfg.init, train_set, cfg.seed, cfg.init_resize)
     net = net.to(device).to(memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -33,6 +33,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from duchenne.train.data import CropSet, DeviceData, normalize
 from duchenne.train.export import INPUT_NAME, OUTPUT_NAMES
 from duchenne.train.nets import ConvBN, ExportWrapper, input_channels
 
@@ -260,3 +261,28 @@ def warm_start_from_onnx(
         "file_side": float(file_side),
         "crop_side": float(x.shape[-1]),
     }
+
+
+WARM_START_ROWS = 4096
+"""Training rows (seeded draw) whose statistics rebuild the BatchNorms of an ONNX warm start."""
+
+
+def warm_start(
+    net: nn.Module, init: str, train_set: CropSet, seed: int, resize: bool = False
+) -> str:
+    """Fine-tuning: load ``init`` into ``net``, a checkpoint of an earlier run of the same
+    net (``.pt``) or an exported ONNX file / registered model name (BatchNorm rebuilt from
+    ``WARM_START_ROWS`` training crops drawn with ``seed``: ``warm_start_from_onnx``).
+    Returns the start file's name and sha256 (``init_source`` of the run summary)."""
+    path = init_path(init)
+    source = file_provenance(path)
+    if not is_onnx_init(init):
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        net.load_state_dict(state)
+        return source
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.permutation(len(train_set))[: min(WARM_START_ROWS, len(train_set))])
+    sample = DeviceData.from_crops(train_set.subset(rows), torch.device("cpu"))
+    x, _ = sample.batch(torch.arange(len(sample)))
+    warm_start_from_onnx(net, path, normalize(x), resize=resize)
+    return source
