@@ -10,8 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,7 +24,7 @@ import pytest
 from duchenne import data
 from duchenne.models.registry import default_smile_model
 
-from .conftest import require_server_deps, start_server
+from .conftest import require_server_deps, start_server, write_video
 
 require_server_deps()
 
@@ -224,16 +228,18 @@ def test_smile_scores_and_emotion_bars_render(server, page, tmp_path):
 
 
 def test_video_timeline_with_episodes_and_best_frame(server, page, tmp_path):
-    """A video job end to end on the real server, then the chart with stubbed episodes."""
+    """A video job end to end on the real server, then the chart with stubbed episodes.
+    The downloads are named after the video (they were named by the job id)."""
     import cv2
     import numpy as np
 
-    clip = tmp_path / "clip.webm"
+    made = tmp_path / "clip.webm"
     face = cv2.resize(data.astronaut(), (256, 256))
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"VP80"), 10, (256, 256))
+    writer = cv2.VideoWriter(str(made), cv2.VideoWriter_fourcc(*"VP80"), 10, (256, 256))
     for i in range(20):
         writer.write(cv2.cvtColor(np.roll(face, i, axis=1), cv2.COLOR_RGB2BGR))
     writer.release()
+    clip = made.rename(tmp_path / "fête party.webm")
 
     def add_episode(route):
         response = route.fetch()
@@ -267,6 +273,13 @@ def test_video_timeline_with_episodes_and_best_frame(server, page, tmp_path):
     )
     assert page.locator("#downloads").is_visible()
     save_screenshot(page, tmp_path, "dashboard-video.png")
+    for link, name in [
+        ("#download-json", "fête_party_smiles.json"),
+        ("#download-csv", "fête_party.csv"),
+    ]:
+        with page.expect_download() as saved:
+            page.click(link)
+        assert saved.value.suggested_filename == name
 
 
 GROUP = REPO / "tests" / "data" / "solvay_1927.jpg"
@@ -733,6 +746,68 @@ def test_a_video_upload_left_for_a_photo_is_not_followed(server, page, tmp_path)
     page.wait_for_timeout(1000)
     assert "Found 1 face in astronaut.jpg" in page.inner_text("#message")
     assert not polled
+
+
+def api_status(url: str) -> int:
+    """The server's own HTTP status for ``GET url`` (asked from here, not by the page)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def polls_see_running(route) -> None:
+    """The dashboard's polls of a job see it running, whatever its state on the server (a
+    short real job may end before the page is left); other requests reach the server."""
+    if route.request.method != "GET":
+        route.fallback()
+        return
+    job_id = route.request.url.rsplit("/", 1)[1]
+    body = {
+        "id": job_id, "status": "running", "progress": 0.25, "frames_done": 3,
+        "frames_total": 12, "video": {"seconds": 1.2}, "error": None,
+        "frames_url": f"/v1/videos/{job_id}/frames",
+    }  # fmt: skip
+    route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+
+@pytest.mark.parametrize("leave", ["close", "navigate"])
+def test_leaving_the_page_cancels_its_video_job(server, page, tmp_path, leave):
+    """Closing the tab (or leaving the page) while a video job ran left the job running on
+    the server, where it held the one job place (DUCHENNE_MAX_JOBS) and the next user
+    waited for a result nobody would read. The page deletes it as it goes (pagehide)."""
+    clip = write_video(tmp_path / "party.avi")
+    page.route(re.compile(r".*/v1/videos/[^/?]+$"), polls_see_running)
+    page.goto(server + "/")
+    with page.expect_response("**/v1/videos?*") as created:
+        page.set_input_files("#file-input", str(clip))
+    url = server + created.value.json()["url"]
+    page.wait_for_selector("#video-status:has-text('running')")
+    assert api_status(url) == 200
+    if leave == "close":
+        page.close(run_before_unload=True)
+    else:
+        page.goto(server + "/healthz")
+    deadline = time.monotonic() + 10
+    while api_status(url) != 404:
+        assert time.monotonic() < deadline, "the job outlived the page"
+        time.sleep(0.1)
+
+
+def test_leaving_the_page_keeps_a_finished_job(server, page, tmp_path):
+    """Only an unfinished job is cancelled when the page goes: a finished one stays on the
+    server for its time to live (JSON and CSV can still be fetched by its URL)."""
+    clip = write_video(tmp_path / "party.avi")
+    page.goto(server + "/")
+    with page.expect_response("**/v1/videos?*") as created:
+        page.set_input_files("#file-input", str(clip))
+    url = server + created.value.json()["url"]
+    page.wait_for_selector("#message:has-text('Finished party.avi')", timeout=60_000)
+    page.close(run_before_unload=True)
+    time.sleep(1)  # a DELETE sent on the way out would have arrived by now
+    assert api_status(url) == 200
+    urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5).close()
 
 
 THUMB_PIXELS = """() => Array.from(document.querySelector('#faces canvas.thumb')

@@ -24,6 +24,7 @@ from .conftest import require_server_deps, write_video
 
 require_server_deps()
 
+from duchenne.server.downloads import file_stem  # noqa: E402
 from duchenne.server.schemas import JobCreated, JobStatus  # noqa: E402
 
 from .test_analyze import assert_error  # noqa: E402
@@ -222,6 +223,52 @@ def test_frame_table_as_json_and_csv(fake_video_client, video):
     assert {p.suffix for p in folder.glob("*-frames.*")} == {".jsonl", ".csv"}
     client.delete(url)
     assert not list(folder.glob("*-frames.*"))  # deleting a job deletes its table and CSV
+
+
+@pytest.mark.parametrize(
+    ("filename", "stem"),
+    [
+        ("party.mp4", "party"),
+        ("my party (1).MP4", "my_party_1"),
+        ("clip.final.mov", "clip.final"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\clip.avi", "clip"),
+        ('a"b;c\r\n.mp4', "a_b_c"),
+        ("fe\u0302te.mp4", "f\u00eate"),  # macOS: e + combining circumflex
+        ("日本語.mp4", "日本語"),
+        ("x" * 100 + ".mp4", "x" * 64),
+        (".mp4", ""),
+        ("--.mp4", ""),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_file_stem_keeps_letters_digits_and_dashes(filename, stem):
+    assert file_stem(filename) == stem
+
+
+def test_downloads_are_named_after_the_upload(fake_video_client, video):
+    """Saved results were named by the job id (``3f2a....csv``); they are named after the
+    uploaded video, for the dashboard and for ``curl -OJ`` alike."""
+    client = fake_video_client(fake_runner(table=True))
+    names = {}
+    for upload in ("my party.avi", "fête.avi"):
+        url = client.post("/v1/videos", files={"file": (upload, video.read_bytes())}).json()["url"]
+        wait_for(lambda url=url: client.get(url).json()["status"] == "done")
+        names[upload] = [
+            client.get(f"{url}{path}").headers["content-disposition"]
+            for path in ("", "?format=csv", "/frames", "/frames?format=csv")
+        ]
+    assert names["my party.avi"] == [
+        'inline; filename="my_party_smiles.json"',
+        'attachment; filename="my_party.csv"',
+        'inline; filename="my_party.json"',
+        'attachment; filename="my_party.csv"',
+    ]
+    assert names["fête.avi"][:2] == [
+        "inline; filename*=utf-8''f%C3%AAte_smiles.json",
+        "attachment; filename*=utf-8''f%C3%AAte.csv",
+    ]
 
 
 def test_csv_before_done_is_409(fake_video_client, video):

@@ -18,6 +18,7 @@ from duchenne.server.deps import (
     SmileThresholdQuery,
     VideoStagesDep,
 )
+from duchenne.server.downloads import content_disposition, file_stem
 from duchenne.server.handlers import ApiError
 from duchenne.server.jobs import Job, frame_template, probe_video
 from duchenne.server.schemas import JobCreated, JobStatus, error_responses
@@ -106,11 +107,13 @@ async def get_job(
 ) -> Response:
     """Progress while the job runs; when done, `result` is the video result's `to_dict()`
     (per-face tracks with their smile episodes and best frame). `format=csv` gives the
-    per-frame table instead (as `GET /v1/videos/{id}/frames?format=csv`)."""
+    per-frame table instead (as `GET /v1/videos/{id}/frames?format=csv`). Saved, the
+    document is named after the upload (`Content-Disposition`: `party.mp4` ->
+    `party_smiles.json`; the job id for an upload without a file name)."""
     job = _job(jobs, job_id)
     if format == "csv":
         return await frames(job_id, jobs, engine, "csv")
-    return JSONResponse(job.public())
+    return JSONResponse(job.public(), headers=_named(job, "_smiles.json", "inline"))
 
 
 @router.get(
@@ -133,14 +136,22 @@ async def frames(
     """One row per face per analysed frame: time, frame, face (track id), box, smile,
     emotions, geometry and smile dynamics. 409 until the job is done. The CSV is the file
     `duchenne video -o frames.csv` writes: it has its header row also when no face was
-    found."""
+    found. Named after the upload (`party.mp4` -> `party.csv`, `party.json`)."""
     job = _job(jobs, job_id)
     if job.status != "done":
         raise ApiError(409, "NotReady", f"job is {job.status}; the table exists when done")
     if format == "json":
-        return JSONResponse({"rows": job.table()})
+        return JSONResponse({"rows": job.table()}, headers=_named(job, ".json", "inline"))
     path = await engine.run(_table_file, job, engine.analyzer, format)
-    return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"{job.id}.csv")
+    return FileResponse(path, media_type="text/csv; charset=utf-8", headers=_named(job, ".csv"))
+
+
+def _named(job: Job, tail: str, kind: str = "attachment") -> dict[str, str]:
+    """The header naming a download of ``job`` after its upload plus ``tail``
+    (``party.mp4`` -> ``party.csv``); the job id for an upload without a usable name (a
+    raw body)."""
+    stem = file_stem(job.params.get("filename")) or job.id
+    return content_disposition(f"{stem}{tail}", kind)
 
 
 def _table_file(job: Job, analyzer: Any, format: str) -> Path:

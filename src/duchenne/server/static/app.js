@@ -448,8 +448,9 @@
     return shown;
   }
 
+  // keepalive: the DELETE still goes out when it is sent as the page goes away (pagehide).
   function deleteJob(id) {
-    fetch(`/v1/videos/${encodeURIComponent(id)}`, { method: "DELETE", headers: headers() }).catch(() => {});
+    fetch(`/v1/videos/${encodeURIComponent(id)}`, { method: "DELETE", headers: headers(), keepalive: true }).catch(() => {});
   }
 
   // The job on show finished (or was refused): there is nothing left to cancel.
@@ -571,7 +572,7 @@
       trackPanel(track, byFace.get(track.track_id) || [], metric, label, seconds, best, result.sampling);
     }
     el.downloads.hidden = false;
-    el.downloadJson.onclick = (ev) => download(ev, `/v1/videos/${job.id}`, `${job.id}.json`);
+    el.downloadJson.onclick = (ev) => download(ev, `/v1/videos/${job.id}`, `${job.id}_smiles.json`);
     el.downloadCsv.onclick = (ev) => download(ev, `${job.frames_url}?format=csv`, `${job.id}.csv`);
   }
 
@@ -659,11 +660,14 @@
     return box;
   }
 
-  async function download(ev, path, name) {
+  // Fetched (not a plain link) so the API key goes along; the saved file takes the name
+  // the server gives it after the upload (party.mp4 -> party_smiles.json, party.csv).
+  async function download(ev, path, fallback) {
     ev.preventDefault();
     try {
       const response = await fetch(path, { headers: headers() });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const name = dispositionName(response) || fallback;
       const url = URL.createObjectURL(await response.blob());
       const a = html("a", { href: url, download: name });
       a.click();
@@ -671,6 +675,18 @@
     } catch (e) {
       say(`Download failed: ${e.message}`, true);
     }
+  }
+
+  // The file name in a Content-Disposition header (filename*=utf-8''... for a non-ASCII
+  // one, as the server writes it), or null.
+  function dispositionName(response) {
+    const header = response.headers.get("content-disposition") || "";
+    const encoded = /filename\*=utf-8''([^;]+)/i.exec(header);
+    if (encoded) {
+      try { return decodeURIComponent(encoded[1]); } catch (e) { return null; }
+    }
+    const plain = /filename="([^"]+)"/i.exec(header);
+    return plain ? plain[1] : null;
   }
 
   // ------------------------------------------------------------------ webcam
@@ -767,6 +783,14 @@
   });
   $("options-form").addEventListener("submit", (ev) => ev.preventDefault());
   el.videoCancel.addEventListener("click", cancelVideo);
+  // Closing, reloading or leaving the page cancels the unfinished video job as "Cancel
+  // analysis" does: nobody is left to read its result, and it held one of the few job
+  // places (DUCHENNE_MAX_JOBS) until its end, so the next user waited for it. pagehide, not
+  // unload or beforeunload: it fires on phones too and keeps the page fit for the
+  // back/forward cache (back there, the page says "Cancelled"). The DELETE is a keepalive
+  // fetch, which outlives the page and, unlike sendBeacon (POST only, no headers), carries
+  // the method and the API key. A finished job is not on show as `job`: it is kept.
+  window.addEventListener("pagehide", () => { if (job) cancelVideo(); });
   el.viewCards.addEventListener("click", () => setView("cards"));
   el.viewTable.addEventListener("click", () => setView("table"));
   el.apiKey.value = sessionStorage.getItem("duchenne-key") || "";
