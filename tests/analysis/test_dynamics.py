@@ -7,7 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from duchenne.analysis.dynamics import LANDMARKS, compute_signals, normalize_pose, smooth_signal
+from duchenne.analysis.dynamics import (
+    LANDMARKS,
+    compute_signals,
+    normalize_pose,
+    resample_even,
+    smooth_signal,
+)
 from duchenne.analysis.episodes import SmileEpisode, find_episodes, single_episode
 
 FPS = 30.0
@@ -182,6 +188,45 @@ def test_smoothing_reduces_noise() -> None:
     noisy = 0.5 + rng.normal(0, 0.01, 300)
     for method in ("gaussian", "4253h"):
         assert smooth_signal(noisy, FPS, method=method).std() < 0.6 * noisy.std()
+
+
+# ------------------------------------------------------------------------- resampling
+
+
+def test_even_frames_are_not_resampled() -> None:
+    """Frames 1/fps apart, also with timestamp jitter, keep their samples (the dynamics of
+    constant-rate video are unchanged); so do times out of order."""
+    rng = np.random.default_rng(0)
+    even = np.arange(90) / FPS
+    jittered = even + rng.uniform(-0.1, 0.1, 90) / FPS
+    x = np.sin(even)
+    assert resample_even(even, x, FPS) is None
+    assert resample_even(jittered, x, FPS) is None
+    assert resample_even(np.array([0.0, 0.1, 0.1, 0.3]), np.zeros(4), 10.0) is None
+
+
+def test_uneven_frames_are_put_on_an_even_grid() -> None:
+    """30 then 15 frames/s (a phone in low light): the samples are moved onto times 1/fps
+    apart over the frames' span, each column linearly interpolated."""
+    times = np.concatenate([np.arange(30) / 30, 1.0 + np.arange(16) / 15])
+    values = np.column_stack([2.0 * times, times**2])
+    grid, out = resample_even(times, values, FPS)
+    np.testing.assert_allclose(grid, np.arange(61) / FPS, atol=1e-12)
+    np.testing.assert_allclose(out[:, 0], 2.0 * grid, atol=1e-12)  # a line stays exact
+    np.testing.assert_allclose(out[:, 1], grid**2, atol=0.5 * (1 / 15) ** 2)
+    assert out.shape == (61, 2)
+
+
+def test_a_hidden_stretch_stays_a_gap_on_the_grid() -> None:
+    """Grid times next to a hidden frame (NaN) are NaN, not values made up across the gap;
+    grid times on a known frame keep its value."""
+    times = np.array([0.0, 0.1, 0.2, 0.4, 0.5, 0.6])
+    x = np.array([0.0, 1.0, np.nan, 4.0, 5.0, 6.0])
+    grid, out = resample_even(times, x, 20.0)
+    assert len(grid) == 13
+    known = np.isfinite(out)
+    assert not known[(grid > 0.1 + 1e-9) & (grid < 0.4 - 1e-9)].any()
+    np.testing.assert_allclose(out[known], [0.0, 0.5, 1.0, 4.0, 4.5, 5.0, 5.5, 6.0])
 
 
 # ------------------------------------------------------------------------- episodes

@@ -533,6 +533,86 @@ def test_a_rate_that_does_not_divide_the_sources_keeps_the_dynamics_true(source_
         assert markers[f"{phase}.lip.{key}"] == pytest.approx(speed, rel=step / seconds), phase
 
 
+class TimedStage(SmilingStage):
+    """The model-free face stage at each frame's real time, however uneven the frames
+    (:func:`_timed_frames`: frame k, its pixel, is at ``times[k]``); ``hidden`` is a range
+    of seconds (the stage runs at 1 "frame" per second on the frame's time)."""
+
+    def __init__(self, profile: SmileProfile, times: np.ndarray, **kwargs) -> None:
+        super().__init__(profile, np.inf, fps=1.0, **kwargs)
+        self.times = times
+
+    def __call__(self, image: np.ndarray):
+        self.i = float(self.times[int(image[0, 0, 0])])
+        return super().__call__(image)
+
+
+def _timed_frames(times: np.ndarray):
+    """Tiny frames at ``times`` (seconds), each carrying its position for TimedStage."""
+    from duchenne.io.frames import Frame
+
+    assert len(times) <= 256
+    for k, t in enumerate(times):
+        image = np.zeros((48, 64, 3), np.uint8)
+        image[0, 0, 0] = k
+        yield Frame(k, float(t), image)
+
+
+def _timed_run(smile: SmileProfile, times: np.ndarray, options: VideoOptions, **stage):
+    """The video result of frames at ``times``, at their header's average rate."""
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    stage_ = TimedStage(smile, times, **stage)
+    analyzer = VideoAnalyzer(stage=stage_, options=options)
+    return analyzer.analyze(_timed_frames(times), source_fps=rate, prefetch=0)
+
+
+#: 30 frames/s, then 15 from 1.4 s (a phone in low light), and the reverse
+_VFR = {
+    "30-then-15": np.concatenate([np.arange(42) / 30, 1.4 + np.arange(27) / 15]),
+    "15-then-30": np.concatenate([np.arange(21) / 15, 1.4 + np.arange(54) / 30]),
+}
+
+
+@pytest.mark.parametrize("times", list(_VFR.values()), ids=list(_VFR))
+def test_a_variable_frame_rate_keeps_the_dynamics_true(times) -> None:
+    """Frames of a variable-frame-rate video were taken as 1/fps apart at the header's
+    average rate (21.6 frames/s for 30 -> 15): an onset of 0.5 s at 30 frames/s measured
+    0.70 s and 28 % too slow, the offset at 15 frames/s 0.60 s instead of 0.8. The signals
+    are resampled onto an even grid now: phase durations (reported and D-Markers) and
+    speeds are those of the same smile at an even 30 frames/s, within a frame at 15."""
+    smile = SmileProfile(start=0.6, onset=0.5, apex=0.6, offset=0.8)  # offset 1.7-2.5 s
+    single = VideoOptions(episodes="single")
+    (even,) = _timed_run(smile, np.arange(96) / 30, single).episodes
+    (vfr,) = _timed_run(smile, times, single).episodes
+    truth, measured = even.dmarker_dict(), vfr.dmarker_dict()
+    for phase, seconds, speed in (
+        ("onset", 0.5, "speed_max_pos"),
+        ("offset", 0.8, "speed_max_neg"),
+    ):
+        a, b = getattr(vfr, phase)
+        assert b - a == pytest.approx(seconds, abs=1 / 15), phase
+        assert truth[f"{phase}.lip.duration"] == pytest.approx(seconds, abs=1e-6), phase
+        assert measured[f"{phase}.lip.duration"] == pytest.approx(seconds, abs=1 / 15), phase
+        key = f"{phase}.lip.{speed}"
+        assert measured[key] == pytest.approx(truth[key], rel=0.05), phase
+    assert vfr.genuineness.cues["onset_duration"] == pytest.approx(0.5, abs=1 / 15)
+
+
+def test_a_face_hidden_in_a_variable_frame_rate_video_keeps_its_smile() -> None:
+    """Resampling keeps a hidden stretch a gap: the face hidden 0.6 s at the apex, at
+    15 frames/s, still gives one smile from the smiling rows, with the times, onset and
+    D-Markers of the face seen throughout."""
+    smile = SmileProfile(start=0.5, onset=0.3, apex=1.5, offset=0.4)
+    times = np.concatenate([np.arange(30) / 30, 1.0 + np.arange(46) / 15])
+    (seen,) = _timed_run(smile, times, VideoOptions()).episodes
+    (episode,) = _timed_run(smile, times, VideoOptions(), hidden=(1.2, 1.8)).episodes
+    assert (episode.start_time, episode.end_time) == (seen.start_time, seen.end_time)
+    assert episode.start_time == pytest.approx(0.6, abs=1 / 30)  # the first smiling row
+    assert episode.end_time in times and not episode.truncated
+    assert episode.onset == pytest.approx(seen.onset)
+    assert episode.dmarker_dict()["onset.lip.duration"] == pytest.approx(0.3, abs=1 / 30)
+
+
 def test_outputs_list_only_what_was_written(tmp_path) -> None:
     """Without a face the summary listed the plot and best-frame folders, which were never
     created, and an annotated video path that already existed though nothing was written

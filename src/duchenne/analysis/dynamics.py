@@ -46,6 +46,7 @@ __all__ = [
     "SmileSignals",
     "compute_signals",
     "normalize_pose",
+    "resample_even",
     "smooth_signal",
 ]
 
@@ -325,6 +326,57 @@ def smooth_signal(
     if method == "none":
         return y
     raise ValueError(f"unknown smoothing method {method!r}")
+
+
+def resample_even(
+    times: np.ndarray, values: np.ndarray, fps: float, jitter: float = 0.25
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-frame values moved onto times ``1 / fps`` apart, or None if they already are.
+
+    Why: the smoothing, the phase search, the durations and the speeds (D-Markers,
+    genuineness) count frames and take them as ``1 / fps`` apart. A variable-frame-rate
+    video (a phone dropping from 30 to 15 frames/s in low light) keeps frames unevenly
+    spaced, and a camera may deliver fewer frames than its stated rate; read at one rate,
+    their phases came out too long or too short and their speeds wrong by the same
+    factor. Linear interpolation onto an even grid at ``fps``, over the frames' time span
+    (its first point the first frame's time), gives the dynamics the signal they assume.
+
+    Frames whose steps all lie within ``jitter`` of ``1 / fps`` (timestamp rounding) are
+    left as they are (None), as are times that are not strictly increasing. A grid time
+    next to a NaN sample (a frame where the face was hidden) is NaN, so that a hidden
+    stretch stays a gap that the code downstream bridges as before, not a signal made up
+    here; beyond the last frame (less than half a step) the last value is held.
+
+    Args:
+        times: (T,) frame times in seconds.
+        values: (T,) or (T, K) per-frame values (NaN = unknown).
+        fps: the rate the dynamics are computed at.
+        jitter: largest deviation of a step from ``1 / fps``, as a fraction of it, that
+            still counts as even.
+
+    Returns:
+        ``(grid_times (M,), values on the grid (M,) or (M, K))``, or None.
+
+    Example:
+        >>> grid, v = resample_even(np.array([0.0, 0.1, 0.3]), np.array([0.0, 1.0, 3.0]), 10)
+        >>> grid.round(2).tolist(), v.round(2).tolist()
+        ([0.0, 0.1, 0.2, 0.3], [0.0, 1.0, 2.0, 3.0])
+    """
+    t = np.asarray(times, dtype=np.float64)
+    x = np.asarray(values, dtype=np.float64)
+    step = np.diff(t)
+    nominal = 1.0 / fps
+    if len(t) < 2 or not np.all(step > 0) or np.all(np.abs(step - nominal) <= jitter * nominal):
+        return None
+    grid = t[0] + np.arange(int(round((t[-1] - t[0]) * fps)) + 1) * nominal
+    left = np.clip(np.searchsorted(t, grid, side="right") - 1, 0, len(t) - 2)
+    w = np.clip((grid - t[left]) / step[left], 0.0, 1.0)
+    # a grid time on a frame (to rounding) takes that frame's value alone: 0 x NaN is NaN
+    w = np.where(w < 1e-9, 0.0, np.where(w > 1.0 - 1e-9, 1.0, w))
+    w = w.reshape(-1, *([1] * (x.ndim - 1)))
+    a, b = x[left], x[left + 1]
+    out = np.where(w == 0.0, a, np.where(w == 1.0, b, (1.0 - w) * a + w * b))
+    return grid, out
 
 
 def _fill_nan(y: np.ndarray) -> np.ndarray:

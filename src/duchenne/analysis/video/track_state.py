@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from duchenne.analysis.authenticity import assess_episode
 from duchenne.analysis.authenticity_classifier import episode_deep_features
 from duchenne.analysis.dmarkers import dmarker_vector
-from duchenne.analysis.dynamics import LANDMARKS, SmileSignals, compute_signals
+from duchenne.analysis.dynamics import LANDMARKS, SmileSignals, compute_signals, resample_even
 from duchenne.analysis.episodes import SmileEpisode, find_episodes, single_episode, smiling_episodes
 from duchenne.analysis.video.buffers import _Column, _Decimator
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names, frame_features
@@ -72,6 +72,31 @@ def _first_row(episode: SmileEpisode, lead: int) -> int:
     """
     first = episode.onset[0] - lead
     return first if 0 < first < episode.start_frame else episode.start_frame
+
+
+def _on_rows(episode: SmileEpisode, rows: np.ndarray) -> SmileEpisode:
+    """``episode`` found on the even time grid, with its frames mapped through ``rows``
+    (grid index -> nearest buffer row)."""
+
+    def phase(p: tuple[int, int]) -> tuple[int, int]:
+        return int(rows[p[0]]), int(rows[p[1]])
+
+    return replace(
+        episode,
+        start_frame=int(rows[episode.start_frame]),
+        end_frame=int(rows[episode.end_frame]),
+        onset=phase(episode.onset),
+        apex=phase(episode.apex),
+        offset=phase(episode.offset),
+        peak_frame=int(rows[episode.peak_frame]),
+    )
+
+
+def _nearest_rows(times: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Index of the frame time nearest each grid time (``times`` increasing)."""
+    right = np.clip(np.searchsorted(times, grid), 1, len(times) - 1)
+    left = right - 1
+    return np.where(grid - times[left] <= times[right] - grid, left, right)
 
 
 def _signals_of(points: np.ndarray, reference: np.ndarray | None) -> SmileSignals:
@@ -238,10 +263,13 @@ class TrackState:
             return
         fps = self.s.fps
         raw = _signals_of(data[:, _PTS:].reshape(n, -1, 2), self.reference)
-        usable = n >= 3 and bool(np.isfinite(raw.lip).any())
-        signals = raw.smoothed(fps) if usable else raw
+        # the dynamics run on samples 1/fps apart: the rows, or their even grid
+        series, smile, grid, rows = self._even(data, raw)
+        m = len(series)
+        usable = m >= 3 and bool(np.isfinite(series.lip).any())
+        signals = series.smoothed(fps) if usable else series
         mode = self.s.options.episodes
-        by_smile = mode == "auto" and bool(np.isfinite(data[:, _SMILE]).any())
+        by_smile = mode == "auto" and bool(np.isfinite(smile).any())
         episodes: list[SmileEpisode] = []
         if usable and mode == "single":
             episodes = [single_episode(signals.lip, fps)]
@@ -249,8 +277,8 @@ class TrackState:
             # without a usable D_lip the runs are cut on a flat stand-in (the runs do not
             # depend on it; the phases found on it are dropped in _measure)
             episodes = smiling_episodes(
-                signals.lip if usable else np.zeros(n),
-                data[:, _SMILE],
+                signals.lip if usable else np.zeros(m),
+                smile,
                 fps,
                 threshold=self.s.smile_threshold,
                 min_duration=self.s.options.min_episode_s,
@@ -262,17 +290,39 @@ class TrackState:
                 threshold=self.s.options.episode_threshold,
                 min_duration=self.s.options.min_episode_s,
             )
-        cut, forced = n, None
+        cut, forced = m, None
         if not final:
-            episodes, cut, forced = self._finished(episodes, n)
+            episodes, cut, forced = self._finished(episodes, m)
         for ep in episodes:
-            causes = self._truncation(ep, n, final, forced=ep is forced)
-            self.episodes.append(self._measure(ep, signals, data, usable, causes))
+            causes = self._truncation(ep, m, final, forced=ep is forced)
+            self.episodes.append(self._measure(ep, signals, data, usable, causes, grid, rows))
+        if rows is not None:  # grid samples before the cut -> the rows they were taken from
+            cut = n if cut == m else 0 if cut == 0 else int(rows[cut - 1]) + 1
         self._feed_timeline(data, raw, cut)
         self._cut(cut)
         if cut > 0 and not final:
-            split = forced is not None and forced.end_frame == n - 1
+            split = forced is not None and forced.end_frame == m - 1
             self._head = "window" if split else "rest"
+
+    def _even(
+        self, data: np.ndarray, raw: SmileSignals
+    ) -> tuple[SmileSignals, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The D signals and P(smile) 1/fps apart, the grid times and each grid time's
+        nearest row; the rows themselves (grid and rows None) when their times already
+        are 1/fps apart (:func:`resample_even`).
+
+        P(smile) is the nearest row's, not interpolated: a grid sample is smiling when
+        its frame is, so the episodes stay runs of smiling rows (a hidden row stays
+        unknown).
+        """
+        columns = np.column_stack([getattr(raw, name) for name in SIGNAL_FIELDS])
+        even = resample_even(data[:, _T], columns, self.s.fps)
+        if even is None:
+            return raw, data[:, _SMILE], None, None
+        grid, values = even
+        rows = _nearest_rows(data[:, _T], grid)
+        series = SmileSignals(**{name: values[:, k] for k, name in enumerate(SIGNAL_FIELDS)})
+        return series, data[rows, _SMILE], grid, rows
 
     def _truncation(
         self, ep: SmileEpisode, n: int, final: bool, forced: bool = False
@@ -344,44 +394,53 @@ class TrackState:
         data: np.ndarray,
         dynamics: bool = True,
         truncated_by: tuple[str, ...] = (),
+        grid: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
     ) -> EpisodeResult:
         """The result of one episode; ``dynamics=False`` (no usable landmark signal): only
-        what the smile model gives (times, peak smile score, deep features)."""
+        what the smile model gives (times, peak smile score, deep features).
+
+        ``grid``, ``rows``: the even times ``ep`` and ``signals`` are sampled at and each
+        one's nearest buffer row (None: the buffer rows themselves). Phases are reported
+        at their grid times; the first, last and peak frames are the nearest rows.
+        """
         fps = self.s.fps
         t, frames = data[:, _T], data[:, _F]
-        scores = data[ep.start_frame : ep.end_frame + 1, _SCORE]
+        at = ep if rows is None else _on_rows(ep, rows)  # ep on the buffer rows
+        phase_times = t if grid is None else grid
+        scores = data[at.start_frame : at.end_frame + 1, _SCORE]
         peak_score = float(np.nanmax(scores)) if np.isfinite(scores).any() else None
         feats = None
         if self.features is not None:
             try:
-                feats = episode_deep_features(self.features.view(), ep).astype(np.float32)
+                feats = episode_deep_features(self.features.view(), at).astype(np.float32)
             except ValueError:
                 feats = None
 
         def span(phase: tuple[int, int]) -> tuple[float, float]:
-            return float(t[phase[0]]), float(t[phase[1]])
+            return float(phase_times[phase[0]]), float(phase_times[phase[1]])
 
         if dynamics:
             assessed = assess_episode(signals, ep, fps)
             dm = dmarker_vector(signals, ep, fps).astype(np.float32)
             duchenne, genuineness = assessed.duchenne, assessed.genuineness
             onset, apex, offset = span(ep.onset), span(ep.apex), span(ep.offset)
-            peak, amplitude = ep.peak_frame, float(ep.peak_amplitude)
+            peak, amplitude = at.peak_frame, float(ep.peak_amplitude)
             prob = self.s.classify(dm, feats)
         else:
             dm = duchenne = genuineness = onset = apex = offset = amplitude = prob = None
-            smiles = data[ep.start_frame : ep.end_frame + 1, _SMILE]
-            peak = ep.start_frame + _argmax(scores if peak_score is not None else smiles)
+            smiles = data[at.start_frame : at.end_frame + 1, _SMILE]
+            peak = at.start_frame + _argmax(scores if peak_score is not None else smiles)
         return EpisodeResult(
             track_id=self.id,
             index=len(self.episodes),
-            start_time=float(t[ep.start_frame]),
-            end_time=float(t[ep.end_frame]),
+            start_time=float(t[at.start_frame]),
+            end_time=float(t[at.end_frame]),
             onset=onset,
             apex=apex,
             offset=offset,
-            start_frame=int(frames[ep.start_frame]),
-            end_frame=int(frames[ep.end_frame]),
+            start_frame=int(frames[at.start_frame]),
+            end_frame=int(frames[at.end_frame]),
             peak_time=float(t[peak]),
             peak_frame=int(frames[peak]),
             peak_amplitude=amplitude,
