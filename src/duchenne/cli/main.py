@@ -23,6 +23,9 @@ from duchenne.cli import (
     video,
 )
 from duchenne.errors import run_reporting_failure
+from duchenne.io.environment import PACKAGE_VARIABLES, misspelt_variables
+
+logger = logging.getLogger(__name__)
 
 #: the subcommand modules, each with ``add_parser(sub)``; they import only what declaring
 #: their arguments needs (``train`` loads torch only when it runs)
@@ -73,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.command != "serve":  # the service names every unknown variable itself
+        for message in misspelt_variables(PACKAGE_VARIABLES, near_only=True):
+            logger.warning(message)
     command = _quiet_when_reader_leaves(args.func)
     return run_reporting_failure(args.command, command, args, verbose=args.verbose)
 

@@ -18,6 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from duchenne.errors import DeviceUnavailableError, UnrecognizedModelError
+from duchenne.io.environment import THREADS_VARIABLE
 
 DEVICES = ("cpu", "cuda")
 """Where models run: ``cpu`` (default, onnxruntime's CPU provider) or ``cuda``."""
@@ -68,8 +69,8 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     every worker to one thread without code changes.
     """
     opts = ort.SessionOptions()
-    if threads is None and os.environ.get("DUCHENNE_THREADS"):
-        threads = int(os.environ["DUCHENNE_THREADS"])
+    if threads is None and os.environ.get(THREADS_VARIABLE):
+        threads = int(os.environ[THREADS_VARIABLE])
     if threads:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1

@@ -9,7 +9,6 @@ default safe for a small machine.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,12 +16,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-MB = 1024 * 1024
-ENV_PREFIX = "DUCHENNE_"
+from duchenne.io.environment import ENV_PREFIX, PACKAGE_VARIABLES, misspelt_variables
 
-PACKAGE_VARIABLES = frozenset({"DUCHENNE_THREADS"})
-"""``DUCHENNE_*`` variables the package reads outside ``Settings`` (``models/session.py``:
-the default onnxruntime threads of every command), so they are never called unknown."""
+MB = 1024 * 1024
 
 
 def _default_workers() -> int:
@@ -194,20 +190,5 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
         >>> m.endswith("ignored; did you mean DUCHENNE_THREADS?")
         True
     """
-    environ = os.environ if environ is None else environ
     known = {ENV_PREFIX + name.upper() for name in Settings.model_fields} | PACKAGE_VARIABLES
-    # matched without the shared prefix, which made any two names look alike
-    suffixes = sorted(k.removeprefix(ENV_PREFIX) for k in known)
-    messages = []
-    for name in sorted(environ):
-        upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper in known:
-            continue
-        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), suffixes, n=1)
-        hint = (
-            f"; did you mean {ENV_PREFIX}{close[0]}?"
-            if close
-            else " (`duchenne serve --help` lists them)"
-        )
-        messages.append(f"{name} is not a duchenne setting and is ignored{hint}")
-    return messages
+    return misspelt_variables(known, environ)
