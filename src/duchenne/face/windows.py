@@ -29,7 +29,6 @@ def centred_windows(
 def square_window(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     """The ``side``-pixel square at (x0, y0), grey where it extends beyond the image (a face
     at the edge is then seen as in the padded second chance, not against black)."""
-    h, w = image.shape[:2]
     crop = image[max(y0, 0) : max(y0 + side, 0), max(x0, 0) : max(x0 + side, 0)]
     top, left = max(-y0, 0), max(-x0, 0)
     bottom, right = side - top - crop.shape[0], side - left - crop.shape[1]

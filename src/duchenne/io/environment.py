@@ -29,7 +29,6 @@ def misspelt_variables(
     environ: Mapping[str, str] | None = None,
     *,
     near_only: bool = False,
-    listed_by: str = "`duchenne serve --help`",
 ) -> list[str]:
     """One message per ``DUCHENNE_*`` variable of ``environ`` that is not ``known``.
 
@@ -40,8 +39,8 @@ def misspelt_variables(
         known: the variables read, full names (``"DUCHENNE_THREADS"``).
         environ: the environment to check (default ``os.environ``).
         near_only: name only variables close to a known one (a command that does not
-            know every variable of the package).
-        listed_by: where a variable close to none is told to look (when not ``near_only``).
+            know every variable of the package); else one close to none is pointed to
+            ``duchenne serve --help``, which lists them all.
 
     Returns:
         Messages such as ``"DUCHENNE_THREDS is not a duchenne setting and is ignored; did
@@ -65,6 +64,6 @@ def misspelt_variables(
         elif near_only:
             continue
         else:
-            hint = f" ({listed_by} lists them)"
+            hint = " (`duchenne serve --help` lists them)"
         messages.append(f"{name} is not a duchenne setting and is ignored{hint}")
     return messages
