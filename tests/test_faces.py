@@ -118,6 +118,83 @@ def test_reading_order_rows_then_left_to_right() -> None:
     assert reading_order(np.zeros((0, 4))).tolist() == []
 
 
+def _box_rows(*rows: tuple[int, float, float, float, float]) -> np.ndarray:
+    """40 px boxes in reading order, one (count, x0, dx, y, stagger) per row: heads
+    alternately ``stagger`` px above and below ``y``."""
+    return np.array(
+        [
+            [x - 20, y - 20, x + 20, y + 20]
+            for n, x0, dx, y0, stagger in rows
+            for i in range(n)
+            for x, y in [(x0 + dx * i, y0 + (stagger if i % 2 else -stagger))]
+        ],
+        np.float64,
+    )
+
+
+READING_LAYOUTS = {  # 40 px faces; each layout's boxes are in the order a person reads them
+    "staggered rows (heads 0.6 faces apart)": _box_rows((8, 60, 70, 100, 12), (7, 95, 70, 170, 10)),
+    "two clean rows": _box_rows((6, 60, 70, 100, 0), (6, 60, 70, 160, 0)),
+    "two rows one face apart, interleaved": _box_rows((6, 60, 70, 100, 0), (6, 95, 70, 140, 0)),
+    "one row": _box_rows((7, 60, 70, 100, 0)),
+    "one staggered row": _box_rows((7, 60, 70, 100, 10)),
+    "one column": _box_rows(*[(1, 100, 0, 60 + 50 * i, 0) for i in range(5)]),
+    "three rows": _box_rows((5, 60, 70, 100, 6), (6, 25, 70, 145, 6), (5, 60, 70, 190, 6)),
+}
+
+
+@pytest.mark.parametrize("name", list(READING_LAYOUTS))
+def test_reading_order_of_group_layouts_and_jittered_copies(name: str) -> None:
+    """Rows top to bottom, left to right in a row, whatever order the boxes come in, and the
+    same numbers when every coordinate moves by up to 2 px (the 0.45-face gap rule split
+    staggered rows and renumbered them in 102 of 300 such copies)."""
+    from duchenne.faces import reading_order
+
+    boxes = READING_LAYOUTS[name]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        shuffled = rng.permutation(len(boxes))
+        moved = boxes[shuffled] + rng.uniform(-2, 2, boxes.shape)
+        np.testing.assert_array_equal(shuffled[reading_order(moved)], np.arange(len(boxes)))
+
+
+def test_reading_order_of_the_solvay_photo_reads_the_back_row_as_one() -> None:
+    """Hand-marked faces of ``solvay_1927.jpg``: the back row (people on steps, heads 86 px
+    apart in height) is one row, the middle and front rows (24 px between their nearest
+    heads, 48 px faces) are two, also with every coordinate moved by up to 2 px."""
+    from duchenne.faces import reading_order
+    from tests.helpers import TEST_DATA
+
+    boxes = json.loads((TEST_DATA / "solvay_1927_faces.json").read_text())["boxes_xyxy"]
+    boxes = np.array(boxes, np.float64)
+    back = [16, 10, 7, 8, 28, 6, 22, 4, 15, 5, 17]
+    middle = [14, 12, 19, 18, 3, 23, 0, 2, 11]
+    front = [21, 24, 13, 25, 1, 26, 27, 9, 20]
+    assert reading_order(boxes).tolist() == back + middle + front
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        moved = boxes + rng.uniform(-2, 2, boxes.shape)
+        assert reading_order(moved).tolist() == back + middle + front
+
+
+def test_reading_order_puts_non_finite_boxes_last() -> None:
+    from duchenne.faces import reading_order
+
+    boxes = np.array([[np.nan, 0, 10, 10], [50, 0, 60, 10], [0, 0, 10, 10]], np.float64)
+    assert reading_order(boxes).tolist() == [2, 1, 0]
+    assert reading_order(boxes[:1]).tolist() == [0]
+    same = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float64)
+    assert reading_order(same[::-1]).tolist() == [1, 0]
+
+
+def test_a_non_finite_smile_is_null_and_so_is_smiling() -> None:
+    """``smile`` inf or NaN is written as null; ``smiling`` was true for inf beside it."""
+    faces = Faces(xyxy=np.zeros((3, 4)), score=np.ones(3), smile=[np.inf, np.nan, 0.7])
+    got = [(f["smile"], f["smiling"]) for f in faces.to_dict()["faces"]]
+    assert got == [(None, None), (None, None), (0.7, True)]
+    json.dumps(result_rows("a.jpg", faces), allow_nan=False)
+
+
 def test_every_row_has_the_same_columns_error_last() -> None:
     from duchenne.faces import result_rows, row_columns
 

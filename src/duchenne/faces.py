@@ -8,6 +8,7 @@ an image in one batch, and filtering (``faces[faces.score > 0.8]``) is numpy ind
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -311,8 +312,11 @@ class Face:
 
     @property
     def is_smiling(self) -> bool | None:
-        """``smile >= smile_threshold``; None when the smile model did not run."""
-        return None if self.smile is None else bool(smiling(self.smile, self.smile_threshold))
+        """``smile >= smile_threshold``; None when the smile model did not run or its P(smile)
+        is not a finite number (JSON writes it as null, so ``smiling`` must not say true)."""
+        if self.smile is None or not np.isfinite(self.smile):
+            return None
+        return bool(smiling(self.smile, self.smile_threshold))
 
     def to_dict(self, *, landmarks: bool = False) -> dict[str, Any]:
         """JSON-safe nested dict (the per-face part of the public schema)."""
@@ -423,31 +427,82 @@ def result_rows(
     return out
 
 
+#: Rows are found in the density of face-centre heights smoothed by a Gaussian of this
+#: fraction of the median face height (see ``reading_order``).
+ROW_BANDWIDTH = 0.25
+#: Two neighbouring density peaks are one row unless the density between them dips below
+#: this fraction of the lower peak (see ``reading_order``).
+ROW_DIP = 0.6
+
+
 def reading_order(xyxy: np.ndarray) -> np.ndarray:
     """Indices that sort boxes in reading order: rows top to bottom, left to right in a row.
 
     Why: face numbers are what people use to find a face (``#3`` on the drawing, row
     ``face=3`` in the table, ``enhance --face 3``), and reading order makes them findable.
-    Faces sorted by centre height start a new row where the gap to the previous centre
-    exceeds 0.45 of the median face height (the rows of a posed group photo are about a
-    face apart). A heuristic: a row whose heads are staggered by more than that (people
-    standing on steps) is numbered as two or more rows, as in the back row of
-    ``tests/data/solvay_1927.jpg``; the numbers stay unique and the same in every output.
+
+    Rows are the peaks of the density of face-centre heights (each centre a Gaussian of
+    ``ROW_BANDWIDTH`` median face heights), cut at the dips between them: two peaks stay one
+    row unless the density between them falls below ``ROW_DIP`` of the lower peak, the
+    shallowest dip merged first (persistence, as in mode-seeking clustering). Why not a gap between
+    sorted heights: in ``tests/data/solvay_1927.jpg`` the back row, people on steps, has a
+    gap of 30 px between its heads, more than the 24 px between the middle and front rows
+    (48 px faces), so every gap threshold split a row or merged two, and heads near the
+    threshold swapped numbers when boxes moved by a few pixels. A dip weighs how many faces
+    stand on each side: two heads above a row of nine lean on it, nine against nine do not.
+
+    Measured (13 layouts: the Solvay photo's boxes, hand-marked and detected, and synthetic
+    rows; every coordinate moved by up to 2 or 4 px, 300 tries each): rows whose heads
+    alternate by up to 0.7 face heights stay one row, rows 1 face height apart (centre to
+    centre) are two; up to 2 px changed one numbering in 3900 tries, up to 4 px 50 (37 of
+    them two heads one face height above seven, at the edge between one row and two; the
+    detected Solvay faces 10 of 300). The gap rule it replaced numbered the back row of
+    Solvay and every staggered row in pieces and changed 332 and 720 numberings. Rows
+    are level: a photo tilted so much that its rows overlap in height reads as one row.
+    Non-finite boxes go last.
     """
     boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
     if len(boxes) < 2:
         return np.arange(len(boxes))
-    cy = (boxes[:, 1] + boxes[:, 3]) / 2
     cx = (boxes[:, 0] + boxes[:, 2]) / 2
-    tol = 0.45 * float(np.median(boxes[:, 3] - boxes[:, 1]))
-    rows: list[list[int]] = []
-    last = -np.inf
-    for i in np.argsort(cy, kind="stable").tolist():
-        if cy[i] - last > tol:
-            rows.append([])
-        rows[-1].append(i)
-        last = cy[i]
-    return np.array([i for row in rows for i in sorted(row, key=lambda j: cx[j])], dtype=np.int64)
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2
+    finite = np.isfinite(cx) & np.isfinite(cy)
+    row = np.full(len(boxes), np.iinfo(np.int64).max, np.int64)  # non-finite: last
+    if finite.any():
+        heights = boxes[finite, 3] - boxes[finite, 1]
+        row[finite] = _rows(cy[finite], float(np.median(heights)))
+    cx = np.where(finite, cx, np.inf)
+    return np.lexsort((cx, row))
+
+
+def _rows(cy: np.ndarray, height: float) -> np.ndarray:
+    """Each centre height's row number (0 the top row), as ``reading_order`` explains."""
+    sigma = max(ROW_BANDWIDTH * height, 0.5) if np.isfinite(height) else 0.5
+    lo, span = float(cy.min()), float(cy.max() - cy.min())
+    step = max(sigma / 8, span / 65536)  # a density peak lies between the lowest and highest
+    if span < step:
+        return np.zeros(len(cy), np.int64)
+    size = int(span / step) + 2
+    pos = (cy - lo) / step
+    left = np.minimum(np.floor(pos).astype(np.int64), size - 2)
+    counts = np.zeros(size)  # linear binning, then a Gaussian convolution (binned KDE)
+    np.add.at(counts, left, 1 - (pos - left))
+    np.add.at(counts, left + 1, pos - left)
+    reach = int(np.ceil(4 * sigma / step))
+    kernel = np.exp(-0.5 * (np.arange(-reach, reach + 1) * step / sigma) ** 2)
+    density = np.convolve(counts, kernel)[reach : reach + size]
+    padded = np.concatenate([[-np.inf], density, [-np.inf]])
+    peaks = np.flatnonzero((padded[1:-1] > padded[:-2]) & (padded[1:-1] >= padded[2:]))
+    tops = density[peaks].tolist()
+    dips = [int(a + np.argmin(density[a : b + 1])) for a, b in itertools.pairwise(peaks)]
+    while dips:  # merge the two peaks with the shallowest dip between them, while shallow
+        depth = [density[d] / min(tops[k], tops[k + 1]) for k, d in enumerate(dips)]
+        k = int(np.argmax(depth))
+        if depth[k] < ROW_DIP:
+            break
+        tops[k : k + 2] = [max(tops[k], tops[k + 1])]
+        del dips[k]
+    return np.searchsorted(lo + np.array(dips, np.float64) * step, cy).astype(np.int64)
 
 
 def _named(names: tuple[str, ...], values: np.ndarray | None, i: int) -> dict[str, float] | None:

@@ -36,6 +36,21 @@ def test_folder_recursive_images_then_videos(tree: Path) -> None:
     assert all(i.fingerprint.startswith("size=10;mtime_ns=") for i in items)
 
 
+def test_a_folder_that_cannot_be_listed_is_one_error_item(tree: Path, monkeypatch) -> None:
+    """Its photos used to vanish from the results without a word."""
+    scandir, locked = os.scandir, os.path.realpath(tree / "a" / "deep")
+
+    def guarded_scandir(path: str = ".") -> object:
+        if os.path.realpath(path) == locked:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", guarded_scandir)
+    items = expand_inputs([str(tree / "a")])
+    names = [Path(s).relative_to(tree).as_posix() for s in sources(items)]
+    assert names == ["a/1.jpg", "a/2.png", "a/10.jpg", "a/deep", "a/clip.mp4"]  # deep: once
+
+
 def test_symlinked_folders_are_followed_once(tree: Path) -> None:
     """A library assembled from links (``more -> elsewhere``) lost those photos and
     videos; a link cycle must not hang the scan nor list a file twice."""

@@ -112,6 +112,16 @@ def test_an_output_not_written_by_batch_is_not_touched(tmp_path: Path) -> None:
     assert out.read_text() == '{"image": "x"}\n'
 
 
+def test_an_output_read_in_another_format_says_which_format(tmp_path: Path) -> None:
+    """``--format csv -o r.jsonl`` on a finished JSONL run blamed the file, not the format."""
+    out = tmp_path / "r.jsonl"
+    done = Ledger(out, "jsonl", SETTINGS)
+    done.commit_part([row("a"), row("b")])
+    done.finalize()
+    with pytest.raises(BatchError, match=r"r.jsonl is not a duchenne batch output read as csv"):
+        Ledger(out, "csv", SETTINGS)
+
+
 @pytest.mark.parametrize("cut", ["photos/b", "photos/b.jpg,0,0.5,,size=1"])
 def test_a_torn_csv_row_is_refused_not_kept(tmp_path: Path, cut: str) -> None:
     """A CSV output cut by hand inside its last row: the row was read as it stood, so a

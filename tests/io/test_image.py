@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, features
 
 from duchenne.errors import ImageLoadError, ImageTooLargeError, UnsupportedFormatError
 from duchenne.io import (
@@ -26,6 +26,8 @@ from duchenne.io import (
     load_image,
     save_image_atomic,
 )
+from duchenne.io.paths import walk_files
+from duchenne.io.sniff import unidentified_error
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
@@ -111,6 +113,12 @@ BAD_FILES: list[tuple[str, Callable[[Path], Path], type[Exception], str]] = [
     ),
     ("directory", lambda d: d, ImageLoadError, "is a directory"),
     ("missing", lambda d: d / "nope.jpg", ImageLoadError, "no such file"),
+    (  # was "no such file" for a file `ls` lists
+        "dangling-symlink",
+        lambda d: (d / "link.jpg").symlink_to(d / "gone.jpg") or d / "link.jpg",
+        ImageLoadError,
+        "link.jpg: broken symbolic link (",
+    ),
     # ``iter_image_paths`` passes on a pattern that matched nothing, to be reported here
     ("no-match", lambda d: d / "nope*.jpg", ImageLoadError, "no file matches this pattern"),
     (
@@ -361,6 +369,45 @@ def test_32bit_tiff_beyond_16bit_values_uses_the_full_int32_range(tmp_path: Path
     np.testing.assert_array_equal(out, [0, 0, 0, 191, 255])
 
 
+def uint32_tiff(values: np.ndarray, sample_format: int | None = 1) -> bytes:
+    """A grey TIFF of unsigned 32-bit samples, written by hand (Pillow only writes signed).
+
+    ``sample_format=None`` leaves the SampleFormat tag out (the TIFF default: unsigned).
+    """
+    data = np.asarray(values, "<u4").tobytes()
+    h, w = np.shape(values)
+    short = [(256, w), (257, h), (258, 32), (259, 1), (262, 1), (277, 1), (278, h)]
+    if sample_format is not None:
+        short.append((339, sample_format))
+    entries = [struct.pack("<HHIHH", tag, 3, 1, v, 0) for tag, v in short]
+    entries += [struct.pack("<HHII", tag, 4, 1, v) for tag, v in [(273, 8), (279, len(data))]]
+    entries.sort()  # TIFF wants its tags in ascending order
+    ifd = struct.pack("<H", len(entries)) + b"".join(entries) + struct.pack("<I", 0)
+    return b"II" + struct.pack("<HI", 42, 8 + len(data)) + data + ifd
+
+
+@pytest.mark.parametrize("sample_format", [1, None], ids=["unsigned", "default-unsigned"])
+def test_unsigned_32bit_tiff_above_int32_decodes_on_the_uint32_scale(
+    sample_format: int | None,
+) -> None:
+    values = np.array([[0, 1 << 16, 1 << 31, 3 << 30, (1 << 32) - 1]], np.uint64)
+    with Image.open(io.BytesIO(uint32_tiff(values, sample_format))) as img:
+        assert img.mode == "I" and np.asarray(img).min() < 0  # what Pillow hands over
+    out = load_image(uint32_tiff(values, sample_format))[0, :, 0]  # was all 0 (black)
+    np.testing.assert_array_equal(out, [0, 0, 128, 191, 255])
+
+
+def test_unsigned_32bit_tiff_of_8bit_values_decodes_them_exactly() -> None:
+    ramp = np.arange(256).reshape(16, 16)
+    np.testing.assert_array_equal(load_image(uint32_tiff(ramp))[..., 1], ramp)
+
+
+def test_signed_32bit_tiff_keeps_negative_values_black() -> None:
+    values = np.array([[0, 1 << 16, 1 << 31, 3 << 30]], np.uint64)  # as int32: <0 from 1 << 31
+    out = load_image(uint32_tiff(values, sample_format=2))[0, :, 0]
+    np.testing.assert_array_equal(out, [0, 0, 0, 0])  # 2**16 of 2**31 - 1, then negatives
+
+
 @pytest.mark.parametrize(
     ("orientation", "corner"),
     [(1, (0, 0)), (3, (-1, -1)), (6, (0, -1)), (8, (-1, 0))],
@@ -409,6 +456,10 @@ ARRAYS = [
     ("float64-overshoot", np.array([[-0.01, 1.02]]), np.array([[[0] * 3, [255] * 3]], np.uint8)),
     ("float16-rgb", np.full((2, 2, 3), 1.0, np.float16), np.full((2, 2, 3), 255, np.uint8)),
     ("bool", np.array([[True, False]]), np.array([[[255] * 3, [0] * 3]], np.uint8)),
+    ("int32-0-255", RGB.astype(np.int32), RGB),
+    ("int64-0-255", RGB.astype(np.int64), RGB),
+    ("int8-grey", np.array([[0, 127]], np.int8), np.array([[[0] * 3, [127] * 3]], np.uint8)),
+    ("uint32-rgba", np.array([[[9, 9, 9, 255]]], np.uint32), np.full((1, 1, 3), 9, np.uint8)),
     ("non-contiguous", RGB[:, ::2], np.ascontiguousarray(RGB[:, ::2])),
 ]
 
@@ -422,7 +473,9 @@ def test_array_inputs(arr: np.ndarray, expected: np.ndarray) -> None:
 
 
 BAD_ARRAYS = [
-    ("int64", np.zeros((2, 2, 3), np.int64), "dtype"),
+    ("int32-16-bit", np.array([[0, 256, 65535]], np.int32), "got [0, 65535]; for 16-bit"),
+    ("int64-negative", np.array([[-1, 200]], np.int64), "[0, 255] (8-bit), got [-1, 200]"),
+    ("uint32-12-bit", np.array([[4095]], np.uint32), "np.uint16"),
     ("complex", np.zeros((2, 2), np.complex64), "dtype"),
     ("1d", np.zeros(12, np.uint8), "shape"),
     ("4d", np.zeros((1, 2, 2, 3), np.uint8), "shape"),
@@ -635,6 +688,91 @@ def test_iter_image_paths(
     assert [os.path.normpath(p) for p in rel(got, tmp_path)] == [
         os.path.normpath(e) for e in expected
     ]
+
+
+def unlistable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make ``folder`` act as a folder without read permission, as ``chmod 0`` does for
+    a user (root reads it anyway)."""
+
+    def denied(path: object) -> bool:
+        return os.path.realpath(os.fspath(path)) == os.path.realpath(folder)  # type: ignore[arg-type]
+
+    scandir, access = os.scandir, os.access
+
+    def guarded_scandir(path: str = ".") -> object:
+        if denied(path):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", guarded_scandir)
+    monkeypatch.setattr(os, "access", lambda path, mode: not denied(path) and access(path, mode))
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_not_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "locked").mkdir()
+    for name in ("a.jpg", "locked/b.jpg"):
+        (tmp_path / name).write_bytes(noisy_jpeg())
+    unlistable(monkeypatch, tmp_path / "locked")
+    # was [a.jpg]: locked/b.jpg vanished from the results without a word
+    assert iter_image_paths(tmp_path) == [tmp_path / "a.jpg", tmp_path / "locked"]
+    assert iter_image_paths(tmp_path / "locked") == [tmp_path / "locked"]  # was [] ("no input")
+    with pytest.raises(ImageLoadError, match=r"locked: cannot read this folder \(permission"):
+        load_image(tmp_path / "locked")
+
+
+def test_walk_files_warns_of_a_folder_it_cannot_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "locked").mkdir()
+    unlistable(monkeypatch, tmp_path / "locked")
+    assert list(walk_files(tmp_path, True, frozenset({".jpg"}))) == []
+    assert "locked: cannot list this folder (Permission denied)" in caplog.text
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
+def test_a_folder_without_read_permission_is_reported(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "b.jpg").write_bytes(noisy_jpeg())
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):
+            pytest.skip("this user reads any folder (root)")
+        assert iter_image_paths(tmp_path) == [locked]
+        with pytest.raises(ImageLoadError, match="cannot read this folder"):
+            load_image(locked)
+    finally:
+        locked.chmod(0o755)
+
+
+def test_phone_formats_in_a_folder_are_listed_and_those_not_readable_reported(
+    tmp_path: Path,
+) -> None:
+    heic = write(tmp_path, "IMG_0001.HEIC", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
+    write(tmp_path, "IMG_0002.jpg", noisy_jpeg())
+    # was [IMG_0002.jpg]: an iPhone's HEIC photos vanished from the results without a word
+    assert iter_image_paths(tmp_path) == [heic, tmp_path / "IMG_0002.jpg"]
+    with pytest.raises(UnsupportedFormatError, match="HEIC/HEIF files are not supported; conv"):
+        load_image(heic)
+
+
+@pytest.mark.parametrize("brand", [b"avif", b"avis"])
+def test_avif_unreadable_by_this_pillow_is_named_not_called_a_video(brand: bytes) -> None:
+    head = b"\x00\x00\x00\x20ftyp" + brand + b"\x00\x00\x00\x00avifmif1miafMA1B"
+    error = unidentified_error(head, "x.avif")  # was: "video (MP4/MOV) files ..."
+    assert isinstance(error, UnsupportedFormatError)
+    assert str(error).startswith("x.avif: AVIF files are not supported by this install")
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="Pillow built without AVIF")
+def test_avif_photos_in_a_folder_are_analysed(tmp_path: Path) -> None:
+    path = tmp_path / "photo.avif"
+    ramp = np.broadcast_to(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (48, 64, 3))
+    Image.fromarray(np.ascontiguousarray(ramp)).save(path, quality=90)
+    assert iter_image_paths(tmp_path) == [path]  # was []: "no input images"
+    assert np.abs(load_image(path).astype(int) - ramp).max() <= 8
 
 
 def test_iter_image_paths_accepts_a_single_path(tmp_path: Path) -> None:

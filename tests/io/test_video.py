@@ -176,7 +176,16 @@ def _photo(tmp: Path) -> Path:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"every": 0}, {"fps": -1}, {"every": 2, "fps": 5}, {"start": 2, "end": 1}, {"max_frames": 0}],
+    [
+        {"every": 0},
+        {"fps": -1},
+        {"every": 2, "fps": 5},
+        {"start": 2, "end": 1},
+        {"max_frames": 0},
+        {"start": float("inf")},
+        {"start": float("nan")},
+        {"end": float("nan")},
+    ],
 )
 def test_invalid_sampling_is_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
@@ -256,6 +265,14 @@ def test_start_past_the_end_says_so(avi: Path, start: float, detail: str) -> Non
     assert re.search(detail, str(err.value)) and "truncated" not in str(err.value)
     assert not isinstance(err.value, VideoDecodeError)
     assert [f.index for f in iter_frames(avi, start=1.96)] == [49]  # the last frame is fine
+
+
+def test_a_start_too_large_to_seek_to_is_past_the_end(avi: Path) -> None:
+    """``start=1e308`` overflowed the seek (``start * fps`` is inf): ``OverflowError:
+    cannot convert float infinity to integer``, and ``duchenne video --start inf`` the
+    same. It is past the end like any other start (printed short, not in 309 digits)."""
+    with pytest.raises(VideoOpenError, match=r"start 1e\+308 s is past the end .*2\.00 s long"):
+        list(iter_frames(avi, start=1e308))
 
 
 def _text_file(tmp: Path) -> Path:

@@ -312,7 +312,8 @@ def _local_file(path: Path, fingerprint: str) -> InputItem:
 def _walk_videos(root: Path, recursive: bool) -> list[Path]:
     """Video files under ``root`` (hidden ones skipped, symlinked folders followed once),
     sorted."""
-    return sorted(walk_files(root, recursive, VIDEO_EXTENSIONS))
+    # a folder it cannot list is reported by the image walk (an error row), not twice
+    return sorted(walk_files(root, recursive, VIDEO_EXTENSIONS, lambda exc: None))
 
 
 def _stat_fp(path: Path) -> str:

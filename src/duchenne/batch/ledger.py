@@ -368,7 +368,7 @@ class Ledger:
             entries = _done_of(rows)
         except (KeyError, ValueError, OSError) as exc:
             raise BatchError(
-                f"{label} is not a duchenne batch output ({exc}); "
+                f"{label} is not a duchenne batch output read as {fmt} ({exc}); "
                 "choose another --out or pass --overwrite to replace it"
             ) from None
         self.done.update(entries)

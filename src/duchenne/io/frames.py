@@ -76,8 +76,10 @@ class Sampling:
             raise ValueError(f"fps must be > 0, got {self.fps}")
         if self.fps is not None and self.every > 1:
             raise ValueError("give either every or fps, not both")
-        if self.start is not None and self.start < 0:
-            raise ValueError(f"start must be >= 0 s, got {self.start}")
+        if self.start is not None and not 0 <= self.start < math.inf:  # NaN too
+            raise ValueError(f"start must be a finite time >= 0 s, got {self.start}")
+        if self.end is not None and math.isnan(self.end):
+            raise ValueError("end must be a time in seconds, got nan")
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise ValueError(f"end ({self.end} s) must be after start ({self.start} s)")
         if self.max_frames is not None and self.max_frames < 1:

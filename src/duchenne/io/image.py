@@ -15,8 +15,9 @@ Pixel conventions applied on load (documented here because they change pixel val
   (``65535 -> 255``), never clipped. 32-bit integer images (Pillow mode ``I``) are scaled
   by the depth their values imply, since the 32-bit container says nothing of the data's
   range: a peak of at most 255 is read as 8-bit, at most 65535 as 16-bit, else as the
-  full int32 range (``2**31 - 1 -> 255``). Float images must hold values in ``[0, 1]``
-  (a float file may use 0-255).
+  full range of the container (``2**31 - 1 -> 255``; ``2**32 - 1`` for a TIFF of
+  unsigned samples). Float images must hold values in ``[0, 1]`` (a float file may use
+  0-255). Integer arrays of other dtypes (int32, int64 ...) must hold 8-bit values, 0-255.
 * CMYK is converted through its embedded ICC profile when there is one, else with the
   standard ``(255 - C) * (255 - K) / 255`` formula. ICC profiles of RGB images are
   ignored: their values are taken as sRGB.
@@ -35,7 +36,7 @@ import io
 import os
 import struct
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -105,8 +106,8 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
             ``bytearray``, ``memoryview``), a binary file-like object (read from its
             current position), a ``PIL.Image.Image`` (its current frame; not closed), or
             a numpy array: (H, W) grey, (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA, of
-            dtype ``uint8``, ``uint16`` (scaled by 16 bits), ``bool`` (0/255) or float
-            in ``[0, 1]``.
+            dtype ``uint8``, ``uint16`` (scaled by 16 bits), ``bool`` (0/255), float
+            in ``[0, 1]``, or another integer dtype holding 0-255 (``img.astype(int)``).
         max_pixels: Largest accepted ``width * height``. For encoded inputs it is checked
             from the header, before any pixel is decoded. Pillow's own hard limit
             (``2 * Image.MAX_IMAGE_PIXELS``, about 179 MP) still applies above it.
@@ -199,9 +200,10 @@ def iter_image_paths(
     expansion is sorted in natural order (``img2`` before ``img10``), and a path reached
     twice is listed once.
 
-    An input that does not exist (and is not a glob pattern matching something) is
-    returned **as-is**, so the caller can report it as a per-file error through
-    :func:`load_image` instead of losing it silently.
+    An input that does not exist (and is not a glob pattern matching something), and a
+    folder that cannot be listed (no permission), are returned **as-is**, so the caller
+    can report them as per-file errors through :func:`load_image` instead of losing them
+    silently.
 
     Args:
         inputs: Paths, folders or glob patterns (``**`` allowed); a single one is fine.
@@ -294,16 +296,31 @@ def _open_path(path: Path, label: str) -> IO[bytes]:
     except FileNotFoundError:
         if glob.has_magic(label):  # ``iter_image_paths`` passes on a pattern that matched nothing
             raise ImageLoadError(f"{label}: no file matches this pattern") from None
+        if path.is_symlink():  # "no such file" for a file that is listed reads as a bug
+            target = os.readlink(path)
+            raise ImageLoadError(
+                f"{label}: broken symbolic link ({target} does not exist)"
+            ) from None
         hint = " (URLs are not supported; download the file first)" if "://" in label else ""
         raise ImageLoadError(f"{label}: no such file{hint}") from None
     except IsADirectoryError:
-        raise ImageLoadError(f"{label}: is a directory, not an image file") from None
+        raise _folder_error(path, label) from None
     except PermissionError:
-        if path.is_dir():  # Windows reports directories this way
-            raise ImageLoadError(f"{label}: is a directory, not an image file") from None
+        if path.is_dir():
+            raise _folder_error(path, label) from None
         raise ImageLoadError(f"{label}: permission denied") from None
     except OSError as exc:
         raise ImageLoadError(f"{label}: cannot open ({exc.strerror or exc})") from None
+
+
+def _folder_error(path: Path, label: str) -> ImageLoadError:
+    """A folder named where an image was expected: one that cannot be read is how
+    :func:`iter_image_paths` reports a folder it could not list (its images are missing
+    from the results); other folders are plain mistakes (Windows reports them as
+    permission errors too)."""
+    if not os.access(path, os.R_OK | os.X_OK):
+        return ImageLoadError(f"{label}: cannot read this folder (permission denied)")
+    return ImageLoadError(f"{label}: is a directory, not an image file")
 
 
 def _stream_label(fh: object) -> str:
@@ -506,9 +523,15 @@ def _expand_input(text: str, recursive: bool) -> list[Path]:
     return natural_sorted(found)
 
 
-def _walk_images(root: Path, recursive: bool) -> Iterator[Path]:
-    """Image files under ``root`` (hidden ones skipped, symlinked folders followed once)."""
-    return walk_files(root, recursive, SUPPORTED_EXTENSIONS)
+def _walk_images(root: Path, recursive: bool) -> list[Path]:
+    """Image files under ``root`` (hidden ones skipped, symlinked folders followed once),
+    and each folder that could not be listed, so that :func:`load_image` reports it as it
+    reports a missing input, instead of its photos vanishing without a word."""
+    unlisted: list[Path] = []
+    found = walk_files(
+        root, recursive, SUPPORTED_EXTENSIONS, lambda exc: unlisted.append(Path(exc.filename))
+    )
+    return [*found, *unlisted]
 
 
 def _is_image_name(name: str) -> bool:

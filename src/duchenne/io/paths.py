@@ -8,17 +8,23 @@ keys differ between tools.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
+
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".heic", ".heif"}
 )
 """Image suffixes (lowercase, with the dot, as ``Path.suffix.lower()`` gives) picked up
 when expanding folders and glob patterns. Explicitly named files are read whatever their
-suffix."""
+suffix. AVIF, HEIC and HEIF are listed although Pillow may not read them (AVIF needs a
+Pillow built with libavif, HEIC a plugin): a phone's photos left out of a folder scan
+vanished from the results without a word, where listed they are each reported as a
+format this install cannot read."""
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
@@ -48,7 +54,12 @@ def natural_sorted(paths: Iterable[Path]) -> list[Path]:
     return sorted(paths, key=key)
 
 
-def walk_files(root: Path, recursive: bool, suffixes: frozenset[str]) -> Iterator[Path]:
+def walk_files(
+    root: Path,
+    recursive: bool,
+    suffixes: frozenset[str],
+    on_error: Callable[[OSError], None] | None = None,
+) -> Iterator[Path]:
     """Files under ``root`` whose lowercase suffix is in ``suffixes``, in ``os.walk`` order;
     hidden files and folders skipped.
 
@@ -56,9 +67,15 @@ def walk_files(root: Path, recursive: bool, suffixes: frozenset[str]) -> Iterato
     readers must see the same files. Symlinked folders are followed (a photo library or a
     dataset assembled from links used to read as empty), and a folder reached twice (a
     link cycle, or two links to one folder) is read once, so a cycle cannot hang a scan.
+
+    A folder that cannot be listed (no permission, removed during the walk) goes to
+    ``on_error`` with its ``OSError`` (``filename`` the folder); by default it is logged
+    as a warning. ``os.walk`` alone skips it in silence: its files would be missing from
+    the results with nothing said.
     """
     seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # no stat per file
+    walk = os.walk(root, onerror=on_error or _log_unlisted, followlinks=True)
+    for dirpath, dirnames, filenames in walk:  # no stat per file
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames[:] = []
@@ -68,3 +85,9 @@ def walk_files(root: Path, recursive: bool, suffixes: frozenset[str]) -> Iterato
         for name in filenames:
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in suffixes:
                 yield Path(dirpath, name)
+
+
+def _log_unlisted(exc: OSError) -> None:
+    """The default ``on_error`` of :func:`walk_files`."""
+    reason = exc.strerror or exc
+    logger.warning("%s: cannot list this folder (%s); its files are skipped", exc.filename, reason)

@@ -3,8 +3,9 @@
 Why a module of its own: :mod:`duchenne.io.image` decides *what* to decode and how it may
 fail; this module holds the one set of rules for turning decoded samples into the array
 every model reads -- 16-bit and 12-bit data scaled with rounding, ``[0, 1]`` floats
-scaled (0-255 floats refused), 32-bit integer files by the depth their values imply,
-CMYK through its ICC profile, alpha composited on white.
+scaled (0-255 floats refused), other integer arrays read as 8-bit when they hold 0-255
+(values beyond refused), 32-bit integer files by the depth their values imply (unsigned
+ones unsigned), CMYK through its ICC profile, alpha composited on white.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def pil_to_rgb(img: Image.Image, label: str) -> np.ndarray:
     """Convert any Pillow mode to RGB ``uint8`` (rules: :mod:`duchenne.io.image` docstring)."""
     mode = img.mode
     if mode.startswith("I;16") or mode == "I":
-        arr = np.asarray(img)
+        arr = _integer_samples(img)
         return array_to_rgb(arr, label, bits=_integer_bits(img, arr))
     if mode == "F":
         return array_to_rgb(_unit_float(np.asarray(img)), label)
@@ -79,6 +80,31 @@ def _cmyk_to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # Pillow: (255 - C) * (255 - K) / 255
 
 
+def _integer_samples(img: Image.Image) -> np.ndarray:
+    """The samples of a Pillow ``I;16*`` / ``I`` image, unsigned when the file says so.
+
+    Why: Pillow has no unsigned 32-bit mode and reads a TIFF's unsigned 32-bit samples
+    (SampleFormat 1, the TIFF default) into its signed mode ``I``, so every value above
+    ``2**31 - 1`` comes out negative and would clip to black. The bits are the file's own;
+    viewing them as ``uint32`` gives the stored values back.
+    """
+    arr = np.asarray(img)
+    if arr.dtype == np.int32 and _bit_depth(img) == 32 and _sample_format(img) == 1:
+        return arr.view(np.uint32)
+    return arr
+
+
+def _sample_format(img: Image.Image) -> int | None:
+    """TIFF SampleFormat (1 unsigned, 2 signed, 3 float; 1 when absent), None if no TIFF."""
+    tags = getattr(img, "tag_v2", None)
+    if tags is None:
+        return None
+    value = tags.get(339, 1)
+    if isinstance(value, tuple):
+        value = value[0] if value else 1
+    return value if isinstance(value, int) else None
+
+
 def _integer_bits(img: Image.Image, arr: np.ndarray) -> int:
     """Bit depth to scale a Pillow ``I;16*`` / ``I`` image by.
 
@@ -88,7 +114,8 @@ def _integer_bits(img: Image.Image, arr: np.ndarray) -> int:
     the range of the data: such files almost always hold 8- or 16-bit values, and scaling
     0-255 by ``2**32 - 1`` gives a black image. The depth is then the one the values imply
     (:func:`_container_bits`): a peak of at most 255 is 8-bit, at most 65535 16-bit (so it
-    decodes exactly like an ``I;16`` file), else the full non-negative int32 range.
+    decodes exactly like an ``I;16`` file), else the full non-negative range of the
+    samples' type (int32, or uint32 for unsigned files).
     """
     declared = _bit_depth(img)
     if declared is not None and declared < 32:
@@ -150,22 +177,46 @@ def _to_uint8(arr: np.ndarray, label: str, bits: int | None) -> np.ndarray:
         return _scale_bits(arr, bits or 16)
     if kind == "f":
         return _float_to_uint8(arr, label)
-    if kind in "iu" and bits is not None:  # Pillow "I" modes; plain int arrays are ambiguous
+    if kind in "iu" and bits is not None:  # Pillow "I" modes: depth from the file
         return _scale_bits(arr, bits)
+    if kind in "iu":
+        return _int_to_uint8(arr, label)
     raise ImageLoadError(
         f"{label}: unsupported dtype {arr.dtype}; use uint8, uint16, bool or float in [0, 1]"
     )
 
 
+def _int_to_uint8(arr: np.ndarray, label: str) -> np.ndarray:
+    """Read an integer array whose dtype names no depth (int32, int64 ...) as 8-bit.
+
+    Why 0-255 and nothing else: such arrays come from ``img.astype(int)``, arithmetic on
+    uint8 pixels or ``np.asarray`` of a Pillow image, and 0-255 is the one scale every
+    image library agrees on for them (matplotlib's rule for integer RGB); the values
+    prove it. Beyond 255 the depth is a guess (10, 12, 14 or 16 bits?) that would
+    silently darken or brighten the photo, so the caller, who knows it, is asked to pick
+    the dtype that names it -- as 0-255 floats are refused rather than guessed.
+    """
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo >= 0 and hi <= 255:
+        return arr.astype(np.uint8)
+    raise ImageLoadError(
+        f"{label}: {arr.dtype} image values must be in [0, 255] (8-bit), got [{lo}, {hi}]; "
+        "for 16-bit data pass arr.astype(np.uint16), for other depths scale to uint8 "
+        "(e.g. (arr * 255 // max_value).astype(np.uint8))"
+    )
+
+
 def _container_bits(arr: np.ndarray) -> int:
-    """Smallest of 8/16/31 bits holding the data (a 32-bit container says nothing of its range).
+    """Smallest of 8/16 bits or the container holding the data (a 32-bit one says nothing
+    of its range).
 
     Why not a min-max stretch: a step between the usual depths keeps a dark photo dark and
-    gives every frame of one camera the same scale. 31, not 32: Pillow's mode ``I`` holds
-    signed int32, so ``2**31 - 1`` is its white (negative samples clip to black).
+    gives every frame of one camera the same scale. The container's white is its largest
+    value: ``2**31 - 1`` for signed int32 (negative samples clip to black), ``2**32 - 1``
+    for the unsigned samples of :func:`_integer_samples`.
     """
     peak = int(arr.max())
-    return 8 if peak <= 0xFF else 16 if peak <= 0xFFFF else 31
+    return 8 if peak <= 0xFF else 16 if peak <= 0xFFFF else np.iinfo(arr.dtype).max.bit_length()
 
 
 def _scale_bits(arr: np.ndarray, bits: int) -> np.ndarray:

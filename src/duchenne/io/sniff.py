@@ -12,18 +12,22 @@ from duchenne.errors import ImageLoadError, UnsupportedFormatError
 __all__ = ["error_reason", "image_kind", "unidentified_error"]
 
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+_AVIF_BRANDS = (b"avif", b"avis")
+
+_HINTS = {  # what to do, by the first word of the kind
+    # a video given to the photo analysis: say where videos go, in every front end
+    "video": "; analyse videos with `duchenne video`, analyze_video() or POST /v1/videos",
+    # Pillow reads AVIF when built with libavif, so only some installs end up here
+    "AVIF": " by this install (its Pillow has no AVIF support); convert to JPEG or PNG",
+    "HEIC/HEIF": "; convert to JPEG or PNG (phones can export JPEG)",
+}
 
 
 def unidentified_error(head: bytes, label: str) -> ImageLoadError:
     """Explain why Pillow did not recognise the data, as precisely as the bytes allow."""
     kind = _unsupported_kind(head)
     if kind:
-        # a video given to the photo analysis: say where videos go, in every front end
-        hint = (
-            "; analyse videos with `duchenne video`, analyze_video() or POST /v1/videos"
-            if kind.startswith("video")
-            else ""
-        )
+        hint = _HINTS.get(kind.split(" ")[0], "")
         return UnsupportedFormatError(f"{label}: {kind} files are not supported{hint}")
     looks_like = image_kind(head)
     if looks_like:
@@ -43,6 +47,8 @@ def _unsupported_kind(head: bytes) -> str | None:
     ):
         return "SVG"
     if head[4:8] == b"ftyp":
+        if head[8:12] in _AVIF_BRANDS:
+            return "AVIF"
         return "HEIC/HEIF" if head[8:12] in _HEIF_BRANDS else "video (MP4/MOV)"
     if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
         return "video (AVI)"

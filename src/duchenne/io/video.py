@@ -89,6 +89,9 @@ logger = logging.getLogger(__name__)
 #: (a corrupt stretch is skipped; a truncated file fails on every grab after the cut).
 _MAX_BAD_FRAMES = 50
 
+#: Beyond this frame number a start is not seeked to (no file has that many frames).
+_MAX_SEEK_FRAME = 2.0**53
+
 
 class VideoReader:
     """An opened video file, stream or camera (a context manager).
@@ -205,7 +208,7 @@ class VideoReader:
             # inside the last frame's interval), but no frame is at or after start
             last = f" (its last frame is at {last_t:.2f} s)" if decoded else ""
             raise VideoOpenError(
-                f"{self.label}: start {s.start:.2f} s is past the end of the video"
+                f"{self.label}: start {_seconds(s.start)} s is past the end of the video"
                 f"{last}; nothing to analyse"
             )
 
@@ -213,12 +216,15 @@ class VideoReader:
         """Jump to ``start`` (seconds) when the file allows; return the next frame index."""
         if not start or self.info.is_live or self.info.fps <= 0:
             return 0
-        target = int(math.floor(start * self.info.fps + 1e-6))
-        if self.info.frame_count is not None and target >= self.info.frame_count:
+        position = start * self.info.fps + 1e-6  # inf for a huge start: compared, not cast
+        if self.info.frame_count is not None and position >= self.info.frame_count:
             raise VideoOpenError(
-                f"{self.label}: start {start:.2f} s is past the end of the video "
+                f"{self.label}: start {_seconds(start)} s is past the end of the video "
                 f"({self.info.duration:.2f} s long); nothing to analyse"
             )
+        if not position < _MAX_SEEK_FRAME:  # no frame count: decoded from 0, none kept
+            return 0
+        target = int(math.floor(position))
         if target > 0 and self._cap.set(cv2.CAP_PROP_POS_FRAMES, target):
             pos = int(self._cap.get(cv2.CAP_PROP_POS_FRAMES))
             if pos == target:
@@ -350,6 +356,11 @@ def quiet_opencv() -> Iterator[None]:
             if _quiet_depth == 0 and _quiet_saved is not None:
                 levels.setLogLevel(_quiet_saved)
                 _quiet_saved = None
+
+
+def _seconds(t: float) -> str:
+    """A time in an error message: ``2.99``, or ``1e+308`` (not 309 digits)."""
+    return f"{t:.2f}" if t < 1e9 else f"{t:.3g}"
 
 
 def _to_rgb(bgr: np.ndarray) -> np.ndarray:
