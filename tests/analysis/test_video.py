@@ -613,6 +613,24 @@ def test_a_face_hidden_in_a_variable_frame_rate_video_keeps_its_smile() -> None:
     assert episode.dmarker_dict()["onset.lip.duration"] == pytest.approx(0.3, abs=1 / 30)
 
 
+@pytest.mark.parametrize("mode", ["lip", "auto", "single"])
+@pytest.mark.parametrize("times", list(_VFR.values()), ids=list(_VFR))
+def test_a_face_hidden_across_a_rate_change_keeps_real_frame_times(times, mode) -> None:
+    """The frames where a face was hidden were placed evenly between its neighbours: in
+    a variable-frame-rate video, hidden from 1.0 s to 1.8 s across the change of rate,
+    the peak of its smile fell on one of them and was reported at 1.0117 s as frame 30,
+    which is at 1.0 s (30 -> 15 frames/s; 0.9783 s for frame 15 at 1.0 s the other way
+    round). Every reported time is now the time of the frame reported with it."""
+    smile = SmileProfile(start=0.5, onset=0.3, apex=1.5, offset=0.4)
+    options = VideoOptions(episodes=mode)
+    (track,) = _timed_run(smile, times, options, hidden=(1.0, 1.8)).tracks
+    (episode,) = track.episodes
+    for name in ("start", "end", "peak"):
+        frame, time = getattr(episode, f"{name}_frame"), getattr(episode, f"{name}_time")
+        assert time == pytest.approx(times[frame], abs=1e-9), (name, frame, time)
+    assert episode.peak_time == pytest.approx(1.0)  # a flat apex: its first frame
+
+
 def test_outputs_list_only_what_was_written(tmp_path) -> None:
     """Without a face the summary listed the plot and best-frame folders, which were never
     created, and an annotated video path that already existed though nothing was written

@@ -163,6 +163,20 @@ def test_video_without_a_face_says_so_unless_quiet(tmp_path: Path, capsys) -> No
         ]
 
 
+def test_a_face_seen_on_too_few_frames_is_counted_in_the_summary(tmp_path, capsys) -> None:
+    """A clip of two frames with a face: its rows were in the table but the summary said
+    "0 face(s)" and nothing else (the JSON had ``short_tracks_left_out``)."""
+    from tests.video_factory import ONE_FACE, smile_frames, write_video
+
+    clip = write_video(tmp_path / "two.avi", smile_frames(ONE_FACE, n_frames=2), 25.0)
+    rows = tmp_path / "rows.csv"
+    assert main(["video", str(clip), "-q", "--threads", "1", "-o", str(rows)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith("0 face(s) (+1 seen on too few frames to summarise)"), first
+    with open(rows, newline="") as fh:
+        assert [r["face"] for r in csv.DictReader(fh)] == ["0", "0"]
+
+
 def _exit_code(args: list[str]) -> int:
     """``main``'s exit status, whether it returns it or argparse exits."""
     try:
@@ -179,7 +193,8 @@ def _exit_code(args: list[str]) -> int:
         (["--fps", "nan"], "argument --fps: must be > 0"),
         (["--detect-every", "0"], "argument --detect-every: must be >= 1, got 0"),
         (["--max-frames", "0"], "argument --max-frames: must be >= 1, got 0"),
-        (["--start", "-2"], "argument --start: must be >= 0"),
+        (["--start", "-2"], "argument --start: must be finite and >= 0, got -2"),
+        (["--start", "inf"], "argument --start: must be finite and >= 0, got inf"),
         (["--end", "0"], "argument --end: must be > 0"),
         (["--start", "3", "--end", "1"], "--end (1 s) must be after --start (3 s)"),
         (["--start", "2", "--end", "2"], "--end (2 s) must be after --start (2 s)"),

@@ -14,7 +14,6 @@ from duchenne.analysis.config import STAGES
 from duchenne.cli.options import (
     add_analyzer_args,
     config_from_args,
-    non_negative,
     output_dir,
     output_file,
     positive_int,
@@ -22,6 +21,7 @@ from duchenne.cli.options import (
     same_file,
 )
 from duchenne.errors import DuchenneError, require_extra
+from duchenne.io.argtypes import finite_non_negative
 from duchenne.io.atomic import atomic_write
 from duchenne.io.jsonsafe import to_json_text
 from duchenne.io.sinks import FORMATS
@@ -85,7 +85,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="analyse about F frames/s: every k-th frame, for the k whose rate is nearest F "
         "(evenly spaced; the summary states the rate used)",
     )
-    p.add_argument("--start", type=non_negative, default=None, help="start time (s)")
+    p.add_argument("--start", type=finite_non_negative, default=None, help="start time (s)")
     p.add_argument("--end", type=positive_number, default=None, help="end time (s)")
     p.add_argument(
         "--max-frames", type=positive_int, default=None, help="stop after N analysed frames"
@@ -229,7 +229,9 @@ def format_summary(result: VideoResult, stages: Sequence[str] = STAGES) -> str:
         f"{result.source}: {result.frames_analysed} frames analysed "
         f"({_t(result.first_time)}-{_t(result.last_time)} s at {result.fps:.3g} fps, "
         f"{result.sampling or 'every frame'}), "
-        f"{len(result.tracks)} face(s)" + ("" if result.complete else " [INCOMPLETE]")
+        f"{len(result.tracks)} face(s)"
+        + _left_out(result.short_tracks)
+        + ("" if result.complete else " [INCOMPLETE]")
     ]
     if result.smile_threshold is not None and "smile" in result.models:
         lines.append(f"smiling = P(smile) >= {result.smile_threshold:g}; smile episodes are "
@@ -264,6 +266,15 @@ def format_summary(result: VideoResult, stages: Sequence[str] = STAGES) -> str:
     for name, path in result.outputs.items():
         lines.append(f"{name}: {path}")
     return "\n".join(lines)
+
+
+def _left_out(short_tracks: int) -> str:
+    """The faces seen on too few frames to summarise, in words: a face in the last frame
+    of a clip, or in a clip of 1-2 frames, has rows in the per-frame table, and the
+    summary said only "0 face(s)" (the JSON has ``short_tracks_left_out``)."""
+    if not short_tracks:
+        return ""
+    return f" (+{short_tracks} seen on too few frames to summarise)"
 
 
 def _episode_line(ep: EpisodeResult, track: TrackSummary, result: VideoResult) -> str:

@@ -136,10 +136,14 @@ class VideoSession:
             track = self.tracks.get(tid)
             if track is None:
                 track = self.tracks[tid] = TrackState(tid, self.track_context)
-            track.add(self.samples, frame, faces, i, None if raw is None else raw[i])
+            track.add(frame, faces, i, None if raw is None else raw[i])
             if self.writer is not None:
                 self.writer.write(self._row(frame, faces, i, bool(detected[i])))
                 self.rows += 1
+        seen = set(ids.tolist())
+        for tid, track in self.tracks.items():
+            if tid not in seen:  # hidden on this frame (the tracker keeps it a while)
+                track.miss(frame)
         self._end_lost_tracks()
         if self.draw is not None:
             self.draw.write(frame, faces)

@@ -158,7 +158,9 @@ class TrackState:
         self.timeline = _Decimator(opts.timeline_points, TIMELINE_WIDTH)
         self._fed = 0  # leading buffer rows already added to the timeline
         self.reference: np.ndarray | None = None
-        self.last_sample: int | None = None
+        # (time, frame number) of the analysed frames since the last row where this face
+        # was not found (:meth:`miss`); bounded: the tracker ends a face missing too long
+        self._missed: list[tuple[float, int]] = []
         self.first_time = self.last_time = math.nan
         self.first_frame = self.last_frame = -1
         self.n_frames = 0
@@ -175,13 +177,13 @@ class TrackState:
 
     # -- per frame ---------------------------------------------------------------------
 
-    def add(self, sample: int, frame: Frame, faces: Faces, i: int, raw: np.ndarray | None) -> None:
+    def add(self, frame: Frame, faces: Faces, i: int, raw: np.ndarray | None) -> None:
         """Record face ``i`` of ``faces`` on ``frame``.
 
         ``raw``: the face's unfiltered landmarks, used for the signals when
         ``signal_landmarks="raw"``.
         """
-        self._fill_gap(sample, frame)
+        self._fill_gap()
         use_raw = self.s.options.signal_landmarks == "raw" and raw is not None
         lm = raw if use_raw else (None if faces.landmarks is None else faces.landmarks[i])
         row = np.full(_WIDTH, np.nan)
@@ -207,22 +209,30 @@ class TrackState:
             self._maybe_best(frame, faces, i, score)
         elif "lip_corner_elevation" in faces.data:
             self._maybe_best(frame, faces, i, float(faces.data["lip_corner_elevation"][i]))
-        self.last_sample = sample
         windowed = self.s.options.episodes in ("auto", "lip", "none")
         if windowed and self._span() >= self.s.options.window_s:
             self.flush(final=False)
 
-    def _fill_gap(self, sample: int, frame: Frame) -> None:
-        """NaN rows for the analysed frames where this face was missing (times interpolated)."""
-        if self.last_sample is None or sample - self.last_sample <= 1 or not self.buffer.n:
+    def miss(self, frame: Frame) -> None:
+        """Note an analysed ``frame`` on which this face, still tracked, was not found."""
+        self._missed.append((frame.time, frame.index))
+
+    def _fill_gap(self) -> None:
+        """NaN rows for the analysed frames where this face was missing, at their times
+        and frame numbers.
+
+        Why the real ones: the rows were spaced evenly between their neighbours, which is
+        right only at a constant rate. In a variable-frame-rate video (or one whose lost
+        frames left a jump in the numbers) an episode boundary or peak that fell on such
+        a row was reported at a time no frame had, with a frame number of another time,
+        and the even grid of the dynamics took its P(smile) from the wrong rows.
+        """
+        missed, self._missed = self._missed, []
+        if not self.buffer.n:  # nothing before the gap to bridge from
             return
-        missing = sample - self.last_sample - 1
-        last = self.buffer.view()[-1]
-        for k in range(1, missing + 1):
-            frac = k / (missing + 1)
+        for time, index in missed:
             row = np.full(_WIDTH, np.nan)
-            row[_T] = last[_T] + frac * (frame.time - last[_T])
-            row[_F] = round(last[_F] + frac * (frame.index - last[_F]))
+            row[_T], row[_F] = time, index
             self.buffer.append(row)
             if self.features is not None:
                 self.features.append(np.full(self.features.data.shape[1], np.nan))
