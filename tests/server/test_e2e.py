@@ -533,6 +533,38 @@ def test_a_refused_video_upload_stops_its_progress_bar(server, page):
     assert page.locator("#video-local").is_hidden()
 
 
+def test_an_option_out_of_range_is_shown_not_sent(server, page, tmp_path):
+    """ "Most faces" 5000 went to the server and came back as "query.max_faces: Input
+    should be less than or equal to 1000", -3 was quietly taken for "all faces", and
+    "every n-th frame" 5000 was refused only after the whole video was uploaded. A value
+    its field does not allow is now shown in the form, and nothing is sent."""
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
+    _answer_photos_with_mock_faces(page)
+    page.goto(server + "/")
+    page.click(".options summary")
+    for value in ("5000", "-3", "1.5"):
+        page.fill("#opt-max-faces", value)
+        page.click("#demo-button")
+        page.wait_for_selector("#message.error")
+        assert page.inner_text("#message").startswith("Most faces: "), value
+        assert page.evaluate("document.activeElement.id") == "opt-max-faces"
+        page.fill("#opt-max-faces", "")
+        page.evaluate("document.getElementById('message').className = 'message'")
+    page.fill("#opt-every", "5000")
+    page.set_input_files("#file-input", str(_fake_clip(tmp_path)))
+    page.wait_for_selector("#message.error")
+    assert "every n-th frame" in page.inner_text("#message")
+    assert page.locator("#video-result").is_hidden()
+    assert not sent
+    page.fill("#opt-max-faces", "2")  # a photo does not use the video's option
+    page.click("#demo-button")
+    page.wait_for_selector("#message:has-text('Found 1 face')")
+    assert [urlsplit(url).query for url in sent] == [
+        "max_faces=2&stages=detect%2Clandmarks%2Cgeometry%2Cblendshapes%2Csmile"
+    ]
+
+
 def test_a_video_left_for_a_photo_does_not_take_the_message_back(server, page, tmp_path):
     """A photo chosen while a video job ran: the video's poll went on, and when the job
     ended "Finished clip.mp4." replaced the photo's "Found 1 face" (its section hidden)."""

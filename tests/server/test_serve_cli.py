@@ -4,6 +4,7 @@ a SIGTERM or Ctrl-C stops it gracefully with exit status 0."""
 from __future__ import annotations
 
 import contextlib
+import json
 import select
 import signal
 import socket
@@ -16,7 +17,7 @@ import pytest
 from duchenne.cli.main import build_parser, main
 from duchenne.cli.serve import settings_from
 
-from .conftest import require_server_deps, start_server
+from .conftest import require_server_deps, start_server, write_video
 
 require_server_deps()
 
@@ -331,6 +332,41 @@ def test_transport_guards_and_client_aborts(serve, small_jpeg):
     assert f'{rejected}"header_timeout",route="unmatched"}} 1' in metrics, metrics
     text = log.read_text()
     assert text.count("client closed the connection") == 1 and "Traceback" not in text, text
+
+
+def test_a_client_gone_before_the_job_id_leaves_no_job(serve, tmp_path):
+    """A client that closes its connection once its whole video is sent -- a dashboard tab
+    closed before the answer with the job id came -- left a job that nobody could cancel
+    and that held a job place to its end (3 of 3 ran to "done"). The job is dropped and
+    the request counted as 499 with one log line."""
+    _, url, log = serve()
+    port = int(url.rsplit(":", 1)[1])
+    video = write_video(tmp_path / "clip.avi", frames=30, size=240).read_bytes()
+    head = (
+        "POST /v1/videos HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+        f"Content-Length: {len(video)}\r\n\r\n"
+    )
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(head.encode() + video)  # and closes without reading the answer
+    answered = ('route="/v1/videos",status="499"}', 'route="/v1/videos",status="202"}')
+    deadline = time.monotonic() + 30
+    while True:
+        metrics = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+        counts = [
+            int(float(line.rsplit(" ", 1)[1]))
+            for line in metrics.splitlines()
+            if line.startswith("duchenne_http_requests_total")
+            and line.split(" ")[0].endswith(answered)
+        ]
+        if sum(counts) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert 'route="/v1/videos",status="499"} 3' in metrics, metrics
+    with urllib.request.urlopen(f"{url}/healthz", timeout=5) as resp:
+        assert sum(json.load(resp)["jobs"].values()) == 0
+    text = log.read_text()
+    assert text.count("client closed the connection") == 3 and "Traceback" not in text, text
 
 
 def test_host_setting_says_loopback_is_the_default_not_the_rule(capsys):

@@ -351,6 +351,9 @@ def test_real_video_job_end_to_end(client, video):
         "video/mp4",
         "video/webm",
     )
+    # shown inline, and named after the upload when saved (it had no name at all)
+    ext = preview.headers["content-type"].split("/")[1]
+    assert preview.headers["content-disposition"] == f'inline; filename="clip_preview.{ext}"'
     if preview.headers["content-type"] == "video/mp4":
         av = pytest.importorskip("av")
         with av.open(io.BytesIO(preview.content)) as container:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
 from duchenne.server.deps import (
@@ -56,6 +57,7 @@ async def create_job(
     jobs.check_room()  # refuse before receiving a large upload we could not run
     path, filename = await save_to(request, jobs.folder)
     try:
+        await _check_client(request)  # gone already: no probe; else reads its connection
         probe = await engine.run(probe_video, path, settings.max_video_pixels)
         seconds = probe.seconds
         if seconds is not None and seconds > settings.max_video_seconds:
@@ -74,10 +76,31 @@ async def create_job(
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    try:
+        await _check_client(request)
+    except ClientDisconnect:
+        jobs.delete(job.id)  # nobody learns its id: nobody could cancel it
+        raise
     url = f"/v1/videos/{job.id}"
     return JSONResponse(
         {"id": job.id, "status": job.status, "url": url}, 202, headers={"Location": url}
     )
+
+
+async def _check_client(request: Request) -> None:
+    """Raise ``ClientDisconnect`` (answered as 499) when the client of an upload whose
+    body is in has closed the connection.
+
+    Why: a client that goes away mid-upload makes no job (its body never completes), but
+    one that went once its upload was in -- a dashboard tab closed while the video was
+    probed, before the answer with the job id came -- left a job nobody could cancel,
+    holding one of the few job places (``max_jobs``) to its end. Asked once before the
+    probe and once after the job is made: the first look also makes uvicorn read the
+    connection again (it stops reading one whose body filled its buffer until the app
+    asks for more), so a close during the probe is known at the second.
+    """
+    if await request.is_disconnected():
+        raise ClientDisconnect
 
 
 def _job(jobs: JobsDep, job_id: str) -> Job:
@@ -169,7 +192,8 @@ def _table_file(job: Job, analyzer: Any, format: str) -> Path:
 )
 async def preview(job_id: str, jobs: JobsDep) -> Response:
     """The analysed frames with their boxes and labels, as H.264 MP4 (VP8 WebM without
-    PyAV): plays in any browser whatever codec the upload had. 409 until done."""
+    PyAV): plays in any browser whatever codec the upload had. 409 until done. Shown
+    inline, and named after the upload when saved (`party.mp4` -> `party_preview.mp4`)."""
     job = _job(jobs, job_id)
     if job.status != "done":
         raise ApiError(409, "NotReady", f"job is {job.status}; the preview exists when done")
@@ -177,7 +201,9 @@ async def preview(job_id: str, jobs: JobsDep) -> Response:
     if path is None or not path.is_file():
         raise ApiError(404, "NotFound", "this job has no preview video")
     media = "video/mp4" if path.suffix == ".mp4" else "video/webm"
-    return FileResponse(path, media_type=media)
+    return FileResponse(
+        path, media_type=media, headers=_named(job, f"_preview{path.suffix}", "inline")
+    )
 
 
 @router.delete(

@@ -745,9 +745,26 @@
 
   // ------------------------------------------------------------------ inputs
 
+  // The option an input uses (photos: most faces; videos: every n-th frame), as its
+  // field allows it (a whole number within min and max), checked before anything is
+  // sent: a value the browser finds invalid is shown in the form, with its reason.
+  // "Most faces" 5000 came back from the server as a 422 naming a query parameter, -3
+  // or 1.5 were quietly taken for "all" or 1, and "every n-th frame" 5000 was refused
+  // only after the whole video had been uploaded.
+  function optionValid(input) {
+    if (input.checkValidity()) return true;
+    input.closest("details").open = true;
+    input.reportValidity();
+    const label = document.querySelector(`label[for="${input.id}"]`).textContent;
+    say(`${label}: ${input.validationMessage}`, true);
+    return false;
+  }
+
   function handleFile(file) {
     if (!file) return;
-    if ((file.type || "").startsWith("video/") || /\.(mp4|mov|m4v|avi|webm|mkv)$/i.test(file.name)) analyzeVideo(file);
+    const video = (file.type || "").startsWith("video/") || /\.(mp4|mov|m4v|avi|webm|mkv)$/i.test(file.name);
+    if (!optionValid(video ? el.every : el.maxFaces)) return;
+    if (video) analyzeVideo(file);
     else analyzePhoto(file, file.name);
   }
 
@@ -772,8 +789,12 @@
     ev.preventDefault();
     handleFile(ev.dataTransfer.files[0]);
   });
-  el.webcamButton.addEventListener("click", () => (webcamStream ? stopWebcam() : startWebcam()));
+  el.webcamButton.addEventListener("click", () => {
+    if (webcamStream) stopWebcam();
+    else if (optionValid(el.maxFaces)) startWebcam();
+  });
   el.demoButton.addEventListener("click", async () => {
+    if (!optionValid(el.maxFaces)) return;
     try {
       const response = await fetch("/demo.jpg");
       analyzePhoto(await response.blob(), "astronaut.jpg");
@@ -789,7 +810,9 @@
   // unload or beforeunload: it fires on phones too and keeps the page fit for the
   // back/forward cache (back there, the page says "Cancelled"). The DELETE is a keepalive
   // fetch, which outlives the page and, unlike sendBeacon (POST only, no headers), carries
-  // the method and the API key. A finished job is not on show as `job`: it is kept.
+  // the method and the API key. A finished job is not on show as `job`: it is kept. A
+  // video still uploading has no id to cancel: the page's end aborts its upload, and the
+  // server makes no job for a client gone before the answer with its id.
   window.addEventListener("pagehide", () => { if (job) cancelVideo(); });
   el.viewCards.addEventListener("click", () => setView("cards"));
   el.viewTable.addEventListener("click", () => setView("table"));
