@@ -34,6 +34,7 @@ from duchenne.errors import InvalidFacesError as InvalidFacesError
 from duchenne.errors import MissingExtraError as MissingExtraError
 from duchenne.errors import ModelIntegrityError as ModelIntegrityError
 from duchenne.errors import NoFaceDetectedError as NoFaceDetectedError
+from duchenne.errors import OutputError as OutputError
 from duchenne.errors import ServiceError as ServiceError
 from duchenne.errors import UnknownModelError as UnknownModelError
 from duchenne.errors import UnrecognizedModelError as UnrecognizedModelError
@@ -68,6 +69,7 @@ __all__ = [
     "MissingExtraError",
     "ModelIntegrityError",
     "NoFaceDetectedError",
+    "OutputError",
     "ServiceError",
     "UnknownModelError",
     "UnrecognizedModelError",

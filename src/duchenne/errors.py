@@ -77,6 +77,24 @@ class BatchError(DuchenneError, ValueError):
     """A batch job cannot start or resume (e.g. its output holds results of other settings)."""
 
 
+class OutputError(DuchenneError, OSError):
+    """An output file or folder cannot be written (permission denied, no space left, a
+    read-only file system ...). ``filename`` is the path the caller asked for, never the
+    hidden temporary file an atomic write was filling, and ``errno`` / ``strerror`` are
+    the system's, so ``except OSError`` handlers still see what failed.
+
+    Example:
+        >>> import errno
+        >>> str(OutputError(errno.EACCES, "Permission denied", "ro/x.json"))
+        'cannot write ro/x.json: Permission denied'
+    """
+
+    def __str__(self) -> str:
+        if self.filename is None:
+            return super().__str__()
+        return f"cannot write {self.filename}: {self.strerror}"
+
+
 class AnalysisError(DuchenneError, RuntimeError):
     """The face pipeline failed on one input for a reason that is not a known bad input
     (a bug): the message names the input, the traceback is logged, the other inputs of

@@ -48,9 +48,27 @@ def test_cli_csv_with_bad_files_then_nothing_left(photo_set, reference, tmp_path
     assert rows[4]["face"] == "" and rows[4]["error"].startswith("ImageLoadError")
 
     before = out.read_bytes()
-    assert main(args) == 0
-    assert "nothing to analyse: all 5 inputs already done" in capsys.readouterr().err
+    # the rerun skips the failed input, whose error row is kept: it must not exit 0 as a
+    # clean job would (it did, saying only "nothing to analyse")
+    assert main(args) == 1
+    assert capsys.readouterr().err == (
+        "nothing to analyse: all 5 inputs already done (1 of them failed in an earlier "
+        f"run: error rows kept, --retry-errors analyses them again) -> {out}\n"
+    )
     assert out.read_bytes() == before
+    assert main([*args, "-q"]) == 1  # never a silent 1
+    assert "1 of them failed in an earlier run" in capsys.readouterr().err
+
+    good = [*inputs[:4], str(photo_set["root"] / photo_set["good"][4])]
+    assert main(["batch", *good, *args[len(inputs) + 1 :]]) == 0  # the failed one not named
+    assert "1 analysed (0 failed, 1 faces), 4 already done, in" in capsys.readouterr().err
+    summary = batch.run(inputs, out=out, workers=0, stages=STAGES, retry_errors=True)
+    assert (summary.skipped, summary.failed_before, summary.processed, summary.failed) == (
+        4,
+        0,
+        1,
+        1,
+    )
 
 
 def test_other_settings_redo_a_finished_output(photo_set, tmp_path) -> None:
@@ -208,8 +226,10 @@ def test_cli_odd_names_dot_tar_and_member_cap(photo_set, tmp_path, capsys) -> No
     found = [r for s, r in rows.items() if "big.zip" not in s]
     assert all(r["face"] != "" and r["error"] == "" for r in found)
     args.remove("-q")
-    assert main(args) == 0  # nothing re-analysed (the failure was reported by the first run)
-    assert "nothing to analyse: all 4 inputs already done" in capsys.readouterr().err
+    assert main(args) == 1  # nothing re-analysed, but the oversized member's error is kept
+    assert "nothing to analyse: all 4 inputs already done (1 of them failed" in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_second_job_on_the_same_output_is_refused_up_front(photo_set, tmp_path, capsys) -> None:
@@ -329,3 +349,28 @@ def test_a_run_stopped_before_any_result_is_not_said_to_be_all_done() -> None:
     assert text.startswith("0 analysed") and "interrupted with 60 left" in text
     done = batch.BatchSummary(None, "csv", "local", 0, inputs=60, skipped=60)
     assert done.describe() == "nothing to analyse: all 60 inputs already done"
+
+
+def test_an_output_that_cannot_be_written_is_one_line_naming_it(
+    photo_set, tmp_path, monkeypatch, capsys
+) -> None:
+    """``PermissionError: [Errno 13] Permission denied: 'ro/x.csv.lock'`` (exit 1) named
+    the lock file; now the output given, and exit 2 as for any unusable output."""
+    import errno
+
+    real_open = os.open
+
+    def read_only(path, flags, mode=0o777, **kw):
+        if flags & os.O_CREAT:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.chdir(tmp_path)
+    photo = str(photo_set["root"] / photo_set["good"][0])
+    monkeypatch.setattr(os, "open", read_only)
+    code = main(["batch", photo, "--out", "ro/x.csv", "-j", "0", "-q", "--stages", "detect"])
+    monkeypatch.undo()
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "duchenne batch: cannot write ro/x.csv: Read-only file system\n"
+    )

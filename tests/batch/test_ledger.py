@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from duchenne.batch.ledger import Ledger, OutputLock, PartWriter, iter_rows
-from duchenne.errors import BatchError
+from duchenne.errors import BatchError, OutputError
 
 SETTINGS = {"stages": ["detect"]}
 
@@ -207,3 +208,53 @@ def test_lock_of_a_killed_job_does_not_block_the_next(tmp_path: Path) -> None:
     assert (tmp_path / "r.parquet.lock").exists()  # stale file, no lock
     with OutputLock(out) as lock:
         assert lock.held
+
+
+def test_a_one_row_jsonl_output_read_as_csv_is_refused(tmp_path: Path) -> None:
+    """One JSON line reads as a CSV header without rows: it passed for an empty output,
+    and the resumed run replaced the JSON Lines file with CSV, dropping its row."""
+    out = tmp_path / "r.out"
+    done = Ledger(out, "jsonl", SETTINGS)
+    done.commit_part([row("a")])
+    done.finalize()
+    before = out.read_text()
+    assert len(before.splitlines()) == 1
+    with pytest.raises(BatchError, match=r"r.out is not a duchenne batch output read as csv"):
+        Ledger(out, "csv", SETTINGS)
+    assert out.read_text() == before
+    out.write_text('"a JSON string, not a row"\n')
+    with pytest.raises(BatchError, match="line 1 is not a JSON object"):
+        Ledger(out, "jsonl", SETTINGS)
+    out.write_text("")  # an empty file is an empty output, in either format
+    assert Ledger(out, "csv", SETTINGS).done == {} == Ledger(out, "jsonl", SETTINGS).done
+
+
+def test_a_lock_that_cannot_be_made_or_written_names_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``PermissionError: ... 'ro/x.csv.lock'`` named the lock file; a full disk left it
+    behind with its descriptor open."""
+    out = tmp_path / "r.csv"
+    real_open = os.open
+
+    def refuse_locks(path, flags, mode=0o777, **kw):
+        if str(path).endswith(".lock"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os, "open", refuse_locks)
+    with pytest.raises(OutputError, match=rf"^cannot write {out}: Permission denied$"):
+        OutputLock(out).acquire()
+    monkeypatch.undo()
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    lock = OutputLock(out)
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OutputError, match=rf"^cannot write {out}: No space left on device$"):
+        lock.acquire()
+    monkeypatch.undo()
+    assert not lock.held and not lock.path.exists()
+    with OutputLock(out) as again:
+        assert again.held

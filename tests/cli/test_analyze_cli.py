@@ -465,7 +465,7 @@ def test_error_lines_name_the_file_once(tmp_path, capsys) -> None:
         f"error: {svg}: UnsupportedFormatError: SVG files are not supported",
         f"error: {pattern}: ImageLoadError: no file matches this pattern",
     ]
-    assert f"{svg}: error: UnsupportedFormatError: SVG files are not supported" in captured.out
+    assert str(svg) not in captured.out  # once: on stderr
 
 
 def test_an_upside_down_photo_reports_its_face_and_turn(tmp_path, capsys) -> None:
@@ -495,3 +495,45 @@ def test_faces_all_under_the_minimum_size_are_not_called_no_face(tmp_path, capsy
     err = capsys.readouterr().err
     assert "no face found" not in err
     assert f"1 face(s) found in {path}, all smaller than --min-face-size 300\n" in err
+
+
+@pytest.mark.parametrize("name", ["x.json", "x.csv", "x.txt"])
+def test_an_output_that_cannot_be_written_is_named_as_given(
+    photos, tmp_path, monkeypatch, capsys, name
+) -> None:
+    """``PermissionError: ... '/abs/ro/.x.json.6b252a15.tmp'`` named the hidden temp file
+    by a path the user never gave."""
+    import errno
+
+    real_open = os.open
+
+    def no_permission(path, flags, mode=0o777, **kw):
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "open", no_permission)
+    code = main(["analyze", str(photos / "a.jpg"), "-o", f"ro/{name}", "-q", "--stages", "detect"])
+    monkeypatch.undo()
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"duchenne analyze: OutputError: cannot write ro/{name}: Permission denied\n"
+    )
+
+
+def test_text_summary_leaves_errors_to_stderr(photos, tmp_path, capsys) -> None:
+    """At a terminal both streams reach one screen: each error showed twice, once in the
+    summary on stdout and once on stderr. The machine formats keep their error records."""
+    bad = photos / "text.png"
+    args = ["analyze", str(photos / "a.jpg"), str(bad), "-q", "--stages", "detect"]
+    assert main([*args, "--format", "text"]) == 1
+    captured = capsys.readouterr()
+    assert str(bad) not in captured.out and captured.out.startswith(f"{photos / 'a.jpg'} (")
+    assert captured.err.count(str(bad)) == 1 and captured.err.startswith(f"error: {bad}: ")
+    assert main([*args, "--format", "text", "-o", str(tmp_path / "s.txt")]) == 1
+    assert str(bad) not in (tmp_path / "s.txt").read_text()  # -o x.txt holds what > x.txt does
+    assert capsys.readouterr().err.count(str(bad)) == 1
+    assert main([*args, "--format", "jsonl"]) == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[1]["source"] == str(bad) and rows[1]["error"].startswith("ImageLoadError")

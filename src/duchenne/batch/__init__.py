@@ -51,6 +51,10 @@ class BatchSummary:
         workers: Worker processes or Ray actors used.
         inputs: Inputs found (images, videos, archive members).
         skipped: Inputs already done by an earlier run (not analysed again).
+        failed_before: Of ``skipped``, those an earlier run finished with an error: their
+            error rows are kept (``retry_errors=True`` analyses them again). Counted
+            so that a rerun does not read as a clean job when the output still holds
+            errors of the inputs it names.
         processed: Inputs analysed by this run (including those that failed).
         failed: Inputs of this run whose row carries an error.
         faces: Face rows written by this run.
@@ -69,6 +73,7 @@ class BatchSummary:
     workers: int
     inputs: int
     skipped: int
+    failed_before: int = 0
     processed: int = 0
     failed: int = 0
     faces: int = 0
@@ -92,14 +97,20 @@ class BatchSummary:
 
     def describe(self) -> str:
         """One line for people: counts, rate and where the results are."""
+        earlier = (
+            f" ({self.failed_before} of them failed in an earlier run: error rows kept, "
+            "--retry-errors analyses them again)"
+            if self.failed_before
+            else ""
+        )
         if self.processed or self.interrupted:  # stopped before any result: not "all done"
             text = (
                 f"{self.processed} analysed ({self.failed} failed, {self.faces} faces), "
-                f"{self.skipped} already done, in {self.seconds:.1f} s = "
+                f"{self.skipped} already done{earlier}, in {self.seconds:.1f} s = "
                 f"{self.throughput:.1f} inputs/s on {self.workers} {self.engine} worker(s)"
             )
         else:
-            text = f"nothing to analyse: all {self.inputs} inputs already done"
+            text = f"nothing to analyse: all {self.inputs} inputs already done{earlier}"
         if self.output is not None:
             text += f" -> {self.output}"
         if self.interrupted:
@@ -220,13 +231,17 @@ def run(
             raise BatchError("no inputs found (give files, folders, globs, archives or @list.txt)")
         ledger = Ledger(out, fmt, worker_config.results_key(), overwrite=overwrite)
         items = [replace(i, fingerprint=ledger.key(i.fingerprint)) for i in items]
-        pending = [
-            i
-            for i in items
-            if not ledger.is_done(i.source, i.fingerprint, retry_errors=retry_errors)
-        ]
+        pending: list[InputItem] = []
+        failed_before = 0
+        for item in items:
+            if not ledger.is_done(item.source, item.fingerprint, retry_errors=retry_errors):
+                pending.append(item)
+            elif ledger.done[item.source].failed:  # kept: the summary and exit status say so
+                failed_before += 1
         skipped = len(items) - len(pending)
-        summary = BatchSummary(None, fmt, engine, 0, inputs=len(items), skipped=skipped)
+        summary = BatchSummary(
+            None, fmt, engine, 0, inputs=len(items), skipped=skipped, failed_before=failed_before
+        )
         writer = PartWriter(ledger, part_size=part_size)
         if pending:
             report = _analyse(

@@ -65,7 +65,7 @@ from typing import Any
 
 from duchenne._version import __version__
 from duchenne.errors import BatchError, require_extra
-from duchenne.io.atomic import atomic_write, stale_temps
+from duchenne.io.atomic import atomic_write, output_errors, stale_temps
 from duchenne.io.jsonsafe import json_digest, to_json_text
 from duchenne.io.sinks import RecordWriter, write_records
 
@@ -114,12 +114,21 @@ class OutputLock:
         return self._fd is not None
 
     def acquire(self) -> OutputLock:
-        """Take the lock or raise ``BatchError`` (another live job holds it)."""
+        """Take the lock or raise ``BatchError`` (another live job holds it).
+
+        Raises:
+            BatchError: Another live job holds the lock.
+            OutputError: The lock file cannot be made or written (a folder without write
+                permission, a full disk, a read-only file system), named as the output:
+                the job could not write its results there either.
+        """
         if self._fd is not None or fcntl is None:
             return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with output_errors(self.out):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            with output_errors(self.out):
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -141,9 +150,14 @@ class OutputLock:
             if _same_file(fd, self.path):
                 break
             os.close(fd)  # the previous holder deleted it between our open and lock: again
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
         self._fd = fd
+        try:
+            with output_errors(self.out):  # a full disk: fail now, not after the first part
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        except BaseException:
+            self.release()
+            raise
         return self
 
     def release(self) -> None:
@@ -443,14 +457,20 @@ def iter_rows(path: Path, fmt: str, columns: Sequence[str] | None = None) -> Ite
             yield from batch.to_pylist()
     elif fmt == "jsonl":
         with open(path, encoding="utf-8") as fh:
-            for line in fh:
+            for number, line in enumerate(fh, 1):
                 if line.strip():
                     row = json.loads(line)
+                    if not isinstance(row, dict):
+                        raise ValueError(f"line {number} is not a JSON object")
                     _require(row, columns)
                     yield row
     elif fmt == "csv":
         with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)
+            # the header, not only the rows: a file of one line (a one-row JSON Lines
+            # output) reads as a header without rows, which passed for an empty output
+            if reader.fieldnames is not None:  # None: an empty file, an empty output
+                _require(dict.fromkeys(reader.fieldnames), columns)
             for row in reader:
                 _require_whole(row, reader)
                 _require(row, columns)

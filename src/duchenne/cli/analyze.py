@@ -55,8 +55,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--format",
         choices=FORMATS,
         default=None,
-        help="output format: text (a short summary per face), json, jsonl, csv, parquet "
-        "(default: from the --output suffix; else text on a terminal, json when piped)",
+        help="output format: text (a short summary per face; inputs that failed are "
+        "reported on stderr only), json, jsonl, csv, parquet (these also hold an error "
+        "record per failed input) (default: from the --output suffix; else text on a "
+        "terminal, json when piped)",
     )
     p.add_argument(
         "--output",
@@ -249,6 +251,12 @@ class _Sink:
 
     def add(self, path: Path, result: Faces | DuchenneError, landmarks: bool) -> None:
         if self.fmt == "text":
+            if isinstance(result, DuchenneError):
+                # reported once, on stderr (``_process_chunk``): the summary is results,
+                # and at a terminal both streams reach the same screen, where it was
+                # printed twice. The machine formats keep the error record: a program
+                # reading the pipe needs it.
+                return
             text = format_text([path], [result], footnote=False)
             if self.writer is not None:
                 self.writer.write(text)
@@ -328,7 +336,8 @@ def format_text(
 
     One line per face, numbered as in every other output (reading order, from 0):
     smiling or not at the threshold, the 1-10 smile score, P(smile), the top emotion,
-    the AU6/AU12 proxies and the box. ``det`` is the face detector's confidence.
+    the AU6/AU12 proxies and the box. ``det`` is the face detector's confidence. An
+    error is one line (``analyze`` passes none: it reports them on stderr).
     """
     lines = []
     for path, result in zip(paths, results, strict=True):

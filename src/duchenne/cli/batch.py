@@ -58,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--overwrite", action="store_true",
                      help="start again instead of resuming / appending to OUT")  # fmt: skip
     run.add_argument("--retry-errors", action="store_true",
-                     help="analyse again the inputs that failed in an earlier run")  # fmt: skip
+                     help="analyse again the inputs that failed in an earlier run (without "
+                          "it their error rows are kept and the exit status stays 1)")  # fmt: skip
     run.add_argument("--fingerprint", choices=("stat", "content"), default="stat",
                      help="how an unchanged input is recognised: stat (size+mtime, default) or "
                           "content (sha256)")  # fmt: skip
@@ -86,7 +87,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """0: all inputs done; 1: some failed; 2: no inputs / bad options; 130: interrupted."""
+    """0: every input named has its results; 1: some failed, in this run or in an earlier
+    one whose error rows were kept (without ``--retry-errors``: a rerun must not turn a
+    failed job into a clean one); 2: no inputs / bad options / an output that cannot be
+    read or written; 130: interrupted."""
     from duchenne import batch
     from duchenne.batch.inputs import MemberLimits, MiB
     from duchenne.errors import DuchenneError, error_text
@@ -130,8 +134,8 @@ def run_command(args: argparse.Namespace) -> int:
     if len(summary.failures) > MAX_LISTED_FAILURES:
         more = len(summary.failures) - MAX_LISTED_FAILURES
         print(f"... and {more} more failed input(s): see the error column", file=sys.stderr)
-    if not args.quiet or summary.interrupted:
-        print(summary.describe(), file=sys.stderr)
+    if not args.quiet or summary.interrupted or (summary.failed_before and not summary.failed):
+        print(summary.describe(), file=sys.stderr)  # never a silent 1, even with --quiet
     if summary.interrupted:
         return 130
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.failed_before else 0

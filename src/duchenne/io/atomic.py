@@ -13,12 +13,18 @@ a link; an existing special file (character or block device, FIFO, socket) is ne
 renamed over -- replacing ``/dev/null`` or a pipe with a regular file would break every
 other user of it -- so the finished bytes are streamed into it instead, as ``cat >``
 would (atomicity means nothing there); a folder is refused with :class:`IsADirectoryError`.
+
+A write that fails (no permission, no space left, a read-only file system) raises
+:class:`~duchenne.errors.OutputError` naming the path the caller gave, not the hidden temp
+file: ``cannot write ro/x.json: Permission denied``, never ``'ro/.x.json.6b252a15.tmp'``,
+which the user never asked for and which is gone by the time they read it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import re
 import secrets
@@ -29,14 +35,49 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from duchenne.errors import OutputError
+
 __all__ = [
     "atomic_write",
     "commit_file",
     "create_temp",
     "fsync_close",
+    "output_errors",
     "stale_temps",
     "unlink_quietly",
 ]
+
+
+def _output_error(exc: OSError, path: str | os.PathLike[str]) -> OutputError:
+    """``exc`` told about ``path``, the output the caller named (not the temp file or
+    folder the system call was about); an ``OutputError`` is returned as it is."""
+    if isinstance(exc, OutputError):
+        return exc
+    reason = exc.strerror or str(exc)  # pyarrow's OSErrors carry only a message
+    return OutputError(exc.errno, reason, os.fspath(path))
+
+
+@contextlib.contextmanager
+def output_errors(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn an ``OSError`` of the block, which writes ``path`` (or its temp file), into
+    :class:`~duchenne.errors.OutputError` naming ``path``.
+
+    A folder refused as the target (``IsADirectoryError``, which already names ``path``)
+    is raised as it is. Only for blocks that do nothing but write ``path``: an error
+    reading some other file inside it would be mislabelled.
+
+    Example:
+        >>> with output_errors("ro/x.json"):  # doctest: +SKIP
+        ...     os.open("ro/.x.json.1234abcd.tmp", os.O_WRONLY | os.O_CREAT)
+        Traceback (most recent call last):
+        duchenne.errors.OutputError: cannot write ro/x.json: Permission denied
+    """
+    try:
+        yield
+    except IsADirectoryError:
+        raise
+    except OSError as exc:
+        raise _output_error(exc, path) from exc
 
 
 def _destination(path: Path) -> Path | None:
@@ -94,14 +135,15 @@ def create_temp(path: Path) -> tuple[Path, int]:
 
     Raises:
         IsADirectoryError: ``path`` is (or points to) a folder.
-        OSError: The temp file cannot be created.
+        OutputError: The temp file cannot be created (named as ``path``).
     """
     path = Path(path)
-    final = _destination(path)
-    if final is None:
-        return _open_temp(Path(tempfile.gettempdir()), path.name, 0o600)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    return _open_temp(final.parent, final.name, 0o666)
+    with output_errors(path):
+        final = _destination(path)
+        if final is None:
+            return _open_temp(Path(tempfile.gettempdir()), path.name, 0o600)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return _open_temp(final.parent, final.name, 0o666)
 
 
 def stale_temps(path: Path) -> list[Path]:
@@ -140,16 +182,17 @@ def commit_file(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> No
 
     Raises:
         IsADirectoryError: ``path`` is (or points to) a folder.
-        OSError: The file cannot be renamed or written.
+        OutputError: The file cannot be renamed or written (named as ``path``).
     """
     tmp, path = Path(tmp), Path(path)
     try:
-        final = _destination(path)
-        if final is None:
-            _stream_into(tmp, path)
-            unlink_quietly(tmp)
-            return
-        os.replace(tmp, final)
+        with output_errors(path):
+            final = _destination(path)
+            if final is None:
+                _stream_into(tmp, path)
+                unlink_quietly(tmp)
+                return
+            os.replace(tmp, final)
     except BaseException:
         unlink_quietly(tmp)
         raise
@@ -216,19 +259,44 @@ def atomic_write(
     Raises:
         ValueError: ``mode`` is not a write mode.
         IsADirectoryError: ``path`` is (or points to) a folder.
-        OSError: The file cannot be created, written or renamed.
+        OutputError: The file cannot be created, written or renamed (named as ``path``;
+            the block's writes to the yielded file raise it too).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
     final = Path(path)
     tmp, fd = create_temp(final)
-    text = {"encoding": encoding or "utf-8", "newline": newline} if mode == "w" else {}
+    fh: IO[Any] = io.BufferedWriter(_TempFileIO(fd, final))
+    if mode == "w":
+        fh = io.TextIOWrapper(fh, encoding=encoding or "utf-8", newline=newline)
     try:
-        with os.fdopen(fd, mode, **text) as fh:
-            yield fh
+        yield fh
+        with output_errors(final):
             fh.flush()
             os.fsync(fh.fileno())
+            fh.close()
     except BaseException:
+        with contextlib.suppress(OSError):  # a full disk fails the close's flush again
+            fh.close()
         unlink_quietly(tmp)
         raise
     commit_file(tmp, final)
+
+
+class _TempFileIO(io.FileIO):
+    """The temp file of an atomic write, whose failed writes name the target.
+
+    Why at this level: the block's own ``fh.write`` is where a full disk shows (once the
+    buffer spills), and only the file knows that the error is about the output, not about
+    something else the block reads.
+    """
+
+    def __init__(self, fd: int, target: Path) -> None:
+        super().__init__(fd, "wb")
+        self.target = target
+
+    def write(self, data: Any) -> int | None:
+        try:
+            return super().write(data)
+        except OSError as exc:
+            raise _output_error(exc, self.target) from exc

@@ -30,6 +30,7 @@ from duchenne.io.atomic import (
     commit_file,
     create_temp,
     fsync_close,
+    output_errors,
     unlink_quietly,
 )
 from duchenne.io.jsonsafe import (
@@ -427,7 +428,8 @@ class RecordWriter:
             raise ValueError(f"{self.path}: RecordWriter is closed")
         if not isinstance(record, Mapping):
             raise TypeError(f"records must be mappings, got {type(record).__name__}")
-        self._backend.write(record)
+        with output_errors(self.path):  # a full disk names the output, not the temp file
+            self._backend.write(record)
         self.rows_written += 1
 
     def write_many(self, records: Iterable[Record]) -> None:
@@ -442,14 +444,15 @@ class RecordWriter:
             The final path.
 
         Raises:
-            OSError: The file could not be completed or renamed (the temporary file is
-                removed and any previous ``path`` left intact).
+            OutputError: The file could not be completed or renamed (the temporary file
+                is removed and any previous ``path`` left intact).
         """
         if self._closed:
             return self.path
         self._closed = True
         try:
-            self._backend.finish()
+            with output_errors(self.path):
+                self._backend.finish()
         except BaseException:
             self._backend.discard()
             raise
@@ -502,7 +505,7 @@ def write_records(
         ValueError: Unknown format.
         TypeError: A record is not a mapping or holds unserialisable values.
         MissingExtraError: Parquet requested and pyarrow is not installed.
-        OSError: The file cannot be written.
+        OutputError: The file cannot be written (an ``OSError``, naming ``path``).
     """
     group = 10_000
     if isinstance(records, Sequence):

@@ -39,6 +39,7 @@ ERROR_STATUS: dict[type[BaseException], int] = {
     errors.AnalysisError: 500,
     errors.UnrecognizedModelError: 500,
     errors.ModelIntegrityError: 500,
+    errors.OutputError: 500,  # the server's own disk or folder, never the client's fault
     errors.DuchenneError: 400,
     # the service's own conditions
     QueueFullError: 503,
