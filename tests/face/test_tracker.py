@@ -221,3 +221,101 @@ def test_box_iou_is_one_row_of_iou_matrix():
     boxes = rng.uniform(0, 100, (12, 4))
     boxes[:, 2:] += boxes[:, :2] + 1
     np.testing.assert_allclose(box_iou(boxes[3], boxes), iou_matrix(boxes[3:4], boxes)[0])
+
+
+# ------------------------------------------------------------------------- occlusion
+
+#: Half the width of a head (hair, ears) in face-box widths: how far a face in front hides
+#: the one behind it.
+_HEAD = 0.87
+
+
+def _seen(cx: float, cy: float, w: float, h: float, lo: float, hi: float, p: float = 1.0):
+    """Box and landmarks of a face whose visible part spans ``lo..hi`` in x: Face Mesh puts
+    the whole face into the visible part, so the box shrinks and the proportions warp."""
+    mesh = _mesh(cx, cy, h, p)
+    x1, x2 = cx - w / 2, cx + w / 2
+    mesh[:, 0] = lo + (mesh[:, 0] - x1) * (hi - lo) / (x2 - x1)
+    return [lo, cy - h / 2, hi, cy + h / 2], mesh
+
+
+def _crossing(frames: int = 120, speed: float = 4.0):
+    """Per frame, the boxes and landmarks of two faces walking past each other: A in front,
+    left to right, first; B right to left, hidden by A's head (0.87 face widths either
+    side of A's centre), and missed while less than half of it shows."""
+    w, h = 68.0, 78.0
+    for f in range(frames):
+        ax, bx = 80 + speed * f, 560 - speed * f
+        lo, hi = bx - w / 2, bx + w / 2
+        if ax < bx:
+            lo = max(lo, ax + _HEAD * w)
+        else:
+            hi = min(hi, ax - _HEAD * w)
+        faces = [_seen(ax, 120, w, h, ax - w / 2, ax + w / 2)]
+        if hi - lo >= 0.5 * w:
+            faces.append(_seen(bx, 120, w, h, lo, hi, 1.1))
+        yield f, faces
+
+
+@pytest.mark.parametrize("landmarks", [True, False], ids=["landmarks", "boxes"])
+def test_a_face_hidden_behind_another_while_they_cross_keeps_its_id(landmarks) -> None:
+    """The probe's crossing: while A covers B, B's box follows B's visible part, slowing to
+    a stop and shrinking, and its landmarks warp; B is then missed for 0.6 s. B took a new
+    ID when it came out: its track had learnt a stop, a shrinking box (turned inside out
+    within 0.5 s, with no gate left) and warped proportions."""
+    tracker = FaceTracker(max_missed=25, max_gap_s=1.0, fps=25.0)
+    ids: dict[str, list[int]] = {"a": [], "b": []}
+    hidden = 0
+    for f, faces in _crossing():
+        boxes = np.array([b for b, _ in faces])
+        lms = np.stack([m for _, m in faces]) if landmarks else None
+        out, _ = tracker.update(boxes, lms, t=f / 25.0, image_size=(640, 240))
+        ids["a"].append(int(out[0]))
+        if len(out) == 2:
+            ids["b"].append(int(out[1]))
+        hidden += len(out) == 1
+    assert hidden >= 15  # B was really gone for a while, within max_gap_s
+    assert set(ids["a"]) == {0} and set(ids["b"]) == {1}
+
+
+def test_a_face_lost_while_its_box_shrinks_keeps_its_id() -> None:
+    """A face turning away shrinks its box until the detector loses it; coasting, its
+    predicted box keeps its last size. Extrapolating the shrinking turned the box inside
+    out within 0.3 s: a face size of one pixel, so any distance was outside the gate and
+    the face took a new ID when it turned back."""
+    tracker = FaceTracker(max_missed=25, max_gap_s=1.0, fps=25.0)
+    first, _ = tracker.update(np.array([_box(200, 150, 80)]), t=0.0)
+    for f in range(1, 7):  # walking right at 3 px a frame, turning away
+        cx, w = 200 + 3 * f, 80 * 0.94**f
+        tracker.update(np.array([[cx - w / 2, 110, cx + w / 2, 190]]), t=f / 25.0)
+    for f in range(7, 19):
+        tracker.update(np.zeros((0, 4)), t=f / 25.0)
+    back, _ = tracker.update(np.array([_box(218, 150, 80)]), t=19 / 25.0)  # stopped there
+    assert back[0] == first[0]
+
+
+@pytest.mark.parametrize("landmarks", [True, False], ids=["landmarks", "boxes"])
+def test_a_face_walking_in_where_another_walked_out_gets_a_new_id(landmarks) -> None:
+    """X walks out of the image at the right edge (its box stalls against the edge as it
+    goes, as Face Mesh boxes do) and is last seen at 1.96 s; at 2.4 s, within
+    ``max_gap_s``, a different face walks in there. X's track ends as soon as its
+    prediction has left the image, so Y is not merged into it."""
+    tracker = FaceTracker(max_missed=25, max_gap_s=1.0, fps=25.0)
+    w, h, width = 68.0, 78.0, 480
+    edge = width + 0.2 * w  # how far past the image Face Mesh still puts points
+    ids: dict[str, set[int]] = {"x": set(), "y": set()}
+    for f in range(80):
+        faces, who = [], []
+        x_cx, y_cx = 100 + 8 * f, width + w / 2 - 8 * (f - 60)
+        for name, cx, p in (("x", x_cx, 1.0), ("y", y_cx, 1.3)):
+            if cx - w / 2 < width - 0.3 * w and (name == "x" or f >= 60):
+                faces.append(_seen(cx, 120, w, h, cx - w / 2, min(cx + w / 2, edge), p))
+                who.append(name)
+        boxes = np.array([b for b, _ in faces]).reshape(-1, 4)
+        lms = np.stack([m for _, m in faces]) if landmarks and faces else None
+        out, _ = tracker.update(boxes, lms, t=f / 25.0, image_size=(width, 240))
+        for name, i in zip(who, out.tolist(), strict=True):
+            ids[name].add(i)
+        if f == 60:
+            assert tracker.active_ids == []  # X left: ended before max_gap_s
+    assert ids["x"] == {0} and ids["y"] == {1}

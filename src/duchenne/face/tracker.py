@@ -8,8 +8,12 @@ enough in position, motion, size and facial proportions for a purely geometric t
 
 Algorithm, per frame:
 
-1. **Predict** each track's box at the frame time with a constant-velocity model (the
-   velocity is an exponential average of box displacements per second).
+1. **Predict** each track's box at the frame time: the centre moves with a constant
+   velocity (an exponential average of centre displacements per second), the size stays
+   the last one seen. Extrapolating each corner instead (a size velocity) turns a box that
+   was shrinking when its face was lost inside out within a fraction of a second, and a
+   box of no size has no gate to re-identify the face in (SORT stops its area velocity
+   before the area turns negative, for the same reason).
 2. **Cost** of detection ``j`` for track ``i`` is a weighted mean of
 
    - ``1 - IoU(predicted box, detection)``,
@@ -26,8 +30,19 @@ Algorithm, per frame:
 3. **Assign** with the Hungarian algorithm (:func:`linear_sum_assignment`, O(n^3) in numpy,
    optimal for the summed cost; n is the number of faces, so tiny).
 4. Matched tracks are updated; unmatched tracks count a missed frame and are dropped after
-   ``max_missed`` frames or ``max_gap_s`` seconds; unmatched detections start new tracks
-   with new IDs (IDs are never reused).
+   ``max_missed`` frames or ``max_gap_s`` seconds, or as soon as their predicted box has
+   moved wholly out of the image (the face left the frame; a face coming in there later
+   is another one); unmatched detections start new tracks with new IDs (IDs are never
+   reused).
+   A face may be partly hidden: by another face passing in front of it (a detection whose
+   centre lies within ``crowd_distance`` face sizes of another face of the frame) or by
+   the edge of the image (a box reaching past it). Its box and landmarks then follow the
+   visible part, so the box slows to a stop and the proportions warp while the face is
+   being covered. Such a detection moves its track's box but teaches it neither velocity
+   nor signature: the track coasts on the motion and proportions it had before, which is
+   what finds the face again when it comes out on the other side, and what carries a face
+   walking out of the image out of it (the occlusion-aware update of multi-object
+   trackers: learn motion and appearance from whole observations only).
 5. Each track owns a :class:`~duchenne.face.smoothing.OneEuroFilter`; landmarks are
    filtered with the face size as the speed scale, so the defaults are size independent.
 """
@@ -169,6 +184,17 @@ def _box_size(box: np.ndarray) -> float:
     return float(np.sqrt(w * h))
 
 
+def _outside(box: np.ndarray, image_size: tuple[int, int]) -> bool:
+    """Whether a box lies wholly outside an image of ``(width, height)``."""
+    w, h = image_size
+    return bool(box[2] <= 0 or box[3] <= 0 or box[0] >= w or box[1] >= h)
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    """(x, y) centre of a box."""
+    return 0.5 * (box[:2] + box[2:])
+
+
 @dataclass
 class _Track:
     """Mutable state of one tracked face."""
@@ -177,15 +203,16 @@ class _Track:
     box: np.ndarray
     t: float
     filter: OneEuroFilter
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # centre, px/s
     signature: np.ndarray | None = None
     missed: int = 0
-    hits: int = 1
+    velocity_samples: int = 0  # displacements of the whole face averaged into ``velocity``
     lineage: int | None = None
 
     def predict(self, t: float) -> np.ndarray:
-        """Constant-velocity box at time ``t``."""
-        return self.box + self.velocity * (t - self.t)
+        """The box at time ``t``: its centre moved at constant velocity, its size held."""
+        shift = self.velocity * (t - self.t)
+        return self.box + np.concatenate([shift, shift])
 
 
 class FaceTracker:
@@ -200,6 +227,9 @@ class FaceTracker:
         gate_growth: relative growth of the gate radius per missed frame.
         weights: weights of the (iou, centre, size, signature) cost terms.
         velocity_smoothing: weight of the newest displacement in the velocity average.
+        crowd_distance: centre distance between two faces of a frame, in face sizes (the
+            mean of theirs), below which either may be partly hidden by the other; such a
+            detection updates neither the velocity nor the signature of its track.
         fps: frame rate assumed when ``update`` gets no timestamp.
         smooth: whether to One-Euro-filter the landmarks of each track.
         min_cutoff, beta, d_cutoff: One Euro parameters (landmarks in face-size units).
@@ -220,6 +250,7 @@ class FaceTracker:
         gate_growth: float = 0.25,
         weights: tuple[float, float, float, float] = (0.45, 0.3, 0.1, 0.15),
         velocity_smoothing: float = 0.6,
+        crowd_distance: float = 1.5,
         fps: float = 30.0,
         smooth: bool = True,
         min_cutoff: float = 1.0,
@@ -236,6 +267,7 @@ class FaceTracker:
         self.gate_growth = float(gate_growth)
         self.weights = tuple(float(w) for w in weights)
         self.velocity_smoothing = float(velocity_smoothing)
+        self.crowd_distance = float(crowd_distance)
         self.fps = float(fps)
         self.smooth = smooth
         self._filter_args = (float(min_cutoff), float(beta), float(d_cutoff))
@@ -260,6 +292,7 @@ class FaceTracker:
         landmarks: np.ndarray | None = None,
         t: float | None = None,
         lineage: np.ndarray | None = None,
+        image_size: tuple[int, int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Process one frame.
 
@@ -271,6 +304,9 @@ class FaceTracker:
                 face of the previous frame (the ROI they were found in came from its
                 landmarks). A face whose lineage a live track carries joins that track
                 without matching; only the others are matched by cost.
+            image_size: ``(width, height)`` of the frame, when known: a box reaching past
+                the image is a partly hidden face, and a track whose predicted box moves
+                wholly out of it has left.
 
         Returns:
             ``(track_ids, smoothed_landmarks)``: (n,) int64 IDs in the order of ``boxes``,
@@ -286,9 +322,10 @@ class FaceTracker:
         )
         rows, cols = self._match(boxes, sigs, t, lineage)
         matched = {int(c): self._tracks[r] for r, c in zip(rows, cols, strict=True)}
+        whole = self._whole(boxes, image_size)
         for c, tr in matched.items():
-            self._correct(tr, boxes[c], sigs[c], t)
-        self._age(set(rows.tolist()), t)
+            self._correct(tr, boxes[c], sigs[c], t, whole=bool(whole[c]))
+        self._age(set(rows.tolist()), t, image_size)
         tracks = [
             matched[j] if j in matched else self._spawn(boxes[j], sigs[j], t)
             for j in range(len(boxes))
@@ -404,23 +441,44 @@ class FaceTracker:
                 mask[i, j] = 1.0
         return cost, mask
 
-    def _correct(self, tr: _Track, box: np.ndarray, sig: np.ndarray | None, t: float) -> None:
-        """Update a matched track with its detection."""
+    def _whole(self, boxes: np.ndarray, image_size: tuple[int, int] | None) -> np.ndarray:
+        """(n,) whether each face is seen whole: no other face of the frame within
+        ``crowd_distance`` and, when the image size is known, the box inside the image."""
+        whole = np.ones(len(boxes), bool)
+        if image_size is not None:
+            w, h = image_size
+            whole &= (boxes[:, 0] >= 0) & (boxes[:, 1] >= 0)
+            whole &= (boxes[:, 2] <= w) & (boxes[:, 3] <= h)
+        if len(boxes) < 2:
+            return whole
+        centre = np.array([_centre(b) for b in boxes])
+        size = np.array([_box_size(b) for b in boxes])
+        dist = np.linalg.norm(centre[:, None] - centre[None], axis=2)
+        near = dist < self.crowd_distance * 0.5 * (size[:, None] + size[None])
+        np.fill_diagonal(near, False)
+        return whole & ~near.any(axis=1)
+
+    def _correct(
+        self, tr: _Track, box: np.ndarray, sig: np.ndarray | None, t: float, whole: bool = True
+    ) -> None:
+        """Update a matched track with its detection; a face that may be partly hidden (not
+        ``whole``) moves the box only."""
         dt = t - tr.t
-        if dt > 0:
-            inst = (box - tr.box) / dt
-            a = 1.0 if tr.hits == 1 else self.velocity_smoothing
+        if dt > 0 and whole:
+            inst = (_centre(box) - _centre(tr.box)) / dt
+            a = 1.0 if tr.velocity_samples == 0 else self.velocity_smoothing
             tr.velocity = a * inst + (1.0 - a) * tr.velocity
-        if sig is not None:
+            tr.velocity_samples += 1
+        if sig is not None and (whole or tr.signature is None):
             same = tr.signature is not None and tr.signature.shape == sig.shape
             tr.signature = 0.8 * tr.signature + 0.2 * sig if same else sig  # type: ignore[operator]
         tr.box = box.copy()
         tr.t = t
         tr.missed = 0
-        tr.hits += 1
 
-    def _age(self, matched: set[int], t: float) -> None:
-        """Count a miss for unmatched tracks and drop the expired ones."""
+    def _age(self, matched: set[int], t: float, image_size: tuple[int, int] | None) -> None:
+        """Count a miss for unmatched tracks and drop the expired ones and those that left
+        the image."""
         alive = []
         for i, tr in enumerate(self._tracks):
             if i not in matched:
@@ -428,6 +486,8 @@ class FaceTracker:
             expired = tr.missed > self.max_missed or (
                 self.max_gap_s is not None and t - tr.t > self.max_gap_s
             )
+            if tr.missed and image_size is not None:  # moved out of the image: left
+                expired |= _outside(tr.predict(t), image_size) and not _outside(tr.box, image_size)
             if expired:
                 logger.debug("track %d ended after %d missed frames", tr.track_id, tr.missed)
             else:

@@ -125,7 +125,10 @@ class VideoSession:
         detected = np.asarray(faces.meta.get("detected", np.zeros(len(faces), bool)))
         raw = faces.landmarks
         lineage = faces.meta.pop("lineage", None)  # the stage's identity of tracked faces
-        ids, smoothed = self.tracker.update(faces.xyxy, raw, t=frame.time, lineage=lineage)
+        height, width = frame.image.shape[:2]
+        ids, smoothed = self.tracker.update(
+            faces.xyxy, raw, t=frame.time, lineage=lineage, image_size=(width, height)
+        )
         faces.track_id = ids
         if smoothed is not None and len(faces):
             faces.landmarks = smoothed.astype(np.float32)
