@@ -268,9 +268,8 @@ def test_video_timeline_with_episodes_and_best_frame(server, page, tmp_path):
     assert page.locator(".track").count() == 1
     assert page.locator(".track svg.chart rect.episode").count() == 1
     assert "1 smile episode" in page.inner_text(".track")
-    page.wait_for_function(
-        "() => { const c = document.querySelector('.best-frame canvas'); return c && c.width > 0; }"
-    )
+    # drawn: the canvas has the frame's size (an undrawn canvas is 300 px wide)
+    page.wait_for_function("document.querySelector('.best-frame canvas')?.width === 256")
     assert page.locator("#downloads").is_visible()
     save_screenshot(page, tmp_path, "dashboard-video.png")
     for link, name in [
@@ -371,8 +370,11 @@ def test_tiff_photo_is_shown_as_the_server_draws_it(server, page, tmp_path):
     save_screenshot(page, tmp_path, "dashboard-tiff.png")
 
 
-def fake_video_job(page, rows: list[dict]) -> None:
-    """Answer the dashboard's video upload, job and frame table with a finished job."""
+def fake_video_job(
+    page, rows: list[dict], track: dict | None = None, preview: bytes | None = None
+) -> None:
+    """Answer the dashboard's video upload, job and frame table with a finished job
+    (``track`` adds to its one track, ``preview`` is its preview video, a WebM)."""
     job = {
         "id": "j",
         "status": "done",
@@ -385,9 +387,23 @@ def fake_video_job(page, rows: list[dict]) -> None:
         "frames_url": "/v1/videos/j/frames",
         "result": {
             "sampling": "every frame from 0 s to 3 s (the whole video)",
-            "tracks": [{"track_id": 0, "first_time": 0.0, "last_time": 2.9, "episodes": []}],
+            "tracks": [
+                {
+                    "track_id": 0,
+                    "first_time": 0.0,
+                    "last_time": 2.9,
+                    "episodes": [],
+                    **(track or {}),
+                }
+            ],
         },
     }
+    if preview is not None:
+        job["preview_url"] = "/v1/videos/j/preview"
+        page.route(
+            "**/v1/videos/j/preview",
+            lambda route: route.fulfill(status=200, content_type="video/webm", body=preview),
+        )
 
     def answer(body, status=200):
         return lambda route: route.fulfill(
@@ -474,10 +490,13 @@ def test_emotion_and_blendshape_bars_keep_their_width(server, browser, viewport)
     context.close()
 
 
-def test_video_chart_text_is_readable_on_a_phone(server, browser, tmp_path):
+@pytest.mark.parametrize("width", [375, 320])
+def test_video_chart_text_is_readable_on_a_phone(server, browser, tmp_path, width):
     """The timeline was drawn 600 units wide whatever the screen: on a 375 px phone its
-    axis labels and title came out 6 px tall."""
-    context = browser.new_context(viewport={"width": 375, "height": 667})
+    axis labels and title came out 6 px tall. It was then drawn at least 300 units wide,
+    so where it has less room (a 320 or 375 px phone) its 11 px text still shrank, to
+    8.4 px at 320: it is drawn one unit per screen pixel, and its text keeps its size."""
+    context = browser.new_context(viewport={"width": width, "height": 667})
     page = context.new_page()
     fake_video_job(
         page, [{"time": i / 10, "frame": i, "face": 0, "smile_score": 9.5} for i in range(30)]
@@ -490,7 +509,66 @@ def test_video_chart_text_is_readable_on_a_phone(server, browser, tmp_path):
         ".track svg.chart text", "els => els.map(e => e.getBoundingClientRect().height)"
     )
     assert len(heights) == 5 and min(heights) >= 9, heights
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    scale = page.eval_on_selector(
+        ".track svg.chart", "s => s.getBoundingClientRect().width / s.viewBox.baseVal.width"
+    )
+    assert scale == pytest.approx(1, abs=0.02)  # 11 px text is 11 px on screen
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    context.close()
+
+
+#: visible controls a finger taps, with their size in CSS pixels, smaller than 40 px
+SMALL_TARGETS = """() => [...document.querySelectorAll(
+    'a, button, summary, input:not(.visually-hidden-input), label.button')]
+  .filter((e) => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden'
+    && e.getBoundingClientRect().right > 0)
+  .map((e) => [e.id || e.textContent.trim().slice(0, 24), e.getBoundingClientRect()])
+  .filter(([, r]) => r.width < 40 || r.height < 40)
+  .map(([name, r]) => `${name}: ${Math.round(r.width)}x${Math.round(r.height)}`)"""
+
+
+@pytest.mark.parametrize("viewport", [(375, 667), (320, 568)], ids=["375", "320"])
+def test_a_phone_user_can_tap_every_control_without_sideways_scrolling(
+    server, browser, tmp_path, viewport
+):
+    """On a 320 px phone the page scrolled sideways (10 px): the photo's caption names
+    the models (``face_landmark_478+face_blendshapes``), a word the sections grew to hold.
+    And controls were too small for a finger (under 40 px): "Options" (32 px tall), the
+    blendshapes' "all 52 coefficients" (19), the table's sort buttons (32 tall, "#" 28
+    wide), "Cards"/"Table" (36), the JSON and CSV downloads (19) and the footer links (16).
+    The smiliest frame lost 80 px of a 290 px column to a figure's default margins."""
+    width, height = viewport
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, has_touch=True, is_mobile=True
+    )
+    page = context.new_page()
+    page.goto(server + "/")
+    page.click(".options summary")
+    page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
+    page.wait_for_selector("#message:has-text('Found 1 face')")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert not page.evaluate(SMALL_TARGETS)
+    faces = {**MOCK_FACES, "faces": [{**MOCK_FACES["faces"][0], "id": i} for i in range(8)]}
+    page.route(
+        "**/v1/analyze*",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(faces)
+        ),
+    )
+    page.set_input_files("#file-input", str(data.path("astronaut.jpg")))
+    page.wait_for_selector("#face-table tbody tr")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert not page.evaluate(SMALL_TARGETS)  # the sort buttons of the table included
+    clip = _grey_webm(tmp_path / "clip.webm")
+    rows = [{"time": i / 10, "frame": i, "face": 0, "smile_score": 5.0} for i in range(10)]
+    fake_video_job(page, rows, {"best_time": 0.4, "best_frame": 4}, clip.read_bytes())
+    page.set_input_files("#file-input", str(clip))
+    page.wait_for_function("document.querySelector('.best-frame canvas')?.width === 96")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert not page.evaluate(SMALL_TARGETS)
+    figure = page.locator(".best-frame").bounding_box()
+    panel = page.locator(".track-body").bounding_box()
+    assert figure["width"] >= panel["width"] - 1, (figure, panel)
     context.close()
 
 
@@ -655,6 +733,87 @@ def test_a_tiny_video_is_shown_large_enough_for_its_controls(server, browser, tm
     assert box["width"] / box["height"] == pytest.approx(64 / 48, rel=0.02), box
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
     context.close()
+
+
+def _grey_webm(path: Path, size: int = 96, frames: int = 10) -> Path:
+    """A plain grey VP8 WebM Chromium plays (no colour anywhere, so a drawn box shows)."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 10, (size, size))
+    for _ in range(frames):
+        writer.write(np.full((size, size, 3), 128, np.uint8))
+    writer.release()
+    return path
+
+
+#: pixels of the best-frame picture in the box colour app.js draws (#1e8a4c)
+BOX_PIXELS = """() => {
+  const c = document.querySelector('.best-frame canvas');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (Math.abs(d[i] - 30) + Math.abs(d[i + 1] - 138) + Math.abs(d[i + 2] - 76) < 40) n++;
+  }
+  return n;
+}"""
+
+
+@pytest.mark.parametrize("preview", [True, False], ids=["from-the-preview", "from-the-upload"])
+def test_the_smiliest_frame_shows_one_set_of_boxes(server, page, tmp_path, preview):
+    """The "Smiliest frame" picture was cut from the server's preview, which has every
+    face's box and number drawn on it, and then got its face's box drawn again (two boxes,
+    a few pixels apart). A frame of the preview is now shown as it is; only a frame of the
+    upload itself (no preview came) gets the box drawn."""
+    clip = _grey_webm(tmp_path / "clip.webm")
+    rows = [
+        {"time": i / 10, "frame": i, "face": 0, "smile_score": 2.0 + (i == 4) * 6.0,
+         "box.x1": 20.0, "box.y1": 20.0, "box.x2": 70.0, "box.y2": 70.0}
+        for i in range(10)
+    ]  # fmt: skip
+    best = {"best_time": 0.4, "best_frame": 4}
+    fake_video_job(page, rows, best, clip.read_bytes() if preview else None)
+    page.goto(server + "/")
+    page.set_input_files("#file-input", str(clip))
+    # drawn: the canvas has the frame's size (300 x 150 is an undrawn canvas's)
+    page.wait_for_function("document.querySelector('.best-frame canvas')?.width === 96")
+    drawn = page.evaluate(BOX_PIXELS)
+    if preview:
+        assert drawn == 0, f"{drawn} pixels of a second box on the annotated preview's frame"
+    else:
+        assert drawn >= 4 * 40, drawn  # the 3 px outline of the 50 px box
+
+
+def test_a_webcam_option_changed_while_it_runs_is_checked(server, page):
+    """With the webcam on, "Most faces" 5000 went out with every frame (each refused by the
+    server, "Webcam frame refused: query.max_faces ..."), and -3 was quietly taken for "all
+    faces": only the start of the webcam checked the field. Each frame now checks it: the
+    reason is shown in the form, no frame leaves with it, and the webcam stays on and goes
+    on with the next valid value."""
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda r: sent.append(urlsplit(r.url).query) if "/v1/analyze" in r.url else None,
+    )
+    page.goto(server + "/")
+    page.click(".options summary")
+    with page.expect_response(lambda r: "/v1/analyze" in r.url and r.status == 200):
+        page.click("#webcam-button")
+    for value in ("5000", "-3", "1.5"):
+        page.fill("#opt-max-faces", value)
+        page.wait_for_selector("#message.error")
+        assert page.inner_text("#message").startswith("Most faces: "), value
+        before = len(sent)
+        page.wait_for_timeout(600)  # frames would have left meanwhile
+        assert len(sent) == before, sent[before:]
+        assert page.get_attribute("#webcam-button", "aria-pressed") == "true"
+    with page.expect_request(lambda r: "max_faces=2" in r.url):
+        page.fill("#opt-max-faces", "2")
+    page.wait_for_selector("#message:not(.error)")
+    assert page.inner_text("#message").startswith("Webcam on")
+    assert not [q for q in sent if "max_faces" in q and "max_faces=2" not in q], sent
+    page.click("#webcam-button")
+    assert page.get_attribute("#webcam-button", "aria-pressed") == "false"
 
 
 def test_a_slow_photo_answer_does_not_replace_the_next_photo(server, page):

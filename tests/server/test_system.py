@@ -278,10 +278,11 @@ def test_unknown_routes_and_methods_answer_json(client):
 
 def test_405_allow_names_every_method_of_the_path(client):
     """``PUT /v1/videos/{id}`` said ``Allow: GET`` (Starlette names only the first route
-    of the path) although ``DELETE`` is routed there too; RFC 9110 wants them all."""
+    of the path) although ``DELETE`` is routed there too; RFC 9110 wants them all (HEAD
+    with GET)."""
     response = client.put("/v1/videos/abc")
     assert_error(response, 405, "MethodNotAllowed")
-    assert response.headers["allow"] == "DELETE, GET"
+    assert response.headers["allow"] == "DELETE, GET, HEAD"
     assert client.get("/v1/analyze").headers["allow"] == "POST"
 
 

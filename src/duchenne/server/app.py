@@ -22,13 +22,13 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
 from duchenne._version import __version__
 from duchenne.analysis.analyzer import Analyzer
 from duchenne.errors import require_extra
+from duchenne.server.downloads import StaticFiles
 from duchenne.server.engine import Engine
 from duchenne.server.handlers import install_handlers
 from duchenne.server.jobs import JobManager, video_runner

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from duchenne.errors import DuchenneError, ServiceError
 from duchenne.server.deps import ApiKeyDep, EngineDep, KnownQueryDep, OptionsDep, SettingsDep
 from duchenne.server.handlers import ApiError, status_for
+from duchenne.server.routes import Router
 from duchenne.server.schemas import BatchResult, FacesResult, error_responses
 from duchenne.server.uploads import MANY_FILES_BODY, ONE_FILE_BODY, read_many, read_one
 
-router = APIRouter(prefix="/v1", tags=["analyze"], dependencies=[ApiKeyDep, KnownQueryDep])
+router = Router(prefix="/v1", tags=["analyze"], dependencies=[ApiKeyDep, KnownQueryDep])
 
 LandmarksQuery = Annotated[
     bool, Query(description="include the 468 Face Mesh landmarks of each face")

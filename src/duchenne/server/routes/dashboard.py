@@ -5,12 +5,11 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
-
 from duchenne import data
+from duchenne.server.downloads import FileResponse
+from duchenne.server.routes import Router
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 
 def static_dir() -> Path:
@@ -18,12 +17,12 @@ def static_dir() -> Path:
     return Path(str(resources.files("duchenne.server") / "static"))
 
 
-@router.api_route("/", methods=["GET", "HEAD"])
+@router.get("/")
 async def index() -> FileResponse:
     return FileResponse(static_dir() / "index.html", media_type="text/html; charset=utf-8")
 
 
-@router.api_route("/demo.jpg", methods=["GET", "HEAD"])
+@router.get("/demo.jpg")
 async def demo_photo() -> FileResponse:
     """The bundled public-domain demo photo (a fixed file, never a client-chosen path)."""
     return FileResponse(data.path("astronaut.jpg"), media_type="image/jpeg")

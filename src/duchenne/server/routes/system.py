@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from duchenne._version import __version__
 from duchenne.models.registry import default_smile_model, get_model_cfg, list_models
 from duchenne.server.deps import ApiKeyDep, EngineDep, JobsDep, MetricsDep
 from duchenne.server.metrics import CONTENT_TYPE
+from duchenne.server.routes import Router
 from duchenne.server.schemas import Health, ModelsInfo, error_responses
 
-router = APIRouter(tags=["system"])
+router = Router(tags=["system"])
 
 
 @router.get(
@@ -20,7 +21,6 @@ router = APIRouter(tags=["system"])
     response_model=Health,
     responses={503: {"model": Health, "description": "shutting down"}},
 )
-@router.head("/healthz", include_in_schema=False)  # probes that send HEAD: same status
 async def healthz(request: Request, engine: EngineDep, jobs: JobsDep) -> JSONResponse:
     """200 while the service takes work; 503 once it is shutting down. No API key needed."""
     closing = bool(getattr(request.app.state, "closing", False))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import Query, Request
+from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD
@@ -19,13 +19,14 @@ from duchenne.server.deps import (
     SmileThresholdQuery,
     VideoStagesDep,
 )
-from duchenne.server.downloads import content_disposition, file_stem
+from duchenne.server.downloads import FileResponse, content_disposition, file_stem
 from duchenne.server.handlers import ApiError
 from duchenne.server.jobs import Job, frame_template, probe_video
+from duchenne.server.routes import Router
 from duchenne.server.schemas import JobCreated, JobStatus, error_responses
 from duchenne.server.uploads import ONE_FILE_BODY, save_to
 
-router = APIRouter(prefix="/v1/videos", tags=["videos"], dependencies=[ApiKeyDep, KnownQueryDep])
+router = Router(prefix="/v1/videos", tags=["videos"], dependencies=[ApiKeyDep, KnownQueryDep])
 
 
 @router.post(

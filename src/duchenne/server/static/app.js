@@ -22,6 +22,7 @@
   };
   let photoUrl = null;
   let videoUrl = null;
+  let videoAnnotated = false; // videoUrl is the server's preview, boxes and numbers drawn on it
   let webcamStream = null;
   let pollTimer = null;
   let shown = 0; // the input on show (photo, video or webcam); answers for older ones are dropped
@@ -398,6 +399,7 @@
     el.videoProgress.removeAttribute("value");
     if (videoUrl) URL.revokeObjectURL(videoUrl);
     videoUrl = URL.createObjectURL(file);
+    videoAnnotated = false;
     el.videoNote.hidden = true;
     el.videoLocal.hidden = false;
     el.videoLocal.onerror = () => {
@@ -542,6 +544,7 @@
       if (mine !== shown) return;
       if (videoUrl) URL.revokeObjectURL(videoUrl);
       videoUrl = URL.createObjectURL(preview);
+      videoAnnotated = true;
       el.videoLocal.onerror = null;
       el.videoLocal.src = videoUrl;
       el.videoNote.hidden = false;
@@ -600,12 +603,13 @@
   // signals on their own range.
   const AXES = { smile_score: [1, 10, 0], smile: [0, 1, 1] };
 
-  // Drawn into `parent` with one unit per screen pixel (300-600 units wide), so its 11 px
-  // text stays readable on a phone (a fixed 600-unit drawing shrank it to 5 px there).
+  // Drawn into `parent` with one unit per screen pixel (up to 600 units wide), so its 11 px
+  // text stays 11 px on a phone (a fixed 600-unit drawing shrank it to 5 px there, and
+  // one at least 300 units wide to 8.4 px in the 242 px a 320 px phone leaves it).
   function chart(parent, points, episodes, bestT, seconds, id, metric, label) {
     const root = svg("svg", { class: "chart", role: "img",
       "aria-label": `${label} over time for face #${id}; shaded: ${episodes.length} smile episode(s)` }, parent);
-    const W = Math.round(Math.min(600, Math.max(300, root.getBoundingClientRect().width || 600)));
+    const W = Math.round(Math.min(600, Math.max(160, root.getBoundingClientRect().width || 600)));
     const H = 180, L = 34, B = 22, T = 20, R = 8;
     const tMax = Math.max(seconds || 0, ...points.map((p) => p[0]), 0.001);
     const ys = points.map((p) => p[1]);
@@ -635,7 +639,11 @@
     return root;
   }
 
+  // Cut from the video on show: the server's preview already carries every face's box and
+  // number (a box drawn here doubled it), so only a frame of the uploaded file itself (no
+  // preview came) gets this face's box.
   function bestFrame(t, row, id) {
+    const annotated = videoAnnotated;
     const box = html("figure", { className: "best-frame" });
     const canvas = html("canvas", { role: "img", "aria-label": `Smiliest frame of face #${id}, at ${fmt(t)} s` }, null, box);
     html("p", {}, `Smiliest frame, at ${fmt(t, 2)} s`, box);
@@ -650,7 +658,7 @@
       canvas.height = Math.round(video.videoHeight * scale);
       const ctx = canvas.getContext("2d");
       ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
-      if (row && row["box.x1"] !== undefined) {
+      if (!annotated && row && row["box.x1"] !== undefined) {
         const [x1, y1, x2, y2] = [row["box.x1"], row["box.y1"], row["box.x2"], row["box.y2"]];
         ctx.strokeStyle = "#1e8a4c";
         ctx.lineWidth = 3;
@@ -691,6 +699,8 @@
 
   // ------------------------------------------------------------------ webcam
 
+  const WEBCAM_ON = "Webcam on: each frame is sent to the server for analysis.";
+
   async function startWebcam() {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       say("This browser cannot use a camera here (it needs https or localhost).", true);
@@ -711,7 +721,7 @@
     await el.webcam.play();
     el.webcamButton.textContent = "Stop webcam";
     el.webcamButton.setAttribute("aria-pressed", "true");
-    say("Webcam on: each frame is sent to the server for analysis.");
+    say(WEBCAM_ON);
     webcamLoop();
   }
 
@@ -724,11 +734,29 @@
     el.webcamButton.setAttribute("aria-pressed", "false");
   }
 
+  // The options the webcam's frames use. They can change while it runs, so each frame
+  // checks them as the start does (optionValid): a value its field does not allow is shown
+  // once, with its reason, and no frame leaves until it is fixed; the webcam stays on.
+  // (Only the start checked them: "Most faces" 5000 typed meanwhile went out with every
+  // frame and came back refused, -3 or 1.5 were quietly taken for "all" or 1.)
+  const WEBCAM_OPTIONS = [el.maxFaces];
+
   async function webcamLoop() {
     const canvas = document.createElement("canvas");
+    let reported = null; // the invalid option and value last shown, not repeated each frame
     while (webcamStream) {
       const w = el.webcam.videoWidth, h = el.webcam.videoHeight;
       if (!w || !h) { await new Promise((r) => setTimeout(r, 100)); continue; }
+      const invalid = WEBCAM_OPTIONS.find((input) => !input.checkValidity());
+      if (invalid) {
+        const what = `${invalid.id}=${invalid.value}`;
+        if (what !== reported) optionValid(invalid);
+        reported = what;
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      if (reported) say(WEBCAM_ON);
+      reported = null;
       canvas.width = w;
       canvas.height = h;
       canvas.getContext("2d").drawImage(el.webcam, 0, 0, w, h);
@@ -791,7 +819,7 @@
   });
   el.webcamButton.addEventListener("click", () => {
     if (webcamStream) stopWebcam();
-    else if (optionValid(el.maxFaces)) startWebcam();
+    else if (WEBCAM_OPTIONS.every(optionValid)) startWebcam();
   });
   el.demoButton.addEventListener("click", async () => {
     if (!optionValid(el.maxFaces)) return;
