@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -139,6 +140,43 @@ def test_turned_looks_skip_the_grey_border_retry(astronaut: np.ndarray, monkeypa
     )
     analyzer.analyze(np.full((240, 320, 3), 128, np.uint8))
     assert calls == [None, False, False, False]
+
+
+def _solvay_face(index: int, margin: float) -> np.ndarray:
+    """Face ``index`` of the Solvay photo (its box in ``solvay_1927_faces.json``), ``margin``
+    times its width on each side of its centre, scaled to 250x250 (an LFW-sized portrait)."""
+    import cv2
+
+    image = load_image(TEST_DATA / "solvay_1927.jpg")
+    x1, y1, x2, y2 = json.loads((TEST_DATA / "solvay_1927_faces.json").read_text())["boxes_xyxy"][
+        index
+    ]
+    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, margin * (x2 - x1)
+    crop = image[int(cy - half) : int(cy + half), int(cx - half) : int(cx + half)]
+    assert crop.shape[0] == crop.shape[1] > 0
+    return cv2.resize(crop, (250, 250), interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.mark.parametrize(("index", "margin", "k"), [(6, 2.0, 2), (10, 2.0, 2), (16, 1.0, 3)])
+def test_a_turned_face_the_detector_finds_level_is_turned_by_face_mesh(
+    analyzer: Analyzer, index: int, margin: float, k: int
+) -> None:
+    """BlazeFace finds these turned faces (0.72-0.77) with a level eye line, so the photo
+    looked upright and was never searched: reported at rotation 0 with Face Mesh presence
+    0.01-0.35. Face Mesh is not sure of an upright face there, so the photo is searched, and
+    the turn that shows the face upright is kept: Face Mesh is sure of it there (presence
+    0.999997-1). Without the landmarks stage only the eye line decides, as before."""
+    upright = _solvay_face(index, margin)
+    turned = np.ascontiguousarray(np.rot90(upright, k))
+    found_level = Analyzer(stages=("detect",), threads=1).analyze(turned)
+    assert len(found_level) == 1 and found_level.rotation.tolist() == [0]
+    faces = analyzer.analyze(turned)
+    assert faces.rotation.tolist() == [(360 - 90 * k) % 360]
+    assert faces.landmark_score[0] > 0.9999
+    up = analyzer.analyze(upright)
+    assert up.rotation.tolist() == [0]
+    corners = _into_turned(up.xyxy[0].reshape(2, 2), k, 250, 250)
+    np.testing.assert_allclose(faces.xyxy[0], [*corners.min(0), *corners.max(0)], atol=2.0)
 
 
 def test_rotations_off_takes_the_photo_as_given(astronaut: np.ndarray) -> None:

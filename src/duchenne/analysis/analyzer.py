@@ -27,7 +27,12 @@ from duchenne.face.blendshapes import FaceBlendshapes
 from duchenne.face.detector import Detections, FaceDetector
 from duchenne.face.geometry import au_proxies, geometry_arrays
 from duchenne.face.landmarks import FaceMesh, FaceRoi, roi_from_detection, roi_from_landmarks
-from duchenne.face.orientation import faces_upright, find_turned
+from duchenne.face.orientation import (
+    SURE_PRESENCE,
+    faces_upright,
+    find_turned,
+    upright_presence,
+)
 from duchenne.faces import EMOTION_LABELS, Faces, reading_order
 from duchenne.io.image import load_image
 from duchenne.io.progress import ProgressBar
@@ -300,16 +305,19 @@ class Analyzer:
 
         With ``config.rotations``, a photo with no upright face (none, or mostly sideways
         ones) is also searched turned by quarter turns (``face.orientation.find_turned``);
-        faces are always reported in the pixels of ``image``, and ``rotation`` says which
-        turn showed them upright. When no face is left, ``meta["faces_below_min_size"]``
-        counts those ``min_face_size`` dropped (one more detector pass, only then).
+        with the landmarks stage, so is one whose faces BlazeFace finds level but Face Mesh
+        is not sure of upright (``face.orientation.SURE_PRESENCE``: upside-down faces the
+        detector scores 0.6-0.8), and a turn is kept only where Face Mesh is surer. Faces
+        are always reported in the pixels of ``image``, and ``rotation`` says which turn
+        showed them upright. When no face is left, ``meta["faces_below_min_size"]`` counts
+        those ``min_face_size`` dropped (one more detector pass, only then).
         """
         rotation = None
+        marks = None
         if dets is None:
             dets, turn = self.detect(image), 0
-            if self.config.rotations and not faces_upright(dets):
-                if (turned := find_turned(self.detector, image, dets)) is not None:
-                    dets, turn = self.select_faces(turned[0]), turned[1]
+            if self.config.rotations:
+                dets, turn, marks = self._upright(image, dets)
             rotation = np.full(len(dets), turn, np.int64)
         faces = Faces(dets.xyxy, dets.score, keypoints=dets.keypoints, rotation=rotation)
         if rotation is not None and not len(faces) and self.min_face_size > 0:
@@ -317,15 +325,55 @@ class Analyzer:
             if small:  # found, then dropped: not a photo without faces
                 faces.meta["faces_below_min_size"] = small
         if self.mesh is not None and len(faces):
-            rois = [
-                roi_from_detection(b, k) for b, k in zip(dets.xyxy, dets.keypoints, strict=True)
-            ]
-            faces.landmarks, faces.landmark_score = self.landmarks(image, rois)
+            faces.landmarks, faces.landmark_score = (
+                marks if marks is not None else self._mesh_on(image, dets)
+            )
             if "geometry" in self.stages:
                 faces.data.update(geometry_arrays(faces.landmarks))
                 faces.data.update(au_proxies(faces.data))
             faces.blendshapes = self.blendshapes(image, faces.landmarks)
         return faces
+
+    def _upright(
+        self, image: np.ndarray, dets: Detections
+    ) -> tuple[Detections, int, tuple[np.ndarray, np.ndarray] | None]:
+        """The faces of a photo and the quarter turn that shows them upright (0: as given),
+        with their Face Mesh output when this already ran it (None otherwise).
+
+        The eye-line test decides alone without the landmarks stage. With it, faces that
+        look upright are kept when Face Mesh is sure of a level face in them
+        (``SURE_PRESENCE``); else the photo is searched turned, and a turn taken only where
+        Face Mesh is surer of one (``upright_presence``). Upright photos pay nothing more
+        but for those rare faces, whose mesh output is then reused.
+        """
+        if not faces_upright(dets):
+            if (turned := find_turned(self.detector, image, dets)) is not None:
+                return self.select_faces(turned[0]), turned[1], None
+            return dets, 0, None
+        if self.mesh is None:
+            return dets, 0, None
+        marks = self._mesh_on(image, dets)
+        sure = upright_presence(*marks)
+        if sure >= SURE_PRESENCE:
+            return dets, 0, marks
+        kept: dict[str, Any] = {}
+
+        def surer(candidates: Detections, degrees: int) -> bool:
+            chosen = self.select_faces(candidates)
+            their = self._mesh_on(image, chosen)
+            if not len(chosen) or upright_presence(*their, degrees) <= sure:
+                return False
+            kept.update(dets=chosen, marks=their)
+            return True
+
+        if (turned := find_turned(self.detector, image, dets, accept=surer)) is not None:
+            return kept["dets"], turned[1], kept["marks"]
+        return dets, 0, marks
+
+    def _mesh_on(self, image: np.ndarray, dets: Detections) -> tuple[np.ndarray, np.ndarray]:
+        """Face Mesh landmarks and presence of detected faces (ROIs from their boxes)."""
+        rois = [roi_from_detection(b, k) for b, k in zip(dets.xyxy, dets.keypoints, strict=True)]
+        return self.landmarks(image, rois)
 
     def blendshapes(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
         """MediaPipe's 52 coefficients (n, 52) for faces with these Face Mesh landmarks
