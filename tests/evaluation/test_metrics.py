@@ -223,6 +223,59 @@ def test_binary_report_one_class_gives_null_not_nan() -> None:
     json.dumps(report, allow_nan=False)
 
 
+def test_binary_report_undefined_f1_is_null_not_zero() -> None:
+    """One negative face, rightly called negative: precision, recall and F1 are 0/0.
+
+    They were reported as 0.000 [0.000, 0.000] (``duchenne evaluate --limit 1``), a
+    perfect classifier scored as one that misses every smile, while ROC-AUC said "-".
+    """
+    report = M.binary_report([0, 0], [0.1, 0.2], n_boot=40)
+    assert report["accuracy"]["value"] == 1.0
+    for key in ("precision", "recall", "f1"):
+        assert report[key] == {"value": None, "ci": [None, None]}, key
+    json.dumps(report, allow_nan=False)
+    # recall with positives but none predicted is defined (0); precision is not
+    missed = M.binary_report([1, 0], [0.1, 0.2], n_boot=40)
+    assert missed["recall"]["value"] == 0.0 and missed["precision"]["value"] is None
+
+
+def test_binary_report_ci_leaves_out_resamples_where_f1_is_undefined() -> None:
+    """One positive and one negative, both right: F1 is 1 on every resample that holds
+    the positive; a resample of the negative twice has no F1 at all. It was counted as
+    0, giving the CI [0, 1] around a value of 1 (`evaluate --data ferplus --limit 2`)."""
+    report = M.binary_report([1, 0], [0.9, 0.1], n_boot=200, seed=0)
+    assert report["f1"] == {"value": 1.0, "ci": [1.0, 1.0]}
+    assert report["recall"] == {"value": 1.0, "ci": [1.0, 1.0]}
+    assert report["precision"] == {"value": 1.0, "ci": [1.0, 1.0]}
+
+
+def test_zero_division_option_and_its_fast_bootstrap() -> None:
+    from functools import partial
+
+    assert M.f1_score([0, 0], [0, 0]) == 0.0  # the default (training's model selection)
+    assert math.isnan(M.f1_score([0, 0], [0, 0], zero_division=math.nan))
+    assert math.isnan(M.precision([1, 0], [0, 0], zero_division=math.nan))
+    assert M.recall([0, 0], [1, 0], zero_division=1.0) == 1.0
+    assert np.isnan(M.per_class_f1([0, 1], [0, 1], 3, zero_division=math.nan)[2])
+    y, s = _noisy(40)
+    pred = (s > 0.5).astype(int)
+    for metric in (M.precision, M.recall, M.f1_score):
+        nan_metric = partial(metric, zero_division=math.nan)
+        fast = M.bootstrap_ci(nan_metric, y[:6], pred[:6], n_boot=300, seed=3)
+        generic = M.bootstrap_ci(
+            lambda a, b, m=nan_metric: m(a, b), y[:6], pred[:6], n_boot=300, seed=3
+        )
+        assert fast == pytest.approx(generic, nan_ok=True)
+
+
+def test_multiclass_report_per_class_f1_of_an_absent_class_is_null() -> None:
+    from duchenne.evaluation.metrics import multiclass_report
+
+    rep = multiclass_report([0, 1, 1], [0, 1, 0], labels=["a", "b", "c"], n_boot=40)
+    assert rep["per_class_f1"]["c"] is None  # neither true nor predicted: undefined
+    assert rep["per_class_f1"]["a"] == pytest.approx(2 / 3)
+
+
 def test_compare_and_multiclass_reports() -> None:
     y, s = _noisy(300)
     report = M.compare_report(

@@ -122,21 +122,37 @@ def get_model_cfg(name: str) -> ModelCfg:
     try:
         return _registry()[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_registry()), n=3)
+        close = _close_names(name)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(
             f"unknown model {name!r}{hint} (known: {', '.join(list_models())})"
         ) from None
 
 
+def _close_names(name: str, n: int = 3) -> list[str]:
+    """Registered names close to ``name``, compared without case (``SMILE_S`` had no
+    suggestion: difflib scores ``S`` against ``s`` as a mismatch)."""
+    by_lower: dict[str, str] = {known.lower(): known for known in _registry()}
+    matches = difflib.get_close_matches(str(name).lower(), list(by_lower), n=n)
+    return [by_lower[m] for m in matches]
+
+
 def _is_path(name: str) -> bool:
     """``name`` is meant as a file (no registry name ends in ``.onnx`` or holds a separator)."""
-    return name.endswith(".onnx") or any(sep in name for sep in (os.sep, os.altsep) if sep)
+    return name.lower().endswith(".onnx") or any(sep in name for sep in (os.sep, os.altsep) if sep)
 
 
 @functools.lru_cache(maxsize=32)
 def _verified(path: Path, sha256: str) -> bool:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # a missing or unreadable shipped file is a broken install
+        reason = exc.strerror or type(exc).__name__
+        raise ModelIntegrityError(
+            f"{path.name}: the shipped model file cannot be read ({reason}: {path}); "
+            "reinstall duchenne"
+        ) from None
+    digest = hashlib.sha256(data).hexdigest()
     if sha256 and digest != sha256:
         raise ModelIntegrityError(f"{path.name}: sha256 {digest} does not match manifest {sha256}")
     return True
@@ -151,20 +167,28 @@ def create_model(
 ) -> OnnxModel:
     """Open a registered model by name (sha256-checked) or any ``.onnx`` file by path.
 
+    A registered name wins over a file of that name in the current folder; any other
+    existing file is opened as a model whatever its suffix (``.ort``, ``.ONNX``, none),
+    so a file that is no model says so instead of being looked up as a name.
+
     Raises:
         UnknownModelError: ``name_or_path`` is neither a registered name nor a model file;
             a path (it ends in ``.onnx`` or holds a path separator) that is no file is
             reported as ``no such model file``, not as an unknown registry name.
+        UnrecognizedModelError: an existing file onnxruntime cannot load.
+        ModelIntegrityError: a registered model's file is missing, unreadable or does
+            not match the sha256 of its manifest (``verify``).
 
     Example:
         >>> model = create_model("face_landmark", threads=1)
     """
+    text = str(name_or_path)
     path = Path(name_or_path)
-    if path.suffix == ".onnx" and path.is_file():
+    if path.is_file() and (_is_path(text) or text not in _registry()):
         return OnnxModel(path, threads=threads, device=device)
-    if _is_path(str(name_or_path)) and not path.is_file():
+    if _is_path(text):
         raise UnknownModelError(f"no such model file: {name_or_path}")
-    cfg = get_model_cfg(str(name_or_path))
+    cfg = get_model_cfg(text)
     if verify:
         _verified(cfg.path, cfg.sha256)
     return OnnxModel(cfg.path, threads=threads, device=device)

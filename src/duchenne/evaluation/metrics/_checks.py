@@ -51,8 +51,8 @@ def _same_length(*arrays: np.ndarray) -> int:
     return lengths.pop()
 
 
-def _ratio(num: float, den: float) -> float:
-    return float(num) / float(den) if den else 0.0
+def _ratio(num: float, den: float, zero_division: float = 0.0) -> float:
+    return float(num) / float(den) if den else float(zero_division)
 
 
 def _json_float(x: Any) -> float | None:

@@ -27,28 +27,43 @@ def _counts(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[int, int, int, int]:
     return tp, fp, fn, len(t) - tp - fp - fn
 
 
-def precision(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    """Precision of the positive class: tp / (tp + fp); 0 when nothing is predicted positive."""
+def precision(y_true: ArrayLike, y_pred: ArrayLike, *, zero_division: float = 0.0) -> float:
+    """Precision of the positive class: tp / (tp + fp); ``zero_division`` when nothing is
+    predicted positive (0 by default; ``math.nan`` marks it undefined, as the reports do)."""
     tp, fp, _, _ = _counts(y_true, y_pred)
-    return _ratio(tp, tp + fp)
+    return _ratio(tp, tp + fp, zero_division)
 
 
-def recall(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    """Recall (sensitivity) of the positive class: tp / (tp + fn); 0 with no positives."""
+def recall(y_true: ArrayLike, y_pred: ArrayLike, *, zero_division: float = 0.0) -> float:
+    """Recall (sensitivity) of the positive class: tp / (tp + fn); ``zero_division`` with
+    no positives."""
     tp, _, fn, _ = _counts(y_true, y_pred)
-    return _ratio(tp, tp + fn)
+    return _ratio(tp, tp + fn, zero_division)
 
 
-def f1_score(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    """F1 of the positive class: 2tp / (2tp + fp + fn); 0 when undefined."""
+def f1_score(y_true: ArrayLike, y_pred: ArrayLike, *, zero_division: float = 0.0) -> float:
+    """F1 of the positive class: 2tp / (2tp + fp + fn); ``zero_division`` when undefined
+    (no positives and none predicted)."""
     tp, fp, fn, _ = _counts(y_true, y_pred)
-    return _ratio(2 * tp, 2 * tp + fp + fn)
+    return _ratio(2 * tp, 2 * tp + fp + fn, zero_division)
 
 
-def precision_recall_f1(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[float, float, float]:
-    """Precision, recall and F1 of the positive class in one pass."""
+def precision_recall_f1(
+    y_true: ArrayLike, y_pred: ArrayLike, *, zero_division: float = 0.0
+) -> tuple[float, float, float]:
+    """Precision, recall and F1 of the positive class in one pass.
+
+    ``zero_division``: the value of a ratio whose denominator is 0, as in scikit-learn.
+    0 (the default) suits a score to maximise; ``math.nan`` says "undefined", so a
+    report shows no number and a bootstrap leaves such resamples out instead of counting
+    a one-class resample as a total miss.
+    """
     tp, fp, fn, _ = _counts(y_true, y_pred)
-    return _ratio(tp, tp + fp), _ratio(tp, tp + fn), _ratio(2 * tp, 2 * tp + fp + fn)
+    return (
+        _ratio(tp, tp + fp, zero_division),
+        _ratio(tp, tp + fn, zero_division),
+        _ratio(2 * tp, 2 * tp + fp + fn, zero_division),
+    )
 
 
 def confusion_matrix(
@@ -69,12 +84,19 @@ def confusion_matrix(
     return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
 
 
-def per_class_f1(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int | None = None) -> np.ndarray:
-    """One-vs-rest F1 of every class (0 where a class is never true nor predicted)."""
+def per_class_f1(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    n_classes: int | None = None,
+    *,
+    zero_division: float = 0.0,
+) -> np.ndarray:
+    """One-vs-rest F1 of every class (``zero_division`` where a class is never true nor
+    predicted: 0 by default, ``math.nan`` to mark it undefined)."""
     cm = confusion_matrix(y_true, y_pred, n_classes).astype(np.float64)
     tp = np.diag(cm)
     den = cm.sum(axis=0) + cm.sum(axis=1)
-    return np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
+    return np.divide(2 * tp, den, out=np.full_like(tp, zero_division), where=den > 0)
 
 
 def macro_f1(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int | None = None) -> float:

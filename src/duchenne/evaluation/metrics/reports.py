@@ -3,6 +3,7 @@ multiclass)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -84,9 +85,11 @@ def binary_report(
         "n_negative": int(len(y) - y.sum()),
         "threshold": float(threshold),
         "accuracy": est(accuracy, y, pred),
-        "precision": est(precision, y, pred),
-        "recall": est(recall, y, pred),
-        "f1": est(f1_score, y, pred),
+        # undefined (0/0: no positives, none predicted) is None, as ROC-AUC of one class,
+        # and a resample where it is undefined is left out of the CI, not counted as 0
+        "precision": est(functools.partial(precision, zero_division=math.nan), y, pred),
+        "recall": est(functools.partial(recall, zero_division=math.nan), y, pred),
+        "f1": est(functools.partial(f1_score, zero_division=math.nan), y, pred),
         "roc_auc": est(roc_auc, y, s),
         "brier": est(brier_score, y, p),
         "log_loss": _json_float(log_loss(y, p)),
@@ -184,7 +187,9 @@ def multiclass_report(
         "macro_f1": bootstrap_ci(
             lambda a, b: macro_f1(a, b, len(names)), t, pred, n_boot=n_boot, seed=seed
         ).as_dict(),
-        "per_class_f1": dict(zip(names, per_class_f1(t, pred, len(names)), strict=True)),
+        "per_class_f1": dict(  # None for a class neither true nor predicted (undefined)
+            zip(names, per_class_f1(t, pred, len(names), zero_division=math.nan), strict=True)
+        ),
         "per_class_recall": dict(zip(names, per_class_recall(t, pred, len(names)), strict=True)),
         "per_class_support": dict(
             zip(names, np.bincount(t, minlength=len(names)).tolist(), strict=True)

@@ -3,6 +3,8 @@ McNemar's test."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -53,23 +55,29 @@ def _vec_counts(y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> tuple[np.nd
     return tp, pred[idx].sum(axis=1) - tp, y[idx].sum(axis=1) - tp
 
 
-def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+def _safe_div(num: np.ndarray, den: np.ndarray, zero_division: float = 0.0) -> np.ndarray:
+    return np.divide(num, den, out=np.full_like(num, zero_division), where=den > 0)
 
 
-def _vec_precision(y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def _vec_precision(
+    y: np.ndarray, pred: np.ndarray, idx: np.ndarray, *, zero_division: float = 0.0
+) -> np.ndarray:
     tp, fp, _ = _vec_counts(y, pred, idx)
-    return _safe_div(tp, tp + fp)
+    return _safe_div(tp, tp + fp, zero_division)
 
 
-def _vec_recall(y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def _vec_recall(
+    y: np.ndarray, pred: np.ndarray, idx: np.ndarray, *, zero_division: float = 0.0
+) -> np.ndarray:
     tp, _, fn = _vec_counts(y, pred, idx)
-    return _safe_div(tp, tp + fn)
+    return _safe_div(tp, tp + fn, zero_division)
 
 
-def _vec_f1(y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def _vec_f1(
+    y: np.ndarray, pred: np.ndarray, idx: np.ndarray, *, zero_division: float = 0.0
+) -> np.ndarray:
     tp, fp, fn = _vec_counts(y, pred, idx)
-    return _safe_div(2 * tp, 2 * tp + fp + fn)
+    return _safe_div(2 * tp, 2 * tp + fp + fn, zero_division)
 
 
 def _vec_brier(y: np.ndarray, prob: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -112,6 +120,24 @@ _VECTORISED: dict[Callable[..., float], Callable[..., np.ndarray]] = {
 }
 
 
+def _vectorised(metric: Metric) -> Callable[..., np.ndarray] | None:
+    """The vectorised twin of ``metric``, also for ``functools.partial(metric, **options)``
+    (e.g. ``partial(f1_score, zero_division=math.nan)``) when the twin takes those options."""
+    if isinstance(metric, functools.partial) and not metric.args:
+        fast = _VECTORISED.get(metric.func)
+        if fast is None:
+            return None
+        try:
+            inspect.signature(fast).bind_partial(**metric.keywords)
+        except TypeError:  # an option the twin does not know: call the metric per resample
+            return None
+        return functools.partial(fast, **metric.keywords)
+    try:
+        return _VECTORISED.get(metric)
+    except TypeError:  # an unhashable callable
+        return None
+
+
 def _resample_chunks(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
     """Yield index matrices (chunk, n) of row resamples; same seed -> same resamples."""
     rng = np.random.default_rng(seed)
@@ -133,7 +159,7 @@ def _bootstrap_values(
     array operations; any other metric is called once per resample.
     """
     n = _same_length(*[a for args in argsets for a in args])
-    fast = _VECTORISED.get(metric)
+    fast = _vectorised(metric)
     out = np.empty((len(argsets), n_boot))
     start = 0
     for idx in _resample_chunks(n, n_boot, seed):
