@@ -26,8 +26,9 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_note, markdown_table, update_readme  # noqa: E402
-from duchenne.face.detector import FULL_RANGE, FaceDetector, letterbox  # noqa: E402
+from duchenne.face.detector import FULL_RANGE, FaceDetector  # noqa: E402
 from duchenne.face.landmarks import INPUT_SIZE, roi_from_detection  # noqa: E402
+from duchenne.face.letterbox import letterbox  # noqa: E402
 from duchenne.io.image import load_image  # noqa: E402
 from duchenne.models.registry import get_model_cfg  # noqa: E402
 from duchenne.models.session import session_options  # noqa: E402

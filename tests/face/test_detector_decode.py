@@ -8,10 +8,10 @@ from duchenne.face.detector import (
     FULL_RANGE,
     SHORT_RANGE,
     Detections,
-    letterbox,
     make_anchors,
     weighted_nms,
 )
+from duchenne.face.letterbox import letterbox
 
 
 def test_anchor_counts_match_mediapipe() -> None:

@@ -14,10 +14,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from duchenne.face.boxes import box_iou
+from duchenne.face.letterbox import letterbox
 from duchenne.face.windows import centred_windows
 from duchenne.models.registry import create_model, get_model_cfg
 
@@ -119,29 +119,6 @@ class Detections:
         )
 
 
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Resize keeping aspect ratio and pad to ``size``x``size`` (centred, black).
-
-    Returns:
-        The padded image, the (x, y) scale, and the x/y padding in output pixels, so that
-        ``image_xy = (letterbox_xy - pad) / scale``. The scale is per axis because the
-        resized sides are whole pixels: ``nw / w`` and ``nh / h`` differ by up to half a
-        model pixel over the image, and decoding both axes with ``size / max(h, w)``
-        put boxes that far off (0.9 px at the bottom of the 1600x1101 Solvay photo).
-    """
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    # Bilinear, as MediaPipe samples its input; area averaging only for strong shrinking
-    # (it costs ~20x more: 1.8 ms vs 0.1 ms for 640x480 -> 192), where bilinear would alias.
-    interp = cv2.INTER_AREA if scale < 0.25 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (nw, nh), interpolation=interp)
-    pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
-    out = np.zeros((size, size, 3), np.uint8)
-    out[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
-    return out, np.array([nw / w, nh / h]), float(pad_x), float(pad_y)
-
-
 def weighted_nms(dets: Detections, iou_threshold: float) -> Detections:
     """MediaPipe's weighted NMS: each kept face is the score-weighted mean of its cluster.
 
@@ -192,6 +169,11 @@ TILE_LEVEL_MAX = 0.9  # tile levels up to this fraction of the image's long side
 # in a 1536 px tile: an 81 px box at 0.72, which then swallowed the right 35 px box of the
 # 384 px level); the level below sees such a face at twice the size (32 px at 16 here).
 TILE_FACE_MIN = 16
+# The smallest face (model pixels) the finest tile level finds: of 100 LFW faces squeezed to
+# fill strips 10-13 px tall (5-6.5 px in 384 px tiles) none, at 14 px 1, at 16 px 6. A level
+# whose tiles' short side is under its smallest face holds none it could report, and is not
+# run (a 10x20000 strip: 157 tiles of 384x10 px and coarser per look, 4 looks; now none).
+TILE_FINE_FACE_MIN = 6
 # What the full-range model finds only in a tile must be confirmed by the short-range model
 # at this score in a window ``VERIFY_SCALE`` times its size. Why: a tile multiplies
 # the model's looks at a fine scale where texture passes its threshold (blurred noise at
@@ -219,14 +201,23 @@ class _Runner:
         self.anchors = make_anchors(spec)
 
     def __call__(
-        self, window: np.ndarray, x0: float, y0: float, min_score: float | None = None
+        self,
+        window: np.ndarray,
+        x0: float,
+        y0: float,
+        min_score: float | None = None,
+        border: int = 0,
     ) -> Detections:
         """Faces scoring at least ``min_score`` (default: the runner's) in ``window``,
-        whose top-left corner is at (x0, y0) of the image."""
-        return self.many([(window, x0, y0)], min_score)[0]
+        whose top-left corner is at (x0, y0) of the image, seen inside a grey frame
+        ``border`` pixels wide (see ``letterbox``)."""
+        return self.many([(window, x0, y0)], min_score, border)[0]
 
     def many(
-        self, windows: Sequence[tuple[np.ndarray, float, float]], min_score: float | None = None
+        self,
+        windows: Sequence[tuple[np.ndarray, float, float]],
+        min_score: float | None = None,
+        border: int = 0,
     ) -> list[Detections]:
         """``__call__`` on several windows (tiles, verification), ``image_batch`` windows
         per onnxruntime call (one on the CPU, a batch on a GPU; see
@@ -235,7 +226,7 @@ class _Runner:
         step = self.model.image_batch
         for start in range(0, len(windows), step):
             chunk = windows[start : start + step]
-            boxed = [letterbox(w, self.spec.input_size) for w, _, _ in chunk]
+            boxed = [letterbox(w, self.spec.input_size, border) for w, _, _ in chunk]
             pixels = boxed[0][0][None] if len(boxed) == 1 else np.stack([b[0] for b in boxed])
             x = np.multiply(pixels, np.float32(1 / 127.5), dtype=np.float32)
             x -= 1.0
@@ -243,7 +234,8 @@ class _Runner:
             reg = _output(result, "regressors", 16)
             logits = _output(result, "classificators", 1)[..., 0]
             for i, ((_, x0, y0), (_, scale, px, py)) in enumerate(zip(chunk, boxed, strict=True)):
-                out.append(self._decode(reg[i], logits[i], scale, (px, py, x0, y0), min_score))
+                place = (px, py, x0 - border, y0 - border)
+                out.append(self._decode(reg[i], logits[i], scale, place, min_score))
         return out
 
     def _decode(
@@ -304,7 +296,8 @@ class FaceDetector:
         tile: also scan overlapping tiles: ``True``, ``False`` or ``"auto"`` (when the
             image's long side is at least ``tile_min_side``). Tiles form a pyramid of sides
             ``tile_size * 2**k`` below the image size, so every face size has a level where
-            it is neither too small for the detector nor cut by a tile edge.
+            it is neither too small for the detector nor cut by a tile edge; a level whose
+            tiles are too thin to show a face is left out (strips, see ``_resolves``).
         tile_size: smallest tile side in pixels. Measured on the 1927 Solvay photo
             (1600x1101, faces 40-60 px): 384 finds 28 of 29 faces, 640 finds 12, no tiling 0.
         second_chance: retry on a padded image when nothing was found.
@@ -460,14 +453,10 @@ class FaceDetector:
 
     def _padded(self, image: np.ndarray) -> Detections:
         """Second chance: whole-image models on the image inside a grey border, stricter."""
-        h, w = image.shape[:2]
-        pad = max(1, round(SECOND_CHANCE_PAD * max(h, w)))
-        framed = cv2.copyMakeBorder(
-            image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128)
-        )
+        pad = max(1, round(SECOND_CHANCE_PAD * max(image.shape[:2])))
         floor = [max(r.min_score, SECOND_CHANCE_MIN) for r in self.runners]
         return _merge(
-            [run(framed, -pad, -pad, m) for run, m in zip(self.runners, floor, strict=True)]
+            [run(image, 0, 0, m, pad) for run, m in zip(self.runners, floor, strict=True)]
         )
 
     def tiles(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
@@ -476,7 +465,7 @@ class FaceDetector:
         out: list[tuple[int, int, int, int]] = []
         side = self.tile_size
         # a level nearly as large as the image sees faces at the whole-image pass's scale
-        while use and side < TILE_LEVEL_MAX * max(w, h):
+        while use and side < TILE_LEVEL_MAX * max(w, h) and self._resolves(side, w, h):
             step = max(1, int(side * (1 - self.tile_overlap)))
             out += [
                 (x, y, min(x + side, w), min(y + side, h))
@@ -485,6 +474,15 @@ class FaceDetector:
             ]
             side *= 2
         return out
+
+    def _resolves(self, side: int, w: int, h: int) -> bool:
+        """Whether tiles of ``side`` (cut to the image) can hold a face their level reports:
+        their short side at the model's scale at least ``TILE_FINE_FACE_MIN`` (the finest
+        level) or ``TILE_FACE_MIN`` (coarser ones, see ``_keep_resolved``). Only strips fail
+        (under 12 px high, or over 13 times as long as high): a 100x40000 one keeps levels 384
+        and 768 of seven, the same faces on strips 10-150 px high holding 100 LFW faces."""
+        least = TILE_FACE_MIN if side > self.tile_size else TILE_FINE_FACE_MIN
+        return min(side, w, h) * self.tile_runner.spec.input_size >= least * side
 
     def _keep_resolved(self, dets: Detections, window: tuple[int, int, int, int]) -> Detections:
         """Drop faces under ``TILE_FACE_MIN`` model pixels found in a tile of a coarse level
