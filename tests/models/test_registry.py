@@ -85,3 +85,13 @@ def test_a_misspelt_name_gets_the_right_suggestion(name) -> None:
     """Case was a full mismatch to difflib: ``SMILE_S`` got no "did you mean" at all."""
     with pytest.raises(UnknownModelError, match=r"did you mean smile_s\b"):
         create_model(name)
+
+
+def test_verify_model_checks_the_digest_and_the_session(tmp_path, monkeypatch) -> None:
+    from duchenne.models.registry import verify_model
+
+    target = _assets_copy(tmp_path, monkeypatch, "smile_n")
+    verify_model("smile_n")
+    target.write_bytes(target.read_bytes()[:-1])
+    with pytest.raises(ModelIntegrityError, match=r"smile_n\.onnx: sha256"):
+        verify_model("smile_n")

@@ -299,3 +299,31 @@ def _drop_input_size(model) -> None:
 def test_graph_off_the_contract_is_refused(tmp_path, edit, match: str) -> None:
     with pytest.raises(UnrecognizedModelError, match=rf"edited\.onnx: .*{match}"):
         SmileModel(_edited(tmp_path, edit))
+
+
+@pytest.mark.parametrize("name", ["smile_x", "face_landmrk", "face_detection_full_rang"])
+def test_a_smile_model_name_is_looked_up_among_smile_models(name: str) -> None:
+    """``--model smile_x`` listed (and ``face_landmrk`` suggested) face models, names the
+    smile flags then refuse as "not a duchenne smile model"."""
+    from duchenne.analysis.analyzer import Analyzer
+
+    smile_names = ", ".join(list_models(task="smile_emotion"))
+    for build in (SmileModel, lambda n: Analyzer(stages="detect,smile", smile_model=n)):
+        with pytest.raises(UnknownModelError) as excinfo:
+            build(name)
+        message = str(excinfo.value)
+        assert message.endswith(f"(known: {smile_names})")
+        assert "face_" not in message.replace(name, "")
+    with pytest.raises(UnknownModelError) as excinfo:  # the generic lookup keeps them all
+        get_model_cfg(name)
+    assert str(excinfo.value).endswith(f"(known: {', '.join(list_models())})")
+
+
+def test_a_face_model_name_for_a_smile_flag_says_what_it_is() -> None:
+    with pytest.raises(UnknownModelError, match="'face_landmark' is a face_landmarks model"):
+        SmileModel("face_landmark")
+
+
+def test_smile_suggestions_still_come_for_smile_names() -> None:
+    with pytest.raises(UnknownModelError, match=r"did you mean smile_s\b"):
+        SmileModel("SMILE_S")

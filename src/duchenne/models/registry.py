@@ -81,10 +81,22 @@ class ModelCfg:
 
 
 def _read_json(name: str) -> dict[str, Any]:
+    """A shipped manifest (``{}`` when absent: an install without smile models).
+
+    Raises:
+        ModelIntegrityError: the manifest cannot be read or is not JSON (a file edited by
+            hand or a broken install), one line naming it instead of a traceback from every
+            command that names a model.
+    """
     path = ASSETS / name
     if not path.is_file():
         return {}
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelIntegrityError(
+            f"{name}: the shipped model manifest cannot be read ({exc}: {path}); reinstall duchenne"
+        ) from None
 
 
 @functools.lru_cache(maxsize=1)
@@ -117,22 +129,36 @@ def default_smile_model() -> str | None:
     return default if default in _registry() else None
 
 
-def get_model_cfg(name: str) -> ModelCfg:
-    """The config of ``name``; raises ``UnknownModelError`` listing close matches."""
-    try:
-        return _registry()[name]
-    except KeyError:
-        close = _close_names(name)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownModelError(
-            f"unknown model {name!r}{hint} (known: {', '.join(list_models())})"
-        ) from None
+def get_model_cfg(name: str, task: str | None = None) -> ModelCfg:
+    """The config of ``name``, among the models of ``task`` when given.
+
+    ``task`` is for a caller that takes only one kind of model (the smile ``--model``
+    flags): its message then lists and suggests only those, not names it would refuse.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered (or is a model of another task);
+            the message lists the close matches and the known names.
+
+    Example:
+        >>> get_model_cfg("smile_n").task
+        'smile_emotion'
+    """
+    cfg = _registry().get(name)
+    if cfg is not None and task in (None, cfg.task):
+        return cfg
+    kind = f"{task} model" if task else "model"
+    known = ", ".join(list_models(task=task))
+    if cfg is not None:
+        raise UnknownModelError(f"{name!r} is a {cfg.task} model, not a {kind} (known: {known})")
+    close = _close_names(name, task)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UnknownModelError(f"unknown {kind} {name!r}{hint} (known: {known})")
 
 
-def _close_names(name: str, n: int = 3) -> list[str]:
-    """Registered names close to ``name``, compared without case (``SMILE_S`` had no
-    suggestion: difflib scores ``S`` against ``s`` as a mismatch)."""
-    by_lower: dict[str, str] = {known.lower(): known for known in _registry()}
+def _close_names(name: str, task: str | None = None, n: int = 3) -> list[str]:
+    """Registered names (of ``task`` when given) close to ``name``, compared without case
+    (``SMILE_S`` had no suggestion: difflib scores ``S`` against ``s`` as a mismatch)."""
+    by_lower: dict[str, str] = {known.lower(): known for known in list_models(task=task)}
     matches = difflib.get_close_matches(str(name).lower(), list(by_lower), n=n)
     return [by_lower[m] for m in matches]
 
@@ -142,8 +168,12 @@ def _is_path(name: str) -> bool:
     return name.lower().endswith(".onnx") or any(sep in name for sep in (os.sep, os.altsep) if sep)
 
 
-@functools.lru_cache(maxsize=32)
-def _verified(path: Path, sha256: str) -> bool:
+def _check_file(path: Path, sha256: str) -> bool:
+    """The sha256 check of a shipped file (``_verified`` caches it per process).
+
+    Raises:
+        ModelIntegrityError: the file is missing, unreadable or has another digest.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:  # a missing or unreadable shipped file is a broken install
@@ -158,23 +188,31 @@ def _verified(path: Path, sha256: str) -> bool:
     return True
 
 
+_verified = functools.lru_cache(maxsize=32)(_check_file)
+"""``_check_file`` once per file and digest: every ``Analyzer`` opens the same files."""
+
+
 def create_model(
     name_or_path: str | Path,
     *,
     threads: int | None = None,
     verify: bool = True,
     device: str = "cpu",
+    task: str | None = None,
 ) -> OnnxModel:
     """Open a registered model by name (sha256-checked) or any ``.onnx`` file by path.
 
     A registered name wins over a file of that name in the current folder; any other
     existing file is opened as a model whatever its suffix (``.ort``, ``.ONNX``, none),
-    so a file that is no model says so instead of being looked up as a name.
+    so a file that is no model says so instead of being looked up as a name. ``task``
+    limits the names to the models of that task (see :func:`get_model_cfg`); a file is
+    opened whatever it holds, its caller checks its metadata.
 
     Raises:
-        UnknownModelError: ``name_or_path`` is neither a registered name nor a model file;
-            a path (it ends in ``.onnx`` or holds a path separator) that is no file is
-            reported as ``no such model file``, not as an unknown registry name.
+        UnknownModelError: ``name_or_path`` is neither a registered name (of ``task``)
+            nor a model file; a path (it ends in ``.onnx`` or holds a path separator)
+            that is no file is reported as ``no such model file``, not as an unknown
+            registry name.
         UnrecognizedModelError: an existing file onnxruntime cannot load.
         ModelIntegrityError: a registered model's file is missing, unreadable or does
             not match the sha256 of its manifest (``verify``).
@@ -188,7 +226,27 @@ def create_model(
         return OnnxModel(path, threads=threads, device=device)
     if _is_path(text):
         raise UnknownModelError(f"no such model file: {name_or_path}")
-    cfg = get_model_cfg(text)
+    cfg = get_model_cfg(text, task)
     if verify:
         _verified(cfg.path, cfg.sha256)
     return OnnxModel(cfg.path, threads=threads, device=device)
+
+
+def verify_model(name: str) -> None:
+    """Check one registered model now: its file against the manifest's sha256 (read
+    afresh, not the answer cached for ``create_model``) and that onnxruntime loads it.
+
+    Why: ``duchenne models --verify`` tells a broken install (a corrupted wheel, a file
+    edited by hand) without running an analysis.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered.
+        ModelIntegrityError: the manifest records no sha256 for it, or its file is
+            missing, unreadable or has another digest.
+        UnrecognizedModelError: onnxruntime cannot load the file.
+    """
+    cfg = get_model_cfg(name)
+    if not cfg.sha256:
+        raise ModelIntegrityError(f"{cfg.file}: the manifest records no sha256 to check it by")
+    _check_file(cfg.path, cfg.sha256)
+    create_model(name, threads=1, verify=False)  # just checked, and not from the cache

@@ -249,7 +249,8 @@ class SmileModel:
         if name is None:
             raise UnrecognizedModelError("no smile model ships with this installation")
         self.name = Path(name).stem if str(name).endswith(".onnx") else str(name)
-        self.model = create_model(name, threads=threads, device=device)
+        # names of this task only: an unknown one is not told of face models it would refuse
+        self.model = create_model(name, threads=threads, device=device, task=TASK)
         meta = self.model.metadata
         if meta.get("duchenne.task") != TASK:
             raise UnrecognizedModelError(
