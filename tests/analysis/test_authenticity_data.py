@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from duchenne.analysis import authenticity_folds as af
 from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
 from duchenne.analysis.dmarkers import DMARKER_VERSION
 from duchenne.analysis.video import VideoAnalyzer, frame_feature_names
-from duchenne.errors import DatasetError, DuchenneError
+from duchenne.errors import DatasetError, DuchenneError, OutputError
 from duchenne.io.jsonsafe import json_digest
 from tests.video_factory import SmileProfile, SyntheticFaceStage
 
@@ -304,3 +305,27 @@ def test_fusion_model_of_another_emotion_prior_is_refused(fold_dirs: Path, tmp_p
     VideoAnalyzer(analyzer, classifier=path)  # the prior it was trained with: fine
     with pytest.raises(DuchenneError, match="trained with emotion prior 'balanced'"):
         VideoAnalyzer(analyzer.with_options(emotion_prior="natural"), classifier=path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x00\x00\x00\x18ftypmp42 a video", b'{"folds": []}', "zip archive"],
+    ids=["video", "fold file", "zip archive"],
+)
+def test_a_file_that_is_not_a_feature_cache_is_refused_not_replaced(
+    tmp_path: Path, content
+) -> None:
+    """Any unreadable file at the cache path was "replaced by a new cache" when the
+    features were saved: a video, a fold file or a zip archive given as --cache was lost."""
+    path = tmp_path / "given.bin"
+    if content == "zip archive":
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("clip_001.mp4", b"frames")
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    with pytest.raises(OutputError, match="not a duchenne feature cache"):
+        ad.FeatureCache(path, {"every": 1})
+    with pytest.raises(OutputError, match="is a folder"):
+        ad.FeatureCache(tmp_path, {"every": 1})
+    assert path.read_bytes() == before

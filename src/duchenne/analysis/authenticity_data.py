@@ -14,6 +14,7 @@ and the mean per-frame feature vector (:func:`~duchenne.analysis.video.frame_fea
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ import numpy as np
 from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
 from duchenne.analysis.authenticity_folds import FoldProtocol
 from duchenne.analysis.dmarkers import DMARKER_VERSION, FEATURE_NAMES
-from duchenne.errors import DatasetError, DuchenneError
+from duchenne.errors import DatasetError, DuchenneError, OutputError
 from duchenne.io.atomic import atomic_write
 from duchenne.io.jsonsafe import json_digest
 
@@ -103,13 +104,30 @@ class FeatureCache:
     classifiers; re-running with other classifier settings should not decode it again.
     The settings include :data:`~duchenne.analysis.dmarkers.DMARKER_VERSION`, so features
     cached by other D-Marker formulas are recomputed rather than mixed with new ones.
+
+    A damaged cache (empty, truncated, arrays of other lengths) is replaced by a new one;
+    any other file at ``path`` is refused (:class:`~duchenne.errors.OutputError`), because
+    :meth:`save` would replace it: ``--cache`` naming a video, a fold file or a zip
+    archive by mistake destroyed it.
+
+    Raises:
+        OutputError: ``path`` is a folder, or a file that is not a feature cache.
     """
 
     def __init__(self, path: str | os.PathLike[str], settings: Mapping[str, Any]) -> None:
         self.path = Path(path)
         self.settings = json_digest({**settings, "dmarker_version": DMARKER_VERSION}, length=16)
         self.entries: dict[str, dict[str, np.ndarray]] = {}
+        if self.path.is_dir():
+            raise OutputError(errno.EISDIR, "is a folder; name a .npz file", str(self.path))
         if self.path.exists():
+            if not _looks_like_cache(self.path):
+                raise OutputError(
+                    errno.EEXIST,
+                    "exists and is not a duchenne feature cache, which would replace it; "
+                    "name a new .npz file",
+                    str(self.path),
+                )
             self._load()
 
     def _load(self) -> None:
@@ -154,6 +172,36 @@ class FeatureCache:
         )
         with atomic_write(self.path) as fh:
             fh.write(buf.getvalue())
+
+
+#: The members :meth:`FeatureCache.save` writes, in order (``keys.npy`` first).
+_CACHE_MEMBERS = ("keys.npy", "dmarkers.npy", "features.npy")
+_ZIP_HEADER = b"PK\x03\x04"
+
+
+def _looks_like_cache(path: Path) -> bool:
+    """Whether the file at ``path`` is a feature cache, or what a failed write left of one.
+
+    Read from the first bytes rather than by loading it, so that a truncated cache (whose
+    zip directory, at the end, is gone) is still recognised: empty, or a zip whose first
+    member is one that :meth:`FeatureCache.save` writes (its name cut off counts too).
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return False
+    if not head:
+        return True
+    if not head.startswith(_ZIP_HEADER[: len(head)]):
+        return False
+    if len(head) < 30:  # a cut local header: nothing else begins with the zip signature
+        return True
+    size = int.from_bytes(head[26:28], "little")
+    name = head[30 : 30 + size].decode("ascii", "replace")
+    if len(name) < size:  # the name itself was cut
+        return any(m.startswith(name) for m in _CACHE_MEMBERS)
+    return name in _CACHE_MEMBERS
 
 
 @dataclass

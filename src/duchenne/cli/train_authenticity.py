@@ -10,6 +10,7 @@ writes a model trained on all usable videos, with that report as its provenance.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -20,8 +21,9 @@ from duchenne.cli.options import (
     output_file,
     positive_int,
     positive_number,
+    same_file,
 )
-from duchenne.errors import DuchenneError
+from duchenne.errors import DuchenneError, OutputError
 from duchenne.io.atomic import atomic_write
 from duchenne.io.jsonsafe import to_json_text
 
@@ -84,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     protocol = read_folds(args.folds)
     paths = resolve_videos(protocol, args.videos, skip_missing=args.skip_missing)
+    _check_outputs(args, list(paths.values()))
     print(f"protocol: {protocol.describe()}; {len(paths)} videos found in {args.videos}")
     analyzer = Analyzer(config_from_args(args))
     options = VideoOptions(episodes="single", collect_features=True)
@@ -134,3 +137,31 @@ def _run(args: argparse.Namespace) -> int:
             fh.write(to_json_text(out, indent=2) + "\n")
         print(f"report: {args.report}")
     return 0
+
+
+def _check_outputs(args: argparse.Namespace, videos: list[Path]) -> None:
+    """Refuse, before any video is read, outputs that are inputs or one another.
+
+    Why: ``--save``, ``--report`` and ``--cache`` replace their files when written, so
+    one naming a fold file or a video destroyed it (after hours of extraction), and two
+    naming one file left only the last written.
+
+    Raises:
+        OutputError: such a clash, naming both paths.
+    """
+    folds = args.folds
+    inputs = [("--folds", folds)]
+    if folds.is_dir():
+        inputs += [("--folds", f) for f in sorted(folds.rglob("*.json"))]
+    inputs += [("--videos", v) for v in videos]
+    outputs = [(f"--{k}", getattr(args, k)) for k in ("save", "report", "cache")]
+    outputs = [(flag, path) for flag, path in outputs if path is not None]
+    for i, (flag, path) in enumerate(outputs):
+        for what, src in inputs:
+            if same_file(path, src):
+                msg = f"{flag} names an input ({what} {src}), which it would replace"
+                raise OutputError(errno.EEXIST, msg, str(path))
+        for other, other_path in outputs[i + 1 :]:
+            if same_file(path, other_path) or path.resolve() == other_path.resolve():
+                msg = f"{flag} and {other} name one file; give each its own"
+                raise OutputError(errno.EEXIST, msg, str(path))
