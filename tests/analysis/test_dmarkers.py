@@ -165,8 +165,13 @@ def test_errors_and_nan_input() -> None:
         compute_dmarkers(_signals(d), _episode((0, 20), (20, 20), (20, 20)), 0)
     holes = d.copy()
     holes[5] = np.nan
-    feats = compute_dmarkers(_signals(holes), _episode((0, 20), (20, 20), (20, 20)), FPS)
+    # NaN samples are interpolated for the derivatives of the phases clear of them ...
+    feats = compute_dmarkers(_signals(holes), _episode((8, 20), (20, 20), (20, 20)), FPS)
     assert feats["onset.lip.speed_max_pos"] == pytest.approx(0.01 * FPS)
+    # ... and a phase over one is not measured: None, not the interpolation's values
+    feats = compute_dmarkers(_signals(holes), _episode((0, 20), (20, 20), (20, 20)), FPS)
+    assert {feats[n] for n in FEATURE_NAMES if n.startswith("onset.")} == {None}
+    assert all(np.isfinite(feats[n]) for n in FEATURE_NAMES if not n.startswith("onset."))
 
 
 _SUMS = ("amplitude_total_pos", "amplitude_total_neg", "amplitude_net")

@@ -159,6 +159,19 @@ def test_missing_frames_and_reference() -> None:
     filled = sig.smoothed(FPS)
     assert np.all(np.isfinite(filled.lip)) and filled.reference_frame == 1
     json.dumps(sig.to_dict())
+    # the filled frames are not observations: the smoothed copy says which they were
+    hidden = np.zeros(len(lms), bool)
+    hidden[[0, 40, 41, 42]] = True
+    assert np.array_equal(sig.observed_frames(), ~hidden)
+    # a leading gap stays unobserved; 3 frames inside (0.1 s at 30 fps) are bridged
+    assert np.array_equal(filled.observed_frames(), np.arange(len(lms)) != 0)
+    assert not sig.smoothed(20.0).observed_frames()[40:43].any()  # 0.15 s at 20 fps
+    kept = filled.smoothed(FPS).observed_frames()
+    assert np.array_equal(kept, filled.observed_frames())
+    doc = json.loads(json.dumps(filled.to_dict()))
+    assert doc["observed"] == filled.observed_frames().tolist() and None not in doc["lip"]
+    with pytest.raises(ValueError, match="observed"):
+        type(filled)(**{**vars(filled), "observed": ~hidden[1:]}).observed_frames()
     with pytest.raises(ValueError, match="missing"):
         compute_signals(lms, reference_frame=0)
     with pytest.raises(ValueError, match="468"):

@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from duchenne.analysis.episodes import smiling_episodes
+from duchenne.analysis.episodes import (
+    onset_start_observed,
+    single_episode,
+    smiling_episodes,
+    split_phases,
+    unobserved_phases,
+)
 
 
 def _smile_with_gap(fps: float, gap_s: float, fill: float) -> np.ndarray:
@@ -87,3 +93,53 @@ def test_the_phases_of_neighbouring_smiles_stop_at_the_valley_between_them() -> 
     first, second = smiling_episodes(0.5 + 0.1 * level, p, fps)
     assert first.offset[1] == 45 and second.onset[0] == 45
     assert first.onset == (10, 20) and second.offset == (70, 80)
+
+
+def _ramp_smile() -> np.ndarray:
+    """Rest 0-29, onset 30-50, apex 50-80, offset 80-105, rest (D_lip 0.5 -> 0.6)."""
+    level = np.interp(np.arange(150), [0, 30, 50, 80, 105, 149], [0, 0, 1, 1, 0, 0])
+    return 0.5 + 0.1 * level
+
+
+@pytest.mark.parametrize(
+    ("hidden", "unseen", "start_seen"),
+    [
+        ((), (), True),
+        ((5, 20), (), True),  # at rest, clear of the phases
+        ((29, 30), ("onset",), False),  # the frame before the onset: where did it start?
+        ((40, 45), ("onset",), True),  # inside the onset: its start was seen
+        ((50, 51), ("onset", "apex"), True),  # the onset's top is the apex's start
+        ((60, 65), ("apex",), True),
+        ((106, 107), ("offset",), True),  # the frame after the offset
+        ((107, 120), (), True),
+        ((0, 45), ("onset",), False),  # first frames hidden, into the rise
+    ],
+)
+def test_phases_over_unobserved_frames_are_named(hidden, unseen, start_seen) -> None:
+    """A phase is unobserved when a hidden frame lies in it, in the run its ends were
+    searched on, or next to them; the onset's start is seen when the frames from the one
+    before its run to its first frame are."""
+    d = _ramp_smile()
+    observed = np.ones(len(d), bool)
+    if hidden:
+        observed[hidden[0] : hidden[1]] = False
+    ep = single_episode(d, 25.0)
+    assert (ep.onset, ep.apex, ep.offset) == ((30, 50), (50, 80), (80, 105))
+    assert unobserved_phases(ep, observed) == unseen
+    assert onset_start_observed(ep, observed) is start_seen
+    assert unobserved_phases(ep, None) == () and onset_start_observed(ep, None)
+
+
+def test_a_phase_searched_over_hidden_frames_is_unobserved_though_its_span_is_not() -> None:
+    """The onset's ends are refined inside the run they were found on (10-90 % crossings
+    extrapolated): on a noisy floor the run starts frames before the refined onset, and a
+    hidden frame there decided its 0 % level."""
+    d = _ramp_smile()
+    d[20:30] += np.r_[0.0, 0.004, 0.0, 0.003, 0.0, 0.002, 0.001, 0.0, 0.001, 0.0]
+    ep = split_phases(d, 25.0, 0, len(d) - 1, 0.5)
+    run_first, _ = ep.onset_run
+    assert run_first < ep.onset[0]
+    observed = np.ones(len(d), bool)
+    observed[run_first] = False
+    assert unobserved_phases(ep, observed) == ("onset",)
+    assert ep.to_dict()["onset_run"] == list(ep.onset_run)

@@ -826,3 +826,55 @@ def test_a_video_without_a_face_still_gets_the_table_columns(all_stages, tmp_pat
     schema = pq.read_schema(tmp_path / "empty.parquet")
     assert schema == pq.read_schema(tmp_path / "faces.parquet")
     assert pq.read_table(tmp_path / "empty.parquet").num_rows == 0
+
+
+def test_a_face_hidden_across_its_onset_leaves_the_onset_unmeasured() -> None:
+    """Hidden on frames 14-18 (0.56-0.76 s) of a 0.5-0.8 s onset: the gap was filled by a
+    straight line and the onset, its D-Markers and its genuineness terms measured on it.
+    The episode now names the phases it did not see; their durations, D-Markers and
+    terms are null and no classifier reads them. The next smile, seen whole, is measured
+    exactly as without the gap."""
+    run = {
+        hidden: VideoAnalyzer(stage=SmilingStage(REPEATED, 2.0, hidden=hidden)).analyze(
+            cheap_frames(100), source_fps=25, prefetch=0
+        )
+        for hidden in (None, (14, 19))
+    }
+    (whole, next_whole), (episode, next_seen) = run[None].episodes, run[(14, 19)].episodes
+    assert whole.unobserved == () and "onset" in episode.unobserved
+    assert episode.onset is not None and episode.has_dynamics  # the span, for the plot
+    doc = json.loads(json.dumps(run[(14, 19)].to_dict(dmarkers=True)))
+    first = doc["tracks"][0]["episodes"][0]
+    assert first["unobserved"] == list(episode.unobserved) and first["onset_duration"] is None
+    assert first["offset_duration"] == pytest.approx(whole.offset[1] - whole.offset[0])
+    assert {v for k, v in first["dmarkers"].items() if k.startswith("onset.")} == {None}
+    assert first["genuineness_detail"]["cues"]["onset_duration"] is None
+    assert first["genuineness_detail"]["contributions"]["onset"] == 0.0
+    assert episode.classifier_probability is None
+    assert next_seen.unobserved == () and next_seen.onset == next_whole.onset
+    assert np.array_equal(next_seen.dmarkers, next_whole.dmarkers)
+    assert next_seen.genuineness.score == next_whole.genuineness.score
+
+
+def test_a_face_without_landmarks_on_its_first_frames_has_no_rest_before_its_smile() -> None:
+    """Face Mesh gave nothing on frames 0-15 (0-0.6 s, into the 0.5-0.8 s onset): the gap
+    was held at the first value seen, part way up, which read as a face at rest; the AU6
+    baseline was taken there ("no", AU6 index about 0). It is not measurable now."""
+
+    class LateLandmarks(SmilingStage):
+        def __call__(self, image: np.ndarray):
+            i = self.i
+            faces = super().__call__(image)
+            if i < 16 and len(faces):
+                faces.landmarks = np.full_like(faces.landmarks, np.nan)
+            return faces
+
+    result = VideoAnalyzer(stage=LateLandmarks(REPEATED, 2.0)).analyze(
+        cheap_frames(100), source_fps=25, prefetch=0
+    )
+    first, second = result.episodes
+    assert first.has_dynamics and "onset" in first.unobserved
+    assert first.duchenne_marker is None and first.duchenne.au6_index is None
+    assert first.genuineness.contributions["au6"] == 0.0
+    assert first.genuineness.cues["symmetry"] is None
+    assert second.unobserved == () and second.duchenne_marker is False

@@ -8,7 +8,8 @@ Three levels, from rule to learned model:
    raise) and of ``D_eyelid`` (eye narrowing) against the episode's own baseline (the
    0.1 s up to its onset's start), so each smile is compared with the face just before it.
    A smile with no face at rest before it (already smiling on the signal's first frame,
-   or rising from it) has no baseline: its marker is unknown (None), not "no".
+   or rising from it, or from frames where the face was hidden) has no baseline: its
+   marker is unknown (None), not "no". Baseline and apex are means over observed frames.
 2. :func:`genuineness`: a logistic score over a few literature-backed cues (AU6
    involvement, onset duration and relative speed, offset duration, symmetry). Weights
    and reference values are set by hand from published tendencies, **not fitted or
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from duchenne.analysis.dynamics import SmileSignals, smooth_signal
-from duchenne.analysis.episodes import SmileEpisode
+from duchenne.analysis.episodes import SmileEpisode, onset_start_observed, unobserved_phases
 
 __all__ = [
     "AuthenticityResult",
@@ -96,9 +97,9 @@ class DuchenneResult:
     cues above their thresholds (crow's feet come with both).
 
     Every field is None when the marker cannot be measured (:attr:`measurable` is False):
-    no face at rest was seen before the smile, or the signals are missing there. The
-    baseline would then be the smile itself and the drop about 0, which read as a
-    confident "no AU6".
+    no face at rest was seen before the smile, or the signals are missing there (or over
+    the whole apex). The baseline would then be the smile itself and the drop about 0,
+    which read as a confident "no AU6".
     """
 
     duchenne_marker: bool | None
@@ -130,6 +131,10 @@ def duchenne_marker(
 ) -> DuchenneResult:
     """AU6 test of one episode: cheek raise and eye narrowing at the apex.
 
+    Baseline and apex are means over the frames where the face was observed
+    (:meth:`~duchenne.analysis.dynamics.SmileSignals.observed_frames`): not over the
+    straight lines the smoothing draws across hidden frames.
+
     Args:
         signals: smoothed signals of the track (the episode's frame ranges index them).
         episode: the smile.
@@ -137,17 +142,19 @@ def duchenne_marker(
 
     Returns:
         :class:`DuchenneResult`; :meth:`DuchenneResult.unknown` when the episode has no
-        face at rest before it (:func:`has_rest_before`) or its signals are missing there.
+        face at rest seen before it (:func:`has_rest_before`) or its signals are missing
+        there or over the whole apex.
 
     Example:
         >>> duchenne_marker(signals, episode).duchenne_marker  # doctest: +SKIP
         True
     """
     th = thresholds or DuchenneThresholds()
-    if not has_rest_before(episode):
+    observed = signals.observed_frames()
+    if not has_rest_before(episode, observed):
         return DuchenneResult.unknown()
-    eye_base, eye_apex = _baseline_and_apex(signals.eyelid, episode, th.baseline_s)
-    cheek_base, cheek_apex = _baseline_and_apex(signals.cheek, episode, th.baseline_s)
+    eye_base, eye_apex = _baseline_and_apex(signals.eyelid, episode, th.baseline_s, observed)
+    cheek_base, cheek_apex = _baseline_and_apex(signals.cheek, episode, th.baseline_s, observed)
     eye = _relative_drop(eye_base, eye_apex)
     cheek = _relative_drop(cheek_base, cheek_apex)
     if eye is None or cheek is None:
@@ -163,26 +170,33 @@ def duchenne_marker(
     )
 
 
-def has_rest_before(episode: SmileEpisode) -> bool:
+def has_rest_before(episode: SmileEpisode, observed: np.ndarray | None = None) -> bool:
     """Whether the signal shows the face before the smile: a non-empty onset that starts
-    after the signal's first frame.
+    after the signal's first frame, and, given the ``observed`` frames, whose start was
+    seen (:func:`~duchenne.analysis.episodes.onset_start_observed`).
 
     Why: every baseline (AU6, symmetry) is the face just before the onset. A smile already
     on at the first frame (empty onset: its rise was not seen) or rising from it (the face
     may have appeared mid-rise; no frame before it) has none, and the window before the
-    onset is then the smile itself.
+    onset is then the smile itself. So has one rising from hidden frames: they are filled
+    with the first value seen, which looked like a face at rest there.
     """
     on_first, on_last = episode.onset
-    return 0 < on_first < on_last
+    return 0 < on_first < on_last and onset_start_observed(episode, observed)
 
 
-def _baseline_and_apex(x: np.ndarray, episode: SmileEpisode, seconds: float) -> tuple[float, float]:
-    """Mean over the ``seconds`` up to the onset's first frame (at least it), and over the apex.
+def _baseline_and_apex(
+    x: np.ndarray, episode: SmileEpisode, seconds: float, observed: np.ndarray | None = None
+) -> tuple[float, float]:
+    """Mean over the ``seconds`` up to the onset's first frame (at least it), and over the
+    apex, of the ``observed`` frames (None: all).
 
     The window ends where the onset starts, not after it: frames inside the rise would
     pull the baseline towards the apex, and the more so the lower the frame rate.
     """
     x = np.asarray(x, dtype=np.float64)
+    if observed is not None:
+        x = np.where(observed, x, np.nan)
     k = max(1, int(round(seconds * episode.fps)))
     on_first, on_last = episode.onset
     base = _nanmean(x[max(0, on_first - k + 1) : on_first + 1])
@@ -231,7 +245,10 @@ class HeuristicWeights:
     or perfect. No onset (already smiling when the face was first seen) zeroes ``onset``
     and ``speed``; no offset (still smiling when it was lost) ``offset``; no face at rest
     before the smile (:func:`has_rest_before`; the AU6 marker is then None) ``au6`` and
-    ``symmetry``, both measured from that face (their cues are None).
+    ``symmetry``, both measured from that face (their cues are None). An onset or offset
+    the face was hidden during (:func:`~duchenne.analysis.episodes.unobserved_phases`:
+    its duration and speed would be those of the line drawn across the gap) zeroes the
+    same terms, and its cues are None.
     """
 
     bias: float = 0.0
@@ -301,22 +318,23 @@ def _genuineness(
     """:func:`genuineness` with the AU6 index as measured (None: unknown, not recomputed)."""
     cues = _cues(signals, episode, fps, au6_index)
     au6, symmetry = cues["au6_index"], cues["symmetry"]
+    onset, offset, speed = (
+        cues["onset_duration"],
+        cues["offset_duration"],
+        cues["onset_relative_speed"],
+    )
     # an empty onset scored as a 0 s onset (x 0.01 floor: -4.6) and a zero speed (+4.6):
     # the two cancelled with the default weights only, and the cues read as measured
-    onset_seen = cues["onset_duration"] > 0
+    onset_seen = onset is not None and speed is not None and onset > 0
     contrib = {
         "au6": 0.0 if au6 is None else w.au6 * (au6 - 0.5),
-        "onset": (
-            w.onset * _log_ratio(cues["onset_duration"], w.onset_ref_s) if onset_seen else 0.0
-        ),
+        "onset": w.onset * _log_ratio(onset, w.onset_ref_s) if onset_seen else 0.0,
         "offset": (
-            w.offset * _log_ratio(cues["offset_duration"], w.offset_ref_s)
-            if cues["offset_duration"] > 0
+            w.offset * _log_ratio(offset, w.offset_ref_s)
+            if offset is not None and offset > 0
             else 0.0
         ),
-        "speed": (
-            w.speed * _log_ratio(cues["onset_relative_speed"], w.speed_ref) if onset_seen else 0.0
-        ),
+        "speed": w.speed * _log_ratio(speed, w.speed_ref) if onset_seen else 0.0,
         "symmetry": 0.0 if symmetry is None else w.symmetry * (symmetry - w.symmetry_ref),
     }
     z = w.bias + sum(contrib.values())
@@ -326,11 +344,14 @@ def _genuineness(
 def _cues(
     signals: SmileSignals, episode: SmileEpisode, fps: float, au6_index: float | None
 ) -> dict[str, float | None]:
-    """The raw cue values of the heuristic.
+    """The raw cue values of the heuristic; None where unknown.
 
-    Lost-face (NaN) frames are interpolated first, as for the D-Markers: a gap over the
-    onset otherwise made the relative speed NaN, and with it the score a confident 0.0.
+    Lost-face (NaN) frames are interpolated first, as for the D-Markers (a NaN speed made
+    the score a confident 0.0), but an onset or offset that spans them is not measured
+    (:func:`~duchenne.analysis.episodes.unobserved_phases`): its duration and speed
+    would be the interpolation's.
     """
+    unseen = unobserved_phases(episode, signals.observed_frames())
     lip = smooth_signal(signals.lip, fps, method="none")
     on_first, on_last = episode.onset
     rise = float(lip[on_last] - lip[on_first])
@@ -339,11 +360,12 @@ def _cues(
     onset_speed = onset_speed[np.isfinite(onset_speed)]
     max_speed = float(onset_speed.max()) if on_last > on_first and len(onset_speed) else 0.0
     rel_speed = max_speed / rise if rise > 1e-9 else 0.0
+    onset_seen = "onset" not in unseen
     return {
         "au6_index": None if au6_index is None else float(au6_index),
-        "onset_duration": episode.phase_duration("onset"),
-        "offset_duration": episode.phase_duration("offset"),
-        "onset_relative_speed": rel_speed,
+        "onset_duration": episode.phase_duration("onset") if onset_seen else None,
+        "offset_duration": None if "offset" in unseen else episode.phase_duration("offset"),
+        "onset_relative_speed": rel_speed if onset_seen else None,
         "symmetry": _symmetry(signals, episode),
     }
 
@@ -352,15 +374,19 @@ def _symmetry(signals: SmileSignals, episode: SmileEpisode) -> float | None:
     """``1 - |dL - dR| / (|dL| + |dR|)`` of the per-side lip displacement at the apex.
 
     None without a face at rest before the smile (:func:`has_rest_before`): both
-    displacements are then about 0 and the ratio read as a perfectly symmetric smile.
+    displacements are then about 0 and the ratio read as a perfectly symmetric smile;
+    None too when the lip corners were not observed at the baseline or the apex.
     """
-    if not has_rest_before(episode):
+    observed = signals.observed_frames()
+    if not has_rest_before(episode, observed):
         return None
-    base_l, apex_l = _baseline_and_apex(signals.lip_left, episode, _BASELINE_S)
-    base_r, apex_r = _baseline_and_apex(signals.lip_right, episode, _BASELINE_S)
+    base_l, apex_l = _baseline_and_apex(signals.lip_left, episode, _BASELINE_S, observed)
+    base_r, apex_r = _baseline_and_apex(signals.lip_right, episode, _BASELINE_S, observed)
     d_left, d_right = apex_l - base_l, apex_r - base_r
     den = abs(d_left) + abs(d_right)
-    if not math.isfinite(den) or den < 1e-9:
+    if not math.isfinite(den):
+        return None
+    if den < 1e-9:
         return 1.0
     return float(1.0 - abs(d_left - d_right) / den)
 

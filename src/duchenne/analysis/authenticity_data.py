@@ -76,7 +76,8 @@ def clip_features(
         **sampling: ``every``, ``fps``, ``start``, ``end`` for the analysis.
 
     Raises:
-        DatasetError: no face, or no usable smile signal in the clip.
+        DatasetError: no face, or no usable smile signal in the clip, or a phase of its
+            smile the face was hidden during (its D-Markers are unknown).
         VideoOpenError, VideoDecodeError: unreadable video.
     """
     result = video_analyzer.analyze(path, **sampling)
@@ -87,6 +88,10 @@ def clip_features(
     episode = track.episodes[0]
     if episode.features is None:
         raise DatasetError(f"{path}: no per-frame features inside the smile")
+    if episode.unobserved:
+        raise DatasetError(
+            f"{path}: face hidden during the smile's {', '.join(episode.unobserved)}"
+        )
     return ClipFeatures(
         dmarkers=episode.dmarkers.astype(np.float64),
         features=episode.features.astype(np.float64),

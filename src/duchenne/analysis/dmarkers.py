@@ -20,6 +20,11 @@ reproducible):
   are the phase's positive / negative speeds (same for ``A``).
 - Empty sets give 0.0 (a mean, maximum or ratio over nothing), never NaN. A phase with
   fewer than two frames has no dynamics: all its 25 features are 0.0.
+- A phase the face was hidden during (its frames, the frames its ends were searched on,
+  or the frame on either side: :func:`~duchenne.analysis.episodes.unobserved_phases`)
+  is not measured: its 75 features (3 regions) are None (NaN in :func:`dmarker_vector`).
+  The gap is filled by a straight line before the phases are searched, and the phase's
+  duration, speeds and accelerations would be the line's.
 - The paper's sums over frames (total and net amplitudes, and the net amplitude per
   duration) are scaled by ``REFERENCE_FPS / fps``: unchanged at the paper's 50 fps,
   independent of the frame rate elsewhere (:data:`DMARKER_VERSION` 2).
@@ -33,7 +38,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from duchenne.analysis.dynamics import SmileSignals
-from duchenne.analysis.episodes import SmileEpisode
+from duchenne.analysis.episodes import SmileEpisode, unobserved_phases
 
 __all__ = [
     "DMARKER_VERSION",
@@ -102,21 +107,27 @@ _EPS = 1e-12
 SignalSource = SmileSignals | Mapping[str, np.ndarray]
 
 
-def compute_dmarkers(signals: SignalSource, episode: SmileEpisode, fps: float) -> dict[str, float]:
+def compute_dmarkers(
+    signals: SignalSource, episode: SmileEpisode, fps: float
+) -> dict[str, float | None]:
     """The 225 D-Markers of one smile episode.
 
     Args:
         signals: :class:`SmileSignals`, or a mapping with ``"lip"``, ``"eyelid"``,
             ``"cheek"`` (T,) arrays and optionally ``"{region}_left"`` /
-            ``"{region}_right"`` (without them the asymmetry features are 0.0). Use the
-            *smoothed* signals: speeds and accelerations are derivatives. NaN samples are
-            linearly interpolated.
+            ``"{region}_right"`` (without them the asymmetry features are 0.0) and
+            ``"observed"`` ((T,) bool). Use the *smoothed* signals: speeds and
+            accelerations are derivatives. NaN samples are linearly interpolated, and are
+            not observed frames (nor are the frames ``observed`` excludes, e.g. the gaps
+            :meth:`SmileSignals.smoothed` filled).
         episode: the phases (frame ranges index into the signals).
         fps: the real frame rate of the analysed frames (frames per second; with every
             N-th frame analysed, the video's rate / N).
 
     Returns:
-        ``{name: value}`` in :data:`FEATURE_NAMES` order, all finite floats.
+        ``{name: value}`` in :data:`FEATURE_NAMES` order: finite floats, None for every
+        feature of a phase the face was not observed during
+        (:func:`~duchenne.analysis.episodes.unobserved_phases`).
 
     Example:
         >>> sig = compute_signals(landmarks).smoothed(fps=30)  # doctest: +SKIP
@@ -125,7 +136,8 @@ def compute_dmarkers(signals: SignalSource, episode: SmileEpisode, fps: float) -
     """
     if fps <= 0:
         raise ValueError("fps must be > 0")
-    out: dict[str, float] = {}
+    unseen = unobserved_phases(episode, _observed(signals))
+    out: dict[str, float | None] = {}
     for region in REGIONS:
         d, left, right = _region(signals, region)
         speed = _derivative(d, fps)
@@ -144,14 +156,17 @@ def compute_dmarkers(signals: SignalSource, episode: SmileEpisode, fps: float) -
                 None if right is None else right[sl],
             )
             for name, value in values.items():
-                out[f"{phase}.{region}.{name}"] = value
+                out[f"{phase}.{region}.{name}"] = None if phase in unseen else value
     return {name: out[name] for name in FEATURE_NAMES}
 
 
 def dmarker_vector(signals: SignalSource, episode: SmileEpisode, fps: float) -> np.ndarray:
-    """:func:`compute_dmarkers` as a (225,) float64 vector in :data:`FEATURE_NAMES` order."""
+    """:func:`compute_dmarkers` as a (225,) float64 vector in :data:`FEATURE_NAMES` order
+    (NaN for the features that are None: phases the face was not observed during)."""
     values = compute_dmarkers(signals, episode, fps)
-    return np.array([values[n] for n in FEATURE_NAMES], dtype=np.float64)
+    return np.array(
+        [np.nan if values[n] is None else values[n] for n in FEATURE_NAMES], dtype=np.float64
+    )
 
 
 def phase_features(
@@ -208,6 +223,31 @@ def phase_features(
     feats["net_amplitude_per_duration"] = net / total
     feats["asymmetry"] = _asymmetry(left, right, len(d))
     return {k: _finite(feats[k]) for k in PHASE_FEATURES}
+
+
+def _observed(signals: SignalSource) -> np.ndarray:
+    """(T,) bool: the frames where the face was measured (see :func:`compute_dmarkers`)."""
+    if isinstance(signals, SmileSignals):
+        return signals.observed_frames()
+    present = [signals[name] for name in REGIONS if name in signals]
+    if not present:
+        raise ValueError(f"signals lack the {REGIONS[0]!r} signal")
+    arrays = [np.asarray(x, dtype=np.float64).ravel() for x in present]
+    for region in REGIONS:
+        for side in ("left", "right"):
+            if f"{region}_{side}" in signals:
+                arrays.append(np.asarray(signals[f"{region}_{side}"], dtype=np.float64).ravel())
+    seen = np.ones(len(arrays[0]), dtype=bool)
+    for x in arrays:
+        if x.shape != seen.shape:
+            raise ValueError("the signals must all have one value per frame")
+        seen &= np.isfinite(x)
+    if signals.get("observed") is not None:
+        observed = np.asarray(signals["observed"], dtype=bool).ravel()
+        if observed.shape != seen.shape:
+            raise ValueError(f"observed has {observed.size} frames, the signals {seen.size}")
+        seen &= observed
+    return seen
 
 
 def _region(

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -82,6 +82,12 @@ class SmileSignals:
     ``lip``, ``eyelid``, ``cheek`` are the D-Marker signals; ``*_left`` / ``*_right`` are
     the per-side terms whose mean is the combined signal (used for asymmetry).
     ``reference_frame`` is the neutral frame that defines the scales.
+
+    ``observed``: (T,) bool, the frames whose landmarks were measured; None = the frames
+    where every signal is finite (:meth:`observed_frames`). :meth:`smoothed` fills the
+    gaps (NaN frames: the face hidden, or no landmarks) and records here which frames
+    they were, so that what is measured on the smoothed signals can leave out what the
+    interpolation made up (:func:`~duchenne.analysis.episodes.unobserved_phases`).
     """
 
     lip: np.ndarray
@@ -94,11 +100,43 @@ class SmileSignals:
     cheek_left: np.ndarray
     cheek_right: np.ndarray
     reference_frame: int = 0
+    observed: np.ndarray | None = None
 
     REGIONS = ("lip", "eyelid", "cheek")
+    #: the per-frame signals (every field but ``reference_frame`` and ``observed``)
+    SIGNALS = (
+        "lip",
+        "eyelid",
+        "cheek",
+        "lip_left",
+        "lip_right",
+        "eyelid_left",
+        "eyelid_right",
+        "cheek_left",
+        "cheek_right",
+    )
 
     def __len__(self) -> int:
         return len(self.lip)
+
+    def observed_frames(self) -> np.ndarray:
+        """(T,) bool: the frames where the face was measured.
+
+        ``observed`` (when given) and, in any case, only frames where every signal is
+        finite: a NaN sample is never an observation.
+
+        Raises:
+            ValueError: ``observed`` is not one value per frame.
+        """
+        finite = np.ones(len(self), dtype=bool)
+        for name in self.SIGNALS:
+            finite &= np.isfinite(np.asarray(getattr(self, name), dtype=np.float64))
+        if self.observed is None:
+            return finite
+        observed = np.asarray(self.observed, dtype=bool).ravel()
+        if observed.shape != finite.shape:
+            raise ValueError(f"observed has {observed.size} frames, the signals {len(self)}")
+        return observed & finite
 
     def region(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(combined, left, right)`` signals of ``name`` in ``{"lip", "eyelid", "cheek"}``."""
@@ -107,21 +145,47 @@ class SmileSignals:
         return getattr(self, name), getattr(self, f"{name}_left"), getattr(self, f"{name}_right")
 
     def smoothed(self, fps: float, sigma_s: float = 0.05, method: str = "gaussian") -> SmileSignals:
-        """A copy with every signal passed through :func:`smooth_signal` (NaN gaps filled)."""
+        """A copy with every signal passed through :func:`smooth_signal` (NaN gaps filled),
+        its ``observed`` the frames that were measured here (:meth:`observed_frames`)."""
         arrays = {
-            f.name: smooth_signal(getattr(self, f.name), fps, sigma_s, method)
-            for f in fields(self)
-            if f.name != "reference_frame"
+            name: smooth_signal(getattr(self, name), fps, sigma_s, method) for name in self.SIGNALS
         }
-        return SmileSignals(**arrays, reference_frame=self.reference_frame)
+        observed = bridge_short_gaps(self.observed_frames(), int(MAX_BRIDGED_GAP_S * fps + 1e-9))
+        return SmileSignals(**arrays, reference_frame=self.reference_frame, observed=observed)
 
-    def to_dict(self) -> dict[str, list[float] | int]:
-        """JSON-safe dict (NaN becomes ``None``)."""
-        out: dict[str, list[float] | int] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value if f.name == "reference_frame" else _json_list(value)
+    def to_dict(self) -> dict[str, list[float] | list[bool] | int]:
+        """JSON-safe dict (NaN becomes ``None``; ``observed``: :meth:`observed_frames`)."""
+        out: dict[str, list[float] | list[bool] | int] = {
+            name: _json_list(getattr(self, name)) for name in self.SIGNALS
+        }
+        out["reference_frame"] = self.reference_frame
+        out["observed"] = self.observed_frames().tolist()
         return out
+
+
+#: Gaps between observed frames up to this long (seconds) count as observed once filled:
+#: the straight line across them moves a phase's ends by at most that much (3 frames at
+#: 30 fps), while a face lost for one frame (a missed detection, a fast turn) would
+#: otherwise void its whole phase. Longer gaps, and frames before the first or after the
+#: last observation, stay unobserved.
+MAX_BRIDGED_GAP_S = 0.1
+
+
+def bridge_short_gaps(observed: np.ndarray, max_frames: int) -> np.ndarray:
+    """``observed`` with its interior runs of at most ``max_frames`` unobserved frames set.
+
+    Example:
+        >>> bridge_short_gaps(np.array([0, 1, 0, 1, 0, 0, 0, 1, 0], bool), 2).astype(int)
+        array([0, 1, 1, 1, 0, 0, 0, 1, 0])
+    """
+    out = np.asarray(observed, dtype=bool).copy()
+    seen = np.flatnonzero(out)
+    if max_frames < 1 or len(seen) < 2:
+        return out
+    for a, b in zip(seen[:-1], seen[1:], strict=True):
+        if 1 < b - a <= max_frames + 1:
+            out[a + 1 : b] = True
+    return out
 
 
 def _json_list(x: np.ndarray) -> list:
@@ -299,7 +363,10 @@ def smooth_signal(
         ``"none"``: only fill the gaps.
 
     NaN frames are linearly interpolated (held constant beyond the ends) so that short
-    tracking gaps do not split an episode. An all-NaN signal is returned unchanged.
+    tracking gaps do not split an episode. An all-NaN signal is returned unchanged. The
+    filled frames are not observations: :meth:`SmileSignals.smoothed` keeps which frames
+    were measured (``observed``), and the phases and AU6 baselines measured on the
+    smoothed signals leave the filled ones out.
 
     Args:
         x: (T,) signal.

@@ -17,16 +17,21 @@ from duchenne.analysis.dynamics import smooth_signal
 from duchenne.faces import smiling
 
 __all__ = [
+    "PHASE_NAMES",
     "SmileEpisode",
     "find_episodes",
+    "onset_start_observed",
     "single_episode",
     "smiling_episodes",
     "split_phases",
+    "unobserved_phases",
 ]
 
 logger = logging.getLogger(__name__)
 
 Phase = tuple[int, int]
+#: The phases of an episode, in time order.
+PHASE_NAMES: tuple[str, ...] = ("onset", "apex", "offset")
 
 
 # --------------------------------------------------------------------------- episodes
@@ -42,6 +47,11 @@ class SmileEpisode:
     (no frame interval); ``truncated`` says the smile was cut by the clip's start or end.
     Episodes cut on P(smile) (:func:`smiling_episodes`) span the smiling frames; their
     onset may start before ``start_frame`` and their offset end after ``end_frame``.
+
+    ``onset_run`` / ``offset_run``: the continuous rise / fall the onset / offset was
+    refined from (:func:`split_phases`; they contain the phase), i.e. the frames its ends
+    were searched on; None: the phase itself. With the frames where the face was observed
+    they say which phases were measured (:func:`unobserved_phases`).
     """
 
     start_frame: int
@@ -54,6 +64,8 @@ class SmileEpisode:
     baseline: float
     fps: float
     truncated: bool = False
+    onset_run: Phase | None = None
+    offset_run: Phase | None = None
 
     @property
     def start_time(self) -> float:
@@ -72,9 +84,17 @@ class SmileEpisode:
 
     def phase(self, name: str) -> Phase:
         """Frame range of ``"onset"``, ``"apex"`` or ``"offset"``."""
-        if name not in ("onset", "apex", "offset"):
+        if name not in PHASE_NAMES:
             raise ValueError(f"unknown phase {name!r}")
         return getattr(self, name)
+
+    def search_span(self, name: str) -> Phase:
+        """The frames the ends of phase ``name`` were decided on: the onset's and the
+        offset's runs (:attr:`onset_run`, :attr:`offset_run`), the apex itself (its ends
+        are theirs), each with the phase it contains."""
+        first, last = self.phase(name)
+        run = {"onset": self.onset_run, "offset": self.offset_run}.get(name)
+        return (first, last) if run is None else (min(first, run[0]), max(last, run[1]))
 
     def phase_duration(self, name: str) -> float:
         """Duration of a phase in seconds."""
@@ -84,9 +104,12 @@ class SmileEpisode:
     def to_dict(self) -> dict[str, object]:
         """JSON-safe dict, with times and phase durations in seconds."""
         out: dict[str, object] = asdict(self)
-        for name in ("onset", "apex", "offset"):
+        for name in PHASE_NAMES:
             out[name] = list(getattr(self, name))
             out[f"{name}_duration"] = self.phase_duration(name)
+        for name in ("onset_run", "offset_run"):
+            run = getattr(self, name)
+            out[name] = None if run is None else list(run)
         out.update(start_time=self.start_time, end_time=self.end_time, duration=self.duration)
         return out
 
@@ -300,9 +323,11 @@ def split_phases(
     """
     seg = np.asarray(d[start : end + 1], dtype=np.float64)
     tol = phase_tolerance * float(np.ptp(seg)) if len(seg) else 0.0
-    on_a, on_b = _largest_run(seg, _monotone_runs(seg, tol), levels, default=0)
+    on_run = _largest_run(seg, _monotone_runs(seg, tol), default=0)
+    on_a, on_b = _refine_run(seg, *on_run, levels)
     falls = [(max(a, on_b), b) for a, b in _monotone_runs(-seg, tol) if b > on_b]
-    off_a, off_b = _largest_run(-seg, falls, levels, default=len(seg) - 1)
+    off_run = _largest_run(-seg, falls, default=len(seg) - 1)
+    off_a, off_b = _refine_run(-seg, *off_run, levels)
     peak = int(np.argmax(seg))
     return SmileEpisode(
         start_frame=start,
@@ -314,18 +339,70 @@ def split_phases(
         peak_amplitude=float(seg[peak] - baseline),
         baseline=float(baseline),
         fps=float(fps),
+        onset_run=(start + on_run[0], start + on_run[1]),
+        offset_run=(start + off_run[0], start + off_run[1]),
     )
 
 
-def _largest_run(
-    x: np.ndarray, runs: list[Phase], levels: tuple[float, float], default: int
-) -> Phase:
-    """The run with the largest rise of ``x``, refined; ``(default, default)`` if none."""
+def unobserved_phases(episode: SmileEpisode, observed: np.ndarray | None) -> tuple[str, ...]:
+    """The phases of ``episode`` that were not measured: a frame the face was not observed
+    on lies among the frames their ends were searched on (:meth:`SmileEpisode.search_span`)
+    or next to them.
+
+    Why: hidden frames are filled by straight lines before the phases are searched
+    (:func:`~duchenne.analysis.dynamics.smooth_signal`), so a phase across them has the
+    duration, speeds and accelerations of the line, not of the face: a 0.5 s onset hidden
+    in its middle measured 0.9 s. The frame on each side counts because a phase ends where
+    its neighbour stops rising or falling, and speeds are central differences over it.
+    An empty phase ``(i, i)`` is unobserved when frame ``i`` or a neighbour is.
+
+    Args:
+        episode: the smile (frame indices into ``observed``).
+        observed: (T,) bool, the frames where the face was measured
+            (:meth:`~duchenne.analysis.dynamics.SmileSignals.observed_frames`); None = all.
+
+    Returns:
+        Names from :data:`PHASE_NAMES`, in time order (empty when all were observed).
+    """
+    if observed is None:
+        return ()
+    seen = np.asarray(observed, dtype=bool)
+    return tuple(
+        name for name in PHASE_NAMES if not _all_observed(seen, *episode.search_span(name))
+    )
+
+
+def onset_start_observed(episode: SmileEpisode, observed: np.ndarray | None) -> bool:
+    """Whether the start of the onset was seen: the frames from the one before its run to
+    its first frame were all observed.
+
+    Why: where a rise starts is decided against the frames before it. Hidden frames before
+    the first one seen are held at its value, so a face first seen mid-rise looked like a
+    face at rest rising from there, and the AU6 baseline before that "onset" was taken on
+    the smile. A gap later in the onset leaves its start known (the phase is still not
+    measured: :func:`unobserved_phases`).
+    """
+    if observed is None:
+        return True
+    first = episode.onset[0]
+    run = episode.search_span("onset")
+    return _all_observed(np.asarray(observed, dtype=bool), run[0], first, beyond=False)
+
+
+def _all_observed(seen: np.ndarray, first: int, last: int, beyond: bool = True) -> bool:
+    """Whether frames ``first - 1 .. last`` (and ``last + 1`` when ``beyond``) within the
+    signal are all observed."""
+    lo = max(first - 1, 0)
+    hi = min(last + 1 if beyond else last, len(seen) - 1)
+    return bool(seen[lo : hi + 1].all())
+
+
+def _largest_run(x: np.ndarray, runs: list[Phase], default: int) -> Phase:
+    """The run with the largest rise of ``x``; ``(default, default)`` if none rises."""
     runs = [r for r in runs if x[r[1]] > x[r[0]]]
     if not runs:
         return default, default
-    a, b = max(runs, key=lambda r: (x[r[1]] - x[r[0]], r[1] - r[0]))
-    return _refine_run(x, a, b, levels)
+    return max(runs, key=lambda r: (x[r[1]] - x[r[0]], r[1] - r[0]))
 
 
 def _refine_run(x: np.ndarray, a: int, b: int, levels: tuple[float, float]) -> Phase:
@@ -333,8 +410,11 @@ def _refine_run(x: np.ndarray, a: int, b: int, levels: tuple[float, float]) -> P
 
     The crossing times of, e.g., 10 % and 90 % of the rise are robust to noise on the
     floor and the plateau, unlike the exact lowest and highest frames; extrapolating the
-    straight line through them to 0 % and 100 % recovers a linear ramp exactly.
+    straight line through them to 0 % and 100 % recovers a linear ramp exactly. An empty
+    run ``(a, a)`` (nothing rose) stays as it is.
     """
+    if b <= a:
+        return a, b
     lo, hi = levels
     rise = float(x[b] - x[a])
     t_lo = _crossing(x, a, b, x[a] + lo * rise)

@@ -66,7 +66,12 @@ class EpisodeResult:
     score. ``truncated``: the smile was cut, for the reasons in ``truncated_by``
     (:data:`TRUNCATION_CAUSES`). A smile with no face at rest seen before it (already
     smiling when the face was first seen) has a ``duchenne`` whose fields, and so
-    ``duchenne_marker``, are None: its AU6 cannot be measured.
+    ``duchenne_marker``, are None: its AU6 cannot be measured. ``unobserved`` names the
+    phases the face was hidden during (no landmarks on frames of the phase, or of its
+    search: :func:`~duchenne.analysis.episodes.unobserved_phases`): their spans are where
+    the phases were found on the signal filled across the gap (drawn in the plot), but
+    their durations (null in :meth:`to_dict`), D-Markers (NaN, null in JSON) and
+    genuineness terms are unknown, and ``classifier_probability`` is None.
     """
 
     track_id: int
@@ -89,6 +94,7 @@ class EpisodeResult:
     features: np.ndarray | None = None
     classifier_probability: float | None = None
     truncated_by: tuple[str, ...] = ()
+    unobserved: tuple[str, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -106,11 +112,15 @@ class EpisodeResult:
         was seen before the smile: see :class:`DuchenneResult`)."""
         return None if self.duchenne is None else self.duchenne.duchenne_marker
 
-    def dmarker_dict(self) -> dict[str, float]:
-        """The 225 D-Markers by name (empty when no landmarks were measured)."""
+    def dmarker_dict(self) -> dict[str, float | None]:
+        """The 225 D-Markers by name (empty when no landmarks were measured; None for the
+        features of an ``unobserved`` phase)."""
         if self.dmarkers is None:
             return {}
-        return {n: float(v) for n, v in zip(FEATURE_NAMES, self.dmarkers, strict=True)}
+        return {
+            n: float(v) if np.isfinite(v) else None
+            for n, v in zip(FEATURE_NAMES, self.dmarkers, strict=True)
+        }
 
     def to_dict(self, *, dmarkers: bool = False) -> dict[str, Any]:
         """JSON-safe dict (times rounded to :data:`TIME_DECIMALS`); ``dmarkers=True`` adds
@@ -125,9 +135,10 @@ class EpisodeResult:
             "onset": _span(self.onset),
             "apex": _span(self.apex),
             "offset": _span(self.offset),
-            "onset_duration": _length(self.onset),
-            "apex_duration": _length(self.apex),
-            "offset_duration": _length(self.offset),
+            "onset_duration": self._duration("onset"),
+            "apex_duration": self._duration("apex"),
+            "offset_duration": self._duration("offset"),
+            "unobserved": list(self.unobserved),
             "start_frame": self.start_frame,
             "end_frame": self.end_frame,
             "peak_time": round_time(self.peak_time),
@@ -148,6 +159,10 @@ class EpisodeResult:
         if dmarkers:
             out["dmarkers"] = self.dmarker_dict() if self.dmarkers is not None else None
         return out
+
+    def _duration(self, phase: str) -> float | None:
+        """A phase's duration in seconds; None when unmeasured or ``unobserved``."""
+        return None if phase in self.unobserved else _length(getattr(self, phase))
 
 
 @dataclass

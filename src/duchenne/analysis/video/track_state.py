@@ -17,7 +17,13 @@ from duchenne.analysis.authenticity import assess_episode
 from duchenne.analysis.authenticity_classifier import episode_deep_features
 from duchenne.analysis.dmarkers import dmarker_vector
 from duchenne.analysis.dynamics import LANDMARKS, SmileSignals, compute_signals, resample_even
-from duchenne.analysis.episodes import SmileEpisode, find_episodes, single_episode, smiling_episodes
+from duchenne.analysis.episodes import (
+    SmileEpisode,
+    find_episodes,
+    single_episode,
+    smiling_episodes,
+    unobserved_phases,
+)
 from duchenne.analysis.video.buffers import _Column, _Decimator
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names, frame_features
 from duchenne.analysis.video.outputs import _crop
@@ -89,6 +95,8 @@ def _on_rows(episode: SmileEpisode, rows: np.ndarray) -> SmileEpisode:
         apex=phase(episode.apex),
         offset=phase(episode.offset),
         peak_frame=int(rows[episode.peak_frame]),
+        onset_run=None if episode.onset_run is None else phase(episode.onset_run),
+        offset_run=None if episode.offset_run is None else phase(episode.offset_run),
     )
 
 
@@ -413,6 +421,11 @@ class TrackState:
         ``grid``, ``rows``: the even times ``ep`` and ``signals`` are sampled at and each
         one's nearest buffer row (None: the buffer rows themselves). Phases are reported
         at their grid times; the first, last and peak frames are the nearest rows.
+
+        ``signals`` are smoothed, their gaps (rows where the face was hidden or had no
+        landmarks: NaN in the buffer) filled; their ``observed`` frames say which phases
+        were seen (``EpisodeResult.unobserved``: their durations, D-Markers and
+        genuineness terms are unknown, see :func:`unobserved_phases`).
         """
         fps = self.s.fps
         t, frames = data[:, _T], data[:, _F]
@@ -430,13 +443,16 @@ class TrackState:
         def span(phase: tuple[int, int]) -> tuple[float, float]:
             return float(phase_times[phase[0]]), float(phase_times[phase[1]])
 
+        unseen: tuple[str, ...] = ()
         if dynamics:
             assessed = assess_episode(signals, ep, fps)
             dm = dmarker_vector(signals, ep, fps).astype(np.float32)
             duchenne, genuineness = assessed.duchenne, assessed.genuineness
             onset, apex, offset = span(ep.onset), span(ep.apex), span(ep.offset)
             peak, amplitude = at.peak_frame, float(ep.peak_amplitude)
-            prob = self.s.classify(dm, feats)
+            unseen = unobserved_phases(ep, signals.observed_frames())
+            # a classifier reads all 225 D-Markers: with a phase unseen it has no input
+            prob = self.s.classify(dm, feats) if not unseen else None
         else:
             dm = duchenne = genuineness = onset = apex = offset = amplitude = prob = None
             smiles = data[at.start_frame : at.end_frame + 1, _SMILE]
@@ -462,6 +478,7 @@ class TrackState:
             features=feats,
             classifier_probability=prob,
             truncated_by=truncated_by,
+            unobserved=unseen,
         )
 
     # -- end ---------------------------------------------------------------------------
