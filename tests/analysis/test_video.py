@@ -846,6 +846,11 @@ def test_a_face_hidden_across_its_onset_leaves_the_onset_unmeasured() -> None:
     doc = json.loads(json.dumps(run[(14, 19)].to_dict(dmarkers=True)))
     first = doc["tracks"][0]["episodes"][0]
     assert first["unobserved"] == list(episode.unobserved) and first["onset_duration"] is None
+    from duchenne.cli.video import format_summary  # the text summary says so too
+
+    text = format_summary(run[(14, 19)])
+    assert "[face hidden during the onset" in text and "not measured]" in text
+    assert "face hidden" not in format_summary(run[None])
     assert first["offset_duration"] == pytest.approx(whole.offset[1] - whole.offset[0])
     assert {v for k, v in first["dmarkers"].items() if k.startswith("onset.")} == {None}
     assert first["genuineness_detail"]["cues"]["onset_duration"] is None

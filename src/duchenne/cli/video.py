@@ -103,7 +103,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="classifier JSON from `duchenne train-authenticity` (adds a trained P(spontaneous))",
     )
     add_analyzer_args(p)
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bar, no 'no face found' notice"
+    )
     p.set_defaults(func=run)
 
 
@@ -297,10 +299,17 @@ def _episode_line(ep: EpisodeResult, track: TrackSummary, result: VideoResult) -
         if ep.classifier_probability is not None
         else ""
     )
+    # the spans of phases the face was hidden during are where the line across the gap put
+    # them: said, so that they are not read as measured (the JSON has null durations)
+    hidden = (
+        f" [face hidden during the {' and '.join(ep.unobserved)}: not measured]"
+        if ep.unobserved
+        else ""
+    )
     return (
         f"{head} "
         f"(onset {onset[0]:.2f}-{onset[1]:.2f}, apex to {apex[1]:.2f}, "
-        f"offset to {offset[1]:.2f}), lip-corner rise {rise:+.3f}{score}, "
+        f"offset to {offset[1]:.2f}){hidden}, lip-corner rise {rise:+.3f}{score}, "
         f"Duchenne marker: {duchenne}, "
         f"genuineness* {genuine.score:.2f}{trained}"
     )
