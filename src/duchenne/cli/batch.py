@@ -82,7 +82,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="frames per second sampled from videos (default 5; 0: every frame)")  # fmt: skip
     an.add_argument("--video-summary", action="store_true",
                     help="one row per face track per video instead of one per frame")  # fmt: skip
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    p.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress bar or summary line (failed inputs are still listed on stderr)",
+    )
     p.set_defaults(func=run_command)
 
 

@@ -87,8 +87,9 @@ def add_analyzer_args(
             "--rotations",
             action=argparse.BooleanOptionalAction,
             default=True,
-            help="when a photo shows no upright face, also look in it turned by 180, 90 and "
-            "270 degrees; faces found so are reported in the photo's pixels with their "
+            help="when a photo shows no upright face (or, with the landmarks stage, Face Mesh "
+            "is unsure of its upright faces), also look in it turned by 180, 90 and 270 "
+            "degrees; faces found so are reported in the photo's pixels with their "
             "'rotation' (default: on; it costs up to 3 more detector passes, only on such "
             "photos)",
         )

@@ -51,16 +51,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="which classifier(s) to evaluate (default both)",
     )
     p.add_argument(
-        "--save", type=output_file, help="write the classifier trained on all videos (JSON)"
+        "--save",
+        type=output_file,
+        help="write the better-scoring kind, trained on all videos (JSON)",
     )
     p.add_argument("--report", type=output_file, help="write the per-fold report (JSON)")
     p.add_argument("--cache", type=Path, help="feature cache (.npz) reused across runs")
-    p.add_argument("--every", type=positive_int, default=1, help="analyse every N-th frame")
     p.add_argument(
-        "--l2", type=positive_number, default=1.0, help="L2 strength of the logistic regression"
+        "--every", type=positive_int, default=1, help="analyse every N-th frame (default 1)"
     )
-    p.add_argument("--proj-dim", type=positive_int, default=64, help="fusion projection dimension")
-    p.add_argument("--projection", choices=("random", "pca"), default="random")
+    p.add_argument(
+        "--l2",
+        type=positive_number,
+        default=1.0,
+        help="L2 strength of the logistic regression (default 1.0)",
+    )
+    p.add_argument(
+        "--proj-dim", type=positive_int, default=64, help="fusion projection dimension (default 64)"
+    )
+    p.add_argument(
+        "--projection",
+        choices=("random", "pca"),
+        default="random",
+        help="fusion projection: seeded random (default) or whitened PCA",
+    )
     p.add_argument("--skip-missing", action="store_true", help="go on when videos are missing")
     add_analyzer_args(p, stages=False, limits=False, model_flags=("--smile-model",))
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
