@@ -374,3 +374,16 @@ def test_an_output_that_cannot_be_written_is_one_line_naming_it(
     assert capsys.readouterr().err == (
         "duchenne batch: cannot write ro/x.csv: Read-only file system\n"
     )
+
+
+def test_an_output_name_too_long_for_the_file_system_is_one_line(
+    photo_set, tmp_path, monkeypatch, capsys
+) -> None:
+    """A 300-character output name made ``Path.is_dir`` raise ``OSError: [Errno 36] File
+    name too long`` (exit 1, the whole name twice); it is an unwritable output now."""
+    monkeypatch.chdir(tmp_path)
+    photo = str(photo_set["root"] / photo_set["good"][0])
+    name = "b" * 300 + ".csv"
+    code = main(["batch", photo, "--out", name, "-j", "0", "-q", "--stages", "detect"])
+    assert code == 2
+    assert capsys.readouterr().err == f"duchenne batch: cannot write {name}: File name too long\n"

@@ -29,6 +29,7 @@ from duchenne.batch.ledger import Ledger, OutputLock, PartWriter
 from duchenne.batch.local import EngineReport, run_local
 from duchenne.batch.worker import Row, WorkerConfig
 from duchenne.errors import BatchError
+from duchenne.io.atomic import output_errors
 from duchenne.io.progress import ProgressBar
 from duchenne.io.sinks import infer_format
 
@@ -215,7 +216,9 @@ def run(
     """
     _check_options(engine, workers, chunk_size, part_size, video_fps)
     fmt = output_format(out, format)
-    if Path(out).is_dir():
+    with output_errors(out):  # a name too long for the file system, a folder it cannot see
+        is_folder = Path(out).is_dir()
+    if is_folder:
         example = Path(out) / f"faces.{fmt}"
         raise BatchError(f"{out} is a folder; --out must name a results file (e.g. {example})")
     worker_config = WorkerConfig(
