@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from duchenne import data
-from duchenne.face.detector import Detections, FaceDetector
+from duchenne.face.detector import VERIFY_SCALE, Detections, FaceDetector
 from duchenne.io.image import load_image
 from tests.helpers import TEST_DATA
 
@@ -113,6 +113,60 @@ def test_no_face_on_face_free_images(auto, solvay) -> None:
 
 def test_one_face_photo_gives_one_face(auto) -> None:
     assert len(auto(data.astronaut())) == 1
+
+
+def _pasted(
+    canvas: tuple[int, int], sides: list[int], top: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The astronaut at each of ``sides`` px side by side on a black canvas (h, w), with the
+    centres of their faces (from her face's box in the photo itself)."""
+    photo = data.astronaut()
+    face = np.array([171.5, 65.0, 279.3, 172.8])  # the detector's box, within a pixel
+    image, centres, x = np.zeros((*canvas, 3), np.uint8), [], 0
+    for side in sides:
+        image[top : top + side, x : x + side] = cv2.resize(
+            photo, (side, side), interpolation=cv2.INTER_AREA
+        )
+        centres.append((face[:2] + face[2:]) / 2 * side / photo.shape[0] + (x, top))
+        x += side
+    return image, np.array(centres)
+
+
+@pytest.mark.parametrize(
+    ("canvas", "sides"),
+    [((512, 1024), [512, 256, 128]), ((480, 640), [200, 160, 128]), ((768, 1024), [160, 128])],
+)
+def test_small_faces_of_a_mid_sized_image_are_found(auto, canvas, sides) -> None:
+    """Faces of 3-10% of the long side (1024x512: the astronaut at 512, 256 and 128 px, her
+    face 107, 53 and 27 px): the whole-image pass sees the smaller ones at 5-10 model px, where
+    the full-range model scores them under 0.05; only tiles find them, which ran from a long
+    side of 1400 px on (found before: the 512 px face only; on 640x480 the 42 px face of
+    three 27-42 px ones; on 1024x768 neither of 27 and 33 px)."""
+    image, centres = _pasted(canvas, sides, top=canvas[0] - max(sides))
+    found = auto(image)
+    hit = _contains(found, centres)
+    assert hit.any(0).all(), f"missed faces {np.flatnonzero(~hit.any(0)).tolist()}"
+    assert hit.any(1).all(), "a box holds no face"
+    assert (hit.sum(0) == 1).all(), "a face was found twice"
+
+
+def test_a_tile_candidate_needs_the_short_range_model_at_two_framings(auto, solvay) -> None:
+    """A bare stretch of the Solvay photo's wall enlarged to 975 px: a 384 px tile held a
+    0.31 candidate which the short-range model scored 0.74 in the 3x window and so let
+    through, now that such an image is tiled; in 2x and 4x windows it scores 0.62 and 0.54."""
+    image, boxes = solvay
+    assert not (
+        (boxes[:, 2] > 1355) & (boxes[:, 0] < 1505) & (boxes[:, 1] < 303) & (boxes[:, 3] > 153)
+    ).any()
+    wall = cv2.resize(image[153:303, 1355:1505], (975, 975), interpolation=cv2.INTER_CUBIC)
+    candidate = Detections(
+        np.array([[112, 128, 273, 289]], np.float32),
+        np.zeros((1, 6, 2), np.float32),
+        np.array([0.31], np.float32),
+    )
+    assert auto._short_sees(wall, candidate.xyxy, VERIFY_SCALE).all()
+    assert len(auto._confirm(wall, candidate)) == 0
+    assert len(auto(wall)) == 0
 
 
 def test_tiny_face_in_a_large_photo_keeps_its_own_box(auto) -> None:

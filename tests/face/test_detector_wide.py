@@ -48,10 +48,13 @@ def _model_runs(detector: FaceDetector, image: np.ndarray, monkeypatch) -> int:
 
 def test_a_strip_too_thin_for_a_face_costs_what_a_blank_photo_does(detector, monkeypatch) -> None:
     """10x20000: every tile would be 384x10 px or coarser (5 model px or less, where no
-    face is found), so none is run: the whole image, the other model, the padded pair."""
+    face is found), so none is run: the whole image, the other model, the padded pair, as
+    on a blank photo within one tile (320x240); a 640x480 one adds its tiles."""
     strip = _model_runs(detector, np.zeros((10, 20000, 3), np.uint8), monkeypatch)
-    blank = _model_runs(detector, np.zeros((480, 640, 3), np.uint8), monkeypatch)
+    blank = _model_runs(detector, np.zeros((240, 320, 3), np.uint8), monkeypatch)
     assert strip == blank == 4
+    tiled = _model_runs(detector, np.zeros((480, 640, 3), np.uint8), monkeypatch)
+    assert tiled == 4 + len(detector.tiles(640, 480)) > 4
     assert _model_runs(detector, np.zeros((20000, 10, 3), np.uint8), monkeypatch) == 4
 
 

@@ -288,14 +288,17 @@ class Analyzer:
     # the video face stage (``analysis.video.face_stage``), ``enhance`` and the dataset
     # crop finder call them instead of the models behind them.
 
-    def detect(self, image: np.ndarray) -> Detections:
+    def detect(self, image: np.ndarray, tile_min_side: int | None = None) -> Detections:
         """BlazeFace on a decoded RGB image, with ``min_face_size``/``max_faces`` applied.
 
         The image is taken as it stands, never turned (``config.rotations`` is for photos,
         in :meth:`faces_in`): a video's orientation comes from its container, and a frame
-        without a face must not cost three more detector passes.
+        without a face must not cost three more detector passes. ``tile_min_side``
+        overrides the detector's for this call (video frames).
         """
-        return self.select_faces(self.detector(image))
+        if tile_min_side is None:
+            return self.select_faces(self.detector(image))
+        return self.select_faces(self.detector(image, tile_min_side=tile_min_side))
 
     def faces_in(self, image: np.ndarray, dets: Detections | None = None) -> Faces:
         """Detection, landmarks and geometry on a decoded RGB image (no smile stage).

@@ -69,7 +69,8 @@ class AnalyzerConfig:
         max_faces: keep at most this many faces (highest detector score first).
         min_face_size: drop faces whose box is smaller than this many pixels (short side).
         min_score: detector threshold (None = MediaPipe's default for the model).
-        tile: scan large images in tiles for small faces (``"auto"``, True, False).
+        tile: also scan overlapping tiles for small faces (``"auto"``: photos of any size
+            with a tile level, video frames from 1400 px; True, False).
         threads: onnxruntime threads per session (None = onnxruntime's default).
         max_pixels: refuse images larger than this (decompression-bomb guard).
         smile_threshold: ``smile >= smile_threshold`` counts as smiling, in every output

@@ -3,7 +3,7 @@
 The decoding reproduces MediaPipe's graph (``face_detection_*.pbtxt``): SSD anchors,
 box/keypoint regression relative to the anchor centre, sigmoid scores, then MediaPipe's
 *weighted* non-maximum suppression, which averages overlapping candidates by score and
-gives steadier boxes than hard NMS. Large images (group photos) are additionally scanned in
+gives steadier boxes than hard NMS. Images larger than a tile are additionally scanned in
 overlapping tiles so that small faces reach the detector at a usable size; what only a
 tile shows must be confirmed by the short-range model (``TILE_CONFIRM_MIN``).
 """
@@ -18,6 +18,7 @@ import numpy as np
 
 from duchenne.face.boxes import box_iou
 from duchenne.face.letterbox import letterbox
+from duchenne.face.tiles import Window, pyramid, resolved, whole
 from duchenne.face.windows import centred_windows
 from duchenne.models.registry import create_model, get_model_cfg
 
@@ -163,17 +164,6 @@ AUTO_SHORT_MIN = 0.7
 VERIFY_MIN = 0.5
 SECOND_CHANCE_MIN = 0.8
 NMS_IOU = 0.3
-TILE_LEVEL_MAX = 0.9  # tile levels up to this fraction of the image's long side
-# The smallest face (box side at the model input, pixels) a coarse tile level may report.
-# Below it the full-range model guesses an oversized box around a tiny face (a 40 px face
-# in a 1536 px tile: an 81 px box at 0.72, which then swallowed the right 35 px box of the
-# 384 px level); the level below sees such a face at twice the size (32 px at 16 here).
-TILE_FACE_MIN = 16
-# The smallest face (model pixels) the finest tile level finds: of 100 LFW faces squeezed to
-# fill strips 10-13 px tall (5-6.5 px in 384 px tiles) none, at 14 px 1, at 16 px 6. A level
-# whose tiles' short side is under its smallest face holds none it could report, and is not
-# run (a 10x20000 strip: 157 tiles of 384x10 px and coarser per look, 4 looks; now none).
-TILE_FINE_FACE_MIN = 6
 # What the full-range model finds only in a tile must be confirmed by the short-range model
 # at this score in a window ``VERIFY_SCALE`` times its size. Why: a tile multiplies
 # the model's looks at a fine scale where texture passes its threshold (blurred noise at
@@ -183,6 +173,13 @@ TILE_FINE_FACE_MIN = 6
 # such one (thousands measured) at most 0.65 and every Solvay face at 1-4x at least 0.76.
 # The full-range model is no judge there: it scores clear Solvay faces 0.18-0.49 in them.
 TILE_CONFIRM_MIN = AUTO_SHORT_MIN
+# ... and in one more window, ``CONFIRM_AGAIN`` times its size (the first where it scores
+# ``TILE_CONFIRM_MIN``): a face is one at every framing, a texture rarely at two. Measured
+# with tiles on 1,440 photos of 480-1400 px without an annotated face: 3 candidates passed
+# the 3x window (0.71-0.74: two textures and a half face at a patch edge), only the half
+# face passes both; of 559 annotated faces that pass the 3x window (MTFL faces pasted on
+# photos, Solvay at 800-3200 px) every one passes both (and 24 of 29 other boxes there).
+CONFIRM_AGAIN = (2.0, 4.0)
 
 
 class _Runner:
@@ -294,12 +291,19 @@ class FaceDetector:
             ``"full"`` (any distance) or a ``BlazeFaceSpec``.
         min_score: detection threshold (default: MediaPipe's for each model).
         tile: also scan overlapping tiles: ``True``, ``False`` or ``"auto"`` (when the
-            image's long side is at least ``tile_min_side``). Tiles form a pyramid of sides
+            image's long side is at least ``tile_min_side``). Why tiles at any size: the
+            whole-image pass sees a face of a tenth of the long side at 19 model pixels, where
+            the full-range model's recall ends (1,565 MTFL faces pasted on 640-1280 px photos:
+            25% found at 3-5% of the long side, 73% at 5-8%, 91% at 8-12%; with tiles 94%,
+            99%, 98%), whatever the image's size. Tiles form a pyramid of sides
             ``tile_size * 2**k`` below the image size, so every face size has a level where
             it is neither too small for the detector nor cut by a tile edge; a level whose
-            tiles are too thin to show a face is left out (strips, see ``_resolves``).
+            tiles are too thin to show a face is left out (strips, see ``tiles.resolves``).
         tile_size: smallest tile side in pixels. Measured on the 1927 Solvay photo
             (1600x1101, faces 40-60 px): 384 finds 28 of 29 faces, 640 finds 12, no tiling 0.
+        tile_min_side: with ``tile="auto"``, the smallest long side that is tiled (0: every
+            image with a tile level, long side over ``tile_size / tiles.TILE_LEVEL_MAX``);
+            a higher one trades the small faces of smaller images for speed.
         second_chance: retry on a padded image when nothing was found.
         threads: onnxruntime intra-op threads.
         device: ``"cpu"`` or ``"cuda"`` (see ``duchenne.models.session.providers_for``).
@@ -317,7 +321,7 @@ class FaceDetector:
         min_score: float | None = None,
         tile: bool | str = "auto",
         tile_size: int = 384,
-        tile_min_side: int = 1400,
+        tile_min_side: int = 0,
         tile_overlap: float = 0.35,
         second_chance: bool = True,
         verify_min: float | None = 0.3,
@@ -355,13 +359,19 @@ class FaceDetector:
         """The tile (full-range, when used) model's spec."""
         return self.tile_runner.spec
 
-    def __call__(self, image: np.ndarray, second_chance: bool | None = None) -> Detections:
+    def __call__(
+        self,
+        image: np.ndarray,
+        second_chance: bool | None = None,
+        tile_min_side: int | None = None,
+    ) -> Detections:
         """Detect faces; boxes and keypoints are in ``image`` pixel coordinates.
 
         ``second_chance``: override the detector's padded retry for this call (the turned
-        looks of ``face.orientation`` skip it).
+        looks of ``face.orientation`` skip it). ``tile_min_side``: override the detector's
+        for this call (video frames, see ``analysis.video.face_stage``).
         """
-        sure, doubtful = self._scan(image)
+        sure, doubtful = self._scan(image, tile_min_side)
         if len(doubtful):
             sure = _merge([sure, self._verify(image, _unmatched(doubtful, sure))])
         retry = self.second_chance if second_chance is None else second_chance
@@ -369,7 +379,9 @@ class FaceDetector:
             sure = self._padded(image)
         return _drop_nested(sure)
 
-    def _scan(self, image: np.ndarray) -> tuple[Detections, Detections]:
+    def _scan(
+        self, image: np.ndarray, tile_min_side: int | None = None
+    ) -> tuple[Detections, Detections]:
         """The full-range model (whole image and tiles) first; the other model only where
         the first is sure of no face.
 
@@ -388,10 +400,10 @@ class FaceDetector:
         h, w = image.shape[:2]
         run = self.tile_runner
         whole = run(image, 0, 0, self._floor(run))
-        tiles = self.tiles(w, h)
+        tiles = self.tiles(w, h, tile_min_side)
         windows = [(image[y0:y1, x0:x1], x0, y0) for x0, y0, x1, y1 in tiles]
         zoomed = [
-            self._keep_whole(self._keep_resolved(dets, tile), tile, w, h)
+            self._tile_faces(dets, tile, w, h)
             for tile, dets in zip(tiles, run.many(windows, self._floor(run)), strict=True)
         ]
         seen = whole.select(whole.score >= run.min_score)
@@ -441,15 +453,26 @@ class FaceDetector:
     def _confirm(self, image: np.ndarray, zoomed: Detections) -> Detections:
         """The candidates only tiles found that the short-range model also finds, at
         ``TILE_CONFIRM_MIN`` in a window ``VERIFY_SCALE`` times their size centred on them
-        (why: see ``TILE_CONFIRM_MIN``). They keep their tile boxes: the tiles frame such a
-        small face better than the window, where it fills a third."""
-        if not len(zoomed):
-            return zoomed
-        windows, centres, sides = centred_windows(image, zoomed.xyxy, VERIFY_SCALE)
+        and in one of ``CONFIRM_AGAIN`` times (why: see ``TILE_CONFIRM_MIN``). They keep
+        their tile boxes: the tiles frame such a small face better than the windows."""
+        hit = self._short_sees(image, zoomed.xyxy, VERIFY_SCALE)
+        again = np.zeros(len(zoomed), bool)
+        for scale in CONFIRM_AGAIN:  # what one framing confirms, the next never sees
+            ask = hit & ~again
+            if ask.any():
+                again[ask] = self._short_sees(image, zoomed.xyxy[ask], scale)
+        return zoomed.select(hit & again)
+
+    def _short_sees(self, image: np.ndarray, boxes: np.ndarray, scale: float) -> np.ndarray:
+        """Whether the short-range model finds a face at ``TILE_CONFIRM_MIN`` near each box's
+        centre in a window ``scale`` times its size centred on it."""
+        if not len(boxes):
+            return np.zeros(0, bool)
+        windows, centres, sides = centred_windows(image, boxes, scale)
         short = next(r for r in self.verifiers if r.spec == SHORT_RANGE)
         found = short.many(windows, max(short.min_score, TILE_CONFIRM_MIN))
-        hit = [len(_near(d, c, s / 3)) > 0 for d, c, s in zip(found, centres, sides, strict=True)]
-        return zoomed.select(np.array(hit, bool))
+        near = zip(found, centres, sides, strict=True)
+        return np.array([len(_near(d, c, s / 3)) > 0 for d, c, s in near], bool)
 
     def _padded(self, image: np.ndarray) -> Detections:
         """Second chance: whole-image models on the image inside a grey border, stricter."""
@@ -459,53 +482,21 @@ class FaceDetector:
             [run(image, 0, 0, m, pad) for run, m in zip(self.runners, floor, strict=True)]
         )
 
-    def tiles(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
-        """Tile windows (x0, y0, x1, y1) of every pyramid level (none when tiling is off)."""
-        use = max(w, h) >= self.tile_min_side if self.tile == "auto" else bool(self.tile)
-        out: list[tuple[int, int, int, int]] = []
-        side = self.tile_size
-        # a level nearly as large as the image sees faces at the whole-image pass's scale
-        while use and side < TILE_LEVEL_MAX * max(w, h) and self._resolves(side, w, h):
-            step = max(1, int(side * (1 - self.tile_overlap)))
-            out += [
-                (x, y, min(x + side, w), min(y + side, h))
-                for y in _starts(h, side, step)
-                for x in _starts(w, side, step)
-            ]
-            side *= 2
-        return out
+    def tiles(self, w: int, h: int, min_side: int | None = None) -> list[tuple[int, int, int, int]]:
+        """Tile windows (x0, y0, x1, y1) of every pyramid level (none when tiling is off);
+        ``min_side`` overrides ``tile_min_side``."""
+        least = self.tile_min_side if min_side is None else min_side
+        use = max(w, h) >= least if self.tile == "auto" else bool(self.tile)
+        model_side = self.tile_runner.spec.input_size
+        return pyramid(w, h, self.tile_size, self.tile_overlap, model_side) if use else []
 
-    def _resolves(self, side: int, w: int, h: int) -> bool:
-        """Whether tiles of ``side`` (cut to the image) can hold a face their level reports:
-        their short side at the model's scale at least ``TILE_FINE_FACE_MIN`` (the finest
-        level) or ``TILE_FACE_MIN`` (coarser ones, see ``_keep_resolved``). Only strips fail
-        (under 12 px high, or over 13 times as long as high): a 100x40000 one keeps levels 384
-        and 768 of seven, the same faces on strips 10-150 px high holding 100 LFW faces."""
-        least = TILE_FACE_MIN if side > self.tile_size else TILE_FINE_FACE_MIN
-        return min(side, w, h) * self.tile_runner.spec.input_size >= least * side
-
-    def _keep_resolved(self, dets: Detections, window: tuple[int, int, int, int]) -> Detections:
-        """Drop faces under ``TILE_FACE_MIN`` model pixels found in a tile of a coarse level
-        (side above ``tile_size``): a finer level has them at twice the size, and boxes this
-        small at the model input come out far too large (see ``TILE_FACE_MIN``)."""
-        side = max(window[2] - window[0], window[3] - window[1])
-        if not len(dets) or side <= self.tile_size:
+    def _tile_faces(self, dets: Detections, window: Window, w: int, h: int) -> Detections:
+        """What a tile may report: faces its level resolves, none cut by its inner edges."""
+        if not len(dets):
             return dets
-        size = (dets.xyxy[:, 2:] - dets.xyxy[:, :2]).max(1) * self.tile_runner.spec.input_size
-        return dets.select(size >= TILE_FACE_MIN * side)
-
-    @staticmethod
-    def _keep_whole(
-        dets: Detections, window: tuple[int, int, int, int], w: int, h: int
-    ) -> Detections:
-        """Drop detections touching an inner window edge: that face is cut, another window has it whole."""
-        x0, y0, x1, y1 = window
-        if not len(dets) or window == (0, 0, w, h):
-            return dets
-        b, m = dets.xyxy, 2.0
-        cut = ((b[:, 0] <= x0 + m) & (x0 > 0)) | ((b[:, 1] <= y0 + m) & (y0 > 0))
-        cut |= ((b[:, 2] >= x1 - m) & (x1 < w)) | ((b[:, 3] >= y1 - m) & (y1 < h))
-        return dets.select(~cut)
+        model_side = self.tile_runner.spec.input_size
+        keep = resolved(dets.xyxy, window, self.tile_size, model_side)
+        return dets.select(keep & whole(dets.xyxy, window, w, h))
 
 
 def _logit(p: float) -> float:
@@ -587,10 +578,3 @@ def _output(out: dict[str, np.ndarray], name: str, last_dim: int) -> np.ndarray:
         if value.shape[-1] == last_dim:
             return value
     raise KeyError(f"model has no {name!r} output: {list(out)}")
-
-
-def _starts(length: int, tile: int, step: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, step))
-    return [*starts, length - tile]
