@@ -883,3 +883,90 @@ def test_a_face_without_landmarks_on_its_first_frames_has_no_rest_before_its_smi
     assert first.genuineness.contributions["au6"] == 0.0
     assert first.genuineness.cues["symmetry"] is None
     assert second.unobserved == () and second.duchenne_marker is False
+
+
+# -- scene cuts ------------------------------------------------------------------------
+
+
+def _portrait(analyzer: Analyzer, image: np.ndarray) -> np.ndarray:
+    """A 320 x 240 frame with the photo's face, 90 px wide, at its centre."""
+    import cv2
+
+    box = analyzer.detect(image).xyxy[0]
+    scale = 90.0 / float(box[2] - box[0])
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    warp = np.array([[scale, 0, 160 - cx * scale], [0, scale, 120 - cy * scale]])
+    return cv2.warpAffine(image, warp, (320, 240), borderMode=cv2.BORDER_REFLECT)
+
+
+@pytest.fixture(scope="module")
+def portraits(analyzer) -> tuple[np.ndarray, np.ndarray]:
+    from duchenne import data
+    from duchenne.io.image import load_image
+
+    hopper = load_image(Path(__file__).parents[1] / "data" / "grace_hopper.jpg")
+    return _portrait(analyzer, data.astronaut()), _portrait(analyzer, hopper)
+
+
+@pytest.mark.parametrize("detect_every", [10, 1])
+def test_a_hard_cut_to_another_person_ends_the_track(analyzer, portraits, detect_every) -> None:
+    """Two portraits cut together, the faces at the same place: the landmark ROI of the
+    first face found the second one and the track went on, one "face" for two people
+    (its smile signals measured against the other's neutral face)."""
+    first, second = portraits
+    frames = [first] * 12 + [second] * 12
+    result = analyze_video(
+        analyzer, frames, source_fps=25, options=VideoOptions(detect_every=detect_every)
+    )
+    assert result.scene_cuts == 1
+    assert [(t.first_frame, t.last_frame) for t in result.tracks] == [(0, 11), (12, 23)]
+    assert result.to_dict()["scene_cuts"] == 1
+    off = VideoOptions(detect_every=detect_every, scene_cuts=False)
+    kept = analyze_video(analyzer, frames, source_fps=25, options=off)
+    assert kept.scene_cuts == 0 and len(kept.tracks) == 1  # what it did before
+
+
+def test_camera_motion_and_light_changes_are_not_cuts(portraits) -> None:
+    import cv2
+
+    from duchenne.analysis.video.cuts import CutDetector
+
+    first, second = portraits
+    turn = cv2.getRotationMatrix2D((160, 120), 5, 1.1)  # a shake: 5 degrees, 10 % zoom
+    shaken = cv2.warpAffine(first, turn, (320, 240), borderMode=cv2.BORDER_REFLECT)
+    moved = [
+        np.roll(first, 32, axis=1),  # a pan of a tenth of the frame in one frame
+        shaken,
+        np.clip(first * 1.6 + 20, 0, 255).astype(np.uint8),  # a flash
+        (first * 0.4).astype(np.uint8),  # the light goes down
+    ]
+    for image in moved:
+        cuts = CutDetector()
+        assert [cuts(first), cuts(image), cuts(first)] == [False, False, False]
+    cuts = CutDetector()
+    assert [cuts(first), cuts(second), cuts(second), cuts(first)] == [False, True, False, True]
+    cuts.reset()
+    assert not cuts(second)  # the first frame of a video is no cut
+
+
+def test_video_frames_under_1400_px_are_not_tiled(monkeypatch) -> None:
+    """Photos are tiled at any size (small far faces), video frames only from
+    ``VIDEO_TILE_MIN_SIDE``: the detector runs every few frames, and tiles made a
+    1280x720 detection about 10x slower."""
+    from duchenne.analysis.video.face_stage import VIDEO_TILE_MIN_SIDE
+
+    analyzer = Analyzer(stages=("detect",), threads=1)
+    real = analyzer.detector.tiles
+    seen: list[int] = []
+
+    def counted(w: int, h: int, min_side: int | None = None) -> list:
+        windows = real(w, h, min_side)
+        seen.append(len(windows))
+        return windows
+
+    monkeypatch.setattr(analyzer.detector, "tiles", counted)
+    frames = [np.zeros((480, 640, 3), np.uint8)] * 3
+    VideoAnalyzer(analyzer).analyze(frames, source_fps=25, prefetch=0)
+    assert seen and not any(seen)
+    assert real(640, 480) and not real(640, 480, VIDEO_TILE_MIN_SIDE)
+    assert real(1920, 1080, VIDEO_TILE_MIN_SIDE)

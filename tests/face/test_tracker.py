@@ -319,3 +319,16 @@ def test_a_face_walking_in_where_another_walked_out_gets_a_new_id(landmarks) -> 
         if f == 60:
             assert tracker.active_ids == []  # X left: ended before max_gap_s
     assert ids["x"] == {0} and ids["y"] == {1}
+
+
+def test_end_all_ends_every_track_and_never_reuses_an_id():
+    """At a scene cut the session ends every track: a face at the same place after it is
+    a new face (position alone would give it the old ID), and IDs stay unique."""
+    tracker = FaceTracker()
+    boxes = np.array([_box(50, 50, 40), _box(150, 50, 40)])
+    assert tracker.update(boxes, t=0.0)[0].tolist() == [0, 1]
+    assert tracker.update(boxes, t=0.04)[0].tolist() == [0, 1]
+    tracker.end_all()
+    assert tracker.active_ids == []
+    assert tracker.update(boxes, t=0.08)[0].tolist() == [2, 3]
+    assert tracker.update(boxes, t=0.12)[0].tolist() == [2, 3]

@@ -281,6 +281,13 @@ class FaceTracker:
         self._frame = 0
         self._last_t: float | None = None
 
+    def end_all(self) -> None:
+        """End every track, keeping the ID counter (a scene cut: the faces after it are
+        other people, or the same people elsewhere, and get new IDs)."""
+        for tr in self._tracks:
+            logger.debug("track %d ended by a cut", tr.track_id)
+        self._tracks = []
+
     @property
     def active_ids(self) -> list[int]:
         """IDs of the tracks currently alive (seen or within their missed-frame budget)."""

@@ -61,6 +61,9 @@ class VideoOptions:
             lost (the detector then runs on that frame).
         occlusion_s: a face missing for up to this long keeps its ID when it comes back.
         smooth: One-Euro-filter the landmarks of each track (output rows, geometry, drawing).
+        scene_cuts: end every face track at a hard cut between shots
+            (:class:`~duchenne.analysis.video.cuts.CutDetector`), so a person seen after
+            the cut where another was before it gets a new ID.
         signal_landmarks: landmarks the smile signals are computed from: ``"raw"`` (default;
             the signals are then smoothed by the zero-phase Gaussian of
             :func:`~duchenne.analysis.dynamics.smooth_signal`, which does not delay them)
@@ -88,6 +91,7 @@ class VideoOptions:
     min_presence: float = 0.5
     occlusion_s: float = 1.0
     smooth: bool = True
+    scene_cuts: bool = True
     signal_landmarks: str = "raw"
     episodes: str = "auto"
     window_s: float = 60.0

@@ -220,7 +220,11 @@ class TrackSummary:
 
 @dataclass
 class VideoResult:
-    """What :func:`analyze_video` found; complete, or partial with ``error`` set."""
+    """What :func:`analyze_video` found; complete, or partial with ``error`` set.
+
+    ``scene_cuts``: hard cuts found between analysed frames; every face track ends at one
+    (``VideoOptions.scene_cuts``).
+    """
 
     source: str
     info: VideoInfo | None
@@ -235,6 +239,7 @@ class VideoResult:
     detector_runs: int = 0
     elapsed_s: float = 0.0
     short_tracks: int = 0
+    scene_cuts: int = 0
     models: dict[str, str] = field(default_factory=dict)
     feature_names: tuple[str, ...] = ()
     classifier: dict[str, Any] | None = None
@@ -266,6 +271,7 @@ class VideoResult:
             "error": self.error,
             "rows_written": self.rows_written,
             "detector_runs": self.detector_runs,
+            "scene_cuts": self.scene_cuts,
             "elapsed_s": round(self.elapsed_s, 3),
             "models": self.models,
             "authenticity": {

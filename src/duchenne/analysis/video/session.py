@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from duchenne.analysis.authenticity_classifier import AuthenticityClassifier
+from duchenne.analysis.video.cuts import CutDetector
 from duchenne.analysis.video.options import VideoOptions, frame_feature_names
 from duchenne.analysis.video.outputs import _AnnotatedVideo
 from duchenne.analysis.video.results import TIME_DECIMALS, TrackSummary, VideoResult
@@ -100,6 +101,8 @@ class VideoSession:
             fps=self.fps,
             smooth=opts.smooth,
         )
+        self.cuts = CutDetector() if opts.scene_cuts else None
+        self.scene_cuts = 0
         self.tracks: dict[int, TrackState] = {}
         self.track_context = TrackContext(
             self.options,
@@ -121,6 +124,8 @@ class VideoSession:
 
     def process(self, frame: Frame) -> Faces:
         """Analyse one frame; returns its faces with ``track_id`` set."""
+        if self.cuts is not None and self.cuts(frame.image):
+            self._cut(frame)
         faces = self.stage(frame.image)
         detected = np.asarray(faces.meta.get("detected", np.zeros(len(faces), bool)))
         raw = faces.landmarks
@@ -155,6 +160,18 @@ class VideoSession:
             self.first_time = frame.time
         self.last_time = frame.time
         return faces
+
+    def _cut(self, frame: Frame) -> None:
+        """A new shot starts at ``frame``: end every track and make the stage forget its
+        faces (their ROIs would find whoever is now where they were), so the faces of
+        the new shot are detected afresh and get new IDs."""
+        logger.debug("scene cut at frame %d (%.3f s)", frame.index, frame.time)
+        self.scene_cuts += 1
+        self.tracker.end_all()
+        reset = getattr(self.stage, "reset", None)
+        if callable(reset):
+            reset()
+        self._end_lost_tracks()
 
     def _row(self, frame: Frame, faces: Faces, i: int, detected: bool) -> dict[str, Any]:
         return frame_row(frame, faces, i, detected, self.smile_threshold)
@@ -239,6 +256,7 @@ class VideoSession:
             detector_runs=int(getattr(self.stage, "detector_runs", 0)),
             elapsed_s=time.perf_counter() - self._t0,
             short_tracks=self.short_tracks,
+            scene_cuts=self.scene_cuts,
             models=self.models,
             feature_names=self.feature_names if self.options.collect_features else (),
             classifier=self.classifier_info,
