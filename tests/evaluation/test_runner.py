@@ -200,7 +200,8 @@ def test_models_of_different_crop_formats_are_scored_on_the_same_faces(
     )
     a = report["models"]["rgb64"]["smile"]["roc_auc"]["value"]
     b = report["models"]["tiny_smile"]["smile"]["roc_auc"]["value"]
-    assert a == pytest.approx(b, abs=0.2)
+    # 3 x 3 smiling/non-smiling pairs: a crop a pixel off swaps one or two of them
+    assert report["n"] == 6 and a == pytest.approx(b, abs=2 / 9 + 1e-9)
 
 
 @pytest.mark.parametrize(
