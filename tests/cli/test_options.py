@@ -92,3 +92,37 @@ def test_video_draw_suffix_is_a_usage_error(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main(["video", "missing.mp4", "--draw", str(tmp_path / "out.txt")])
     assert info.value.code == 2 and "must end in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("word", "tile"), [(None, "auto"), ("auto", "auto"), ("on", True), ("off", False)]
+)
+def test_tiles_flag_sets_the_analyzer_tile_option(word, tile) -> None:
+    """``--tiles off`` gives back the untiled speed of a small photo (its small faces
+    missed), ``on`` tiles every image and video frame."""
+    from duchenne.cli.options import config_from_args
+
+    argv = ["analyze", ASTRONAUT] + ([] if word is None else ["--tiles", word])
+    assert config_from_args(build_parser().parse_args(argv)).tile == tile
+
+
+def test_tiles_off_misses_the_small_faces_tiles_find(tmp_path, capsys) -> None:
+    """The astronaut at 512, 256 and 128 px on a 1024x512 canvas: three faces with tiles,
+    the big one alone without."""
+    import cv2
+    import numpy as np
+
+    photo = cv2.imread(ASTRONAUT)
+    canvas = np.zeros((512, 1024, 3), np.uint8)
+    x = 0
+    for side in (512, 256, 128):
+        canvas[512 - side :, x : x + side] = cv2.resize(photo, (side, side), cv2.INTER_AREA)
+        x += side
+    path = tmp_path / "collage.png"
+    cv2.imwrite(str(path), canvas)
+    counts = {}
+    for word in ("auto", "off"):
+        args = ["analyze", str(path), "-q", "--stages", "detect", "--format", "json"]
+        assert main([*args, "--tiles", word]) == 0
+        counts[word] = len(json.loads(capsys.readouterr().out)[0]["faces"])
+    assert counts == {"auto": 3, "off": 1}

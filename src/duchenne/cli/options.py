@@ -67,6 +67,14 @@ def add_analyzer_args(
         help="BlazeFace: auto (both models merged, default), full or short",
     )
     parser.add_argument(
+        "--tiles",
+        choices=TILE_CHOICES,
+        default="auto",
+        help="also scan overlapping tiles for faces under a tenth of the image's long side: "
+        "auto (default: photos over 427 px, video frames from 1400 px), on or off (about "
+        "4x faster on a 640x480 photo, small faces missed)",
+    )
+    parser.add_argument(
         *model_flags,
         dest="smile_model",
         default=None,
@@ -118,6 +126,10 @@ def add_analyzer_args(
         "mostly neutral and happy: highest accuracy on everyday photos) or 8 comma-separated "
         "weights in FER+ order (neutral,happiness,surprise,sadness,anger,disgust,fear,contempt)",
     )
+
+
+TILE_CHOICES: dict[str, bool | str] = {"auto": "auto", "on": True, "off": False}
+"""``--tiles`` words and the ``AnalyzerConfig.tile`` value each gives."""
 
 
 def stage_list(text: str) -> str:
@@ -204,6 +216,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> AnalyzerConf
     """
     options: dict[str, Any] = {
         "detector": args.detector,
+        "tile": TILE_CHOICES[getattr(args, "tiles", "auto")],
         "smile_model": args.smile_model,
         "threads": args.threads,
         "device": args.device,
