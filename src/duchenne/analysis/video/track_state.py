@@ -32,17 +32,7 @@ from duchenne.face.blendshapes import TIMELINE_CHANNELS, timeline_channels
 from duchenne.faces import DEFAULT_SMILE_THRESHOLD, Faces
 from duchenne.io.frames import Frame
 
-SIGNAL_FIELDS: tuple[str, ...] = (
-    "lip",
-    "eyelid",
-    "cheek",
-    "lip_left",
-    "lip_right",
-    "eyelid_left",
-    "eyelid_right",
-    "cheek_left",
-    "cheek_right",
-)
+SIGNAL_FIELDS: tuple[str, ...] = SmileSignals.SIGNALS  # the per-frame signal columns
 
 
 # column layout of the per-track buffer: time, frame, smile score, smile, the blendshape
