@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +35,17 @@ def mock_faces(n: int = 2, smile: Sequence[float] | None = None) -> Faces:
         data={"mouth_width": np.full(n, 1.1, np.float32)},
         meta={"width": 640, "height": 480},
     )
+
+
+def refuse_os_open(monkeypatch, code: int, when: Callable[[str, int], bool]) -> None:
+    """Make ``os.open`` fail with errno ``code`` for the ``(path, flags)`` that ``when``
+    picks (a read-only folder or file system, a lock that cannot be made), as root, whom
+    permissions do not stop; ``monkeypatch.undo()`` gives it back."""
+    real_open = os.open
+
+    def refusing(path, flags, mode=0o777, **kw):
+        if when(str(path), flags):
+            raise OSError(code, os.strerror(code), str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os, "open", refusing)

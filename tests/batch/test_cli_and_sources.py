@@ -358,16 +358,11 @@ def test_an_output_that_cannot_be_written_is_one_line_naming_it(
     the lock file; now the output given, and exit 2 as for any unusable output."""
     import errno
 
-    real_open = os.open
-
-    def read_only(path, flags, mode=0o777, **kw):
-        if flags & os.O_CREAT:
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-        return real_open(path, flags, mode, **kw)
+    from tests.helpers import refuse_os_open
 
     monkeypatch.chdir(tmp_path)
     photo = str(photo_set["root"] / photo_set["good"][0])
-    monkeypatch.setattr(os, "open", read_only)
+    refuse_os_open(monkeypatch, errno.EROFS, lambda path, flags: bool(flags & os.O_CREAT))
     code = main(["batch", photo, "--out", "ro/x.csv", "-j", "0", "-q", "--stages", "detect"])
     monkeypatch.undo()
     assert code == 2

@@ -15,6 +15,7 @@ import pytest
 
 from duchenne.batch.ledger import Ledger, OutputLock, PartWriter, iter_rows
 from duchenne.errors import BatchError, OutputError
+from tests.helpers import refuse_os_open
 
 SETTINGS = {"stages": ["detect"]}
 
@@ -235,14 +236,7 @@ def test_a_lock_that_cannot_be_made_or_written_names_the_output(
     """``PermissionError: ... 'ro/x.csv.lock'`` named the lock file; a full disk left it
     behind with its descriptor open."""
     out = tmp_path / "r.csv"
-    real_open = os.open
-
-    def refuse_locks(path, flags, mode=0o777, **kw):
-        if str(path).endswith(".lock"):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return real_open(path, flags, mode, **kw)
-
-    monkeypatch.setattr(os, "open", refuse_locks)
+    refuse_os_open(monkeypatch, errno.EACCES, lambda path, flags: path.endswith(".lock"))
     with pytest.raises(OutputError, match=rf"^cannot write {out}: Permission denied$"):
         OutputLock(out).acquire()
     monkeypatch.undo()

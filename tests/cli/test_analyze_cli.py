@@ -505,15 +505,10 @@ def test_an_output_that_cannot_be_written_is_named_as_given(
     by a path the user never gave."""
     import errno
 
-    real_open = os.open
-
-    def no_permission(path, flags, mode=0o777, **kw):
-        if flags & os.O_CREAT:
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return real_open(path, flags, mode, **kw)
+    from tests.helpers import refuse_os_open
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(os, "open", no_permission)
+    refuse_os_open(monkeypatch, errno.EACCES, lambda path, flags: bool(flags & os.O_CREAT))
     code = main(["analyze", str(photos / "a.jpg"), "-o", f"ro/{name}", "-q", "--stages", "detect"])
     monkeypatch.undo()
     assert code == 1

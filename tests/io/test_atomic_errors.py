@@ -21,6 +21,7 @@ import pytest
 from duchenne.errors import DuchenneError, OutputError
 from duchenne.io import RecordWriter
 from duchenne.io.atomic import atomic_write, output_errors
+from tests.helpers import refuse_os_open
 
 LIMIT = 4096  # bytes a file may grow to under the file size limit (below one buffer)
 
@@ -97,14 +98,7 @@ def test_a_folder_without_permission_is_named_as_the_output(
 ) -> None:
     """``PermissionError: ... '/abs/ro/.x.json.6b252a15.tmp'`` named a file the user
     never asked for, by an absolute path they did not give."""
-    real_open = os.open
-
-    def refuse_temp_files(path, flags, mode=0o777, **kw):
-        if str(path).endswith(".tmp"):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return real_open(path, flags, mode, **kw)
-
-    monkeypatch.setattr(os, "open", refuse_temp_files)
+    refuse_os_open(monkeypatch, errno.EACCES, lambda path, flags: path.endswith(".tmp"))
     monkeypatch.chdir(tmp_path)
     out = Path("ro") / "x.json"
     with pytest.raises(OutputError) as info, atomic_write(out) as fh:
