@@ -9,6 +9,7 @@ Permission and read-only refusals are simulated by patching ``os.open`` / ``os.r
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import resource
@@ -26,9 +27,13 @@ from tests.helpers import refuse_os_open
 LIMIT = 4096  # bytes a file may grow to under the file size limit (below one buffer)
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def small_files() -> Iterator[None]:
-    """Files may not grow past ``LIMIT`` bytes in this process while the test runs."""
+    """Files may not grow past ``LIMIT`` bytes in this process inside the block.
+
+    Only around the writes, never the whole test: pytest writes its progress to stdout
+    before a fixture's teardown, and stdout redirected to a file over ``LIMIT`` bytes (a
+    CI log) then failed with ``File too large``."""
     if not hasattr(resource, "RLIMIT_FSIZE"):  # pragma: no cover - Windows
         pytest.skip("needs RLIMIT_FSIZE")
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -53,27 +58,25 @@ def assert_names_output(exc: OutputError, path: Path, code: int) -> None:
 
 
 @pytest.mark.parametrize("mode", ["w", "wb"])
-def test_a_write_past_the_limit_in_the_block_names_the_output(
-    tmp_path: Path, small_files: None, mode: str
-) -> None:
+def test_a_write_past_the_limit_in_the_block_names_the_output(tmp_path: Path, mode: str) -> None:
     """The error surfaces inside the caller's ``fh.write``: it named nothing (``[Errno
     27] File too large``) or, as a full disk does, only the temp file."""
     out = tmp_path / "x.json"
     out.write_text("previous")
     data = "x" * (16 * LIMIT)
-    with pytest.raises(OutputError) as info, atomic_write(out, mode) as fh:
+    with small_files(), pytest.raises(OutputError) as info, atomic_write(out, mode) as fh:
         fh.write(data if mode == "w" else data.encode())
     assert_names_output(info.value, out, errno.EFBIG)
     assert out.read_text() == "previous" and hidden(tmp_path) == []
 
 
 def test_a_write_that_fails_at_the_final_flush_names_the_output(
-    tmp_path: Path, small_files: None
+    tmp_path: Path,
 ) -> None:
     """Less than a buffer: the block's writes succeed, the commit's flush fails."""
     out = tmp_path / "x.txt"
     written = False
-    with pytest.raises(OutputError) as info, atomic_write(out, "w") as fh:
+    with small_files(), pytest.raises(OutputError) as info, atomic_write(out, "w") as fh:
         fh.write("y" * (LIMIT + 1000))
         written = True
     assert written
@@ -82,11 +85,15 @@ def test_a_write_that_fails_at_the_final_flush_names_the_output(
 
 
 @pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "parquet"])
-def test_record_writers_name_the_output(tmp_path: Path, small_files: None, fmt: str) -> None:
+def test_record_writers_name_the_output(tmp_path: Path, fmt: str) -> None:
     if fmt == "parquet":
         pytest.importorskip("pyarrow")
     out = tmp_path / f"r.{fmt}"
-    with pytest.raises(OutputError) as info, RecordWriter(out, row_group_size=50) as writer:
+    with (
+        small_files(),
+        pytest.raises(OutputError) as info,
+        RecordWriter(out, row_group_size=50) as writer,
+    ):
         for i in range(2000):
             writer.write({"source": f"photo{i}.jpg", "text": "z" * 40, "score": i / 7})
     assert_names_output(info.value, out, errno.EFBIG)
