@@ -49,6 +49,17 @@ def machine_note() -> str:
     )
 
 
+def readme_block(name: str, readme: Path = README) -> str:
+    """The text of the README block between the ``name`` markers (what ``update_readme``
+    wrote last), for a script that re-measures only part of its block."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    content = readme.read_text(encoding="utf-8")
+    found = re.search(re.escape(start) + r"\n(.*?)\n" + re.escape(end), content, re.S)
+    if found is None:
+        raise SystemExit(f"README has no {start} ... {end} block")
+    return found.group(1)
+
+
 def update_readme(name: str, text: str, readme: Path = README) -> None:
     """Replace the README block between the ``name`` markers with ``text``."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
