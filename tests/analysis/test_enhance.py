@@ -317,9 +317,11 @@ def test_only_chosen_face_changes(analyzer: Analyzer, astronaut: np.ndarray) -> 
     rows = result.changes()
     assert not rows[0]["enhanced"] and rows[1]["enhanced"]
     assert rows[1]["lip_corner_elevation_after"] > rows[1]["lip_corner_elevation_before"] + 0.02
-    # the other face's pixels are identical; its re-measured value moves only by detector jitter
+    # the other face's pixels are identical; its re-measured value moves only by detector
+    # jitter (the output is detected again, and the 1024 px image is tiled: a tile holding
+    # both faces sees the warp; 0.0067 measured), under half the chosen face's least change
     other_change = rows[0]["lip_corner_elevation_after"] - rows[0]["lip_corner_elevation_before"]
-    assert abs(other_change) < 0.005
+    assert abs(other_change) < 0.01
 
 
 def test_face_missed_in_output_is_measured_where_it_was(
