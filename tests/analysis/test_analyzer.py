@@ -134,8 +134,8 @@ def test_turned_looks_skip_the_grey_border_retry(astronaut: np.ndarray, monkeypa
     monkeypatch.setattr(
         type(analyzer.detector),
         "__call__",
-        lambda self, image, second_chance=None: (
-            calls.append(second_chance) or real(self, image, second_chance)
+        lambda self, image, second_chance=None, tile_min_side=None: (
+            calls.append(second_chance) or real(self, image, second_chance, tile_min_side)
         ),
     )
     analyzer.analyze(np.full((240, 320, 3), 128, np.uint8))

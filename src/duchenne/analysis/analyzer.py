@@ -296,8 +296,6 @@ class Analyzer:
         without a face must not cost three more detector passes. ``tile_min_side``
         overrides the detector's for this call (video frames).
         """
-        if tile_min_side is None:
-            return self.select_faces(self.detector(image))
         return self.select_faces(self.detector(image, tile_min_side=tile_min_side))
 
     def faces_in(self, image: np.ndarray, dets: Detections | None = None) -> Faces:
