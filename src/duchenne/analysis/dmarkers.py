@@ -37,7 +37,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from duchenne.analysis.dynamics import SmileSignals
+from duchenne.analysis.dynamics import SmileSignals, observed_frames
 from duchenne.analysis.episodes import SmileEpisode, unobserved_phases
 
 __all__ = [
@@ -232,22 +232,9 @@ def _observed(signals: SignalSource) -> np.ndarray:
     present = [signals[name] for name in REGIONS if name in signals]
     if not present:
         raise ValueError(f"signals lack the {REGIONS[0]!r} signal")
-    arrays = [np.asarray(x, dtype=np.float64).ravel() for x in present]
-    for region in REGIONS:
-        for side in ("left", "right"):
-            if f"{region}_{side}" in signals:
-                arrays.append(np.asarray(signals[f"{region}_{side}"], dtype=np.float64).ravel())
-    seen = np.ones(len(arrays[0]), dtype=bool)
-    for x in arrays:
-        if x.shape != seen.shape:
-            raise ValueError("the signals must all have one value per frame")
-        seen &= np.isfinite(x)
-    if signals.get("observed") is not None:
-        observed = np.asarray(signals["observed"], dtype=bool).ravel()
-        if observed.shape != seen.shape:
-            raise ValueError(f"observed has {observed.size} frames, the signals {seen.size}")
-        seen &= observed
-    return seen
+    sides = [f"{region}_{side}" for region in REGIONS for side in ("left", "right")]
+    present += [signals[name] for name in sides if name in signals]
+    return observed_frames(present, signals.get("observed"))
 
 
 def _region(

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,9 +44,12 @@ from duchenne.face import topology as T
 
 __all__ = [
     "LANDMARKS",
+    "MAX_BRIDGED_GAP_S",
     "SmileSignals",
+    "bridge_short_gaps",
     "compute_signals",
     "normalize_pose",
+    "observed_frames",
     "resample_even",
     "smooth_signal",
 ]
@@ -128,15 +132,7 @@ class SmileSignals:
         Raises:
             ValueError: ``observed`` is not one value per frame.
         """
-        finite = np.ones(len(self), dtype=bool)
-        for name in self.SIGNALS:
-            finite &= np.isfinite(np.asarray(getattr(self, name), dtype=np.float64))
-        if self.observed is None:
-            return finite
-        observed = np.asarray(self.observed, dtype=bool).ravel()
-        if observed.shape != finite.shape:
-            raise ValueError(f"observed has {observed.size} frames, the signals {len(self)}")
-        return observed & finite
+        return observed_frames([getattr(self, name) for name in self.SIGNALS], self.observed)
 
     def region(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(combined, left, right)`` signals of ``name`` in ``{"lip", "eyelid", "cheek"}``."""
@@ -161,6 +157,28 @@ class SmileSignals:
         out["reference_frame"] = self.reference_frame
         out["observed"] = self.observed_frames().tolist()
         return out
+
+
+def observed_frames(signals: Sequence[np.ndarray], observed: np.ndarray | None) -> np.ndarray:
+    """(T,) bool: the frames where every one of ``signals`` is finite and, when given,
+    ``observed`` is true (the one rule of :meth:`SmileSignals.observed_frames` and of the
+    D-Markers of a mapping of signals).
+
+    Raises:
+        ValueError: the signals, or ``observed``, are not one value per frame.
+    """
+    arrays = [np.asarray(x, dtype=np.float64).ravel() for x in signals]
+    seen = np.ones(len(arrays[0]), dtype=bool)
+    for x in arrays:
+        if x.shape != seen.shape:
+            raise ValueError("the signals must all have one value per frame")
+        seen &= np.isfinite(x)
+    if observed is None:
+        return seen
+    mask = np.asarray(observed, dtype=bool).ravel()
+    if mask.shape != seen.shape:
+        raise ValueError(f"observed has {mask.size} frames, the signals {seen.size}")
+    return seen & mask
 
 
 #: Gaps between observed frames up to this long (seconds) count as observed once filled:
