@@ -175,13 +175,19 @@ def _sized(text: str, text_height: float, width: int) -> LabelBox:
     thick = max(1, round(1.6 * text_height / (_CAP_HEIGHT + 1)))
     scale = max(0.25, (text_height - (thick + 1) / 2) / _CAP_HEIGHT)
     while True:
-        pad = max(1, round(4 * scale))
+        pad = _padding(scale)
         (tw, th), base = cv2.getTextSize(text, FONT, scale, thick)
         w, h = tw + 2 * pad, th + _descent(text, base, pad) + 2 * pad
         if w <= width or scale <= 0.25:
             return LabelBox(text, scale, thick, 0, 0, w, h)
         scale *= 0.8
         thick = max(1, round(scale * 1.6))
+
+
+def _padding(scale: float) -> int:
+    """Space around a label's text at font ``scale``: the box is sized (``_sized``) and the
+    text placed in it (``draw_label``) with the same one."""
+    return max(1, round(4 * scale))
 
 
 def _descent(text: str, base: int, pad: int) -> int:
@@ -335,7 +341,7 @@ def draw_label(out: np.ndarray, box: LabelBox, color: tuple[int, int, int]) -> N
     cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), color, -1)
     cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), (20, 20, 20), 1)
     (tw, th), base = cv2.getTextSize(box.text, FONT, box.scale, box.thickness)
-    pad = max(1, round(4 * box.scale))
+    pad = _padding(box.scale)
     top = (h - th - _descent(box.text, base, pad)) // 2
     origin = (x + (w - tw) // 2, y + top + th)
     cv2.putText(out, box.text, origin, FONT, box.scale, (0, 0, 0), box.thickness, cv2.LINE_AA)
